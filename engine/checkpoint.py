@@ -1,0 +1,106 @@
+"""Checkpoints: one file of plain values (tensors, numbers, strings, lists, dicts).
+
+Saving writes a temporary file beside the target, flushes it to disk and renames it over
+the target, so a crash at any moment leaves either the old file or the new one, whole.
+Loading uses torch.load(weights_only=True): a checkpoint cannot run code, and every problem
+becomes one CheckpointError sentence naming the file.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "reverse-tui checkpoint v1"
+REQUIRED = ("format", "model", "config", "vocab", "epoch", "history")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one line for the user."""
+
+
+def save_atomic(payload: dict, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    # make the rename itself durable
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def load(path: str | os.PathLike) -> dict:
+    """Read and check a checkpoint; raise CheckpointError with a readable reason."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unpickling refused"
+        raise CheckpointError(f"{path}: refused to load: it holds more than plain data "
+                              f"(weights_only=True: {first[:160]})") from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, AttributeError,
+            UnicodeDecodeError, IndexError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: "
+                              f"{type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a reverse-tui checkpoint of this version "
+                              f"(expected format {FORMAT!r})")
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
+    return payload
+
+
+class Loaded:
+    """A model restored from a checkpoint, ready to decode."""
+
+    def __init__(self, model, vocab, config, payload: dict, path: Path):
+        self.model, self.vocab, self.config, self.payload, self.path = model, vocab, config, payload, path
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> Loaded:
+    """Checkpoint -> eval-mode model; any mismatch is a CheckpointError naming the file."""
+    from .config import Config
+    from .data import Vocab
+    from .model import Seq2Seq
+
+    path = Path(path)
+    payload = load(path)
+    try:
+        cfg = Config.from_dict(payload["config"])
+        vocab = Vocab(payload["vocab"])
+        model = Seq2Seq(len(vocab), cfg, attention=bool(payload.get("attention", True)))
+        model.load_state_dict(payload["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: weights do not fit its configuration or vocabulary ({reason})") from None
+    model.to(device).eval()
+    return Loaded(model, vocab, cfg, payload, path)

@@ -1,0 +1,103 @@
+"""Evaluation: batched greedy decoding, exact match overall and by length, examples."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data import PairDataset, Vocab, tokenize
+from .model import Seq2Seq
+
+
+@dataclass
+class SentenceResult:
+    source: list[str]      # input words as the model saw them
+    output: list[str]      # the model's words (EOS stripped)
+    reference: list[str]   # the true reversal
+    attention: np.ndarray  # (steps, n + 1): a row per decoder step up to EOS, a column per input word and EOS
+    steps: int             # decoder steps taken (including the EOS step)
+
+    @property
+    def match(self) -> bool:
+        return self.output == self.reference
+
+    @property
+    def source_tokens(self) -> list[str]:
+        return self.source + ["<eos>"]
+
+    @property
+    def output_tokens(self) -> list[str]:
+        """Row labels: one per decoder step (the last one is <eos> when the model stopped)."""
+        return (self.output + ["<eos>"])[: self.steps]
+
+
+@dataclass
+class EvalResult:
+    results: list[SentenceResult]
+    seconds: float
+    counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # length -> (correct, total)
+
+    @property
+    def exact_match(self) -> float:
+        return sum(r.match for r in self.results) / max(1, len(self.results))
+
+    @property
+    def per_length(self) -> dict[int, float]:
+        return {n: c / t for n, (c, t) in sorted(self.counts.items())}
+
+
+@torch.no_grad()
+def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
+           device: torch.device, batch_size: int = 500, attend: bool | None = None) -> list[SentenceResult]:
+    """Greedy-decode sentences in length-grouped batches; results in the input order."""
+    model.eval()
+    ds = PairDataset(sentences, vocab)
+    results: list[SentenceResult | None] = [None] * len(ds)
+    for batch in ds.batches(batch_size):
+        b = batch.to(device)
+        out = model.greedy(b.src, b.src_len, attend=attend)
+        tokens, attn, length = out.tokens.cpu(), out.attention.float().cpu(), out.length.cpu()
+        for j, row in enumerate(batch.index.tolist()):
+            n_src, steps = int(batch.src_len[j]), int(length[j])
+            src = ds.sentences[row]
+            results[row] = SentenceResult(
+                source=list(src),
+                output=vocab.decode(tokens[j, :steps].tolist()),
+                reference=ds.references(row),
+                attention=attn[j, :steps, :n_src].numpy(),
+                steps=steps)
+    return results  # type: ignore[return-value]
+
+
+def evaluate(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
+             device: torch.device, batch_size: int = 500, attend: bool | None = None) -> EvalResult:
+    t0 = time.perf_counter()
+    results = decode(model, vocab, sentences, device, batch_size, attend)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for r in results:
+        counts[len(r.source)][0] += r.match
+        counts[len(r.source)][1] += 1
+    return EvalResult(results, seconds, {n: (c, t) for n, (c, t) in sorted(counts.items())})
+
+
+def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device) -> SentenceResult:
+    """One sentence, tokenised by the project's rule (engine.data.tokenize)."""
+    words = tokenize(text)
+    if not words:
+        raise ValueError("no words in the input (a word is a run of letters or digits)")
+    return decode(model, vocab, [words], device, batch_size=1)[0]
+
+
+def format_example(r: SentenceResult) -> str:
+    """The notebook's example block."""
+    return (f'Input: "{" ".join(r.source)}"\n'
+            f'Output: "{" ".join(r.output)}"\n'
+            f'Reference: "{" ".join(r.reference)}"\n'
+            f'{"match" if r.match else "no match"}')

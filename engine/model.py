@@ -1,0 +1,239 @@
+"""GRU encoder-decoder with Bahdanau (additive) attention.
+
+Shapes: B batch, S source length (words + EOS), T target steps, E embedding size,
+H hidden size, K encoder output size (H, or 2H when bidirectional), A attention size, V vocab.
+
+Padding never changes an answer: the encoder runs packed sequences when lengths differ (so
+a sentence's states never see the padding after it), and attention masks every padded
+position to exactly zero weight. A sentence decodes the same alone or in any batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .config import Config
+from .data import EOS, PAD, SOS
+
+
+class Encoder(nn.Module):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int,
+                 dropout: float, bidirectional: bool):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.gru = nn.GRU(embed_dim, hidden_dim, layers, batch_first=True,
+                          dropout=dropout if layers > 1 else 0.0, bidirectional=bidirectional)
+        self.out_dim = hidden_dim * (2 if bidirectional else 1)
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor):
+        x = self.dropout(self.embedding(src))  # (B, S, E)
+        if bool((src_len == src.size(1)).all()):
+            out, hidden = self.gru(x)  # no padding in this batch: the fast path
+        else:
+            packed = pack_padded_sequence(x, src_len.cpu(), batch_first=True, enforce_sorted=False)
+            out, hidden = self.gru(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        return out, hidden  # (B, S, K), (layers * dirs, B, H)
+
+
+class BahdanauAttention(nn.Module):
+    """score(s, h_j) = v . tanh(W_h h_j + W_s s); weights = softmax over real positions;
+    context = sum_j weights_j h_j."""
+
+    def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int):
+        super().__init__()
+        self.W_h = nn.Linear(enc_dim, attn_dim, bias=False)
+        self.W_s = nn.Linear(dec_dim, attn_dim, bias=True)
+        self.v = nn.Linear(attn_dim, 1, bias=False)
+
+    def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
+        # W_h h_j does not depend on the decoder step: computed once per batch.
+        return self.W_h(enc_out)  # (B, S, A)
+
+    def forward(self, s: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
+                mask: torch.Tensor):
+        # s (B, H) previous decoder state
+        return self.attend(self.W_s(s), keys, enc_out, mask)
+
+    def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
+               mask: torch.Tensor):
+        # query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real
+        scores = self.v(torch.tanh(keys + query.unsqueeze(1))).squeeze(-1)  # (B, S)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
+        context = torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1)  # (B, K)
+        return context, weights
+
+
+def uniform_attention(enc_out: torch.Tensor, mask: torch.Tensor):
+    """The no-attention control: every real position weighted equally (the mean of the
+    encoder outputs), whatever the decoder state."""
+    weights = mask.float() / mask.sum(dim=1, keepdim=True)  # (B, S)
+    return torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1), weights
+
+
+class Decoder(nn.Module):
+    """A GRU decoder that reads [word embedding; attention context] at every step.
+
+    The GRU is written out (same equations and gate order as torch.nn.GRU) so that a step
+    does only the work that depends on the step:
+      - the embedding half of the first layer's input projection is one matmul over all
+        teacher-forced steps at once (`embed_inputs`), not one per step;
+      - the top layer's recurrent projection and the attention query W_s s share one matmul,
+        since both read the previous top state s.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, enc_dim: int,
+                 layers: int, dropout: float):
+        super().__init__()
+        H = hidden_dim
+        self.hidden_dim, self.layers = H, layers
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.attention = BahdanauAttention(enc_dim, H, H)
+        # first layer input = [embedding; context]; its input weights are split by part
+        self.W_ie = nn.Parameter(torch.empty(3 * H, embed_dim))
+        self.W_ic = nn.Parameter(torch.empty(3 * H, enc_dim))
+        self.W_ih = nn.ParameterList([nn.Parameter(torch.empty(3 * H, H)) for _ in range(layers - 1)])
+        self.W_hh = nn.ParameterList([nn.Parameter(torch.empty(3 * H, H)) for _ in range(layers)])
+        self.b_ih = nn.ParameterList([nn.Parameter(torch.empty(3 * H)) for _ in range(layers)])
+        self.b_hh = nn.ParameterList([nn.Parameter(torch.empty(3 * H)) for _ in range(layers)])
+        bound = 1.0 / math.sqrt(H)  # torch.nn.GRU's initialisation
+        for p in [self.W_ie, self.W_ic, *self.W_ih, *self.W_hh, *self.b_ih, *self.b_hh]:
+            nn.init.uniform_(p, -bound, bound)
+        # The output layer reads the new state and the context it attended to, so the word
+        # just looked at reaches the prediction without squeezing through the GRU state.
+        self.out = nn.Linear(H + enc_dim, vocab_size)
+
+    def embed_inputs(self, y: torch.Tensor) -> torch.Tensor:
+        """Embedding half of the first layer's input projection, for any number of steps.
+        y (B, T) or (B,) -> (B, T, 3H) or (B, 3H)"""
+        return F.linear(self.dropout(self.embedding(y)), self.W_ie, self.b_ih[0])
+
+    def fused_top_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[W_hh of the top layer; W_s] and their biases, stacked once per batch so that one
+        matmul per step gives both the top layer's recurrent projection and the query."""
+        return (torch.cat([self.W_hh[-1], self.attention.W_s.weight], 0),
+                torch.cat([self.b_hh[-1], self.attention.W_s.bias], 0))
+
+    @staticmethod
+    def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        # torch.nn.GRU's equations: r, z, n gates in that order
+        i_r, i_z, i_n = gi.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        return n + z * (h - n)
+
+    def step(self, gi_emb: torch.Tensor, hidden: torch.Tensor, keys: torch.Tensor,
+             enc_out: torch.Tensor, mask: torch.Tensor, top: tuple[torch.Tensor, torch.Tensor],
+             attend: bool = True):
+        """One decoder step: attend with the previous top state, then advance the GRU.
+        gi_emb (B, 3H) from embed_inputs; hidden (layers, B, H); top from fused_top_weights()
+        -> top state (B, H), context (B, K), new hidden (layers, B, H), weights (B, S)"""
+        gh_top, query = F.linear(hidden[-1], *top).split([3 * self.hidden_dim, self.hidden_dim], -1)
+        if attend:
+            context, weights = self.attention.attend(query, keys, enc_out, mask)
+        else:
+            context, weights = uniform_attention(enc_out, mask)
+        x = gi_emb + F.linear(context, self.W_ic)  # (B, 3H)
+        new = []
+        for l in range(self.layers):
+            h = hidden[l]
+            gh = gh_top if l == self.layers - 1 else F.linear(h, self.W_hh[l], self.b_hh[l])
+            h = self._gru(x, gh, h)
+            new.append(h)
+            if l + 1 < self.layers:
+                x = F.linear(self.dropout(h), self.W_ih[l], self.b_ih[l + 1])
+        return h, context, torch.stack(new), weights
+
+    def logits(self, state: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.cat([state, context], dim=-1))  # (..., V)
+
+
+@dataclass
+class Decoded:
+    tokens: torch.Tensor     # (B, T) predicted ids, EOS then PAD after it
+    attention: torch.Tensor  # (B, T, S) the weights that produced each step
+    length: torch.Tensor     # (B,) steps up to and including EOS (T if EOS never came)
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, vocab_size: int, cfg: Config, attention: bool = True):
+        super().__init__()
+        self.use_attention = attention
+        self.encoder = Encoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.layers,
+                               cfg.dropout, cfg.bidirectional)
+        self.decoder = Decoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, self.encoder.out_dim,
+                               cfg.layers, cfg.dropout)
+        # A bidirectional encoder has two final states per layer: a learned bridge joins them.
+        self.bridge = (nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim)
+                       if cfg.bidirectional else None)
+        self.layers = cfg.layers
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor):
+        enc_out, hidden = self.encoder(src, src_len)
+        if self.bridge is not None:
+            L, B, H = self.layers, hidden.size(1), hidden.size(2)
+            both = hidden.view(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H)
+            hidden = torch.tanh(self.bridge(both))  # (layers, B, H)
+        mask = torch.arange(src.size(1), device=src.device)[None, :] < src_len[:, None]  # (B, S)
+        keys = self.decoder.attention.project_keys(enc_out)
+        return enc_out, hidden.contiguous(), keys, mask
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
+                teacher_forcing: list[bool]):
+        """Training pass. teacher_forcing[t] says whether step t reads the true previous word
+        (step 0 always reads SOS). Returns logits (B, T, V) and attention (B, T, S)."""
+        enc_out, hidden, keys, mask = self.encode(src, src_len)
+        T = tgt_in.size(1)
+        top = self.decoder.fused_top_weights()
+        forced = self.decoder.embed_inputs(tgt_in)  # (B, T, 3H): all teacher-forced inputs at once
+        gi = forced[:, 0]
+        states, contexts, attn = [], [], []
+        for t in range(T):
+            s, c, hidden, w = self.decoder.step(gi, hidden, keys, enc_out, mask, top, self.use_attention)
+            states.append(s)
+            contexts.append(c)
+            attn.append(w)
+            if t + 1 < T:
+                # the output layer runs here only when the next input is the model's own guess
+                gi = (forced[:, t + 1] if teacher_forcing[t + 1]
+                      else self.decoder.embed_inputs(self.decoder.logits(s, c).argmax(-1)))
+        logits = self.decoder.logits(torch.stack(states, 1), torch.stack(contexts, 1))  # (B, T, V)
+        return logits, torch.stack(attn, 1)
+
+    @torch.no_grad()
+    def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
+               attend: bool | None = None) -> Decoded:
+        """Batched greedy decoding; stops as soon as every sentence has emitted EOS or used
+        its step budget (2n + 5 for n source tokens, from its real length, so padding cannot
+        change it). attend=False swaps the learned attention for uniform weights (an ablation)."""
+        attend = self.use_attention if attend is None else attend
+        enc_out, hidden, keys, mask = self.encode(src, src_len)
+        top = self.decoder.fused_top_weights()
+        B = src.size(0)
+        budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
+        y = torch.full((B,), SOS, dtype=torch.long, device=src.device)
+        done = torch.zeros(B, dtype=torch.bool, device=src.device)
+        length = budget.clone()
+        tokens, attn = [], []
+        for t in range(int(budget.max())):
+            s, c, hidden, w = self.decoder.step(self.decoder.embed_inputs(y), hidden, keys,
+                                                enc_out, mask, top, attend)
+            y = self.decoder.logits(s, c).argmax(-1).masked_fill(done, PAD)  # (B,)
+            tokens.append(y)
+            attn.append(w)
+            newly = (y == EOS) & ~done
+            length = torch.where(newly, torch.full_like(length, t + 1), length)
+            done = done | newly | (budget <= t + 1)
+            if bool(done.all()):
+                break
+        return Decoded(torch.stack(tokens, 1), torch.stack(attn, 1), length)

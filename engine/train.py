@@ -1,0 +1,182 @@
+"""The training loop, shared by the terminal app and the headless run.
+
+`Trainer.run()` is a generator: it yields a `BatchDone` after every batch and an `EpochDone`
+after every epoch. The caller decides what to do with them (post Textual messages, print
+log lines) and stops training simply by no longer iterating: the best model is already on
+disk, since it is saved the moment validation improves.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import FORMAT, save_atomic
+from .config import Config
+from .data import PAD, PairDataset, Splits, Vocab, builtin_splits
+from .model import Seq2Seq
+from .optim import Adam, clip_grad_norm, scheduled_lr
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, epoch: int, batch: int):
+        super().__init__(f"the training loss became NaN or infinite at epoch {epoch}, batch {batch}; "
+                         "stopped (the best checkpoint saved before is unchanged)")
+        self.epoch, self.batch = epoch, batch
+
+
+@dataclass
+class BatchDone:
+    epoch: int
+    batch: int    # 1-based
+    batches: int
+
+
+@dataclass
+class EpochDone:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_exact_match: float
+    seconds: float
+    grad_norm: float      # mean pre-clipping gradient norm over the epoch's batches
+    grad_norm_max: float
+    tokens: int           # target tokens trained on
+    best: bool            # this epoch's model was saved as the best so far
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA device")
+    return torch.device(name)
+
+
+def masked_loss(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over real target tokens; PAD positions give zero loss and gradient."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=PAD)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, checkpoint_path: str | Path, splits: Splits | None = None,
+                 device: torch.device | None = None):
+        cfg.validate()
+        self.cfg = cfg
+        self.device = device or resolve_device(cfg.device)
+        self.checkpoint_path = Path(checkpoint_path)
+        torch.manual_seed(cfg.seed)
+        self.splits = splits or builtin_splits(cfg.train_size, cfg.val_size, cfg.test_size,
+                                               cfg.min_len, cfg.max_len, cfg.seed)
+        self.vocab = Vocab.build(self.splits.train)
+        self.train_set = PairDataset(self.splits.train, self.vocab)
+        self.val_set = PairDataset(self.splits.val, self.vocab)
+        self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)
+        self.optimizer = Adam(self.model.parameters(), lr=cfg.lr)
+        self.rng = torch.Generator().manual_seed(cfg.seed + 1)  # batch order, teacher forcing
+        self.history: list[dict] = []
+        self.best_val_loss = math.inf
+        self.best_epoch: int | None = None
+
+    # -- one epoch of training, read top to bottom ------------------------------------------
+    def train_epoch(self, epoch: int) -> Iterator[BatchDone]:
+        cfg, model = self.cfg, self.model
+        model.train()
+        n = self.train_set.num_batches(cfg.batch_size)
+        loss_sum = torch.zeros((), device=self.device)
+        norm_sum = torch.zeros((), device=self.device)
+        norm_max = torch.zeros((), device=self.device)
+        first_bad = torch.tensor(-1, device=self.device)
+        self._tokens = 0
+        for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
+            b = batch.to(self.device)
+            forcing = (torch.rand(b.tgt.size(1), generator=self.rng) < cfg.teacher_forcing).tolist()
+            logits, _ = model(b.src, b.src_len, b.tgt_in, forcing)  # (B, T, V)
+            loss = masked_loss(logits, b.tgt)
+            self.optimizer.zero_grad()
+            loss.backward()
+            norm = clip_grad_norm(model.parameters(), cfg.clip)
+            self.optimizer.lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.optimizer.t,
+                                             cfg.epochs * n)
+            self.optimizer.step()
+            # bookkeeping stays on the device: no .item() per batch
+            loss = loss.detach()
+            loss_sum += loss
+            norm_sum += norm
+            norm_max = torch.maximum(norm_max, norm)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i + 1, first_bad)
+            self._tokens += int(batch.src_len.sum())  # the CPU copy: no device sync
+            yield BatchDone(epoch, i + 1, n)
+        if int(first_bad) >= 0:
+            raise NonFiniteLoss(epoch, int(first_bad))
+        self._train_stats = (float(loss_sum) / n, float(norm_sum) / n, float(norm_max))
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        """Loss and exact match with the model feeding itself (no teacher forcing), in one
+        pass: a sentence matches when its first T argmax tokens equal the target and EOS."""
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        tokens = 0
+        for batch in self.val_set.batches(self.cfg.batch_size):
+            b = batch.to(self.device)
+            logits, _ = self.model(b.src, b.src_len, b.tgt_in, [False] * b.tgt.size(1))
+            n_tok = int((b.tgt != PAD).sum())
+            loss_sum += masked_loss(logits, b.tgt) * n_tok
+            tokens += n_tok
+            pred = logits.argmax(-1)
+            correct += ((pred == b.tgt) | (b.tgt == PAD)).all(dim=1).sum()
+        return float(loss_sum) / tokens, int(correct) / len(self.val_set)
+
+    # -- the run -----------------------------------------------------------------------------
+    def run(self) -> Iterator[BatchDone | EpochDone]:
+        cfg = self.cfg
+        bad_epochs = 0
+        start = len(self.history) + 1
+        for epoch in range(start, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            yield from self.train_epoch(epoch)
+            train_loss, norm_mean, norm_max = self._train_stats
+            val_loss, val_em = self.validate()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            best = val_loss < self.best_val_loss
+            done = EpochDone(epoch, train_loss, val_loss, val_em, seconds, norm_mean, norm_max,
+                             self._tokens, best)
+            self.history.append(done.as_dict())
+            if best:
+                self.best_val_loss, self.best_epoch = val_loss, epoch
+                self.save(self.checkpoint_path)
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+            yield done
+            if cfg.patience and bad_epochs >= cfg.patience:
+                return
+
+    def payload(self) -> dict:
+        return {
+            "format": FORMAT,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": {k: [t.cpu() for t in v] if isinstance(v, list) else v
+                          for k, v in self.optimizer.state_dict().items()},
+            "config": self.cfg.to_dict(),
+            "vocab": self.vocab.words(),
+            "epoch": len(self.history),
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "history": [dict(h) for h in self.history],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        return save_atomic(self.payload(), path)

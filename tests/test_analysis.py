@@ -1,0 +1,64 @@
+"""The analysis is computed from the attention: different attention, different numbers."""
+import numpy as np
+
+from engine.analysis import attention_stats, write_analysis
+from engine.evaluate import SentenceResult, format_example
+
+
+def result(words, attention, output=None):
+    ref = words[::-1]
+    out = ref if output is None else output
+    return SentenceResult(list(words), list(out), ref, np.asarray(attention, dtype=float), len(out) + 1)
+
+
+def mirrored(n, sharp=1.0):
+    """Perfect reversal attention for n words (+ the EOS step), with `sharp` on the mirror."""
+    A = np.full((n + 1, n + 1), (1 - sharp) / n)
+    for t in range(n):
+        A[t, n - 1 - t] = sharp
+    A[n] = 0
+    A[n, n] = 1.0
+    return A / A.sum(1, keepdims=True)
+
+
+def shifted(n):
+    """Every step looks one to the right of the mirror (the notebook's model's habit)."""
+    A = np.zeros((n + 1, n + 1))
+    for t in range(n):
+        A[t, n - t] = 0.7
+        A[t, n - 1 - t] = 0.3
+    A[n, 0] = 1.0
+    return A
+
+
+def test_example_block_has_the_notebooks_exact_form():
+    r = result("the cat sat".split(), mirrored(3))
+    assert format_example(r) == 'Input: "the cat sat"\nOutput: "sat cat the"\nReference: "sat cat the"\nmatch'
+    bad = result("the cat sat".split(), mirrored(3), output="sat the".split())
+    assert format_example(bad).splitlines() == ['Input: "the cat sat"', 'Output: "sat the"',
+                                                'Reference: "sat cat the"', "no match"]
+
+
+def test_analysis_numbers_follow_the_attention():
+    words = ["the", "cat", "sat", "on", "mat"]
+    good = attention_stats([result(words, mirrored(5))])
+    off = attention_stats([result(words, shifted(5))])
+    assert good["mirror_peak_rate"] == 1.0 and off["mirror_peak_rate"] == 0.0
+    assert good["mirror_weight_mean"] > 0.99 and abs(off["mirror_weight_mean"] - 0.3) < 1e-9
+    assert off["peak_offsets"] == {"1": 1.0}
+    assert good["eos_step"]["peak_at"] == {"eos": 1.0} and off["eos_step"]["peak_at"] == {"first word": 1.0}
+    soft = attention_stats([result(words, mirrored(5, sharp=0.5))])
+    assert good["entropy_ratio_mean"] < soft["entropy_ratio_mean"]
+    text_good, text_off = write_analysis(good, 0.1), write_analysis(off, 0.1)
+    assert text_good != text_off
+    assert "100.0% of word steps" in text_good and "0.0% of word steps" in text_off
+    assert "right-hand neighbour (+1)" in text_off
+
+
+def test_analysis_by_length_and_uniform_ablation_are_reported():
+    rs = [result("the cat sat".split(), mirrored(3)), result("a b c d e f".replace("a", "old").split(), shifted(6))]
+    s = attention_stats(rs)
+    assert set(s["by_length"]) == {3, 6}
+    assert s["by_length"][3]["mirror_peak_rate"] == 1.0 and s["by_length"][6]["mirror_peak_rate"] == 0.0
+    text = write_analysis(s, uniform_exact_match=0.02)
+    assert "2.0%" in text and "| 3 |" in text and "| 6 |" in text

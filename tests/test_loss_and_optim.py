@@ -1,0 +1,105 @@
+"""Masked loss, the hand-written Adam against torch.optim.Adam, clipping, the LR schedule."""
+import torch
+
+from engine.config import Config
+from engine.data import PAD, PairDataset, Vocab, WORDS
+from engine.model import Seq2Seq
+from engine.optim import Adam, clip_grad_norm, scheduled_lr
+from engine.train import masked_loss
+
+
+def test_padded_targets_give_zero_loss_and_zero_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7, requires_grad=True)
+    tgt = torch.tensor([[4, 5, 2, PAD, PAD], [4, 6, 5, 5, 2]])
+    loss = masked_loss(logits, tgt)
+    loss.backward()
+    assert torch.all(logits.grad[0, 3:] == 0)
+    assert torch.all(logits.grad[0, :3].abs().sum(-1) > 0)
+    # changing logits at padded positions changes nothing
+    other = logits.detach().clone()
+    other[0, 3:] = 100 * torch.randn(2, 7)
+    torch.testing.assert_close(masked_loss(other, tgt), loss.detach())
+    # and the mean is over the 8 real tokens only
+    per_token = torch.nn.functional.cross_entropy(logits.detach().reshape(-1, 7), tgt.reshape(-1), reduction="none")
+    torch.testing.assert_close(loss.detach(), per_token[tgt.reshape(-1) != PAD].mean())
+
+
+def _model_and_batch(seed=0):
+    torch.manual_seed(seed)
+    cfg = Config(embed_dim=16, hidden_dim=24, layers=2, bidirectional=True)
+    vocab = Vocab(WORDS)
+    model = Seq2Seq(len(vocab), cfg)
+    ds = PairDataset(["the cat sat on".split(), "big red car".split(), "a dog".replace("a", "old").split()], vocab)
+    return model, ds.batch(torch.arange(3))
+
+
+def test_adam_matches_torch_optim_adam_over_100_steps():
+    ours_model, batch = _model_and_batch()
+    ref_model, _ = _model_and_batch()
+    ours = Adam(ours_model.parameters(), lr=3e-3, betas=(0.85, 0.995), eps=1e-7)
+    ref = torch.optim.Adam(ref_model.parameters(), lr=3e-3, betas=(0.85, 0.995), eps=1e-7)
+    forcing = [True] * batch.tgt.size(1)
+    for _ in range(100):
+        for model, opt in ((ours_model, ours), (ref_model, ref)):
+            opt.zero_grad()
+            logits, _ = model(batch.src, batch.src_len, batch.tgt_in, forcing)
+            masked_loss(logits, batch.tgt).backward()
+            opt.step()
+    for (name, p), q in zip(ours_model.named_parameters(), ref_model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6, rtol=0), name
+    # and it did move the weights
+    start, _ = _model_and_batch()
+    assert any(not torch.allclose(p, q) for p, q in zip(ours_model.parameters(), start.parameters()))
+
+
+def test_adam_state_dict_round_trip_continues_identically():
+    m1, batch = _model_and_batch()
+    o1 = Adam(m1.parameters(), lr=1e-2)
+    forcing = [True] * batch.tgt.size(1)
+
+    def step(model, opt):
+        opt.zero_grad()
+        masked_loss(model(batch.src, batch.src_len, batch.tgt_in, forcing)[0], batch.tgt).backward()
+        opt.step()
+
+    for _ in range(3):
+        step(m1, o1)
+    m2, _ = _model_and_batch()
+    m2.load_state_dict(m1.state_dict())
+    o2 = Adam(m2.parameters(), lr=1e-2)
+    o2.load_state_dict(o1.state_dict())
+    for _ in range(3):
+        step(m1, o1)
+        step(m2, o2)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_clipping_caps_the_norm_and_returns_the_norm_before():
+    model, batch = _model_and_batch()
+    logits, _ = model(batch.src, batch.src_len, batch.tgt_in, [True] * batch.tgt.size(1))
+    (1000 * masked_loss(logits, batch.tgt)).backward()
+    before = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
+    assert before > 1.0
+    returned = clip_grad_norm(model.parameters(), 1.0)
+    torch.testing.assert_close(returned, before)
+    after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
+    assert after <= 1.0 + 1e-5
+    # a small gradient is left alone
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(0.1 / float(after))
+    g0 = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    clip_grad_norm(model.parameters(), 1.0)
+    for a, p in zip(g0, [p for p in model.parameters() if p.grad is not None]):
+        torch.testing.assert_close(a, p.grad)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_a_twentieth():
+    lrs = [scheduled_lr(1.0, "cosine", s, 100) for s in range(100)]
+    assert lrs[0] < lrs[4] <= 1.0
+    assert max(lrs) == 1.0
+    assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))
+    assert abs(lrs[-1] - 0.05) < 0.01
+    assert scheduled_lr(0.3, "constant", 57, 100) == 0.3

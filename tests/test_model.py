@@ -1,0 +1,97 @@
+"""The model's contract: padding never changes an answer, attention is a proper
+distribution over real tokens, the context is its weighted sum, and the hand-written GRU
+follows torch.nn.GRU's equations."""
+import pytest
+import torch
+
+from engine.config import Config
+from engine.data import EOS, PAD, PairDataset, Vocab, WORDS
+from engine.model import Seq2Seq
+
+
+def make(cfg_kwargs=None, seed=0):
+    torch.manual_seed(seed)
+    cfg = Config(embed_dim=16, hidden_dim=24, **(cfg_kwargs or {}))
+    vocab = Vocab(WORDS)
+    return Seq2Seq(len(vocab), cfg).eval(), vocab
+
+
+ARCHS = [{}, {"bidirectional": True}, {"layers": 2, "dropout": 0.1}, {"layers": 2, "bidirectional": True}]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_same_output_alone_in_a_batch_and_padded(arch):
+    model, vocab = make(arch)
+    target = "the cat sat on the mat".split()
+    longer = ["the quick brown fox jumps over the lazy dog on".split(), "big red car".split()]
+    alone = PairDataset([target], vocab)
+    a = model.greedy(alone.src, alone.src_len)
+
+    # inside a batch with longer sentences: target row is padded on the right
+    mixed = PairDataset([longer[0], target, longer[1]], vocab)
+    rows = torch.arange(3)
+    b = mixed.batch(rows)
+    assert b.src.size(1) > alone.src.size(1)
+    m = model.greedy(b.src, b.src_len)
+
+    # the same sentence padded to any width
+    wide = torch.full((1, 15), PAD, dtype=torch.long)
+    wide[0, : alone.src.size(1)] = alone.src[0]
+    w = model.greedy(wide, alone.src_len)
+
+    steps = int(a.length[0])
+    S = int(alone.src_len[0])
+    for other, row in ((m, 1), (w, 0)):
+        assert int(other.length[row]) == steps
+        assert torch.equal(other.tokens[row, :steps], a.tokens[0, :steps])
+        torch.testing.assert_close(other.attention[row, :steps, :S], a.attention[0, :steps, :S],
+                                   atol=1e-5, rtol=1e-4)
+        assert torch.all(other.attention[row, :steps, S:] == 0)
+
+
+def test_attention_is_a_distribution_over_real_tokens_and_context_is_weighted_sum():
+    model, vocab = make({"bidirectional": True})
+    ds = PairDataset(["a b c".replace("a", "the").replace("b", "cat").replace("c", "sat").split(),
+                      "the quick brown fox jumps over".split()], vocab)
+    b = ds.batch(torch.arange(2))
+    enc_out, hidden, keys, mask = model.encode(b.src, b.src_len)
+    query = model.decoder.attention.W_s(hidden[-1])
+    context, weights = model.decoder.attention.attend(query, keys, enc_out, mask)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+    assert torch.all(weights[~mask] == 0)
+    assert torch.all(weights[mask] > 0)
+    torch.testing.assert_close(context, (weights.unsqueeze(-1) * enc_out).sum(1))
+    # the attention score is v . tanh(W_h h_j + W_s s), computed by hand
+    att = model.decoder.attention
+    scores = att.v(torch.tanh(att.W_h(enc_out) + att.W_s(hidden[-1]).unsqueeze(1))).squeeze(-1)
+    expected = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1)
+    torch.testing.assert_close(weights, expected)
+
+
+def test_decoder_gru_matches_torch_grucell():
+    model, _ = make()
+    dec = model.decoder
+    H, E, K = 24, 16, 24
+    cell = torch.nn.GRUCell(E + K, H)
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.cat([dec.W_ie, dec.W_ic], 1))
+        cell.weight_hh.copy_(dec.W_hh[0])
+        cell.bias_ih.copy_(dec.b_ih[0])
+        cell.bias_hh.copy_(dec.b_hh[0])
+    emb, ctx, h = torch.randn(5, E), torch.randn(5, K), torch.randn(5, H)
+    gi = torch.nn.functional.linear(emb, dec.W_ie, dec.b_ih[0]) + torch.nn.functional.linear(ctx, dec.W_ic)
+    gh = torch.nn.functional.linear(h, dec.W_hh[0], dec.b_hh[0])
+    torch.testing.assert_close(dec._gru(gi, gh, h), cell(torch.cat([emb, ctx], 1), h))
+
+
+def test_greedy_stops_when_every_sentence_has_emitted_eos():
+    model, vocab = make()
+    ds = PairDataset(["the cat sat".split(), "big dog ran fast".split()], vocab)
+    out = model.greedy(*(lambda b: (b.src, b.src_len))(ds.batch(torch.arange(2))))
+    T = out.tokens.size(1)
+    # either it ran to the step limit or the last step finished the last open sentence
+    assert T == 2 * 5 + 5 or bool(((out.tokens == EOS).any(1)).all())
+    # after a sentence's EOS only PAD follows
+    for i in range(2):
+        n = int(out.length[i])
+        assert torch.all(out.tokens[i, n:] == PAD)

@@ -1,0 +1,130 @@
+"""Command line: `reverse-tui [flags]` (app), `reverse-tui --no-ui [flags]` (headless),
+`reverse-tui probe --checkpoint PATH "some words"` (one-shot probe)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+from engine.config import Config
+
+DEFAULT_CHECKPOINT = Path("checkpoints") / "best.pt"
+DEFAULT_OUT = Path("runs") / "latest"
+
+# flag -> help; every Config field gets one, named as in the baseline script
+HELP = {
+    "epochs": "training epochs (most; see --patience)",
+    "train_size": "training sentences in the built-in corpus",
+    "val_size": "validation sentences (pick the best model, early stopping)",
+    "test_size": "test sentences (exact match, examples, analysis)",
+    "min_len": "shortest sentence, in words",
+    "max_len": "longest sentence, in words",
+    "embed_dim": "word embedding size",
+    "hidden_dim": "GRU hidden size (encoder and decoder)",
+    "layers": "GRU layers in encoder and decoder",
+    "dropout": "dropout on embeddings and between GRU layers",
+    "bidirectional": "bidirectional encoder (--no-bidirectional for one direction)",
+    "lr": "peak learning rate of the hand-written Adam",
+    "lr_schedule": "cosine (warm-up, then decay to lr/20) or constant",
+    "batch_size": "sentences per batch (batches group sentences of equal length)",
+    "teacher_forcing": "probability that a decoder step reads the true previous word (0-1)",
+    "clip": "max-norm gradient clipping threshold",
+    "patience": "stop after this many epochs without a better validation loss (0: never)",
+    "seed": "random seed: the same seed gives the same data and losses on CPU",
+    "device": "auto (CUDA when available), cpu or cuda",
+}
+
+
+def _type_name(t) -> str:
+    return {"int": "N", "float": "X", "str": "NAME"}.get(getattr(t, "__name__", str(t)), "V")
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training (defaults: reverse-tui's; --preset notebook for the notebook's)")
+    g.add_argument("--preset", choices=["default", "notebook"], default="default",
+                   help="start from reverse-tui's defaults or the seed notebook's hyperparameters "
+                        "(embed 128, hidden 256, 2 layers, dropout 0.1, lr 1e-3 constant, 30 epochs)")
+    defaults = Config()
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"{HELP[f.name]} (default: {getattr(defaults, f.name)})")
+            continue
+        typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
+        extra = {"choices": ["auto", "cpu", "cuda"]} if f.name == "device" else {}
+        if f.name == "lr_schedule":
+            extra = {"choices": ["cosine", "constant"]}
+        g.add_argument(flag, type=typ, default=None, metavar=_type_name(typ) if not extra else None,
+                       help=f"{HELP[f.name]} (default: {getattr(defaults, f.name)})", **extra)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    base = Config.notebook() if args.preset == "notebook" else Config()
+    overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    return replace(base, **overrides)
+
+
+def main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="reverse-tui",
+        description="Train, watch and probe a GRU encoder-decoder with Bahdanau attention that "
+                    "reverses the word order of sentences. Opens the terminal app; --no-ui runs "
+                    "the whole job headless. One-shot probe: reverse-tui probe --checkpoint PATH \"words\".",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--no-ui", action="store_true",
+                   help="run headless: per-epoch log lines, then test exact match, examples and artefacts in --out")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help=f"where the best model is saved (default {DEFAULT_CHECKPOINT}); with the app, "
+                        "an existing checkpoint given here opens straight on the probe screen")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="directory for attention_heatmap.png, loss_curve.png, metrics.csv, analysis.md, report.json")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores)")
+    add_config_flags(p)
+    return p
+
+
+def probe_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reverse-tui probe",
+                                description="Print a trained model's reversal of one sentence.")
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained model")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument("--grid", action="store_true", help="also print the attention weights as a table")
+    p.add_argument("sentence", nargs="+", help="the words to reverse (quote them or not)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["probe"]:
+        from .probe_cli import run_probe
+        return run_probe(probe_parser(), argv[1:])
+    parser = main_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        cfg.validate()
+        from engine.train import resolve_device
+        resolve_device(cfg.device)
+    except ValueError as e:
+        parser.error(str(e))  # usage + one line, exit 2
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.no_ui:
+        from .headless import run_headless
+        return run_headless(cfg, args)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("reverse-tui: not a terminal (stdin or stdout is redirected); "
+              "use `reverse-tui --no-ui` for the headless run", file=sys.stderr)
+        return 2
+    try:
+        from .app import ReverseApp
+    except ImportError as e:
+        print(f"reverse-tui: the terminal app needs textual ({e}); use --no-ui", file=sys.stderr)
+        return 2
+    return ReverseApp(cfg, args).run() or 0
+
+
+def entry() -> None:
+    sys.exit(main())
