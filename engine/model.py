@@ -43,28 +43,38 @@ class Encoder(nn.Module):
 
 
 class BahdanauAttention(nn.Module):
-    """score(s, h_j) = v . tanh(W_h h_j + W_s s); weights = softmax over real positions;
-    context = sum_j weights_j h_j."""
+    """score(s, h_j) = v . tanh(W_h h_j + W_s s [+ U f_j]); weights = softmax over real
+    positions; context = sum_j weights_j h_j.
 
-    def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int):
+    With location_kernel > 0 the score also reads f = conv(previous step's weights), the
+    location-aware term of Chorowski et al. (2015): the model can learn "one to the left of
+    where I looked last", which content alone cannot tell apart when a word repeats."""
+
+    def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int, location_kernel: int = 0):
         super().__init__()
         self.W_h = nn.Linear(enc_dim, attn_dim, bias=False)
         self.W_s = nn.Linear(dec_dim, attn_dim, bias=True)
         self.v = nn.Linear(attn_dim, 1, bias=False)
+        self.location = (nn.Conv1d(1, attn_dim, location_kernel, padding=location_kernel // 2, bias=False)
+                         if location_kernel else None)
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         # W_h h_j does not depend on the decoder step: computed once per batch.
         return self.W_h(enc_out)  # (B, S, A)
 
     def forward(self, s: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-                mask: torch.Tensor):
+                mask: torch.Tensor, prev: torch.Tensor | None = None):
         # s (B, H) previous decoder state
-        return self.attend(self.W_s(s), keys, enc_out, mask)
+        return self.attend(self.W_s(s), keys, enc_out, mask, prev)
 
     def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-               mask: torch.Tensor):
+               mask: torch.Tensor, prev: torch.Tensor | None = None):
         # query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real
-        scores = self.v(torch.tanh(keys + query.unsqueeze(1))).squeeze(-1)  # (B, S)
+        # prev (B, S): the previous step's weights (zeros before the first step)
+        energy = keys + query.unsqueeze(1)  # (B, S, A)
+        if self.location is not None and prev is not None:
+            energy = energy + self.location(prev.unsqueeze(1)).transpose(1, 2)  # (B, S, A)
+        scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
         context = torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1)  # (B, K)
@@ -90,13 +100,13 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, enc_dim: int,
-                 layers: int, dropout: float):
+                 layers: int, dropout: float, location_kernel: int = 0):
         super().__init__()
         H = hidden_dim
         self.hidden_dim, self.layers = H, layers
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.attention = BahdanauAttention(enc_dim, H, H)
+        self.attention = BahdanauAttention(enc_dim, H, H, location_kernel)
         # first layer input = [embedding; context]; its input weights are split by part
         self.W_ie = nn.Parameter(torch.empty(3 * H, embed_dim))
         self.W_ic = nn.Parameter(torch.empty(3 * H, enc_dim))
@@ -134,13 +144,14 @@ class Decoder(nn.Module):
 
     def step(self, gi_emb: torch.Tensor, hidden: torch.Tensor, keys: torch.Tensor,
              enc_out: torch.Tensor, mask: torch.Tensor, top: tuple[torch.Tensor, torch.Tensor],
-             attend: bool = True):
+             prev: torch.Tensor, attend: bool = True):
         """One decoder step: attend with the previous top state, then advance the GRU.
-        gi_emb (B, 3H) from embed_inputs; hidden (layers, B, H); top from fused_top_weights()
+        gi_emb (B, 3H) from embed_inputs; hidden (layers, B, H); top from fused_top_weights();
+        prev (B, S) the previous step's attention weights
         -> top state (B, H), context (B, K), new hidden (layers, B, H), weights (B, S)"""
         gh_top, query = F.linear(hidden[-1], *top).split([3 * self.hidden_dim, self.hidden_dim], -1)
         if attend:
-            context, weights = self.attention.attend(query, keys, enc_out, mask)
+            context, weights = self.attention.attend(query, keys, enc_out, mask, prev)
         else:
             context, weights = uniform_attention(enc_out, mask)
         x = gi_emb + F.linear(context, self.W_ic)  # (B, 3H)
@@ -172,7 +183,7 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.layers,
                                cfg.dropout, cfg.bidirectional)
         self.decoder = Decoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, self.encoder.out_dim,
-                               cfg.layers, cfg.dropout)
+                               cfg.layers, cfg.dropout, cfg.location_kernel)
         # A bidirectional encoder has two final states per layer: a learned bridge joins them.
         self.bridge = (nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim)
                        if cfg.bidirectional else None)
@@ -198,8 +209,9 @@ class Seq2Seq(nn.Module):
         forced = self.decoder.embed_inputs(tgt_in)  # (B, T, 3H): all teacher-forced inputs at once
         gi = forced[:, 0]
         states, contexts, attn = [], [], []
+        w = torch.zeros_like(mask, dtype=enc_out.dtype)  # (B, S) no previous attention yet
         for t in range(T):
-            s, c, hidden, w = self.decoder.step(gi, hidden, keys, enc_out, mask, top, self.use_attention)
+            s, c, hidden, w = self.decoder.step(gi, hidden, keys, enc_out, mask, top, w, self.use_attention)
             states.append(s)
             contexts.append(c)
             attn.append(w)
@@ -225,9 +237,10 @@ class Seq2Seq(nn.Module):
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
         length = budget.clone()
         tokens, attn = [], []
+        w = torch.zeros_like(mask, dtype=enc_out.dtype)  # (B, S)
         for t in range(int(budget.max())):
             s, c, hidden, w = self.decoder.step(self.decoder.embed_inputs(y), hidden, keys,
-                                                enc_out, mask, top, attend)
+                                                enc_out, mask, top, w, attend)
             y = self.decoder.logits(s, c).argmax(-1).masked_fill(done, PAD)  # (B,)
             tokens.append(y)
             attn.append(w)

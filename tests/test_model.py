@@ -16,7 +16,8 @@ def make(cfg_kwargs=None, seed=0):
     return Seq2Seq(len(vocab), cfg).eval(), vocab
 
 
-ARCHS = [{}, {"bidirectional": True}, {"layers": 2, "dropout": 0.1}, {"layers": 2, "bidirectional": True}]
+ARCHS = [{}, {"bidirectional": True}, {"layers": 2, "dropout": 0.1}, {"layers": 2, "bidirectional": True},
+         {"location_kernel": 5}, {"bidirectional": True, "location_kernel": 3}]
 
 
 @pytest.mark.parametrize("arch", ARCHS)

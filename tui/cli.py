@@ -25,6 +25,7 @@ HELP = {
     "layers": "GRU layers in encoder and decoder",
     "dropout": "dropout on embeddings and between GRU layers",
     "bidirectional": "bidirectional encoder (--no-bidirectional for one direction)",
+    "location_kernel": "location-aware attention: width of a conv over the previous step's weights (odd; 0 = off)",
     "lr": "peak learning rate of the hand-written Adam",
     "lr_schedule": "cosine (warm-up, then decay to lr/20) or constant",
     "batch_size": "sentences per batch (batches group sentences of equal length)",
@@ -119,11 +120,16 @@ def main(argv: list[str] | None = None) -> int:
               "use `reverse-tui --no-ui` for the headless run", file=sys.stderr)
         return 2
     try:
-        from .app import ReverseApp
+        from .app import CannotStart, ReverseApp
     except ImportError as e:
         print(f"reverse-tui: the terminal app needs textual ({e}); use --no-ui", file=sys.stderr)
         return 2
-    return ReverseApp(cfg, args).run() or 0
+    try:
+        app = ReverseApp(cfg, args)  # loads --checkpoint when it exists
+    except CannotStart as e:  # a bad checkpoint or folder: one line, before the screen changes
+        print(f"reverse-tui: {e}", file=sys.stderr)
+        return 2
+    return app.run() or 0
 
 
 def entry() -> None:
