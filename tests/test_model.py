@@ -72,7 +72,7 @@ def test_attention_is_a_distribution_over_real_tokens_and_context_is_weighted_su
 def test_decoder_gru_matches_torch_grucell():
     model, _ = make()
     dec = model.decoder
-    H, E, K = 24, 16, 24
+    H, E, K = 24, 16, dec.W_ic.size(1)
     cell = torch.nn.GRUCell(E + K, H)
     with torch.no_grad():
         cell.weight_ih.copy_(torch.cat([dec.W_ie, dec.W_ic], 1))
