@@ -87,12 +87,38 @@ def evaluate(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
     return EvalResult(results, seconds, {n: (c, t) for n, (c, t) in sorted(counts.items())})
 
 
-def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device) -> SentenceResult:
-    """One sentence, tokenised by the project's rule (engine.data.tokenize)."""
+MAX_PROBE_WORDS = 500
+
+
+def probe_words(text: str) -> list[str]:
+    """Words of a typed sentence, or ValueError with a sentence for the user."""
+    if not isinstance(text, str):
+        raise ValueError("the input is not text")
     words = tokenize(text)
     if not words:
-        raise ValueError("no words in the input (a word is a run of letters or digits)")
-    return decode(model, vocab, [words], device, batch_size=1)[0]
+        raise ValueError("no words in the input (a word is a run of letters or digits; "
+                         "punctuation, symbols and emoji only separate words)")
+    if len(words) > MAX_PROBE_WORDS:
+        raise ValueError(f"the input has {len(words)} words; at most {MAX_PROBE_WORDS} can be probed")
+    return words
+
+
+def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device) -> SentenceResult:
+    """One sentence, tokenised by the project's rule (engine.data.tokenize)."""
+    return decode(model, vocab, [probe_words(text)], device, batch_size=1)[0]
+
+
+def probe_notes(result: SentenceResult, vocab: Vocab, min_len: int, max_len: int) -> list[str]:
+    """Why an answer may be unreliable: words the model never saw, lengths it never trained on."""
+    notes = []
+    unknown = sorted({w for w in result.source if w not in vocab})
+    if unknown:
+        notes.append(f"not in the vocabulary ({len(vocab) - 4} words): {', '.join(unknown[:8])}"
+                     + (" ..." if len(unknown) > 8 else ""))
+    n = len(result.source)
+    if not min_len <= n <= max_len:
+        notes.append(f"{n} words: outside the training lengths {min_len}-{max_len}")
+    return notes
 
 
 def format_example(r: SentenceResult) -> str:

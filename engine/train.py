@@ -114,9 +114,10 @@ class Trainer:
             norm_max = torch.maximum(norm_max, norm)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i + 1, first_bad)
             self._tokens += int(batch.src_len.sum())  # the CPU copy: no device sync
+            # reading first_bad is free on the CPU; on a GPU it waits, so look now and then
+            if (self.device.type == "cpu" or i % 25 == 24 or i + 1 == n) and int(first_bad) >= 0:
+                raise NonFiniteLoss(epoch, int(first_bad))
             yield BatchDone(epoch, i + 1, n)
-        if int(first_bad) >= 0:
-            raise NonFiniteLoss(epoch, int(first_bad))
         self._train_stats = (float(loss_sum) / n, float(norm_sum) / n, float(norm_max))
 
     @torch.no_grad()

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from engine.checkpoint import CheckpointError, load_model
-from engine.evaluate import probe
+from engine.evaluate import probe, probe_notes
 from engine.train import resolve_device
 
 
@@ -38,6 +38,8 @@ def run_probe(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         print(f"reverse-tui: {e}", file=sys.stderr)
         return 2
     print(" ".join(r.output))
+    for note in probe_notes(r, loaded.vocab, loaded.config.min_len, loaded.config.max_len):
+        print(f"note: {note}", file=sys.stderr)
     if args.grid:
         print(grid_text(r))
     return 0
