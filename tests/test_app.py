@@ -1,0 +1,324 @@
+"""The terminal app driven by Textual's Pilot: live training on the tiny configuration,
+stopping and quitting mid-run, probing, saving the heatmap, errors shown in the app.
+
+No sleeps: every wait is a bounded loop of `pilot.pause`, polling for the state the test
+needs, and fails with a message when the state never comes."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY
+from engine.checkpoint import load_model
+from engine.config import Config
+from engine.evaluate import probe
+from engine.train import BatchDone, NonFiniteLoss, Trainer
+
+from tui import cli
+from tui.app import CannotStart, ReverseApp, describe
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.probe import ProbeScreen
+from tui.screens.results import ResultsScreen
+from tui.screens.train import TrainScreen
+from tui.widgets.attention_grid import AttentionGrid
+from tui.widgets.epoch_table import EpochTable
+from tui.widgets.loss_chart import LossChart
+
+SIZE = (100, 32)
+
+
+def make_app(tmp_path: Path, checkpoint: Path | None = None, **overrides) -> ReverseApp:
+    args = argparse.Namespace(checkpoint=checkpoint or tmp_path / "ck" / "best.pt",
+                              out=tmp_path / "out", threads=None)
+    return ReverseApp(Config(**{**TINY, **overrides}), args)
+
+
+async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.05)
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*[{" ": "space", "!": "exclamation_mark", ",": "comma",
+                         ".": "full_stop"}.get(c, c) for c in text])
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+# -- training ---------------------------------------------------------------------------------
+def test_training_fills_table_and_chart_then_results(tmp_path):
+    app = make_app(tmp_path, epochs=3)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            assert isinstance(app.screen, TrainScreen)
+            table = app.screen.query_one(EpochTable)
+            chart = app.screen.query_one(LossChart)
+            await until(pilot, lambda: not app.training, "training to end")
+            assert table.row_count == 3
+            assert chart.data_points == 3
+            assert [r[0].plain for r in (table.get_row_at(i) for i in range(3))] == ["1", "2", "3"]
+            best = app.best_epoch()
+            assert best is not None
+            assert "best" in str(table.get_cell(str(best), "best"))
+            # one mark only: the model on disk
+            assert sum("best" in str(table.get_cell(str(e), "best")) for e in (1, 2, 3)) == 1
+            # a finished run goes on to the test results, from the engine's finish_run
+            await until(pilot, lambda: app.results is not None, "the evaluation")
+            await pilot.pause()
+            assert isinstance(app.screen, ResultsScreen)
+            examples = str(app.screen.query_one("#examples").render())
+            assert examples.count("Input:") == 10 and examples.count("Reference:") == 10
+            assert "Test exact match" in str(app.screen.query_one("#summary").render())
+            assert "report.json" in str(app.screen.query_one("#files").render())
+            for name in ("attention_heatmap.png", "loss_curve.png", "metrics.csv", "analysis.md",
+                         "report.json"):
+                assert (tmp_path / "out" / name).exists(), name
+
+    run(body())
+    assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == app.best_epoch()
+
+
+def test_stop_mid_run_ends_worker_and_keeps_checkpoint(tmp_path):
+    app = make_app(tmp_path, epochs=30)
+    ckpt = tmp_path / "ck" / "best.pt"
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: len(app.epochs) >= 1 and app.progress is not None
+                        and app.progress.epoch >= 2, "the second epoch to start")
+            t0 = time.monotonic()
+            await pilot.press("s")
+            await until(pilot, lambda: not app.training, "the worker to stop", timeout=10)
+            assert time.monotonic() - t0 < 5
+            assert not app._train_lock.locked()  # the thread has left the training loop
+            assert len(app.epochs) < 30
+            assert "Stopped" in app.status[0]
+            await app.workers.wait_for_complete()
+
+    run(body())
+    loaded = load_model(ckpt)  # the best model of the stopped run, whole
+    assert loaded.payload["best_epoch"] == app.best_epoch()
+
+
+def test_quit_mid_training_returns_quickly(tmp_path):
+    app = make_app(tmp_path, epochs=50)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.progress is not None, "the first batches")
+            t0 = time.monotonic()
+            await pilot.press("ctrl+q")
+        return t0
+
+    t0 = run(body())
+    assert time.monotonic() - t0 < 5
+    assert not app._train_lock.locked()
+    assert len(app.epochs) < 50
+
+
+def test_worker_exception_is_shown_and_app_lives_on(tmp_path, monkeypatch):
+    def boom(self):
+        yield BatchDone(1, 1, 19)
+        raise NonFiniteLoss(1, 2)
+
+    monkeypatch.setattr(Trainer, "run", boom)
+    app = make_app(tmp_path)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: not app.training, "the failure")
+            await pilot.pause()
+            text, kind = app.status
+            assert kind == "error" and "NaN or infinite" in text
+            status = app.screen.query_one("#run-status")
+            assert status.has_class("-error") and "NaN" in str(status.render())
+            assert any(n.severity == "error" for n in app._notifications)
+            # still alive and answering keys
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert isinstance(app.screen, TrainScreen)
+
+    run(body())
+
+
+def test_describe_cuda_out_of_memory():
+    text = describe(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert "out of memory" in text and "--batch-size" in text
+
+
+# -- probing ----------------------------------------------------------------------------------
+def test_opens_on_checkpoint_and_probes(tmp_path, trained_checkpoint):
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+    loaded = load_model(trained_checkpoint)
+    expected = probe(loaded.model, loaded.vocab, "the cat sat", torch.device("cpu"))
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, ProbeScreen)
+            assert screen.focused is screen.query_one("#sentence")
+            await type_text(pilot, "the cat sat")
+            await pilot.press("enter")
+            await pilot.pause()
+            verdict = str(screen.query_one("#verdict").render())
+            assert f"Output:    {' '.join(expected.output)}" in verdict
+            assert "Reference: sat cat the" in verdict
+            assert ("no match" if not expected.match else "match") in verdict
+            grid = screen.query_one(AttentionGrid)
+            assert grid.display
+            assert grid.row_count == expected.steps
+            assert [str(c.label).strip() for c in grid.columns.values()] == ["the", "cat", "sat", "<eos>"]
+            first = grid.get_row_at(0)
+            assert [c.plain.strip() for c in first] == [
+                "1.0" if x >= 0.995 else f"{x:.2f}"[1:] for x in expected.attention[0]]
+            assert screen.history == ["the cat sat"]
+
+    run(body())
+
+
+def test_bad_input_shows_a_message(tmp_path, trained_checkpoint):
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            for text in ("", "!!! ... ,,,"):
+                await type_text(pilot, text)
+                await pilot.press("enter")
+                await pilot.pause()
+                verdict = screen.query_one("#verdict")
+                assert verdict.has_class("-error")
+                assert "Nothing to probe" in str(verdict.render())
+                assert not screen.query_one(AttentionGrid).display
+                screen.query_one("#sentence").value = ""
+            assert screen.history == []
+            # and then a good one still works
+            await type_text(pilot, "the cat sat")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert not screen.query_one("#verdict").has_class("-error")
+
+    run(body())
+
+
+def test_history_brings_a_sentence_back(tmp_path, trained_checkpoint):
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            for text in ("the cat sat", "a big red dog ran"):
+                screen.query_one("#sentence").value = text
+                await pilot.press("enter")
+                await pilot.pause()
+            assert screen.history == ["a big red dog ran", "the cat sat"]
+            assert "not in the vocabulary" in str(screen.query_one("#verdict").render())
+            await pilot.press("tab", "tab")  # past the grid to the history list
+            assert screen.focused is screen.query_one("#history")
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            assert screen.query_one("#sentence").value == "the cat sat"
+            assert "Reference: sat cat the" in str(screen.query_one("#verdict").render())
+            assert screen.history[0] == "the cat sat"
+
+    run(body())
+
+
+def test_save_key_writes_the_png(tmp_path, trained_checkpoint):
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+    png = tmp_path / "out" / "attention_heatmap.png"
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await pilot.press("ctrl+s")  # nothing probed yet: a warning, no file
+            await pilot.pause()
+            assert not png.exists()
+            await type_text(pilot, "the cat sat")
+            await pilot.press("enter", "ctrl+s")
+            await until(pilot, lambda: screen.saved_path is not None, "the PNG")
+            assert screen.saved_path == png
+            assert str(png) in str(screen.query_one("#saved").render())
+
+    run(body())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_help_opens_from_the_sentence_input(tmp_path, trained_checkpoint):
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await type_text(pilot, "the cat")
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert isinstance(app.screen, ProbeScreen)
+            assert app.screen.query_one("#sentence").value == "the cat"
+
+    run(body())
+
+
+def test_new_run_over_an_opened_checkpoint_asks_first(tmp_path, trained_checkpoint):
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(trained_checkpoint, ckpt)
+    before = ckpt.read_bytes()
+    app = make_app(tmp_path, checkpoint=ckpt)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+t")
+            assert isinstance(app.screen, TrainScreen)
+            # the opened model's own history is on the table
+            assert app.screen.query_one(EpochTable).row_count == 3
+            await pilot.press("n")
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            assert isinstance(app.screen, TrainScreen)
+            assert not app.training
+
+    run(body())
+    assert ckpt.read_bytes() == before
+
+
+# -- starting -----------------------------------------------------------------------------------
+def test_bad_checkpoint_cannot_start(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CannotStart, match="bad.pt: "):
+        make_app(tmp_path, checkpoint=bad)
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(sys, "stdout", Tty())
+    assert cli.main(["--checkpoint", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("reverse-tui: ") and "bad.pt" in err[0]
+
+
+def test_engine_and_cli_do_not_import_textual():
+    code = ("import sys, engine.train, engine.report, engine.plots, tui.cli, tui.headless, "
+            "tui.probe_cli; bad = [m for m in sys.modules if m.startswith('textual')]; "
+            "sys.exit(f'textual imported: {bad}' if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr or done.stdout

@@ -1,0 +1,189 @@
+"""Probe screen: type a sentence, see the model's output against the true reversal and the
+attention grid; save the grid as a PNG; bring back earlier sentences from the history.
+
+A probe is a few milliseconds of greedy decoding, so it runs on the UI thread; saving the PNG
+(matplotlib) takes longer and runs in a thread worker."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, OptionList, Static
+
+from engine.checkpoint import CheckpointError
+from engine.evaluate import SentenceResult, probe, probe_notes
+from engine.plots import attention_heatmap
+
+from ..messages import HeatmapSaved
+from ..widgets.attention_grid import AttentionGrid, legend
+
+
+class SentenceInput(Input):
+    # Input's own Enter binding is hidden; this one shows in the Footer
+    BINDINGS = [Binding("enter", "submit", "Probe")]
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        # leave "?" to the app's help binding: the tokenizer drops it from a sentence anyway
+        return key != "question_mark" and super().check_consume_key(key, character)
+
+
+class ProbeScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save PNG"),
+        Binding("ctrl+t", "app.show('train')", "Train"),
+        Binding("ctrl+r", "app.show('results')", "Results"),
+        Binding("escape", "focus_input", "Back to the input", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.result: SentenceResult | None = None  # the sentence on screen
+        self.history: list[str] = []
+        self.saved_path = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield SentenceInput(placeholder="type a sentence and press Enter, e.g. the cat sat",
+                            id="sentence")
+        with Horizontal(id="probe-body"):
+            with Vertical(id="probe-main"):
+                yield Static(id="verdict")
+                yield Static(id="legend")
+                yield AttentionGrid(id="grid")
+                yield Static(id="saved")
+            with Vertical(id="history-box"):
+                yield Label("History", id="history-title")
+                yield OptionList(id="history")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#legend", Static).display = False
+        self.query_one("#saved", Static).display = False
+        self.query_one(AttentionGrid).display = False
+        self.describe_model()
+        self.query_one("#verdict", Static).update(
+            "Type a sentence of words the model knows and press Enter to see its reversal "
+            "and where it looks at each step.")
+        self.action_focus_input()
+
+    def on_screen_resume(self) -> None:
+        self.describe_model()
+
+    def describe_model(self) -> None:
+        app = self.app
+        try:
+            loaded = app.probe_model()
+        except CheckpointError as e:
+            self.sub_title = f"{app.checkpoint}: cannot be read"
+            self.notify(str(e), title="Checkpoint", severity="error")
+            return
+        if loaded is None:
+            self.sub_title = "no model yet"
+        else:
+            p = loaded.payload
+            so_far = " (best so far)" if app.training else ""
+            self.sub_title = f"probe {app.checkpoint}: epoch {p.get('best_epoch')}{so_far}"
+
+    def action_focus_input(self) -> None:
+        self.query_one(SentenceInput).focus()
+
+    @on(Input.Submitted, "#sentence")
+    def submitted(self, event: Input.Submitted) -> None:
+        self.run_probe(event.value)
+
+    @on(OptionList.OptionSelected, "#history")
+    def history_selected(self, event: OptionList.OptionSelected) -> None:
+        text = str(event.option.prompt)
+        self.query_one(SentenceInput).value = text
+        self.run_probe(text)
+
+    def run_probe(self, text: str) -> None:
+        app = self.app
+        try:
+            loaded = app.probe_model()
+        except CheckpointError as e:
+            return self.show_error(str(e))
+        if loaded is None:
+            return self.show_error("There is no trained model yet: the first finished epoch saves "
+                                   "one (ctrl+t shows the training).")
+        self.describe_model()
+        try:  # the engine's rules for typed input: ValueError with a sentence for the user
+            r = probe(loaded.model, loaded.vocab, text, app.device)
+        except ValueError as e:
+            return self.show_error(f"Nothing to probe: {e}.")
+        except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
+            return self.show_error(f"The probe failed: {type(e).__name__}: {e}")
+        cfg = loaded.config
+        self.show_result(r, probe_notes(r, loaded.vocab, cfg.min_len, cfg.max_len))
+        self.remember(" ".join(r.source))
+
+    def show_result(self, r: SentenceResult, notes: list[str] = ()) -> None:
+        self.result = r
+        text = Text()
+        text.append("Output:    ", style="bold")
+        text.append(" ".join(r.output) or "(nothing)")
+        text.append("\nReference: ", style="bold")
+        text.append(" ".join(r.reference))
+        text.append("\n")
+        text.append("match" if r.match else "no match", style="bold green" if r.match else "bold red")
+        for note in notes:  # unknown words, lengths never trained on
+            text.append(f"\nnote: {note}", style="yellow")
+        verdict = self.query_one("#verdict", Static)
+        verdict.update(text)
+        verdict.remove_class("-error")
+        grid = self.query_one(AttentionGrid)
+        grid.show(r.attention, r.source_tokens, r.output_tokens)
+        grid.display = True
+        self.query_one("#legend", Static).update(legend())
+        self.query_one("#legend", Static).display = True
+        self.query_one("#saved", Static).display = False
+
+    def show_error(self, message: str) -> None:
+        verdict = self.query_one("#verdict", Static)
+        verdict.update(message)
+        verdict.add_class("-error")
+        self.result = None
+        self.query_one(AttentionGrid).display = False
+        self.query_one("#legend", Static).display = False
+        self.query_one("#saved", Static).display = False
+
+    def remember(self, sentence: str) -> None:
+        """Newest first, each sentence once."""
+        if sentence in self.history:
+            self.history.remove(sentence)
+        self.history.insert(0, sentence)
+        options = self.query_one("#history", OptionList)
+        options.clear_options()
+        options.add_options(self.history)
+        options.highlighted = 0
+
+    def action_save(self) -> None:
+        if self.result is None:
+            self.notify("Probe a sentence first; ctrl+s saves its attention heatmap.",
+                        severity="warning")
+            return
+        self.save_heatmap(self.result, self.app.out / "attention_heatmap.png")
+
+    @work(thread=True, exclusive=True, group="save", exit_on_error=False)
+    def save_heatmap(self, r: SentenceResult, path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            saved = attention_heatmap(r.attention, r.source_tokens, r.output_tokens, path)
+        except Exception as e:
+            self.post_message(HeatmapSaved(None, f"{type(e).__name__}: {e}"))
+        else:
+            self.post_message(HeatmapSaved(saved))
+
+    def on_heatmap_saved(self, msg: HeatmapSaved) -> None:
+        if msg.error:
+            self.notify(f"Could not save the heatmap: {msg.error}", severity="error")
+            return
+        self.saved_path = msg.path
+        saved = self.query_one("#saved", Static)
+        saved.update(f"saved {msg.path}")
+        saved.display = True
+        self.notify(f"Saved {msg.path}", title="Heatmap")
+

@@ -1,0 +1,119 @@
+"""Results screen: what finish_run measured on the test set (exact match overall and by
+length, ten examples in the notebook's form, the measured analysis) and where the files
+went. It draws the app's `results`; the evaluation itself runs in the app's worker."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Markdown, Static
+
+from engine.evaluate import SentenceResult
+
+BAR = 24  # characters for a 100% bar
+
+
+def example_text(r: SentenceResult) -> Text:
+    """The notebook's four lines, with the verdict in colour."""
+    t = Text()
+    for label, words in (("Input", r.source), ("Output", r.output), ("Reference", r.reference)):
+        t.append(f"{label}: ", style="bold")
+        t.append(f'"{" ".join(words)}"\n')
+    t.append("match" if r.match else "no match", style="bold green" if r.match else "bold red")
+    return t
+
+
+def per_length_text(per_length: dict[int, float], counts: dict[int, tuple[int, int]],
+                    trained: tuple[int, int]) -> Text:
+    t = Text()
+    for n, acc in per_length.items():
+        filled = round(acc * BAR)
+        beyond = not trained[0] <= n <= trained[1]
+        t.append(f"{n:>3} words ")
+        t.append("█" * filled, style="green" if acc >= 0.995 else "yellow" if acc >= 0.5 else "red")
+        t.append("·" * (BAR - filled), style="dim")
+        t.append(f" {100 * acc:5.1f}%  ({counts[n][0]}/{counts[n][1]})")
+        if beyond:
+            t.append("  longer than trained", style="dim")
+        t.append("\n")
+    t.rstrip()
+    return t
+
+
+class ResultsScreen(Screen):
+    BINDINGS = [
+        Binding("t", "app.show('train')", "Train"),
+        Binding("p", "app.show('probe')", "Probe"),
+        Binding("e", "evaluate", "Evaluate again"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="results-body"):
+            yield Static(id="results-status")
+            yield Static(id="summary")
+            yield Static("Accuracy by length", classes="section")
+            yield Static(id="per-length")
+            yield Static("Ten test examples", classes="section")
+            yield Static(id="examples")
+            yield Static("Analysis (measured from the attention this model produced)",
+                         classes="section")
+            yield Markdown(id="analysis")
+            yield Static("Files", classes="section")
+            yield Static(id="files")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "results"
+        self.sync()
+        self.query_one("#results-body").focus()
+
+    def action_evaluate(self) -> None:
+        app = self.app
+        if app.training:
+            self.notify("Training is running; its best model is evaluated when it ends.")
+        elif app.evaluating:
+            self.notify("The evaluation is already running.")
+        else:
+            app.evaluate()
+
+    def sync(self, error: str | None = None) -> None:
+        app, res = self.app, self.app.results
+        status = self.query_one("#results-status", Static)
+        for node in self.query(".section, #summary, #per-length, #examples, #analysis, #files"):
+            node.display = res is not None
+        status.display = res is None
+        status.set_class(error is not None, "-error")
+        if res is None:
+            if error:
+                status.update(f"The evaluation failed: {error}")
+            elif app.evaluating:
+                status.update(f"Evaluating {app.checkpoint} on the test set...")
+            elif app.training:
+                status.update("Training is running; its best model is evaluated on the test set "
+                              "when it ends (t shows the training).")
+            else:
+                status.update(f"No model to evaluate yet ({app.checkpoint} does not exist).")
+            return
+        ev, report = res.evaluation, res.report
+        correct = sum(r.match for r in ev.results)
+        summary = Text()
+        summary.append("Test exact match ", style="bold")
+        summary.append(f"{100 * ev.exact_match:.1f}%", style="bold green" if ev.exact_match >= 0.995 else "bold yellow")
+        summary.append(f"  ({correct}/{len(ev.results)} sentences, evaluated in {ev.seconds:.2f}s)\n")
+        summary.append(f"with uniform attention instead: {100 * res.uniform_exact_match:.1f}%   ")
+        best = report.get("best_val_loss")
+        summary.append(f"best epoch {report.get('best_epoch')}"
+                       + (f" (val loss {best:.4f})" if isinstance(best, float) else "")
+                       + f" from {report.get('checkpoint')}")
+        self.query_one("#summary", Static).update(summary)
+        cfg = report.get("config", {})
+        self.query_one("#per-length", Static).update(per_length_text(
+            ev.per_length, ev.counts, (cfg.get("min_len", 0), cfg.get("max_len", 10**6))))
+        examples = Text("\n\n").join(example_text(r) for r in res.examples(10))
+        self.query_one("#examples", Static).update(examples)
+        self.query_one("#analysis", Markdown).update(res.analysis)
+        self.query_one("#files", Static).update(
+            "\n".join(f"{name:<18} {path}" for name, path in res.files.items()))

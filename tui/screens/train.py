@@ -1,0 +1,130 @@
+"""Training screen: the run's configuration in brief, progress of the epoch and of the run,
+a row per finished epoch and the loss chart. It only draws: the app owns the worker and the
+run's state, and calls the methods here (or `sync` when the screen is first shown)."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, ProgressBar, Static
+
+from engine.config import Config
+from engine.train import BatchDone, EpochDone
+
+from ..widgets.epoch_table import EpochTable
+from ..widgets.loss_chart import LossChart
+
+
+def config_brief(cfg: Config, facts: str = "") -> str:
+    """The configuration on two short lines (80 columns); facts: what the trainer built."""
+    model = f"GRU {cfg.embed_dim}/{cfg.hidden_dim} x{cfg.layers}{' bi' if cfg.bidirectional else ''}"
+    if cfg.dropout:
+        model += f" dropout {cfg.dropout:g}"
+    if getattr(cfg, "location_kernel", 0):
+        model += f" loc {cfg.location_kernel}"
+    first = f"data {cfg.train_size}/{cfg.val_size}/{cfg.test_size}, {cfg.min_len}-{cfg.max_len} words · {model}"
+    second = (f"Adam lr {cfg.lr:g} {cfg.lr_schedule} · batch {cfg.batch_size} · forcing "
+              f"{cfg.teacher_forcing:g} · clip {cfg.clip:g} · {cfg.epochs} epochs"
+              + (f" · patience {cfg.patience}" if cfg.patience else "") + f" · seed {cfg.seed}")
+    return f"{first}{' · ' + facts if facts else ''}\n{second}"
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}:{s:02d}"
+
+
+class TrainScreen(Screen):
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("n", "new_run", "New run"),
+        Binding("r", "app.show('results')", "Results"),
+        Binding("p", "app.show('probe')", "Probe"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="config")
+        yield Static(id="run-status")
+        with Horizontal(classes="bar-row"):
+            yield Label("run", id="epoch-label")
+            yield ProgressBar(id="epoch-bar", show_eta=False)
+        with Horizontal(classes="bar-row"):
+            yield Label("epoch", id="batch-label")
+            yield ProgressBar(id="batch-bar", show_eta=False)
+        yield EpochTable(id="epochs")
+        yield LossChart(id="chart")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "training"
+        self.sync()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "stop":
+            return True if self.app.training else None  # None: shown, but greyed out
+        return True
+
+    def action_stop(self) -> None:
+        self.app.stop_training()
+
+    def action_new_run(self) -> None:
+        self.app.request_new_run()
+
+    def sync(self) -> None:
+        """Redraw everything from the app's state."""
+        app = self.app
+        self.query_one("#config", Static).update(config_brief(app.run_cfg, app.run_facts))
+        table = self.query_one(EpochTable)
+        table.reset()
+        for ev in app.epochs:
+            table.add_epoch(ev)
+        self._redraw_chart()
+        self._epoch_bar()
+        self.progress(app.progress)
+        self.set_status(*app.status)
+
+    def begin(self) -> None:
+        """A new run: empty table and chart."""
+        self.sync()
+
+    def add_epoch(self, ev: EpochDone) -> None:
+        self.query_one(EpochTable).add_epoch(ev)
+        self._redraw_chart()
+        self._epoch_bar()
+
+    def progress(self, ev: BatchDone | None) -> None:
+        bar = self.query_one("#batch-bar", ProgressBar)
+        label = self.query_one("#batch-label", Label)
+        if ev is None:
+            bar.update(total=None, progress=0)
+            label.update("epoch")
+            return
+        bar.update(total=ev.batches, progress=ev.batch)
+        label.update(f"epoch {ev.epoch} batch {ev.batch}/{ev.batches}")
+
+    def set_status(self, text: str, kind: str = "info") -> None:
+        status = self.query_one("#run-status", Static)
+        status.update(text)
+        status.set_class(kind == "error", "-error")
+        status.set_class(kind == "done", "-done")
+
+    def update_bars(self) -> None:
+        """After a run ends: the estimate of time left goes."""
+        self._epoch_bar()
+
+    def _epoch_bar(self) -> None:
+        app = self.app
+        done, total = len(app.epochs), app.run_cfg.epochs
+        self.query_one("#epoch-bar", ProgressBar).update(total=total, progress=done)
+        text = f"run {done}/{total} epochs"
+        if app.training and app.epochs and done < total:
+            # a steadier estimate than the bar's own: whole epochs, measured
+            mean = sum(e.seconds for e in app.epochs) / done
+            text += f" ~{_clock(mean * (total - done))} left"
+        self.query_one("#epoch-label", Label).update(text)
+
+    def _redraw_chart(self) -> None:
+        app = self.app
+        self.query_one(LossChart).set_history([e.as_dict() for e in app.epochs])

@@ -1,0 +1,80 @@
+"""The attention weights of one sentence as a terminal heatmap: a row per decoder step
+(labelled with the word it emitted), a column per encoder token (the input words, then
+<eos>), each cell shaded by its weight and printed as a number (".73").
+
+Built on DataTable so that the header row and the row labels stay put while a long
+sentence scrolls in both directions. The shades are xterm-256 palette colours picked to
+follow viridis: a 256-colour terminal shows exactly these, not a rounded truecolor, and
+the text on each shade is black or white, whichever contrasts."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from rich.text import Text
+from textual.widgets import DataTable
+
+# (xterm-256 index, text colour) for weights in [0, .1), [.1, .2), ... [.9, 1]
+PALETTE: list[tuple[int, str]] = [
+    (53, "color(250)"),   # #5f005f; near-zero cells get grey text so the peaks stand out
+    (60, "color(231)"),   # #5f5f87
+    (24, "color(231)"),   # #005f87
+    (30, "color(231)"),   # #008787
+    (36, "color(16)"),    # #00af87
+    (71, "color(16)"),    # #5faf5f
+    (77, "color(16)"),    # #5fd75f
+    (113, "color(16)"),   # #87d75f
+    (184, "color(16)"),   # #d7d700
+    (226, "color(16)"),   # #ffff00
+]
+MIN_CELL = 5  # ".73" plus a space either side
+
+
+def shade(weight: float) -> str:
+    """Rich style for a cell of this weight."""
+    bg, fg = PALETTE[min(9, max(0, int(weight * 10)))]
+    return f"{fg} on color({bg})"
+
+
+def weight_text(weight: float) -> str:
+    """Three characters: ".73", "1.0" (from .995 up, where ".99"+ would round to 1)."""
+    return "1.0" if weight >= 0.995 else f"{weight:.2f}"[1:]
+
+
+def legend() -> Text:
+    """One line: the ten shades with the weights they stand for."""
+    t = Text("weight ")
+    for k, (bg, fg) in enumerate(PALETTE):
+        t.append(f" .{k}" if k < 9 else " .9+", style=f"{fg} on color({bg})")
+    return t
+
+
+class AttentionGrid(DataTable):
+    DEFAULT_CSS = """
+    AttentionGrid {
+        width: auto;
+        max-width: 100%;
+        height: 1fr;
+        scrollbar-size: 1 1;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(show_row_labels=True, cursor_type="none", zebra_stripes=False,
+                         cell_padding=0, **kwargs)
+
+    def show(self, attention: np.ndarray, source_tokens: Sequence[str],
+             output_tokens: Sequence[str]) -> None:
+        """Replace the grid with a sentence's weights: attention is (steps, n + 1)."""
+        self.clear(columns=True)
+        widths = [max(MIN_CELL, min(12, len(tok) + 2)) for tok in source_tokens]
+        for tok, w in zip(source_tokens, widths):
+            self.add_column(Text(_clip(tok, w - 1).center(w), style="bold"), width=w)
+        for step, (word, row) in enumerate(zip(output_tokens, attention)):
+            cells = [Text(weight_text(float(x)).center(w), style=shade(float(x)))
+                     for x, w in zip(row, widths)]
+            self.add_row(*cells, key=str(step), label=Text(f" {_clip(word, 12)} ", style="bold"))
+
+
+def _clip(word: str, width: int) -> str:
+    return word if len(word) <= width else word[: width - 1] + "…"
