@@ -72,8 +72,8 @@ class ReverseApp(App):
         # tokenizer drops punctuation, so nothing is lost by not typing it)
         # tokenizer drops punctuation, so nothing is lost by not typing it); the Footer shows
         # f1 instead where an Input would have taken "?"
-        Binding("question_mark,f1", "help", "Help", priority=True),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("question_mark,f1", "help", "Help", priority=True, tooltip="this help (also f1)"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="quit; a run in progress stops, its best model is kept"),
     ]
 
     def __init__(self, cfg: Config, args: argparse.Namespace, autostart: bool = True) -> None:

@@ -13,9 +13,11 @@ ABOUT = ("A GRU encoder-decoder with Bahdanau attention learns to reverse the wo
          "a sentence. Train it, read its test results, then probe it with your own sentences "
          "and see which input word each output step looks at.")
 
-MORE = [("tab / shift+tab", "move the focus (the probe screen's history list)"),
-        ("up/down, pgup/pgdn", "scroll tables, the results and the attention grid"),
-        ("enter (history)", "bring a probed sentence back")]
+MORE = [("tab", "next field: the attention grid, the history list"),
+        ("shift+tab", "previous field"),
+        ("arrows", "scroll the tables, the results and the attention grid"),
+        ("pgup pgdn", "scroll a page"),
+        ("enter", "in the history: bring a sentence back")]
 
 
 def _keys(app, bindings) -> list[tuple[str, str]]:
@@ -23,7 +25,7 @@ def _keys(app, bindings) -> list[tuple[str, str]]:
     for b in bindings:
         if isinstance(b, Binding) and b.description:
             key = b.key_display or app.get_key_display(Binding(b.key.split(",")[0], ""))
-            rows.append((key, b.description))
+            rows.append((key, b.tooltip or b.description))
     return rows
 
 
@@ -32,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         from ..app import ReverseApp  # the app imports this module
-        from .probe import ProbeScreen
+        from .probe import ProbeScreen, SentenceInput
         from .results import ResultsScreen
         from .train import TrainScreen
 
@@ -40,7 +42,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
         sections = [("Everywhere", ReverseApp.BINDINGS), ("Training", TrainScreen.BINDINGS),
-                    ("Results", ResultsScreen.BINDINGS), ("Probe", ProbeScreen.BINDINGS)]
+                    ("Results", ResultsScreen.BINDINGS), ("Probe", SentenceInput.BINDINGS + ProbeScreen.BINDINGS)]
         for title, bindings in sections:
             table.add_row(Text(title, style="bold underline"), "")
             for key, what in _keys(self.app, bindings):

@@ -23,7 +23,7 @@ from ..widgets.attention_grid import AttentionGrid, legend
 
 class SentenceInput(Input):
     # Input's own Enter binding is hidden; this one shows in the Footer
-    BINDINGS = [Binding("enter", "submit", "Probe")]
+    BINDINGS = [Binding("enter", "submit", "Probe", tooltip="probe the sentence typed")]
 
     def check_consume_key(self, key: str, character: str | None) -> bool:
         # leave "?" to the app's help binding: the tokenizer drops it from a sentence anyway
@@ -32,10 +32,10 @@ class SentenceInput(Input):
 
 class ProbeScreen(Screen):
     BINDINGS = [
-        Binding("ctrl+s", "save", "Save PNG"),
-        Binding("ctrl+t", "app.show('train')", "Train"),
-        Binding("ctrl+r", "app.show('results')", "Results"),
-        Binding("escape", "focus_input", "Back to the input", show=False),
+        Binding("ctrl+s", "save", "Save PNG", tooltip="save attention_heatmap.png of the sentence on screen into --out"),
+        Binding("ctrl+t", "app.show('train')", "Train", tooltip="the training screen"),
+        Binding("ctrl+r", "app.show('results')", "Results", tooltip="the results screen"),
+        Binding("escape", "focus_input", "Input", show=False, tooltip="back to the sentence input"),
     ]
 
     def __init__(self) -> None:

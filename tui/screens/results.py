@@ -30,13 +30,12 @@ def per_length_text(per_length: dict[int, float], counts: dict[int, tuple[int, i
     t = Text()
     for n, acc in per_length.items():
         filled = round(acc * BAR)
-        beyond = not trained[0] <= n <= trained[1]
         t.append(f"{n:>3} words ")
         t.append("█" * filled, style="green" if acc >= 0.995 else "yellow" if acc >= 0.5 else "red")
         t.append("·" * (BAR - filled), style="dim")
         t.append(f" {100 * acc:5.1f}%  ({counts[n][0]}/{counts[n][1]})")
-        if beyond:
-            t.append("  longer than trained", style="dim")
+        if n < trained[0] or n > trained[1]:
+            t.append(f"  {'shorter' if n < trained[0] else 'longer'} than trained", style="dim")
         t.append("\n")
     t.rstrip()
     return t
@@ -44,9 +43,9 @@ def per_length_text(per_length: dict[int, float], counts: dict[int, tuple[int, i
 
 class ResultsScreen(Screen):
     BINDINGS = [
-        Binding("t", "app.show('train')", "Train"),
-        Binding("p", "app.show('probe')", "Probe"),
-        Binding("e", "evaluate", "Evaluate again"),
+        Binding("t", "app.show('train')", "Train", tooltip="the training screen"),
+        Binding("p", "app.show('probe')", "Probe", tooltip="the probe screen"),
+        Binding("e", "evaluate", "Evaluate again", tooltip="evaluate the checkpoint on disk again (writes the files again)"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -37,10 +37,10 @@ def _clock(seconds: float) -> str:
 
 class TrainScreen(Screen):
     BINDINGS = [
-        Binding("s", "stop", "Stop"),
-        Binding("n", "new_run", "New run"),
-        Binding("r", "app.show('results')", "Results"),
-        Binding("p", "app.show('probe')", "Probe"),
+        Binding("s", "stop", "Stop", tooltip="stop training after this batch; the best model is kept"),
+        Binding("n", "new_run", "New run", tooltip="start a new run with the command-line configuration"),
+        Binding("r", "app.show('results')", "Results", tooltip="the results screen: test set, examples, analysis"),
+        Binding("p", "app.show('probe')", "Probe", tooltip="the probe screen: type your own sentences"),
     ]
 
     def compose(self) -> ComposeResult:

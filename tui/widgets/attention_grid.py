@@ -56,6 +56,7 @@ class AttentionGrid(DataTable):
         max-width: 100%;
         height: 1fr;
         scrollbar-size: 1 1;
+        background: transparent;  /* no panel below a short grid */
     }
     """
 
