@@ -34,7 +34,8 @@ def attention_stats(results: Sequence[SentenceResult]) -> dict:
     last_first_word, last_hit = [], 0
     eos_step_on_eos, eos_step_on_first, eos_step_max = [], [], []
     eos_step_argmax: Counter = Counter()
-    by_len = defaultdict(lambda: {"steps": 0, "hits": 0, "w": 0.0, "ent": 0.0, "correct": 0, "n": 0})
+    by_len = defaultdict(lambda: {"steps": 0, "hits": 0, "w": 0.0, "ent": 0.0, "correct": 0, "n": 0,
+                                  "short": 0, "long": 0, "wrong_word": 0})
     all_peaked, all_peaked_correct, not_peaked, not_peaked_correct = 0, 0, 0, 0
 
     for r in results:
@@ -42,6 +43,8 @@ def attention_stats(results: Sequence[SentenceResult]) -> dict:
         L = by_len[n]
         L["n"] += 1
         L["correct"] += r.match
+        if not r.match:  # how it failed: stopped early, ran on, or the right length with a wrong word
+            L["short" if len(r.output) < n else "long" if len(r.output) > n else "wrong_word"] += 1
         sentence_all_hit = True
         for t in range(min(n, A.shape[0])):
             row, m = A[t], n - 1 - t
@@ -111,7 +114,8 @@ def attention_stats(results: Sequence[SentenceResult]) -> dict:
         "by_length": {n: {"sentences": v["n"], "exact_match": v["correct"] / v["n"],
                           "mirror_peak_rate": v["hits"] / max(1, v["steps"]),
                           "mirror_weight_mean": v["w"] / max(1, v["steps"]),
-                          "entropy_ratio_mean": v["ent"] / max(1, v["steps"])}
+                          "entropy_ratio_mean": v["ent"] / max(1, v["steps"]),
+                          "errors": {"stopped_early": v["short"], "ran_on": v["long"], "wrong_word": v["wrong_word"]}}
                       for n, v in sorted(by_len.items())},
     }
 
@@ -131,7 +135,8 @@ def _degree(rate: float) -> str:
 
 
 def write_analysis(stats: dict, uniform_exact_match: float | None = None,
-                   train_range: tuple[int, int] | None = None) -> str:
+                   train_range: tuple[int, int] | None = None, beyond: dict | None = None,
+                   unseen: dict | None = None) -> str:
     """The analysis as Markdown, every claim computed from `stats`."""
     s = stats
     off = {int(k): v for k, v in s["peak_offsets"].items()}
@@ -144,9 +149,9 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
     sharp_long = by_len[long_]["entropy_ratio_mean"]
     fs, ls, es = s["first_step"], s["last_word_step"], s["eos_step"]
     lines = ["# Attention analysis", "",
-             f"Measured on {s['sentences']} test sentences ({s['word_steps']} output word steps); "
-             f"exact match {_pct(s['exact_match'])}. Output step t of an n-word sentence should "
-             "emit input word n−1−t, its *mirrored* position.", ""]
+             f"Measured on {s['sentences']} test sentences ({s['word_steps']} output word steps, "
+             f"exact match {_pct(s['exact_match'])}); output step t of an n-word sentence reads best "
+             "from input word n−1−t, its *mirrored* position.", ""]
 
     lines += ["## 1. What patterns do the attention weights show?", "",
               f"The most-attended input position is the mirrored one {_degree(s['mirror_peak_rate'])} "
@@ -184,6 +189,28 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
                       f"there the peak sits on the mirror at {_pct(np.mean([by_len[n]['mirror_peak_rate'] for n in outside]))} "
                       f"of steps and exact match is {_pct(np.mean([by_len[n]['exact_match'] for n in outside]))}.", ""]
 
+    if beyond:
+        bl = beyond["by_length"]
+        lines += [f"Beyond the training lengths ({len(bl)} lengths, {beyond['sentences']} new sentences):", "",
+                  "| length | sentences | exact match | peak on mirror | weight on mirror | entropy / uniform |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for n, v in bl.items():
+            lines.append(f"| {n} | {v['sentences']} | {_pct(v['exact_match'])} | {_pct(v['mirror_peak_rate'])} "
+                         f"| {v['mirror_weight_mean']:.3f} | {v['entropy_ratio_mean']:.3f} |")
+        broken = [n for n, v in bl.items() if v["exact_match"] < 0.5]
+        errs = {k: sum(v["errors"][k] for v in bl.values()) for k in ("stopped_early", "ran_on", "wrong_word")}
+        n_err = sum(errs.values())
+        lines += ["", (f"Exact match first falls below 50% at length {broken[0]}, where the peak is on the "
+                       f"mirror at {_pct(bl[broken[0]]['mirror_peak_rate'])} of steps."
+                       if broken else
+                       f"Exact match stays at or above 50% up to length {max(bl)} "
+                       f"(lowest {_pct(min(v['exact_match'] for v in bl.values()))})."), ""]
+        if n_err:
+            lines += [f"Of the {n_err} wrong answers there, {errs['stopped_early']} stopped early, "
+                      f"{errs['ran_on']} ran on past the last word and {errs['wrong_word']} had the right length "
+                      f"with a wrong word: {'losing count of the words' if errs['stopped_early'] + errs['ran_on'] > errs['wrong_word'] else 'blurred reading of a word'} "
+                      "is what breaks first.", ""]
+
     lines += ["## 3. How does attention help the model reverse sequences?", ""]
     if uniform_exact_match is not None:
         lines += [f"Replacing the learned weights with a uniform spread over the input at test time "
@@ -192,9 +219,14 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
                   f"{'depends on' if uniform_exact_match < s['exact_match'] - 0.05 else 'barely relies on'} "
                   "the attention to fetch each word.", ""]
     lines += [f"With {s['mirror_weight_mean']:.3f} of the weight on the mirrored word on average, the "
-              f"context vector is {'close to a copy of that one word' if s['mirror_weight_mean'] > 0.8 else 'a blend of several words'}: "
-              f"the decoder has to count steps to choose *where* to look, and reads *what* the word is "
-              f"from the context.", ""]
+              f"context vector is {'close to a copy of that one word' if s['mirror_weight_mean'] > 0.8 else 'a blend of several words'}."]
+    if unseen:
+        lines += [f"Sentences with one to three words the model never saw: exact match "
+                  f"{_pct(unseen['with_replacement'])} when each emitted <unk> is replaced by the source word "
+                  f"the attention peaked on, {_pct(unseen['without_replacement'])} without that replacement"
+                  + (" — the attention points at the right word even when the word itself is unknown."
+                     if unseen['with_replacement'] > unseen['without_replacement'] + 0.1 else ".")]
+    lines += [""]
 
     lines += ["## 4. What happens at the beginning and end of sequences?", "",
               f"First output step: the peak is on the last input word in {_pct(fs['mirror_peak_rate'])} of sentences, "
@@ -203,6 +235,7 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
               f"with mean weight {ls['weight_first_word']:.3f}."]
     if es["count"]:
         where = max(es["peak_at"], key=es["peak_at"].get)
+        where = {"eos": "EOS token"}.get(where, where)
         lines.append(f"The step that emits EOS ({es['count']} sentences) peaks on the {where} in "
                      f"{_pct(es['peak_at'][where])} of them, with mean peak weight {es['peak_weight']:.3f} "
                      f"(weight on the EOS token {es['weight_eos']:.3f}, on the first word {es['weight_first_word']:.3f}).")

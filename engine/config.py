@@ -33,6 +33,8 @@ class Config:
     batch_size: int = 64
     teacher_forcing: float = 0.5
     clip: float = 1.0
+    unk_rate: float = 0.03  # share of training words shown as <unk> (in source and target), so
+                            # the model learns to pass unknown words through; 0 = never
     patience: int = 0  # epochs without a better val loss before stopping; 0 = never stop early
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda
@@ -42,7 +44,8 @@ class Config:
         """The seed notebook's hyperparameters."""
         base = cls(embed_dim=128, hidden_dim=256, layers=2, dropout=0.1, bidirectional=False,
                    location_kernel=0,
-                   epochs=30, lr=1e-3, lr_schedule="constant", batch_size=64, teacher_forcing=0.5)
+                   epochs=30, lr=1e-3, lr_schedule="constant", batch_size=64, teacher_forcing=0.5,
+                   unk_rate=0.0)
         return replace(base, **overrides)
 
     def to_dict(self) -> dict:
@@ -64,6 +67,8 @@ class Config:
             raise ValueError(f"--min-len ({self.min_len}) is above --max-len ({self.max_len})")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"--teacher-forcing must be between 0 and 1, got {self.teacher_forcing}")
+        if not 0.0 <= self.unk_rate < 1.0:
+            raise ValueError(f"--unk-rate must be in [0, 1), got {self.unk_rate}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not self.lr > 0:

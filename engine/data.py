@@ -21,6 +21,11 @@ WORDS = ["the", "cat", "sat", "dog", "ran", "big", "small", "red", "blue", "on",
          "hat", "house", "car", "tree", "bird", "fish", "quick", "lazy", "brown", "fox", "jumps",
          "over", "eats", "drinks", "happy", "sad", "fast", "slow", "old", "new", "hot", "cold"]
 
+# Words the built-in corpus never uses: stand-ins for a user's unseen words in evaluation.
+UNSEEN_WORDS = ["zebra", "lion", "piano", "river", "cloud", "stone", "apple", "train", "lamp",
+                "chair", "moon", "grass", "whale", "violin", "candle", "forest", "garden", "mouse",
+                "window", "rocket", "tiger", "pencil", "bridge", "castle"]
+
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<sos>", "<eos>", "<unk>"]
 
@@ -36,6 +41,18 @@ def random_sentences(n: int, min_len: int, max_len: int, rng: random.Random,
                      words: Sequence[str] = WORDS) -> list[list[str]]:
     """n sentences of uniformly random length in [min_len, max_len], words drawn uniformly."""
     return [[rng.choice(words) for _ in range(rng.randint(min_len, max_len))] for _ in range(n)]
+
+
+def with_unseen_words(sentences: Sequence[Sequence[str]], rng: random.Random,
+                      unseen: Sequence[str] = UNSEEN_WORDS) -> list[list[str]]:
+    """Each sentence with one to three of its words swapped for words outside the vocabulary."""
+    out = []
+    for s in sentences:
+        s = list(s)
+        for i in rng.sample(range(len(s)), k=min(len(s), rng.randint(1, 3))):
+            s[i] = rng.choice(unseen)
+        out.append(s)
+    return out
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data import PairDataset, Vocab, tokenize
+from .data import EOS, PAD, SOS, UNK, PairDataset, Vocab, tokenize
 from .model import Seq2Seq
 
 
@@ -51,8 +51,28 @@ class EvalResult:
 
 
 @torch.no_grad()
+def output_words(ids: Sequence[int], attention: np.ndarray, source: Sequence[str], vocab: Vocab,
+                 replace_unk: bool = True) -> list[str]:
+    """Ids to words up to EOS. With replace_unk, an <unk> the model emits becomes the source
+    word its attention weighted most at that step (when that is a word, not EOS): the model
+    learned *where* the word is, so an unseen word can still be copied across."""
+    words = []
+    for t, i in enumerate(ids):
+        if i == EOS:
+            break
+        if i in (PAD, SOS):
+            continue
+        if i == UNK and replace_unk:
+            p = int(attention[t].argmax())
+            words.append(source[p] if p < len(source) else vocab.itos[UNK])
+        else:
+            words.append(vocab.itos[i])
+    return words
+
+
 def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
-           device: torch.device, batch_size: int = 500, attend: bool | None = None) -> list[SentenceResult]:
+           device: torch.device, batch_size: int = 500, attend: bool | None = None,
+           replace_unk: bool = True) -> list[SentenceResult]:
     """Greedy-decode sentences in length-grouped batches; results in the input order."""
     model.eval()
     ds = PairDataset(sentences, vocab)
@@ -64,19 +84,21 @@ def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
         for j, row in enumerate(batch.index.tolist()):
             n_src, steps = int(batch.src_len[j]), int(length[j])
             src = ds.sentences[row]
+            a = attn[j, :steps, :n_src].numpy()
             results[row] = SentenceResult(
                 source=list(src),
-                output=vocab.decode(tokens[j, :steps].tolist()),
+                output=output_words(tokens[j, :steps].tolist(), a, src, vocab, replace_unk),
                 reference=ds.references(row),
-                attention=attn[j, :steps, :n_src].numpy(),
+                attention=a,
                 steps=steps)
     return results  # type: ignore[return-value]
 
 
 def evaluate(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
-             device: torch.device, batch_size: int = 500, attend: bool | None = None) -> EvalResult:
+             device: torch.device, batch_size: int = 500, attend: bool | None = None,
+             replace_unk: bool = True) -> EvalResult:
     t0 = time.perf_counter()
-    results = decode(model, vocab, sentences, device, batch_size, attend)
+    results = decode(model, vocab, sentences, device, batch_size, attend, replace_unk)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

@@ -222,7 +222,7 @@ class Seq2Seq(nn.Module):
         logits = self.decoder.logits(torch.stack(states, 1), torch.stack(contexts, 1))  # (B, T, V)
         return logits, torch.stack(attn, 1)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
                attend: bool | None = None) -> Decoded:
         """Batched greedy decoding; stops as soon as every sentence has emitted EOS or used
@@ -245,7 +245,7 @@ class Seq2Seq(nn.Module):
             tokens.append(y)
             attn.append(w)
             newly = (y == EOS) & ~done
-            length = torch.where(newly, torch.full_like(length, t + 1), length)
+            length = torch.where(newly, t + 1, length)
             done = done | newly | (budget <= t + 1)
             if bool(done.all()):
                 break

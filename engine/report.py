@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from .analysis import attention_stats, write_analysis
 from .checkpoint import Loaded, load_model
+from .data import random_sentences, with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .plots import attention_heatmap, loss_curve
 
@@ -27,6 +29,8 @@ class Results:
     stats: dict
     uniform_exact_match: float
     analysis: str
+    unseen: dict
+    beyond: EvalResult | None
     heatmap_example: SentenceResult
     report: dict
     files: dict[str, Path]
@@ -62,7 +66,18 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     # the ablation: the same model decoding with uniform attention
     uniform = evaluate(loaded.model, loaded.vocab, test_sentences, device, attend=False).exact_match
     stats = attention_stats(ev.results)
-    analysis = write_analysis(stats, uniform, (cfg.min_len, cfg.max_len))
+    # unseen words: one to three words per test sentence swapped for words outside the vocabulary
+    rng = random.Random(cfg.seed + 2)
+    unseen_set = with_unseen_words(test_sentences, rng)
+    unseen = {"with_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device).exact_match,
+              "without_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device,
+                                              replace_unk=False).exact_match}
+    # longer than training: 100 sentences per length from max_len + 1 to 2 * max_len
+    longer = [s for n in range(cfg.max_len + 1, 2 * cfg.max_len + 1)
+              for s in random_sentences(100, n, n, rng, [w for w in loaded.vocab.words()])]
+    beyond = evaluate(loaded.model, loaded.vocab, longer, device) if longer else None
+    beyond_stats = attention_stats(beyond.results) if beyond else None
+    analysis = write_analysis(stats, uniform, (cfg.min_len, cfg.max_len), beyond_stats, unseen)
     example = typical_example(ev.results)
     files = {
         "attention_heatmap": attention_heatmap(example.attention, example.source_tokens,
@@ -87,6 +102,8 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
         "test_eval_seconds": ev.seconds,
         "test_sentences": len(ev.results),
         "uniform_attention_exact_match": uniform,
+        "unseen_words_exact_match": unseen,
+        "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()} if beyond else {},
         "attention": stats,
         "examples": [{"input": " ".join(r.source), "output": " ".join(r.output),
                       "reference": " ".join(r.reference), "match": r.match} for r in ev.results[:10]],
@@ -95,7 +112,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     files["report"] = out / "report.json"
-    return Results(ev, stats, uniform, analysis, example, report, files)
+    return Results(ev, stats, uniform, analysis, unseen, beyond, example, report, files)
 
 
 __all__ = ["Results", "finish_run", "format_example", "typical_example", "write_metrics_csv"]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .checkpoint import FORMAT, save_atomic
 from .config import Config
-from .data import PAD, PairDataset, Splits, Vocab, builtin_splits
+from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, builtin_splits
 from .model import Seq2Seq
 from .optim import Adam, clip_grad_norm, scheduled_lr
 
@@ -66,6 +66,21 @@ def masked_loss(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=PAD)
 
 
+def with_unknown_words(batch: Batch, rate: float, rng: torch.Generator) -> Batch:
+    """Show a random share of the words as <unk>, in the source and at the mirrored place in
+    the target, so the model learns to emit <unk> where an unknown word sits (and the
+    decoder's <unk> replacement can then copy the real word)."""
+    words = batch.src_len - 1  # (B,) words per sentence, EOS excluded
+    S = batch.src.size(1)
+    pos = torch.arange(S)
+    is_word = pos[None, :] < words[:, None]  # (B, S)
+    hide = (torch.rand(batch.src.shape, generator=rng) < rate) & is_word
+    mirror = (words[:, None] - 1 - pos[None, :]).clamp(min=0)  # target step t reads source n-1-t
+    hide_tgt = hide.gather(1, mirror) & is_word
+    return Batch(batch.src.masked_fill(hide, UNK), batch.src_len,
+                 batch.tgt.masked_fill(hide_tgt, UNK), batch.index)
+
+
 class Trainer:
     def __init__(self, cfg: Config, checkpoint_path: str | Path, splits: Splits | None = None,
                  device: torch.device | None = None):
@@ -97,6 +112,8 @@ class Trainer:
         first_bad = torch.tensor(-1, device=self.device)
         self._tokens = 0
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
+            if cfg.unk_rate:
+                batch = with_unknown_words(batch, cfg.unk_rate, self.rng)
             b = batch.to(self.device)
             forcing = (torch.rand(b.tgt.size(1), generator=self.rng) < cfg.teacher_forcing).tolist()
             logits, _ = model(b.src, b.src_len, b.tgt_in, forcing)  # (B, T, V)

@@ -45,3 +45,17 @@ def test_batches_group_lengths_and_cover_every_sentence_once():
         total += b.src.numel()
     assert sorted(seen) == list(range(2000))
     assert padded / total < 0.02  # the notebook's random batches pad ~30% of positions
+
+
+def test_unknown_word_masking_mirrors_source_into_target():
+    from engine.train import with_unknown_words
+    from engine.data import UNK
+    v = Vocab(WORDS)
+    ds = PairDataset(["the cat sat on".split(), "big red car".split()], v)
+    b = with_unknown_words(ds.batch(torch.arange(2)), 0.5, torch.Generator().manual_seed(3))
+    for i, n in enumerate([4, 3]):
+        src, tgt = b.src[i, :n].tolist(), b.tgt[i, :n].tolist()
+        assert tgt == src[::-1]  # still the exact reversal, <unk>s included
+        assert b.src[i, n] == EOS and b.tgt[i, n] == EOS
+    assert (b.src == UNK).any()
+    assert torch.equal(b.src_len, ds.src_len[:2])

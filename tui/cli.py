@@ -30,6 +30,7 @@ HELP = {
     "lr_schedule": "cosine (warm-up, then decay to lr/20) or constant",
     "batch_size": "sentences per batch (batches group sentences of equal length)",
     "teacher_forcing": "probability that a decoder step reads the true previous word (0-1)",
+    "unk_rate": "share of training words replaced by <unk> in source and target, so unseen words are passed through",
     "clip": "max-norm gradient clipping threshold",
     "patience": "stop after this many epochs without a better validation loss (0: never)",
     "seed": "random seed: the same seed gives the same data and losses on CPU",
