@@ -235,9 +235,8 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
               f"with mean weight {ls['weight_first_word']:.3f}."]
     if es["count"]:
         where = max(es["peak_at"], key=es["peak_at"].get)
-        where = {"eos": "EOS token"}.get(where, where)
-        lines.append(f"The step that emits EOS ({es['count']} sentences) peaks on the {where} in "
-                     f"{_pct(es['peak_at'][where])} of them, with mean peak weight {es['peak_weight']:.3f} "
+        lines.append(f"The step that emits EOS ({es['count']} sentences) peaks on the "
+                     f"{'EOS token' if where == 'eos' else where} in {_pct(es['peak_at'][where])} of them, with mean peak weight {es['peak_weight']:.3f} "
                      f"(weight on the EOS token {es['weight_eos']:.3f}, on the first word {es['weight_first_word']:.3f}).")
     lines.append(f"Across word steps the EOS token takes a mean weight of {s['eos_column_weight_mean']:.3f}.")
     lines += ["", f"Attention is {'sharper' if sharp_short < sharp_long else 'no sharper'} for short sentences than long ones: "
