@@ -62,6 +62,13 @@ class BahdanauAttention(nn.Module):
         # W_h h_j does not depend on the decoder step: computed once per batch.
         return self.W_h(enc_out)  # (B, S, A)
 
+    def location_features(self, prev: torch.Tensor) -> torch.Tensor:
+        """self.location(prev) as a window-and-matmul: the same numbers as the Conv1d, without
+        the CPU's slow generic convolution path. prev (B, S) -> (B, S, A)"""
+        A, _, k = self.location.weight.shape
+        windows = F.pad(prev, (k // 2, k // 2)).unfold(1, k, 1)  # (B, S, k)
+        return windows @ self.location.weight.view(A, k).t()
+
     def forward(self, s: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
                 mask: torch.Tensor, prev: torch.Tensor | None = None):
         # s (B, H) previous decoder state
@@ -73,7 +80,7 @@ class BahdanauAttention(nn.Module):
         # prev (B, S): the previous step's weights (zeros before the first step)
         energy = keys + query.unsqueeze(1)  # (B, S, A)
         if self.location is not None and prev is not None:
-            energy = energy + self.location(prev.unsqueeze(1)).transpose(1, 2)  # (B, S, A)
+            energy = energy + self.location_features(prev)
         scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
@@ -165,6 +172,29 @@ class Decoder(nn.Module):
                 x = F.linear(self.dropout(h), self.W_ih[l], self.b_ih[l + 1])
         return h, context, torch.stack(new), weights
 
+    def inference_weights(self) -> list[tuple[torch.Tensor, ...]]:
+        """Per layer (W_ih, W_hh, b_ih, b_hh) as torch.gru_cell takes them, built once per
+        decoding call: at inference one fused cell call per layer beats the training path's
+        separate ops (no teacher-forced inputs to precompute there)."""
+        W_ih = [torch.cat([self.W_ie, self.W_ic], 1), *self.W_ih]
+        return list(zip(W_ih, self.W_hh, self.b_ih, self.b_hh))
+
+    def infer_step(self, y: torch.Tensor, hidden: list[torch.Tensor], keys: torch.Tensor,
+                   enc_out: torch.Tensor, mask: torch.Tensor, prev: torch.Tensor,
+                   weights: list[tuple[torch.Tensor, ...]], attend: bool = True):
+        """step() for decoding (no dropout, no gradients): y (B,) previous word ids;
+        hidden a list of (B, H) per layer. Same maths as step(); tests hold them equal."""
+        if attend:
+            context, w = self.attention(hidden[-1], keys, enc_out, mask, prev)
+        else:
+            context, w = uniform_attention(enc_out, mask)
+        x = torch.cat([self.embedding(y), context], dim=-1)  # (B, E + K)
+        new = []
+        for l, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
+            x = torch.gru_cell(x, hidden[l], w_ih, w_hh, b_ih, b_hh)  # (B, H)
+            new.append(x)
+        return x, context, new, w
+
     def logits(self, state: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.out(torch.cat([state, context], dim=-1))  # (..., V)
 
@@ -229,24 +259,31 @@ class Seq2Seq(nn.Module):
         its step budget (2n + 5 for n source tokens, from its real length, so padding cannot
         change it). attend=False swaps the learned attention for uniform weights (an ablation)."""
         attend = self.use_attention if attend is None else attend
+        dec = self.decoder
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        top = self.decoder.fused_top_weights()
+        weights = dec.inference_weights()
+        hidden = list(hidden.unbind(0))  # per layer (B, H)
         B = src.size(0)
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
+        steps = int(budget.max())
         y = torch.full((B,), SOS, dtype=torch.long, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
         length = budget.clone()
         tokens, attn = [], []
         w = torch.zeros_like(mask, dtype=enc_out.dtype)  # (B, S)
-        for t in range(int(budget.max())):
-            s, c, hidden, w = self.decoder.step(self.decoder.embed_inputs(y), hidden, keys,
-                                                enc_out, mask, top, w, attend)
-            y = self.decoder.logits(s, c).argmax(-1).masked_fill(done, PAD)  # (B,)
+        for t in range(steps):
+            s, c, hidden, w = dec.infer_step(y, hidden, keys, enc_out, mask, w, weights, attend)
+            y = dec.logits(s, c).argmax(-1)  # (B,)
+            if B > 1:
+                y = y.masked_fill(done, PAD)
+                newly = (y == EOS) & ~done
+                length = torch.where(newly, t + 1, length)
+                done = done | newly | (budget <= t + 1)
+            else:  # one sentence (a probe): fewer ops per step
+                done = (y == EOS) | (budget <= t + 1)
+                length = length if not bool(y[0] == EOS) else torch.full_like(length, t + 1)
             tokens.append(y)
             attn.append(w)
-            newly = (y == EOS) & ~done
-            length = torch.where(newly, t + 1, length)
-            done = done | newly | (budget <= t + 1)
             if bool(done.all()):
                 break
         return Decoded(torch.stack(tokens, 1), torch.stack(attn, 1), length)

@@ -96,3 +96,27 @@ def test_greedy_stops_when_every_sentence_has_emitted_eos():
     for i in range(2):
         n = int(out.length[i])
         assert torch.all(out.tokens[i, n:] == PAD)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_greedy_decoding_path_matches_the_training_path(arch):
+    """greedy() uses fused gru_cell steps, forward() the training steps: same maths."""
+    model, vocab = make(arch, seed=3)
+    ds = PairDataset(["the cat sat on the mat".split(), "big red car".split()], vocab)
+    b = ds.batch(torch.arange(2))
+    out = model.greedy(b.src, b.src_len)
+    T = out.tokens.size(1)
+    tgt_in = torch.cat([torch.full((2, 1), 1), out.tokens[:, :-1]], 1)  # the greedy words fed back
+    with torch.no_grad():
+        logits, attn = model(b.src, b.src_len, tgt_in, [True] * T)
+    for i in range(2):
+        n = int(out.length[i])
+        assert torch.equal(logits[i, :n].argmax(-1), out.tokens[i, :n])
+        torch.testing.assert_close(attn[i, :n], out.attention[i, :n], atol=1e-5, rtol=1e-4)
+
+
+def test_location_features_equal_the_conv():
+    model, _ = make({"location_kernel": 5})
+    att = model.decoder.attention
+    prev = torch.softmax(torch.randn(3, 9), -1)
+    torch.testing.assert_close(att.location_features(prev), att.location(prev.unsqueeze(1)).transpose(1, 2))
