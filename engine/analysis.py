@@ -136,7 +136,8 @@ def _degree(rate: float) -> str:
 
 def write_analysis(stats: dict, uniform_exact_match: float | None = None,
                    train_range: tuple[int, int] | None = None, beyond: dict | None = None,
-                   unseen: dict | None = None) -> str:
+                   unseen: dict | None = None, control: dict | None = None,
+                   per_length: dict[int, float] | None = None, has_attention: bool = True) -> str:
     """The analysis as Markdown, every claim computed from `stats`."""
     s = stats
     off = {int(k): v for k, v in s["peak_offsets"].items()}
@@ -212,7 +213,18 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
                       "is what breaks first.", ""]
 
     lines += ["## 3. How does attention help the model reverse sequences?", ""]
-    if uniform_exact_match is not None:
+    if not has_attention:
+        lines += [f"This model was trained without attention (a fixed mean context); it reaches "
+                  f"{_pct(s['exact_match'])} exact match on the test set.", ""]
+    if control and per_length:
+        lines += [f"A control model trained the same way but with a fixed context (the mean of the encoder "
+                  f"outputs) in place of attention reaches {_pct(control['test_exact_match'])} on the test set, "
+                  f"against {_pct(s['exact_match'])} with attention:", "",
+                  "| length | with attention | without attention |", "|---:|---:|---:|"]
+        for n in sorted(per_length):
+            lines.append(f"| {n} | {_pct(per_length[n])} | {_pct(control['per_length'].get(n))} |")
+        lines.append("")
+    if uniform_exact_match is not None and has_attention:
         lines += [f"Replacing the learned weights with a uniform spread over the input at test time "
                   f"(same model, same decoder) changes exact match from {_pct(s['exact_match'])} to "
                   f"{_pct(uniform_exact_match)}: the decoder "

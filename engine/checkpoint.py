@@ -100,7 +100,7 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> L
     try:
         cfg = Config.from_dict(payload["config"])
         vocab = Vocab(payload["vocab"])
-        model = Seq2Seq(len(vocab), cfg, attention=bool(payload.get("attention", True)))
+        model = Seq2Seq(len(vocab), cfg)
         model.load_state_dict(payload["model"])
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

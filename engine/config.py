@@ -25,7 +25,8 @@ class Config:
     layers: int = 1
     dropout: float = 0.0
     bidirectional: bool = True
-    location_kernel: int = 5  # > 0: location-aware attention, a conv of this width over the last weights
+    location_kernel: int = 5
+    attention: bool = True  # False: the no-attention control (fixed mean context)  # > 0: location-aware attention, a conv of this width over the last weights
     # training
     epochs: int = 3
     lr: float = 3e-3

@@ -207,9 +207,11 @@ class Decoded:
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, vocab_size: int, cfg: Config, attention: bool = True):
+    def __init__(self, vocab_size: int, cfg: Config):
         super().__init__()
-        self.use_attention = attention
+        # attention=False is the control experiment: a fixed context (the mean of the encoder
+        # outputs) in place of the learned weights, everything else the same
+        self.use_attention = cfg.attention
         self.encoder = Encoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.layers,
                                cfg.dropout, cfg.bidirectional)
         self.decoder = Decoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, self.encoder.out_dim,

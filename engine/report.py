@@ -56,8 +56,10 @@ def write_metrics_csv(history: Sequence[dict], path: Path) -> Path:
 
 
 def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out_dir: str | Path,
-               device: torch.device, extra: dict | None = None) -> Results:
-    """Evaluate the best checkpoint on the test set and write the artefacts to out_dir."""
+               device: torch.device, extra: dict | None = None,
+               control_checkpoint: str | Path | None = None) -> Results:
+    """Evaluate the best checkpoint on the test set and write the artefacts to out_dir.
+    control_checkpoint: a model trained the same way without attention, compared by length."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     loaded: Loaded = load_model(checkpoint, device)
@@ -77,7 +79,17 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
               for s in random_sentences(100, n, n, rng, [w for w in loaded.vocab.words()])]
     beyond = evaluate(loaded.model, loaded.vocab, longer, device) if longer else None
     beyond_stats = attention_stats(beyond.results) if beyond else None
-    analysis = write_analysis(stats, uniform, (cfg.min_len, cfg.max_len), beyond_stats, unseen)
+    control = None
+    if control_checkpoint is not None:
+        c = load_model(control_checkpoint, device)
+        c_test = evaluate(c.model, c.vocab, test_sentences, device)
+        c_beyond = evaluate(c.model, c.vocab, longer, device) if longer else None
+        control = {"checkpoint": str(control_checkpoint), "attention": c.config.attention,
+                   "test_exact_match": c_test.exact_match,
+                   "per_length": {**c_test.per_length, **(c_beyond.per_length if c_beyond else {})}}
+    analysis = write_analysis(stats, uniform, (cfg.min_len, cfg.max_len), beyond_stats, unseen,
+                              control, {**ev.per_length, **(beyond.per_length if beyond else {})},
+                              cfg.attention)
     example = typical_example(ev.results)
     files = {
         "attention_heatmap": attention_heatmap(example.attention, example.source_tokens,
@@ -103,6 +115,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
         "test_sentences": len(ev.results),
         "uniform_attention_exact_match": uniform,
         "unseen_words_exact_match": unseen,
+        "no_attention_control": control,
         "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()} if beyond else {},
         "attention": stats,
         "examples": [{"input": " ".join(r.source), "output": " ".join(r.output),

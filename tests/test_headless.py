@@ -70,3 +70,17 @@ def test_no_ui_runs_without_textual(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "o" / "report.json").exists()
+
+
+def test_no_attention_control_is_trained_and_compared(tmp_path):
+    out, ckpt = tmp_path / "out", tmp_path / "best.pt"
+    flags = [f for f in TINY_FLAGS]
+    flags[flags.index("--epochs") + 1] = "1"
+    assert main(["--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt), "--compare-no-attention"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    control = report["no_attention_control"]
+    assert control["attention"] is False and 0 <= control["test_exact_match"] <= 1
+    assert torch.load(tmp_path / "best.no-attention.pt", weights_only=True)["config"]["attention"] is False
+    analysis = (out / "analysis.md").read_text()
+    assert "| length | with attention | without attention |" in analysis
+    assert f"{100 * control['test_exact_match']:.1f}%" in analysis

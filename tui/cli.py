@@ -26,6 +26,7 @@ HELP = {
     "dropout": "dropout on embeddings and between GRU layers",
     "bidirectional": "bidirectional encoder (--no-bidirectional for one direction)",
     "location_kernel": "location-aware attention: width of a conv over the previous step's weights (odd; 0 = off)",
+    "attention": "Bahdanau attention; --no-attention trains the control model whose context is the fixed mean of the encoder outputs",
     "lr": "peak learning rate of the hand-written Adam",
     "lr_schedule": "cosine (warm-up, then decay to lr/20) or constant",
     "batch_size": "sentences per batch (batches group sentences of equal length)",
@@ -82,6 +83,8 @@ def main_parser() -> argparse.ArgumentParser:
                         "an existing checkpoint given here opens straight on the probe screen")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="directory for attention_heatmap.png, loss_curve.png, metrics.csv, analysis.md, report.json")
+    p.add_argument("--compare-no-attention", action="store_true",
+                   help="headless: also train the same model without attention and compare accuracy by length in analysis.md")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores)")
     add_config_flags(p)
     return p

@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -120,8 +121,20 @@ def run_headless(cfg: Config, args: argparse.Namespace) -> int:
             return status or 1
         extra = {"interrupted": bool(stop.signum), "failure": failure,
                  "train_seconds": train_seconds, "threads": torch.get_num_threads()}
+        control = None
+        if getattr(args, "compare_no_attention", False) and not stop.signum and not failure:
+            control = checkpoint.with_name(checkpoint.stem + ".no-attention.pt")
+            console.print(f"\ncontrol: the same training without attention -> {control}")
+            control_trainer = Trainer(replace(cfg, attention=False), control, splits=trainer.splits,
+                                      device=device)
+            for ev in control_trainer.run():
+                if isinstance(ev, EpochDone):
+                    console.print("[no attention] " + epoch_line(ev, cfg.epochs))
+                if stop.signum:
+                    control = None
+                    break
         try:
-            res = finish_run(checkpoint, trainer.splits.test, out, device, extra)
+            res = finish_run(checkpoint, trainer.splits.test, out, device, extra, control)
         except KeyboardInterrupt:
             err.print("reverse-tui: interrupted during evaluation; the best checkpoint is kept")
             return 130
