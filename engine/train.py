@@ -158,8 +158,8 @@ class Trainer:
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> Iterator[BatchDone | EpochDone]:
         cfg = self.cfg
-        bad_epochs = 0
         start = len(self.history) + 1
+        bad_epochs = start - 1 - self.best_epoch if self.best_epoch else 0  # resumed runs too
         for epoch in range(start, cfg.epochs + 1):
             t0 = time.perf_counter()
             yield from self.train_epoch(epoch)
@@ -178,6 +178,7 @@ class Trainer:
                 bad_epochs = 0
             else:
                 bad_epochs += 1
+            self.save(self.last_path)  # the latest state, for --resume
             yield done
             if cfg.patience and bad_epochs >= cfg.patience:
                 return
@@ -194,7 +195,36 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_val_loss": self.best_val_loss,
             "history": [dict(h) for h in self.history],
+            # random state, so a resumed run draws the same batches, forcing and dropout
+            "rng": {"batches": self.rng.get_state(), "torch": torch.get_rng_state()},
         }
+
+    @property
+    def last_path(self) -> Path:
+        """Where the latest epoch's full state goes: best.pt -> best.last.pt."""
+        return self.checkpoint_path.with_name(self.checkpoint_path.stem + ".last" + self.checkpoint_path.suffix)
+
+    @classmethod
+    def resume(cls, payload: dict, checkpoint_path: str | Path, device: torch.device | None = None,
+               epochs: int | None = None) -> "Trainer":
+        """Continue a run from a checkpoint's full state (model, optimiser, history, random
+        state); with `epochs`, train up to that many epochs in all."""
+        cfg = Config.from_dict(payload["config"])
+        if epochs is not None:
+            cfg = Config.from_dict({**cfg.to_dict(), "epochs": epochs})
+        t = cls(cfg, checkpoint_path, device=device)
+        if t.vocab.words() != list(payload["vocab"]):
+            raise ValueError("the checkpoint's vocabulary differs from the data it would resume on")
+        t.model.load_state_dict(payload["model"])
+        t.optimizer.load_state_dict({k: ([x.to(t.device) for x in v] if isinstance(v, list) else v)
+                                     for k, v in payload["optimizer"].items()})
+        t.history = [dict(h) for h in payload["history"]]
+        t.best_epoch = payload.get("best_epoch")
+        t.best_val_loss = payload.get("best_val_loss", math.inf)
+        if "rng" in payload:
+            t.rng.set_state(payload["rng"]["batches"])
+            torch.set_rng_state(payload["rng"]["torch"])
+        return t
 
     def save(self, path: str | Path) -> Path:
         return save_atomic(self.payload(), path)

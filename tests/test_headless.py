@@ -84,3 +84,23 @@ def test_no_attention_control_is_trained_and_compared(tmp_path):
     analysis = (out / "analysis.md").read_text()
     assert "| length | with attention | without attention |" in analysis
     assert f"{100 * control['test_exact_match']:.1f}%" in analysis
+
+
+def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):
+    cfg = {**TINY, "epochs": 4, "dropout": 0.2, "layers": 2}  # dropout: the torch RNG matters too
+    full = Trainer(Config(**cfg), tmp_path / "full.pt")
+    full_losses = [(e.train_loss, e.val_loss) for e in full.run() if isinstance(e, EpochDone)]
+
+    first = Trainer(Config(**cfg), tmp_path / "part.pt")
+    for ev in first.run():
+        if isinstance(ev, EpochDone) and ev.epoch == 2:
+            break  # "interrupted" after epoch 2
+    last = tmp_path / "part.last.pt"
+    assert torch.load(last, weights_only=True)["epoch"] == 2
+    torch.manual_seed(12345)  # whatever happened to the global RNG in between
+    code = main(["--no-ui", "--resume", str(last), "--checkpoint", str(tmp_path / "part.pt"),
+                 "--out", str(tmp_path / "out")])
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    resumed = [(e["train_loss"], e["val_loss"]) for e in report["epochs"]]
+    assert resumed == full_losses

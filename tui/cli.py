@@ -83,6 +83,9 @@ def main_parser() -> argparse.ArgumentParser:
                         "an existing checkpoint given here opens straight on the probe screen")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="directory for attention_heatmap.png, loss_curve.png, metrics.csv, analysis.md, report.json")
+    p.add_argument("--resume", type=Path, default=None, metavar="PATH",
+                   help="continue an interrupted run from its checkpoint (best.last.pt holds the latest "
+                        "epoch); its configuration is used, --epochs can extend it")
     p.add_argument("--compare-no-attention", action="store_true",
                    help="headless: also train the same model without attention and compare accuracy by length in analysis.md")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores)")

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from engine.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError, load
 from engine.config import Config
 from engine.evaluate import format_example
 from engine.report import finish_run, write_metrics_csv
@@ -82,7 +82,17 @@ def run_headless(cfg: Config, args: argparse.Namespace) -> int:
             return 2
     device = resolve_device(cfg.device)
     t_start = time.perf_counter()
-    trainer = Trainer(cfg, checkpoint, device=device)
+    if args.resume:
+        try:
+            payload = load(args.resume)
+            trainer = Trainer.resume(payload, checkpoint, device, epochs=args.epochs)
+        except (CheckpointError, ValueError) as e:
+            err.print(f"reverse-tui: cannot resume: {e}")
+            return 2
+        cfg = trainer.cfg
+        console.print(f"resuming {args.resume} after epoch {len(trainer.history)} of {cfg.epochs}")
+    else:
+        trainer = Trainer(cfg, checkpoint, device=device)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     console.print(f"reverse-tui: {len(trainer.train_set)} train / {len(trainer.val_set)} val / "
                   f"{len(trainer.splits.test)} test sentences of {cfg.min_len}-{cfg.max_len} words, "
