@@ -129,6 +129,31 @@ def test_quit_mid_training_returns_quickly(tmp_path):
     assert time.monotonic() - t0 < 5
     assert not app._train_lock.locked()
     assert len(app.epochs) < 50
+    if app.best_epoch():  # an epoch finished before the quit: its model is whole on disk
+        assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == app.best_epoch()
+
+
+def test_batch_progress_is_throttled(tmp_path, monkeypatch):
+    import tui.app as app_module
+    seen: list[tuple[int, int]] = []
+    handler = ReverseApp.on_batch_progress
+
+    def counting(self, msg):
+        seen.append((msg.event.epoch, msg.event.batch))
+        handler(self, msg)
+
+    monkeypatch.setattr(ReverseApp, "on_batch_progress", counting)
+    monkeypatch.setattr(app_module, "BATCH_INTERVAL", 1000.0)  # nothing but the must-sends
+    app = make_app(tmp_path, epochs=2)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: not app.training, "training to end")
+
+    run(body())
+    batches = -(-TINY["train_size"] // TINY["batch_size"])
+    # the first batch of the run, then the last batch of every epoch (the bar reaches 100%)
+    assert seen == [(1, 1), (1, batches), (2, batches)]
 
 
 def test_worker_exception_is_shown_and_app_lives_on(tmp_path, monkeypatch):

@@ -57,6 +57,18 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}"[:300]
 
 
+def rebuild_test_set(cfg: Config) -> list[list[str]]:
+    """The test sentences of the run that trained a checkpoint, rebuilt from its config the
+    way the Trainer builds them (both are seeded): the user's --corpus, or the built-in one."""
+    corpus = getattr(cfg, "corpus", "")
+    if corpus:
+        from engine.data import corpus_splits, read_corpus  # the engine's --corpus reader
+        sentences, _ = read_corpus(corpus, cfg.min_len, cfg.max_len, cfg.lowercase)
+        return corpus_splits(sentences, cfg.train_size, cfg.val_size, cfg.test_size, cfg.seed).test
+    return builtin_splits(cfg.train_size, cfg.val_size, cfg.test_size, cfg.min_len, cfg.max_len,
+                          cfg.seed).test
+
+
 def epoch_from_dict(d: dict) -> EpochDone:
     return EpochDone(**{k: d[k] for k in EPOCH_FIELDS})
 
@@ -191,7 +203,6 @@ class ReverseApp(App):
         self.training, self.protect_checkpoint = True, False
         self.train_started = time.perf_counter()
         self.status = ("Preparing data and model...", "info")
-        self.sub_title = "training"
         if screen := self.view("train"):
             screen.begin()
         if screen := self.view("results"):
@@ -254,7 +265,6 @@ class ReverseApp(App):
         if msg.run_id != self.run_id:
             return
         self.epochs.append(msg.event)
-        self.sub_title = f"training: epoch {msg.event.epoch}/{self.run_cfg.epochs} done"
         if screen := self.view("train"):
             screen.add_epoch(msg.event)
 
@@ -268,15 +278,12 @@ class ReverseApp(App):
         kept = (f"the best model (epoch {msg.best_epoch}) is in {self.checkpoint}"
                 if msg.best_epoch else "no epoch finished, so no model was saved")
         if msg.reason == "failed":
-            self.sub_title = "training failed"
             self.ended = (f"Training failed: {msg.error}. {kept}.", "error")
             self.notify(msg.error or "training failed", title="Training failed", severity="error",
                         timeout=12)
         elif msg.reason == "stopped":
-            self.sub_title = "stopped"
             self.ended = (f"Stopped after {done} finished epoch(s); {kept}.", "done")
         else:
-            self.sub_title = "trained"
             self.ended = (f"Finished {done} epochs; {kept}.", "done")
         self.set_status(self.ended[0] + (" Evaluating it on the test set..." if msg.best_epoch else ""),
                         self.ended[1])
@@ -305,8 +312,12 @@ class ReverseApp(App):
             except CheckpointError as e:
                 self.notify(str(e), title="Cannot evaluate", severity="error")
                 return
-            test = builtin_splits(cfg.train_size, cfg.val_size, cfg.test_size, cfg.min_len,
-                                  cfg.max_len, cfg.seed).test
+            try:
+                test = rebuild_test_set(cfg)
+            except (OSError, ValueError) as e:
+                self.notify(f"Cannot rebuild the test set: {e}", title="Cannot evaluate",
+                            severity="error")
+                return
         self.evaluating, self.results = True, None
         if screen := self.view("results"):
             screen.sync()

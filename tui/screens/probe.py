@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, OptionList, Static
+from textual.widgets import Footer, Input, Label, OptionList, Static
 
 from engine.checkpoint import CheckpointError
 from engine.evaluate import SentenceResult, probe, probe_notes
@@ -19,6 +19,7 @@ from engine.plots import attention_heatmap
 
 from ..messages import HeatmapSaved
 from ..widgets.attention_grid import AttentionGrid, legend
+from ..widgets.title_bar import TitleBar
 
 
 class SentenceInput(Input):
@@ -45,7 +46,7 @@ class ProbeScreen(Screen):
         self.saved_path = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield SentenceInput(placeholder="type a sentence and press Enter, e.g. the cat sat",
                             id="sentence")
         with Horizontal(id="probe-body"):
@@ -77,15 +78,15 @@ class ProbeScreen(Screen):
         try:
             loaded = app.probe_model()
         except CheckpointError as e:
-            self.sub_title = f"{app.checkpoint}: cannot be read"
+            self.query_one(TitleBar).show(f"probe: {app.checkpoint} cannot be read")
             self.notify(str(e), title="Checkpoint", severity="error")
             return
         if loaded is None:
-            self.sub_title = "no model yet"
+            self.query_one(TitleBar).show("probe: no model yet")
         else:
             p = loaded.payload
             so_far = " (best so far)" if app.training else ""
-            self.sub_title = f"probe {app.checkpoint}: epoch {p.get('best_epoch')}{so_far}"
+            self.query_one(TitleBar).show(f"probe {app.checkpoint}: epoch {p.get('best_epoch')}{so_far}")
 
     def action_focus_input(self) -> None:
         self.query_one(SentenceInput).focus()

@@ -8,9 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, Static
+from textual.widgets import Footer, Markdown, Static
 
 from engine.evaluate import SentenceResult
+
+from ..widgets.title_bar import TitleBar
 
 BAR = 24  # characters for a 100% bar
 
@@ -49,7 +51,7 @@ class ResultsScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with VerticalScroll(id="results-body"):
             yield Static(id="results-status")
             yield Static(id="summary")
@@ -65,7 +67,7 @@ class ResultsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "results"
+        self.query_one(TitleBar).show("results on the test set")
         self.sync()
         self.query_one("#results-body").focus()
 
@@ -107,6 +109,9 @@ class ResultsScreen(Screen):
         summary.append(f"best epoch {report.get('best_epoch')}"
                        + (f" (val loss {best:.4f})" if isinstance(best, float) else "")
                        + f" from {report.get('checkpoint')}")
+        folders = sorted({str(p.parent) for p in res.files.values()})
+        summary.append(f"\nfiles written to {', '.join(folders)}: ", style="bold")
+        summary.append(", ".join(p.name for p in res.files.values()))
         self.query_one("#summary", Static).update(summary)
         cfg = report.get("config", {})
         self.query_one("#per-length", Static).update(per_length_text(

@@ -7,13 +7,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, ProgressBar, Static
+from textual.widgets import Footer, Label, ProgressBar, Static
 
 from engine.config import Config
 from engine.train import BatchDone, EpochDone
 
 from ..widgets.epoch_table import EpochTable
 from ..widgets.loss_chart import LossChart
+from ..widgets.title_bar import TitleBar
 
 
 def config_brief(cfg: Config, facts: str = "") -> str:
@@ -23,7 +24,9 @@ def config_brief(cfg: Config, facts: str = "") -> str:
         model += f" dropout {cfg.dropout:g}"
     if getattr(cfg, "location_kernel", 0):
         model += f" loc {cfg.location_kernel}"
-    first = f"data {cfg.train_size}/{cfg.val_size}/{cfg.test_size}, {cfg.min_len}-{cfg.max_len} words · {model}"
+    source = f"{cfg.corpus} " if getattr(cfg, "corpus", "") else ""
+    first = (f"data {source}{cfg.train_size}/{cfg.val_size}/{cfg.test_size}, "
+             f"{cfg.min_len}-{cfg.max_len} words · {model}")
     second = (f"Adam lr {cfg.lr:g} {cfg.lr_schedule} · batch {cfg.batch_size} · forcing "
               f"{cfg.teacher_forcing:g} · clip {cfg.clip:g} · {cfg.epochs} epochs"
               + (f" · patience {cfg.patience}" if cfg.patience else "") + f" · seed {cfg.seed}")
@@ -44,7 +47,7 @@ class TrainScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield Static(id="config")
         yield Static(id="run-status")
         with Horizontal(classes="bar-row"):
@@ -58,7 +61,6 @@ class TrainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "training"
         self.sync()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -118,6 +120,7 @@ class TrainScreen(Screen):
         app = self.app
         done, total = len(app.epochs), app.run_cfg.epochs
         self.query_one("#epoch-bar", ProgressBar).update(total=total, progress=done)
+        self.query_one(TitleBar).show("training" if app.training else "training (idle)")
         text = f"run {done}/{total} epochs"
         if app.training and app.epochs and done < total:
             # a steadier estimate than the bar's own: whole epochs, measured
