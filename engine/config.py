@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass, fields, replace
 
 @dataclass(frozen=True)
 class Config:
-    # data: the notebook's built-in corpus sizes and lengths
+    # data: the notebook's built-in corpus sizes and lengths, or a user's text file
+    corpus: str = ""       # a text file, one sentence per line ("" = the built-in corpus)
+    min_freq: int = 1      # with --corpus: rarer words become <unk>
+    lowercase: bool = True
     train_size: int = 8000
     val_size: int = 1000
     test_size: int = 1000
@@ -76,6 +79,8 @@ class Config:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if not self.clip > 0:
             raise ValueError(f"--clip must be positive, got {self.clip}")
+        if self.min_freq < 1:
+            raise ValueError(f"--min-freq must be at least 1, got {self.min_freq}")
         if self.patience < 0:
             raise ValueError(f"--patience must be 0 or more, got {self.patience}")
         if self.location_kernel < 0 or (self.location_kernel and self.location_kernel % 2 == 0):

@@ -32,9 +32,11 @@ SPECIALS = ["<pad>", "<sos>", "<eos>", "<unk>"]
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
-def tokenize(text: str) -> list[str]:
-    """Split text into lower-case words by the rule in this module's docstring."""
-    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+def tokenize(text: str, lowercase: bool = True) -> list[str]:
+    """Split text into words by the rule in this module's docstring (lower case unless
+    lowercase=False, for a --corpus trained with --keep-case)."""
+    text = unicodedata.normalize("NFKC", text)
+    return _WORD.findall(text.lower() if lowercase else text)
 
 
 def random_sentences(n: int, min_len: int, max_len: int, rng: random.Random,
@@ -44,8 +46,9 @@ def random_sentences(n: int, min_len: int, max_len: int, rng: random.Random,
 
 
 def with_unseen_words(sentences: Sequence[Sequence[str]], rng: random.Random,
-                      unseen: Sequence[str] = UNSEEN_WORDS) -> list[list[str]]:
+                      vocab: "Vocab") -> list[list[str]]:
     """Each sentence with one to three of its words swapped for words outside the vocabulary."""
+    unseen = [w for w in UNSEEN_WORDS if w not in vocab] or [f"unseen{i}" for i in range(20)]
     out = []
     for s in sentences:
         s = list(s)
@@ -71,6 +74,57 @@ def builtin_splits(train_size: int, val_size: int, test_size: int, min_len: int,
                   random_sentences(test_size, min_len, max_len, rng))
 
 
+@dataclass
+class CorpusStats:
+    path: str = ""
+    lines: int = 0
+    kept: int = 0
+    empty: int = 0
+    too_short: int = 0
+    too_long: int = 0
+
+    def summary(self, min_len: int, max_len: int) -> str:
+        return (f"{self.path}: kept {self.kept:,} of {self.lines:,} lines; dropped {self.empty:,} without words, "
+                f"{self.too_short:,} shorter than {min_len} words, {self.too_long:,} longer than {max_len}")
+
+
+def read_corpus(path: str, min_len: int, max_len: int, lowercase: bool = True) -> tuple[list[list[str]], CorpusStats]:
+    """A user's text file, one sentence per line, tokenised by the project's rule. Lines
+    outside the length range are dropped and counted. Streams the file: memory grows with
+    the sentences kept, not with the file."""
+    stats = CorpusStats(path=str(path))
+    kept = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            stats.lines += 1
+            words = tokenize(line, lowercase)
+            if not words:
+                stats.empty += 1
+            elif len(words) < min_len:
+                stats.too_short += 1
+            elif len(words) > max_len:
+                stats.too_long += 1
+            else:
+                kept.append(words)
+    stats.kept = len(kept)
+    return kept, stats
+
+
+def corpus_splits(sentences: list[list[str]], train_size: int, val_size: int, test_size: int,
+                  seed: int) -> Splits:
+    """Seeded shuffle, then test and validation (each at most a tenth of the corpus), then
+    training (at most train_size) from the rest."""
+    order = list(range(len(sentences)))
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    n_test = min(test_size, max(1, n // 10))
+    n_val = min(val_size, max(1, n // 10))
+    test = [sentences[i] for i in order[:n_test]]
+    val = [sentences[i] for i in order[n_test:n_test + n_val]]
+    train = [sentences[i] for i in order[n_test + n_val:][:train_size]]
+    return Splits(train, val, test)
+
+
 class Vocab:
     """Word <-> index. Index 0..3 are PAD, SOS, EOS, UNK."""
 
@@ -81,13 +135,14 @@ class Vocab:
             self.add(w)
 
     @classmethod
-    def build(cls, sentences: Sequence[Sequence[str]]) -> "Vocab":
-        """Words in order of first appearance, so the same corpus gives the same indices."""
-        v = cls()
+    def build(cls, sentences: Sequence[Sequence[str]], min_freq: int = 1) -> "Vocab":
+        """Words seen at least min_freq times, in order of first appearance (the same corpus
+        gives the same indices); rarer words will read as <unk>."""
+        counts: dict[str, int] = {}
         for s in sentences:
             for w in s:
-                v.add(w)
-        return v
+                counts[w] = counts.get(w, 0) + 1
+        return cls([w for w, c in counts.items() if c >= min_freq])
 
     def add(self, word: str) -> None:
         if word not in self.stoi:

@@ -70,7 +70,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     stats = attention_stats(ev.results)
     # unseen words: one to three words per test sentence swapped for words outside the vocabulary
     rng = random.Random(cfg.seed + 2)
-    unseen_set = with_unseen_words(test_sentences, rng)
+    unseen_set = with_unseen_words(test_sentences, rng, loaded.vocab)
     unseen = {"with_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device).exact_match,
               "without_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device,
                                               replace_unk=False).exact_match}

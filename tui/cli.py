@@ -14,6 +14,9 @@ DEFAULT_OUT = Path("runs") / "latest"
 
 # flag -> help; every Config field gets one, named as in the baseline script
 HELP = {
+    "corpus": "train on your own text file, one sentence per line (sizes below cap the splits)",
+    "min_freq": "with --corpus: words seen fewer times in training become <unk>",
+    "lowercase": "lower-case the text (--no-lowercase keeps case)",
     "epochs": "training epochs (most; see --patience)",
     "train_size": "training sentences in the built-in corpus",
     "val_size": "validation sentences (pick the best model, early stopping)",
@@ -54,6 +57,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         if f.type in (bool, "bool"):
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{HELP[f.name]} (default: {getattr(defaults, f.name)})")
+            continue
+        if f.name == "corpus":
+            g.add_argument(flag, default=None, metavar="FILE", help=HELP[f.name])
             continue
         typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
         extra = {"choices": ["auto", "cpu", "cuda"]} if f.name == "device" else {}
@@ -115,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.validate()
         from engine.train import resolve_device
         resolve_device(cfg.device)
+        if cfg.corpus and not Path(cfg.corpus).is_file():
+            raise ValueError(f"--corpus {cfg.corpus}: no such file")
     except ValueError as e:
         parser.error(str(e))  # usage + one line, exit 2
     if args.threads is not None and args.threads < 1:

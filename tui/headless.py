@@ -92,7 +92,13 @@ def run_headless(cfg: Config, args: argparse.Namespace) -> int:
         cfg = trainer.cfg
         console.print(f"resuming {args.resume} after epoch {len(trainer.history)} of {cfg.epochs}")
     else:
-        trainer = Trainer(cfg, checkpoint, device=device)
+        try:
+            trainer = Trainer(cfg, checkpoint, device=device)
+        except (OSError, ValueError) as e:
+            err.print(f"reverse-tui: {e}")
+            return 2
+    if trainer.corpus_stats:
+        console.print(trainer.corpus_stats.summary(cfg.min_len, cfg.max_len))
     n_params = sum(p.numel() for p in trainer.model.parameters())
     console.print(f"reverse-tui: {len(trainer.train_set)} train / {len(trainer.val_set)} val / "
                   f"{len(trainer.splits.test)} test sentences of {cfg.min_len}-{cfg.max_len} words, "
