@@ -69,21 +69,24 @@ def rebuild_test_set(cfg: Config) -> list[list[str]]:
                           cfg.seed).test
 
 
-def epoch_from_dict(d: dict) -> EpochDone:
-    return EpochDone(**{k: d[k] for k in EPOCH_FIELDS})
+def epochs_from_history(history: list[dict]) -> list[EpochDone]:
+    """A checkpoint's history as table rows; fields an older checkpoint lacks read as zero."""
+    try:
+        return [EpochDone(**{k: h.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS})
+                for h in history]
+    except (AttributeError, TypeError):
+        return []  # not a list of dicts: show no history rather than fail to open
 
 
 class ReverseApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "reverse-tui"
-    ENABLE_COMMAND_PALETTE = False  # every action has its own key; ^p is free for nothing hidden
+    ENABLE_COMMAND_PALETTE = False  # every action has its own key, shown in the Footer
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (96, "-wide")]
     SCREENS = {"train": TrainScreen, "results": ResultsScreen, "probe": ProbeScreen}
     BINDINGS = [
-        # priority: "?" must open help even while the sentence Input has focus (the
-        # tokenizer drops punctuation, so nothing is lost by not typing it)
-        # tokenizer drops punctuation, so nothing is lost by not typing it); the Footer shows
-        # f1 instead where an Input would have taken "?"
+        # priority, and the sentence Input lets "?" through: help opens on every screen
+        # (the tokenizer drops punctuation, so nothing is lost by not typing it)
         Binding("question_mark,f1", "help", "Help", priority=True, tooltip="this help (also f1)"),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="quit; a run in progress stops, its best model is kept"),
     ]
@@ -124,7 +127,7 @@ class ReverseApp(App):
             self.run_cfg = self.loaded.config
             n_params = sum(p.numel() for p in self.loaded.model.parameters())
             self.run_facts = f"vocab {len(self.loaded.vocab)} · {n_params:,} params"
-            self.epochs = [epoch_from_dict(h) for h in self.loaded.payload["history"]]
+            self.epochs = epochs_from_history(self.loaded.payload["history"])
             self.protect_checkpoint = True
             self.status = (f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
                            f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.", "done")
