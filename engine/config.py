@@ -39,6 +39,7 @@ class Config:
     clip: float = 1.0
     unk_rate: float = 0.03  # share of training words shown as <unk> (in source and target), so
                             # the model learns to pass unknown words through; 0 = never
+    beam: int = 1  # decoding: 1 = greedy; K > 1 also evaluates with a length-normalised beam of K
     patience: int = 0  # epochs without a better val loss before stopping; 0 = never stop early
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda
@@ -79,6 +80,8 @@ class Config:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if not self.clip > 0:
             raise ValueError(f"--clip must be positive, got {self.clip}")
+        if self.beam < 1:
+            raise ValueError(f"--beam must be at least 1, got {self.beam}")
         if self.min_freq < 1:
             raise ValueError(f"--min-freq must be at least 1, got {self.min_freq}")
         if self.patience < 0:

@@ -72,14 +72,16 @@ def output_words(ids: Sequence[int], attention: np.ndarray, source: Sequence[str
 
 def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
            device: torch.device, batch_size: int = 500, attend: bool | None = None,
-           replace_unk: bool = True) -> list[SentenceResult]:
-    """Greedy-decode sentences in length-grouped batches; results in the input order."""
+           replace_unk: bool = True, beam: int = 1) -> list[SentenceResult]:
+    """Greedy-decode sentences in length-grouped batches (beam > 1: beam search, one
+    sentence at a time); results in the input order."""
     model.eval()
     ds = PairDataset(sentences, vocab)
     results: list[SentenceResult | None] = [None] * len(ds)
-    for batch in ds.batches(batch_size):
+    for batch in ds.batches(batch_size if beam == 1 else 1):
         b = batch.to(device)
-        out = model.greedy(b.src, b.src_len, attend=attend)
+        out = (model.greedy(b.src, b.src_len, attend=attend) if beam == 1
+               else model.beam(b.src, b.src_len, beam))
         tokens, attn, length = out.tokens.cpu(), out.attention.float().cpu(), out.length.cpu()
         for j, row in enumerate(batch.index.tolist()):
             n_src, steps = int(batch.src_len[j]), int(length[j])
@@ -96,9 +98,9 @@ def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
 
 def evaluate(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
              device: torch.device, batch_size: int = 500, attend: bool | None = None,
-             replace_unk: bool = True) -> EvalResult:
+             replace_unk: bool = True, beam: int = 1) -> EvalResult:
     t0 = time.perf_counter()
-    results = decode(model, vocab, sentences, device, batch_size, attend, replace_unk)
+    results = decode(model, vocab, sentences, device, batch_size, attend, replace_unk, beam)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -125,9 +127,10 @@ def probe_words(text: str) -> list[str]:
     return words
 
 
-def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device) -> SentenceResult:
-    """One sentence, tokenised by the project's rule (engine.data.tokenize)."""
-    return decode(model, vocab, [probe_words(text)], device, batch_size=1)[0]
+def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: int = 1) -> SentenceResult:
+    """One sentence, tokenised by the project's rule (engine.data.tokenize); beam > 1 for
+    beam search."""
+    return decode(model, vocab, [probe_words(text)], device, batch_size=1, beam=beam)[0]
 
 
 def probe_notes(result: SentenceResult, vocab: Vocab, min_len: int, max_len: int) -> list[str]:

@@ -289,3 +289,49 @@ class Seq2Seq(nn.Module):
             if bool(done.all()):
                 break
         return Decoded(torch.stack(tokens, 1), torch.stack(attn, 1), length)
+
+    @torch.inference_mode()
+    def beam(self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0) -> Decoded:
+        """Beam search for one sentence (src (1, S)). Hypotheses are ranked by their summed
+        log-probability divided by length**alpha, so short ones do not win just for being short.
+        Returns the best hypothesis, in greedy()'s format."""
+        dec = self.decoder
+        enc_out, hidden, keys, mask = self.encode(src, src_len)
+        weights = dec.inference_weights()
+        budget = int(2 * src_len[0] + 5)
+        V = dec.out.out_features
+        # the K live hypotheses form the batch; state tensors are reindexed as beams reorder
+        hidden = list(hidden.unbind(0))  # per layer (1, H)
+        y = torch.full((1,), SOS, dtype=torch.long, device=src.device)
+        scores = torch.zeros(1, device=src.device)
+        w = torch.zeros_like(mask, dtype=enc_out.dtype)
+        seqs: list[list[int]] = [[]]
+        rows: list[list[torch.Tensor]] = [[]]
+        finished: list[tuple[float, list[int], list[torch.Tensor]]] = []
+        for t in range(budget):
+            n = y.size(0)
+            s, c, hidden, w = dec.infer_step(y, hidden, keys.expand(n, -1, -1), enc_out.expand(n, -1, -1),
+                                             mask.expand(n, -1), w, weights, True)
+            logp = torch.log_softmax(dec.logits(s, c), -1)  # (n, V)
+            total = (scores[:, None] + logp).view(-1)
+            top = torch.topk(total, min(k, total.numel()))
+            beams, words = top.indices // V, top.indices % V
+            keep = []
+            for score, b, word in zip(top.values.tolist(), beams.tolist(), words.tolist()):
+                seq, att = seqs[b] + [word], rows[b] + [w[b]]
+                if word == EOS or t + 1 == budget:
+                    finished.append((score / len(seq) ** alpha, seq, att))
+                else:
+                    keep.append((score, b, word, seq, att))
+            if len(finished) >= k or not keep:
+                break
+            idx = torch.tensor([b for _, b, *_ in keep], device=src.device)
+            hidden = [h[idx] for h in hidden]
+            w = w[idx]
+            y = torch.tensor([word for _, _, word, *_ in keep], device=src.device)
+            scores = torch.tensor([sc for sc, *_ in keep], device=src.device)
+            seqs = [seq for *_, seq, _ in keep]
+            rows = [att for *_, att in keep]
+        _, seq, att = max(finished, key=lambda f: f[0])
+        return Decoded(torch.tensor([seq], device=src.device), torch.stack(att)[None],
+                       torch.tensor([len(seq)], device=src.device))

@@ -68,6 +68,11 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     # the ablation: the same model decoding with uniform attention
     uniform = evaluate(loaded.model, loaded.vocab, test_sentences, device, attend=False).exact_match
     stats = attention_stats(ev.results)
+    beam = None
+    if cfg.beam > 1:
+        bev = evaluate(loaded.model, loaded.vocab, test_sentences, device, beam=cfg.beam)
+        beam = {"width": cfg.beam, "exact_match": bev.exact_match, "seconds": bev.seconds,
+                "per_length": {str(n): a for n, a in bev.per_length.items()}}
     # unseen words: one to three words per test sentence swapped for words outside the vocabulary
     rng = random.Random(cfg.seed + 2)
     unseen_set = with_unseen_words(test_sentences, rng, loaded.vocab)
@@ -116,6 +121,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
         "uniform_attention_exact_match": uniform,
         "unseen_words_exact_match": unseen,
         "no_attention_control": control,
+        "beam": beam,
         "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()} if beyond else {},
         "attention": stats,
         "examples": [{"input": " ".join(r.source), "output": " ".join(r.output),

@@ -52,8 +52,20 @@ def test_same_seed_same_losses_on_cpu(tmp_path):
     assert losses(8) != a
 
 
+def test_beam_is_reported_beside_greedy(tmp_path):
+    out = tmp_path / "out"
+    flags = [f for f in TINY_FLAGS]
+    flags[flags.index("--epochs") + 1] = "1"
+    assert main(["--no-ui", *flags, "--beam", "3", "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["beam"]["width"] == 3 and 0 <= report["beam"]["exact_match"] <= 1
+    assert set(report["beam"]["per_length"]) == set(report["per_length"])
+    assert "test_exact_match" in report  # greedy stays the main figure
+
+
 def test_probe_prints_the_reversal(trained_checkpoint):
-    cmd = [sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), "--grid", "the cat sat"]
+    cmd = [sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), "--grid", "--beam", "2",
+           "the cat sat"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

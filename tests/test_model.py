@@ -120,3 +120,27 @@ def test_location_features_equal_the_conv():
     att = model.decoder.attention
     prev = torch.softmax(torch.randn(3, 9), -1)
     torch.testing.assert_close(att.location_features(prev), att.location(prev.unsqueeze(1)).transpose(1, 2))
+
+
+def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_checkpoint):
+    from engine.checkpoint import load_model
+    loaded = load_model(trained_checkpoint)
+    model, vocab = loaded.model, loaded.vocab
+    for words in ["the cat sat".split(), "big red car on the mat".split(), "dog".split() * 4]:
+        ds = PairDataset([words], vocab)
+        g = model.greedy(ds.src, ds.src_len)
+        b1 = model.beam(ds.src, ds.src_len, 1)
+        n = int(g.length[0])
+        assert b1.tokens[0].tolist() == g.tokens[0, :n].tolist()
+        torch.testing.assert_close(b1.attention[0], g.attention[0, :n])
+
+        def norm_logprob(tokens):
+            tgt = tokens[None]
+            tgt_in = torch.cat([torch.tensor([[1]]), tgt[:, :-1]], 1)
+            with torch.no_grad():
+                logits, _ = model(ds.src, ds.src_len, tgt_in, [True] * tgt.size(1))
+            return float(torch.log_softmax(logits, -1).gather(2, tgt[..., None]).sum()) / tgt.size(1)
+
+        b4 = model.beam(ds.src, ds.src_len, 4)
+        if b4.tokens[0, -1] == EOS and b1.tokens[0, -1] == EOS:
+            assert norm_logprob(b4.tokens[0]) >= norm_logprob(b1.tokens[0]) - 1e-5

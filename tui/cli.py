@@ -36,6 +36,7 @@ HELP = {
     "teacher_forcing": "probability that a decoder step reads the true previous word (0-1)",
     "unk_rate": "share of training words replaced by <unk> in source and target, so unseen words are passed through",
     "clip": "max-norm gradient clipping threshold",
+    "beam": "beam width for decoding; above 1 the evaluation reports greedy and beam side by side",
     "patience": "stop after this many epochs without a better validation loss (0: never)",
     "seed": "random seed: the same seed gives the same data and losses on CPU",
     "device": "auto (CUDA when available), cpu or cuda",
@@ -105,6 +106,7 @@ def probe_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained model")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     p.add_argument("--grid", action="store_true", help="also print the attention weights as a table")
+    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
     p.add_argument("sentence", nargs="+", help="the words to reverse (quote them or not)")
     return p
 

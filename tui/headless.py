@@ -168,7 +168,16 @@ def run_headless(cfg: Config, args: argparse.Namespace) -> int:
                   f"({sum(r.match for r in ev.results)}/{len(ev.results)}), "
                   f"evaluated in {ev.seconds:.2f}s")
     console.print("by length: " + "  ".join(f"{n}: {100 * a:.1f}%" for n, a in ev.per_length.items()))
+    if res.report["beam"]:
+        b = res.report["beam"]
+        console.print(f"beam search (width {b['width']}): {100 * b['exact_match']:.2f}% "
+                      f"in {b['seconds']:.2f}s; greedy above")
     console.print(f"with uniform attention instead: {100 * res.uniform_exact_match:.2f}%")
+    console.print(f"unseen words (1-3 per sentence): {100 * res.unseen['with_replacement']:.2f}% with <unk> "
+                  f"replacement, {100 * res.unseen['without_replacement']:.2f}% without")
+    if res.beyond:
+        console.print("beyond the training lengths: " + "  ".join(
+            f"{n}: {100 * a:.0f}%" for n, a in res.beyond.per_length.items()))
     console.print(f"total {time.perf_counter() - t_start:.1f}s\n")
     for name, path in res.files.items():
         console.print(f"wrote {path}")

@@ -31,9 +31,11 @@ def run_probe(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except CheckpointError as e:
         print(f"reverse-tui: {e}", file=sys.stderr)
         return 2
+    if args.beam < 1:
+        parser.error(f"--beam must be at least 1, got {args.beam}")
     text = " ".join(args.sentence)
     try:
-        r = probe(loaded.model, loaded.vocab, text, device)
+        r = probe(loaded.model, loaded.vocab, text, device, beam=args.beam)
     except ValueError as e:
         print(f"reverse-tui: {e}", file=sys.stderr)
         return 2
