@@ -230,7 +230,7 @@ def test_bad_input_shows_a_message(tmp_path, trained_checkpoint):
                 await pilot.pause()
                 verdict = screen.query_one("#verdict")
                 assert verdict.has_class("-error")
-                assert "Nothing to probe" in str(verdict.render())
+                assert "Cannot probe that: no words" in str(verdict.render())
                 assert not screen.query_one(AttentionGrid).display
                 screen.query_one("#sentence").value = ""
             assert screen.history == []

@@ -158,7 +158,7 @@ def test_probe_screen_long_sentence_80x24(snap_compare, tmp_path, monkeypatch):
 def test_probe_screen_bad_input(snap_compare, tmp_path, monkeypatch):
     async def run_before(pilot):
         await probe_screen("?!", sentence("red car"), [], [])(pilot)
-        pilot.app.screen.show_error("Nothing to probe: no words in the input (a word is a run of "
+        pilot.app.screen.show_error("Cannot probe that: no words in the input (a word is a run of "
                                     "letters or digits; punctuation, symbols and emoji only "
                                     "separate words).")
         await pilot.pause()

@@ -114,7 +114,7 @@ class ProbeScreen(Screen):
         try:  # the engine's rules for typed input: ValueError with a sentence for the user
             r = probe(loaded.model, loaded.vocab, text, app.device)
         except ValueError as e:
-            return self.show_error(f"Nothing to probe: {e}.")
+            return self.show_error(f"Cannot probe that: {e}.")
         except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
             return self.show_error(f"The probe failed: {type(e).__name__}: {e}")
         cfg = loaded.config
