@@ -235,3 +235,16 @@ class PairDataset:
 
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
+
+
+def splits_for(cfg) -> tuple[Splits, "CorpusStats | None"]:
+    """The train/val/test sentences a configuration trains on: the user's --corpus or the
+    built-in corpus, both seeded, so a checkpoint's config rebuilds its own test set."""
+    if cfg.corpus:
+        sentences, stats = read_corpus(cfg.corpus, cfg.min_len, cfg.max_len, cfg.lowercase)
+        if len(sentences) < 3:
+            raise ValueError(f"{cfg.corpus}: only {len(sentences)} usable lines "
+                             f"({cfg.min_len}-{cfg.max_len} words); need at least 3")
+        return corpus_splits(sentences, cfg.train_size, cfg.val_size, cfg.test_size, cfg.seed), stats
+    return builtin_splits(cfg.train_size, cfg.val_size, cfg.test_size, cfg.min_len, cfg.max_len,
+                          cfg.seed), None

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 
 from .checkpoint import FORMAT, save_atomic
 from .config import Config
-from .data import (PAD, UNK, Batch, PairDataset, Splits, Vocab, builtin_splits, corpus_splits,
-                   read_corpus)
+from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, splits_for
 from .model import Seq2Seq
 from .optim import Adam, clip_grad_norm, scheduled_lr
 
@@ -91,14 +90,9 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path)
         torch.manual_seed(cfg.seed)
         self.corpus_stats = None
-        if splits is None and cfg.corpus:
-            sentences, self.corpus_stats = read_corpus(cfg.corpus, cfg.min_len, cfg.max_len, cfg.lowercase)
-            if len(sentences) < 3:
-                raise ValueError(f"{cfg.corpus}: only {len(sentences)} usable lines "
-                                 f"({cfg.min_len}-{cfg.max_len} words); need at least 3")
-            splits = corpus_splits(sentences, cfg.train_size, cfg.val_size, cfg.test_size, cfg.seed)
-        self.splits = splits or builtin_splits(cfg.train_size, cfg.val_size, cfg.test_size,
-                                               cfg.min_len, cfg.max_len, cfg.seed)
+        if splits is None:
+            splits, self.corpus_stats = splits_for(cfg)
+        self.splits = splits
         self.vocab = Vocab.build(self.splits.train, cfg.min_freq)
         self.train_set = PairDataset(self.splits.train, self.vocab)
         self.val_set = PairDataset(self.splits.val, self.vocab)

@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.checkpoint import CheckpointError, Loaded, load_model
 from engine.config import Config
-from engine.data import builtin_splits
+from engine.data import splits_for
 from engine.report import finish_run
 from engine.train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
 
@@ -55,18 +55,6 @@ def describe(e: BaseException) -> str:
         return f"could not write{where}: {e.strerror or e} (the best checkpoint saved before is kept)"
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"{type(e).__name__}: {text}"[:300]
-
-
-def rebuild_test_set(cfg: Config) -> list[list[str]]:
-    """The test sentences of the run that trained a checkpoint, rebuilt from its config the
-    way the Trainer builds them (both are seeded): the user's --corpus, or the built-in one."""
-    corpus = getattr(cfg, "corpus", "")
-    if corpus:
-        from engine.data import corpus_splits, read_corpus  # the engine's --corpus reader
-        sentences, _ = read_corpus(corpus, cfg.min_len, cfg.max_len, cfg.lowercase)
-        return corpus_splits(sentences, cfg.train_size, cfg.val_size, cfg.test_size, cfg.seed).test
-    return builtin_splits(cfg.train_size, cfg.val_size, cfg.test_size, cfg.min_len, cfg.max_len,
-                          cfg.seed).test
 
 
 def epochs_from_history(history: list[dict]) -> list[EpochDone]:
@@ -316,7 +304,7 @@ class ReverseApp(App):
                 self.notify(str(e), title="Cannot evaluate", severity="error")
                 return
             try:
-                test = rebuild_test_set(cfg)
+                test = splits_for(cfg)[0].test  # the checkpoint's own test set, rebuilt
             except (OSError, ValueError) as e:
                 self.notify(f"Cannot rebuild the test set: {e}", title="Cannot evaluate",
                             severity="error")

@@ -112,7 +112,7 @@ class ProbeScreen(Screen):
                                    "one (ctrl+t shows the training).")
         self.describe_model()
         try:  # the engine's rules for typed input: ValueError with a sentence for the user
-            r = probe(loaded.model, loaded.vocab, text, app.device)
+            r = probe(loaded.model, loaded.vocab, text, app.device, beam=loaded.config.beam)
         except ValueError as e:
             return self.show_error(f"Cannot probe that: {e}.")
         except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
