@@ -212,10 +212,23 @@ def run_child(args) -> None:
     cfg = Config.from_dict({**cfg.to_dict(), "device": args.device})
     side = (Baseline(load_baseline(args.baseline), cfg, device) if args.child == "baseline"
             else Ours(cfg, device, Path(os.environ.get("TMPDIR", "/tmp")) / "bench-mem.pt"))
+    print(f"child {args.child}: measuring", file=sys.stderr)
     side.train_epoch()
     side.validate()
     side.test_eval()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mib())
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage: ru_maxrss survives exec, so
+    a child started from a big parent would report the parent's peak."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def convergence(side_factory, max_epochs: int, targets=(0.99, 1.0)):
@@ -313,6 +326,7 @@ def main() -> None:
     rows.append(("test-set evaluation, each side's defaults (s)", tb[0], td[0]))
     rows.append(("probe latency, each side's defaults (ms)", rows[4][1], ours_def.probe_ms(args.probes)))
 
+    print("  counting the floating-point work of an epoch ...", flush=True)
     # 4. roofline: how far an epoch is from the machine's fp32 matmul ceiling
     flops_o = ours_nb.epoch_flops()
     flops_b = base.epoch_flops() if base else None
@@ -325,6 +339,7 @@ def main() -> None:
         "ours_epoch_at_peak_s": flops_o / peak,
     }
 
+    print("  peak memory, each side in its own process ...", flush=True)
     # 5. peak memory, each side alone in its own process
     if not args.no_memory:
         mem_b = child_memory("baseline", "notebook", args.device, args.threads, args.baseline) if base else None
@@ -333,6 +348,7 @@ def main() -> None:
 
     # 6. time to 99% / 100% exact match, each side with its own defaults
     if args.convergence:
+        print("  convergence runs (the baseline's takes minutes) ...", flush=True)
         conv_o = convergence(lambda: Ours(ours_default, device, tmp / "bench-conv.pt"), ours_default.epochs)
         conv_b = convergence(lambda: Baseline(ref, nb, device), args.max_baseline_epochs) if base else None
         result["convergence"] = {"ours": conv_o, "baseline": conv_b}

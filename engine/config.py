@@ -31,7 +31,7 @@ class Config:
     location_kernel: int = 5
     attention: bool = True  # False: the no-attention control (fixed mean context)  # > 0: location-aware attention, a conv of this width over the last weights
     # training
-    epochs: int = 3
+    epochs: int = 2
     lr: float = 3e-3
     lr_schedule: str = "cosine"  # cosine: short warm-up then decay to lr/20; constant: as the notebook
     batch_size: int = 64
