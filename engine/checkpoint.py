@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import warnings
 import zipfile
@@ -66,9 +67,13 @@ def load(path: str | os.PathLike) -> dict:
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unpickling refused"
-        raise CheckpointError(f"{path}: refused to load: it holds more than plain data "
-                              f"(weights_only=True: {first[:160]})") from None
+        text = " ".join(str(e).split())
+        found = re.search(r"unsupported GLOBAL (\S+)", text)
+        if found:  # a pickle that names a Python callable: what a code-running file does
+            raise CheckpointError(f"{path}: refused to load: it asks to run Python code "
+                                  f"({found.group(1)}), and a checkpoint holds plain data only") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, or not a "
+                              "PyTorch file)") from None
     except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, AttributeError,
             UnicodeDecodeError, IndexError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: "

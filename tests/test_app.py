@@ -324,11 +324,35 @@ def test_new_run_over_an_opened_checkpoint_asks_first(tmp_path, trained_checkpoi
 
 
 # -- starting -----------------------------------------------------------------------------------
-def test_bad_checkpoint_cannot_start(tmp_path, monkeypatch, capsys):
+def test_bad_checkpoint_is_shown_and_the_app_lives_on(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CannotStart, match="bad.pt: "):
-        make_app(tmp_path, checkpoint=bad)
+    app = make_app(tmp_path, checkpoint=bad)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, TrainScreen)
+            assert not app.training
+            text, kind = app.status
+            assert kind == "error" and "bad.pt: not a readable checkpoint" in text
+            await pilot.press("question_mark")  # keys still answer
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            await pilot.press("n")  # training over the unreadable file asks first
+            assert isinstance(app.screen, ConfirmScreen)
+            await pilot.press("n")
+            assert not app.training
+
+    run(body())
+    assert bad.read_bytes() == b"not a checkpoint"
+
+
+def test_unwritable_folder_cannot_start(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CannotStart, match="cannot write"):
+        make_app(tmp_path, checkpoint=blocker / "best.pt")
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -336,9 +360,9 @@ def test_bad_checkpoint_cannot_start(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(sys, "stdin", Tty())
     monkeypatch.setattr(sys, "stdout", Tty())
-    assert cli.main(["--checkpoint", str(bad)]) == 2
+    assert cli.main(["--checkpoint", str(blocker / "best.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("reverse-tui: ") and "bad.pt" in err[0]
+    assert len(err) == 1 and err[0].startswith("reverse-tui: ") and "cannot write" in err[0]
 
 
 def test_engine_and_cli_do_not_import_textual():
@@ -347,3 +371,25 @@ def test_engine_and_cli_do_not_import_textual():
             "sys.exit(f'textual imported: {bad}' if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr or done.stdout
+
+
+def test_resume_continues_the_run_in_the_app(tmp_path):
+    ckpt = tmp_path / "ck" / "best.pt"
+    first = Trainer(Config(**{**TINY, "epochs": 3}), ckpt)
+    for ev in first.run():
+        if getattr(ev, "epoch", 0) == 2 and hasattr(ev, "val_loss"):
+            break
+    last = ckpt.with_name("best.last.pt")
+    args = argparse.Namespace(checkpoint=ckpt, out=tmp_path / "out", threads=None, resume=last, epochs=None)
+    app = ReverseApp(Config(**TINY), args)
+    assert app.cfg.epochs == 3  # the resumed run's own configuration
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: not app.training and len(app.epochs) == 3, "the resumed run")
+            assert [e.epoch for e in app.epochs] == [1, 2, 3]
+            assert app.screen.query_one(EpochTable).row_count == 3 if isinstance(app.screen, TrainScreen) else True
+
+    run(body())
+    assert load_model(ckpt).payload["epoch"] in (1, 2, 3)
+    assert torch.load(last, weights_only=True)["epoch"] == 3

@@ -19,7 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.checkpoint import CheckpointError, Loaded, load_model
+from engine.checkpoint import CheckpointError, Loaded, load, load_model
 from engine.config import Config
 from engine.data import splits_for
 from engine.report import finish_run
@@ -107,11 +107,31 @@ class ReverseApp(App):
         self._loaded_key: tuple | None = None
         # a checkpoint the user opened predates this session: ask before training over it
         self.protect_checkpoint = False
-        if getattr(args, "checkpoint", None) is not None and self.checkpoint.exists():
+        self.load_error: str | None = None
+        # --resume: the first run continues that checkpoint's run, with its configuration
+        self.resume_payload: dict | None = None
+        if getattr(args, "resume", None):
+            try:
+                self.resume_payload = load(args.resume)
+            except CheckpointError as e:
+                raise CannotStart(f"cannot resume: {e}") from None
+            resumed = Config.from_dict(self.resume_payload["config"])
+            epochs = getattr(args, "epochs", None) or resumed.epochs
+            self.cfg = Config.from_dict({**resumed.to_dict(), "epochs": epochs, "device": cfg.device})
+        if (self.resume_payload is None and getattr(args, "checkpoint", None) is not None
+                and self.checkpoint.exists()):
             try:
                 self.probe_model()
             except CheckpointError as e:
-                raise CannotStart(str(e)) from None
+                # shown on the training screen; the app lives on, and training over the
+                # unreadable file asks first (it may be a model from another version)
+                self.load_error = str(e)
+                self.autostart = False
+                self.protect_checkpoint = True
+                self.status = (f"{e}. n trains a new model to this path; "
+                               "--checkpoint another path to open another model.", "error")
+                self.ended = self.status
+                return
             self.run_cfg = self.loaded.config
             n_params = sum(p.numel() for p in self.loaded.model.parameters())
             self.run_facts = f"vocab {len(self.loaded.vocab)} · {n_params:,} params"
@@ -132,7 +152,10 @@ class ReverseApp(App):
             self.push_screen("probe")
         else:
             self.push_screen("train")
-            if self.autostart:
+            if self.load_error:
+                self.set_status(*self.status)
+                self.notify(self.load_error, title="Cannot open the checkpoint", severity="error")
+            elif self.autostart:
                 self.start_training()
             else:
                 self.set_status("Not training. Press n to start a run.")
@@ -199,7 +222,8 @@ class ReverseApp(App):
         if screen := self.view("results"):
             screen.sync()
         self.refresh_bindings()
-        self._train(self.run_id, self.cfg)
+        resume, self.resume_payload = self.resume_payload, None  # only the first run resumes
+        self._train(self.run_id, self.cfg, resume)
 
     def stop_training(self) -> None:
         if self.training:
@@ -207,14 +231,19 @@ class ReverseApp(App):
             self.set_status("Stopping after this batch...")
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _train(self, run_id: int, cfg: Config) -> None:
+    def _train(self, run_id: int, cfg: Config, resume: dict | None = None) -> None:
         worker = get_current_worker()
         with self._train_lock:
             if worker.is_cancelled:
                 return
             trainer = None
             try:
-                trainer = Trainer(cfg, self.checkpoint, device=self.device)
+                if resume is not None:
+                    trainer = Trainer.resume(resume, self.checkpoint, self.device, epochs=cfg.epochs)
+                    for done in epochs_from_history(trainer.history):  # the epochs before
+                        self.post_message(EpochFinished(run_id, done))
+                else:
+                    trainer = Trainer(cfg, self.checkpoint, device=self.device)
                 n_params = sum(p.numel() for p in trainer.model.parameters())
                 n = torch.get_num_threads()
                 where = f"{self.device} x{n}" if self.device.type == "cpu" else str(self.device)

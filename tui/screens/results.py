@@ -104,6 +104,9 @@ class ResultsScreen(Screen):
         summary.append("Test exact match ", style="bold")
         summary.append(f"{100 * ev.exact_match:.1f}%", style="bold green" if ev.exact_match >= 0.995 else "bold yellow")
         summary.append(f"  ({correct}/{len(ev.results)} sentences, evaluated in {ev.seconds:.2f}s)\n")
+        beam = report.get("beam")
+        if beam:
+            summary.append(f"beam search (width {beam['width']}): {100 * beam['exact_match']:.1f}%   ")
         summary.append(f"with uniform attention instead: {100 * res.uniform_exact_match:.1f}%   ")
         best = report.get("best_val_loss")
         summary.append(f"best epoch {report.get('best_epoch')}"
