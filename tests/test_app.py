@@ -148,7 +148,10 @@ def test_batch_progress_is_throttled(tmp_path, monkeypatch):
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: not app.training, "training to end")
+            # wait for the evaluation that follows training too, so that the app is not torn
+            # down while its results arrive
+            await until(pilot, lambda: not app.training and not app.evaluating and app.results is not None,
+                        "training and evaluation to end")
 
     run(body())
     batches = -(-TINY["train_size"] // TINY["batch_size"])
@@ -393,3 +396,19 @@ def test_resume_continues_the_run_in_the_app(tmp_path):
     run(body())
     assert load_model(ckpt).payload["epoch"] in (1, 2, 3)
     assert torch.load(last, weights_only=True)["epoch"] == 3
+
+
+def test_compare_no_attention_in_the_app(tmp_path):
+    args = argparse.Namespace(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None,
+                              compare_no_attention=True)
+    app = ReverseApp(Config(**{**TINY, "epochs": 1}), args)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.results is not None, "results with the control", timeout=120)
+            control = app.results.report["no_attention_control"]
+            assert control is not None and control["attention"] is False
+            assert "| length | with attention | without attention |" in app.results.analysis
+
+    run(body())
+    assert (tmp_path / "ck" / "best.no-attention.pt").exists()

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import threading
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -108,6 +108,8 @@ class ReverseApp(App):
         # a checkpoint the user opened predates this session: ask before training over it
         self.protect_checkpoint = False
         self.load_error: str | None = None
+        # --compare-no-attention: after training, the same model without attention, compared
+        self.compare_no_attention = bool(getattr(args, "compare_no_attention", False))
         # --resume: the first run continues that checkpoint's run, with its configuration
         self.resume_payload: dict | None = None
         if getattr(args, "resume", None):
@@ -264,7 +266,28 @@ class ReverseApp(App):
                     run_id, "failed", trainer.best_epoch if trainer else None,
                     trainer.splits.test if trainer else None, describe(e)))
                 return
-            self.post_message(TrainingEnded(run_id, reason, trainer.best_epoch, trainer.splits.test))
+            extra = {}
+            if reason == "finished" and self.compare_no_attention and cfg.attention:
+                try:
+                    extra["control_checkpoint"] = self._train_control(worker, cfg, trainer)
+                except Exception as e:  # the main model stands; say why the comparison is missing
+                    self.post_message(TrainingEnded(run_id, reason, trainer.best_epoch,
+                                                    trainer.splits.test, f"control run: {describe(e)}"))
+                    return
+            self.post_message(TrainingEnded(run_id, reason, trainer.best_epoch, trainer.splits.test,
+                                            extra=extra))
+
+    def _train_control(self, worker, cfg: Config, trainer: Trainer) -> Path | None:
+        """The no-attention control on the same data (runs in the training thread)."""
+        path = self.checkpoint.with_name(self.checkpoint.stem + ".no-attention.pt")
+        control = Trainer(replace(cfg, attention=False), path, splits=trainer.splits, device=self.device)
+        for ev in control.run():
+            if worker.is_cancelled:
+                return None
+            if isinstance(ev, EpochDone):
+                self.call_from_thread(self.set_status, f"Training the no-attention control: epoch "
+                                      f"{ev.epoch}/{cfg.epochs}, val exact match {100 * ev.val_exact_match:.1f}%")
+        return path
 
     def on_training_started(self, msg: TrainingStarted) -> None:
         if msg.run_id != self.run_id:
@@ -312,7 +335,7 @@ class ReverseApp(App):
         if msg.best_epoch:
             extra = {"interrupted": msg.reason == "stopped", "failure": msg.error, "face": "tui",
                      "train_seconds": time.perf_counter() - self.train_started,
-                     "threads": torch.get_num_threads()}
+                     "threads": torch.get_num_threads(), **msg.extra}
             self.evaluate(extra)
             if msg.reason == "finished" and self.screen is self.get_screen("train"):
                 self.switch_screen("results")
@@ -345,8 +368,10 @@ class ReverseApp(App):
 
     @work(thread=True, exclusive=True, group="results", exit_on_error=False)
     def _finish(self, run_id: int, test: list[list[str]], extra: dict) -> None:
+        extra = dict(extra)
+        control = extra.pop("control_checkpoint", None)
         try:
-            res = finish_run(self.checkpoint, test, self.out, self.device, extra)
+            res = finish_run(self.checkpoint, test, self.out, self.device, extra, control)
         except Exception as e:
             self.post_message(ResultsFailed(run_id, describe(e)))
         else:

@@ -94,7 +94,7 @@ def main_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run from its checkpoint (best.last.pt holds the latest "
                         "epoch); its configuration is used, --epochs can extend it")
     p.add_argument("--compare-no-attention", action="store_true",
-                   help="headless: also train the same model without attention and compare accuracy by length in analysis.md")
+                   help="after training, also train the same model without attention and compare accuracy by length in analysis.md")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores)")
     add_config_flags(p)
     return p
