@@ -46,6 +46,15 @@ def load_baseline(path: Path):
     return mod
 
 
+def drain(gen):
+    """Run a generator to its end and return its return value."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -146,10 +155,9 @@ class Ours:
         self.epoch += 1
         sync(self.device)
         t0 = time.perf_counter()
-        for _ in self.trainer.train_epoch(self.epoch):
-            pass
+        stats = drain(self.trainer.train_epoch(self.epoch))
         sync(self.device)
-        self.tokens = self.trainer._tokens
+        self.tokens = stats.tokens
         return time.perf_counter() - t0
 
     def validate(self) -> tuple[float, float]:
@@ -179,8 +187,7 @@ class Ours:
     def epoch_flops(self) -> int:
         t = Trainer(self.cfg, self.trainer.checkpoint_path.with_suffix(".flops.pt"), device=self.device)
         with FlopCounterMode(display=False) as fc:
-            for _ in t.train_epoch(1):
-                pass
+            drain(t.train_epoch(1))
         return fc.get_total_flops()
 
 

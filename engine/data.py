@@ -158,17 +158,6 @@ class Vocab:
     def encode(self, words: Sequence[str]) -> list[int]:
         return [self.stoi.get(w, UNK) for w in words]
 
-    def decode(self, ids: Sequence[int]) -> list[str]:
-        """Indices to words, stopping at EOS and skipping PAD/SOS."""
-        out = []
-        for i in ids:
-            if i == EOS:
-                break
-            if i in (PAD, SOS):
-                continue
-            out.append(self.itos[i])
-        return out
-
     def words(self) -> list[str]:
         """The non-special words, as stored in a checkpoint."""
         return self.itos[len(SPECIALS):]

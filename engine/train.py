@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,14 @@ class NonFiniteLoss(RuntimeError):
         super().__init__(f"the training loss became NaN or infinite at epoch {epoch}, batch {batch}; "
                          "stopped (the best checkpoint saved before is unchanged)")
         self.epoch, self.batch = epoch, batch
+
+
+@dataclass
+class EpochTrainStats:
+    loss: float           # mean training loss over the epoch's batches
+    grad_norm: float      # mean pre-clipping gradient norm
+    grad_norm_max: float
+    tokens: int           # target tokens trained on
 
 
 @dataclass
@@ -104,7 +112,8 @@ class Trainer:
         self.best_epoch: int | None = None
 
     # -- one epoch of training, read top to bottom ------------------------------------------
-    def train_epoch(self, epoch: int) -> Iterator[BatchDone]:
+    def train_epoch(self, epoch: int) -> Generator[BatchDone, None, EpochTrainStats]:
+        """Yields after every batch; returns the epoch's statistics (`yield from` gives them)."""
         cfg, model = self.cfg, self.model
         model.train()
         n = self.train_set.num_batches(cfg.batch_size)
@@ -112,7 +121,7 @@ class Trainer:
         norm_sum = torch.zeros((), device=self.device)
         norm_max = torch.zeros((), device=self.device)
         first_bad = torch.tensor(-1, device=self.device)
-        self._tokens = 0
+        tokens = 0
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
             if cfg.unk_rate:
                 batch = with_unknown_words(batch, cfg.unk_rate, self.rng)
@@ -132,12 +141,12 @@ class Trainer:
             norm_sum += norm
             norm_max = torch.maximum(norm_max, norm)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i + 1, first_bad)
-            self._tokens += int(batch.src_len.sum())  # the CPU copy: no device sync
+            tokens += int(batch.src_len.sum())  # the CPU copy: no device sync
             # reading first_bad is free on the CPU; on a GPU it waits, so look now and then
             if (self.device.type == "cpu" or i % 25 == 24 or i + 1 == n) and int(first_bad) >= 0:
                 raise NonFiniteLoss(epoch, int(first_bad))
             yield BatchDone(epoch, i + 1, n)
-        self._train_stats = (float(loss_sum) / n, float(norm_sum) / n, float(norm_max))
+        return EpochTrainStats(float(loss_sum) / n, float(norm_sum) / n, float(norm_max), tokens)
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -150,7 +159,7 @@ class Trainer:
         for batch in self.val_set.batches(self.cfg.batch_size):
             b = batch.to(self.device)
             logits, _ = self.model(b.src, b.src_len, b.tgt_in, [False] * b.tgt.size(1))
-            n_tok = int((b.tgt != PAD).sum())
+            n_tok = int((batch.tgt != PAD).sum())  # the CPU copy: no device sync
             loss_sum += masked_loss(logits, b.tgt) * n_tok
             tokens += n_tok
             pred = logits.argmax(-1)
@@ -164,15 +173,14 @@ class Trainer:
         bad_epochs = start - 1 - self.best_epoch if self.best_epoch else 0  # resumed runs too
         for epoch in range(start, cfg.epochs + 1):
             t0 = time.perf_counter()
-            yield from self.train_epoch(epoch)
-            train_loss, norm_mean, norm_max = self._train_stats
+            stats = yield from self.train_epoch(epoch)
             val_loss, val_em = self.validate()
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
             best = val_loss < self.best_val_loss
-            done = EpochDone(epoch, train_loss, val_loss, val_em, seconds, norm_mean, norm_max,
-                             self._tokens, best)
+            done = EpochDone(epoch, stats.loss, val_loss, val_em, seconds, stats.grad_norm,
+                             stats.grad_norm_max, stats.tokens, best)
             self.history.append(done.as_dict())
             if best:
                 self.best_val_loss, self.best_epoch = val_loss, epoch
