@@ -272,6 +272,8 @@ def main() -> None:
     p.add_argument("--convergence", action="store_true", help="also time runs to 99%% / 100%% exact match")
     p.add_argument("--max-baseline-epochs", type=int, default=30)
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--epochs-only", action="store_true",
+                   help="only the training-epoch comparison (a quick check while optimising)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", choices=["baseline", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--preset", default="notebook", help=argparse.SUPPRESS)
@@ -315,6 +317,10 @@ def main() -> None:
     rows.append(("train epoch, notebook config (s)", med_b, med_o))
     rows.append(("train tokens/s, notebook config", base.tokens / med_b if base else None, tokens / med_o))
     rows.append(("validation pass (s)", statistics.median(v_b) if base else None, statistics.median(v_o)))
+    if args.epochs_only:
+        for name, b, o in rows:
+            print(f"{name}: baseline {b}  ours {o}  ratio {ratio(b, o)}")
+        return
 
     # 2. test-set evaluation and probe latency at the notebook's configuration (same trained epochs)
     tb = base.test_eval() if base else (None, None)

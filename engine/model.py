@@ -15,13 +15,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import Config
 from .data import EOS, PAD, SOS
+from .decoder_loop import DecoderLoop, LoopSpec
+from .gru_scan import GRUScan, scan_forward
 
 
 class Encoder(nn.Module):
+    """Embedding, then a (bidirectional) multi-layer GRU. torch.nn.GRU holds the weights
+    (and so names them in checkpoints); the recurrence runs in engine/gru_scan.py, which
+    gives the same numbers several times faster on a CPU. A padded position leaves the
+    state unchanged and outputs zeros, as a packed sequence does in torch.nn.GRU."""
+
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int,
                  dropout: float, bidirectional: bool):
         super().__init__()
@@ -32,14 +38,31 @@ class Encoder(nn.Module):
         self.out_dim = hidden_dim * (2 if bidirectional else 1)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor):
-        x = self.dropout(self.embedding(src))  # (B, S, E)
-        if bool((src_len == src.size(1)).all()):
-            out, hidden = self.gru(x)  # no padding in this batch: the fast path
-        else:
-            packed = pack_padded_sequence(x, src_len.cpu(), batch_first=True, enforce_sorted=False)
-            out, hidden = self.gru(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
-        return out, hidden  # (B, S, K), (layers * dirs, B, H)
+        B, S = src.shape
+        g = self.gru
+        x = self.dropout(self.embedding(src)).transpose(0, 1)  # (S, B, E)
+        # None when no sentence in the batch is padded: the fast path
+        valid = (None if bool((src_len == S).all())
+                 else (torch.arange(S, device=src.device)[:, None] < src_len[None, :]).unsqueeze(2))  # (S, B, 1)
+        h0 = x.new_zeros(B, g.hidden_size)
+        directions = [("", False), ("_reverse", True)] if g.bidirectional else [("", False)]
+        last = []
+        for l in range(g.num_layers):
+            if l > 0:
+                x = F.dropout(x, g.dropout, self.training)
+            outs = []
+            for suffix, reverse in directions:
+                W_ih, W_hh, b_ih, b_hh = (getattr(g, f"{name}_l{l}{suffix}")
+                                          for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+                gi = F.linear(x, W_ih, b_ih)  # (S, B, 3H): every step's input projection at once
+                if torch.is_grad_enabled() and (gi.requires_grad or W_hh.requires_grad):
+                    out, h = GRUScan.apply(gi, h0, W_hh, b_hh, valid, reverse)
+                else:
+                    out, h, _ = scan_forward(gi, h0, W_hh, b_hh, valid, reverse)
+                outs.append(out)
+                last.append(h)
+            x = torch.cat(outs, 2) if len(outs) > 1 else outs[0]  # (S, B, K)
+        return x.transpose(0, 1), torch.stack(last)  # (B, S, K), (layers * dirs, B, H)
 
 
 class BahdanauAttention(nn.Module):
@@ -172,6 +195,30 @@ class Decoder(nn.Module):
                 x = F.linear(self.dropout(h), self.W_ih[l], self.b_ih[l + 1])
         return h, context, torch.stack(new), weights
 
+    def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: list[bool], hidden: torch.Tensor,
+                      enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
+        """Every training step at once through engine/decoder_loop.py: step()'s equations with
+        a hand-written backward pass. Dropout masks for all steps are drawn in one call each.
+        -> top states (B, T, H), contexts (B, T, K), attention (B, T, S)"""
+        B, T = tgt_in.shape
+        L, H = self.layers, self.hidden_dim
+        p = self.dropout.p if self.training else 0.0
+        drop_emb = drop_between = None
+        if p > 0:
+            drop_emb = torch.empty(B, T, self.embedding.embedding_dim, device=tgt_in.device)
+            drop_emb.bernoulli_(1 - p).div_(1 - p)
+            if L > 1:
+                drop_between = torch.empty(L - 1, T, B, H, device=tgt_in.device).bernoulli_(1 - p).div_(1 - p)
+        W_top, b_top = self.fused_top_weights()
+        loc = self.attention.location
+        lower = [w for l in range(L - 1) for w in (self.W_hh[l], self.b_hh[l], self.W_ih[l], self.b_ih[l + 1])]
+        spec = LoopSpec(L, tuple(bool(f) for f in teacher_forcing), loc.kernel_size[0] if loc is not None else 0)
+        return DecoderLoop.apply(
+            spec, tgt_in, drop_emb, drop_between, hidden, enc_out, keys, mask,
+            self.embedding.weight, self.W_ie, self.b_ih[0], self.W_ic, W_top, b_top,
+            self.attention.v.weight, loc.weight.view(loc.out_channels, -1) if loc is not None else None,
+            self.out.weight, self.out.bias, *lower)
+
     def inference_weights(self) -> list[tuple[torch.Tensor, ...]]:
         """Per layer (W_ih, W_hh, b_ih, b_hh) as torch.gru_cell takes them, built once per
         decoding call: at inference one fused cell call per layer beats the training path's
@@ -236,6 +283,15 @@ class Seq2Seq(nn.Module):
         """Training pass. teacher_forcing[t] says whether step t reads the true previous word
         (step 0 always reads SOS). Returns logits (B, T, V) and attention (B, T, S)."""
         enc_out, hidden, keys, mask = self.encode(src, src_len)
+        if self.use_attention:
+            states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden,
+                                                                enc_out, keys, mask)
+            return self.decoder.logits(states, contexts), attn
+        return self.forward_step_by_step(enc_out, hidden, keys, mask, tgt_in, teacher_forcing)
+
+    def forward_step_by_step(self, enc_out, hidden, keys, mask, tgt_in, teacher_forcing):
+        """forward() one Decoder.step at a time under autograd: the reference the fused loop
+        is tested against, and the path of the uniform-attention control."""
         T = tgt_in.size(1)
         top = self.decoder.fused_top_weights()
         forced = self.decoder.embed_inputs(tgt_in)  # (B, T, 3H): all teacher-forced inputs at once

@@ -1,0 +1,137 @@
+"""The hand-written backward passes (engine/gru_scan.py, engine/decoder_loop.py) against
+finite differences and against autograd on the same equations, and the fused paths
+against the reference ones: torch.nn.GRU for the encoder, Decoder.step for the decoder."""
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from engine.config import Config
+from engine.data import PAD
+from engine.decoder_loop import DecoderLoop, LoopSpec
+from engine.gru_scan import GRUScan
+from engine.model import Encoder, Seq2Seq
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+def test_gru_scan_gradients_match_finite_differences(reverse, padded):
+    torch.manual_seed(0)
+    S, B, H = 5, 3, 4
+    gi = torch.randn(S, B, 3 * H, dtype=torch.double, requires_grad=True)
+    h0 = torch.randn(B, H, dtype=torch.double, requires_grad=True)
+    W_hh = torch.randn(3 * H, H, dtype=torch.double, requires_grad=True)
+    b_hh = torch.randn(3 * H, dtype=torch.double, requires_grad=True)
+    valid = (torch.arange(S)[:, None] < torch.tensor([5, 2, 4])[None, :]).unsqueeze(2) if padded else None
+    assert torch.autograd.gradcheck(lambda *a: GRUScan.apply(*a, valid, reverse), (gi, h0, W_hh, b_hh))
+
+
+def decoder_inputs(L=2, loc=3, drop=True, seed=0):
+    torch.manual_seed(seed)
+    d = dict(dtype=torch.double)
+    B, S, T, E, H, K, A, V = 3, 4, 5, 2, 3, 4, 3, 7
+    mask = torch.arange(S)[None, :] < torch.tensor([4, 2, 3])[:, None]
+    tgt_in = torch.randint(1, V, (B, T))
+    tgt_in[1, 4] = PAD
+    spec = LoopSpec(L, (True, False, True, False, False), loc)
+    drop_emb = (torch.rand(B, T, E) > 0.3).double() / 0.7 if drop else None
+    drop_between = (torch.rand(L - 1, T, B, H) > 0.3).double() / 0.7 if drop and L > 1 else None
+    grads = [torch.randn(L, B, H, **d), torch.randn(B, S, K, **d), torch.randn(B, S, A, **d),
+             torch.randn(V - 1, E, **d), torch.randn(3 * H, E, **d), torch.randn(3 * H, **d),
+             torch.randn(3 * H, K, **d), torch.randn(3 * H + A, H, **d), torch.randn(3 * H + A, **d),
+             torch.randn(1, A, **d), torch.randn(A, loc, **d) if loc else None]
+    out = (torch.randn(V, H + K, **d), torch.randn(V, **d))
+    lower = [torch.randn(*shape, **d) for _ in range(L - 1)
+             for shape in ((3 * H, H), (3 * H,), (3 * H, H), (3 * H,))]
+    leaves = [g.requires_grad_() for g in grads + lower if g is not None]
+    return spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves
+
+
+@pytest.mark.parametrize("L,loc,drop", [(1, 0, False), (2, 3, True), (3, 5, True)])
+def test_decoder_loop_gradients_match_finite_differences(L, loc, drop):
+    spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves = decoder_inputs(L, loc, drop)
+
+    def f(*leaf_values):
+        it = iter(leaf_values)
+        g = [next(it) if x is not None else None for x in grads]
+        low = [next(it) for _ in lower]
+        # the PAD row is a constant: like nn.Embedding(padding_idx=PAD), the loop gives it no
+        # gradient, though the model may read it
+        g[3] = torch.cat([torch.zeros_like(g[3][:1]), g[3]])
+        states, contexts, _ = DecoderLoop.apply(spec, tgt_in, drop_emb, drop_between, g[0], g[1], g[2], mask,
+                                                *g[3:], *out, *low)
+        return states, contexts
+
+    assert torch.autograd.gradcheck(f, tuple(leaves))
+
+
+ARCHS = [dict(layers=1, bidirectional=True, location_kernel=5),
+         dict(layers=2, bidirectional=False, location_kernel=0),
+         dict(layers=3, bidirectional=True, location_kernel=3)]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fused_decoder_equals_step_by_step_autograd(arch):
+    """Same logits, attention and gradient for every parameter as Decoder.step under autograd
+    (dropout off: its masks are drawn differently on the two paths)."""
+    torch.manual_seed(1)
+    model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch))
+    src = torch.randint(4, 20, (5, 7))
+    src_len = torch.tensor([7, 5, 7, 3, 6])
+    tgt_in = torch.randint(4, 20, (5, 6))
+    forcing = [True, False, True, False, False, True]
+
+    def run(fused):
+        model.zero_grad()
+        enc_out, hidden, keys, mask = model.encode(src, src_len)
+        if fused:
+            states, contexts, attn = model.decoder.run_all_steps(tgt_in, forcing, hidden, enc_out, keys, mask)
+            logits = model.decoder.logits(states, contexts)
+        else:
+            logits, attn = model.forward_step_by_step(enc_out, hidden, keys, mask, tgt_in, forcing)
+        logits.sin().sum().backward()
+        return logits.detach(), attn, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    logits, attn, grads = run(True)
+    ref_logits, ref_attn, ref_grads = run(False)
+    torch.testing.assert_close(logits, ref_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn, ref_attn, atol=1e-6, rtol=1e-5)
+    for name, g in ref_grads.items():
+        torch.testing.assert_close(grads[name], g, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("bidirectional,layers", [(True, 1), (False, 2), (True, 2)])
+def test_encoder_equals_torch_gru_on_packed_sequences(bidirectional, layers):
+    torch.manual_seed(2)
+    enc = Encoder(20, 8, 12, layers, 0.0, bidirectional)
+    src = torch.randint(4, 20, (5, 7))
+    for lengths in (torch.tensor([7, 5, 7, 3, 6]), torch.full((5,), 7)):
+        enc.zero_grad()
+        out, hidden = enc(src, lengths)
+        (out.sin().sum() + hidden.cos().sum()).backward()
+        grads = {n: p.grad.clone() for n, p in enc.named_parameters()}
+        enc.zero_grad()
+        packed = pack_padded_sequence(enc.embedding(src), lengths, batch_first=True, enforce_sorted=False)
+        ref_out, ref_hidden = enc.gru(packed)
+        ref_out, _ = pad_packed_sequence(ref_out, batch_first=True, total_length=7)
+        (ref_out.sin().sum() + ref_hidden.cos().sum()).backward()
+        torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(hidden, ref_hidden, atol=1e-6, rtol=1e-5)
+        for name, p in enc.named_parameters():
+            torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_dropout_is_drawn_in_training_and_off_in_evaluation():
+    torch.manual_seed(3)
+    model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, layers=2, dropout=0.5))
+    src = torch.randint(4, 20, (4, 6))
+    src_len = torch.full((4,), 6)
+    tgt_in = torch.randint(4, 20, (4, 6))
+    forcing = [True] * 6
+    model.train()
+    a, _ = model(src, src_len, tgt_in, forcing)
+    b, _ = model(src, src_len, tgt_in, forcing)
+    assert not torch.allclose(a, b)
+    model.eval()
+    c, _ = model(src, src_len, tgt_in, forcing)
+    d, _ = model(src, src_len, tgt_in, forcing)
+    assert torch.equal(c, d)
