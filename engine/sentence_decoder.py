@@ -24,18 +24,21 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().copy()
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    np.negative(x, out=x)
-    np.exp(x, out=x)
-    x += 1.0
-    return np.reciprocal(x, out=x)
-
-
 def _gru(gi: np.ndarray, gh: np.ndarray, h: np.ndarray, H: int) -> np.ndarray:
-    """torch.nn.GRU's update on (..., 3H) projections: gates r, z, n in that order."""
-    rz = _sigmoid(gi[..., :2 * H] + gh[..., :2 * H])
-    n = np.tanh(gi[..., 2 * H:] + rz[..., :H] * gh[..., 2 * H:])
-    return n + rz[..., H:] * (h - n)
+    """torch.nn.GRU's update on (3H,) projections: gates r, z, n in that order."""
+    rz = gi[:2 * H] + gh[:2 * H]
+    np.negative(rz, out=rz)
+    np.exp(rz, out=rz)
+    rz += 1.0
+    np.reciprocal(rz, out=rz)  # sigmoid
+    n = np.tanh(gi[2 * H:] + rz[:H] * gh[2 * H:])
+    return n + rz[H:] * (h - n)
+
+
+def _gate_major(parts: list[np.ndarray], H: int) -> np.ndarray:
+    """Per-direction (..., 3H) blocks -> (..., 3DH) laid out [r_1..r_D, z_1..z_D, n_1..n_D], so
+    that D directions step together as one GRU of hidden size D*H."""
+    return np.concatenate([p[..., g * H:(g + 1) * H] for g in range(3) for p in parts], -1)
 
 
 class SentenceDecoder:
@@ -45,19 +48,22 @@ class SentenceDecoder:
         enc, dec = model.encoder, model.decoder
         g = enc.gru
         self.H = H = g.hidden_size
-        self.layers = g.num_layers
         dirs = ["", "_reverse"] if g.bidirectional else [""]
+        self.dirs = D = len(dirs)
         self.enc_emb = _np(enc.embedding.weight)
-        # per layer, the directions side by side: one matmul gives every direction's inputs
-        self.enc_W_ih = [np.concatenate([_np(getattr(g, f"weight_ih_l{l}{d}")).T for d in dirs], 1)
-                         for l in range(self.layers)]  # (in, D*3H)
-        self.enc_b_ih = [np.concatenate([_np(getattr(g, f"bias_ih_l{l}{d}")) for d in dirs])
-                         for l in range(self.layers)]
-        self.enc_W_hh = [np.stack([_np(getattr(g, f"weight_hh_l{l}{d}")).T for d in dirs])
-                         for l in range(self.layers)]  # (D, H, 3H)
-        self.enc_b_hh = [np.stack([_np(getattr(g, f"bias_hh_l{l}{d}")) for d in dirs])[:, None, :]
-                         for l in range(self.layers)]  # (D, 1, 3H)
-        self.dirs = len(dirs)
+        # A bidirectional layer runs as one GRU of hidden size 2H: the recurrent weights are
+        # block-diagonal, and the backward direction's inputs are fed in reversed order.
+        self.enc_layers = []
+        for l in range(g.num_layers):
+            w = {name: [_np(getattr(g, f"{name}_l{l}{d}")) for d in dirs]
+                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            W_hh = np.zeros((D * H, 3 * D * H), dtype=np.float32)
+            for i, W in enumerate(w["weight_hh"]):
+                block = np.zeros((D * H, 3 * H), dtype=np.float32)
+                block[i * H:(i + 1) * H] = W.T
+                W_hh += _gate_major([block if j == i else np.zeros_like(block) for j in range(D)], H)
+            self.enc_layers.append((
+                [W.T for W in w["weight_ih"]], w["bias_ih"], W_hh, _gate_major(w["bias_hh"], H)))
         self.bridge = ((_np(model.bridge.weight).T, _np(model.bridge.bias))
                        if model.bridge is not None else None)
         att = dec.attention
@@ -68,11 +74,12 @@ class SentenceDecoder:
         self.b_top = np.concatenate([_np(dec.b_hh[-1]), _np(att.W_s.bias)])
         # embedding half of the first layer's input projection, for every word at once
         self.gi_table = _np(dec.embedding.weight) @ _np(dec.W_ie).T + _np(dec.b_ih[0])  # (V, 3H)
-        self.W_ic = _np(dec.W_ic).T  # (K, 3H)
+        W_out = _np(dec.out.weight).T  # (H + K, V)
+        # the context feeds the first layer and the output layer: one matmul for both
+        self.W_c = np.concatenate([_np(dec.W_ic).T, W_out[H:]], 1)  # (K, 3H + V)
+        self.W_out_h, self.b_out = W_out[:H], _np(dec.out.bias)
         self.lower = [(_np(dec.W_hh[l]).T, _np(dec.b_hh[l]), _np(dec.W_ih[l]).T, _np(dec.b_ih[l + 1]))
                       for l in range(dec.layers - 1)]
-        W_out = _np(dec.out.weight).T  # (H + K, V)
-        self.W_out_h, self.W_out_c, self.b_out = W_out[:H], W_out[H:], _np(dec.out.bias)
         self._location: dict[int, np.ndarray] = {}
 
     def location_matrix(self, S: int) -> np.ndarray:
@@ -88,59 +95,65 @@ class SentenceDecoder:
 
     def encode(self, ids: list[int]):
         H, S, D = self.H, len(ids), self.dirs
+        dot = np.dot
         x = self.enc_emb[ids]  # (S, E)
         last = []
-        for l in range(self.layers):
-            gi = (x @ self.enc_W_ih[l] + self.enc_b_ih[l]).reshape(S, D, 3 * H)
-            if D == 2:  # the backward direction reads the sentence from its end
-                gi[:, 1] = gi[::-1, 1].copy()
-            h = np.zeros((D, 1, H), dtype=np.float32)
-            out = np.empty((S, D, H), dtype=np.float32)
-            for t in range(S):
-                gh = np.matmul(h, self.enc_W_hh[l]) + self.enc_b_hh[l]  # (D, 1, 3H)
-                h = _gru(gi[t][:, None, :], gh, h, H)
-                out[t] = h[:, 0]
+        for W_ih, b_ih, W_hh, b_hh in self.enc_layers:
+            gi = [x @ W + b for W, b in zip(W_ih, b_ih)]  # per direction (S, 3H)
             if D == 2:
-                out[:, 1] = out[::-1, 1].copy()
-            last.append(h[:, 0])
-            x = out.reshape(S, D * H)
+                gi[1] = gi[1][::-1]  # the backward direction reads the sentence from its end
+            gi = _gate_major(gi, H)  # (S, 3DH)
+            h = np.zeros(D * H, dtype=np.float32)
+            out = np.empty((S, D * H), dtype=np.float32)
+            for t in range(S):
+                h = _gru(gi[t], dot(h, W_hh) + b_hh, h, D * H)
+                out[t] = h
+            if D == 2:
+                out[:, H:] = out[::-1, H:].copy()
+            last.append(h)
+            x = out
         if self.bridge is not None:
             W, b = self.bridge
-            hidden = [np.tanh(np.concatenate(h_l) @ W + b) for h_l in last]  # [fwd; bwd] per layer
+            hidden = [np.tanh(dot(h_l, W) + b) for h_l in last]  # h_l = [fwd; bwd]
         else:
-            hidden = [h_l[0] for h_l in last]
+            hidden = last
         return x, hidden  # (S, K), per layer (H,)
 
     def greedy(self, ids: list[int]) -> tuple[list[int], np.ndarray]:
         """ids: the source words' ids followed by EOS. -> output ids (EOS included when the
         model emitted it) and the attention (steps, S)."""
-        H = self.H
+        H, H3 = self.H, 3 * self.H
         S = len(ids)
         enc_out, h = self.encode(ids)
         keys = enc_out @ self.W_h  # (S, A)
-        M = self.location_matrix(S) if self.W_loc is not None else None
         A = keys.shape[1]
+        M = self.location_matrix(S) if self.W_loc is not None else None
+        dot, tanh, exp = np.dot, np.tanh, np.exp
+        W_top, b_top, v, W_c, gi_table = self.W_top, self.b_top, self.v, self.W_c, self.gi_table
+        W_out_h, b_out, lower = self.W_out_h, self.b_out, self.lower
+        top = len(h) - 1
         w = np.zeros(S, dtype=np.float32)
         y, out, rows = SOS, [], []
         for _ in range(2 * S + 5):  # greedy()'s step budget
-            G = h[-1] @ self.W_top + self.b_top  # (3H + A,) top layer's gh and the query
-            e = keys + G[3 * H:]
+            G = dot(h[top], W_top)
+            G += b_top  # (3H + A,): the top layer's gh and the attention query
+            e = keys + G[H3:]  # (S, A)
             if M is not None:
-                e += (w @ M).reshape(S, A)
-            score = np.tanh(e, out=e) @ self.v  # (S,)
-            score -= score.max()
-            w = np.exp(score)
+                e += dot(w, M).reshape(S, A)
+            score = dot(tanh(e, out=e), v)  # (S,)
+            w = exp(score - score.max())
             w /= w.sum()
-            c = w @ enc_out  # (K,)
-            x = self.gi_table[y] + c @ self.W_ic
-            for l in range(len(h)):
-                if l == len(h) - 1:
-                    h[l] = _gru(x, G[:3 * H], h[l], H)
-                else:
-                    W_hh, b_hh, W_ih, b_ih = self.lower[l]
-                    h[l] = _gru(x, h[l] @ W_hh + b_hh, h[l], H)
-                    x = h[l] @ W_ih + b_ih
-            y = int(np.argmax(h[-1] @ self.W_out_h + c @ self.W_out_c + self.b_out))
+            c = dot(w, enc_out)  # (K,)
+            cw = dot(c, W_c)  # (3H + V,)
+            x = gi_table[y] + cw[:H3]
+            for l in range(top):
+                W_hh, b_hh, W_ih, b_ih = lower[l]
+                h[l] = _gru(x, dot(h[l], W_hh) + b_hh, h[l], H)
+                x = dot(h[l], W_ih) + b_ih
+            h[top] = _gru(x, G[:H3], h[top], H)
+            logits = dot(h[top], W_out_h) + cw[H3:]
+            logits += b_out
+            y = int(logits.argmax())
             out.append(y)
             rows.append(w)
             if y == EOS:
@@ -153,10 +166,13 @@ _decoders: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def sentence_decoder(model) -> SentenceDecoder:
     """The model's SentenceDecoder, rebuilt whenever a parameter has changed since (training,
-    load_state_dict): every in-place change bumps a tensor's version counter."""
-    version = tuple(p._version for p in model.parameters())
+    load_state_dict): every in-place change bumps a tensor's version counter, and a replaced
+    tensor has a new address."""
     cached = _decoders.get(model)
-    if cached is None or cached[0] != version:
-        cached = (version, SentenceDecoder(model))
+    params = cached[0] if cached is not None else list(model.parameters())
+    state = tuple((p._version, p.data_ptr()) for p in params)
+    if cached is None or cached[1] != state:
+        params = list(model.parameters())
+        cached = (params, tuple((p._version, p.data_ptr()) for p in params), SentenceDecoder(model))
         _decoders[model] = cached
-    return cached[1]
+    return cached[2]
