@@ -22,6 +22,16 @@ from .decoder_loop import DecoderLoop, LoopSpec
 from .gru_scan import GRUScan, scan_forward
 
 
+def dropout_mask(shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
+    """An inverted-dropout mask: 1/(1-p) with probability 1-p, else 0. Drawn as uniform < 1-p,
+    which a CPU makes ~30% faster than bernoulli_ (what F.dropout draws)."""
+    return torch.rand(shape, device=device).lt_(1 - p).div_(1 - p)
+
+
+def dropped(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    return x * dropout_mask(x.shape, p, x.device) if training and p > 0 else x
+
+
 class Encoder(nn.Module):
     """Embedding, then a (bidirectional) multi-layer GRU. torch.nn.GRU holds the weights
     (and so names them in checkpoints); the recurrence runs in engine/gru_scan.py, which
@@ -40,7 +50,7 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor):
         B, S = src.shape
         g = self.gru
-        x = self.dropout(self.embedding(src)).transpose(0, 1)  # (S, B, E)
+        x = dropped(self.embedding(src), self.dropout.p, self.training).transpose(0, 1)  # (S, B, E)
         # None when no sentence in the batch is padded: the fast path
         valid = (None if bool((src_len == S).all())
                  else (torch.arange(S, device=src.device)[:, None] < src_len[None, :]).unsqueeze(2))  # (S, B, 1)
@@ -49,7 +59,7 @@ class Encoder(nn.Module):
         last = []
         for l in range(g.num_layers):
             if l > 0:
-                x = F.dropout(x, g.dropout, self.training)
+                x = dropped(x, g.dropout, self.training)
             outs = []
             for suffix, reverse in directions:
                 W_ih, W_hh, b_ih, b_hh = (getattr(g, f"{name}_l{l}{suffix}")
@@ -205,10 +215,9 @@ class Decoder(nn.Module):
         p = self.dropout.p if self.training else 0.0
         drop_emb = drop_between = None
         if p > 0:
-            drop_emb = torch.empty(B, T, self.embedding.embedding_dim, device=tgt_in.device)
-            drop_emb.bernoulli_(1 - p).div_(1 - p)
+            drop_emb = dropout_mask((B, T, self.embedding.embedding_dim), p, tgt_in.device)
             if L > 1:
-                drop_between = torch.empty(L - 1, T, B, H, device=tgt_in.device).bernoulli_(1 - p).div_(1 - p)
+                drop_between = dropout_mask((L - 1, T, B, H), p, tgt_in.device)
         W_top, b_top = self.fused_top_weights()
         loc = self.attention.location
         lower = [w for l in range(L - 1) for w in (self.W_hh[l], self.b_hh[l], self.W_ih[l], self.b_ih[l + 1])]
