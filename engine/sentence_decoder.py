@@ -24,13 +24,17 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().copy()
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), in place."""
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += 1.0
+    return np.reciprocal(x, out=x)
+
+
 def _gru(gi: np.ndarray, gh: np.ndarray, h: np.ndarray, H: int) -> np.ndarray:
     """torch.nn.GRU's update on (3H,) projections: gates r, z, n in that order."""
-    rz = gi[:2 * H] + gh[:2 * H]
-    np.negative(rz, out=rz)
-    np.exp(rz, out=rz)
-    rz += 1.0
-    np.reciprocal(rz, out=rz)  # sigmoid
+    rz = _sigmoid(gi[:2 * H] + gh[:2 * H])
     n = np.tanh(gi[2 * H:] + rz[:H] * gh[2 * H:])
     return n + rz[H:] * (h - n)
 
@@ -75,9 +79,15 @@ class SentenceDecoder:
         # embedding half of the first layer's input projection, for every word at once
         self.gi_table = _np(dec.embedding.weight) @ _np(dec.W_ie).T + _np(dec.b_ih[0])  # (V, 3H)
         W_out = _np(dec.out.weight).T  # (H + K, V)
-        # the context feeds the first layer and the output layer: one matmul for both
-        self.W_c = np.concatenate([_np(dec.W_ic).T, W_out[H:]], 1)  # (K, 3H + V)
-        self.W_out_h, self.b_out = W_out[:H], _np(dec.out.bias)
+        # The context feeds the first layer and the output layer: one matmul for both. The
+        # attention weights sum to 1, so a column of ones under the encoder outputs carries
+        # the output layer's bias through the same matmul.
+        W_c = np.concatenate([_np(dec.W_ic).T, W_out[H:]], 1)  # (K, 3H + V)
+        bias = np.concatenate([np.zeros(3 * H, dtype=np.float32), _np(dec.out.bias)])
+        self.W_c = np.concatenate([W_c, bias[None]])  # (K + 1, 3H + V)
+        self.W_out_h = W_out[:H]
+        # |score| <= sum|v|: below ~80, exp cannot overflow and softmax needs no max shift
+        self.shift_scores = float(np.abs(self.v).sum()) > 80
         self.lower = [(_np(dec.W_hh[l]).T, _np(dec.b_hh[l]), _np(dec.W_ih[l]).T, _np(dec.b_ih[l + 1]))
                       for l in range(dec.layers - 1)]
         self._location: dict[int, np.ndarray] = {}
@@ -103,10 +113,17 @@ class SentenceDecoder:
             if D == 2:
                 gi[1] = gi[1][::-1]  # the backward direction reads the sentence from its end
             gi = _gate_major(gi, H)  # (S, 3DH)
-            h = np.zeros(D * H, dtype=np.float32)
-            out = np.empty((S, D * H), dtype=np.float32)
+            DH = D * H
+            # b_hh's r and z parts are added to the inputs once; its n part is scaled by r
+            gi_rz = gi[:, :2 * DH] + b_hh[:2 * DH]
+            gi_n, b_hn = gi[:, 2 * DH:].copy(), b_hh[2 * DH:]
+            h = np.zeros(DH, dtype=np.float32)
+            out = np.empty((S, DH), dtype=np.float32)
             for t in range(S):
-                h = _gru(gi[t], dot(h, W_hh) + b_hh, h, D * H)
+                gh = dot(h, W_hh)
+                rz = _sigmoid(gi_rz[t] + gh[:2 * DH])
+                n = np.tanh(gi_n[t] + rz[:DH] * (gh[2 * DH:] + b_hn))
+                h = n + rz[DH:] * (h - n)
                 out[t] = h
             if D == 2:
                 out[:, H:] = out[::-1, H:].copy()
@@ -126,11 +143,12 @@ class SentenceDecoder:
         S = len(ids)
         enc_out, h = self.encode(ids)
         keys = enc_out @ self.W_h  # (S, A)
+        values = np.concatenate([enc_out, np.ones((S, 1), dtype=np.float32)], 1)  # (S, K + 1)
         A = keys.shape[1]
         M = self.location_matrix(S) if self.W_loc is not None else None
         dot, tanh, exp = np.dot, np.tanh, np.exp
         W_top, b_top, v, W_c, gi_table = self.W_top, self.b_top, self.v, self.W_c, self.gi_table
-        W_out_h, b_out, lower = self.W_out_h, self.b_out, self.lower
+        W_out_h, lower, shift = self.W_out_h, self.lower, self.shift_scores
         top = len(h) - 1
         w = np.zeros(S, dtype=np.float32)
         y, out, rows = SOS, [], []
@@ -141,19 +159,17 @@ class SentenceDecoder:
             if M is not None:
                 e += dot(w, M).reshape(S, A)
             score = dot(tanh(e, out=e), v)  # (S,)
-            w = exp(score - score.max())
+            w = exp(score - score.max()) if shift else exp(score)
             w /= w.sum()
-            c = dot(w, enc_out)  # (K,)
-            cw = dot(c, W_c)  # (3H + V,)
+            cw = dot(dot(w, values), W_c)  # (3H + V,): context through W_ic and the output layer
+
             x = gi_table[y] + cw[:H3]
             for l in range(top):
                 W_hh, b_hh, W_ih, b_ih = lower[l]
                 h[l] = _gru(x, dot(h[l], W_hh) + b_hh, h[l], H)
                 x = dot(h[l], W_ih) + b_ih
             h[top] = _gru(x, G[:H3], h[top], H)
-            logits = dot(h[top], W_out_h) + cw[H3:]
-            logits += b_out
-            y = int(logits.argmax())
+            y = int((dot(h[top], W_out_h) + cw[H3:]).argmax())
             out.append(y)
             rows.append(w)
             if y == EOS:
