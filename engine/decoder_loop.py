@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import PAD
-from .gru_scan import gru_cell_backward, gru_cell_forward, sigmoid_backward
+from .gru_cell import gru_cell_backward, gru_cell_forward, sigmoid_backward
 
 softmax_backward = torch.ops.aten._softmax_backward_data.out
 

@@ -1,28 +1,13 @@
-"""The hand-written backward passes (engine/gru_scan.py, engine/decoder_loop.py) against
-finite differences and against autograd on the same equations, and the fused paths
-against the reference ones: torch.nn.GRU for the encoder, Decoder.step for the decoder."""
+"""The decoder loop's hand-written backward pass (engine/decoder_loop.py, engine/gru_cell.py)
+against finite differences, and the fused loop against the step-by-step reference
+(Decoder.step under autograd)."""
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from engine.config import Config
 from engine.data import PAD
 from engine.decoder_loop import DecoderLoop, LoopSpec
-from engine.gru_scan import GRUScan
-from engine.model import Encoder, Seq2Seq
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("padded", [False, True])
-def test_gru_scan_gradients_match_finite_differences(reverse, padded):
-    torch.manual_seed(0)
-    S, B, H = 5, 3, 4
-    gi = torch.randn(S, B, 3 * H, dtype=torch.double, requires_grad=True)
-    h0 = torch.randn(B, H, dtype=torch.double, requires_grad=True)
-    W_hh = torch.randn(3 * H, H, dtype=torch.double, requires_grad=True)
-    b_hh = torch.randn(3 * H, dtype=torch.double, requires_grad=True)
-    valid = (torch.arange(S)[:, None] < torch.tensor([5, 2, 4])[None, :]).unsqueeze(2) if padded else None
-    assert torch.autograd.gradcheck(lambda *a: GRUScan.apply(*a, valid, reverse), (gi, h0, W_hh, b_hh))
+from engine.model import Seq2Seq
 
 
 def decoder_inputs(L=2, loc=3, drop=True, seed=0):
@@ -97,27 +82,6 @@ def test_fused_decoder_equals_step_by_step_autograd(arch):
     torch.testing.assert_close(attn, ref_attn, atol=1e-6, rtol=1e-5)
     for name, g in ref_grads.items():
         torch.testing.assert_close(grads[name], g, atol=1e-5, rtol=1e-4, msg=name)
-
-
-@pytest.mark.parametrize("bidirectional,layers", [(True, 1), (False, 2), (True, 2)])
-def test_encoder_equals_torch_gru_on_packed_sequences(bidirectional, layers):
-    torch.manual_seed(2)
-    enc = Encoder(20, 8, 12, layers, 0.0, bidirectional)
-    src = torch.randint(4, 20, (5, 7))
-    for lengths in (torch.tensor([7, 5, 7, 3, 6]), torch.full((5,), 7)):
-        enc.zero_grad()
-        out, hidden = enc(src, lengths)
-        (out.sin().sum() + hidden.cos().sum()).backward()
-        grads = {n: p.grad.clone() for n, p in enc.named_parameters()}
-        enc.zero_grad()
-        packed = pack_padded_sequence(enc.embedding(src), lengths, batch_first=True, enforce_sorted=False)
-        ref_out, ref_hidden = enc.gru(packed)
-        ref_out, _ = pad_packed_sequence(ref_out, batch_first=True, total_length=7)
-        (ref_out.sin().sum() + ref_hidden.cos().sum()).backward()
-        torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=1e-5)
-        torch.testing.assert_close(hidden, ref_hidden, atol=1e-6, rtol=1e-5)
-        for name, p in enc.named_parameters():
-            torch.testing.assert_close(grads[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_dropout_is_drawn_in_training_and_off_in_evaluation():
