@@ -221,6 +221,23 @@ def test_opens_on_checkpoint_and_probes(tmp_path, trained_checkpoint):
     run(body())
 
 
+def test_a_newline_submits_like_enter(tmp_path, trained_checkpoint):
+    """Keys typed while the app starts reach it through the tty's cooked mode, where Enter
+    arrives as a newline (ctrl+j): the sentence must still be probed."""
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await type_text(pilot, "the cat sat")
+            await pilot.press("ctrl+j")
+            await pilot.pause()
+            assert "Reference: sat cat the" in str(screen.query_one("#verdict").render())
+            assert screen.history == ["the cat sat"]
+
+    run(body())
+
+
 def test_bad_input_shows_a_message(tmp_path, trained_checkpoint):
     app = make_app(tmp_path, checkpoint=trained_checkpoint)
 

@@ -23,8 +23,11 @@ from ..widgets.title_bar import TitleBar
 
 
 class SentenceInput(Input):
-    # Input's own Enter binding is hidden; this one shows in the Footer
-    BINDINGS = [Binding("enter", "submit", "Probe", tooltip="probe the sentence typed")]
+    # Input's own Enter binding is hidden; this one shows in the Footer. Keys typed before
+    # the app has put the terminal in raw mode arrive through the tty's line discipline,
+    # which turns Enter into a newline: ctrl+j. It submits too, so they are not lost.
+    BINDINGS = [Binding("enter", "submit", "Probe", tooltip="probe the sentence typed"),
+                Binding("ctrl+j", "submit", show=False)]
 
     def check_consume_key(self, key: str, character: str | None) -> bool:
         # leave "?" to the app's help binding: the tokenizer drops it from a sentence anyway
