@@ -34,14 +34,20 @@ class LoopSpec:
     location_kernel: int               # 0: content-only attention
 
 
+def location_bands(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every (s', s): which kernel tap links prev[s'] to f[s] (s' - s + k//2), and
+    whether that tap exists. -> offset (S', S) long, inside (S', S) bool"""
+    pos = torch.arange(S, device=device)
+    offset = pos[:, None] - pos[None, :] + k // 2
+    return offset, (offset >= 0) & (offset < k)
+
+
 def banded_location_matrix(W_loc: torch.Tensor, S: int) -> torch.Tensor:
     """The location term f = conv1d(prev, W_loc, padding=k//2) as a matrix: prev (B, S) @ M
     gives f (B, S*A). M[s', s, a] = W_loc[a, s' - s + k//2] where that index exists.
     W_loc (A, k) -> (S, S*A)"""
     A, k = W_loc.shape
-    pos = torch.arange(S, device=W_loc.device)
-    offset = pos[:, None] - pos[None, :] + k // 2  # (S', S)
-    inside = (offset >= 0) & (offset < k)
+    offset, inside = location_bands(S, k, W_loc.device)
     M = W_loc.t()[offset.clamp(0, k - 1)] * inside[..., None]  # (S', S, A)
     return M.reshape(S, S * A)
 
@@ -49,9 +55,7 @@ def banded_location_matrix(W_loc: torch.Tensor, S: int) -> torch.Tensor:
 def location_weight_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
     """The gradient of W_loc from that of its banded matrix: sum along each band."""
     S = dM.size(0)
-    pos = torch.arange(S, device=dM.device)
-    offset = pos[:, None] - pos[None, :] + k // 2
-    inside = (offset >= 0) & (offset < k)
+    offset, inside = location_bands(S, k, dM.device)
     dM = dM.view(S, S, A)
     return torch.zeros(k, A, dtype=dM.dtype, device=dM.device).index_add_(0, offset[inside], dM[inside]).t()
 
