@@ -4,8 +4,10 @@
 Why: run step by step under autograd, the decoder costs ~40 small recorded ops per step
 forward and as many backward, each a few microseconds of dispatch on a CPU, and every
 weight's gradient is a small (B x in) matmul per step. Here the forward records nothing,
-the backward is a plain loop of fused kernels, and every weight gradient is one large
-matmul over all steps at the end. Two exact rewrites save the CPU's slow tanh:
+each step is a few matmuls plus one call per GRU layer and one for the attention
+(engine/step_kernels.py: fused C kernels on a CPU, torch ops elsewhere), and every weight
+gradient is one large matmul over all steps at the end. Two exact rewrites save the CPU's
+slow tanh:
   - v . tanh(e) ranks positions as (2v) . sigmoid(2e) does (tanh(e) = 2 sigmoid(2e) - 1,
     and the constant -sum(v) cancels in the softmax), and sigmoid is ~3x cheaper here;
   - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix.
@@ -22,9 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import PAD
-from .gru_cell import gru_cell_backward, gru_cell_forward, sigmoid_backward
-
-softmax_backward = torch.ops.aten._softmax_backward_data.out
+from .step_kernels import steps_for
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class LoopSpec:
     layers: int
     teacher_forcing: tuple[bool, ...]  # step t reads the true previous word (t = 0: SOS)
     location_kernel: int               # 0: content-only attention
+    native: bool = True                # the C kernels where they apply (engine/step_kernels.py)
 
 
 def location_bands(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,9 +82,7 @@ class DecoderLoop(torch.autograd.Function):
         H = h0.size(2)
         lower = [lower[4 * l: 4 * l + 4] for l in range(L - 1)]
         new = keys.new_empty
-        keys2 = keys * 2  # tanh(e) = 2 sigmoid(2e) - 1
-        v2 = (v.view(A, 1) * 2).expand(B, A, 1)
-        no_score = new(B, S, 1).zero_().masked_fill_(~mask.unsqueeze(2), float("-inf"))
+        steps = steps_for(enc_out, v, mask, keys, spec.native)  # the per-step kernels
         M2 = banded_location_matrix(W_loc * 2, S) if spec.location_kernel else None
         W_ie_t, W_ic_t, W_top_t, W_out_t = W_ie.t(), W_ic.t(), W_top.t(), W_out.t()
 
@@ -104,9 +103,8 @@ class DecoderLoop(torch.autograd.Function):
         x_in = [new(T, B, H) for _ in range(L - 1)] if drop_between is not None else [hs[l][1:] for l in range(L - 1)]
         G = new(T, B, 3 * H + A)  # the top layer's recurrent projection and the query
         sig = new(T, B, S, A)
+        w_all = new(T, B, S)
         c_all = new(T, B, enc_out.size(2))
-        ws = []
-        w = keys.new_zeros(B, S)  # previous weights
         for t in range(T):
             if t == 0 or spec.teacher_forcing[t]:
                 gi = gi_forced[t]
@@ -117,18 +115,15 @@ class DecoderLoop(torch.autograd.Function):
                 gi = torch.addmm(b_i0, x, W_ie_t)
             # attention, read with the previous top state
             g = torch.addmm(b_top, hs[-1][t], W_top_t, out=G[t])  # (B, 3H + A)
-            energy2 = keys2 + (g[:, 3 * H:] * 2).unsqueeze(1)  # (B, S, A)
-            if M2 is not None:
-                energy2 += (w @ M2).view(B, S, A)
-            torch.sigmoid(energy2, out=sig[t])
-            w = torch.softmax(torch.baddbmm(no_score, sig[t], v2).squeeze(2), 1)  # (B, S)
-            ws.append(w)
-            torch.bmm(w.unsqueeze(1), enc_out, out=c_all[t].unsqueeze(1))  # (B, K)
+            # the location term reads the previous weights (none before the first step)
+            loc2 = (w_all[t - 1] @ M2).view(B, S, A) if M2 is not None and t > 0 else None
+            steps.attend(g[:, 3 * H:], loc2, sig[t], w_all[t], c_all[t])  # weights, context
             # the GRU layers, bottom to top
             x = torch.addmm(gi, c_all[t], W_ic_t)  # (B, 3H)
             for l in range(L):
                 gh = g[:, :3 * H] if l == L - 1 else torch.addmm(lower[l][1], hs[l][t], lower[l][0].t(), out=gh_lower[l][t])
-                h = gru_cell_forward(x, gh, hs[l][t], hs[l][t + 1], rz[l][t], n[l][t])
+                steps.gru_forward(x, gh, hs[l][t], hs[l][t + 1], rz[l][t], n[l][t])
+                h = hs[l][t + 1]
                 if l < L - 1:
                     below = h if drop_between is None else torch.mul(h, drop_between[l, t], out=x_in[l][t])
                     x = torch.addmm(lower[l][3], below, lower[l][2].t())
@@ -140,9 +135,9 @@ class DecoderLoop(torch.autograd.Function):
             y_in, drop_emb if drop_emb is not None else none,
             drop_between if drop_between is not None else none,
             enc_out, emb, W_ie, W_ic, W_top, v, W_loc if W_loc is not None else none,
-            G, sig, torch.stack(ws), c_all, *hs, *rz, *n, *gh_lower, *x_in,
+            G, sig, w_all, c_all, *hs, *rz, *n, *gh_lower, *x_in,
             *[t for layer in lower for t in layer])
-        attn = torch.stack(ws, 1)
+        attn = w_all.transpose(0, 1)  # (B, T, S)
         ctx.mark_non_differentiable(attn)
         return hs[-1][1:].transpose(0, 1), c_all.transpose(0, 1), attn
 
@@ -161,10 +156,10 @@ class DecoderLoop(torch.autograd.Function):
         has_emb_drop, has_between_drop = ctx.has_drop
         loc = spec.location_kernel
         M = banded_location_matrix(W_loc, S) if loc else None
-        v4 = v.view(1, 1, A) * 4  # d/d(energy) of (2v) . sigmoid(2e)
+        steps = steps_for(enc_out, v, None, None, spec.native)
         new = sig.new_empty
-        if d_states is None:
-            d_states = sig.new_zeros(B, T, H)
+        # (B, T, H), rows of unit stride for the kernels (autograd may hand in any strides)
+        d_states = sig.new_zeros(B, T, H) if d_states is None else d_states.contiguous()
         if d_contexts is None:
             d_contexts = torch.zeros_like(c_all).transpose(0, 1)
 
@@ -177,15 +172,14 @@ class DecoderLoop(torch.autograd.Function):
         dG = new(T, B, 3 * H + A)
         d_c = new(T, B, enc_out.size(2))
         d_score = new(T, B, S)
-        d_energy = new(T, B, S, A) if loc else new(B, S, A)
+        d_energy = new(T, B, S, A) if loc else None  # kept for the location weights' gradient
         for t in range(T - 1, -1, -1):
-            dh[L - 1] = dh[L - 1] + d_states[:, t]
-            # the GRU layers, top to bottom
+            # the GRU layers, top to bottom; the top one also gets this step's output gradient
             for l in range(L - 1, -1, -1):
                 top = l == L - 1
-                direct = gru_cell_backward(dh[l], hs[l][t], rz[l][t], n[l][t],
-                                           (G[t, :, 2 * H:3 * H] if top else gh_lower[l][t, :, 2 * H:]),
-                                           d_x[l][t], dG[t, :, :3 * H] if top else d_gh[l][t])
+                direct = steps.gru_backward(dh[l], d_states[:, t] if top else None, hs[l][t], rz[l][t],
+                                            n[l][t], (G[t, :, 2 * H:3 * H] if top else gh_lower[l][t, :, 2 * H:]),
+                                            d_x[l][t], dG[t, :, :3 * H] if top else d_gh[l][t])
                 if top:
                     direct_top = direct
                 else:
@@ -197,16 +191,11 @@ class DecoderLoop(torch.autograd.Function):
                     dh[l - 1] = dh[l - 1] + d_below
             # attention
             dc = torch.addmm(d_contexts[:, t], d_x[0][t], W_ic, out=d_c[t])  # (B, K)
-            dw = torch.bmm(enc_out, dc.unsqueeze(2)).squeeze(2)  # (B, S)
-            if dw_next is not None:
-                dw += dw_next
-            dscore = softmax_backward(dw, w_all[t], 1, dw.dtype, grad_input=d_score[t])  # (B, S)
-            den = d_energy[t] if loc else d_energy  # (B, S, A) dL/d energy
-            sigmoid_backward(dscore.unsqueeze(2) * v4, sig[t], grad_input=den)
-            d_keys += den
+            # dL/dscore, dL/denergy (into d_keys, and d_energy[t] when kept), dL/dquery
+            steps.attend_backward(dc, dw_next, w_all[t], sig[t], d_score[t], d_keys,
+                                  d_energy[t] if loc else None, dG[t, :, 3 * H:])
             if loc:
-                dw_next = den.view(B, S * A) @ M.t()  # (B, S): the previous step's weights
-            torch.sum(den, 1, out=dG[t, :, 3 * H:])  # dL/d query (B, A)
+                dw_next = d_energy[t].view(B, S * A) @ M.t()  # (B, S): the previous step's weights
             dh[L - 1] = torch.addmm(direct_top, dG[t], W_top)
 
         # every weight's gradient: one matmul over all steps

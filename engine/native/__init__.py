@@ -1,0 +1,106 @@
+"""The fused CPU kernels of fused.c, compiled on first use and called through ctypes.
+
+Why: on a CPU the decoder loop's elementwise work (GRU gates, the attention's sigmoid,
+softmax and context) is five to eight torch kernels per step and direction, each a
+dispatch of several microseconds and a pass over memory. fused.c does each in one pass.
+
+No build step at install time: the first call compiles fused.c with the system's C compiler
+(`$CC` or `cc`, under a second) into the user's cache, keyed on the source, the flags, the
+compiler and the CPU, and writes it through a temp file and a rename, so that parallel
+first runs cannot load a half-written library. Where there is no compiler, or the build
+fails, or REVERSE_TUI_NATIVE=0, `kernels()` returns None and the decoder loop runs the
+same maths as torch ops (engine/decoder_loop.py's TorchOps); `why_not()` says why.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("fused.c")
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-std=c99"]
+# -fopenmp links libgomp.so.1, which torch has already loaded: the kernels share torch's
+# thread pool and its set_num_threads. Without OpenMP the kernels run on one thread.
+THREADING = (["-fopenmp"], ["-fopenmp-simd"])
+
+_P, _I = ctypes.c_void_p, ctypes.c_int
+SIGNATURES = {
+    "gru_forward": [_I, _I, _P, _I, _P, _I, _P, _P, _P, _P],
+    "gru_backward": [_I, _I, _P, _I, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _I, _P],
+    "attend_forward": [_I, _I, _I, _I, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
+    "attend_backward": [_I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I],
+}
+
+_state: dict = {}
+
+
+def _cpu_key() -> str:
+    """What -march=native depends on: a library built for one CPU may not run on another
+    (a home directory shared between machines)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return "\n".join(l for l in lines if l.startswith(("model name", "flags")))[:4000]
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "reverse-tui"
+
+
+def _build() -> ctypes.CDLL:
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        raise RuntimeError("no C compiler (cc) on PATH")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, _cpu_key()])
+                         .encode()).hexdigest()[:16]
+    lib = _cache_dir() / f"fused-{key}.so"
+    if not lib.exists():
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        errors = []
+        for threading in THREADING:
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
+            os.close(fd)
+            try:
+                done = subprocess.run([cc, *FLAGS, *threading, str(SOURCE), "-o", tmp],
+                                      capture_output=True, text=True)
+                if done.returncode == 0:
+                    os.replace(tmp, lib)
+                    break
+                errors.append((done.stderr.strip().splitlines() or ["no message"])[-1])
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            raise RuntimeError(f"{Path(cc).name} could not build {SOURCE.name}: {errors[-1]}")
+    dll = ctypes.CDLL(str(lib))
+    for name, args in SIGNATURES.items():
+        fn = getattr(dll, name)
+        fn.argtypes, fn.restype = args, None
+    return dll
+
+
+def kernels() -> ctypes.CDLL | None:
+    """The compiled kernels, or None where they cannot be had (see why_not())."""
+    if "dll" not in _state:
+        if os.environ.get("REVERSE_TUI_NATIVE", "1") == "0":
+            _state["dll"], _state["why"] = None, "turned off by REVERSE_TUI_NATIVE=0"
+        else:
+            try:
+                _state["dll"], _state["why"] = _build(), None
+            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                _state["dll"], _state["why"] = None, str(e)
+    return _state["dll"]
+
+
+def why_not() -> str | None:
+    """Why kernels() is None; None when they are loaded."""
+    kernels()
+    return _state["why"]

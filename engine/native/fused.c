@@ -1,0 +1,231 @@
+/* Fused CPU kernels for the decoder loop (engine/decoder_loop.py): one pass over memory
+ * where torch would run five to eight elementwise kernels, each a separate dispatch and a
+ * separate trip through the cache.
+ *
+ * Plain C99, no torch headers: engine/native/__init__.py compiles it with the system's cc
+ * in well under a second and calls it through ctypes with the tensors' data pointers. The
+ * caller guarantees float32 and unit stride along the last dimension; row strides are
+ * passed in elements.
+ *
+ * exp is a branch-free Cephes-style polynomial, so that the compiler can vectorise every
+ * loop (glibc's expf would stop it); its error is about 1 ulp. NaN propagates through it
+ * (the clamps are written so that a NaN input stays NaN), so a diverging run still shows a
+ * non-finite loss. No -ffast-math, for the same reason.
+ *
+ * Shapes: B batch, H hidden, S source positions, A attention size, K encoder output size.
+ */
+#include <stdint.h>
+
+static inline float exp_(float x) {
+    /* clamp so that 2^n below is a normal float; written so that NaN passes through */
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f; /* x - n ln2, in two parts */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } scale = {((int32_t)n + 127) << 23}; /* 2^n */
+    return p * scale.f;
+}
+
+/* Rows are split over threads (OpenMP: torch's own libgomp, already loaded, with its thread
+ * count) only where the work is large enough to pay for the hand-off. */
+#define PARALLEL(elements) ((elements) >= 8192)
+
+static inline float sigmoid_(float x) { return 1.0f / (1.0f + exp_(-x)); }
+static inline float tanh_(float x) { return 2.0f / (1.0f + exp_(-2.0f * x)) - 1.0f; }
+
+/* Every kernel below is a parallel loop over batch rows that calls a row function. The row
+ * functions take restrict pointers and are always inlined: OpenMP outlines the loop body,
+ * and without the restrict promises the compiler would no longer vectorise it. */
+#define ROW static inline __attribute__((always_inline)) void
+
+/* One GRU update (torch.nn.GRU's equations, gates r, z, n):
+ *   r, z = sigmoid(gi[:, :2H] + gh[:, :2H]);  n = tanh(gi_n + r * gh_n);  h' = n + z (h - n) */
+ROW gru_forward_row(int H, const float *restrict gi, const float *restrict gh,
+                    const float *restrict h, float *restrict out, float *restrict rz,
+                    float *restrict n) {
+    for (int j = 0; j < 2 * H; j++)
+        rz[j] = sigmoid_(gi[j] + gh[j]);
+    for (int j = 0; j < H; j++) {
+        float nj = tanh_(gi[2 * H + j] + rz[j] * gh[2 * H + j]);
+        n[j] = nj;
+        out[j] = nj + rz[H + j] * (h[j] - nj);
+    }
+}
+
+/* gi, gh (B, 3H) with row strides; h, out (B, H), rz (B, 2H), n (B, H) contiguous. */
+void gru_forward(int B, int H, const float *gi, int gi_rs, const float *gh, int gh_rs,
+                 const float *h, float *out, float *rz, float *n) {
+#pragma omp parallel for if (PARALLEL(B * 3 * H))
+    for (int b = 0; b < B; b++)
+        gru_forward_row(H, gi + (int64_t)b * gi_rs, gh + (int64_t)b * gh_rs, h + (int64_t)b * H,
+                        out + (int64_t)b * H, rz + (int64_t)b * 2 * H, n + (int64_t)b * H);
+}
+
+/* Its gradients for one row, given dL/dh' = dh (+ dh_extra). Called with dh_extra either a
+ * pointer or a literal NULL, so that each inlined copy's loop is branch-free (a test of a
+ * maybe-NULL pointer inside the loop made it six times slower). */
+ROW gru_backward_row(int H, const float *restrict dh, const float *restrict dh_extra,
+                     const float *restrict h, const float *restrict r, const float *restrict z,
+                     const float *restrict n, const float *restrict gh_n, float *restrict dgi,
+                     float *restrict dgh, float *restrict direct) {
+    for (int j = 0; j < H; j++) {
+        float d = dh_extra ? dh[j] + dh_extra[j] : dh[j];
+        float nj = n[j];
+        direct[j] = d * z[j];
+        float dn = d * (1.0f - z[j]) * (1.0f - nj * nj);        /* through n = tanh(.) */
+        float dz = d * (h[j] - nj) * z[j] * (1.0f - z[j]);     /* through z's sigmoid */
+        float dr = dn * gh_n[j] * r[j] * (1.0f - r[j]);         /* through r's sigmoid */
+        dgi[j] = dr;
+        dgi[H + j] = dz;
+        dgi[2 * H + j] = dn;
+        dgh[j] = dr;
+        dgh[H + j] = dz;
+        dgh[2 * H + j] = dn * r[j];
+    }
+}
+
+/* Writes dL/dgi and dL/dgh (B, 3H, row strides) and the part of dL/dh that flows straight
+ * through z into direct (B, H); the part through gh is the caller's matmul. dh_extra (B, H)
+ * or NULL is added to dh; gh_n points at gh's n block. */
+void gru_backward(int B, int H, const float *dh, int dh_rs, const float *dh_extra, int extra_rs,
+                  const float *h, const float *rz, const float *n, const float *gh_n, int ghn_rs,
+                  float *dgi, int dgi_rs, float *dgh, int dgh_rs, float *direct) {
+#pragma omp parallel for if (PARALLEL(B * 3 * H))
+    for (int b = 0; b < B; b++) {
+        const float *dh_b = dh + (int64_t)b * dh_rs, *r_b = rz + (int64_t)b * 2 * H;
+        const float *h_b = h + (int64_t)b * H, *n_b = n + (int64_t)b * H;
+        const float *ghn_b = gh_n + (int64_t)b * ghn_rs;
+        float *dgi_b = dgi + (int64_t)b * dgi_rs, *dgh_b = dgh + (int64_t)b * dgh_rs;
+        float *direct_b = direct + (int64_t)b * H;
+        if (dh_extra)
+            gru_backward_row(H, dh_b, dh_extra + (int64_t)b * extra_rs, h_b, r_b, r_b + H, n_b,
+                             ghn_b, dgi_b, dgh_b, direct_b);
+        else
+            gru_backward_row(H, dh_b, 0, h_b, r_b, r_b + H, n_b, ghn_b, dgi_b, dgh_b, direct_b);
+    }
+}
+
+/* One source position's score, (2v) . sigmoid(keys2 + 2q [+ loc]), keeping the sigmoids.
+ * loc is a pointer or a literal NULL (see gru_backward_row). */
+ROW score_row(int A, const float *restrict keys2, const float *restrict q,
+              const float *restrict loc, const float *restrict v2, float *restrict sig,
+              float *restrict score) {
+    float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+    for (int a = 0; a < A; a++) {
+        float g = sigmoid_(keys2[a] + 2.0f * q[a] + (loc ? loc[a] : 0.0f));
+        sig[a] = g;
+        total += v2[a] * g;
+    }
+    *score = total;
+}
+
+/* ctx = sum_s w_s enc_s for one sentence */
+ROW context_row(int S, int K, const float *restrict w, const float *restrict enc,
+                float *restrict ctx) {
+    for (int k = 0; k < K; k++)
+        ctx[k] = 0.0f;
+    for (int s = 0; s < S; s++)
+        for (int k = 0; k < K; k++)
+            ctx[k] += w[s] * enc[(int64_t)s * K + k];
+}
+
+/* Additive attention for one decoder step, in the decoder loop's sigmoid form:
+ *   sig = sigmoid(keys2 + 2 q [+ loc]);  score_s = v2 . sig_s;  w = softmax over real s;
+ *   ctx = sum_s w_s enc_s
+ * keys2 (B, S, A) = 2 W_h h; q (B, A) with row stride; loc (B, S, A) or NULL, already
+ * doubled; v2 (A) = 2 v; mask (B, S) nonzero on real positions; enc (B, S, K).
+ * Writes sig (B, S, A), w (B, S), ctx (B, K). Every sig is written (padding too), so that
+ * the backward pass's matmuls over it never read garbage. */
+void attend_forward(int B, int S, int A, int K, const float *keys2, const float *q, int q_rs,
+                    const float *loc, const float *v2, const uint8_t *mask, const float *enc,
+                    float *sig, float *w, float *ctx) {
+#pragma omp parallel for if (PARALLEL(B * S * A))
+    for (int b = 0; b < B; b++) {
+        const float *q_b = q + (int64_t)b * q_rs;
+        const uint8_t *m_b = mask + (int64_t)b * S;
+        float *w_b = w + (int64_t)b * S;
+        float top = -3.0e38f;
+        for (int s = 0; s < S; s++) {
+            int64_t row = ((int64_t)b * S + s) * A;
+            if (loc)
+                score_row(A, keys2 + row, q_b, loc + row, v2, sig + row, w_b + s);
+            else
+                score_row(A, keys2 + row, q_b, 0, v2, sig + row, w_b + s);
+            if (m_b[s] && !(w_b[s] <= top)) /* NaN wins, so that it propagates */
+                top = w_b[s];
+        }
+        float total = 0.0f;
+        for (int s = 0; s < S; s++) {
+            w_b[s] = m_b[s] ? exp_(w_b[s] - top) : 0.0f;
+            total += w_b[s];
+        }
+        for (int s = 0; s < S; s++)
+            w_b[s] /= total;
+        context_row(S, K, w_b, enc + (int64_t)b * S * K, ctx + (int64_t)b * K);
+    }
+}
+
+/* dL/dw_s = enc_s . dc (+ dw_extra_s), for one sentence */
+ROW weight_grad_row(int S, int K, const float *restrict dc, const float *restrict enc,
+                    const float *restrict dw_extra, float *restrict dw) {
+    for (int s = 0; s < S; s++) {
+        float total = dw_extra ? dw_extra[s] : 0.0f;
+#pragma omp simd reduction(+ : total)
+        for (int k = 0; k < K; k++)
+            total += enc[(int64_t)s * K + k] * dc[k];
+        dw[s] = total;
+    }
+}
+
+/* dL/denergy for one source position from dL/dscore d: added to d_keys and dq, and stored
+ * into den when den is not NULL (a literal NULL, see gru_backward_row) */
+ROW energy_grad_row(int A, float d, const float *restrict v4, const float *restrict sig,
+                    float *restrict d_keys, float *restrict dq, float *restrict den) {
+    for (int a = 0; a < A; a++) {
+        float x = d * v4[a] * sig[a] * (1.0f - sig[a]);
+        if (den)
+            den[a] = x;
+        d_keys[a] += x;
+        dq[a] += x;
+    }
+}
+
+/* Its gradients. dc (B, K) = dL/dctx; dw_extra (B, S) or NULL: more dL/dw (through the
+ * next step's location term). Writes dL/dscore into dscore (B, S); adds dL/denergy to
+ * d_keys (B, S, A) and also stores it into den (B, S, A) when den is not NULL; writes
+ * dL/dq (the sum over s) into dq (B, A, row stride). v4 (A) = 4 v: d/de of (2v).sigmoid(2e). */
+void attend_backward(int B, int S, int A, int K, const float *dc, const float *enc,
+                     const float *dw_extra, const float *w, const float *sig, const float *v4,
+                     float *dscore, float *d_keys, float *den, float *dq, int dq_rs) {
+#pragma omp parallel for if (PARALLEL(B * S * A))
+    for (int b = 0; b < B; b++) {
+        const float *w_b = w + (int64_t)b * S;
+        float *ds_b = dscore + (int64_t)b * S, *dq_b = dq + (int64_t)b * dq_rs;
+        if (dw_extra)
+            weight_grad_row(S, K, dc + (int64_t)b * K, enc + (int64_t)b * S * K,
+                            dw_extra + (int64_t)b * S, ds_b);
+        else
+            weight_grad_row(S, K, dc + (int64_t)b * K, enc + (int64_t)b * S * K, 0, ds_b);
+        float dot = 0.0f;
+        for (int s = 0; s < S; s++)
+            dot += w_b[s] * ds_b[s];
+        for (int a = 0; a < A; a++)
+            dq_b[a] = 0.0f;
+        for (int s = 0; s < S; s++) {
+            ds_b[s] = w_b[s] * (ds_b[s] - dot); /* softmax backward */
+            int64_t row = ((int64_t)b * S + s) * A;
+            if (den)
+                energy_grad_row(A, ds_b[s], v4, sig + row, d_keys + row, dq_b, den + row);
+            else
+                energy_grad_row(A, ds_b[s], v4, sig + row, d_keys + row, dq_b, 0);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+"""The decoder loop's per-step work, in two interchangeable implementations:
+
+  - TorchSteps: torch ops; any device and dtype (the gradient checks run it in float64, a
+    GPU runs it);
+  - NativeSteps: the fused C kernels of engine/native/fused.c, for float32 on a CPU, where
+    each of the four calls below replaces five to eight torch kernels and their dispatch.
+
+Both compute the same maths into the same buffers; tests/test_step_kernels.py holds them
+equal. `steps_for` picks one for a batch.
+
+Attention here is in the decoder loop's sigmoid form (engine/decoder_loop.py explains it):
+score_s = (2v) . sigmoid(2 (W_h h_s + q) [+ 2 loc_s]), softmax over real positions.
+Shapes: B batch, S source positions, A attention size, K encoder output, H hidden.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import native
+from .gru_cell import gru_cell_backward, gru_cell_forward, sigmoid_backward
+
+softmax_backward = torch.ops.aten._softmax_backward_data.out
+
+
+class TorchSteps:
+    """enc_out (B, S, K); v (1, A) the score vector; mask (B, S) True on real positions and
+    keys (B, S, A) = W_h enc_out: needed forward only (None for the backward pass)."""
+
+    def __init__(self, enc_out: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                 keys: torch.Tensor | None = None):
+        B, S, _ = enc_out.shape
+        A = v.numel()
+        self.enc_out = enc_out
+        self.keys2 = keys * 2 if keys is not None else None  # tanh(e) = 2 sigmoid(2e) - 1
+        self.v2 = (v.reshape(A, 1) * 2).expand(B, A, 1)
+        self.v4 = v.reshape(1, 1, A) * 4  # d/de of (2v) . sigmoid(2e)
+        self.no_score = (enc_out.new_zeros(B, S, 1).masked_fill_(~mask.unsqueeze(2), float("-inf"))
+                         if mask is not None else None)
+        self.scratch = None
+
+    def gru_forward(self, gi, gh, h, out, rz, n) -> None:
+        """One GRU update into out (B, H); keeps rz (B, 2H) and n (B, H) for the backward."""
+        gru_cell_forward(gi, gh, h, out, rz, n)
+
+    def gru_backward(self, dh, dh_extra, h, rz, n, gh_n, dgi, dgh) -> torch.Tensor:
+        """dL/dgi, dL/dgh into dgi, dgh (B, 3H) from dL/dh' = dh + dh_extra (or None);
+        returns the part of dL/dh that flows straight through the update gate."""
+        if dh_extra is not None:
+            dh = dh + dh_extra
+        return gru_cell_backward(dh, h, rz, n, gh_n, dgi, dgh)
+
+    def attend(self, q, loc2, sig, w, ctx) -> None:
+        """q (B, A) the query W_s s; loc2 (B, S, A) twice the location term, or None. Writes
+        sig (B, S, A), the weights w (B, S) and the context ctx (B, K)."""
+        energy2 = self.keys2 + (q * 2).unsqueeze(1)  # (B, S, A)
+        if loc2 is not None:
+            energy2 += loc2
+        torch.sigmoid(energy2, out=sig)
+        w.copy_(torch.softmax(torch.baddbmm(self.no_score, sig, self.v2).squeeze(2), 1))
+        torch.bmm(w.unsqueeze(1), self.enc_out, out=ctx.unsqueeze(1))
+
+    def attend_backward(self, dc, dw_extra, w, sig, dscore, d_keys, den, dq) -> None:
+        """From dL/dctx dc (B, K) (+ dw_extra (B, S), more dL/dw, or None): dL/dscore into
+        dscore (B, S); dL/denergy added to d_keys (B, S, A) and kept in den (B, S, A) when
+        given; dL/dq into dq (B, A)."""
+        dw = torch.bmm(self.enc_out, dc.unsqueeze(2)).squeeze(2)  # (B, S)
+        if dw_extra is not None:
+            dw += dw_extra
+        softmax_backward(dw, w, 1, dw.dtype, grad_input=dscore)
+        if den is None:
+            if self.scratch is None:
+                self.scratch = torch.empty_like(sig)
+            den = self.scratch
+        sigmoid_backward(dscore.unsqueeze(2) * self.v4, sig, grad_input=den)
+        d_keys += den
+        torch.sum(den, 1, out=dq)
+
+
+def _rows(t: torch.Tensor) -> tuple[int, int]:
+    """Data pointer and row stride of a (rows, columns) float32 view with unit column stride."""
+    if t.dtype != torch.float32 or t.dim() != 2 or t.stride(1) != 1:
+        raise ValueError(f"native kernels need float32 rows with unit stride, got {t.dtype} {tuple(t.stride())}")
+    return t.data_ptr(), t.stride(0)
+
+
+def _dense(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> int:
+    """Data pointer of a contiguous tensor of the kernels' dtype."""
+    if t.dtype != dtype or not t.is_contiguous():
+        raise ValueError(f"native kernels need a contiguous float32 tensor, got {t.dtype} {tuple(t.stride())}")
+    return t.data_ptr()
+
+
+class NativeSteps:
+    """TorchSteps' interface on the C kernels (CPU, float32)."""
+
+    def __init__(self, enc_out: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                 keys: torch.Tensor | None = None):
+        self.dll = native.kernels()
+        self.B, self.S, self.K = enc_out.shape
+        self.A = v.numel()
+        self.enc_out = enc_out.contiguous()
+        self.keys2 = (keys * 2).contiguous() if keys is not None else None
+        self.v2 = (v.reshape(-1) * 2).contiguous()
+        self.v4 = (v.reshape(-1) * 4).contiguous()
+        self.mask = mask.to(torch.uint8).contiguous() if mask is not None else None
+
+    def gru_forward(self, gi, gh, h, out, rz, n) -> None:
+        (gi_p, gi_rs), (gh_p, gh_rs) = _rows(gi), _rows(gh)
+        self.dll.gru_forward(h.size(0), h.size(1), gi_p, gi_rs, gh_p, gh_rs,
+                             _dense(h), _dense(out), _dense(rz), _dense(n))
+
+    def gru_backward(self, dh, dh_extra, h, rz, n, gh_n, dgi, dgh) -> torch.Tensor:
+        direct = torch.empty_like(h)
+        dh_p, dh_rs = _rows(dh)
+        ex_p, ex_rs = _rows(dh_extra) if dh_extra is not None else (None, 0)
+        (ghn_p, ghn_rs), (dgi_p, dgi_rs), (dgh_p, dgh_rs) = _rows(gh_n), _rows(dgi), _rows(dgh)
+        self.dll.gru_backward(h.size(0), h.size(1), dh_p, dh_rs, ex_p, ex_rs, _dense(h), _dense(rz),
+                              _dense(n), ghn_p, ghn_rs, dgi_p, dgi_rs, dgh_p, dgh_rs, _dense(direct))
+        return direct
+
+    def attend(self, q, loc2, sig, w, ctx) -> None:
+        q_p, q_rs = _rows(q)
+        self.dll.attend_forward(self.B, self.S, self.A, self.K, _dense(self.keys2), q_p, q_rs,
+                                _dense(loc2) if loc2 is not None else None, _dense(self.v2),
+                                _dense(self.mask, torch.uint8), _dense(self.enc_out), _dense(sig), _dense(w), _dense(ctx))
+
+    def attend_backward(self, dc, dw_extra, w, sig, dscore, d_keys, den, dq) -> None:
+        dq_p, dq_rs = _rows(dq)
+        self.dll.attend_backward(self.B, self.S, self.A, self.K, _dense(dc), _dense(self.enc_out),
+                                 _dense(dw_extra) if dw_extra is not None else None, _dense(w),
+                                 _dense(sig), _dense(self.v4), _dense(dscore), _dense(d_keys),
+                                 _dense(den) if den is not None else None, dq_p, dq_rs)
+
+
+def steps_for(enc_out: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+              keys: torch.Tensor | None = None, allow_native: bool = True) -> TorchSteps | NativeSteps:
+    """NativeSteps where they apply (a CPU, float32, the kernels built), else TorchSteps."""
+    if (allow_native and enc_out.device.type == "cpu" and enc_out.dtype == torch.float32
+            and native.kernels() is not None):
+        return NativeSteps(enc_out, v, mask, keys)
+    return TorchSteps(enc_out, v, mask, keys)

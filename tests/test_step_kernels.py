@@ -1,0 +1,180 @@
+"""The fused C kernels (engine/native/fused.c through engine/step_kernels.NativeSteps)
+against the same maths in torch ops (TorchSteps), and the fallback where they cannot be
+built."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import native
+from engine.decoder_loop import DecoderLoop, LoopSpec
+from engine.step_kernels import NativeSteps, TorchSteps, steps_for
+
+ROOT = Path(__file__).resolve().parents[1]
+HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
+needs_kernels = pytest.mark.skipif(not HAVE_CC, reason="no C compiler here: the torch path runs instead")
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler here")
+def test_the_kernels_build_where_there_is_a_compiler():
+    assert native.kernels() is not None, native.why_not()
+    assert native.why_not() is None
+
+
+def both(enc_out, v, mask, keys=None):
+    return TorchSteps(enc_out, v, mask, keys), NativeSteps(enc_out, v, mask, keys)
+
+
+def close(a, b, tol=2e-6):
+    scale = max(1.0, float(a.abs().max()))
+    assert float((a - b).abs().max()) <= tol * scale, float((a - b).abs().max())
+
+
+@needs_kernels
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("extra", [False, True])
+def test_gru_kernels_equal_torch(threads, extra):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    B, H, A = 37, 48, 8  # odd sizes: the vector loops' remainders run too
+    ref, nat = both(torch.randn(B, 3, 5), torch.randn(1, A), None)
+    gi = torch.randn(B, 3 * H) * 2
+    gh = torch.randn(B, 3 * H + A)[:, :3 * H] * 2  # a strided view, as the decoder passes it
+    h = torch.randn(B, H)
+    outs = [[torch.full(s, float("nan")) for s in ((B, H), (B, 2 * H), (B, H))] for _ in range(2)]
+    ref.gru_forward(gi, gh, h, *outs[0])
+    nat.gru_forward(gi, gh, h, *outs[1])
+    for a, b in zip(*outs):
+        close(a, b)
+
+    out, rz, n = outs[0]
+    dh = torch.randn(B, 2 * H)[:, :H]
+    dh_extra = torch.randn(B, 4, H)[:, 1] if extra else None
+    grads = [[torch.full((B, 3 * H), float("nan")), torch.full((B, 3 * H + A), float("nan"))[:, :3 * H]]
+             for _ in range(2)]
+    d_ref = ref.gru_backward(dh, dh_extra, h, rz, n, gh[:, 2 * H:], *grads[0])
+    d_nat = nat.gru_backward(dh, dh_extra, h, rz, n, gh[:, 2 * H:], *grads[1])
+    close(d_ref, d_nat)
+    for a, b in zip(*grads):
+        close(a, b)
+
+
+@needs_kernels
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("loc,extra", [(False, False), (True, True)])
+def test_attention_kernels_equal_torch(threads, loc, extra):
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    B, S, A, K = 29, 7, 40, 24
+    enc_out, keys, v = torch.randn(B, S, K), torch.randn(B, S, A), torch.randn(1, A)
+    mask = torch.arange(S)[None, :] < torch.randint(1, S + 1, (B,))[:, None]
+    ref, nat = both(enc_out, v, mask, keys)
+    q = torch.randn(B, 3 * A)[:, A:2 * A]  # a strided view, as the decoder passes it
+    loc2 = torch.randn(B, S, A) if loc else None
+    outs = [[torch.full(s, float("nan")) for s in ((B, S, A), (B, S), (B, K))] for _ in range(2)]
+    ref.attend(q, loc2, *outs[0])
+    nat.attend(q, loc2, *outs[1])
+    for a, b in zip(*outs):
+        close(a, b)
+    sig, w, _ = outs[0]
+    assert float(w[~mask].abs().max()) == 0.0 if (~mask).any() else True
+    close(w.sum(1), torch.ones(B))
+
+    dc = torch.randn(B, K)
+    dw_extra = torch.randn(B, S) if extra else None
+    d_keys0 = torch.randn(B, S, A)  # the kernels add to it
+    got = []
+    for steps in (ref, nat):
+        dscore, d_keys = torch.full((B, S), float("nan")), d_keys0.clone()
+        den = torch.full((B, S, A), float("nan")) if loc else None
+        dq = torch.full((B, 2 * A), float("nan"))[:, :A]
+        steps.attend_backward(dc, dw_extra, w, sig, dscore, d_keys, den, dq)
+        got.append([dscore, d_keys, dq] + ([den] if loc else []))
+    for a, b in zip(*got):
+        close(a, b, 1e-5)
+
+
+@needs_kernels
+def test_a_nan_comes_out_of_the_kernels_as_nan():
+    """A diverging run must show a non-finite loss, not a clamped finite one."""
+    B, H, S, A, K = 4, 16, 5, 8, 8
+    nat = NativeSteps(torch.randn(B, S, K), torch.randn(1, A), torch.ones(B, S, dtype=torch.bool),
+                      torch.randn(B, S, A))
+    gi, gh = torch.randn(B, 3 * H), torch.randn(B, 3 * H)
+    gi[1, 0] = float("nan")
+    out, rz, n = torch.empty(B, H), torch.empty(B, 2 * H), torch.empty(B, H)
+    nat.gru_forward(gi, gh, torch.randn(B, H), out, rz, n)
+    assert torch.isnan(out[1]).any() and torch.isfinite(out[0]).all()
+    q = torch.randn(B, A)
+    q[2, 3] = float("nan")
+    sig, w, ctx = torch.empty(B, S, A), torch.empty(B, S), torch.empty(B, K)
+    nat.attend(q, None, sig, w, ctx)
+    assert torch.isnan(w[2]).all() and torch.isnan(ctx[2]).all() and torch.isfinite(w[0]).all()
+
+
+@needs_kernels
+@pytest.mark.parametrize("L,loc", [(1, 5), (2, 0), (3, 3)])
+def test_decoder_loop_native_equals_torch_path(L, loc):
+    """The whole hand-written loop in float32, with dropout masks, scheduled sampling and the
+    location term: outputs and every gradient equal on both paths."""
+    torch.manual_seed(2)
+    B, S, T, E, H, K, A, V = 16, 6, 7, 8, 24, 20, 12, 11
+    mask = torch.arange(S)[None, :] < torch.randint(2, S + 1, (B,))[:, None]
+    tgt_in = torch.randint(1, V, (B, T))
+    forcing = (True, False, True, True, False, False, True)
+    drop_emb = (torch.rand(B, T, E) > 0.2).float() / 0.8
+    drop_between = (torch.rand(L - 1, T, B, H) > 0.2).float() / 0.8 if L > 1 else None
+    shapes = [(L, B, H), (B, S, K), (B, S, A), (V, E), (3 * H, E), (3 * H,), (3 * H, K),
+              (3 * H + A, H), (3 * H + A,), (1, A), (A, loc) if loc else None]
+    lower_shapes = [s for _ in range(L - 1) for s in ((3 * H, H), (3 * H,), (3 * H, H), (3 * H,))]
+    values = [torch.randn(s) * 0.5 if s else None for s in shapes + lower_shapes]
+    out = (torch.randn(V, H + K), torch.randn(V))
+    seeds = [torch.randn(B, T, H), torch.randn(B, T, K)]  # upstream gradients
+
+    results = []
+    for native_path in (False, True):
+        leaves = [x.clone().requires_grad_() if x is not None else None for x in values]
+        args = leaves[:3] + [mask] + leaves[3:11] + list(out) + leaves[11:]
+        states, contexts, attn = DecoderLoop.apply(LoopSpec(L, forcing, loc, native_path), tgt_in,
+                                                   drop_emb, drop_between, *args)
+        ((states * seeds[0]).sum() + (contexts * seeds[1]).sum()).backward()
+        results.append([states, contexts, attn] + [x.grad for x in leaves if x is not None])
+    for a, b in zip(*results):
+        close(a.detach(), b.detach(), 2e-5)
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+FALLBACK = """
+import torch
+from engine import native
+from engine.step_kernels import steps_for, TorchSteps
+print(native.kernels() is None, isinstance(steps_for(torch.zeros(1, 2, 3), torch.zeros(1, 4), None), TorchSteps))
+print(native.why_not())
+"""
+
+
+@pytest.mark.parametrize("env,why", [
+    (dict(CC="/nonexistent/cc"), "no C compiler"),
+    (dict(CC="false"), "could not build"),
+    (dict(REVERSE_TUI_NATIVE="0"), "REVERSE_TUI_NATIVE=0"),
+])
+def test_without_the_kernels_the_torch_path_runs_and_says_why(tmp_path, env, why):
+    done = run_python(FALLBACK, XDG_CACHE_HOME=str(tmp_path), **env)
+    assert done.returncode == 0, done.stderr
+    first, reason = done.stdout.strip().splitlines()
+    assert first == "True True"
+    assert why in reason
+
+
+def test_steps_for_keeps_float64_and_other_devices_on_torch():
+    """gradcheck runs the loop in float64: that must never reach the float32 kernels."""
+    x = torch.zeros(2, 3, 4, dtype=torch.float64)
+    assert isinstance(steps_for(x, torch.zeros(1, 5, dtype=torch.float64), None), TorchSteps)
