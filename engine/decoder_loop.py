@@ -82,7 +82,7 @@ class DecoderLoop(torch.autograd.Function):
         H = h0.size(2)
         lower = [lower[4 * l: 4 * l + 4] for l in range(L - 1)]
         new = keys.new_empty
-        steps = steps_for(enc_out, v, mask, keys, spec.native)  # the per-step kernels
+        steps = steps_for(keys, spec.native, enc_out=enc_out, v=v, mask=mask, keys=keys)  # the per-step kernels
         M2 = banded_location_matrix(W_loc * 2, S) if spec.location_kernel else None
         W_ie_t, W_ic_t, W_top_t, W_out_t = W_ie.t(), W_ic.t(), W_top.t(), W_out.t()
 
@@ -156,7 +156,7 @@ class DecoderLoop(torch.autograd.Function):
         has_emb_drop, has_between_drop = ctx.has_drop
         loc = spec.location_kernel
         M = banded_location_matrix(W_loc, S) if loc else None
-        steps = steps_for(enc_out, v, None, None, spec.native)
+        steps = steps_for(sig, spec.native, enc_out=enc_out, v=v)
         new = sig.new_empty
         # (B, T, H), rows of unit stride for the kernels (autograd may hand in any strides)
         d_states = sig.new_zeros(B, T, H) if d_states is None else d_states.contiguous()

@@ -23,11 +23,15 @@ softmax_backward = torch.ops.aten._softmax_backward_data.out
 
 
 class TorchSteps:
-    """enc_out (B, S, K); v (1, A) the score vector; mask (B, S) True on real positions and
-    keys (B, S, A) = W_h enc_out: needed forward only (None for the backward pass)."""
+    """For the attention: enc_out (B, S, K); v (1, A) the score vector; mask (B, S) True on
+    real positions and keys (B, S, A) = W_h enc_out, needed forward only. The GRU steps need
+    none of them (the encoder's scan passes none)."""
 
-    def __init__(self, enc_out: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-                 keys: torch.Tensor | None = None):
+    def __init__(self, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
+        self.scratch = None
+        if enc_out is None:
+            return
         B, S, _ = enc_out.shape
         A = v.numel()
         self.enc_out = enc_out
@@ -36,7 +40,6 @@ class TorchSteps:
         self.v4 = v.reshape(1, 1, A) * 4  # d/de of (2v) . sigmoid(2e)
         self.no_score = (enc_out.new_zeros(B, S, 1).masked_fill_(~mask.unsqueeze(2), float("-inf"))
                          if mask is not None else None)
-        self.scratch = None
 
     def gru_forward(self, gi, gh, h, out, rz, n) -> None:
         """One GRU update into out (B, H); keeps rz (B, 2H) and n (B, H) for the backward."""
@@ -93,9 +96,11 @@ def _dense(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> int:
 class NativeSteps:
     """TorchSteps' interface on the C kernels (CPU, float32)."""
 
-    def __init__(self, enc_out: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-                 keys: torch.Tensor | None = None):
+    def __init__(self, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
         self.dll = native.kernels()
+        if enc_out is None:
+            return
         self.B, self.S, self.K = enc_out.shape
         self.A = v.numel()
         self.enc_out = enc_out.contiguous()
@@ -132,10 +137,13 @@ class NativeSteps:
                                  _dense(den) if den is not None else None, dq_p, dq_rs)
 
 
-def steps_for(enc_out: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-              keys: torch.Tensor | None = None, allow_native: bool = True) -> TorchSteps | NativeSteps:
-    """NativeSteps where they apply (a CPU, float32, the kernels built), else TorchSteps."""
-    if (allow_native and enc_out.device.type == "cpu" and enc_out.dtype == torch.float32
-            and native.kernels() is not None):
-        return NativeSteps(enc_out, v, mask, keys)
-    return TorchSteps(enc_out, v, mask, keys)
+def native_applies(like: torch.Tensor) -> bool:
+    """Whether the C kernels can run on tensors like this one: a CPU, float32, built."""
+    return like.device.type == "cpu" and like.dtype == torch.float32 and native.kernels() is not None
+
+
+def steps_for(like: torch.Tensor, allow_native: bool = True, **attention) -> TorchSteps | NativeSteps:
+    """NativeSteps where they apply, else TorchSteps; attention: see TorchSteps."""
+    if allow_native and native_applies(like):
+        return NativeSteps(**attention)
+    return TorchSteps(**attention)

@@ -41,7 +41,7 @@ def test_gru_kernels_equal_torch(threads, extra):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     B, H, A = 37, 48, 8  # odd sizes: the vector loops' remainders run too
-    ref, nat = both(torch.randn(B, 3, 5), torch.randn(1, A), None)
+    ref, nat = TorchSteps(), NativeSteps()
     gi = torch.randn(B, 3 * H) * 2
     gh = torch.randn(B, 3 * H + A)[:, :3 * H] * 2  # a strided view, as the decoder passes it
     h = torch.randn(B, H)
@@ -156,7 +156,7 @@ FALLBACK = """
 import torch
 from engine import native
 from engine.step_kernels import steps_for, TorchSteps
-print(native.kernels() is None, isinstance(steps_for(torch.zeros(1, 2, 3), torch.zeros(1, 4), None), TorchSteps))
+print(native.kernels() is None, isinstance(steps_for(torch.zeros(1, 2, 3)), TorchSteps))
 print(native.why_not())
 """
 
@@ -176,5 +176,4 @@ def test_without_the_kernels_the_torch_path_runs_and_says_why(tmp_path, env, why
 
 def test_steps_for_keeps_float64_and_other_devices_on_torch():
     """gradcheck runs the loop in float64: that must never reach the float32 kernels."""
-    x = torch.zeros(2, 3, 4, dtype=torch.float64)
-    assert isinstance(steps_for(x, torch.zeros(1, 5, dtype=torch.float64), None), TorchSteps)
+    assert isinstance(steps_for(torch.zeros(2, 3, 4, dtype=torch.float64)), TorchSteps)

@@ -1,0 +1,65 @@
+"""The encoder's hand-written GRU scan (engine/gru_scan.py): its gradients against finite
+differences, and the encoder through it equal to torch.nn.GRU under autograd."""
+import pytest
+import torch
+
+import engine.model as model_module
+from engine.gru_scan import GRUScan
+from engine.model import Encoder
+
+
+def test_scan_gradients_match_finite_differences():
+    torch.manual_seed(0)
+    S, B, H = 4, 3, 5
+    d = dict(dtype=torch.double, requires_grad=True)
+    gi, h0 = torch.randn(S, B, 3 * H, **d), torch.randn(B, H, **d)
+    W_hh, b_hh = torch.randn(3 * H, H, **d), torch.randn(3 * H, **d)
+    assert torch.autograd.gradcheck(lambda *a: GRUScan.apply(*a), (gi, h0, W_hh, b_hh))
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (1, True), (3, True)])
+def test_encoder_scan_equals_torch_gru(layers, bidirectional):
+    """Outputs, final states and every parameter's gradient (dropout off: the two paths
+    draw their masks differently)."""
+    torch.manual_seed(1)
+    enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=layers, dropout=0.0,
+                  bidirectional=bidirectional)
+    src = torch.randint(1, 13, (7, 5))
+    x = enc.embedding(src)
+    seeds = torch.randn(7, 5, enc.out_dim), torch.randn(layers * (2 if bidirectional else 1), 7, 10)
+    results = []
+    for run in (enc.gru, enc.scan):
+        enc.zero_grad()
+        out, hidden = run(enc.embedding(src))
+        ((out * seeds[0]).sum() + (hidden * seeds[1]).sum()).backward()
+        results.append([out.detach(), hidden.detach()] + [p.grad.clone() for p in enc.parameters()])
+    assert x.shape[:2] == (7, 5)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6)
+
+
+def test_encoder_takes_the_scan_only_to_train_a_batch_without_padding(monkeypatch):
+    enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=2, dropout=0.1, bidirectional=True)
+    calls = []
+    real = GRUScan.apply
+    monkeypatch.setattr(model_module.GRUScan, "apply", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(model_module, "native_applies", lambda x: True)
+    src = torch.randint(1, 13, (4, 6))
+    enc(src, torch.full((4,), 6))
+    assert len(calls) == 4  # 2 layers x 2 directions
+    calls.clear()
+    with torch.no_grad():  # validation and decoding: torch.nn.GRU, no backward to save
+        enc(src, torch.full((4,), 6))
+    enc(src, torch.tensor([6, 5, 6, 3]))  # padding: packed sequences through torch.nn.GRU
+    assert calls == []
+
+
+def test_encoder_dropout_between_layers_on_the_scan():
+    torch.manual_seed(2)
+    enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=2, dropout=0.5, bidirectional=False)
+    x = enc.embedding(torch.randint(1, 13, (4, 6)))
+    enc.train()
+    a, b = enc.scan(x)[0], enc.scan(x)[0]
+    assert not torch.allclose(a, b)  # fresh masks each pass
+    enc.eval()
+    torch.testing.assert_close(enc.scan(x)[0], enc.gru(x)[0], rtol=1e-4, atol=2e-6)
