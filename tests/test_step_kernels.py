@@ -177,3 +177,15 @@ def test_without_the_kernels_the_torch_path_runs_and_says_why(tmp_path, env, why
 def test_steps_for_keeps_float64_and_other_devices_on_torch():
     """gradcheck runs the loop in float64: that must never reach the float32 kernels."""
     assert isinstance(steps_for(torch.zeros(2, 3, 4, dtype=torch.float64)), TorchSteps)
+
+
+@needs_kernels
+def test_a_damaged_cached_library_is_built_again(tmp_path):
+    code = "from engine import native; print(native.kernels() is not None, native.why_not())"
+    first = run_python(code, XDG_CACHE_HOME=str(tmp_path))
+    assert first.stdout.split()[0] == "True", first.stderr
+    (lib,) = (tmp_path / "reverse-tui").glob("fused-*.so")
+    lib.write_bytes(b"not a library")
+    again = run_python(code, XDG_CACHE_HOME=str(tmp_path))
+    assert again.stdout.split()[0] == "True", again.stdout + again.stderr
+    assert lib.read_bytes()[:4] == b"\x7fELF"

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("fused.c")
-FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-std=c99"]
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-shared", "-fPIC", "-std=c99"]
 # -fopenmp links libgomp.so.1, which torch has already loaded: the kernels share torch's
 # thread pool and its set_num_threads. Without OpenMP the kernels run on one thread.
 THREADING = (["-fopenmp"], ["-fopenmp-simd"])
@@ -34,6 +34,7 @@ SIGNATURES = {
     "gru_backward": [_I, _I, _P, _I, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _I, _P],
     "attend_forward": [_I, _I, _I, _I, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
     "attend_backward": [_I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I],
+    "adam_step": [ctypes.c_int64, _P, _P, _P, _P] + [ctypes.c_float] * 5,
 }
 
 _state: dict = {}
@@ -54,6 +55,26 @@ def _cache_dir() -> Path:
     return Path(root) / "reverse-tui"
 
 
+def _compile(cc: str, lib: Path) -> None:
+    """Build fused.c into lib, through a temp file and a rename."""
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for threading in THREADING:
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
+        os.close(fd)
+        try:
+            done = subprocess.run([cc, *FLAGS, *threading, str(SOURCE), "-o", tmp],
+                                  capture_output=True, text=True)
+            if done.returncode == 0:
+                os.replace(tmp, lib)
+                return
+            errors.append((done.stderr.strip().splitlines() or ["no message"])[-1])
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise RuntimeError(f"{Path(cc).name} could not build {SOURCE.name}: {errors[-1]}")
+
+
 def _build() -> ctypes.CDLL:
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
@@ -63,24 +84,13 @@ def _build() -> ctypes.CDLL:
                          .encode()).hexdigest()[:16]
     lib = _cache_dir() / f"fused-{key}.so"
     if not lib.exists():
-        lib.parent.mkdir(parents=True, exist_ok=True)
-        errors = []
-        for threading in THREADING:
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
-            os.close(fd)
-            try:
-                done = subprocess.run([cc, *FLAGS, *threading, str(SOURCE), "-o", tmp],
-                                      capture_output=True, text=True)
-                if done.returncode == 0:
-                    os.replace(tmp, lib)
-                    break
-                errors.append((done.stderr.strip().splitlines() or ["no message"])[-1])
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        else:
-            raise RuntimeError(f"{Path(cc).name} could not build {SOURCE.name}: {errors[-1]}")
-    dll = ctypes.CDLL(str(lib))
+        _compile(cc, lib)
+    try:
+        dll = ctypes.CDLL(str(lib))
+    except OSError:  # a damaged cache file: build it again, once
+        lib.unlink(missing_ok=True)
+        _compile(cc, lib)
+        dll = ctypes.CDLL(str(lib))
     for name, args in SIGNATURES.items():
         fn = getattr(dll, name)
         fn.argtypes, fn.restype = args, None
