@@ -6,7 +6,8 @@
 
 The notebook's code is imported from ../shared/baseline/seed_reference.py (--baseline PATH)
 and driven with its own functions; its epochs and ours alternate, so load on the machine hits
-both alike. Every figure is reported with the ratio baseline / ours (higher = we are faster).
+both alike. Every figure is reported with how many times better we are: baseline / ours for
+times and memory, ours / baseline for throughput (the JSON keeps baseline / ours as well).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine import native  # noqa: E402
 from engine.config import Config  # noqa: E402
 from engine.evaluate import evaluate, probe  # noqa: E402
 from engine.train import EpochDone, Trainer  # noqa: E402
@@ -262,6 +264,12 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
+def speedup(name: str, baseline, ours):
+    """How many times better we are: baseline / ours for times and memory, ours / baseline
+    for a throughput."""
+    return ratio(ours, baseline) if "/s" in name else ratio(baseline, ours)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="the notebook's code")
@@ -293,8 +301,11 @@ def main() -> None:
     ours_default = Config(device=args.device)
     info = {"machine": platform.processor() or platform.machine(), "cpu": _cpu_name(),
             "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "native_kernels": "on" if device.type == "cpu" and native.kernels() else
+                              (native.why_not() or "not used off the CPU"),
             "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}
-    print(f"bench on {info['cpu']} ({info['threads']} threads), device {device}, torch {torch.__version__}", flush=True)
+    print(f"bench on {info['cpu']} ({info['threads']} threads), device {device}, torch {torch.__version__}, "
+          f"C kernels: {info['native_kernels']}", flush=True)
 
     rows, result = [], {"info": info}
     peak = matmul_peak(device)
@@ -319,7 +330,9 @@ def main() -> None:
     rows.append(("validation pass (s)", statistics.median(v_b) if base else None, statistics.median(v_o)))
     if args.epochs_only:
         for name, b, o in rows:
-            print(f"{name}: baseline {b}  ours {o}  ratio {ratio(b, o)}")
+            up = speedup(name, b, o)
+            print(f"{name}: baseline {'-' if b is None else f'{b:.4g}'}  ours {o:.4g}"
+                  + (f"  {up:.2f}x in our favour" if up else ""))
         return
 
     # 2. test-set evaluation and probe latency at the notebook's configuration (same trained epochs)
@@ -369,8 +382,8 @@ def main() -> None:
             rows.append((f"wall time to {float(t):.0%} val exact match (s)",
                          conv_b["seconds_to"][t] if conv_b else None, conv_o["seconds_to"][t]))
 
-    result["rows"] = [{"figure": name, "baseline": b, "ours": o, "ratio_baseline_over_ours": ratio(b, o)}
-                      for name, b, o in rows]
+    result["rows"] = [{"figure": name, "baseline": b, "ours": o, "ratio_baseline_over_ours": ratio(b, o),
+                       "speedup": speedup(name, b, o)} for name, b, o in rows]
     print_table(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -392,9 +405,7 @@ def print_table(result: dict) -> None:
     fmt = lambda x: "-" if x is None else f"{x:,.3f}" if x < 100 else f"{x:,.0f}"
     print(f"\n{'figure':<48}{'baseline':>12}{'ours':>12}{'ratio':>9}")
     for r in result["rows"]:
-        rt = r["ratio_baseline_over_ours"]
-        if rt and "tokens/s" in r["figure"]:
-            rt = 1 / rt  # for throughput, higher is better: show ours / baseline
+        rt = speedup(r["figure"], r["baseline"], r["ours"])
         print(f"{r['figure']:<48}{fmt(r['baseline']):>12}{fmt(r['ours']):>12}{('-' if not rt else f'{rt:.2f}x'):>9}")
     rf = result["roofline"]
     print(f"\nroofline: fp32 matmul {rf['matmul_fp32_gflops']:.0f} GFLOP/s measured; one epoch at the notebook "

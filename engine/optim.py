@@ -49,8 +49,9 @@ class Adam:
         ready = self.native and all(map(_native_ready, params, grads, m, v))
         dll = native.kernels() if ready else None
         if dll is not None:
+            threads = torch.get_num_threads()
             for p, g, m_p, v_p in zip(params, grads, m, v):
-                dll.adam_step(p.numel(), p.data_ptr(), g.data_ptr(), m_p.data_ptr(), v_p.data_ptr(),
+                dll.adam_step(threads, p.numel(), p.data_ptr(), g.data_ptr(), m_p.data_ptr(), v_p.data_ptr(),
                               self.beta1, self.beta2, -self.lr / bias1, bias2_sqrt, self.eps)
             return
         torch._foreach_lerp_(m, grads, 1 - self.beta1)             # m = b1 m + (1-b1) g

@@ -99,6 +99,7 @@ class NativeSteps:
     def __init__(self, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
                  mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
         self.dll = native.kernels()
+        self.threads = torch.get_num_threads()
         if enc_out is None:
             return
         self.B, self.S, self.K = enc_out.shape
@@ -111,7 +112,7 @@ class NativeSteps:
 
     def gru_forward(self, gi, gh, h, out, rz, n) -> None:
         (gi_p, gi_rs), (gh_p, gh_rs) = _rows(gi), _rows(gh)
-        self.dll.gru_forward(h.size(0), h.size(1), gi_p, gi_rs, gh_p, gh_rs,
+        self.dll.gru_forward(self.threads, h.size(0), h.size(1), gi_p, gi_rs, gh_p, gh_rs,
                              _dense(h), _dense(out), _dense(rz), _dense(n))
 
     def gru_backward(self, dh, dh_extra, h, rz, n, gh_n, dgi, dgh) -> torch.Tensor:
@@ -119,19 +120,19 @@ class NativeSteps:
         dh_p, dh_rs = _rows(dh)
         ex_p, ex_rs = _rows(dh_extra) if dh_extra is not None else (None, 0)
         (ghn_p, ghn_rs), (dgi_p, dgi_rs), (dgh_p, dgh_rs) = _rows(gh_n), _rows(dgi), _rows(dgh)
-        self.dll.gru_backward(h.size(0), h.size(1), dh_p, dh_rs, ex_p, ex_rs, _dense(h), _dense(rz),
+        self.dll.gru_backward(self.threads, h.size(0), h.size(1), dh_p, dh_rs, ex_p, ex_rs, _dense(h), _dense(rz),
                               _dense(n), ghn_p, ghn_rs, dgi_p, dgi_rs, dgh_p, dgh_rs, _dense(direct))
         return direct
 
     def attend(self, q, loc2, sig, w, ctx) -> None:
         q_p, q_rs = _rows(q)
-        self.dll.attend_forward(self.B, self.S, self.A, self.K, _dense(self.keys2), q_p, q_rs,
+        self.dll.attend_forward(self.threads, self.B, self.S, self.A, self.K, _dense(self.keys2), q_p, q_rs,
                                 _dense(loc2) if loc2 is not None else None, _dense(self.v2),
                                 _dense(self.mask, torch.uint8), _dense(self.enc_out), _dense(sig), _dense(w), _dense(ctx))
 
     def attend_backward(self, dc, dw_extra, w, sig, dscore, d_keys, den, dq) -> None:
         dq_p, dq_rs = _rows(dq)
-        self.dll.attend_backward(self.B, self.S, self.A, self.K, _dense(dc), _dense(self.enc_out),
+        self.dll.attend_backward(self.threads, self.B, self.S, self.A, self.K, _dense(dc), _dense(self.enc_out),
                                  _dense(dw_extra) if dw_extra is not None else None, _dense(w),
                                  _dense(sig), _dense(self.v4), _dense(dscore), _dense(d_keys),
                                  _dense(den) if den is not None else None, dq_p, dq_rs)

@@ -32,11 +32,13 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
     assert set(report["epochs"][0]) >= {"epoch", "train_loss", "val_loss", "val_exact_match", "seconds"}
     assert set(report["per_length"]) == {str(n) for n in range(3, 7)}
     assert report["config"]["hidden_dim"] == 32 and report["device"] == "cpu"
+    assert report["native_kernels"].startswith("C kernels: ")  # on, or off and why
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     text = capsys.readouterr().out
     assert "epoch   1/2" in text and "epoch   2/2" in text and "test exact match" in text
+    assert report["native_kernels"] in text.splitlines()[0]
     assert text.count("\nReference: ") == 10
     # the analysis quotes the measured numbers of this run
     analysis = (out / "analysis.md").read_text()

@@ -19,6 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from engine import native
 from engine.checkpoint import CheckpointError, Loaded, load, load_model
 from engine.config import Config
 from engine.data import splits_for
@@ -249,6 +250,8 @@ class ReverseApp(App):
                 n_params = sum(p.numel() for p in trainer.model.parameters())
                 n = torch.get_num_threads()
                 where = f"{self.device} x{n}" if self.device.type == "cpu" else str(self.device)
+                if self.device.type == "cpu" and native.kernels() is None:
+                    where += " · no C kernels"  # the slower torch-ops path: say so
                 self.post_message(TrainingStarted(
                     run_id, f"vocab {len(trainer.vocab)} · {n_params:,} params · {where}"))
                 reason, last = "finished", 0.0

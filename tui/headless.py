@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from engine import native
 from engine.checkpoint import CheckpointError, load
 from engine.config import Config
 from engine.evaluate import format_example
@@ -103,7 +104,7 @@ def run_headless(cfg: Config, args: argparse.Namespace) -> int:
     console.print(f"reverse-tui: {len(trainer.train_set)} train / {len(trainer.val_set)} val / "
                   f"{len(trainer.splits.test)} test sentences of {cfg.min_len}-{cfg.max_len} words, "
                   f"vocabulary {len(trainer.vocab)}, {n_params:,} parameters, device {device}"
-                  + (f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""))
+                  + (f", {torch.get_num_threads()} threads, {native.summary()}" if device.type == "cpu" else ""))
     console.print(f"config: {json.dumps(cfg.to_dict())}")
     console.print(f"best checkpoint -> {checkpoint}")
 
@@ -136,7 +137,8 @@ def run_headless(cfg: Config, args: argparse.Namespace) -> int:
                       f"wrote {out / 'metrics.csv'}")
             return status or 1
         extra = {"interrupted": bool(stop.signum), "failure": failure,
-                 "train_seconds": train_seconds, "threads": torch.get_num_threads()}
+                 "train_seconds": train_seconds, "threads": torch.get_num_threads(),
+                 "native_kernels": native.summary(device.type)}
         control = None
         if getattr(args, "compare_no_attention", False) and not stop.signum and not failure:
             control = checkpoint.with_name(checkpoint.stem + ".no-attention.pt")

@@ -29,12 +29,13 @@ FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-ffp-
 THREADING = (["-fopenmp"], ["-fopenmp-simd"])
 
 _P, _I = ctypes.c_void_p, ctypes.c_int
+# every kernel's first argument is its thread count (torch.get_num_threads())
 SIGNATURES = {
-    "gru_forward": [_I, _I, _P, _I, _P, _I, _P, _P, _P, _P],
-    "gru_backward": [_I, _I, _P, _I, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _I, _P],
-    "attend_forward": [_I, _I, _I, _I, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
-    "attend_backward": [_I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I],
-    "adam_step": [ctypes.c_int64, _P, _P, _P, _P] + [ctypes.c_float] * 5,
+    "gru_forward": [_I, _I, _I, _P, _I, _P, _I, _P, _P, _P, _P],
+    "gru_backward": [_I, _I, _I, _P, _I, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _I, _P],
+    "attend_forward": [_I, _I, _I, _I, _I, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
+    "attend_backward": [_I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I],
+    "adam_step": [_I, ctypes.c_int64, _P, _P, _P, _P] + [ctypes.c_float] * 5,
 }
 
 _state: dict = {}
@@ -114,3 +115,10 @@ def why_not() -> str | None:
     """Why kernels() is None; None when they are loaded."""
     kernels()
     return _state["why"]
+
+
+def summary(device_type: str = "cpu") -> str:
+    """One line for a run's header: whether the C kernels run, and if not, why."""
+    if device_type != "cpu":
+        return "C kernels: not used off the CPU"
+    return "C kernels: on" if kernels() is not None else f"C kernels: off ({why_not()}; torch ops instead)"

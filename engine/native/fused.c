@@ -33,8 +33,9 @@ static inline float exp_(float x) {
     return p * scale.f;
 }
 
-/* Rows are split over threads (OpenMP: torch's own libgomp, already loaded, with its thread
- * count) only where the work is large enough to pay for the hand-off. */
+/* Rows are split over `threads` threads (OpenMP: torch's own libgomp, already loaded; the
+ * caller passes torch.get_num_threads(), since OpenMP's own default is per calling thread
+ * and the app trains in a worker thread) only where the work pays for the hand-off. */
 #define PARALLEL(elements) ((elements) >= 8192)
 
 static inline float sigmoid_(float x) { return 1.0f / (1.0f + exp_(-x)); }
@@ -60,9 +61,9 @@ ROW gru_forward_row(int H, const float *restrict gi, const float *restrict gh,
 }
 
 /* gi, gh (B, 3H) with row strides; h, out (B, H), rz (B, 2H), n (B, H) contiguous. */
-void gru_forward(int B, int H, const float *gi, int gi_rs, const float *gh, int gh_rs,
+void gru_forward(int threads, int B, int H, const float *gi, int gi_rs, const float *gh, int gh_rs,
                  const float *h, float *out, float *rz, float *n) {
-#pragma omp parallel for if (PARALLEL(B * 3 * H))
+#pragma omp parallel for num_threads(threads) if (PARALLEL(B * 3 * H))
     for (int b = 0; b < B; b++)
         gru_forward_row(H, gi + (int64_t)b * gi_rs, gh + (int64_t)b * gh_rs, h + (int64_t)b * H,
                         out + (int64_t)b * H, rz + (int64_t)b * 2 * H, n + (int64_t)b * H);
@@ -94,10 +95,10 @@ ROW gru_backward_row(int H, const float *restrict dh, const float *restrict dh_e
 /* Writes dL/dgi and dL/dgh (B, 3H, row strides) and the part of dL/dh that flows straight
  * through z into direct (B, H); the part through gh is the caller's matmul. dh_extra (B, H)
  * or NULL is added to dh; gh_n points at gh's n block. */
-void gru_backward(int B, int H, const float *dh, int dh_rs, const float *dh_extra, int extra_rs,
+void gru_backward(int threads, int B, int H, const float *dh, int dh_rs, const float *dh_extra, int extra_rs,
                   const float *h, const float *rz, const float *n, const float *gh_n, int ghn_rs,
                   float *dgi, int dgi_rs, float *dgh, int dgh_rs, float *direct) {
-#pragma omp parallel for if (PARALLEL(B * 3 * H))
+#pragma omp parallel for num_threads(threads) if (PARALLEL(B * 3 * H))
     for (int b = 0; b < B; b++) {
         const float *dh_b = dh + (int64_t)b * dh_rs, *r_b = rz + (int64_t)b * 2 * H;
         const float *h_b = h + (int64_t)b * H, *n_b = n + (int64_t)b * H;
@@ -144,10 +145,10 @@ ROW context_row(int S, int K, const float *restrict w, const float *restrict enc
  * doubled; v2 (A) = 2 v; mask (B, S) nonzero on real positions; enc (B, S, K).
  * Writes sig (B, S, A), w (B, S), ctx (B, K). Every sig is written (padding too), so that
  * the backward pass's matmuls over it never read garbage. */
-void attend_forward(int B, int S, int A, int K, const float *keys2, const float *q, int q_rs,
+void attend_forward(int threads, int B, int S, int A, int K, const float *keys2, const float *q, int q_rs,
                     const float *loc, const float *v2, const uint8_t *mask, const float *enc,
                     float *sig, float *w, float *ctx) {
-#pragma omp parallel for if (PARALLEL(B * S * A))
+#pragma omp parallel for num_threads(threads) if (PARALLEL(B * S * A))
     for (int b = 0; b < B; b++) {
         const float *q_b = q + (int64_t)b * q_rs;
         const uint8_t *m_b = mask + (int64_t)b * S;
@@ -202,10 +203,10 @@ ROW energy_grad_row(int A, float d, const float *restrict v4, const float *restr
  * next step's location term). Writes dL/dscore into dscore (B, S); adds dL/denergy to
  * d_keys (B, S, A) and also stores it into den (B, S, A) when den is not NULL; writes
  * dL/dq (the sum over s) into dq (B, A, row stride). v4 (A) = 4 v: d/de of (2v).sigmoid(2e). */
-void attend_backward(int B, int S, int A, int K, const float *dc, const float *enc,
+void attend_backward(int threads, int B, int S, int A, int K, const float *dc, const float *enc,
                      const float *dw_extra, const float *w, const float *sig, const float *v4,
                      float *dscore, float *d_keys, float *den, float *dq, int dq_rs) {
-#pragma omp parallel for if (PARALLEL(B * S * A))
+#pragma omp parallel for num_threads(threads) if (PARALLEL(B * S * A))
     for (int b = 0; b < B; b++) {
         const float *w_b = w + (int64_t)b * S;
         float *ds_b = dscore + (int64_t)b * S, *dq_b = dq + (int64_t)b * dq_rs;
@@ -250,10 +251,10 @@ ROW adam_chunk(int64_t n, float *restrict p, const float *restrict g, float *res
     }
 }
 
-void adam_step(int64_t n, float *p, const float *g, float *m, float *v, float b1, float b2,
+void adam_step(int threads, int64_t n, float *p, const float *g, float *m, float *v, float b1, float b2,
                float step_size, float bias2_sqrt, float eps) {
     const int64_t chunk = 16384;
-#pragma omp parallel for if (PARALLEL(n / 8))
+#pragma omp parallel for num_threads(threads) if (PARALLEL(n / 8))
     for (int64_t start = 0; start < n; start += chunk) {
         int64_t len = n - start < chunk ? n - start : chunk;
         adam_chunk(len, p + start, g + start, m + start, v + start, b1, b2, step_size, bias2_sqrt, eps);
