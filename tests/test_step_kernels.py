@@ -189,3 +189,15 @@ def test_a_damaged_cached_library_is_built_again(tmp_path):
     again = run_python(code, XDG_CACHE_HOME=str(tmp_path))
     assert again.stdout.split()[0] == "True", again.stdout + again.stderr
     assert lib.read_bytes()[:4] == b"\x7fELF"
+
+
+@needs_kernels
+def test_a_compiler_without_openmp_or_march_native_still_builds_them(tmp_path):
+    """Apple's clang has no -fopenmp, some compilers no -march=native: the next variant."""
+    real = shutil.which(os.environ.get("CC", "cc"))
+    fussy = tmp_path / "fussy-cc"
+    fussy.write_text(f'#!/bin/sh\ncase "$*" in *-march=native*|*-fopenmp\\ *) exit 1;; esac\nexec {real} "$@"\n')
+    fussy.chmod(0o755)
+    done = run_python(FALLBACK.replace("print(native.why_not())", "print(native.why_not(), 'ok')"),
+                      XDG_CACHE_HOME=str(tmp_path / "cache"), CC=str(fussy))
+    assert done.stdout.strip().splitlines() == ["False False", "None ok"], done.stdout + done.stderr
