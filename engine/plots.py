@@ -1,16 +1,23 @@
 """PNG figures: the attention heatmap and the loss curve. Built on matplotlib Figure objects
-(no pyplot global state), so they are safe from a worker thread and never open a window."""
+(no pyplot global state), so they are safe from a worker thread and never open a window.
+
+matplotlib and seaborn are imported on first use, not with this module: seaborn pulls in
+scipy.stats, and the two cost ~2.5 s of start-up that the app and --no-ui would otherwise
+spend before their first line."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-matplotlib.use("Agg")  # files only; never a window, also without a display
 import numpy as np
-import seaborn as sns
-from matplotlib.figure import Figure
+
+
+def _figure(**kwargs):
+    import matplotlib
+    matplotlib.use("Agg")  # files only; never a window, also without a display
+    from matplotlib.figure import Figure
+    return Figure(**kwargs)
 
 
 def attention_heatmap(attention: np.ndarray, source_tokens: Sequence[str],
@@ -18,8 +25,9 @@ def attention_heatmap(attention: np.ndarray, source_tokens: Sequence[str],
                       title: str | None = None) -> Path:
     """x: encoder tokens, y: decoder steps, each cell its weight, with a colour bar."""
     rows, cols = attention.shape
-    fig = Figure(figsize=(max(5.0, 0.7 * cols + 2.5), max(4.0, 0.55 * rows + 1.8)), dpi=150)
+    fig = _figure(figsize=(max(5.0, 0.7 * cols + 2.5), max(4.0, 0.55 * rows + 1.8)), dpi=150)
     ax = fig.add_subplot()
+    import seaborn as sns  # after _figure: the Agg backend is chosen first
     sns.heatmap(attention, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=False,
                 xticklabels=list(source_tokens), yticklabels=list(output_tokens),
                 annot=cols <= 16 and rows <= 16, fmt=".2f", annot_kws={"fontsize": 7},
@@ -37,7 +45,7 @@ def attention_heatmap(attention: np.ndarray, source_tokens: Sequence[str],
 
 def loss_curve(history: Sequence[dict], path: str | os.PathLike, best_epoch: int | None = None) -> Path:
     """Train and validation loss per epoch (log scale), validation exact match on a twin axis."""
-    fig = Figure(figsize=(7, 4), dpi=150)
+    fig = _figure(figsize=(7, 4), dpi=150)
     ax = fig.add_subplot()
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")

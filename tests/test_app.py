@@ -429,3 +429,13 @@ def test_compare_no_attention_in_the_app(tmp_path):
 
     run(body())
     assert (tmp_path / "ck" / "best.no-attention.pt").exists()
+
+
+def test_start_up_leaves_the_plotting_libraries_for_later():
+    """seaborn (and scipy.stats under it) and matplotlib cost ~2.5 s to import: the app and
+    --no-ui load them when the first PNG is drawn, not before their first line."""
+    code = ("import sys, tui.app, tui.headless, engine.report, engine.plots; "
+            "bad = [m for m in ('seaborn', 'matplotlib', 'scipy') if m in sys.modules]; "
+            "sys.exit(f'imported at start-up: {bad}' if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr or done.stdout

@@ -1,6 +1,7 @@
 """`reverse-tui --no-ui` end to end on a tiny configuration, and the one-shot probe."""
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -75,15 +76,19 @@ def test_probe_prints_the_reversal(trained_checkpoint):
     assert "<eos>" in lines[1]  # the grid's header row names the encoder tokens
 
 
-def test_no_ui_runs_without_textual(tmp_path):
-    """The GPU box has torch, rich, matplotlib and seaborn but no textual."""
+def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
+    """The GPU box has torch, rich, matplotlib and seaborn but no textual, and a GPU runs
+    the PyTorch-ops path of every step (as does a machine without a C compiler): the whole
+    job, with the kernels turned off."""
     code = ("import sys; sys.modules['textual'] = None; sys.modules['plotext'] = None\n"
             "from tui.cli import main\n"
             f"sys.exit(main(['--no-ui', *{TINY_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
             f" '--checkpoint', {str(tmp_path / 'c.pt')!r}]))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env={**os.environ, "REVERSE_TUI_NATIVE": "0"})
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (tmp_path / "o" / "report.json").exists()
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["native_kernels"].startswith("C kernels: off (turned off")
 
 
 def test_no_attention_control_is_trained_and_compared(tmp_path):
