@@ -79,17 +79,21 @@ class TorchSteps:
         torch.sum(den, 1, out=dq)
 
 
-def _rows(t: torch.Tensor) -> tuple[int, int]:
-    """Data pointer and row stride of a (rows, columns) float32 view with unit column stride."""
-    if t.dtype != torch.float32 or t.dim() != 2 or t.stride(1) != 1:
-        raise ValueError(f"native kernels need float32 rows with unit stride, got {t.dtype} {tuple(t.stride())}")
+def _rows(t: torch.Tensor, rows: int, cols: int) -> tuple[int, int]:
+    """Data pointer and row stride of a (rows, cols) float32 view with unit column stride.
+    The kernels trust these shapes, so they are checked here: a wrong one would be a wild
+    write, not an exception."""
+    if t.dtype != torch.float32 or t.shape != (rows, cols) or t.stride(1) != 1:
+        raise ValueError(f"native kernels need float32 ({rows}, {cols}) rows of unit stride, "
+                         f"got {t.dtype} {tuple(t.shape)} strides {t.stride()}")
     return t.data_ptr(), t.stride(0)
 
 
-def _dense(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> int:
-    """Data pointer of a contiguous tensor of the kernels' dtype."""
-    if t.dtype != dtype or not t.is_contiguous():
-        raise ValueError(f"native kernels need a contiguous float32 tensor, got {t.dtype} {tuple(t.stride())}")
+def _dense(t: torch.Tensor, *shape: int, dtype: torch.dtype = torch.float32) -> int:
+    """Data pointer of a contiguous tensor of this shape and dtype (checked, see _rows)."""
+    if t.dtype != dtype or t.shape != shape or not t.is_contiguous():
+        raise ValueError(f"native kernels need a contiguous {dtype} {shape}, "
+                         f"got {t.dtype} {tuple(t.shape)} strides {t.stride()}")
     return t.data_ptr()
 
 
@@ -99,7 +103,7 @@ class NativeSteps:
     def __init__(self, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
                  mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
         self.dll = native.kernels()
-        self.threads = torch.get_num_threads()
+        self.threads = torch.get_num_threads()  # OpenMP's own default is per calling thread
         if enc_out is None:
             return
         self.B, self.S, self.K = enc_out.shape
@@ -111,31 +115,40 @@ class NativeSteps:
         self.mask = mask.to(torch.uint8).contiguous() if mask is not None else None
 
     def gru_forward(self, gi, gh, h, out, rz, n) -> None:
-        (gi_p, gi_rs), (gh_p, gh_rs) = _rows(gi), _rows(gh)
-        self.dll.gru_forward(self.threads, h.size(0), h.size(1), gi_p, gi_rs, gh_p, gh_rs,
-                             _dense(h), _dense(out), _dense(rz), _dense(n))
+        B, H = h.shape
+        (gi_p, gi_rs), (gh_p, gh_rs) = _rows(gi, B, 3 * H), _rows(gh, B, 3 * H)
+        self.dll.gru_forward(self.threads, B, H, gi_p, gi_rs, gh_p, gh_rs, _dense(h, B, H),
+                             _dense(out, B, H), _dense(rz, B, 2 * H), _dense(n, B, H))
 
     def gru_backward(self, dh, dh_extra, h, rz, n, gh_n, dgi, dgh) -> torch.Tensor:
+        B, H = h.shape
         direct = torch.empty_like(h)
-        dh_p, dh_rs = _rows(dh)
-        ex_p, ex_rs = _rows(dh_extra) if dh_extra is not None else (None, 0)
-        (ghn_p, ghn_rs), (dgi_p, dgi_rs), (dgh_p, dgh_rs) = _rows(gh_n), _rows(dgi), _rows(dgh)
-        self.dll.gru_backward(self.threads, h.size(0), h.size(1), dh_p, dh_rs, ex_p, ex_rs, _dense(h), _dense(rz),
-                              _dense(n), ghn_p, ghn_rs, dgi_p, dgi_rs, dgh_p, dgh_rs, _dense(direct))
+        dh_p, dh_rs = _rows(dh, B, H)
+        ex_p, ex_rs = _rows(dh_extra, B, H) if dh_extra is not None else (None, 0)
+        ghn_p, ghn_rs = _rows(gh_n, B, H)
+        (dgi_p, dgi_rs), (dgh_p, dgh_rs) = _rows(dgi, B, 3 * H), _rows(dgh, B, 3 * H)
+        self.dll.gru_backward(self.threads, B, H, dh_p, dh_rs, ex_p, ex_rs, _dense(h, B, H),
+                              _dense(rz, B, 2 * H), _dense(n, B, H), ghn_p, ghn_rs,
+                              dgi_p, dgi_rs, dgh_p, dgh_rs, _dense(direct, B, H))
         return direct
 
     def attend(self, q, loc2, sig, w, ctx) -> None:
-        q_p, q_rs = _rows(q)
-        self.dll.attend_forward(self.threads, self.B, self.S, self.A, self.K, _dense(self.keys2), q_p, q_rs,
-                                _dense(loc2) if loc2 is not None else None, _dense(self.v2),
-                                _dense(self.mask, torch.uint8), _dense(self.enc_out), _dense(sig), _dense(w), _dense(ctx))
+        B, S, A, K = self.B, self.S, self.A, self.K
+        q_p, q_rs = _rows(q, B, A)
+        self.dll.attend_forward(self.threads, B, S, A, K, _dense(self.keys2, B, S, A), q_p, q_rs,
+                                _dense(loc2, B, S, A) if loc2 is not None else None,
+                                _dense(self.v2, A), _dense(self.mask, B, S, dtype=torch.uint8),
+                                _dense(self.enc_out, B, S, K), _dense(sig, B, S, A),
+                                _dense(w, B, S), _dense(ctx, B, K))
 
     def attend_backward(self, dc, dw_extra, w, sig, dscore, d_keys, den, dq) -> None:
-        dq_p, dq_rs = _rows(dq)
-        self.dll.attend_backward(self.threads, self.B, self.S, self.A, self.K, _dense(dc), _dense(self.enc_out),
-                                 _dense(dw_extra) if dw_extra is not None else None, _dense(w),
-                                 _dense(sig), _dense(self.v4), _dense(dscore), _dense(d_keys),
-                                 _dense(den) if den is not None else None, dq_p, dq_rs)
+        B, S, A, K = self.B, self.S, self.A, self.K
+        dq_p, dq_rs = _rows(dq, B, A)
+        self.dll.attend_backward(self.threads, B, S, A, K, _dense(dc, B, K), _dense(self.enc_out, B, S, K),
+                                 _dense(dw_extra, B, S) if dw_extra is not None else None,
+                                 _dense(w, B, S), _dense(sig, B, S, A), _dense(self.v4, A),
+                                 _dense(dscore, B, S), _dense(d_keys, B, S, A),
+                                 _dense(den, B, S, A) if den is not None else None, dq_p, dq_rs)
 
 
 def native_applies(like: torch.Tensor) -> bool:

@@ -201,3 +201,19 @@ def test_a_compiler_without_openmp_or_march_native_still_builds_them(tmp_path):
     done = run_python(FALLBACK.replace("print(native.why_not())", "print(native.why_not(), 'ok')"),
                       XDG_CACHE_HOME=str(tmp_path / "cache"), CC=str(fussy))
     assert done.stdout.strip().splitlines() == ["False False", "None ok"], done.stdout + done.stderr
+
+
+@needs_kernels
+def test_a_tensor_of_the_wrong_shape_is_refused_before_the_kernel_runs():
+    """The C code trusts its sizes: a mismatch must be an exception, not a wild write."""
+    nat = NativeSteps()
+    B, H = 4, 8
+    args = [torch.randn(B, 3 * H), torch.randn(B, 3 * H), torch.randn(B, H), torch.empty(B, H),
+            torch.empty(B, 2 * H), torch.empty(B, H)]
+    nat.gru_forward(*args)
+    for i, wrong in [(3, torch.empty(B - 1, H)), (4, torch.empty(B, H)), (0, torch.randn(B, 3 * H, 2)[..., 0]),
+                     (2, torch.randn(B, H, dtype=torch.float64))]:
+        bad = list(args)
+        bad[i] = wrong
+        with pytest.raises(ValueError, match="native kernels need"):
+            nat.gru_forward(*bad)

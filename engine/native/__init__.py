@@ -1,15 +1,16 @@
 """The fused CPU kernels of fused.c, compiled on first use and called through ctypes.
 
-Why: on a CPU the decoder loop's elementwise work (GRU gates, the attention's sigmoid,
+Why: on a CPU the recurrences' elementwise work (GRU gates, the attention's sigmoid,
 softmax and context) is five to eight torch kernels per step and direction, each a
-dispatch of several microseconds and a pass over memory. fused.c does each in one pass.
+dispatch of several microseconds and a pass over memory, and Adam is seven passes over
+every parameter. fused.c does each in one pass.
 
 No build step at install time: the first call compiles fused.c with the system's C compiler
 (`$CC` or `cc`, under a second) into the user's cache, keyed on the source, the flags, the
 compiler and the CPU, and writes it through a temp file and a rename, so that parallel
 first runs cannot load a half-written library. Where there is no compiler, or the build
-fails, or REVERSE_TUI_NATIVE=0, `kernels()` returns None and the decoder loop runs the
-same maths as torch ops (engine/decoder_loop.py's TorchOps); `why_not()` says why.
+fails, or REVERSE_TUI_NATIVE=0, `kernels()` returns None and the same maths runs as torch
+ops (engine/step_kernels.py's TorchSteps, Adam's foreach ops); `why_not()` says why.
 """
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("fused.c")
 # FMA contraction on purpose: the exp polynomial and the gates run ~2x faster with it.
-FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-shared", "-fPIC", "-std=c99"]
+FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
+         "-shared", "-fPIC", "-std=c99"]
 # Tried in this order, the first that builds wins. -fopenmp links libgomp.so.1, which torch
 # has already loaded: the kernels share torch's threads. Without OpenMP (Apple's clang) they
 # run on one thread; without -march=native, with the compiler's baseline vector width.
@@ -42,7 +45,8 @@ SIGNATURES = {
     "adam_step": [_I, ctypes.c_int64, _P, _P, _P, _P] + [ctypes.c_float] * 5,
 }
 
-_state: dict = {}
+_state: dict = {}  # "dll" and "why", once kernels() has run
+_lock = threading.Lock()  # the app's worker and its UI thread may both ask first
 
 
 def _cpu_key() -> str:
@@ -50,7 +54,7 @@ def _cpu_key() -> str:
     (a home directory shared between machines)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "\n".join(l for l in lines if l.startswith(("model name", "flags")))[:4000]
+        return "\n".join(dict.fromkeys(l for l in lines if l.startswith(("model name", "flags"))))
     except OSError:
         return platform.processor() or platform.machine()
 
@@ -95,7 +99,8 @@ def _build() -> ctypes.CDLL:
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
         raise RuntimeError("no C compiler (cc) on PATH")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=COMPILE_SECONDS).stdout
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
+                             timeout=COMPILE_SECONDS).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), repr((FLAGS, VARIANTS)), version, _cpu_key()])
                          .encode()).hexdigest()[:16]
     lib = _cache_dir() / f"fused-{key}.so"
@@ -115,7 +120,9 @@ def _build() -> ctypes.CDLL:
 
 def kernels() -> ctypes.CDLL | None:
     """The compiled kernels, or None where they cannot be had (see why_not())."""
-    if "dll" not in _state:
+    with _lock:
+        if "dll" in _state:
+            return _state["dll"]
         if os.environ.get("REVERSE_TUI_NATIVE", "1") == "0":
             _state["dll"], _state["why"] = None, "turned off by REVERSE_TUI_NATIVE=0"
         else:
