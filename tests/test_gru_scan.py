@@ -63,3 +63,34 @@ def test_encoder_dropout_between_layers_on_the_scan():
     assert not torch.allclose(a, b)  # fresh masks each pass
     enc.eval()
     torch.testing.assert_close(enc.scan(x)[0], enc.gru(x)[0], rtol=1e-4, atol=2e-6)
+
+
+def test_scan_dropout_between_layers_is_the_inverted_mask_on_each_lower_layer():
+    """With the random stream replayed, the scan equals two single-layer torch.nn.GRUs with
+    the same weights and dropout_mask(p) on the lower layer's output: values and gradients."""
+    from engine.model import dropout_mask
+
+    torch.manual_seed(3)
+    p = 0.3
+    enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=2, dropout=p, bidirectional=True)
+    layers = [torch.nn.GRU(6, 10, bidirectional=True), torch.nn.GRU(20, 10, bidirectional=True)]
+    for l, gru in enumerate(layers):
+        for name, param in gru.named_parameters():
+            param.data.copy_(getattr(enc.gru, name.replace("_l0", f"_l{l}")).data)
+    x = torch.randn(7, 4, 6)  # (B, S, E)
+    seed = torch.randn(7, 4, 20)
+
+    torch.manual_seed(9)
+    out = enc.scan(x)[0]
+    (out * seed).sum().backward()
+    torch.manual_seed(9)  # the only random draw in the scan is the mask between the layers
+    lower, _ = layers[0](x.transpose(0, 1))
+    lower = lower * dropout_mask(lower.shape, p, lower.device)
+    ref = layers[1](lower)[0].transpose(0, 1)
+    (ref * seed).sum().backward()
+
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=2e-6)
+    for l, gru in enumerate(layers):
+        for name, param in gru.named_parameters():
+            mine = getattr(enc.gru, name.replace("_l0", f"_l{l}")).grad
+            torch.testing.assert_close(mine, param.grad, rtol=1e-4, atol=2e-6)
