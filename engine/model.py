@@ -40,8 +40,9 @@ class Encoder(nn.Module):
     a sentence's states never see the padding after it.
 
     Training on a CPU with the C kernels built, a batch without padding runs the same
-    weights through engine/gru_scan.py instead (its backward pass is written by hand, ~1.3x
-    faster here than torch.nn.GRU's under autograd; tests/test_model.py holds the two equal).
+    weights through engine/gru_scan.py instead (its backward pass is written by hand; the
+    encoder's forward and backward measured ~1.2x faster than torch.nn.GRU's under autograd,
+    in an A/B at the notebook's sizes; tests/test_gru_scan.py holds the two equal).
     Written with torch ops alone, that scan measured no faster than torch.nn.GRU."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int,

@@ -41,7 +41,7 @@ def test_adam_matches_torch_optim_adam_over_100_steps():
     (The C kernel's agreement with them is the next test: FMA rounds differently.)"""
     ours_model, batch = _model_and_batch()
     ref_model, _ = _model_and_batch()
-    ours = Adam(ours_model.parameters(), lr=3e-3, betas=(0.85, 0.995), eps=1e-7, native=False)
+    ours = Adam(ours_model.parameters(), lr=3e-3, betas=(0.85, 0.995), eps=1e-7, use_native=False)
     ref = torch.optim.Adam(ref_model.parameters(), lr=3e-3, betas=(0.85, 0.995), eps=1e-7)
     forcing = [True] * batch.tgt.size(1)
     for _ in range(100):
@@ -119,7 +119,7 @@ def test_adams_c_kernel_equals_its_foreach_ops():
     params = [[torch.randn(s, requires_grad=True) for s in shapes] for _ in range(2)]
     for a, b in zip(*params):
         b.data.copy_(a.data)
-    opts = [Adam(params[0], lr=1e-2, native=True), Adam(params[1], lr=1e-2, native=False)]
+    opts = [Adam(params[0], lr=1e-2, use_native=True), Adam(params[1], lr=1e-2, use_native=False)]
     for _ in range(20):
         grads = [torch.randn(s) for s in shapes]
         for ps, opt in zip(params, opts):

@@ -1,11 +1,12 @@
-/* Fused CPU kernels for the decoder loop (engine/decoder_loop.py): one pass over memory
- * where torch would run five to eight elementwise kernels, each a separate dispatch and a
- * separate trip through the cache.
+/* Fused CPU kernels for the recurrences (engine/decoder_loop.py, engine/gru_scan.py, through
+ * engine/step_kernels.py) and for Adam (engine/optim.py): one pass over memory where torch
+ * would run five to eight elementwise kernels, each a separate dispatch and a separate trip
+ * through the cache.
  *
  * Plain C99, no torch headers: engine/native/__init__.py compiles it with the system's cc
  * in well under a second and calls it through ctypes with the tensors' data pointers. The
- * caller guarantees float32 and unit stride along the last dimension; row strides are
- * passed in elements.
+ * callers check float32, the shapes and unit stride along the last dimension; row strides
+ * are passed in elements.
  *
  * exp is a branch-free Cephes-style polynomial, so that the compiler can vectorise every
  * loop (glibc's expf would stop it); its error is about 1 ulp. NaN propagates through it
