@@ -52,8 +52,9 @@ class Adam:
         if dll is not None:
             threads = torch.get_num_threads()
             for p, g, m_p, v_p in zip(params, grads, m, v):
-                dll.adam_step(threads, p.numel(), p.data_ptr(), g.data_ptr(), m_p.data_ptr(), v_p.data_ptr(),
-                              self.beta1, self.beta2, -self.lr / bias1, bias2_sqrt, self.eps)
+                dll.adam_step(threads=threads, n=p.numel(), p=p.data_ptr(), g=g.data_ptr(), m=m_p.data_ptr(),
+                              v=v_p.data_ptr(), b1=self.beta1, b2=self.beta2, step_size=-self.lr / bias1,
+                              bias2_sqrt=bias2_sqrt, eps=self.eps)
             return
         torch._foreach_lerp_(m, grads, 1 - self.beta1)             # m = b1 m + (1-b1) g
         torch._foreach_mul_(v, self.beta2)

@@ -117,8 +117,9 @@ class NativeSteps:
     def gru_forward(self, gi, gh, h, out, rz, n) -> None:
         B, H = h.shape
         (gi_p, gi_rs), (gh_p, gh_rs) = _rows(gi, B, 3 * H), _rows(gh, B, 3 * H)
-        self.dll.gru_forward(self.threads, B, H, gi_p, gi_rs, gh_p, gh_rs, _dense(h, B, H),
-                             _dense(out, B, H), _dense(rz, B, 2 * H), _dense(n, B, H))
+        self.dll.gru_forward(threads=self.threads, B=B, H=H, gi=gi_p, gi_rs=gi_rs, gh=gh_p, gh_rs=gh_rs,
+                             h=_dense(h, B, H), out=_dense(out, B, H), rz=_dense(rz, B, 2 * H),
+                             n=_dense(n, B, H))
 
     def gru_backward(self, dh, dh_extra, h, rz, n, gh_n, dgi, dgh) -> torch.Tensor:
         B, H = h.shape
@@ -127,28 +128,30 @@ class NativeSteps:
         ex_p, ex_rs = _rows(dh_extra, B, H) if dh_extra is not None else (None, 0)
         ghn_p, ghn_rs = _rows(gh_n, B, H)
         (dgi_p, dgi_rs), (dgh_p, dgh_rs) = _rows(dgi, B, 3 * H), _rows(dgh, B, 3 * H)
-        self.dll.gru_backward(self.threads, B, H, dh_p, dh_rs, ex_p, ex_rs, _dense(h, B, H),
-                              _dense(rz, B, 2 * H), _dense(n, B, H), ghn_p, ghn_rs,
-                              dgi_p, dgi_rs, dgh_p, dgh_rs, _dense(direct, B, H))
+        self.dll.gru_backward(threads=self.threads, B=B, H=H, dh=dh_p, dh_rs=dh_rs, dh_extra=ex_p,
+                              extra_rs=ex_rs, h=_dense(h, B, H), rz=_dense(rz, B, 2 * H), n=_dense(n, B, H),
+                              gh_n=ghn_p, ghn_rs=ghn_rs, dgi=dgi_p, dgi_rs=dgi_rs, dgh=dgh_p, dgh_rs=dgh_rs,
+                              direct=_dense(direct, B, H))
         return direct
 
     def attend(self, q, loc2, sig, w, ctx) -> None:
         B, S, A, K = self.B, self.S, self.A, self.K
         q_p, q_rs = _rows(q, B, A)
-        self.dll.attend_forward(self.threads, B, S, A, K, _dense(self.keys2, B, S, A), q_p, q_rs,
-                                _dense(loc2, B, S, A) if loc2 is not None else None,
-                                _dense(self.v2, A), _dense(self.mask, B, S, dtype=torch.uint8),
-                                _dense(self.enc_out, B, S, K), _dense(sig, B, S, A),
-                                _dense(w, B, S), _dense(ctx, B, K))
+        self.dll.attend_forward(threads=self.threads, B=B, S=S, A=A, K=K, keys2=_dense(self.keys2, B, S, A),
+                                q=q_p, q_rs=q_rs, loc=_dense(loc2, B, S, A) if loc2 is not None else None,
+                                v2=_dense(self.v2, A), mask=_dense(self.mask, B, S, dtype=torch.uint8),
+                                enc=_dense(self.enc_out, B, S, K), sig=_dense(sig, B, S, A),
+                                w=_dense(w, B, S), ctx=_dense(ctx, B, K))
 
     def attend_backward(self, dc, dw_extra, w, sig, dscore, d_keys, den, dq) -> None:
         B, S, A, K = self.B, self.S, self.A, self.K
         dq_p, dq_rs = _rows(dq, B, A)
-        self.dll.attend_backward(self.threads, B, S, A, K, _dense(dc, B, K), _dense(self.enc_out, B, S, K),
-                                 _dense(dw_extra, B, S) if dw_extra is not None else None,
-                                 _dense(w, B, S), _dense(sig, B, S, A), _dense(self.v4, A),
-                                 _dense(dscore, B, S), _dense(d_keys, B, S, A),
-                                 _dense(den, B, S, A) if den is not None else None, dq_p, dq_rs)
+        self.dll.attend_backward(threads=self.threads, B=B, S=S, A=A, K=K, dc=_dense(dc, B, K),
+                                 enc=_dense(self.enc_out, B, S, K),
+                                 dw_extra=_dense(dw_extra, B, S) if dw_extra is not None else None,
+                                 w=_dense(w, B, S), sig=_dense(sig, B, S, A), v4=_dense(self.v4, A),
+                                 dscore=_dense(dscore, B, S), d_keys=_dense(d_keys, B, S, A),
+                                 den=_dense(den, B, S, A) if den is not None else None, dq=dq_p, dq_rs=dq_rs)
 
 
 def native_applies(like: torch.Tensor) -> bool:

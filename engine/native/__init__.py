@@ -35,15 +35,58 @@ FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
 VARIANTS = (["-march=native", "-fopenmp"], ["-march=native", "-fopenmp-simd"], ["-fopenmp-simd"])
 COMPILE_SECONDS = 120
 
-_P, _I = ctypes.c_void_p, ctypes.c_int
-# every kernel's first argument is its thread count (torch.get_num_threads())
-SIGNATURES = {
-    "gru_forward": [_I, _I, _I, _P, _I, _P, _I, _P, _P, _P, _P],
-    "gru_backward": [_I, _I, _I, _P, _I, _P, _I, _P, _P, _P, _P, _I, _P, _I, _P, _I, _P],
-    "attend_forward": [_I, _I, _I, _I, _I, _P, _P, _I, _P, _P, _P, _P, _P, _P, _P],
-    "attend_backward": [_I, _I, _I, _I, _I, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I],
-    "adam_step": [_I, ctypes.c_int64, _P, _P, _P, _P] + [ctypes.c_float] * 5,
+_P, _I, _I64, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
+# One declaration per kernel: its arguments' names and ctypes types, in the order of the C
+# prototype in fused.c (tests/test_native_signatures.py parses fused.c and fails when a name,
+# a type or the order differs). Callers pass every argument by name (Kernel.__call__), so an
+# order slip on the Python side cannot happen. Every kernel's first argument is its thread
+# count (torch.get_num_threads()); `_rs` is a row stride in elements; pointers may be None.
+DECLARATIONS: dict[str, tuple[tuple[str, type], ...]] = {
+    "gru_forward": (
+        ("threads", _I), ("B", _I), ("H", _I), ("gi", _P), ("gi_rs", _I), ("gh", _P), ("gh_rs", _I),
+        ("h", _P), ("out", _P), ("rz", _P), ("n", _P)),
+    "gru_backward": (
+        ("threads", _I), ("B", _I), ("H", _I), ("dh", _P), ("dh_rs", _I), ("dh_extra", _P),
+        ("extra_rs", _I), ("h", _P), ("rz", _P), ("n", _P), ("gh_n", _P), ("ghn_rs", _I),
+        ("dgi", _P), ("dgi_rs", _I), ("dgh", _P), ("dgh_rs", _I), ("direct", _P)),
+    "attend_forward": (
+        ("threads", _I), ("B", _I), ("S", _I), ("A", _I), ("K", _I), ("keys2", _P), ("q", _P),
+        ("q_rs", _I), ("loc", _P), ("v2", _P), ("mask", _P), ("enc", _P), ("sig", _P), ("w", _P),
+        ("ctx", _P)),
+    "attend_backward": (
+        ("threads", _I), ("B", _I), ("S", _I), ("A", _I), ("K", _I), ("dc", _P), ("enc", _P),
+        ("dw_extra", _P), ("w", _P), ("sig", _P), ("v4", _P), ("dscore", _P), ("d_keys", _P),
+        ("den", _P), ("dq", _P), ("dq_rs", _I)),
+    "adam_step": (
+        ("threads", _I), ("n", _I64), ("p", _P), ("g", _P), ("m", _P), ("v", _P), ("b1", _F),
+        ("b2", _F), ("step_size", _F), ("bias2_sqrt", _F), ("eps", _F)),
 }
+
+
+class Kernel:
+    """One C function, called with every declared argument by name, each exactly once."""
+
+    def __init__(self, fn, name: str, declaration: tuple[tuple[str, type], ...]):
+        self.name, self.fn = name, fn
+        self.names = tuple(arg for arg, _ in declaration)
+        self.expected = frozenset(self.names)
+        fn.argtypes, fn.restype = [ctype for _, ctype in declaration], None
+
+    def __call__(self, **args) -> None:
+        if args.keys() != self.expected:
+            missing, extra = self.expected - args.keys(), args.keys() - self.expected
+            raise TypeError(f"{self.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
+        self.fn(*[args[name] for name in self.names])
+
+
+class Kernels:
+    """The loaded library: one Kernel attribute per declared C function."""
+
+    def __init__(self, dll: ctypes.CDLL):
+        self.dll = dll  # kept alive: the functions point into it
+        for name, declaration in DECLARATIONS.items():
+            setattr(self, name, Kernel(getattr(dll, name), name, declaration))
+
 
 _state: dict = {}  # "dll" and "why", once kernels() has run
 _lock = threading.Lock()  # the app's worker and its UI thread may both ask first
@@ -95,7 +138,7 @@ def _compile(cc: str, lib: Path) -> None:
     raise RuntimeError(f"{Path(cc).name} could not build {SOURCE.name}: {errors[-1]}")
 
 
-def _build() -> ctypes.CDLL:
+def _build() -> Kernels:
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
         raise RuntimeError("no C compiler (cc) on PATH")
@@ -112,13 +155,10 @@ def _build() -> ctypes.CDLL:
         lib.unlink(missing_ok=True)
         _compile(cc, lib)
         dll = ctypes.CDLL(str(lib))
-    for name, args in SIGNATURES.items():
-        fn = getattr(dll, name)
-        fn.argtypes, fn.restype = args, None
-    return dll
+    return Kernels(dll)
 
 
-def kernels() -> ctypes.CDLL | None:
+def kernels() -> Kernels | None:
     """The compiled kernels, or None where they cannot be had (see why_not())."""
     with _lock:
         if "dll" in _state:
