@@ -10,7 +10,8 @@ gradient is one large matmul over all steps at the end. Two exact rewrites save 
 slow tanh:
   - v . tanh(e) ranks positions as (2v) . sigmoid(2e) does (tanh(e) = 2 sigmoid(2e) - 1,
     and the constant -sum(v) cancels in the softmax), and sigmoid is ~3x cheaper here;
-  - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix.
+  - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix
+    (location_band, which decoding and the NumPy probe use too).
 The equations are Decoder.step's (engine/model.py); tests/test_recurrence.py holds the
 outputs and every gradient equal to autograd's, and checks them against finite differences.
 
@@ -35,7 +36,7 @@ class LoopSpec:
     native: bool = True                # the C kernels where they apply (engine/step_kernels.py)
 
 
-def location_bands(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _band_taps(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """For every (s', s): which kernel tap links prev[s'] to f[s] (s' - s + k//2), and
     whether that tap exists. -> offset (S', S) long, inside (S', S) bool"""
     pos = torch.arange(S, device=device)
@@ -43,20 +44,22 @@ def location_bands(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, 
     return offset, (offset >= 0) & (offset < k)
 
 
-def banded_location_matrix(W_loc: torch.Tensor, S: int) -> torch.Tensor:
-    """The location term f = conv1d(prev, W_loc, padding=k//2) as a matrix: prev (B, S) @ M
-    gives f (B, S*A). M[s', s, a] = W_loc[a, s' - s + k//2] where that index exists.
-    W_loc (A, k) -> (S, S*A)"""
+def location_band(W_loc: torch.Tensor, S: int) -> torch.Tensor:
+    """The location term as a matrix, the one place it is built (training forward and
+    backward, greedy and beam decoding, the NumPy probe): f = conv1d(prev, W_loc,
+    padding=k//2), the Conv1d of Chorowski et al., is prev (B, S) @ M = f (B, S*A), with
+    M[s', s, a] = W_loc[a, s' - s + k//2] where that index exists. One matmul, and its
+    gradient is one matmul too. W_loc (A, k) -> (S, S*A)"""
     A, k = W_loc.shape
-    offset, inside = location_bands(S, k, W_loc.device)
+    offset, inside = _band_taps(S, k, W_loc.device)
     M = W_loc.t()[offset.clamp(0, k - 1)] * inside[..., None]  # (S', S, A)
     return M.reshape(S, S * A)
 
 
-def location_weight_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
-    """The gradient of W_loc from that of its banded matrix: sum along each band."""
+def location_band_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
+    """The gradient of W_loc (A, k) from that of its band dM (S, S*A): sum along each band."""
     S = dM.size(0)
-    offset, inside = location_bands(S, k, dM.device)
+    offset, inside = _band_taps(S, k, dM.device)
     dM = dM.view(S, S, A)
     return torch.zeros(k, A, dtype=dM.dtype, device=dM.device).index_add_(0, offset[inside], dM[inside]).t()
 
@@ -83,7 +86,7 @@ class DecoderLoop(torch.autograd.Function):
         lower = [lower[4 * l: 4 * l + 4] for l in range(L - 1)]
         new = keys.new_empty
         steps = steps_for(keys, spec.native, enc_out=enc_out, v=v, mask=mask, keys=keys)  # the per-step kernels
-        M2 = banded_location_matrix(W_loc * 2, S) if spec.location_kernel else None
+        M2 = location_band(W_loc * 2, S) if spec.location_kernel else None
         W_ie_t, W_ic_t, W_top_t, W_out_t = W_ie.t(), W_ic.t(), W_top.t(), W_out.t()
 
         # the embedding half of the first layer's input, for every teacher-forced step at once
@@ -155,7 +158,7 @@ class DecoderLoop(torch.autograd.Function):
         H = hs[0].size(2)
         has_emb_drop, has_between_drop = ctx.has_drop
         loc = spec.location_kernel
-        M = banded_location_matrix(W_loc, S) if loc else None
+        M = location_band(W_loc, S) if loc else None
         steps = steps_for(sig, spec.native, enc_out=enc_out, v=v)
         new = sig.new_empty
         # (B, T, H), rows of unit stride for the kernels (autograd may hand in any strides)
@@ -221,7 +224,7 @@ class DecoderLoop(torch.autograd.Function):
         if loc:
             prev = torch.cat([torch.zeros_like(w_all[:1]), w_all[:-1]])  # (T, B, S) weights read
             dM = prev.view(TB, S).t() @ d_energy.view(TB, S * A)  # (S, S*A)
-            d_W_loc = location_weight_grad(dM, A, loc)
+            d_W_loc = location_band_grad(dM, A, loc)
         d_lower = []
         for l in range(L - 1):
             dgh, dx = d_gh[l].view(TB, -1), d_x[l + 1].view(TB, -1)

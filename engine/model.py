@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import Config
 from .data import EOS, PAD, SOS
-from .decoder_loop import DecoderLoop, LoopSpec
+from .decoder_loop import DecoderLoop, LoopSpec, location_band
 from .gru_scan import GRUScan
 from .step_kernels import native_applies
 
@@ -89,45 +89,61 @@ class Encoder(nn.Module):
         return x.transpose(0, 1), torch.stack(finals)
 
 
+class LocationKernel(nn.Module):
+    """The location term's weights, (A, 1, k): the shape, initialisation, place among the
+    parameters and state-dict key (`location.weight`) of the nn.Conv1d it replaced, so old
+    checkpoints and optimiser states load unchanged. It is never run as a convolution: the
+    term is one matmul with its banded matrix (engine/decoder_loop.py, location_band)."""
+
+    def __init__(self, attn_dim: int, k: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(attn_dim, 1, k))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv1d's, to the bit
+
+    @property
+    def kernel_size(self) -> int:
+        return self.weight.size(2)
+
+    def band(self, S: int) -> torch.Tensor:  # (S, S*A)
+        """f = conv1d(prev, weight, padding=k//2) is prev (B, S) @ band(S) (S, S*A)."""
+        return location_band(self.weight.flatten(1), S)
+
+
 class BahdanauAttention(nn.Module):
     """score(s, h_j) = v . tanh(W_h h_j + W_s s [+ U f_j]); weights = softmax over real
     positions; context = sum_j weights_j h_j.
 
     With location_kernel > 0 the score also reads f = conv(previous step's weights), the
     location-aware term of Chorowski et al. (2015): the model can learn "one to the left of
-    where I looked last", which content alone cannot tell apart when a word repeats."""
+    where I looked last", which content alone cannot tell apart when a word repeats. The
+    convolution is computed as one matmul with a banded matrix (engine/decoder_loop.py,
+    location_band), the same in training and in decoding."""
 
     def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int, location_kernel: int = 0):
         super().__init__()
         self.W_h = nn.Linear(enc_dim, attn_dim, bias=False)
         self.W_s = nn.Linear(dec_dim, attn_dim, bias=True)
         self.v = nn.Linear(attn_dim, 1, bias=False)
-        self.location = (nn.Conv1d(1, attn_dim, location_kernel, padding=location_kernel // 2, bias=False)
-                         if location_kernel else None)
+        self.location = LocationKernel(attn_dim, location_kernel) if location_kernel else None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         # W_h h_j does not depend on the decoder step: computed once per batch.
         return self.W_h(enc_out)  # (B, S, A)
 
-    def location_features(self, prev: torch.Tensor) -> torch.Tensor:
-        """self.location(prev) as a window-and-matmul: the same numbers as the Conv1d, without
-        the CPU's slow generic convolution path. prev (B, S) -> (B, S, A)"""
-        A, _, k = self.location.weight.shape
-        windows = F.pad(prev, (k // 2, k // 2)).unfold(1, k, 1)  # (B, S, k)
-        return windows @ self.location.weight.view(A, k).t()
-
     def forward(self, s: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-                mask: torch.Tensor, prev: torch.Tensor | None = None):
+                mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None):
         # s (B, H) previous decoder state
-        return self.attend(self.W_s(s), keys, enc_out, mask, prev)
+        return self.attend(self.W_s(s), keys, enc_out, mask, prev, band)
 
     def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-               mask: torch.Tensor, prev: torch.Tensor | None = None):
+               mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None):
         # query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real
-        # prev (B, S): the previous step's weights (zeros before the first step)
+        # prev (B, S): the previous step's weights (zeros before the first step);
+        # band: self.location.band(S), built once per batch by a caller that steps many times
         energy = keys + query.unsqueeze(1)  # (B, S, A)
         if self.location is not None and prev is not None:
-            energy = energy + self.location_features(prev)
+            band = self.location.band(keys.size(1)) if band is None else band
+            energy = energy + (prev @ band).view_as(energy)
         scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
@@ -235,11 +251,11 @@ class Decoder(nn.Module):
         W_top, b_top = self.fused_top_weights()
         loc = self.attention.location
         lower = [w for l in range(L - 1) for w in (self.W_hh[l], self.b_hh[l], self.W_ih[l], self.b_ih[l + 1])]
-        spec = LoopSpec(L, tuple(bool(f) for f in teacher_forcing), loc.kernel_size[0] if loc is not None else 0)
+        spec = LoopSpec(L, tuple(bool(f) for f in teacher_forcing), loc.kernel_size if loc is not None else 0)
         return DecoderLoop.apply(
             spec, tgt_in, drop_emb, drop_between, hidden, enc_out, keys, mask,
             self.embedding.weight, self.W_ie, self.b_ih[0], self.W_ic, W_top, b_top,
-            self.attention.v.weight, loc.weight.view(loc.out_channels, -1) if loc is not None else None,
+            self.attention.v.weight, loc.weight.flatten(1) if loc is not None else None,
             self.out.weight, self.out.bias, *lower)
 
     def inference_weights(self) -> list[tuple[torch.Tensor, ...]]:
@@ -251,11 +267,13 @@ class Decoder(nn.Module):
 
     def infer_step(self, y: torch.Tensor, hidden: list[torch.Tensor], keys: torch.Tensor,
                    enc_out: torch.Tensor, mask: torch.Tensor, prev: torch.Tensor,
-                   weights: list[tuple[torch.Tensor, ...]], attend: bool = True):
+                   weights: list[tuple[torch.Tensor, ...]], attend: bool = True,
+                   band: torch.Tensor | None = None):
         """step() for decoding (no dropout, no gradients): y (B,) previous word ids;
-        hidden a list of (B, H) per layer. Same maths as step(); tests hold them equal."""
+        hidden a list of (B, H) per layer; band the location term's matrix, built once per call.
+        Same maths as step(); tests hold them equal."""
         if attend:
-            context, w = self.attention(hidden[-1], keys, enc_out, mask, prev)
+            context, w = self.attention(hidden[-1], keys, enc_out, mask, prev, band)
         else:
             context, w = uniform_attention(enc_out, mask)
         x = torch.cat([self.embedding(y), context], dim=-1)  # (B, E + K)
@@ -343,6 +361,7 @@ class Seq2Seq(nn.Module):
         dec = self.decoder
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         weights = dec.inference_weights()
+        band = dec.attention.location.band(src.size(1)) if dec.attention.location is not None else None
         hidden = list(hidden.unbind(0))  # per layer (B, H)
         B = src.size(0)
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
@@ -353,7 +372,7 @@ class Seq2Seq(nn.Module):
         tokens, attn = [], []
         w = torch.zeros_like(mask, dtype=enc_out.dtype)  # (B, S)
         for t in range(steps):
-            s, c, hidden, w = dec.infer_step(y, hidden, keys, enc_out, mask, w, weights, attend)
+            s, c, hidden, w = dec.infer_step(y, hidden, keys, enc_out, mask, w, weights, attend, band)
             y = dec.logits(s, c).argmax(-1)  # (B,)
             if B > 1:
                 y = y.masked_fill(done, PAD)
@@ -377,6 +396,7 @@ class Seq2Seq(nn.Module):
         dec = self.decoder
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         weights = dec.inference_weights()
+        band = dec.attention.location.band(src.size(1)) if dec.attention.location is not None else None
         budget = int(2 * src_len[0] + 5)
         V = dec.out.out_features
         # the K live hypotheses form the batch; state tensors are reindexed as beams reorder
@@ -390,7 +410,7 @@ class Seq2Seq(nn.Module):
         for t in range(budget):
             n = y.size(0)
             s, c, hidden, w = dec.infer_step(y, hidden, keys.expand(n, -1, -1), enc_out.expand(n, -1, -1),
-                                             mask.expand(n, -1), w, weights, True)
+                                             mask.expand(n, -1), w, weights, True, band)
             logp = torch.log_softmax(dec.logits(s, c), -1)  # (n, V)
             total = (scores[:, None] + logp).view(-1)
             top = torch.topk(total, min(k, total.numel()))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .data import EOS, SOS
+from .decoder_loop import location_band
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -73,7 +74,8 @@ class SentenceDecoder:
         att = dec.attention
         self.W_h = _np(att.W_h.weight).T  # (K, A)
         self.v = _np(att.v.weight)[0]  # (A,)
-        self.W_loc = _np(att.location.weight)[:, 0, :] if att.location is not None else None  # (A, k)
+        # the location term's weights (A, k); its band, per sentence length, is cached below
+        self.W_loc = att.location.weight.detach().flatten(1).clone() if att.location is not None else None
         self.W_top = np.concatenate([_np(dec.W_hh[-1]), _np(att.W_s.weight)]).T  # (H, 3H + A)
         self.b_top = np.concatenate([_np(dec.b_hh[-1]), _np(att.W_s.bias)])
         # embedding half of the first layer's input projection, for every word at once
@@ -93,14 +95,9 @@ class SentenceDecoder:
         self._location: dict[int, np.ndarray] = {}
 
     def location_matrix(self, S: int) -> np.ndarray:
-        """conv1d(prev, W_loc, padding=k//2) as prev (S,) @ M (S, S*A)."""
+        """The location term's band (engine/decoder_loop.py, location_band): prev (S,) @ M (S, S*A)."""
         if S not in self._location:
-            A, k = self.W_loc.shape
-            pos = np.arange(S)
-            offset = pos[:, None] - pos[None, :] + k // 2  # (S', S)
-            inside = (offset >= 0) & (offset < k)
-            M = self.W_loc.T[np.clip(offset, 0, k - 1)] * inside[..., None]  # (S', S, A)
-            self._location[S] = M.reshape(S, S * A)
+            self._location[S] = _np(location_band(self.W_loc, S))
         return self._location[S]
 
     def encode(self, ids: list[int]):

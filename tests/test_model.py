@@ -115,11 +115,30 @@ def test_greedy_decoding_path_matches_the_training_path(arch):
         torch.testing.assert_close(attn[i, :n], out.attention[i, :n], atol=1e-5, rtol=1e-4)
 
 
-def test_location_features_equal_the_conv():
+def test_location_band_equals_the_conv():
+    """The one builder of the location term (training, decoding, the NumPy probe) gives
+    conv1d(prev, W_loc, padding=k//2), the convolution of Chorowski et al."""
     model, _ = make({"location_kernel": 5})
-    att = model.decoder.attention
+    loc = model.decoder.attention.location
     prev = torch.softmax(torch.randn(3, 9), -1)
-    torch.testing.assert_close(att.location_features(prev), att.location(prev.unsqueeze(1)).transpose(1, 2))
+    conv = torch.nn.functional.conv1d(prev.unsqueeze(1), loc.weight, padding=2).transpose(1, 2)  # (B, S, A)
+    torch.testing.assert_close((prev @ loc.band(9)).view(3, 9, -1), conv)
+
+
+def test_location_weights_keep_the_conv1d_checkpoint_layout():
+    """Checkpoints from when the location term was an nn.Conv1d load as they are: same key,
+    shape, place among the parameters (Adam's state is a list in that order) and initial values."""
+    model, _ = make({"location_kernel": 5})
+    names = [n for n, _ in model.named_parameters()]
+    assert names.index("decoder.attention.location.weight") == names.index("decoder.attention.v.weight") + 1
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(1, 24, 5, padding=2, bias=False)
+    torch.manual_seed(0)
+    loc = type(model.decoder.attention.location)(24, 5)
+    assert torch.equal(loc.weight, conv.weight)  # same shape, same draw
+    model.decoder.attention.load_state_dict(  # a Conv1d-era state dict
+        {**model.decoder.attention.state_dict(), "location.weight": conv.weight.detach()})
+    assert torch.equal(model.decoder.attention.location.weight, conv.weight)
 
 
 def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_checkpoint):
