@@ -131,31 +131,27 @@ class BahdanauAttention(nn.Module):
         return self.W_h(enc_out)  # (B, S, A)
 
     def forward(self, s: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-                mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None):
+                mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None,
+                v: torch.Tensor | None = None):
         # s (B, H) previous decoder state
-        return self.attend(self.W_s(s), keys, enc_out, mask, prev, band)
+        return self.attend(self.W_s(s), keys, enc_out, mask, prev, band, v)
 
     def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-               mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None):
+               mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None,
+               v: torch.Tensor | None = None):
         # query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real
         # prev (B, S): the previous step's weights (zeros before the first step);
-        # band: self.location.band(S), built once per batch by a caller that steps many times
+        # band: self.location.band(S), built once per batch by a caller that steps many times;
+        # v (1, A): the score vector, self.v's unless given (zeros: exactly uniform weights)
         energy = keys + query.unsqueeze(1)  # (B, S, A)
         if self.location is not None and prev is not None:
             band = self.location.band(keys.size(1)) if band is None else band
             energy = energy + (prev @ band).view_as(energy)
-        scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
+        scores = F.linear(torch.tanh(energy), self.v.weight if v is None else v).squeeze(-1)  # (B, S)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
         context = torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1)  # (B, K)
         return context, weights
-
-
-def uniform_attention(enc_out: torch.Tensor, mask: torch.Tensor):
-    """The no-attention control: every real position weighted equally (the mean of the
-    encoder outputs), whatever the decoder state."""
-    weights = mask.float() / mask.sum(dim=1, keepdim=True)  # (B, S)
-    return torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1), weights
 
 
 class Decoder(nn.Module):
@@ -191,54 +187,16 @@ class Decoder(nn.Module):
         # just looked at reaches the prediction without squeezing through the GRU state.
         self.out = nn.Linear(H + enc_dim, vocab_size)
 
-    def embed_inputs(self, y: torch.Tensor) -> torch.Tensor:
-        """Embedding half of the first layer's input projection, for any number of steps.
-        y (B, T) or (B,) -> (B, T, 3H) or (B, 3H)"""
-        return F.linear(self.dropout(self.embedding(y)), self.W_ie, self.b_ih[0])
-
     def fused_top_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """[W_hh of the top layer; W_s] and their biases, stacked once per batch so that one
         matmul per step gives both the top layer's recurrent projection and the query."""
         return (torch.cat([self.W_hh[-1], self.attention.W_s.weight], 0),
                 torch.cat([self.b_hh[-1], self.attention.W_s.bias], 0))
 
-    @staticmethod
-    def _gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        # torch.nn.GRU's equations: r, z, n gates in that order
-        i_r, i_z, i_n = gi.chunk(3, dim=-1)
-        h_r, h_z, h_n = gh.chunk(3, dim=-1)
-        r = torch.sigmoid(i_r + h_r)
-        z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-        return n + z * (h - n)
-
-    def step(self, gi_emb: torch.Tensor, hidden: torch.Tensor, keys: torch.Tensor,
-             enc_out: torch.Tensor, mask: torch.Tensor, top: tuple[torch.Tensor, torch.Tensor],
-             prev: torch.Tensor, attend: bool = True):
-        """One decoder step: attend with the previous top state, then advance the GRU.
-        gi_emb (B, 3H) from embed_inputs; hidden (layers, B, H); top from fused_top_weights();
-        prev (B, S) the previous step's attention weights
-        -> top state (B, H), context (B, K), new hidden (layers, B, H), weights (B, S)"""
-        gh_top, query = F.linear(hidden[-1], *top).split([3 * self.hidden_dim, self.hidden_dim], -1)
-        if attend:
-            context, weights = self.attention.attend(query, keys, enc_out, mask, prev)
-        else:
-            context, weights = uniform_attention(enc_out, mask)
-        x = gi_emb + F.linear(context, self.W_ic)  # (B, 3H)
-        new = []
-        for l in range(self.layers):
-            h = hidden[l]
-            gh = gh_top if l == self.layers - 1 else F.linear(h, self.W_hh[l], self.b_hh[l])
-            h = self._gru(x, gh, h)
-            new.append(h)
-            if l + 1 < self.layers:
-                x = F.linear(self.dropout(h), self.W_ih[l], self.b_ih[l + 1])
-        return h, context, torch.stack(new), weights
-
     def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: list[bool], hidden: torch.Tensor,
                       enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
-        """Every training step at once through engine/decoder_loop.py: step()'s equations with
-        a hand-written backward pass. Dropout masks for all steps are drawn in one call each.
+        """Every training step at once through engine/decoder_loop.py, with its hand-written
+        backward pass (tests/autograd_reference.py holds it equal to the same step under autograd). Dropout masks for all steps are drawn in one call each.
         -> top states (B, T, H), contexts (B, T, K), attention (B, T, S)"""
         B, T = tgt_in.shape
         L, H = self.layers, self.hidden_dim
@@ -267,15 +225,13 @@ class Decoder(nn.Module):
 
     def infer_step(self, y: torch.Tensor, hidden: list[torch.Tensor], keys: torch.Tensor,
                    enc_out: torch.Tensor, mask: torch.Tensor, prev: torch.Tensor,
-                   weights: list[tuple[torch.Tensor, ...]], attend: bool = True,
+                   weights: list[tuple[torch.Tensor, ...]], v: torch.Tensor | None = None,
                    band: torch.Tensor | None = None):
-        """step() for decoding (no dropout, no gradients): y (B,) previous word ids;
-        hidden a list of (B, H) per layer; band the location term's matrix, built once per call.
-        Same maths as step(); tests hold them equal."""
-        if attend:
-            context, w = self.attention(hidden[-1], keys, enc_out, mask, prev, band)
-        else:
-            context, w = uniform_attention(enc_out, mask)
+        """One decoder step for decoding (no dropout, no gradients): y (B,) previous word ids;
+        hidden a list of (B, H) per layer; v the score vector (None: the model's own; zeros:
+        uniform attention); band the location term's matrix, built once per call. Same maths
+        as the training loop; tests/test_model.py holds the two paths equal."""
+        context, w = self.attention(hidden[-1], keys, enc_out, mask, prev, band, v)
         x = torch.cat([self.embedding(y), context], dim=-1)  # (B, E + K)
         new = []
         for l, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
@@ -297,8 +253,10 @@ class Decoded:
 class Seq2Seq(nn.Module):
     def __init__(self, vocab_size: int, cfg: Config):
         super().__init__()
-        # attention=False is the control experiment: a fixed context (the mean of the encoder
-        # outputs) in place of the learned weights, everything else the same
+        # attention=False is the control experiment: the score vector v is zero and frozen, so
+        # every score is equal and the masked softmax gives exactly uniform weights (the context
+        # is the mean of the encoder outputs, whatever the decoder state); everything else,
+        # the training loop included, is the same
         self.use_attention = cfg.attention
         self.encoder = Encoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.layers,
                                cfg.dropout, cfg.bidirectional)
@@ -308,6 +266,16 @@ class Seq2Seq(nn.Module):
         self.bridge = (nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim)
                        if cfg.bidirectional else None)
         self.layers = cfg.layers
+        if not self.use_attention:
+            self.decoder.attention.v.weight.requires_grad_(False)
+            self.zero_scores()
+            # checkpoints of the control from before v was frozen trained a v that was never used
+            self.register_load_state_dict_post_hook(lambda model, _: model.zero_scores())
+
+    @torch.no_grad()
+    def zero_scores(self) -> None:
+        if not self.use_attention:
+            self.decoder.attention.v.weight.zero_()
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor):
         enc_out, hidden = self.encoder(src, src_len)
@@ -324,41 +292,19 @@ class Seq2Seq(nn.Module):
         """Training pass. teacher_forcing[t] says whether step t reads the true previous word
         (step 0 always reads SOS). Returns logits (B, T, V) and attention (B, T, S)."""
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        if self.use_attention:
-            states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden,
-                                                                enc_out, keys, mask)
-            return self.decoder.logits(states, contexts), attn
-        return self.forward_step_by_step(enc_out, hidden, keys, mask, tgt_in, teacher_forcing)
-
-    def forward_step_by_step(self, enc_out, hidden, keys, mask, tgt_in, teacher_forcing):
-        """forward() one Decoder.step at a time under autograd: the reference the fused loop
-        is tested against, and the path of the uniform-attention control."""
-        T = tgt_in.size(1)
-        top = self.decoder.fused_top_weights()
-        forced = self.decoder.embed_inputs(tgt_in)  # (B, T, 3H): all teacher-forced inputs at once
-        gi = forced[:, 0]
-        states, contexts, attn = [], [], []
-        w = torch.zeros_like(mask, dtype=enc_out.dtype)  # (B, S) no previous attention yet
-        for t in range(T):
-            s, c, hidden, w = self.decoder.step(gi, hidden, keys, enc_out, mask, top, w, self.use_attention)
-            states.append(s)
-            contexts.append(c)
-            attn.append(w)
-            if t + 1 < T:
-                # the output layer runs here only when the next input is the model's own guess
-                gi = (forced[:, t + 1] if teacher_forcing[t + 1]
-                      else self.decoder.embed_inputs(self.decoder.logits(s, c).argmax(-1)))
-        logits = self.decoder.logits(torch.stack(states, 1), torch.stack(contexts, 1))  # (B, T, V)
-        return logits, torch.stack(attn, 1)
+        states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden,
+                                                            enc_out, keys, mask)
+        return self.decoder.logits(states, contexts), attn
 
     @torch.inference_mode()
     def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
                attend: bool | None = None) -> Decoded:
         """Batched greedy decoding; stops as soon as every sentence has emitted EOS or used
         its step budget (2n + 5 for n source tokens, from its real length, so padding cannot
-        change it). attend=False swaps the learned attention for uniform weights (an ablation)."""
-        attend = self.use_attention if attend is None else attend
+        change it). attend=False swaps the learned attention for uniform weights (an ablation):
+        the control's own way, a zero score vector."""
         dec = self.decoder
+        v = torch.zeros_like(dec.attention.v.weight) if attend is False else None
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         weights = dec.inference_weights()
         band = dec.attention.location.band(src.size(1)) if dec.attention.location is not None else None
@@ -372,7 +318,7 @@ class Seq2Seq(nn.Module):
         tokens, attn = [], []
         w = torch.zeros_like(mask, dtype=enc_out.dtype)  # (B, S)
         for t in range(steps):
-            s, c, hidden, w = dec.infer_step(y, hidden, keys, enc_out, mask, w, weights, attend, band)
+            s, c, hidden, w = dec.infer_step(y, hidden, keys, enc_out, mask, w, weights, v, band)
             y = dec.logits(s, c).argmax(-1)  # (B,)
             if B > 1:
                 y = y.masked_fill(done, PAD)
@@ -410,7 +356,7 @@ class Seq2Seq(nn.Module):
         for t in range(budget):
             n = y.size(0)
             s, c, hidden, w = dec.infer_step(y, hidden, keys.expand(n, -1, -1), enc_out.expand(n, -1, -1),
-                                             mask.expand(n, -1), w, weights, True, band)
+                                             mask.expand(n, -1), w, weights, None, band)
             logp = torch.log_softmax(dec.logits(s, c), -1)  # (n, V)
             total = (scores[:, None] + logp).view(-1)
             top = torch.topk(total, min(k, total.numel()))

@@ -27,7 +27,10 @@ class Adam:
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, use_native: bool = True):
         self.use_native = use_native  # the C kernel where it applies; False: the foreach ops
-        self.params = [p for p in params if p.requires_grad]
+        # every parameter, as torch.optim.Adam keeps them: a frozen one (the no-attention
+        # control's v) never gets a .grad, so step() skips it, and the state's list still lines
+        # up with checkpoints written before it was frozen
+        self.params = list(params)
         self.lr = lr
         self.beta1, self.beta2 = betas
         self.eps = eps

@@ -8,6 +8,8 @@ from engine.config import Config
 from engine.data import EOS, PAD, PairDataset, Vocab, WORDS
 from engine.model import Seq2Seq
 
+from autograd_reference import gru
+
 
 def make(cfg_kwargs=None, seed=0):
     torch.manual_seed(seed)
@@ -82,7 +84,7 @@ def test_decoder_gru_matches_torch_grucell():
     emb, ctx, h = torch.randn(5, E), torch.randn(5, K), torch.randn(5, H)
     gi = torch.nn.functional.linear(emb, dec.W_ie, dec.b_ih[0]) + torch.nn.functional.linear(ctx, dec.W_ic)
     gh = torch.nn.functional.linear(h, dec.W_hh[0], dec.b_hh[0])
-    torch.testing.assert_close(dec._gru(gi, gh, h), cell(torch.cat([emb, ctx], 1), h))
+    torch.testing.assert_close(gru(gi, gh, h), cell(torch.cat([emb, ctx], 1), h))
 
 
 def test_greedy_stops_when_every_sentence_has_emitted_eos():
@@ -139,6 +141,47 @@ def test_location_weights_keep_the_conv1d_checkpoint_layout():
     model.decoder.attention.load_state_dict(  # a Conv1d-era state dict
         {**model.decoder.attention.state_dict(), "location.weight": conv.weight.detach()})
     assert torch.equal(model.decoder.attention.location.weight, conv.weight)
+
+
+def test_the_no_attention_control_is_attention_with_v_zero_and_frozen():
+    """The control runs the same loop as every model; with v = 0 every score is equal, so the
+    masked softmax gives exactly 1/n on the n real positions, in training and in decoding."""
+    model, vocab = make({"attention": False, "location_kernel": 3}, seed=4)
+    v = model.decoder.attention.v.weight
+    assert not v.requires_grad and torch.all(v == 0)
+    ds = PairDataset(["the cat sat on the mat".split(), "big red car".split(), "dog".split()], vocab)
+    b = ds.batch(torch.arange(3))
+    mask = torch.arange(b.src.size(1))[None, :] < b.src_len[:, None]  # (B, S)
+    uniform = mask.float() / b.src_len[:, None]
+    out = model.greedy(b.src, b.src_len)
+    assert torch.equal(out.attention, uniform[:, None].expand_as(out.attention))
+    model.train()
+    tgt_in = torch.randint(4, len(vocab), (3, 5))
+    logits, attn = model(b.src, b.src_len, tgt_in, [True, False, True, False, True])
+    assert torch.equal(attn, uniform[:, None].expand_as(attn))
+    logits.sum().backward()
+    assert v.grad is None and model.decoder.W_ic.grad is not None
+
+
+def test_an_old_control_checkpoint_decodes_uniformly():
+    """Before v was frozen the control trained a v it never used: loading zeroes it."""
+    model, vocab = make({"attention": False})
+    state = model.state_dict()
+    state["decoder.attention.v.weight"] = torch.randn_like(state["decoder.attention.v.weight"])
+    model.load_state_dict(state)
+    assert torch.all(model.decoder.attention.v.weight == 0)
+    assert not model.decoder.attention.v.weight.requires_grad
+
+
+def test_the_uniform_ablation_is_a_zero_v():
+    """greedy(attend=False) on an attention model: exactly uniform weights, as the control's."""
+    model, vocab = make({"location_kernel": 5}, seed=5)
+    ds = PairDataset(["the cat sat on the mat".split(), "big red car".split()], vocab)
+    b = ds.batch(torch.arange(2))
+    out = model.greedy(b.src, b.src_len, attend=False)
+    uniform = (torch.arange(b.src.size(1))[None, :] < b.src_len[:, None]).float() / b.src_len[:, None]
+    assert torch.equal(out.attention, uniform[:, None].expand_as(out.attention))
+    assert not torch.equal(model.greedy(b.src, b.src_len).attention[:, :1], out.attention[:, :1])
 
 
 def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_checkpoint):

@@ -1,6 +1,6 @@
 """The decoder loop's hand-written backward pass (engine/decoder_loop.py, engine/gru_cell.py)
 against finite differences, and the fused loop against the step-by-step reference
-(Decoder.step under autograd)."""
+(tests/autograd_reference.py, under autograd)."""
 import pytest
 import torch
 
@@ -8,6 +8,8 @@ from engine.config import Config
 from engine.data import PAD
 from engine.decoder_loop import DecoderLoop, LoopSpec
 from engine.model import Seq2Seq
+
+from autograd_reference import forward_step_by_step
 
 
 def decoder_inputs(L=2, loc=3, drop=True, seed=0):
@@ -51,13 +53,15 @@ def test_decoder_loop_gradients_match_finite_differences(L, loc, drop):
 
 ARCHS = [dict(layers=1, bidirectional=True, location_kernel=5),
          dict(layers=2, bidirectional=False, location_kernel=0),
-         dict(layers=3, bidirectional=True, location_kernel=3)]
+         dict(layers=3, bidirectional=True, location_kernel=3),
+         dict(layers=2, bidirectional=True, location_kernel=3, attention=False)]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fused_decoder_equals_step_by_step_autograd(arch):
     """Same logits, attention and gradient for every parameter as Decoder.step under autograd
-    (dropout off: its masks are drawn differently on the two paths)."""
+    (dropout off: its masks are drawn differently on the two paths). The no-attention control
+    runs the same loop with v = 0, frozen."""
     torch.manual_seed(1)
     model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch))
     src = torch.randint(4, 20, (5, 7))
@@ -67,14 +71,13 @@ def test_fused_decoder_equals_step_by_step_autograd(arch):
 
     def run(fused):
         model.zero_grad()
-        enc_out, hidden, keys, mask = model.encode(src, src_len)
         if fused:
-            states, contexts, attn = model.decoder.run_all_steps(tgt_in, forcing, hidden, enc_out, keys, mask)
-            logits = model.decoder.logits(states, contexts)
+            logits, attn = model(src, src_len, tgt_in, forcing)
         else:
-            logits, attn = model.forward_step_by_step(enc_out, hidden, keys, mask, tgt_in, forcing)
+            logits, attn = forward_step_by_step(model, src, src_len, tgt_in, forcing)
         logits.sin().sum().backward()
-        return logits.detach(), attn, {n: p.grad.clone() for n, p in model.named_parameters()}
+        return logits.detach(), attn, {n: p.grad.clone() for n, p in model.named_parameters()
+                                       if p.requires_grad}
 
     logits, attn, grads = run(True)
     ref_logits, ref_attn, ref_grads = run(False)

@@ -10,7 +10,8 @@ from engine.sentence_decoder import sentence_decoder
 
 ARCHS = [{}, {"bidirectional": False, "location_kernel": 0},
          {"layers": 2, "bidirectional": True, "location_kernel": 3},
-         {"layers": 3, "bidirectional": False, "location_kernel": 5}]
+         {"layers": 3, "bidirectional": False, "location_kernel": 5},
+         {"layers": 2, "attention": False}]  # the control: v = 0, uniform weights
 SENTENCES = ["the cat sat", "the quick brown fox jumps over the lazy dog on the mat",
              "zebra the cat", "dog"]
 
