@@ -21,7 +21,7 @@ from .config import Config
 from .data import EOS, PAD, SOS
 from .decoder_loop import DecoderLoop, LoopSpec, location_band
 from .gru_scan import GRUScan
-from .step_kernels import native_applies
+from .native import kernels_for
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
@@ -57,7 +57,7 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor):
         x = dropped(self.embedding(src), self.dropout.p, self.training)  # (B, S, E)
         if bool((src_len == src.size(1)).all()):  # no padding in this batch: the fast paths
-            if torch.is_grad_enabled() and native_applies(x):
+            if torch.is_grad_enabled() and kernels_for(x) is not None:
                 return self.scan(x)
             out, hidden = self.gru(x)
         else:

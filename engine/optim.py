@@ -50,8 +50,9 @@ class Adam:
         self.t += 1
         bias1 = 1 - self.beta1 ** self.t
         bias2_sqrt = math.sqrt(1 - self.beta2 ** self.t)
-        ready = self.use_native and all(map(_native_ready, params, grads, m, v))
-        dll = native.kernels() if ready else None
+        # the C kernel updates each tensor's memory as one flat block: contiguous ones only
+        flat = all(t.is_contiguous() for t in (*params, *grads, *m, *v))
+        dll = native.kernels_for(*params, *grads, *m, *v, allow=self.use_native and flat)
         if dll is not None:
             threads = torch.get_num_threads()
             for p, g, m_p, v_p in zip(params, grads, m, v):
@@ -87,11 +88,6 @@ class Adam:
         self.beta1, self.beta2 = (float(b) for b in state["betas"])
         self.eps = float(state["eps"])
         self.t = int(state["t"])
-
-
-def _native_ready(*tensors: torch.Tensor) -> bool:
-    """Whether the C Adam can update these in place: CPU, float32, contiguous."""
-    return all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@
     each of the four calls below replaces five to eight torch kernels and their dispatch.
 
 Both compute the same maths into the same buffers; tests/test_step_kernels.py holds them
-equal. `steps_for` picks one for a batch.
+equal. `steps_for` picks one for a batch (engine/native's kernels_for decides).
 
 Attention here is in the decoder loop's sigmoid form (engine/decoder_loop.py explains it):
 score_s = (2v) . sigmoid(2 (W_h h_s + q) [+ 2 loc_s]), softmax over real positions.
@@ -100,9 +100,9 @@ def _dense(t: torch.Tensor, *shape: int, dtype: torch.dtype = torch.float32) -> 
 class NativeSteps:
     """TorchSteps' interface on the C kernels (CPU, float32)."""
 
-    def __init__(self, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
+    def __init__(self, dll: native.Kernels, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
                  mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
-        self.dll = native.kernels()
+        self.dll = dll
         self.threads = torch.get_num_threads()  # OpenMP's own default is per calling thread
         if enc_out is None:
             return
@@ -154,13 +154,8 @@ class NativeSteps:
                                  den=_dense(den, B, S, A) if den is not None else None, dq=dq_p, dq_rs=dq_rs)
 
 
-def native_applies(like: torch.Tensor) -> bool:
-    """Whether the C kernels can run on tensors like this one: a CPU, float32, built."""
-    return like.device.type == "cpu" and like.dtype == torch.float32 and native.kernels() is not None
-
-
 def steps_for(like: torch.Tensor, allow_native: bool = True, **attention) -> TorchSteps | NativeSteps:
-    """NativeSteps where they apply, else TorchSteps; attention: see TorchSteps."""
-    if allow_native and native_applies(like):
-        return NativeSteps(**attention)
-    return TorchSteps(**attention)
+    """NativeSteps where native.kernels_for says the kernels run on tensors like this one,
+    else TorchSteps; attention: see TorchSteps."""
+    dll = native.kernels_for(like, allow=allow_native)
+    return NativeSteps(dll, **attention) if dll is not None else TorchSteps(**attention)

@@ -43,7 +43,7 @@ def test_encoder_takes_the_scan_only_to_train_a_batch_without_padding(monkeypatc
     calls = []
     real = GRUScan.apply
     monkeypatch.setattr(model_module.GRUScan, "apply", lambda *a: calls.append(1) or real(*a))
-    monkeypatch.setattr(model_module, "native_applies", lambda x: True)
+    monkeypatch.setattr(model_module, "kernels_for", lambda x: True)
     src = torch.randint(1, 13, (4, 6))
     enc(src, torch.full((4,), 6))
     assert len(calls) == 4  # 2 layers x 2 directions

@@ -26,7 +26,7 @@ def test_the_kernels_build_where_there_is_a_compiler():
 
 
 def both(enc_out, v, mask, keys=None):
-    return TorchSteps(enc_out, v, mask, keys), NativeSteps(enc_out, v, mask, keys)
+    return TorchSteps(enc_out, v, mask, keys), NativeSteps(native.kernels(), enc_out, v, mask, keys)
 
 
 def close(a, b, tol=2e-6):
@@ -41,7 +41,7 @@ def test_gru_kernels_equal_torch(threads, extra):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     B, H, A = 37, 48, 8  # odd sizes: the vector loops' remainders run too
-    ref, nat = TorchSteps(), NativeSteps()
+    ref, nat = TorchSteps(), NativeSteps(native.kernels())
     gi = torch.randn(B, 3 * H) * 2
     gh = torch.randn(B, 3 * H + A)[:, :3 * H] * 2  # a strided view, as the decoder passes it
     h = torch.randn(B, H)
@@ -102,7 +102,7 @@ def test_attention_kernels_equal_torch(threads, loc, extra):
 def test_a_nan_comes_out_of_the_kernels_as_nan():
     """A diverging run must show a non-finite loss, not a clamped finite one."""
     B, H, S, A, K = 4, 16, 5, 8, 8
-    nat = NativeSteps(torch.randn(B, S, K), torch.randn(1, A), torch.ones(B, S, dtype=torch.bool),
+    nat = NativeSteps(native.kernels(), torch.randn(B, S, K), torch.randn(1, A), torch.ones(B, S, dtype=torch.bool),
                       torch.randn(B, S, A))
     gi, gh = torch.randn(B, 3 * H), torch.randn(B, 3 * H)
     gi[1, 0] = float("nan")
@@ -179,6 +179,15 @@ def test_steps_for_keeps_float64_and_other_devices_on_torch():
     assert isinstance(steps_for(torch.zeros(2, 3, 4, dtype=torch.float64)), TorchSteps)
 
 
+def test_one_function_decides_where_the_kernels_run():
+    """native.kernels_for: float32 on a CPU where allowed; never float64, never when turned off."""
+    x = torch.zeros(2, 3)
+    assert native.kernels_for(x) is native.kernels()
+    assert native.kernels_for(x, torch.zeros(2, dtype=torch.float64)) is None
+    assert native.kernels_for(x, allow=False) is None
+    assert isinstance(steps_for(x, allow_native=False), TorchSteps)
+
+
 @needs_kernels
 def test_a_damaged_cached_library_is_built_again(tmp_path):
     code = "from engine import native; print(native.kernels() is not None, native.why_not())"
@@ -206,7 +215,7 @@ def test_a_compiler_without_openmp_or_march_native_still_builds_them(tmp_path):
 @needs_kernels
 def test_a_tensor_of_the_wrong_shape_is_refused_before_the_kernel_runs():
     """The C code trusts its sizes: a mismatch must be an exception, not a wild write."""
-    nat = NativeSteps()
+    nat = NativeSteps(native.kernels())
     B, H = 4, 8
     args = [torch.randn(B, 3 * H), torch.randn(B, 3 * H), torch.randn(B, H), torch.empty(B, H),
             torch.empty(B, 2 * H), torch.empty(B, H)]

@@ -11,6 +11,9 @@ compiler and the CPU, and writes it through a temp file and a rename, so that pa
 first runs cannot load a half-written library. Where there is no compiler, or the build
 fails, or REVERSE_TUI_NATIVE=0, `kernels()` returns None and the same maths runs as torch
 ops (engine/step_kernels.py's TorchSteps, Adam's foreach ops); `why_not()` says why.
+
+`kernels_for` is the one place that decides which implementation runs (the decoder loop,
+the encoder's scan, Adam all ask it).
 """
 from __future__ import annotations
 
@@ -24,6 +27,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import torch
+
+_FLOAT32 = torch.float32
 
 SOURCE = Path(__file__).with_name("fused.c")
 # FMA contraction on purpose: the exp polynomial and the gates run ~2x faster with it.
@@ -171,6 +178,16 @@ def kernels() -> Kernels | None:
             except (OSError, RuntimeError, subprocess.SubprocessError) as e:
                 _state["dll"], _state["why"] = None, str(e)
     return _state["dll"]
+
+
+def kernels_for(*tensors, allow: bool = True) -> Kernels | None:
+    """The kernels if they are to run on these tensors, else None (torch ops run): allowed
+    (tests and A/Bs turn them off per call), every tensor float32 on a CPU (gradient checks
+    run in float64, a GPU has its own kernels), and built. Each kernel call still checks its
+    own arguments' shapes and layout (engine/step_kernels.py, engine/optim.py)."""
+    if not allow or any(t.device.type != "cpu" or t.dtype != _FLOAT32 for t in tensors):
+        return None
+    return kernels()
 
 
 def why_not() -> str | None:
