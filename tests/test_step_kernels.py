@@ -16,10 +16,12 @@ from engine.step_kernels import NativeSteps, TorchSteps, steps_for
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
-needs_kernels = pytest.mark.skipif(not HAVE_CC, reason="no C compiler here: the torch path runs instead")
+TURNED_OFF = os.environ.get("REVERSE_TUI_NATIVE", "1") == "0"  # this process runs the torch path
+needs_kernels = pytest.mark.skipif(not HAVE_CC or TURNED_OFF,
+                                   reason="no C compiler here, or REVERSE_TUI_NATIVE=0: the torch path runs instead")
 
 
-@pytest.mark.skipif(not HAVE_CC, reason="no C compiler here")
+@pytest.mark.skipif(not HAVE_CC or TURNED_OFF, reason="no C compiler here, or turned off")
 def test_the_kernels_build_where_there_is_a_compiler():
     assert native.kernels() is not None, native.why_not()
     assert native.why_not() is None
@@ -149,7 +151,8 @@ def test_decoder_loop_native_equals_torch_path(L, loc):
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+                          env={**{k: v for k, v in os.environ.items() if k != "REVERSE_TUI_NATIVE"}, **env},
+                          timeout=120)  # each child decides for itself, whatever this process runs
 
 
 FALLBACK = """
