@@ -12,15 +12,21 @@ slow tanh:
     and the constant -sum(v) cancels in the softmax), and sigmoid is ~3x cheaper here;
   - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix
     (location_band, which decoding and the NumPy probe use too).
-The equations are Decoder.step's (engine/model.py); tests/test_recurrence.py holds the
-outputs and every gradient equal to autograd's, and checks them against finite differences.
+The equations are those of tests/autograd_reference.py (the same steps, plainly, under
+autograd); tests/test_recurrence.py holds the outputs and every gradient equal to autograd's,
+and checks them against finite differences.
+
+Its interface is by name: decoder_loop(spec, LoopArgs(...)); the tensors kept for the
+backward pass are a Saved; gradients are returned by field name. Only _flatten and
+_positions know that autograd.Function.apply takes them positionally.
 
 Shapes: B batch, S source positions, T target steps, E embedding, H hidden, K encoder
 output, A attention size, V vocabulary, L layers, k location kernel. Time-major inside.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Iterator, Sequence
 
 import torch
 
@@ -33,7 +39,101 @@ class LoopSpec:
     layers: int
     teacher_forcing: tuple[bool, ...]  # step t reads the true previous word (t = 0: SOS)
     location_kernel: int               # 0: content-only attention
-    native: bool = True                # the C kernels where they apply (engine/step_kernels.py)
+    native: bool = True                # the C kernels where they apply (engine/native, kernels_for)
+
+
+@dataclass
+class LoopArgs:
+    """Everything the loop reads, by name. Dropout masks are already scaled by 1/(1-p).
+    W_out and b_out only choose the next word where it is not teacher-forced (an argmax, no
+    gradient): the caller computes the logits from the returned states and contexts."""
+    tgt_in: torch.Tensor                      # (B, T) the true previous words
+    h0: torch.Tensor                          # (L, B, H)
+    enc_out: torch.Tensor                     # (B, S, K)
+    keys: torch.Tensor                        # (B, S, A) W_h enc_out
+    mask: torch.Tensor                        # (B, S) True on real positions
+    emb: torch.Tensor                         # (V, E) the decoder's embedding
+    W_ie: torch.Tensor                        # (3H, E) first layer, embedding part
+    b_i0: torch.Tensor                        # (3H,)   its input bias
+    W_ic: torch.Tensor                        # (3H, K) first layer, context part
+    W_top: torch.Tensor                       # (3H + A, H) [W_hh; W_s] of the top layer
+    b_top: torch.Tensor                       # (3H + A,)
+    v: torch.Tensor                           # (1, A) the score vector
+    W_out: torch.Tensor                       # (V, H + K)
+    b_out: torch.Tensor                       # (V,)
+    W_loc: torch.Tensor | None = None         # (A, k) the location term, or None
+    drop_emb: torch.Tensor | None = None      # (B, T, E) or None
+    drop_between: torch.Tensor | None = None  # (L-1, T, B, H) or None
+    # per layer under the top one: its recurrent weights, and the input weights of the layer above
+    lower_W_hh: Sequence[torch.Tensor] = ()   # (3H, H) each
+    lower_b_hh: Sequence[torch.Tensor] = ()   # (3H,)
+    lower_W_ih: Sequence[torch.Tensor] = ()   # (3H, H)
+    lower_b_ih: Sequence[torch.Tensor] = ()   # (3H,)
+
+
+@dataclass
+class Saved:
+    """What the forward pass keeps for the backward pass (through ctx.save_for_backward)."""
+    y_in: torch.Tensor                # (B, T) the words read: true or the model's own guesses
+    G: torch.Tensor                   # (T, B, 3H + A) the top layer's gh and the query
+    sig: torch.Tensor                 # (T, B, S, A) the attention's sigmoids
+    w_all: torch.Tensor               # (T, B, S) the weights
+    c_all: torch.Tensor               # (T, B, K) the contexts
+    hs: Sequence[torch.Tensor]        # per layer (T + 1, B, H): h0, then each step's state
+    rz: Sequence[torch.Tensor]        # per layer (T, B, 2H) the r and z gates
+    n: Sequence[torch.Tensor]         # per layer (T, B, H) the candidates
+    gh_lower: Sequence[torch.Tensor]  # per lower layer (T, B, 3H) its recurrent projection
+    x_in: Sequence[torch.Tensor]      # per lower layer (T, B, H) the input of the layer above
+    args: LoopArgs                    # the loop's inputs (the weights and masks)
+
+
+def _flatten(obj) -> tuple[tuple, list]:
+    """A dataclass of tensors, Nones, lists of tensors and nested dataclasses -> (layout,
+    flat list): the layout names every position, so that nothing is found by index arithmetic."""
+    layout, flat = [], []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if hasattr(value, "__dataclass_fields__"):
+            inner, values = _flatten(value)
+            layout.append((f.name, (type(value), inner)))
+            flat += values
+        elif isinstance(value, (list, tuple)):
+            layout.append((f.name, len(value)))
+            flat += value
+        else:
+            layout.append((f.name, None))
+            flat.append(value)
+    return tuple(layout), flat
+
+
+def _unflatten(cls, layout: tuple, flat: Iterator):
+    """_flatten's inverse: cls(**fields), taking the values from the iterator flat."""
+    named = {}
+    for name, kind in layout:
+        if isinstance(kind, tuple):  # a nested dataclass
+            named[name] = _unflatten(*kind, flat)
+        elif kind is None:
+            named[name] = next(flat)
+        else:
+            named[name] = [next(flat) for _ in range(kind)]
+    return cls(**named)
+
+
+def _positions(layout: tuple, grads: dict) -> tuple:
+    """Gradients by field name (a tensor, or a list for a list field; absent: none) -> one per
+    flat position, in the order _flatten laid the arguments out."""
+    out = []
+    for name, kind in layout:
+        g = grads.get(name)
+        out += [g] if kind is None else (list(g) if g is not None else [None] * kind)
+    return tuple(out)
+
+
+def decoder_loop(spec: LoopSpec, args: LoopArgs):
+    """states (B, T, H), contexts (B, T, K), attention (B, T, S): the loop over all target
+    steps, differentiable with respect to every tensor in args."""
+    layout, flat = _flatten(args)
+    return DecoderLoop.apply(spec, layout, *flat)
 
 
 def _band_taps(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,41 +165,33 @@ def location_band_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
 
 
 class DecoderLoop(torch.autograd.Function):
-    """states (B, T, H), contexts (B, T, K), attention (B, T, S) = DecoderLoop.apply(
-        spec, tgt_in, drop_emb, drop_between, h0, enc_out, keys, mask,
-        emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc, W_out, b_out, *lower)
-
-    tgt_in (B, T) the true previous words; drop_emb (B, T, E) and drop_between
-    (L-1, T, B, H) dropout masks already scaled by 1/(1-p), or None; h0 (L, B, H);
-    mask (B, S) True on real positions; W_top, b_top = [W_hh; W_s] of the top layer;
-    v (1, A); W_loc (A, k) or None; lower = (W_hh, b_hh, W_ih, b_ih) for each layer under the
-    top one (W_ih, b_ih: the input weights of the layer above it).
-    W_out and b_out only choose the next word where it is not teacher-forced (an argmax, no
-    gradient): the caller computes the logits from the returned states and contexts."""
+    """Called through decoder_loop(spec, LoopArgs): apply() takes tensors positionally (that is
+    how autograd tracks them), so LoopArgs is flattened there with a layout that names each
+    position, and forward and backward speak in names."""
 
     @staticmethod
-    def forward(ctx, spec: LoopSpec, tgt_in, drop_emb, drop_between, h0, enc_out, keys, mask,
-                emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc, W_out, b_out, *lower):
-        L, T = spec.layers, tgt_in.size(1)
-        B, S, A = keys.shape
-        H = h0.size(2)
-        lower = [lower[4 * l: 4 * l + 4] for l in range(L - 1)]
-        new = keys.new_empty
-        steps = steps_for(keys, spec.native, enc_out=enc_out, v=v, mask=mask, keys=keys)  # the per-step kernels
-        M2 = location_band(W_loc * 2, S) if spec.location_kernel else None
-        W_ie_t, W_ic_t, W_top_t, W_out_t = W_ie.t(), W_ic.t(), W_top.t(), W_out.t()
+    def forward(ctx, spec: LoopSpec, layout: tuple, *flat):
+        a = _unflatten(LoopArgs, layout, iter(flat))
+        L, T = spec.layers, a.tgt_in.size(1)
+        B, S, A = a.keys.shape
+        H = a.h0.size(2)
+        new = a.keys.new_empty
+        steps = steps_for(a.keys, spec.native, enc_out=a.enc_out, v=a.v, mask=a.mask, keys=a.keys)
+        M2 = location_band(a.W_loc * 2, S) if spec.location_kernel else None
+        W_ie_t, W_ic_t, W_top_t, W_out_t = a.W_ie.t(), a.W_ic.t(), a.W_top.t(), a.W_out.t()
+        drop_emb, drop_between = a.drop_emb, a.drop_between
 
         # the embedding half of the first layer's input, for every teacher-forced step at once
-        x_emb = emb[tgt_in.t()]  # (T, B, E)
+        x_emb = a.emb[a.tgt_in.t()]  # (T, B, E)
         if drop_emb is not None:
             x_emb = x_emb * drop_emb.transpose(0, 1)
-        gi_forced = torch.addmm(b_i0, x_emb.reshape(T * B, -1), W_ie_t).view(T, B, -1)  # (T, B, 3H)
-        y_in = tgt_in.clone()  # the words actually read: true or the model's own guesses
+        gi_forced = torch.addmm(a.b_i0, x_emb.reshape(T * B, -1), W_ie_t).view(T, B, -1)  # (T, B, 3H)
+        y_in = a.tgt_in.clone()  # the words actually read: true or the model's own guesses
 
         # everything the backward pass reads is written straight into per-step slots
         hs = [new(T + 1, B, H) for _ in range(L)]  # per layer: h0, then the state after each step
         for l in range(L):
-            hs[l][0] = h0[l]
+            hs[l][0] = a.h0[l]
         rz = [new(T, B, 2 * H) for _ in range(L)]
         n = [new(T, B, H) for _ in range(L)]
         gh_lower = [new(T, B, 3 * H) for _ in range(L - 1)]
@@ -107,39 +199,35 @@ class DecoderLoop(torch.autograd.Function):
         G = new(T, B, 3 * H + A)  # the top layer's recurrent projection and the query
         sig = new(T, B, S, A)
         w_all = new(T, B, S)
-        c_all = new(T, B, enc_out.size(2))
+        c_all = new(T, B, a.enc_out.size(2))
         for t in range(T):
             if t == 0 or spec.teacher_forcing[t]:
                 gi = gi_forced[t]
             else:  # the model's own previous guess
-                y = torch.addmm(b_out, torch.cat([hs[-1][t], c_all[t - 1]], 1), W_out_t).argmax(1)  # (B,)
+                y = torch.addmm(a.b_out, torch.cat([hs[-1][t], c_all[t - 1]], 1), W_out_t).argmax(1)  # (B,)
                 y_in[:, t] = y
-                x = emb[y] if drop_emb is None else emb[y] * drop_emb[:, t]
-                gi = torch.addmm(b_i0, x, W_ie_t)
+                x = a.emb[y] if drop_emb is None else a.emb[y] * drop_emb[:, t]
+                gi = torch.addmm(a.b_i0, x, W_ie_t)
             # attention, read with the previous top state
-            g = torch.addmm(b_top, hs[-1][t], W_top_t, out=G[t])  # (B, 3H + A)
+            g = torch.addmm(a.b_top, hs[-1][t], W_top_t, out=G[t])  # (B, 3H + A)
             # the location term reads the previous weights (none before the first step)
             loc2 = (w_all[t - 1] @ M2).view(B, S, A) if M2 is not None and t > 0 else None
             steps.attend(g[:, 3 * H:], loc2, sig[t], w_all[t], c_all[t])  # weights, context
             # the GRU layers, bottom to top
             x = torch.addmm(gi, c_all[t], W_ic_t)  # (B, 3H)
             for l in range(L):
-                gh = g[:, :3 * H] if l == L - 1 else torch.addmm(lower[l][1], hs[l][t], lower[l][0].t(), out=gh_lower[l][t])
+                gh = (g[:, :3 * H] if l == L - 1 else
+                      torch.addmm(a.lower_b_hh[l], hs[l][t], a.lower_W_hh[l].t(), out=gh_lower[l][t]))
                 steps.gru_forward(x, gh, hs[l][t], hs[l][t + 1], rz[l][t], n[l][t])
                 h = hs[l][t + 1]
                 if l < L - 1:
                     below = h if drop_between is None else torch.mul(h, drop_between[l, t], out=x_in[l][t])
-                    x = torch.addmm(lower[l][3], below, lower[l][2].t())
+                    x = torch.addmm(a.lower_b_ih[l], below, a.lower_W_ih[l].t())
 
-        ctx.spec = spec
-        ctx.has_drop = (drop_emb is not None, drop_between is not None)
-        none = torch.empty(0)
-        ctx.save_for_backward(
-            y_in, drop_emb if drop_emb is not None else none,
-            drop_between if drop_between is not None else none,
-            enc_out, emb, W_ie, W_ic, W_top, v, W_loc if W_loc is not None else none,
-            G, sig, w_all, c_all, *hs, *rz, *n, *gh_lower, *x_in,
-            *[t for layer in lower for t in layer])
+        ctx.spec, ctx.arg_layout = spec, layout
+        saved = Saved(y_in, G, sig, w_all, c_all, hs, rz, n, gh_lower, x_in, a)
+        ctx.saved_layout, tensors = _flatten(saved)
+        ctx.save_for_backward(*tensors)
         attn = w_all.transpose(0, 1)  # (B, T, S)
         ctx.mark_non_differentiable(attn)
         return hs[-1][1:].transpose(0, 1), c_all.transpose(0, 1), attn
@@ -148,18 +236,16 @@ class DecoderLoop(torch.autograd.Function):
     def backward(ctx, d_states, d_contexts, _d_attn):
         spec = ctx.spec
         L = spec.layers
-        (y_in, drop_emb, drop_between, enc_out, emb, W_ie, W_ic, W_top, v, W_loc,
-         G, sig, w_all, c_all, *rest) = ctx.saved_tensors
-        hs, rz, n = rest[:L], rest[L:2 * L], rest[2 * L:3 * L]
-        gh_lower, x_in = rest[3 * L:4 * L - 1], rest[4 * L - 1:5 * L - 2]
-        lower_flat = rest[5 * L - 2:]
-        lower = [lower_flat[4 * l: 4 * l + 4] for l in range(L - 1)]
+        saved = _unflatten(Saved, ctx.saved_layout, iter(ctx.saved_tensors))
+        a = saved.args
+        hs, rz, n, gh_lower, x_in = saved.hs, saved.rz, saved.n, saved.gh_lower, saved.x_in
+        G, sig, w_all, c_all, y_in = saved.G, saved.sig, saved.w_all, saved.c_all, saved.y_in
+        drop_emb, drop_between = a.drop_emb, a.drop_between
         T, B, S, A = sig.shape
         H = hs[0].size(2)
-        has_emb_drop, has_between_drop = ctx.has_drop
         loc = spec.location_kernel
-        M = location_band(W_loc, S) if loc else None
-        steps = steps_for(sig, spec.native, enc_out=enc_out, v=v)
+        M = location_band(a.W_loc, S) if loc else None
+        steps = steps_for(sig, spec.native, enc_out=a.enc_out, v=a.v)
         new = sig.new_empty
         # (B, T, H), rows of unit stride for the kernels (autograd may hand in any strides)
         d_states = sig.new_zeros(B, T, H) if d_states is None else d_states.contiguous()
@@ -173,7 +259,7 @@ class DecoderLoop(torch.autograd.Function):
         d_x = [new(T, B, 3 * H) for _ in range(L)]
         d_gh = [new(T, B, 3 * H) for _ in range(L - 1)]
         dG = new(T, B, 3 * H + A)
-        d_c = new(T, B, enc_out.size(2))
+        d_c = new(T, B, a.enc_out.size(2))
         d_score = new(T, B, S)
         d_energy = new(T, B, S, A) if loc else None  # kept for the location weights' gradient
         for t in range(T - 1, -1, -1):
@@ -186,50 +272,49 @@ class DecoderLoop(torch.autograd.Function):
                 if top:
                     direct_top = direct
                 else:
-                    dh[l] = torch.addmm(direct, d_gh[l][t], lower[l][0])
+                    dh[l] = torch.addmm(direct, d_gh[l][t], a.lower_W_hh[l])
                 if l > 0:
-                    d_below = d_x[l][t] @ lower[l - 1][2]
-                    if has_between_drop:
+                    d_below = d_x[l][t] @ a.lower_W_ih[l - 1]
+                    if drop_between is not None:
                         d_below *= drop_between[l - 1, t]
                     dh[l - 1] = dh[l - 1] + d_below
             # attention
-            dc = torch.addmm(d_contexts[:, t], d_x[0][t], W_ic, out=d_c[t])  # (B, K)
+            dc = torch.addmm(d_contexts[:, t], d_x[0][t], a.W_ic, out=d_c[t])  # (B, K)
             # dL/dscore, dL/denergy (into d_keys, and d_energy[t] when kept), dL/dquery
             steps.attend_backward(dc, dw_next, w_all[t], sig[t], d_score[t], d_keys,
                                   d_energy[t] if loc else None, dG[t, :, 3 * H:])
             if loc:
                 dw_next = d_energy[t].view(B, S * A) @ M.t()  # (B, S): the previous step's weights
-            dh[L - 1] = torch.addmm(direct_top, dG[t], W_top)
+            dh[L - 1] = torch.addmm(direct_top, dG[t], a.W_top)
 
         # every weight's gradient: one matmul over all steps
         TB = T * B
         d_gi, dG, d_c = d_x[0].view(TB, -1), dG.view(TB, -1), d_c.view(TB, -1)
-        d_W_top = dG.t() @ hs[-1][:-1].reshape(TB, H)
-        d_b_top = dG.sum(0)
-        d_W_ic = d_gi.t() @ c_all.view(TB, -1)
-        x_emb = emb[y_in.t()]  # (T, B, E)
-        if has_emb_drop:
+        grads = {"h0": torch.stack(dh), "keys": d_keys,
+                 "W_top": dG.t() @ hs[-1][:-1].reshape(TB, H), "b_top": dG.sum(0),
+                 "W_ic": d_gi.t() @ c_all.view(TB, -1), "b_i0": d_gi.sum(0)}
+        x_emb = a.emb[y_in.t()]  # (T, B, E)
+        if drop_emb is not None:
             x_emb = x_emb * drop_emb.transpose(0, 1)
-        d_W_ie = d_gi.t() @ x_emb.reshape(TB, -1)
-        d_b_i0 = d_gi.sum(0)
-        d_x_emb = d_gi @ W_ie  # (T * B, E)
-        if has_emb_drop:
+        grads["W_ie"] = d_gi.t() @ x_emb.reshape(TB, -1)
+        d_x_emb = d_gi @ a.W_ie  # (T * B, E)
+        if drop_emb is not None:
             d_x_emb = d_x_emb * drop_emb.transpose(0, 1).reshape(TB, -1)
-        d_emb = torch.zeros_like(emb).index_add_(0, y_in.t().reshape(-1), d_x_emb)
+        d_emb = torch.zeros_like(a.emb).index_add_(0, y_in.t().reshape(-1), d_x_emb)
         d_emb[PAD] = 0  # nn.Embedding(padding_idx=PAD): the padding row never learns
+        grads["emb"] = d_emb
         # context c_t = sum_s w_ts h_s, for every step at once
-        d_enc = torch.bmm(w_all.permute(1, 2, 0), d_c.view(T, B, -1).transpose(0, 1))  # (B, S, K)
-        d_v = (d_score.view(1, -1) @ sig.view(-1, A)) * 2  # v . tanh(e) = 2 v . sigmoid(2e) - const
-        d_W_loc = None
+        grads["enc_out"] = torch.bmm(w_all.permute(1, 2, 0), d_c.view(T, B, -1).transpose(0, 1))  # (B, S, K)
+        # v . tanh(e) = 2 v . sigmoid(2e) - const
+        grads["v"] = ((d_score.view(1, -1) @ sig.view(-1, A)) * 2).view_as(a.v)
         if loc:
             prev = torch.cat([torch.zeros_like(w_all[:1]), w_all[:-1]])  # (T, B, S) weights read
             dM = prev.view(TB, S).t() @ d_energy.view(TB, S * A)  # (S, S*A)
-            d_W_loc = location_band_grad(dM, A, loc)
-        d_lower = []
-        for l in range(L - 1):
-            dgh, dx = d_gh[l].view(TB, -1), d_x[l + 1].view(TB, -1)
-            d_lower += [dgh.t() @ hs[l][:-1].reshape(TB, H), dgh.sum(0),
-                        dx.t() @ x_in[l].reshape(TB, H), dx.sum(0)]
-        return (None, None, None, None, torch.stack(dh), d_enc, d_keys, None,
-                d_emb, d_W_ie, d_b_i0, d_W_ic, d_W_top, d_b_top, d_v.view_as(v), d_W_loc, None, None,
-                *d_lower)
+            grads["W_loc"] = location_band_grad(dM, A, loc)
+        d_gh_rows = [d.view(TB, -1) for d in d_gh]
+        d_x_rows = [d.view(TB, -1) for d in d_x[1:]]
+        grads["lower_W_hh"] = [d.t() @ h[:-1].reshape(TB, H) for d, h in zip(d_gh_rows, hs)]
+        grads["lower_b_hh"] = [d.sum(0) for d in d_gh_rows]
+        grads["lower_W_ih"] = [d.t() @ x.reshape(TB, H) for d, x in zip(d_x_rows, x_in)]
+        grads["lower_b_ih"] = [d.sum(0) for d in d_x_rows]
+        return (None, None, *_positions(ctx.arg_layout, grads))

@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import Config
 from .data import EOS, PAD, SOS
-from .decoder_loop import DecoderLoop, LoopSpec, location_band
+from .decoder_loop import LoopArgs, LoopSpec, decoder_loop, location_band
 from .gru_scan import GRUScan
 from .native import kernels_for
 
@@ -196,7 +196,8 @@ class Decoder(nn.Module):
     def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: list[bool], hidden: torch.Tensor,
                       enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
         """Every training step at once through engine/decoder_loop.py, with its hand-written
-        backward pass (tests/autograd_reference.py holds it equal to the same step under autograd). Dropout masks for all steps are drawn in one call each.
+        backward pass (tests/test_recurrence.py holds it equal to tests/autograd_reference.py,
+        the same steps under autograd). Dropout masks for all steps are drawn in one call each.
         -> top states (B, T, H), contexts (B, T, K), attention (B, T, S)"""
         B, T = tgt_in.shape
         L, H = self.layers, self.hidden_dim
@@ -208,13 +209,15 @@ class Decoder(nn.Module):
                 drop_between = dropout_mask((L - 1, T, B, H), p, tgt_in.device)
         W_top, b_top = self.fused_top_weights()
         loc = self.attention.location
-        lower = [w for l in range(L - 1) for w in (self.W_hh[l], self.b_hh[l], self.W_ih[l], self.b_ih[l + 1])]
         spec = LoopSpec(L, tuple(bool(f) for f in teacher_forcing), loc.kernel_size if loc is not None else 0)
-        return DecoderLoop.apply(
-            spec, tgt_in, drop_emb, drop_between, hidden, enc_out, keys, mask,
-            self.embedding.weight, self.W_ie, self.b_ih[0], self.W_ic, W_top, b_top,
-            self.attention.v.weight, loc.weight.flatten(1) if loc is not None else None,
-            self.out.weight, self.out.bias, *lower)
+        return decoder_loop(spec, LoopArgs(
+            tgt_in=tgt_in, h0=hidden, enc_out=enc_out, keys=keys, mask=mask,
+            emb=self.embedding.weight, W_ie=self.W_ie, b_i0=self.b_ih[0], W_ic=self.W_ic,
+            W_top=W_top, b_top=b_top, v=self.attention.v.weight, W_out=self.out.weight, b_out=self.out.bias,
+            W_loc=loc.weight.flatten(1) if loc is not None else None,
+            drop_emb=drop_emb, drop_between=drop_between,
+            lower_W_hh=list(self.W_hh[:-1]), lower_b_hh=list(self.b_hh[:-1]), lower_W_ih=list(self.W_ih),
+            lower_b_ih=list(self.b_ih[1:])))
 
     def inference_weights(self) -> list[tuple[torch.Tensor, ...]]:
         """Per layer (W_ih, W_hh, b_ih, b_hh) as torch.gru_cell takes them, built once per

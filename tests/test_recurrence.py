@@ -6,7 +6,7 @@ import torch
 
 from engine.config import Config
 from engine.data import PAD
-from engine.decoder_loop import DecoderLoop, LoopSpec
+from engine.decoder_loop import LoopArgs, LoopSpec, decoder_loop
 from engine.model import Seq2Seq
 
 from autograd_reference import forward_step_by_step
@@ -33,6 +33,30 @@ def decoder_inputs(L=2, loc=3, drop=True, seed=0):
     return spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves
 
 
+def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low) -> LoopArgs:
+    """LoopArgs from decoder_inputs()'s lists: g = h0, enc_out, keys, emb, W_ie, b_i0, W_ic,
+    W_top, b_top, v, W_loc; out = W_out, b_out; low = (W_hh, b_hh, W_ih, b_ih) per lower layer."""
+    h0, enc_out, keys, emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc = g
+    return LoopArgs(tgt_in=tgt_in, h0=h0, enc_out=enc_out, keys=keys, mask=mask, emb=emb, W_ie=W_ie,
+                    b_i0=b_i0, W_ic=W_ic, W_top=W_top, b_top=b_top, v=v, W_out=out[0], b_out=out[1],
+                    W_loc=W_loc, drop_emb=drop_emb, drop_between=drop_between,
+                    lower_W_hh=low[0::4], lower_b_hh=low[1::4], lower_W_ih=low[2::4], lower_b_ih=low[3::4])
+
+
+def test_the_loop_maps_each_gradient_to_its_argument_by_name():
+    """Every differentiable argument gets a gradient of its own shape, the others none (a swap
+    between arguments of the same shape is what the finite-difference test above catches)."""
+    spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves = decoder_inputs(L=3, loc=3)
+    g = list(grads)
+    g[3] = torch.cat([torch.zeros_like(g[3][:1]), g[3]])  # the PAD row
+    args = loop_args(tgt_in, drop_emb, drop_between, mask, g, out, lower)
+    states, contexts, _ = decoder_loop(spec, args)
+    (states.sum() + contexts.sum()).backward()
+    for leaf in leaves:
+        assert leaf.grad is not None and leaf.grad.shape == leaf.shape
+    assert out[0].grad is None and not drop_emb.requires_grad
+
+
 @pytest.mark.parametrize("L,loc,drop", [(1, 0, False), (2, 3, True), (3, 5, True)])
 def test_decoder_loop_gradients_match_finite_differences(L, loc, drop):
     spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves = decoder_inputs(L, loc, drop)
@@ -44,8 +68,7 @@ def test_decoder_loop_gradients_match_finite_differences(L, loc, drop):
         # the PAD row is a constant: like nn.Embedding(padding_idx=PAD), the loop gives it no
         # gradient, though the model may read it
         g[3] = torch.cat([torch.zeros_like(g[3][:1]), g[3]])
-        states, contexts, _ = DecoderLoop.apply(spec, tgt_in, drop_emb, drop_between, g[0], g[1], g[2], mask,
-                                                *g[3:], *out, *low)
+        states, contexts, _ = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low))
         return states, contexts
 
     assert torch.autograd.gradcheck(f, tuple(leaves))

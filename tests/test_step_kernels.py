@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from engine import native
-from engine.decoder_loop import DecoderLoop, LoopSpec
+from engine.decoder_loop import LoopSpec, decoder_loop
 from engine.step_kernels import NativeSteps, TorchSteps, steps_for
+
+from test_recurrence import loop_args
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
@@ -140,9 +142,9 @@ def test_decoder_loop_native_equals_torch_path(L, loc):
     results = []
     for native_path in (False, True):
         leaves = [x.clone().requires_grad_() if x is not None else None for x in values]
-        args = leaves[:3] + [mask] + leaves[3:11] + list(out) + leaves[11:]
-        states, contexts, attn = DecoderLoop.apply(LoopSpec(L, forcing, loc, native_path), tgt_in,
-                                                   drop_emb, drop_between, *args)
+        states, contexts, attn = decoder_loop(LoopSpec(L, forcing, loc, native_path),
+                                              loop_args(tgt_in, drop_emb, drop_between, mask, leaves[:11], out,
+                                                        leaves[11:]))
         ((states * seeds[0]).sum() + (contexts * seeds[1]).sum()).backward()
         results.append([states, contexts, attn] + [x.grad for x in leaves if x is not None])
     for a, b in zip(*results):
