@@ -18,9 +18,7 @@ from .checkpoint import Loaded, load_model
 from .data import random_sentences, with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .plots import attention_heatmap, loss_curve
-
-EPOCH_FIELDS = ["epoch", "train_loss", "val_loss", "val_exact_match", "seconds", "grad_norm",
-                "grad_norm_max", "tokens", "best"]
+from .train import EPOCH_FIELDS
 
 
 @dataclass

@@ -1,15 +1,18 @@
 """The training loop, shared by the terminal app and the headless run.
 
 `Trainer.run()` is a generator: it yields a `BatchDone` after every batch and an `EpochDone`
-after every epoch. The caller decides what to do with them (post Textual messages, print
-log lines) and stops training simply by no longer iterating: the best model is already on
-disk, since it is saved the moment validation improves.
+after every epoch. The caller (engine/job.py, the one run both faces consume) decides what
+to do with them and stops training simply by no longer iterating: the best model is
+already on disk, since it is saved the moment validation improves.
+
+A batch's loss travels as a detached 0-dim tensor: reading it is the consumer's choice (the
+app reads a few per second for its chart); the epoch's losses are read once, at its end.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Generator, Iterator
 
@@ -36,6 +39,7 @@ class EpochTrainStats:
     grad_norm: float      # mean pre-clipping gradient norm
     grad_norm_max: float
     tokens: int           # target tokens trained on
+    batch_losses: list[float]
 
 
 @dataclass
@@ -43,6 +47,12 @@ class BatchDone:
     epoch: int
     batch: int    # 1-based
     batches: int
+    loss: torch.Tensor | None = None  # this batch's training loss, detached, 0-dim, on the device
+
+    @property
+    def x(self) -> float:
+        """Where this batch sits on a chart whose x axis is epochs: 1.37 = epoch 2, 37% through."""
+        return self.epoch - 1 + self.batch / self.batches
 
 
 @dataclass
@@ -56,9 +66,36 @@ class EpochDone:
     grad_norm_max: float
     tokens: int           # target tokens trained on
     best: bool            # this epoch's model was saved as the best so far
+    batch_losses: list[float] = field(default_factory=list)  # the training loss of every batch
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, h: dict) -> "EpochDone":
+        """A history entry (checkpoint, report); fields an older checkpoint lacks read as zero."""
+        return cls(**{k: h.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS},
+                   batch_losses=list(h.get("batch_losses") or []))
+
+
+# an epoch's scalar figures: the table, metrics.csv, a checkpoint's history
+EPOCH_FIELDS = [f.name for f in fields(EpochDone) if f.name != "batch_losses"]
+
+
+def epochs_from_history(history) -> list[EpochDone]:
+    """A checkpoint's history as EpochDone rows; [] when it is not a list of dicts."""
+    try:
+        return [EpochDone.from_dict(h) for h in history]
+    except (AttributeError, TypeError, ValueError):
+        return []
+
+
+def resumed_config(payload: dict, epochs: int | None = None, device_name: str | None = None) -> Config:
+    """The configuration a resumed run trains with: the checkpoint's, with `epochs` (the
+    command line's, when given) and the device the user asked for now."""
+    cfg = payload["config"]
+    return Config.from_dict({**cfg, **({"epochs": epochs} if epochs else {}),
+                             **({"device": device_name} if device_name else {})})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -121,6 +158,7 @@ class Trainer:
         norm_sum = torch.zeros((), device=self.device)
         norm_max = torch.zeros((), device=self.device)
         first_bad = torch.tensor(-1, device=self.device)
+        losses: list[torch.Tensor] = []  # stacked and read once, at the end of the epoch
         tokens = 0
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
             if cfg.unk_rate:
@@ -137,6 +175,7 @@ class Trainer:
             self.optimizer.step()
             # bookkeeping stays on the device: no .item() per batch
             loss = loss.detach()
+            losses.append(loss)
             loss_sum += loss
             norm_sum += norm
             norm_max = torch.maximum(norm_max, norm)
@@ -145,8 +184,9 @@ class Trainer:
             # reading first_bad is free on the CPU; on a GPU it waits, so look now and then
             if (self.device.type == "cpu" or i % 25 == 24 or i + 1 == n) and int(first_bad) >= 0:
                 raise NonFiniteLoss(epoch, int(first_bad))
-            yield BatchDone(epoch, i + 1, n)
-        return EpochTrainStats(float(loss_sum) / n, float(norm_sum) / n, float(norm_max), tokens)
+            yield BatchDone(epoch, i + 1, n, loss)
+        return EpochTrainStats(float(loss_sum) / n, float(norm_sum) / n, float(norm_max), tokens,
+                               torch.stack(losses).tolist() if losses else [])
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -180,7 +220,7 @@ class Trainer:
             seconds = time.perf_counter() - t0
             best = val_loss < self.best_val_loss
             done = EpochDone(epoch, stats.loss, val_loss, val_em, seconds, stats.grad_norm,
-                             stats.grad_norm_max, stats.tokens, best)
+                             stats.grad_norm_max, stats.tokens, best, stats.batch_losses)
             self.history.append(done.as_dict())
             if best:
                 self.best_val_loss, self.best_epoch = val_loss, epoch
@@ -216,13 +256,10 @@ class Trainer:
 
     @classmethod
     def resume(cls, payload: dict, checkpoint_path: str | Path, device: torch.device | None = None,
-               epochs: int | None = None) -> "Trainer":
+               epochs: int | None = None, device_name: str | None = None) -> "Trainer":
         """Continue a run from a checkpoint's full state (model, optimiser, history, random
         state); with `epochs`, train up to that many epochs in all."""
-        cfg = Config.from_dict(payload["config"])
-        if epochs is not None:
-            cfg = Config.from_dict({**cfg.to_dict(), "epochs": epochs})
-        t = cls(cfg, checkpoint_path, device=device)
+        t = cls(resumed_config(payload, epochs, device_name), checkpoint_path, device=device)
         if t.vocab.words() != list(payload["vocab"]):
             raise ValueError("the checkpoint's vocabulary differs from the data it would resume on")
         t.model.load_state_dict(payload["model"])

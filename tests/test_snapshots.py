@@ -31,8 +31,19 @@ EPOCHS = [  # epoch, train loss, val loss, val exact match, seconds, best
 ]
 
 
+BATCHES = 32
+
+
+def batch_losses(e: int, mean: float) -> list[float]:
+    """Fixed per-batch losses for epoch e: falling through the epoch around its mean, with a
+    deterministic wobble, so the chart has a curve to draw."""
+    prev = EPOCHS[e - 2][1] if e > 1 else 2 * mean
+    return [(prev ** (1 - (k + 1) / BATCHES) * mean ** ((k + 1) / BATCHES)) * (1 + 0.15 * ((k * 7) % 5 - 2) / 2)
+            for k in range(BATCHES)]
+
+
 def epoch(e, train, val, em, sec, best) -> EpochDone:
-    return EpochDone(e, train, val, em, sec, 0.5, 1.0, 20000, best)
+    return EpochDone(e, train, val, em, sec, 0.5, 1.0, 20000, best, batch_losses(e, train))
 
 
 def attention(n: int, steps: int | None = None, sharp: float = 0.9) -> np.ndarray:
@@ -100,7 +111,8 @@ async def show_training(pilot) -> None:
     app.screen.sync()
     for e in EPOCHS:
         app.post_message(EpochFinished(app.run_id, epoch(*e)))
-    app.post_message(BatchProgress(app.run_id, BatchDone(6, 11, 32)))
+    app.post_message(BatchProgress(app.run_id, BatchDone(6, 11, BATCHES),
+                                   [0.06 * (1 + 0.1 * ((k * 3) % 4 - 1.5)) for k in range(11)]))
     await pilot.pause()
     app.refresh_bindings()
     await pilot.pause()

@@ -1,35 +1,37 @@
-"""The Textual app: trains in a thread worker, shows each epoch live, evaluates the best
-checkpoint with the engine's finish_run (the very code the headless run uses), then lets the
+"""The Textual app: runs engine.job.run_job (the very run `--no-ui` prints) in a thread
+worker, keeps the run's state in reactive attributes that the screens watch, then lets the
 user probe the model and look at its attention.
 
-The app owns the run's state and the workers; the screens only draw it. Workers report with
-post_message and never touch a widget."""
+The worker posts messages (tui/messages.py) and never touches a widget; the app turns them
+into state on its own thread, and drops those of a run that is no longer on show in one
+place (`_on_message`)."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import threading
 import time
-from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import var
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine import native
 from engine.checkpoint import CheckpointError, Loaded, load, load_model
 from engine.config import Config
 from engine.data import splits_for
+from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
+                        describe, run_job)
 from engine.report import finish_run
-from engine.train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
+from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
 
-from .cli import DEFAULT_CHECKPOINT, DEFAULT_OUT
-from .headless import check_writable
-from .messages import (BatchProgress, EpochFinished, ResultsFailed, ResultsReady, TrainingEnded,
-                       TrainingStarted)
+from .common import DEFAULT_CHECKPOINT, DEFAULT_OUT, check_writable
+from .messages import (BatchProgress, EpochFinished, ResultsFailed, ResultsReady, RunMessage,
+                       StatusChanged, TrainingDone, TrainingStarted)
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.probe import ProbeScreen
@@ -37,34 +39,12 @@ from .screens.results import ResultsScreen
 from .screens.train import TrainScreen
 
 BATCH_INTERVAL = 0.05  # seconds between progress messages: at most ~20 redraws a second
-EPOCH_FIELDS = [f.name for f in fields(EpochDone)]
+
+__all__ = ["BATCH_INTERVAL", "CannotStart", "ReverseApp", "describe"]
 
 
 class CannotStart(Exception):
     """The app cannot open as asked (a bad checkpoint, an unwritable folder); one line."""
-
-
-def describe(e: BaseException) -> str:
-    """One line for the user about an exception from the engine."""
-    if isinstance(e, torch.cuda.OutOfMemoryError):
-        return ("CUDA ran out of memory; try a smaller --batch-size or --hidden-dim, "
-                "or --device cpu (the best checkpoint saved before is kept)")
-    if isinstance(e, (NonFiniteLoss, CheckpointError)):
-        return str(e)
-    if isinstance(e, OSError):
-        where = f" {e.filename}" if e.filename else ""
-        return f"could not write{where}: {e.strerror or e} (the best checkpoint saved before is kept)"
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {text}"[:300]
-
-
-def epochs_from_history(history: list[dict]) -> list[EpochDone]:
-    """A checkpoint's history as table rows; fields an older checkpoint lacks read as zero."""
-    try:
-        return [EpochDone(**{k: h.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS})
-                for h in history]
-    except (AttributeError, TypeError):
-        return []  # not a list of dicts: show no history rather than fail to open
 
 
 class ReverseApp(App):
@@ -80,6 +60,19 @@ class ReverseApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="quit; a run in progress stops, its best model is kept"),
     ]
 
+    # The run on show; the screens watch these. Lists are replaced, never changed in place
+    # (a watcher fires on assignment), and every assignment fires (always_update).
+    run_cfg: var[Config] = var(Config, always_update=True)
+    run_facts: var[str] = var("", always_update=True)       # vocabulary, parameters, device
+    epochs: var[list[EpochDone]] = var(list, always_update=True)  # finished epochs
+    progress: var[BatchDone | None] = var(None, always_update=True)  # the last batch reported
+    live_losses: var[list[tuple[float, float]]] = var(list, always_update=True)  # (x, loss), this epoch
+    status: var[tuple[str, str]] = var(("", "info"), always_update=True)  # (text, info|done|error)
+    training: var[bool] = var(False, always_update=True, bindings=True)
+    evaluating: var[bool] = var(False, always_update=True)
+    results = var(None, always_update=True)               # engine.report.Results
+    results_error: var[str | None] = var(None, always_update=True)
+
     def __init__(self, cfg: Config, args: argparse.Namespace, autostart: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
@@ -89,21 +82,13 @@ class ReverseApp(App):
             torch.set_num_threads(args.threads)
         self.device = resolve_device(cfg.device)
         self.autostart = autostart
-        # the run on show: its config, finished epochs, last progress, status line
         self.run_id = 0
         self.run_cfg = cfg
-        self.run_facts = ""
-        self.epochs: list[EpochDone] = []
-        self.progress: BatchDone | None = None
-        self.status: tuple[str, str] = ("", "info")
-        self.training = False
-        self.evaluating = False
-        self.results = None
         self.test_sentences: list[list[str]] | None = None
-        self.train_started = 0.0
         self.ended: tuple[str, str] = ("", "done")  # how the last run ended, for the status line
-        # held by the training thread for its whole life: a new run waits for a stopped one
+        # held by the training thread while it trains: a new run waits for a stopped one
         self._train_lock = threading.Lock()
+        self._stop = threading.Event()  # s: stop the run on show after its batch (and evaluate)
         self.loaded: Loaded | None = None
         self._loaded_key: tuple | None = None
         # a checkpoint the user opened predates this session: ask before training over it
@@ -118,9 +103,8 @@ class ReverseApp(App):
                 self.resume_payload = load(args.resume)
             except CheckpointError as e:
                 raise CannotStart(f"cannot resume: {e}") from None
-            resumed = Config.from_dict(self.resume_payload["config"])
-            epochs = getattr(args, "epochs", None) or resumed.epochs
-            self.cfg = Config.from_dict({**resumed.to_dict(), "epochs": epochs, "device": cfg.device})
+            self.cfg = self.run_cfg = resumed_config(self.resume_payload, getattr(args, "epochs", None),
+                                                     cfg.device)
         if (self.resume_payload is None and getattr(args, "checkpoint", None) is not None
                 and self.checkpoint.exists()):
             try:
@@ -131,23 +115,28 @@ class ReverseApp(App):
                 self.load_error = str(e)
                 self.autostart = False
                 self.protect_checkpoint = True
-                self.status = (f"{e}. n trains a new model to this path; "
-                               "--checkpoint another path to open another model.", "error")
-                self.ended = self.status
+                self.status = self.ended = (f"{e}. n trains a new model to this path; "
+                                            "--checkpoint another path to open another model.", "error")
                 return
             self.run_cfg = self.loaded.config
             n_params = sum(p.numel() for p in self.loaded.model.parameters())
             self.run_facts = f"vocab {len(self.loaded.vocab)} · {n_params:,} params"
             self.epochs = epochs_from_history(self.loaded.payload["history"])
             self.protect_checkpoint = True
-            self.status = (f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
-                           f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.", "done")
-            self.ended = self.status
+            self.status = self.ended = (
+                f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
+                f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.", "done")
         else:
             for d in {self.checkpoint.parent, self.out}:
                 problem = check_writable(d)
                 if problem:
                     raise CannotStart(problem)
+
+    async def _on_message(self, message) -> None:
+        # the one place where news of a replaced run is dropped
+        if isinstance(message, RunMessage) and message.run_id != self.run_id:
+            return
+        await super()._on_message(message)
 
     # -- screens ---------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -156,17 +145,11 @@ class ReverseApp(App):
         else:
             self.push_screen("train")
             if self.load_error:
-                self.set_status(*self.status)
                 self.notify(self.load_error, title="Cannot open the checkpoint", severity="error")
             elif self.autostart:
                 self.start_training()
             else:
                 self.set_status("Not training. Press n to start a run.")
-
-    def view(self, name: str):
-        """The named screen if it has been drawn; otherwise it syncs itself when mounted."""
-        screen = self.get_screen(name)
-        return screen if screen.is_mounted else None
 
     def action_show(self, name: str) -> None:
         if self.screen is not self.get_screen(name):
@@ -195,8 +178,6 @@ class ReverseApp(App):
 
     def set_status(self, text: str, kind: str = "info") -> None:
         self.status = (text, kind)
-        if screen := self.view("train"):
-            screen.set_status(text, kind)
 
     def best_epoch(self) -> int | None:
         return next((e.epoch for e in reversed(self.epochs) if e.best), None)
@@ -215,141 +196,125 @@ class ReverseApp(App):
 
     def start_training(self) -> None:
         self.run_id += 1
+        self._stop = threading.Event()
         self.run_cfg, self.run_facts, self.epochs, self.progress = self.cfg, "", [], None
-        self.results, self.evaluating, self.test_sentences = None, False, None
+        self.live_losses = []
+        self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
         self.training, self.protect_checkpoint = True, False
-        self.train_started = time.perf_counter()
         self.status = ("Preparing data and model...", "info")
-        if screen := self.view("train"):
-            screen.begin()
-        if screen := self.view("results"):
-            screen.sync()
-        self.refresh_bindings()
         resume, self.resume_payload = self.resume_payload, None  # only the first run resumes
-        self._train(self.run_id, self.cfg, resume)
+        self._train(self.run_id, self.cfg, resume, self._stop)
 
     def stop_training(self) -> None:
         if self.training:
-            self.workers.cancel_group(self, "train")
+            self._stop.set()
             self.set_status("Stopping after this batch...")
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _train(self, run_id: int, cfg: Config, resume: dict | None = None) -> None:
+    def _train(self, run_id: int, cfg: Config, resume: dict | None, stop: threading.Event) -> None:
+        """The job's events as messages. Quitting or a new run cancels the worker: it leaves
+        after the batch; the stop key ends training and still evaluates the best model."""
         worker = get_current_worker()
+        post = self.post_message
+        job = run_job(cfg, self.checkpoint, self.out, resume=resume, epochs=cfg.epochs,
+                      compare_no_attention=self.compare_no_attention,
+                      should_stop=lambda: worker.is_cancelled or stop.is_set(), extra={"face": "tui"})
+        ended = None
         with self._train_lock:
             if worker.is_cancelled:
                 return
-            trainer = None
-            try:
-                if resume is not None:
-                    trainer = Trainer.resume(resume, self.checkpoint, self.device, epochs=cfg.epochs)
-                    for done in epochs_from_history(trainer.history):  # the epochs before
-                        self.post_message(EpochFinished(run_id, done))
-                else:
-                    trainer = Trainer(cfg, self.checkpoint, device=self.device)
-                n_params = sum(p.numel() for p in trainer.model.parameters())
-                n = torch.get_num_threads()
-                where = f"{self.device} x{n}" if self.device.type == "cpu" else str(self.device)
-                if self.device.type == "cpu" and native.kernels() is None:
-                    where += " · no C kernels"  # the slower torch-ops path: say so
-                self.post_message(TrainingStarted(
-                    run_id, f"vocab {len(trainer.vocab)} · {n_params:,} params · {where}"))
-                reason, last = "finished", 0.0
-                for ev in trainer.run():
-                    if worker.is_cancelled:  # checked on every batch
-                        reason = "stopped"
-                        break
-                    if isinstance(ev, EpochDone):
-                        self.post_message(EpochFinished(run_id, ev))
-                    elif ev.batch == ev.batches or time.monotonic() - last >= BATCH_INTERVAL:
-                        last = time.monotonic()
-                        self.post_message(BatchProgress(run_id, ev))
-            except Exception as e:  # shown in the app, which lives on
-                self.post_message(TrainingEnded(
-                    run_id, "failed", trainer.best_epoch if trainer else None,
-                    trainer.splits.test if trainer else None, describe(e)))
-                return
-            extra = {}
-            if reason == "finished" and self.compare_no_attention and cfg.attention:
-                try:
-                    extra["control_checkpoint"] = self._train_control(worker, cfg, trainer)
-                except Exception as e:  # the main model stands; say why the comparison is missing
-                    self.post_message(TrainingEnded(run_id, reason, trainer.best_epoch,
-                                                    trainer.splits.test, f"control run: {describe(e)}"))
-                    return
-            self.post_message(TrainingEnded(run_id, reason, trainer.best_epoch, trainer.splits.test,
-                                            extra=extra))
-
-    def _train_control(self, worker, cfg: Config, trainer: Trainer) -> Path | None:
-        """The no-attention control on the same data (runs in the training thread)."""
-        path = self.checkpoint.with_name(self.checkpoint.stem + ".no-attention.pt")
-        control = Trainer(replace(cfg, attention=False), path, splits=trainer.splits, device=self.device)
-        for ev in control.run():
-            if worker.is_cancelled:
-                return None
-            if isinstance(ev, EpochDone):
-                self.call_from_thread(self.set_status, f"Training the no-attention control: epoch "
-                                      f"{ev.epoch}/{cfg.epochs}, val exact match {100 * ev.val_exact_match:.1f}%")
-        return path
+            last, pending = -math.inf, []  # the first batch is always reported
+            for ev in job:
+                if isinstance(ev, BatchDone):
+                    if ev.loss is not None:
+                        pending.append(ev.loss)
+                    now = time.monotonic()
+                    if ev.batch == ev.batches or now - last >= BATCH_INTERVAL:
+                        last = now
+                        # the only read of these losses: a few times a second, not per batch
+                        losses = torch.stack(pending).tolist() if pending else []
+                        pending = []
+                        post(BatchProgress(run_id, ev, losses))
+                elif isinstance(ev, EpochDone):
+                    post(EpochFinished(run_id, ev))
+                elif isinstance(ev, Started):
+                    post(TrainingStarted(run_id, ev))
+                elif isinstance(ev, ControlStarted):
+                    post(StatusChanged(run_id, f"Training the no-attention control -> {ev.checkpoint}"))
+                elif isinstance(ev, ControlEpoch):
+                    post(StatusChanged(run_id, f"Training the no-attention control: epoch "
+                                       f"{ev.event.epoch}/{cfg.epochs}, val exact match "
+                                       f"{100 * ev.event.val_exact_match:.1f}%"))
+                elif isinstance(ev, TrainingEnded):
+                    ended = ev
+                    break
+                elif isinstance(ev, Failed):  # could not start
+                    ended = TrainingEnded("failed", 0, None, [], 0.0, ev.error, ev.exception)
+                    break
+        if ended is None:
+            return
+        post(TrainingDone(run_id, ended))  # after the lock: this run is off the trainer
+        if worker.is_cancelled:  # quitting, or a new run: no evaluation
+            job.close()
+            return
+        for ev in job:  # the evaluation, outside the lock: a new run need not wait for it
+            if isinstance(ev, Finished):
+                post(ResultsReady(run_id, ev.results))
+            elif isinstance(ev, Failed):
+                post(ResultsFailed(run_id, ev.error))
 
     def on_training_started(self, msg: TrainingStarted) -> None:
-        if msg.run_id != self.run_id:
-            return
-        self.run_facts = msg.facts
+        started = msg.started
+        self.run_cfg, self.run_facts = started.cfg, started.brief()
+        if started.history:  # resumed: the epochs before
+            self.epochs = list(started.history)
         self.set_status(f"Training · best model -> {self.checkpoint} · results -> {self.out}")
-        if screen := self.view("train"):
-            screen.sync()
 
     def on_batch_progress(self, msg: BatchProgress) -> None:
-        if msg.run_id != self.run_id:
-            return
-        self.progress = msg.event
-        if screen := self.view("train"):
-            screen.progress(msg.event)
+        ev = msg.event
+        live = [] if ev.batch - len(msg.losses) <= 0 else self.live_losses
+        first = ev.batch - len(msg.losses)  # the batches these losses belong to: first+1..batch
+        self.live_losses = live + [(ev.epoch - 1 + (first + k + 1) / ev.batches, loss)
+                                   for k, loss in enumerate(msg.losses)]
+        self.progress = ev
 
     def on_epoch_finished(self, msg: EpochFinished) -> None:
-        if msg.run_id != self.run_id:
-            return
-        self.epochs.append(msg.event)
-        if screen := self.view("train"):
-            screen.add_epoch(msg.event)
+        self.live_losses = []  # the epoch's own list of losses takes over
+        self.epochs = [*self.epochs, msg.event]
 
-    def on_training_ended(self, msg: TrainingEnded) -> None:
-        if msg.run_id != self.run_id:
-            return
+    def on_status_changed(self, msg: StatusChanged) -> None:
+        self.set_status(msg.text)
+
+    def on_training_done(self, msg: TrainingDone) -> None:
+        ended = msg.ended
         self.training = False
-        self.test_sentences = msg.test_sentences
-        self.refresh_bindings()
+        self.test_sentences = ended.test_sentences or None
         done = len(self.epochs)
-        kept = (f"the best model (epoch {msg.best_epoch}) is in {self.checkpoint}"
-                if msg.best_epoch else "no epoch finished, so no model was saved")
-        if msg.reason == "failed":
-            self.ended = (f"Training failed: {msg.error}. {kept}.", "error")
-            self.notify(msg.error or "training failed", title="Training failed", severity="error",
+        kept = (f"the best model (epoch {ended.best_epoch}) is in {self.checkpoint}"
+                if ended.best_epoch else "no epoch finished, so no model was saved")
+        if ended.reason == "failed":
+            self.ended = (f"Training failed: {ended.error}. {kept}.", "error")
+            self.notify(ended.error or "training failed", title="Training failed", severity="error",
                         timeout=12)
-        elif msg.reason == "stopped":
+        elif ended.reason == "stopped":
             self.ended = (f"Stopped after {done} finished epoch(s); {kept}.", "done")
         else:
-            self.ended = (f"Finished {done} epochs; {kept}.", "done")
-        self.set_status(self.ended[0] + (" Evaluating it on the test set..." if msg.best_epoch else ""),
+            self.ended = (f"Finished {done} epochs; {kept}" + (f" ({ended.error})" if ended.error else "")
+                          + ".", "done")
+        evaluating = ended.best_epoch is not None  # the worker goes on to finish_run
+        self.set_status(self.ended[0] + (" Evaluating it on the test set..." if evaluating else ""),
                         self.ended[1])
-        if screen := self.view("train"):
-            screen.update_bars()
-        if msg.best_epoch:
-            extra = {"interrupted": msg.reason == "stopped", "failure": msg.error, "face": "tui",
-                     "train_seconds": time.perf_counter() - self.train_started,
-                     "threads": torch.get_num_threads(), **msg.extra}
-            self.evaluate(extra)
-            if msg.reason == "finished" and self.screen is self.get_screen("train"):
+        if evaluating:
+            self.results, self.results_error, self.evaluating = None, None, True
+            if ended.reason == "finished" and self.screen is self.get_screen("train"):
                 self.switch_screen("results")
 
     # -- results ---------------------------------------------------------------------------
-    def evaluate(self, extra: dict | None = None) -> None:
+    def evaluate(self) -> None:
         """finish_run on the checkpoint on disk, in a thread; its test set is this run's, or
         for a model opened from disk the built-in corpus regenerated from its config."""
         if not self.checkpoint.exists():
-            if screen := self.view("results"):
-                screen.sync()
+            self.results_error = None
             return
         test = self.test_sentences
         if test is None:
@@ -364,28 +329,20 @@ class ReverseApp(App):
                 self.notify(f"Cannot rebuild the test set: {e}", title="Cannot evaluate",
                             severity="error")
                 return
-        self.evaluating, self.results = True, None
-        if screen := self.view("results"):
-            screen.sync()
-        self._finish(self.run_id, test, extra or {"face": "tui"})
+        self.results, self.results_error, self.evaluating = None, None, True
+        self._finish(self.run_id, test)
 
     @work(thread=True, exclusive=True, group="results", exit_on_error=False)
-    def _finish(self, run_id: int, test: list[list[str]], extra: dict) -> None:
-        extra = dict(extra)
-        control = extra.pop("control_checkpoint", None)
+    def _finish(self, run_id: int, test: list[list[str]]) -> None:
         try:
-            res = finish_run(self.checkpoint, test, self.out, self.device, extra, control)
+            res = finish_run(self.checkpoint, test, self.out, self.device, {"face": "tui"})
         except Exception as e:
             self.post_message(ResultsFailed(run_id, describe(e)))
         else:
             self.post_message(ResultsReady(run_id, res))
 
     def on_results_ready(self, msg: ResultsReady) -> None:
-        if msg.run_id != self.run_id:
-            return
         self.evaluating, self.results = False, msg.results
-        if screen := self.view("results"):
-            screen.sync()
         em = 100 * msg.results.evaluation.exact_match
         if self.screen is not self.get_screen("results"):
             self.notify(f"Test exact match {em:.1f}%; r shows the results", title="Evaluated")
@@ -394,11 +351,7 @@ class ReverseApp(App):
                             self.ended[1])
 
     def on_results_failed(self, msg: ResultsFailed) -> None:
-        if msg.run_id != self.run_id:
-            return
-        self.evaluating = False
-        if screen := self.view("results"):
-            screen.sync(error=msg.error)
+        self.evaluating, self.results_error = False, msg.error
         self.notify(msg.error, title="Evaluation failed", severity="error", timeout=12)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

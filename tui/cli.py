@@ -9,8 +9,7 @@ from pathlib import Path
 
 from engine.config import Config
 
-DEFAULT_CHECKPOINT = Path("checkpoints") / "best.pt"
-DEFAULT_OUT = Path("runs") / "latest"
+from .common import DEFAULT_CHECKPOINT, DEFAULT_OUT
 
 # flag -> help; every Config field gets one, named as in the baseline script
 HELP = {

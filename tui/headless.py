@@ -1,4 +1,5 @@
-"""`reverse-tui --no-ui`: the whole job with plain log lines, for SSH, nohup and scripts.
+"""`reverse-tui --no-ui`: the whole job with plain log lines, for SSH, nohup and scripts. It
+prints the events of engine.job.run_job, the same run the app shows.
 
 Ctrl+C (SIGINT) or SIGTERM stops after the current batch; what was measured so far is
 written, the best checkpoint is kept, and the exit status is 130 or 143."""
@@ -6,36 +7,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import sys
-import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
-from engine import native
-from engine.checkpoint import CheckpointError, load
+from engine.checkpoint import CheckpointError
 from engine.config import Config
 from engine.evaluate import format_example
-from engine.report import finish_run, write_metrics_csv
-from engine.train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
+from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
+                        run_job)
+from engine.train import EpochDone
 
-from .cli import DEFAULT_CHECKPOINT
-
-
-def check_writable(directory: Path) -> str | None:
-    """None if a file can be created in directory (made if missing), else the reason."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
-            pass
-    except OSError as e:
-        return f"{directory}: cannot write there ({e.strerror or e})"
-    return None
+from .common import DEFAULT_CHECKPOINT, check_writable
 
 
 def epoch_line(ev: EpochDone, epochs: int) -> str:
@@ -69,96 +54,76 @@ class StopSignals:
         return 128 + self.signum if self.signum else 0
 
 
-def run_headless(cfg: Config, args: argparse.Namespace) -> int:
+def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None = None) -> int:
+    """first_line: said before anything else (why a plain `reverse-tui` runs headless)."""
     console = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    if args.threads:
+    if first_line:
+        console.print(first_line)
+    if getattr(args, "threads", None):
+        import torch
         torch.set_num_threads(args.threads)
-    checkpoint = Path(args.checkpoint or DEFAULT_CHECKPOINT)
+    checkpoint = Path(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT)
     out = Path(args.out)
     for d in {checkpoint.parent, out}:
         problem = check_writable(d)
         if problem:
             err.print(f"reverse-tui: {problem}")
             return 2
-    device = resolve_device(cfg.device)
     t_start = time.perf_counter()
-    if args.resume:
-        try:
-            payload = load(args.resume)
-            trainer = Trainer.resume(payload, checkpoint, device, epochs=args.epochs)
-        except (CheckpointError, ValueError) as e:
-            err.print(f"reverse-tui: cannot resume: {e}")
-            return 2
-        cfg = trainer.cfg
-        console.print(f"resuming {args.resume} after epoch {len(trainer.history)} of {cfg.epochs}")
-    else:
-        try:
-            trainer = Trainer(cfg, checkpoint, device=device)
-        except (OSError, ValueError) as e:
-            err.print(f"reverse-tui: {e}")
-            return 2
-    if trainer.corpus_stats:
-        console.print(trainer.corpus_stats.summary(cfg.min_len, cfg.max_len))
-    n_params = sum(p.numel() for p in trainer.model.parameters())
-    console.print(f"reverse-tui: {len(trainer.train_set)} train / {len(trainer.val_set)} val / "
-                  f"{len(trainer.splits.test)} test sentences of {cfg.min_len}-{cfg.max_len} words, "
-                  f"vocabulary {len(trainer.vocab)}, {n_params:,} parameters, device {device}"
-                  + (f", {torch.get_num_threads()} threads, {native.summary()}" if device.type == "cpu" else ""))
-    console.print(f"config: {json.dumps(cfg.to_dict())}")
-    console.print(f"best checkpoint -> {checkpoint}")
-
-    status, failure = 0, None
+    resume = getattr(args, "resume", None)
+    status, evaluating, res = 0, False, None
     with StopSignals() as stop:
-        try:
-            for ev in trainer.run():
-                if isinstance(ev, EpochDone):
-                    console.print(epoch_line(ev, cfg.epochs))
-                if stop.signum:
-                    break
-        except NonFiniteLoss as e:
-            failure, status = str(e), 1
-        except KeyboardInterrupt:
-            stop.signum = stop.signum or signal.SIGINT
-        except OSError as e:
-            err.print(f"reverse-tui: could not save the checkpoint {checkpoint}: {e.strerror or e}; "
-                      "the previous best is unchanged")
-            return 1
-        train_seconds = time.perf_counter() - t_start
-        if stop.signum:
-            status = stop.exit_code
-            console.print(f"stopped by {signal.Signals(stop.signum).name} after "
-                          f"{len(trainer.history)} finished epoch(s); the best checkpoint is kept")
-        if failure:
-            err.print(f"reverse-tui: {failure}")
-        if trainer.best_epoch is None:
-            write_metrics_csv(trainer.history, out / "metrics.csv")
-            err.print("reverse-tui: no epoch finished, so there is no model to evaluate; "
-                      f"wrote {out / 'metrics.csv'}")
-            return status or 1
-        extra = {"interrupted": bool(stop.signum), "failure": failure,
-                 "train_seconds": train_seconds, "threads": torch.get_num_threads(),
-                 "native_kernels": native.summary(device.type)}
-        control = None
-        if getattr(args, "compare_no_attention", False) and not stop.signum and not failure:
-            control = checkpoint.with_name(checkpoint.stem + ".no-attention.pt")
-            console.print(f"\ncontrol: the same training without attention -> {control}")
-            control_trainer = Trainer(replace(cfg, attention=False), control, splits=trainer.splits,
-                                      device=device)
-            for ev in control_trainer.run():
-                if isinstance(ev, EpochDone):
-                    console.print("[no attention] " + epoch_line(ev, cfg.epochs))
-                if stop.signum:
-                    control = None
-                    break
-        try:
-            res = finish_run(checkpoint, trainer.splits.test, out, device, extra, control)
-        except KeyboardInterrupt:
-            err.print("reverse-tui: interrupted during evaluation; the best checkpoint is kept")
-            return 130
-        except CheckpointError as e:
-            err.print(f"reverse-tui: {e}")
-            return 2
+        job = run_job(cfg, checkpoint, out, resume=resume, epochs=getattr(args, "epochs", None),
+                      compare_no_attention=getattr(args, "compare_no_attention", False),
+                      should_stop=lambda: stop.signum is not None)
+        while True:
+            try:
+                ev = next(job)
+            except StopIteration:
+                break
+            except KeyboardInterrupt:  # a second signal
+                if evaluating:
+                    err.print("reverse-tui: interrupted during evaluation; the best checkpoint is kept")
+                    return 130
+                stop.signum = stop.signum or signal.SIGINT
+                continue
+            if isinstance(ev, EpochDone):
+                console.print(epoch_line(ev, cfg.epochs))
+            elif isinstance(ev, Started):
+                cfg = ev.cfg
+                if ev.resumed_after is not None:
+                    console.print(f"resuming {resume} after epoch {ev.resumed_after} of {cfg.epochs}")
+                if ev.corpus_summary:
+                    console.print(ev.corpus_summary)
+                console.print(ev.line())
+                console.print(f"config: {json.dumps(cfg.to_dict())}")
+                console.print(f"best checkpoint -> {checkpoint}")
+            elif isinstance(ev, ControlStarted):
+                console.print(f"\ncontrol: the same training without attention -> {ev.checkpoint}")
+            elif isinstance(ev, ControlEpoch):
+                console.print("[no attention] " + epoch_line(ev.event, cfg.epochs))
+            elif isinstance(ev, TrainingEnded):
+                if ev.reason == "stopped":
+                    status = stop.exit_code or 130
+                    console.print(f"stopped by {signal.Signals(stop.signum or signal.SIGINT).name} after "
+                                  f"{ev.epochs} finished epoch(s); the best checkpoint is kept")
+                if ev.error:
+                    err.print(f"reverse-tui: {ev.error}")
+                    if ev.reason == "failed":
+                        status = status or 1
+                if ev.best_epoch is None:
+                    err.print("reverse-tui: no epoch finished, so there is no model to evaluate; "
+                              f"wrote {out / 'metrics.csv'}")
+                    return status or 1
+                evaluating = True
+            elif isinstance(ev, Failed):
+                err.print(f"reverse-tui: {ev.error}")
+                return 2 if ev.stage == "start" or isinstance(ev.exception, CheckpointError) else 1
+            elif isinstance(ev, Finished):
+                res = ev.results
+    if res is None:
+        return status or 1
 
     ev = res.evaluation
     console.print(f"\nbest epoch {res.report['best_epoch']} (val loss {res.report['best_val_loss']:.4f}), "

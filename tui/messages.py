@@ -1,65 +1,67 @@
 """Messages the worker threads post to the app. Workers never touch widgets: they post one
-of these and the app updates its screens on its own thread.
+of these and the app updates its state on its own thread; the screens watch that state.
 
-Every message carries the run id it belongs to, so that news from a run the user has
-already replaced (a stopped thread finishing its last batch, an evaluation still going)
-is recognised and dropped."""
+Every run message carries the id of the run it belongs to, so that news from a run the
+user has already replaced (a stopped thread finishing its last batch, an evaluation still
+going) is recognised and dropped, in one place: ReverseApp._on_message."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual.message import Message
 
+from engine.job import Started, TrainingEnded
 from engine.report import Results
 from engine.train import BatchDone, EpochDone
 
 
-class TrainingStarted(Message):
+@dataclass
+class RunMessage(Message):
+    run_id: int
+
+
+@dataclass
+class TrainingStarted(RunMessage):
     """The trainer is built (data, vocabulary, model) and the first batch is next."""
-
-    def __init__(self, run_id: int, facts: str) -> None:
-        super().__init__()
-        self.run_id, self.facts = run_id, facts  # vocabulary, parameters, device
+    started: Started
 
 
-class BatchProgress(Message):
-    """Throttled: at most one per BATCH_INTERVAL, plus the last batch of every epoch."""
-
-    def __init__(self, run_id: int, event: BatchDone) -> None:
-        super().__init__()
-        self.run_id, self.event = run_id, event
-
-
-class EpochFinished(Message):
-    def __init__(self, run_id: int, event: EpochDone) -> None:
-        super().__init__()
-        self.run_id, self.event = run_id, event
+@dataclass
+class BatchProgress(RunMessage):
+    """Throttled: at most one per BATCH_INTERVAL, plus the first batch of the run and the last
+    of every epoch. losses: the training loss of every batch since the previous one."""
+    event: BatchDone
+    losses: list[float] = field(default_factory=list)
 
 
-class TrainingEnded(Message):
-    """reason: "finished" (all epochs, or early stopping), "stopped" (the user), "failed"."""
-
-    def __init__(self, run_id: int, reason: str, best_epoch: int | None,
-                 test_sentences: list[list[str]] | None, error: str | None = None,
-                 extra: dict | None = None) -> None:
-        super().__init__()
-        self.run_id, self.reason, self.best_epoch = run_id, reason, best_epoch
-        self.test_sentences, self.error, self.extra = test_sentences, error, extra or {}
+@dataclass
+class EpochFinished(RunMessage):
+    event: EpochDone
 
 
-class ResultsReady(Message):
-    def __init__(self, run_id: int, results: Results) -> None:
-        super().__init__()
-        self.run_id, self.results = run_id, results
+@dataclass
+class StatusChanged(RunMessage):
+    """A line for the status bar from the worker (the no-attention control's progress)."""
+    text: str
 
 
-class ResultsFailed(Message):
-    def __init__(self, run_id: int, error: str) -> None:
-        super().__init__()
-        self.run_id, self.error = run_id, error
+@dataclass
+class TrainingDone(RunMessage):
+    ended: TrainingEnded
 
 
+@dataclass
+class ResultsReady(RunMessage):
+    results: Results
+
+
+@dataclass
+class ResultsFailed(RunMessage):
+    error: str
+
+
+@dataclass
 class HeatmapSaved(Message):
-    def __init__(self, path: Path | None, error: str | None = None) -> None:
-        super().__init__()
-        self.path, self.error = path, error
+    path: Path | None
+    error: str | None = None

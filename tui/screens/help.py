@@ -9,6 +9,10 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from .probe import ProbeScreen, SentenceInput
+from .results import ResultsScreen
+from .train import TrainScreen
+
 ABOUT = ("A GRU encoder-decoder with Bahdanau attention learns to reverse the word order of "
          "a sentence. Train it, read its test results, then probe it with your own sentences "
          "and see which input word each output step looks at.")
@@ -33,15 +37,10 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Close")]
 
     def compose(self) -> ComposeResult:
-        from ..app import ReverseApp  # the app imports this module
-        from .probe import ProbeScreen, SentenceInput
-        from .results import ResultsScreen
-        from .train import TrainScreen
-
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        sections = [("Everywhere", ReverseApp.BINDINGS), ("Training", TrainScreen.BINDINGS),
+        sections = [("Everywhere", type(self.app).BINDINGS), ("Training", TrainScreen.BINDINGS),
                     ("Results", ResultsScreen.BINDINGS), ("Probe", SentenceInput.BINDINGS + ProbeScreen.BINDINGS)]
         for title, bindings in sections:
             table.add_row(Text(title, style="bold underline"), "")

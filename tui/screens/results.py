@@ -1,12 +1,13 @@
 """Results screen: what finish_run measured on the test set (exact match overall and by
 length, ten examples in the notebook's form, the measured analysis) and where the files
-went. It draws the app's `results`; the evaluation itself runs in the app's worker."""
+went. It draws the app's `results` (watched); the evaluation itself runs in the app's worker."""
 from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 
@@ -68,6 +69,8 @@ class ResultsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(TitleBar).show("results on the test set")
+        for name in ("results", "results_error", "evaluating", "training"):
+            self.watch(self.app, name, self.sync, init=False)
         self.sync()
         self.query_one("#results-body").focus()
 
@@ -80,9 +83,13 @@ class ResultsScreen(Screen):
         else:
             app.evaluate()
 
-    def sync(self, error: str | None = None) -> None:
-        app, res = self.app, self.app.results
-        status = self.query_one("#results-status", Static)
+    def sync(self) -> None:
+        """Redraw from the app's state (watched: results, results_error, evaluating, training)."""
+        app, res, error = self.app, self.app.results, self.app.results_error
+        try:
+            status = self.query_one("#results-status", Static)
+        except NoMatches:  # being taken down as the app exits
+            return
         for node in self.query(".section, #summary, #per-length, #examples, #analysis, #files"):
             node.display = res is not None
         status.display = res is None

@@ -1,16 +1,17 @@
 """Training screen: the run's configuration in brief, progress of the epoch and of the run,
 a row per finished epoch and the loss chart. It only draws: the app owns the worker and the
-run's state, and calls the methods here (or `sync` when the screen is first shown)."""
+run's state, in reactive attributes that this screen watches."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Label, ProgressBar, Static
 
 from engine.config import Config
-from engine.train import BatchDone, EpochDone
+from engine.train import BatchDone
 
 from ..widgets.epoch_table import EpochTable
 from ..widgets.loss_chart import LossChart
@@ -38,6 +39,16 @@ def _clock(seconds: float) -> str:
     return f"{m}:{s:02d}"
 
 
+def _unless_gone(draw):
+    """A watcher that does nothing once the screen's widgets are gone (the app exiting)."""
+    def watcher() -> None:
+        try:
+            draw()
+        except NoMatches:
+            pass
+    return watcher
+
+
 class TrainScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop", tooltip="stop training after this batch; the best model is kept"),
@@ -61,7 +72,11 @@ class TrainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sync()
+        for name, draw in (("run_cfg", self._draw_config), ("run_facts", self._draw_config),
+                           ("epochs", self._draw_epochs), ("live_losses", self._draw_chart),
+                           ("progress", self._draw_progress), ("status", self._draw_status),
+                           ("training", self._epoch_bar)):
+            self.watch(self.app, name, _unless_gone(draw))
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "stop":
@@ -76,27 +91,25 @@ class TrainScreen(Screen):
 
     def sync(self) -> None:
         """Redraw everything from the app's state."""
-        app = self.app
-        self.query_one("#config", Static).update(config_brief(app.run_cfg, app.run_facts))
-        table = self.query_one(EpochTable)
-        table.reset()
-        for ev in app.epochs:
-            table.add_epoch(ev)
-        self._redraw_chart()
-        self._epoch_bar()
-        self.progress(app.progress)
-        self.set_status(*app.status)
+        self._draw_config()
+        self._draw_epochs()
+        self._draw_progress()
+        self._draw_status()
 
-    def begin(self) -> None:
-        """A new run: empty table and chart."""
-        self.sync()
+    def _draw_config(self) -> None:
+        self.query_one("#config", Static).update(config_brief(self.app.run_cfg, self.app.run_facts))
+        self._epoch_bar()  # the run's length
 
-    def add_epoch(self, ev: EpochDone) -> None:
-        self.query_one(EpochTable).add_epoch(ev)
-        self._redraw_chart()
+    def _draw_epochs(self) -> None:
+        self.query_one(EpochTable).show(self.app.epochs)
+        self._draw_chart()
         self._epoch_bar()
 
-    def progress(self, ev: BatchDone | None) -> None:
+    def _draw_chart(self) -> None:
+        self.query_one(LossChart).show(self.app.epochs, self.app.live_losses)
+
+    def _draw_progress(self) -> None:
+        ev: BatchDone | None = self.app.progress
         bar = self.query_one("#batch-bar", ProgressBar)
         label = self.query_one("#batch-label", Label)
         if ev is None:
@@ -106,15 +119,12 @@ class TrainScreen(Screen):
         bar.update(total=ev.batches, progress=ev.batch)
         label.update(f"epoch {ev.epoch} batch {ev.batch}/{ev.batches}")
 
-    def set_status(self, text: str, kind: str = "info") -> None:
+    def _draw_status(self) -> None:
+        text, kind = self.app.status
         status = self.query_one("#run-status", Static)
         status.update(text)
         status.set_class(kind == "error", "-error")
         status.set_class(kind == "done", "-done")
-
-    def update_bars(self) -> None:
-        """After a run ends: the estimate of time left goes."""
-        self._epoch_bar()
 
     def _epoch_bar(self) -> None:
         app = self.app
@@ -127,7 +137,3 @@ class TrainScreen(Screen):
             mean = sum(e.seconds for e in app.epochs) / done
             text += f" ~{_clock(mean * (total - done))} left"
         self.query_one("#epoch-label", Label).update(text)
-
-    def _redraw_chart(self) -> None:
-        app = self.app
-        self.query_one(LossChart).set_history([e.as_dict() for e in app.epochs])

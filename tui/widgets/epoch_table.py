@@ -21,6 +21,7 @@ class EpochTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.best_epoch: int | None = None
+        self._shown: list[EpochDone] = []
 
     def on_mount(self) -> None:
         for label, width in COLUMNS:
@@ -29,6 +30,16 @@ class EpochTable(DataTable):
     def reset(self) -> None:
         self.clear()
         self.best_epoch = None
+        self._shown = []
+
+    def show(self, epochs: list[EpochDone]) -> None:
+        """Show these epochs: new rows only, when the rows on show are where the list starts."""
+        n = len(self._shown)
+        if len(epochs) < n or any(a is not b for a, b in zip(self._shown, epochs)):
+            self.reset()
+            n = 0
+        for ev in epochs[n:]:
+            self.add_epoch(ev)
 
     def add_epoch(self, ev: EpochDone) -> None:
         self.add_row(
@@ -39,6 +50,7 @@ class EpochTable(DataTable):
             Text(f"{ev.seconds:.1f}s", justify="right"),
             "",
             key=str(ev.epoch))
+        self._shown.append(ev)
         if ev.best:
             # only one model is on disk: move the mark to the epoch that replaced it
             if self.best_epoch is not None and str(self.best_epoch) in self.rows:

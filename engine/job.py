@@ -1,0 +1,200 @@
+"""One run, for both faces: build (or resume) the trainer, train, train the no-attention
+control when asked, then evaluate the best checkpoint and write the artefacts.
+
+`run_job` is a generator of small events. `reverse-tui --no-ui` prints them
+(tui/headless.py); the app's training worker posts them as Textual messages (tui/app.py).
+Neither face trains, resumes or evaluates by itself, so the two cannot drift apart.
+
+Stopping: `should_stop()` is asked after every batch (the headless run's signal flag, the
+app's stop key). A stopped run still evaluates its best checkpoint; a consumer that wants
+nothing more (the app quitting) simply stops iterating.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from . import native
+from .checkpoint import CheckpointError, load
+from .config import Config
+from .report import Results, finish_run, write_metrics_csv
+from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
+
+
+def control_path(checkpoint: str | Path) -> Path:
+    """Where the no-attention control's best model goes: best.pt -> best.no-attention.pt."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".no-attention" + checkpoint.suffix)
+
+
+def describe(e: BaseException, checkpoint: str | Path | None = None) -> str:
+    """One line for the user about an exception from the engine."""
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return ("CUDA ran out of memory; try a smaller --batch-size or --hidden-dim, "
+                "or --device cpu (the best checkpoint saved before is kept)")
+    if isinstance(e, (NonFiniteLoss, CheckpointError)):
+        return str(e)
+    if isinstance(e, OSError):
+        where = f" {e.filename}" if e.filename else f" {checkpoint}" if checkpoint else ""
+        return f"could not write{where}: {e.strerror or e} (the best checkpoint saved before is kept)"
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}"[:300]
+
+
+# -- events ------------------------------------------------------------------------------------
+@dataclass
+class Started:
+    """Data, vocabulary and model are built; the first batch is next."""
+    cfg: Config              # what this run trains with (a resumed run: the checkpoint's)
+    device: torch.device
+    checkpoint: Path
+    sizes: tuple[int, int, int]  # train / val / test sentences
+    vocab: int
+    params: int
+    threads: int
+    native: str              # "C kernels: on ..." or off and why
+    corpus_summary: str | None = None  # --corpus: what was read
+    resumed_after: int | None = None   # --resume: epochs already trained
+    history: list[EpochDone] = field(default_factory=list)  # those epochs
+
+    def line(self) -> str:
+        """The headless run's first facts."""
+        cfg = self.cfg
+        train, val, test = self.sizes
+        return (f"reverse-tui: {train} train / {val} val / {test} test sentences of "
+                f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
+                f"parameters, device {self.device}"
+                + (f", {self.threads} threads, {self.native}" if self.device.type == "cpu" else ""))
+
+    def brief(self) -> str:
+        """The same facts in a few words, for the app's configuration line."""
+        where = f"{self.device} x{self.threads}" if self.device.type == "cpu" else str(self.device)
+        if self.device.type == "cpu" and not self.native.startswith("C kernels: on"):
+            where += " · no C kernels"  # the slower torch-ops path: say so
+        return f"vocab {self.vocab} · {self.params:,} params · {where}"
+
+
+@dataclass
+class ControlStarted:
+    """--compare-no-attention: the same model without attention, on the same data."""
+    checkpoint: Path
+    epochs: int
+
+
+@dataclass
+class ControlEpoch:
+    event: EpochDone
+
+
+@dataclass
+class TrainingEnded:
+    """reason: "finished" (all epochs, or early stopping), "stopped", "failed"."""
+    reason: str
+    epochs: int                 # finished epochs
+    best_epoch: int | None      # None: no model was saved, nothing will be evaluated
+    test_sentences: list[list[str]]
+    seconds: float
+    error: str | None = None    # one line: why training (or the control run) failed
+    exception: BaseException | None = None
+
+
+@dataclass
+class Finished:
+    results: Results
+
+
+@dataclass
+class Failed:
+    """stage "start": nothing was trained (bad --resume, bad corpus); "evaluate": the best
+    checkpoint could not be evaluated or its files written."""
+    stage: str
+    error: str
+    exception: BaseException | None = None
+
+
+Event = Started | BatchDone | EpochDone | ControlStarted | ControlEpoch | TrainingEnded | Finished | Failed
+
+
+# -- the run -----------------------------------------------------------------------------------
+def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dict | str | Path | None = None,
+            epochs: int | None = None, compare_no_attention: bool = False,
+            should_stop: Callable[[], bool] = lambda: False, extra: dict | None = None) -> Iterator[Event]:
+    """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
+    `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    t0 = time.perf_counter()
+    try:
+        device = resolve_device(cfg.device)
+        if resume is not None:
+            payload = resume if isinstance(resume, dict) else load(resume)
+            trainer = Trainer.resume(payload, checkpoint, device, epochs=epochs, device_name=cfg.device)
+        else:
+            trainer = Trainer(cfg, checkpoint, device=device)
+    except Exception as e:
+        text = str(e) if isinstance(e, (ValueError, CheckpointError)) else describe(e)
+        yield Failed("start", f"cannot resume: {text}" if resume is not None else text, e)
+        return
+    cfg = trainer.cfg
+    yield Started(cfg, device, checkpoint,
+                  (len(trainer.train_set), len(trainer.val_set), len(trainer.splits.test)),
+                  len(trainer.vocab), sum(p.numel() for p in trainer.model.parameters()),
+                  torch.get_num_threads(), native.summary(device.type),
+                  trainer.corpus_stats.summary(cfg.min_len, cfg.max_len) if trainer.corpus_stats else None,
+                  len(trainer.history) if resume is not None else None,
+                  [EpochDone.from_dict(h) for h in trainer.history])
+
+    reason, error, exception = "finished", None, None
+    try:
+        for ev in trainer.run():
+            yield ev
+            if should_stop():  # after every batch
+                reason = "stopped"
+                break
+    except KeyboardInterrupt:  # a second Ctrl+C: stop now, still evaluate the best
+        reason = "stopped"
+    except Exception as e:
+        reason, error, exception = "failed", describe(e, checkpoint), e
+
+    control = None
+    if reason == "finished" and compare_no_attention and cfg.attention:
+        path = control_path(checkpoint)
+        yield ControlStarted(path, cfg.epochs)
+        try:
+            c = Trainer(replace(cfg, attention=False), path, splits=trainer.splits, device=device)
+            for ev in c.run():
+                if isinstance(ev, EpochDone):
+                    yield ControlEpoch(ev)
+                if should_stop():
+                    reason = "stopped"
+                    break
+            else:
+                control = path
+        except KeyboardInterrupt:
+            reason = "stopped"
+        except Exception as e:  # the main model stands; the comparison is missing, and why
+            error, exception = f"control run: {describe(e, path)}", e
+
+    seconds = time.perf_counter() - t0
+    yield TrainingEnded(reason, len(trainer.history), trainer.best_epoch, trainer.splits.test,
+                        seconds, error, exception)
+    if trainer.best_epoch is None:  # nothing to evaluate; what was measured is still written
+        try:
+            write_metrics_csv(trainer.history, out / "metrics.csv")
+        except OSError:
+            pass
+        return
+    extra = {"interrupted": reason == "stopped", "failure": error, "train_seconds": seconds,
+             "threads": torch.get_num_threads(), "native_kernels": native.summary(device.type),
+             **(extra or {})}
+    try:
+        results = finish_run(checkpoint, trainer.splits.test, out, device, extra, control)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        yield Failed("evaluate", describe(e), e)
+        return
+    yield Finished(results)
