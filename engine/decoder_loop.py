@@ -43,15 +43,11 @@ class LoopSpec:
 
 
 @dataclass
-class LoopArgs:
-    """Everything the loop reads, by name. Dropout masks are already scaled by 1/(1-p).
-    W_out and b_out only choose the next word where it is not teacher-forced (an argmax, no
-    gradient): the caller computes the logits from the returned states and contexts."""
-    tgt_in: torch.Tensor                      # (B, T) the true previous words
-    h0: torch.Tensor                          # (L, B, H)
-    enc_out: torch.Tensor                     # (B, S, K)
-    keys: torch.Tensor                        # (B, S, A) W_h enc_out
-    mask: torch.Tensor                        # (B, S) True on real positions
+class DecoderWeights:
+    """The decoder's weights as its step reads them, by name (Decoder.loop_weights() builds
+    them; training and decoding take the same). W_out and b_out choose the next word where
+    it is not teacher-forced: an argmax, no gradient through the loop (the caller computes
+    the logits from the returned states and contexts)."""
     emb: torch.Tensor                         # (V, E) the decoder's embedding
     W_ie: torch.Tensor                        # (3H, E) first layer, embedding part
     b_i0: torch.Tensor                        # (3H,)   its input bias
@@ -62,13 +58,71 @@ class LoopArgs:
     W_out: torch.Tensor                       # (V, H + K)
     b_out: torch.Tensor                       # (V,)
     W_loc: torch.Tensor | None = None         # (A, k) the location term, or None
-    drop_emb: torch.Tensor | None = None      # (B, T, E) or None
-    drop_between: torch.Tensor | None = None  # (L-1, T, B, H) or None
     # per layer under the top one: its recurrent weights, and the input weights of the layer above
     lower_W_hh: Sequence[torch.Tensor] = ()   # (3H, H) each
     lower_b_hh: Sequence[torch.Tensor] = ()   # (3H,)
     lower_W_ih: Sequence[torch.Tensor] = ()   # (3H, H)
     lower_b_ih: Sequence[torch.Tensor] = ()   # (3H,)
+
+
+@dataclass
+class LoopArgs:
+    """Everything the training loop reads, by name. Dropout masks are already scaled by 1/(1-p)."""
+    tgt_in: torch.Tensor                      # (B, T) the true previous words
+    h0: torch.Tensor                          # (L, B, H)
+    enc_out: torch.Tensor                     # (B, S, K)
+    keys: torch.Tensor                        # (B, S, A) W_h enc_out
+    mask: torch.Tensor                        # (B, S) True on real positions
+    weights: DecoderWeights
+    drop_emb: torch.Tensor | None = None      # (B, T, E) or None
+    drop_between: torch.Tensor | None = None  # (L-1, T, B, H) or None
+
+
+@dataclass
+class StepOut:
+    """Where one decoder step writes: the training loop hands in its per-step slots (which the
+    backward pass reads), decoding fresh tensors (StepOut.empty)."""
+    G: torch.Tensor                         # (B, 3H + A) the top layer's gh and the query
+    sig: torch.Tensor                       # (B, S, A) the attention's sigmoids
+    w: torch.Tensor                         # (B, S) the attention weights
+    c: torch.Tensor                         # (B, K) the context
+    h: Sequence[torch.Tensor]               # per layer (B, H) the new states
+    rz: Sequence[torch.Tensor]              # per layer (B, 2H) the r and z gates
+    n: Sequence[torch.Tensor]               # per layer (B, H) the candidates
+    gh_lower: Sequence[torch.Tensor]        # per lower layer (B, 3H) its recurrent projection
+    x_in: Sequence[torch.Tensor] | None     # per lower layer (B, H) with dropout: the input above
+
+    @classmethod
+    def empty(cls, keys: torch.Tensor, enc_out: torch.Tensor, L: int, H: int) -> "StepOut":
+        (B, S, A), K, new = keys.shape, enc_out.size(2), keys.new_empty
+        return cls(new(B, 3 * H + A), new(B, S, A), new(B, S), new(B, K), [new(B, H) for _ in range(L)],
+                   [new(B, 2 * H) for _ in range(L)], [new(B, H) for _ in range(L)],
+                   [new(B, 3 * H) for _ in range(L - 1)], None)
+
+
+def decoder_step(steps, W: DecoderWeights, gi: torch.Tensor, h: Sequence[torch.Tensor],
+                 loc2: torch.Tensor | None, out: StepOut, drop: torch.Tensor | None = None) -> None:
+    """One decoder step, forward, for training and decoding alike: attend with the previous
+    top state, then advance the GRU layers bottom to top. steps: engine/step_kernels.py's
+    TorchSteps or NativeSteps; gi (B, 3H) the embedding half of the first layer's input
+    projection; h per layer (B, H) the previous states; loc2 (B, S, A) twice the location
+    term, or None; drop (L-1, B, H) dropout masks between layers, or None."""
+    L, H = len(h), h[0].size(1)
+    g = torch.addmm(W.b_top, h[-1], W.W_top.t(), out=out.G)  # (B, 3H + A)
+    steps.attend(g[:, 3 * H:], loc2, out.sig, out.w, out.c)  # weights, context
+    x = torch.addmm(gi, out.c, W.W_ic.t())  # (B, 3H)
+    for l in range(L):
+        gh = (g[:, :3 * H] if l == L - 1 else
+              torch.addmm(W.lower_b_hh[l], h[l], W.lower_W_hh[l].t(), out=out.gh_lower[l]))
+        steps.gru_forward(x, gh, h[l], out.h[l], out.rz[l], out.n[l])
+        if l < L - 1:
+            below = out.h[l] if drop is None else torch.mul(out.h[l], drop[l], out=out.x_in[l])
+            x = torch.addmm(W.lower_b_ih[l], below, W.lower_W_ih[l].t())
+
+
+def next_words(W: DecoderWeights, state: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """The greedy choice of the output layer: state (B, H), context (B, K) -> ids (B,)"""
+    return torch.addmm(W.b_out, torch.cat([state, context], 1), W.W_out.t()).argmax(1)
 
 
 @dataclass
@@ -120,12 +174,17 @@ def _unflatten(cls, layout: tuple, flat: Iterator):
 
 
 def _positions(layout: tuple, grads: dict) -> tuple:
-    """Gradients by field name (a tensor, or a list for a list field; absent: none) -> one per
-    flat position, in the order _flatten laid the arguments out."""
+    """Gradients by field name (a tensor; a list for a list field; a dict for a nested
+    dataclass; absent: none) -> one per flat position, in the order _flatten laid them out."""
     out = []
     for name, kind in layout:
         g = grads.get(name)
-        out += [g] if kind is None else (list(g) if g is not None else [None] * kind)
+        if isinstance(kind, tuple):  # a nested dataclass
+            out += _positions(kind[1], g or {})
+        elif kind is None:
+            out.append(g)
+        else:
+            out += list(g) if g is not None else [None] * kind
     return tuple(out)
 
 
@@ -172,20 +231,20 @@ class DecoderLoop(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec: LoopSpec, layout: tuple, *flat):
         a = _unflatten(LoopArgs, layout, iter(flat))
+        W = a.weights
         L, T = spec.layers, a.tgt_in.size(1)
         B, S, A = a.keys.shape
         H = a.h0.size(2)
         new = a.keys.new_empty
-        steps = steps_for(a.keys, spec.native, enc_out=a.enc_out, v=a.v, mask=a.mask, keys=a.keys)
-        M2 = location_band(a.W_loc * 2, S) if spec.location_kernel else None
-        W_ie_t, W_ic_t, W_top_t, W_out_t = a.W_ie.t(), a.W_ic.t(), a.W_top.t(), a.W_out.t()
+        steps = steps_for(a.keys, spec.native, enc_out=a.enc_out, v=W.v, mask=a.mask, keys=a.keys)
+        M2 = location_band(W.W_loc * 2, S) if spec.location_kernel else None
         drop_emb, drop_between = a.drop_emb, a.drop_between
 
         # the embedding half of the first layer's input, for every teacher-forced step at once
-        x_emb = a.emb[a.tgt_in.t()]  # (T, B, E)
+        x_emb = W.emb[a.tgt_in.t()]  # (T, B, E)
         if drop_emb is not None:
             x_emb = x_emb * drop_emb.transpose(0, 1)
-        gi_forced = torch.addmm(a.b_i0, x_emb.reshape(T * B, -1), W_ie_t).view(T, B, -1)  # (T, B, 3H)
+        gi_forced = torch.addmm(W.b_i0, x_emb.reshape(T * B, -1), W.W_ie.t()).view(T, B, -1)  # (T, B, 3H)
         y_in = a.tgt_in.clone()  # the words actually read: true or the model's own guesses
 
         # everything the backward pass reads is written straight into per-step slots
@@ -204,25 +263,17 @@ class DecoderLoop(torch.autograd.Function):
             if t == 0 or spec.teacher_forcing[t]:
                 gi = gi_forced[t]
             else:  # the model's own previous guess
-                y = torch.addmm(a.b_out, torch.cat([hs[-1][t], c_all[t - 1]], 1), W_out_t).argmax(1)  # (B,)
+                y = next_words(W, hs[-1][t], c_all[t - 1])  # (B,)
                 y_in[:, t] = y
-                x = a.emb[y] if drop_emb is None else a.emb[y] * drop_emb[:, t]
-                gi = torch.addmm(a.b_i0, x, W_ie_t)
-            # attention, read with the previous top state
-            g = torch.addmm(a.b_top, hs[-1][t], W_top_t, out=G[t])  # (B, 3H + A)
+                x = W.emb[y] if drop_emb is None else W.emb[y] * drop_emb[:, t]
+                gi = torch.addmm(W.b_i0, x, W.W_ie.t())
             # the location term reads the previous weights (none before the first step)
             loc2 = (w_all[t - 1] @ M2).view(B, S, A) if M2 is not None and t > 0 else None
-            steps.attend(g[:, 3 * H:], loc2, sig[t], w_all[t], c_all[t])  # weights, context
-            # the GRU layers, bottom to top
-            x = torch.addmm(gi, c_all[t], W_ic_t)  # (B, 3H)
-            for l in range(L):
-                gh = (g[:, :3 * H] if l == L - 1 else
-                      torch.addmm(a.lower_b_hh[l], hs[l][t], a.lower_W_hh[l].t(), out=gh_lower[l][t]))
-                steps.gru_forward(x, gh, hs[l][t], hs[l][t + 1], rz[l][t], n[l][t])
-                h = hs[l][t + 1]
-                if l < L - 1:
-                    below = h if drop_between is None else torch.mul(h, drop_between[l, t], out=x_in[l][t])
-                    x = torch.addmm(a.lower_b_ih[l], below, a.lower_W_ih[l].t())
+            out = StepOut(G[t], sig[t], w_all[t], c_all[t], [h[t + 1] for h in hs], [r[t] for r in rz],
+                          [x[t] for x in n], [g[t] for g in gh_lower],
+                          [x[t] for x in x_in] if drop_between is not None else None)
+            decoder_step(steps, W, gi, [h[t] for h in hs], loc2, out,
+                         drop_between[:, t] if drop_between is not None else None)
 
         ctx.spec, ctx.arg_layout = spec, layout
         saved = Saved(y_in, G, sig, w_all, c_all, hs, rz, n, gh_lower, x_in, a)
@@ -238,14 +289,15 @@ class DecoderLoop(torch.autograd.Function):
         L = spec.layers
         saved = _unflatten(Saved, ctx.saved_layout, iter(ctx.saved_tensors))
         a = saved.args
+        W = a.weights
         hs, rz, n, gh_lower, x_in = saved.hs, saved.rz, saved.n, saved.gh_lower, saved.x_in
         G, sig, w_all, c_all, y_in = saved.G, saved.sig, saved.w_all, saved.c_all, saved.y_in
         drop_emb, drop_between = a.drop_emb, a.drop_between
         T, B, S, A = sig.shape
         H = hs[0].size(2)
         loc = spec.location_kernel
-        M = location_band(a.W_loc, S) if loc else None
-        steps = steps_for(sig, spec.native, enc_out=a.enc_out, v=a.v)
+        M = location_band(W.W_loc, S) if loc else None
+        steps = steps_for(sig, spec.native, enc_out=a.enc_out, v=W.v)
         new = sig.new_empty
         # (B, T, H), rows of unit stride for the kernels (autograd may hand in any strides)
         d_states = sig.new_zeros(B, T, H) if d_states is None else d_states.contiguous()
@@ -272,49 +324,49 @@ class DecoderLoop(torch.autograd.Function):
                 if top:
                     direct_top = direct
                 else:
-                    dh[l] = torch.addmm(direct, d_gh[l][t], a.lower_W_hh[l])
+                    dh[l] = torch.addmm(direct, d_gh[l][t], W.lower_W_hh[l])
                 if l > 0:
-                    d_below = d_x[l][t] @ a.lower_W_ih[l - 1]
+                    d_below = d_x[l][t] @ W.lower_W_ih[l - 1]
                     if drop_between is not None:
                         d_below *= drop_between[l - 1, t]
                     dh[l - 1] = dh[l - 1] + d_below
             # attention
-            dc = torch.addmm(d_contexts[:, t], d_x[0][t], a.W_ic, out=d_c[t])  # (B, K)
+            dc = torch.addmm(d_contexts[:, t], d_x[0][t], W.W_ic, out=d_c[t])  # (B, K)
             # dL/dscore, dL/denergy (into d_keys, and d_energy[t] when kept), dL/dquery
             steps.attend_backward(dc, dw_next, w_all[t], sig[t], d_score[t], d_keys,
                                   d_energy[t] if loc else None, dG[t, :, 3 * H:])
             if loc:
                 dw_next = d_energy[t].view(B, S * A) @ M.t()  # (B, S): the previous step's weights
-            dh[L - 1] = torch.addmm(direct_top, dG[t], a.W_top)
+            dh[L - 1] = torch.addmm(direct_top, dG[t], W.W_top)
 
         # every weight's gradient: one matmul over all steps
         TB = T * B
         d_gi, dG, d_c = d_x[0].view(TB, -1), dG.view(TB, -1), d_c.view(TB, -1)
-        grads = {"h0": torch.stack(dh), "keys": d_keys,
-                 "W_top": dG.t() @ hs[-1][:-1].reshape(TB, H), "b_top": dG.sum(0),
-                 "W_ic": d_gi.t() @ c_all.view(TB, -1), "b_i0": d_gi.sum(0)}
-        x_emb = a.emb[y_in.t()]  # (T, B, E)
+        dW = {"W_top": dG.t() @ hs[-1][:-1].reshape(TB, H), "b_top": dG.sum(0),  # by DecoderWeights' names
+              "W_ic": d_gi.t() @ c_all.view(TB, -1), "b_i0": d_gi.sum(0)}
+        x_emb = W.emb[y_in.t()]  # (T, B, E)
         if drop_emb is not None:
             x_emb = x_emb * drop_emb.transpose(0, 1)
-        grads["W_ie"] = d_gi.t() @ x_emb.reshape(TB, -1)
-        d_x_emb = d_gi @ a.W_ie  # (T * B, E)
+        dW["W_ie"] = d_gi.t() @ x_emb.reshape(TB, -1)
+        d_x_emb = d_gi @ W.W_ie  # (T * B, E)
         if drop_emb is not None:
             d_x_emb = d_x_emb * drop_emb.transpose(0, 1).reshape(TB, -1)
-        d_emb = torch.zeros_like(a.emb).index_add_(0, y_in.t().reshape(-1), d_x_emb)
+        d_emb = torch.zeros_like(W.emb).index_add_(0, y_in.t().reshape(-1), d_x_emb)
         d_emb[PAD] = 0  # nn.Embedding(padding_idx=PAD): the padding row never learns
-        grads["emb"] = d_emb
+        dW["emb"] = d_emb
         # context c_t = sum_s w_ts h_s, for every step at once
-        grads["enc_out"] = torch.bmm(w_all.permute(1, 2, 0), d_c.view(T, B, -1).transpose(0, 1))  # (B, S, K)
+        d_enc = torch.bmm(w_all.permute(1, 2, 0), d_c.view(T, B, -1).transpose(0, 1))  # (B, S, K)
         # v . tanh(e) = 2 v . sigmoid(2e) - const
-        grads["v"] = ((d_score.view(1, -1) @ sig.view(-1, A)) * 2).view_as(a.v)
+        dW["v"] = ((d_score.view(1, -1) @ sig.view(-1, A)) * 2).view_as(W.v)
         if loc:
             prev = torch.cat([torch.zeros_like(w_all[:1]), w_all[:-1]])  # (T, B, S) weights read
             dM = prev.view(TB, S).t() @ d_energy.view(TB, S * A)  # (S, S*A)
-            grads["W_loc"] = location_band_grad(dM, A, loc)
+            dW["W_loc"] = location_band_grad(dM, A, loc)
         d_gh_rows = [d.view(TB, -1) for d in d_gh]
         d_x_rows = [d.view(TB, -1) for d in d_x[1:]]
-        grads["lower_W_hh"] = [d.t() @ h[:-1].reshape(TB, H) for d, h in zip(d_gh_rows, hs)]
-        grads["lower_b_hh"] = [d.sum(0) for d in d_gh_rows]
-        grads["lower_W_ih"] = [d.t() @ x.reshape(TB, H) for d, x in zip(d_x_rows, x_in)]
-        grads["lower_b_ih"] = [d.sum(0) for d in d_x_rows]
+        dW["lower_W_hh"] = [d.t() @ h[:-1].reshape(TB, H) for d, h in zip(d_gh_rows, hs)]
+        dW["lower_b_hh"] = [d.sum(0) for d in d_gh_rows]
+        dW["lower_W_ih"] = [d.t() @ x.reshape(TB, H) for d, x in zip(d_x_rows, x_in)]
+        dW["lower_b_ih"] = [d.sum(0) for d in d_x_rows]
+        grads = {"h0": torch.stack(dh), "enc_out": d_enc, "keys": d_keys, "weights": dW}
         return (None, None, *_positions(ctx.arg_layout, grads))

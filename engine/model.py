@@ -19,9 +19,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import Config
 from .data import EOS, PAD, SOS
-from .decoder_loop import LoopArgs, LoopSpec, decoder_loop, location_band
+from .decoder_loop import (DecoderWeights, LoopArgs, LoopSpec, StepOut, decoder_loop, decoder_step,
+                           location_band, next_words)
 from .gru_scan import GRUScan
 from .native import kernels_for
+from .step_kernels import steps_for
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
@@ -130,24 +132,16 @@ class BahdanauAttention(nn.Module):
         # W_h h_j does not depend on the decoder step: computed once per batch.
         return self.W_h(enc_out)  # (B, S, A)
 
-    def forward(self, s: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-                mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None,
-                v: torch.Tensor | None = None):
-        # s (B, H) previous decoder state
-        return self.attend(self.W_s(s), keys, enc_out, mask, prev, band, v)
-
     def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-               mask: torch.Tensor, prev: torch.Tensor | None = None, band: torch.Tensor | None = None,
-               v: torch.Tensor | None = None):
-        # query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real
-        # prev (B, S): the previous step's weights (zeros before the first step);
-        # band: self.location.band(S), built once per batch by a caller that steps many times;
-        # v (1, A): the score vector, self.v's unless given (zeros: exactly uniform weights)
+               mask: torch.Tensor, prev: torch.Tensor | None = None):
+        """The attention's definition, plainly, under autograd: what tests/autograd_reference.py
+        steps with. Training and decoding run the same maths in engine/decoder_loop.py's step.
+        query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real;
+        prev (B, S): the previous step's weights (zeros before the first step)"""
         energy = keys + query.unsqueeze(1)  # (B, S, A)
         if self.location is not None and prev is not None:
-            band = self.location.band(keys.size(1)) if band is None else band
-            energy = energy + (prev @ band).view_as(energy)
-        scores = F.linear(torch.tanh(energy), self.v.weight if v is None else v).squeeze(-1)  # (B, S)
+            energy = energy + (prev @ self.location.band(keys.size(1))).view_as(energy)
+        scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
         context = torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1)  # (B, K)
@@ -159,10 +153,12 @@ class Decoder(nn.Module):
 
     The GRU is written out (same equations and gate order as torch.nn.GRU) so that a step
     does only the work that depends on the step:
-      - the embedding half of the first layer's input projection is one matmul over all
-        teacher-forced steps at once (`embed_inputs`), not one per step;
+      - in training, the embedding half of the first layer's input projection is one matmul
+        over all teacher-forced steps at once, not one per step;
       - the top layer's recurrent projection and the attention query W_s s share one matmul,
         since both read the previous top state s.
+    One step function (engine/decoder_loop.py, decoder_step) serves training (run_all_steps,
+    with its hand-written backward pass) and decoding (decode_step, for greedy and beam).
     """
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, enc_dim: int,
@@ -187,12 +183,6 @@ class Decoder(nn.Module):
         # just looked at reaches the prediction without squeezing through the GRU state.
         self.out = nn.Linear(H + enc_dim, vocab_size)
 
-    def fused_top_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """[W_hh of the top layer; W_s] and their biases, stacked once per batch so that one
-        matmul per step gives both the top layer's recurrent projection and the query."""
-        return (torch.cat([self.W_hh[-1], self.attention.W_s.weight], 0),
-                torch.cat([self.b_hh[-1], self.attention.W_s.bias], 0))
-
     def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: list[bool], hidden: torch.Tensor,
                       enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
         """Every training step at once through engine/decoder_loop.py, with its hand-written
@@ -207,40 +197,35 @@ class Decoder(nn.Module):
             drop_emb = dropout_mask((B, T, self.embedding.embedding_dim), p, tgt_in.device)
             if L > 1:
                 drop_between = dropout_mask((L - 1, T, B, H), p, tgt_in.device)
-        W_top, b_top = self.fused_top_weights()
         loc = self.attention.location
         spec = LoopSpec(L, tuple(bool(f) for f in teacher_forcing), loc.kernel_size if loc is not None else 0)
-        return decoder_loop(spec, LoopArgs(
-            tgt_in=tgt_in, h0=hidden, enc_out=enc_out, keys=keys, mask=mask,
+        return decoder_loop(spec, LoopArgs(tgt_in=tgt_in, h0=hidden, enc_out=enc_out, keys=keys, mask=mask,
+                                           weights=self.loop_weights(), drop_emb=drop_emb,
+                                           drop_between=drop_between))
+
+    def loop_weights(self) -> DecoderWeights:
+        """The weights by the names the decoder step reads them (engine/decoder_loop.py), built
+        once per batch or decoding call; the top layer's W_hh and the attention's W_s are
+        stacked so that one matmul per step gives the recurrent projection and the query."""
+        loc = self.attention.location
+        return DecoderWeights(
             emb=self.embedding.weight, W_ie=self.W_ie, b_i0=self.b_ih[0], W_ic=self.W_ic,
-            W_top=W_top, b_top=b_top, v=self.attention.v.weight, W_out=self.out.weight, b_out=self.out.bias,
+            W_top=torch.cat([self.W_hh[-1], self.attention.W_s.weight], 0),
+            b_top=torch.cat([self.b_hh[-1], self.attention.W_s.bias], 0),
+            v=self.attention.v.weight, W_out=self.out.weight, b_out=self.out.bias,
             W_loc=loc.weight.flatten(1) if loc is not None else None,
-            drop_emb=drop_emb, drop_between=drop_between,
             lower_W_hh=list(self.W_hh[:-1]), lower_b_hh=list(self.b_hh[:-1]), lower_W_ih=list(self.W_ih),
-            lower_b_ih=list(self.b_ih[1:])))
+            lower_b_ih=list(self.b_ih[1:]))
 
-    def inference_weights(self) -> list[tuple[torch.Tensor, ...]]:
-        """Per layer (W_ih, W_hh, b_ih, b_hh) as torch.gru_cell takes them, built once per
-        decoding call: at inference one fused cell call per layer beats the training path's
-        separate ops (no teacher-forced inputs to precompute there)."""
-        W_ih = [torch.cat([self.W_ie, self.W_ic], 1), *self.W_ih]
-        return list(zip(W_ih, self.W_hh, self.b_ih, self.b_hh))
-
-    def infer_step(self, y: torch.Tensor, hidden: list[torch.Tensor], keys: torch.Tensor,
-                   enc_out: torch.Tensor, mask: torch.Tensor, prev: torch.Tensor,
-                   weights: list[tuple[torch.Tensor, ...]], v: torch.Tensor | None = None,
-                   band: torch.Tensor | None = None):
-        """One decoder step for decoding (no dropout, no gradients): y (B,) previous word ids;
-        hidden a list of (B, H) per layer; v the score vector (None: the model's own; zeros:
-        uniform attention); band the location term's matrix, built once per call. Same maths
-        as the training loop; tests/test_model.py holds the two paths equal."""
-        context, w = self.attention(hidden[-1], keys, enc_out, mask, prev, band, v)
-        x = torch.cat([self.embedding(y), context], dim=-1)  # (B, E + K)
-        new = []
-        for l, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
-            x = torch.gru_cell(x, hidden[l], w_ih, w_hh, b_ih, b_hh)  # (B, H)
-            new.append(x)
-        return x, context, new, w
+    def decode_step(self, W: DecoderWeights, steps, y: torch.Tensor, h: list[torch.Tensor],
+                    prev: torch.Tensor | None, band2: torch.Tensor | None, out: StepOut) -> None:
+        """One decoding step (no dropout, no gradients) through the training loop's own step,
+        written into out (out.h the new states, out.w the weights (B, S), out.c the context):
+        y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
+        (None at the first step); band2 twice the location band, or None."""
+        gi = torch.addmm(W.b_i0, W.emb[y], W.W_ie.t())  # (B, 3H)
+        loc2 = (prev @ band2).view_as(out.sig) if band2 is not None and prev is not None else None
+        decoder_step(steps, W, gi, h, loc2, out)
 
     def logits(self, state: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.out(torch.cat([state, context], dim=-1))  # (..., V)
@@ -299,6 +284,14 @@ class Seq2Seq(nn.Module):
                                                             enc_out, keys, mask)
         return self.decoder.logits(states, contexts), attn
 
+    def decoding_weights(self, S: int, attend: bool | None = None):
+        """The decoder's weights for a decoding call, and twice the location band (the loop's
+        sigmoid form) or None. attend=False: a zero score vector, i.e. uniform attention."""
+        W = self.decoder.loop_weights()
+        if attend is False:
+            W.v = torch.zeros_like(W.v)
+        return W, (location_band(W.W_loc * 2, S) if W.W_loc is not None else None)
+
     @torch.inference_mode()
     def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
                attend: bool | None = None) -> Decoded:
@@ -307,22 +300,27 @@ class Seq2Seq(nn.Module):
         change it). attend=False swaps the learned attention for uniform weights (an ablation):
         the control's own way, a zero score vector."""
         dec = self.decoder
-        v = torch.zeros_like(dec.attention.v.weight) if attend is False else None
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        weights = dec.inference_weights()
-        band = dec.attention.location.band(src.size(1)) if dec.attention.location is not None else None
+        W, band2 = self.decoding_weights(src.size(1), attend)
+        steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys)
         hidden = list(hidden.unbind(0))  # per layer (B, H)
         B = src.size(0)
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
-        steps = int(budget.max())
+        max_len = int(budget.max())
         y = torch.full((B,), SOS, dtype=torch.long, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
         length = budget.clone()
-        tokens, attn = [], []
-        w = torch.zeros_like(mask, dtype=enc_out.dtype)  # (B, S)
-        for t in range(steps):
-            s, c, hidden, w = dec.infer_step(y, hidden, keys, enc_out, mask, w, weights, v, band)
-            y = dec.logits(s, c).argmax(-1)  # (B,)
+        tokens = []
+        # written in place: each step's weights into its row, the states into two alternating sets
+        out = StepOut.empty(keys, enc_out, self.layers, dec.hidden_dim)
+        attn = keys.new_empty(max_len, B, src.size(1))  # (T, B, S)
+        spare = out.h
+        w = None  # (B, S) the previous step's weights: none before the first step
+        for t in range(max_len):
+            out.w, out.h = attn[t], spare
+            dec.decode_step(W, steps, y, hidden, w, band2, out)
+            spare, hidden, w = hidden, out.h, out.w
+            y = next_words(W, hidden[-1], out.c)  # (B,)
             if B > 1:
                 y = y.masked_fill(done, PAD)
                 newly = (y == EOS) & ~done
@@ -332,10 +330,9 @@ class Seq2Seq(nn.Module):
                 done = (y == EOS) | (budget <= t + 1)
                 length = length if not bool(y[0] == EOS) else torch.full_like(length, t + 1)
             tokens.append(y)
-            attn.append(w)
             if bool(done.all()):
                 break
-        return Decoded(torch.stack(tokens, 1), torch.stack(attn, 1), length)
+        return Decoded(torch.stack(tokens, 1), attn[:len(tokens)].transpose(0, 1).contiguous(), length)
 
     @torch.inference_mode()
     def beam(self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0) -> Decoded:
@@ -344,23 +341,28 @@ class Seq2Seq(nn.Module):
         Returns the best hypothesis, in greedy()'s format."""
         dec = self.decoder
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        weights = dec.inference_weights()
-        band = dec.attention.location.band(src.size(1)) if dec.attention.location is not None else None
+        W, band2 = self.decoding_weights(src.size(1))
         budget = int(2 * src_len[0] + 5)
         V = dec.out.out_features
         # the K live hypotheses form the batch; state tensors are reindexed as beams reorder
         hidden = list(hidden.unbind(0))  # per layer (1, H)
         y = torch.full((1,), SOS, dtype=torch.long, device=src.device)
         scores = torch.zeros(1, device=src.device)
-        w = torch.zeros_like(mask, dtype=enc_out.dtype)
+        w = None  # the previous step's weights, per hypothesis
+        by_count: dict = {}  # the step kernels' per-batch state, by number of live hypotheses
         seqs: list[list[int]] = [[]]
         rows: list[list[torch.Tensor]] = [[]]
         finished: list[tuple[float, list[int], list[torch.Tensor]]] = []
         for t in range(budget):
             n = y.size(0)
-            s, c, hidden, w = dec.infer_step(y, hidden, keys.expand(n, -1, -1), enc_out.expand(n, -1, -1),
-                                             mask.expand(n, -1), w, weights, None, band)
-            logp = torch.log_softmax(dec.logits(s, c), -1)  # (n, V)
+            if n not in by_count:  # the same sentence for every hypothesis
+                K_, E_, M_ = keys.expand(n, -1, -1), enc_out.expand(n, -1, -1), mask.expand(n, -1)
+                by_count[n] = (steps_for(K_, enc_out=E_, v=W.v, mask=M_, keys=K_), K_, E_)
+            steps, K_, E_ = by_count[n]
+            out = StepOut.empty(K_, E_, self.layers, dec.hidden_dim)  # fresh: rows of w are kept
+            dec.decode_step(W, steps, y, hidden, w, band2, out)
+            hidden, w = out.h, out.w
+            logp = torch.log_softmax(dec.logits(hidden[-1], out.c), -1)  # (n, V)
             total = (scores[:, None] + logp).view(-1)
             top = torch.topk(total, min(k, total.numel()))
             beams, words = top.indices // V, top.indices % V

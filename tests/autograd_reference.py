@@ -26,7 +26,7 @@ def embed_inputs(dec, y: torch.Tensor) -> torch.Tensor:
 
 def step(dec, gi_emb, hidden, keys, enc_out, mask, top, prev):
     """One decoder step: attend with the previous top state, then advance the GRU.
-    gi_emb (B, 3H) from embed_inputs; hidden (layers, B, H); top = dec.fused_top_weights();
+    gi_emb (B, 3H) from embed_inputs; hidden (layers, B, H); top = (W_top, b_top) of dec.loop_weights();
     prev (B, S) the previous step's attention weights
     -> top state (B, H), context (B, K), new hidden (layers, B, H), weights (B, S)"""
     gh_top, query = F.linear(hidden[-1], *top).split([3 * dec.hidden_dim, dec.hidden_dim], -1)
@@ -48,7 +48,8 @@ def forward_step_by_step(model, src, src_len, tgt_in, teacher_forcing):
     dec = model.decoder
     enc_out, hidden, keys, mask = model.encode(src, src_len)
     T = tgt_in.size(1)
-    top = dec.fused_top_weights()
+    W = dec.loop_weights()
+    top = (W.W_top, W.b_top)  # [W_hh of the top layer; W_s]: one matmul gives gh and the query
     forced = embed_inputs(dec, tgt_in)  # (B, T, 3H)
     gi = forced[:, 0]
     states, contexts, attn = [], [], []

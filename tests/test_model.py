@@ -102,7 +102,8 @@ def test_greedy_stops_when_every_sentence_has_emitted_eos():
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_greedy_decoding_path_matches_the_training_path(arch):
-    """greedy() uses fused gru_cell steps, forward() the training steps: same maths."""
+    """greedy() steps one at a time (decode_step), forward() runs the whole training loop
+    (DecoderLoop): fed greedy's own words, the same answers."""
     model, vocab = make(arch, seed=3)
     ds = PairDataset(["the cat sat on the mat".split(), "big red car".split()], vocab)
     b = ds.batch(torch.arange(2))

@@ -6,7 +6,7 @@ import torch
 
 from engine.config import Config
 from engine.data import PAD
-from engine.decoder_loop import LoopArgs, LoopSpec, decoder_loop
+from engine.decoder_loop import DecoderWeights, LoopArgs, LoopSpec, decoder_loop
 from engine.model import Seq2Seq
 
 from autograd_reference import forward_step_by_step
@@ -37,10 +37,11 @@ def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low) -> LoopArgs:
     """LoopArgs from decoder_inputs()'s lists: g = h0, enc_out, keys, emb, W_ie, b_i0, W_ic,
     W_top, b_top, v, W_loc; out = W_out, b_out; low = (W_hh, b_hh, W_ih, b_ih) per lower layer."""
     h0, enc_out, keys, emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc = g
-    return LoopArgs(tgt_in=tgt_in, h0=h0, enc_out=enc_out, keys=keys, mask=mask, emb=emb, W_ie=W_ie,
-                    b_i0=b_i0, W_ic=W_ic, W_top=W_top, b_top=b_top, v=v, W_out=out[0], b_out=out[1],
-                    W_loc=W_loc, drop_emb=drop_emb, drop_between=drop_between,
-                    lower_W_hh=low[0::4], lower_b_hh=low[1::4], lower_W_ih=low[2::4], lower_b_ih=low[3::4])
+    W = DecoderWeights(emb=emb, W_ie=W_ie, b_i0=b_i0, W_ic=W_ic, W_top=W_top, b_top=b_top, v=v,
+                       W_out=out[0], b_out=out[1], W_loc=W_loc, lower_W_hh=low[0::4], lower_b_hh=low[1::4],
+                       lower_W_ih=low[2::4], lower_b_ih=low[3::4])
+    return LoopArgs(tgt_in=tgt_in, h0=h0, enc_out=enc_out, keys=keys, mask=mask, weights=W,
+                    drop_emb=drop_emb, drop_between=drop_between)
 
 
 def test_the_loop_maps_each_gradient_to_its_argument_by_name():
