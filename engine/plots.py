@@ -6,6 +6,7 @@ scipy.stats, and the two cost ~2.5 s of start-up that the app and --no-ui would 
 spend before their first line."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -43,21 +44,60 @@ def attention_heatmap(attention: np.ndarray, source_tokens: Sequence[str],
     return path
 
 
+SMOOTHING = 0.9  # EMA weight of the past: about the last ten batches
+
+
+def batch_points(history: Sequence[dict]) -> list[tuple[float, float]]:
+    """(x, training loss) per batch, x in epochs (1.37 = the second epoch, 37% through), from
+    each epoch's `batch_losses`; an epoch without them (an older checkpoint) gives its mean
+    at its end."""
+    points: list[tuple[float, float]] = []
+    for h in history:
+        losses = h.get("batch_losses") or []
+        if losses:
+            n = len(losses)
+            points += [(h["epoch"] - 1 + (k + 1) / n, loss) for k, loss in enumerate(losses)]
+        else:
+            points.append((float(h["epoch"]), h["train_loss"]))
+    return points
+
+
+def smooth(points: Sequence[tuple[float, float]], beta: float = SMOOTHING) -> list[tuple[float, float]]:
+    """Exponential moving average in log space (the charts' scale), started at the first
+    value so that it is not pulled towards zero; non-positive or non-finite losses skipped."""
+    out, avg = [], None
+    for x, y in points:
+        if not 0 < y < math.inf:
+            continue
+        v = math.log(y)
+        avg = v if avg is None else beta * avg + (1 - beta) * v
+        out.append((x, math.exp(avg)))
+    return out
+
+
 def loss_curve(history: Sequence[dict], path: str | os.PathLike, best_epoch: int | None = None) -> Path:
-    """Train and validation loss per epoch (log scale), validation exact match on a twin axis."""
+    """The training loss of every batch (raw, light, and smoothed), the validation loss of
+    every epoch as markers (log scale, x in epochs), validation exact match on a twin axis."""
     fig = _figure(figsize=(7, 4), dpi=150)
     ax = fig.add_subplot()
-    epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
-    ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="val loss")
+    raw = [(x, y) for x, y in batch_points(history) if 0 < y < math.inf]
+    if raw:
+        ax.plot(*zip(*raw), color="tab:blue", alpha=0.25, linewidth=0.8, label="train loss per batch")
+        ax.plot(*zip(*smooth(raw)), color="tab:blue", linewidth=1.8, label="train loss, smoothed")
+    val = [(h["epoch"], h["val_loss"]) for h in history if 0 < h["val_loss"] < math.inf]
+    if val:
+        ax.plot(*zip(*val), color="tab:orange", marker="o", linestyle="none", label="val loss per epoch")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy (log scale)")
+    last = max([h["epoch"] for h in history], default=1)
+    ax.set_xlim(0, last + 0.05)
+    ax.set_xticks(range(0, last + 1, max(1, -(-last // 10))))
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
     ax2 = ax.twinx()
-    ax2.plot(epochs, [100 * h["val_exact_match"] for h in history], color="tab:green",
-             linestyle="--", label="val exact match")
+    ax2.plot([h["epoch"] for h in history], [100 * h["val_exact_match"] for h in history],
+             color="tab:green", linestyle="--", marker=".", label="val exact match")
     ax2.set_ylabel("val exact match (%)")
     ax2.set_ylim(0, 101)
     h1, l1 = ax.get_legend_handles_labels()

@@ -11,35 +11,8 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
+from engine.plots import batch_points, smooth
 from engine.train import EpochDone
-
-SMOOTHING = 0.9  # EMA weight of the past: about the last ten batches
-
-
-def batch_points(epochs: Sequence[EpochDone], live: Sequence[tuple[float, float]] = ()) -> list[tuple[float, float]]:
-    """(x, training loss) per batch: finished epochs from their own lists, then the epoch in
-    progress. An epoch without per-batch losses (an older checkpoint) gives its mean at its end."""
-    points: list[tuple[float, float]] = []
-    for e in epochs:
-        n = len(e.batch_losses)
-        if n:
-            points += [(e.epoch - 1 + (k + 1) / n, loss) for k, loss in enumerate(e.batch_losses)]
-        else:
-            points.append((float(e.epoch), e.train_loss))
-    return points + list(live)
-
-
-def smooth(points: Sequence[tuple[float, float]], beta: float = SMOOTHING) -> list[tuple[float, float]]:
-    """Exponential moving average in log space (the chart's scale), started at the first
-    value so that it is not pulled towards zero; non-positive or non-finite losses skipped."""
-    out, avg = [], None
-    for x, y in points:
-        if not 0 < y < math.inf:
-            continue
-        v = math.log(y)
-        avg = v if avg is None else beta * avg + (1 - beta) * v
-        out.append((x, math.exp(avg)))
-    return out
 
 
 class LossChart(PlotextPlot):
@@ -66,7 +39,8 @@ class LossChart(PlotextPlot):
         return len(self.val)
 
     def show(self, epochs: Sequence[EpochDone], live: Sequence[tuple[float, float]] = ()) -> None:
-        self.train = smooth(batch_points(epochs, live))
+        # vars(e): an EpochDone's fields as the history dict the engine's curve reads, no copy
+        self.train = smooth(batch_points([vars(e) for e in epochs]) + list(live))
         self.val = [(float(e.epoch), e.val_loss) for e in epochs if 0 < e.val_loss < math.inf]
         self.refresh()
 

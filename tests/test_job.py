@@ -1,0 +1,81 @@
+"""engine/job.py, the one run both faces consume: its events, stopping, resuming, failing."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import TINY
+from engine.config import Config
+from engine.job import (Failed, Finished, Started, TrainingEnded, control_path, describe, run_job)
+from engine.plots import batch_points, smooth
+from engine.train import BatchDone, EpochDone
+
+
+def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
+    cfg = Config(**TINY)
+    events = list(run_job(cfg, tmp_path / "best.pt", tmp_path / "out"))
+    started = events[0]
+    assert isinstance(started, Started)
+    assert started.sizes == (600, 100, 100) and started.device.type == "cpu"
+    assert started.params > 0 and started.native.startswith("C kernels: ")
+    assert "parameters, device cpu" in started.line() and "params" in started.brief()
+    batches = [e for e in events if isinstance(e, BatchDone)]
+    epochs = [e for e in events if isinstance(e, EpochDone)]
+    n = -(-TINY["train_size"] // TINY["batch_size"])
+    assert len(batches) == 2 * n and len(epochs) == 2
+    # the loss of a batch travels as a 0-dim tensor, read by whoever wants it
+    assert all(isinstance(b.loss, torch.Tensor) and b.loss.dim() == 0 and not b.loss.requires_grad
+               for b in batches)
+    for e in epochs:  # the epoch's own list of batch losses, read once at its end
+        mine = [float(b.loss) for b in batches if b.epoch == e.epoch]
+        assert e.batch_losses == pytest.approx(mine)
+        assert sum(e.batch_losses) / len(e.batch_losses) == pytest.approx(e.train_loss, rel=1e-5)
+    ended, finished = events[-2], events[-1]
+    assert isinstance(ended, TrainingEnded) and ended.reason == "finished" and ended.epochs == 2
+    assert isinstance(finished, Finished)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["interrupted"] is False and report["native_kernels"] == started.native
+    assert len(report["epoch_details"][0]["batch_losses"]) == n
+
+
+def test_should_stop_ends_training_and_still_evaluates(tmp_path):
+    seen = []
+
+    def stop() -> bool:
+        return len(seen) >= 1 and isinstance(seen[-1], EpochDone)
+
+    for ev in run_job(Config(**{**TINY, "epochs": 5}), tmp_path / "best.pt", tmp_path / "out",
+                      should_stop=stop):
+        seen.append(ev)
+    ended = next(e for e in seen if isinstance(e, TrainingEnded))
+    assert ended.reason == "stopped" and ended.epochs == 1 and ended.best_epoch == 1
+    assert isinstance(seen[-1], Finished) and seen[-1].results.report["interrupted"] is True
+
+
+def test_a_bad_resume_fails_at_the_start(tmp_path):
+    events = list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out",
+                          resume=tmp_path / "missing.pt"))
+    assert len(events) == 1 and isinstance(events[0], Failed)
+    assert events[0].stage == "start" and events[0].error.startswith("cannot resume: ")
+
+
+def test_control_checkpoint_name_and_describe():
+    assert control_path("ck/best.pt").as_posix() == "ck/best.no-attention.pt"
+    assert "could not write ck/best.pt" in describe(OSError(28, "No space left on device"), "ck/best.pt")
+
+
+def test_batch_points_and_smoothing():
+    history = [{"epoch": 1, "train_loss": 2.0, "batch_losses": [4.0, 2.0, 1.0, 0.5]},
+               {"epoch": 2, "train_loss": 0.3}]  # an older checkpoint: no per-batch losses
+    pts = batch_points(history)
+    assert [x for x, _ in pts] == [0.25, 0.5, 0.75, 1.0, 2.0]
+    assert pts[-1] == (2.0, 0.3)
+    s = smooth(pts)
+    assert s[0] == pts[0]  # starts at the first value, not pulled towards zero
+    assert all(b <= a for (_, a), (_, b) in zip(s, s[1:]))  # a falling loss stays falling
+    assert smooth([(1, 1.0), (2, 1.0)]) == [(1, 1.0), (2, 1.0)]
+    assert smooth([(1, float("nan")), (2, 0.0), (3, 2.0)]) == [(3, 2.0)]
+    assert math.isclose(smooth([(1, 1.0), (2, math.e)], beta=0.5)[1][1], math.exp(0.5))
