@@ -8,7 +8,10 @@ on a CPU (measured: README, bench/). `Config.notebook()` is the user's notebook
 """
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,56 @@ class Config:
     def from_dict(cls, d: dict) -> "Config":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_toml(self, header: str = "") -> str:
+        """Every field as `name = value`, which `read_toml` (tomllib) reads back to this Config."""
+        lines = [f"# {line}" for line in header.splitlines()]
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool):
+                text = "true" if v else "false"
+            elif isinstance(v, str):
+                text = json.dumps(v)  # a TOML basic string: JSON's escapes are TOML's
+            elif isinstance(v, float):
+                text = repr(v) if math.isfinite(v) else ("nan" if v != v else "inf" if v > 0 else "-inf")
+            else:
+                text = str(v)
+            lines.append(f"{f.name} = {text}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def read_toml(cls, path: str | Path) -> dict:
+        """The fields a TOML file sets, type-checked; ValueError with one line naming the
+        file and the problem (unknown key, wrong type, not TOML)."""
+        path = Path(path)
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            try:
+                import tomli as tomllib
+            except ModuleNotFoundError:
+                raise ValueError("--config needs Python 3.11 or later (tomllib), or the tomli package") from None
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as e:
+            raise ValueError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"--config {path}: not valid TOML ({e})") from None
+        types = {f.name: type(getattr(cls(), f.name)) for f in fields(cls)}
+        unknown = sorted(set(data) - set(types))
+        if unknown:
+            raise ValueError(f"--config {path}: unknown setting(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(types)})")
+        out = {}
+        for key, value in data.items():
+            want = types[key]
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not want:
+                raise ValueError(f"--config {path}: {key} must be {want.__name__}, got "
+                                 f"{type(value).__name__} {value!r}")
+            out[key] = value
+        return out
 
     def validate(self) -> None:
         """Raise ValueError with one readable sentence for an impossible setting."""

@@ -1,5 +1,6 @@
-"""One run, for both faces: build (or resume) the trainer, train, train the no-attention
-control when asked, then evaluate the best checkpoint and write the artefacts.
+"""One run, for both faces: build (or resume) the trainer, write the resolved configuration
+to OUT/config.toml, train, train the no-attention control when asked, then evaluate the best
+checkpoint and write the artefacts.
 
 `run_job` is a generator of small events. `reverse-tui --no-ui` prints them
 (tui/headless.py); the app's training worker posts them as Textual messages (tui/app.py).
@@ -139,6 +140,14 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
         yield Failed("start", f"cannot resume: {text}" if resume is not None else text, e)
         return
     cfg = trainer.cfg
+    try:  # the resolved configuration, so that `--config OUT/config.toml` repeats the run
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.toml").write_text(cfg.to_toml(
+            "reverse-tui's configuration of this run; repeat it with\n"
+            f"  reverse-tui --config {out / 'config.toml'}   (flags given as well override it)"))
+    except OSError as e:
+        yield Failed("start", describe(e), e)
+        return
     yield Started(cfg, device, checkpoint,
                   (len(trainer.train_set), len(trainer.val_set), len(trainer.splits.test)),
                   len(trainer.vocab), sum(p.numel() for p in trainer.model.parameters()),

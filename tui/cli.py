@@ -42,6 +42,14 @@ HELP = {
 }
 
 
+def version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version as installed
+        return installed("reverse-tui")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _type_name(t) -> str:
     return {"int": "N", "float": "X", "str": "NAME"}.get(getattr(t, "__name__", str(t)), "V")
 
@@ -70,7 +78,10 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The preset, then --config FILE, then the flags given on the command line."""
     base = Config.notebook() if args.preset == "notebook" else Config()
+    if getattr(args, "config", None) is not None:
+        base = replace(base, **Config.read_toml(args.config))  # ValueError: one line
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
     return replace(base, **overrides)
 
@@ -82,6 +93,10 @@ def main_parser() -> argparse.ArgumentParser:
                     "reverses the word order of sentences. Opens the terminal app; --no-ui runs "
                     "the whole job headless. One-shot probe: reverse-tui probe --checkpoint PATH \"words\".",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--version", action="version", version=f"reverse-tui {version()}")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="read the configuration from a TOML file (every run writes its own to "
+                        "OUT/config.toml); flags given as well override it")
     p.add_argument("--no-ui", action="store_true",
                    help="run headless: per-epoch log lines, then test exact match, examples and artefacts in --out")
     p.add_argument("--checkpoint", type=Path, default=None,
@@ -117,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_probe(probe_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
+    if args.config is not None:
+        try:
+            Config.read_toml(args.config)
+        except ValueError as e:  # a bad file: one line, not the usage
+            print(f"reverse-tui: {e}", file=sys.stderr)
+            return 2
     try:
         cfg = config_from_args(args)
         cfg.validate()
@@ -131,10 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_ui:
         from .headless import run_headless
         return run_headless(cfg, args)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print("reverse-tui: not a terminal (stdin or stdout is redirected); "
-              "use `reverse-tui --no-ui` for the headless run", file=sys.stderr)
-        return 2
+    no_tty = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _isatty(f)]
+    if no_tty:  # nohup, a pipe, cron: the same job, headless
+        if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None:
+            print(f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), and {args.checkpoint} "
+                  "exists: the app would open it, and a headless run would train over it; "
+                  "use `reverse-tui probe` or --no-ui", file=sys.stderr)
+            return 2
+        from .headless import run_headless
+        return run_headless(cfg, args, first_line=(
+            f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), running headless as --no-ui"))
     try:
         from .app import CannotStart, ReverseApp
     except ImportError as e:
@@ -146,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reverse-tui: {e}", file=sys.stderr)
         return 2
     return app.run() or 0
+
+
+def _isatty(f) -> bool:
+    try:
+        return f is not None and f.isatty()
+    except (AttributeError, ValueError):  # closed or replaced by something without one
+        return False
 
 
 def entry() -> None:

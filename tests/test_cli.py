@@ -1,0 +1,97 @@
+"""The command line: config.toml written by every run and read back by --config (flags
+override it), --version, and a plain `reverse-tui` without a terminal running headless."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from conftest import ROOT, TINY
+from engine.config import Config
+from engine.job import Started, run_job
+from tests.test_headless import TINY_FLAGS
+from tui.cli import config_from_args, main, main_parser
+
+
+@pytest.mark.parametrize("cfg", [Config(), Config.notebook(),
+                                 Config(corpus='my "odd" file\\name.txt', lr=1e-4, dropout=0.25,
+                                        bidirectional=False, lr_schedule="constant", device="cpu")])
+def test_config_toml_round_trip(tmp_path, cfg):
+    path = tmp_path / "config.toml"
+    path.write_text(cfg.to_toml("a comment\nof two lines"))
+    assert Config(**Config.read_toml(path)) == cfg
+
+
+def test_the_run_writes_its_config_and_it_repeats_the_run(tmp_path):
+    cfg = Config(**{**TINY, "epochs": 1, "seed": 7})
+    job = run_job(cfg, tmp_path / "best.pt", tmp_path / "out")
+    assert isinstance(next(job), Started)
+    job.close()
+    written = tmp_path / "out" / "config.toml"
+    args = main_parser().parse_args(["--config", str(written)])
+    assert config_from_args(args) == cfg
+
+
+def test_a_flag_overrides_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(Config(**{**TINY, "hidden_dim": 48}).to_toml())
+    args = main_parser().parse_args(["--config", str(path), "--hidden-dim", "40", "--no-bidirectional"])
+    assert config_from_args(args) == Config(**{**TINY, "hidden_dim": 40, "bidirectional": False})
+    # a partial file: the rest from the preset
+    path.write_text("epochs = 5\nlr = 1\n")
+    got = config_from_args(main_parser().parse_args(["--config", str(path), "--preset", "notebook"]))
+    assert got == replace(Config.notebook(), epochs=5, lr=1.0)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("hiden_dim = 3\n", "unknown setting(s) hiden_dim"),
+    ('hidden_dim = "big"\n', "hidden_dim must be int, got str"),
+    ("bidirectional = 1\n", "bidirectional must be bool"),
+    ("epochs = 2.5\n", "epochs must be int, got float"),
+    ("epochs = \n", "not valid TOML"),
+])
+def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, words):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert main(["--no-ui", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"reverse-tui: --config {path}: ") and words in err[0]
+
+
+def test_a_missing_config_file(tmp_path, capsys):
+    assert main(["--config", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert re.fullmatch(r"reverse-tui \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def test_without_a_terminal_the_app_runs_headless_and_says_so(tmp_path):
+    flags = [f for f in TINY_FLAGS]
+    flags[flags.index("--epochs") + 1] = "1"
+    r = subprocess.run([sys.executable, "-m", "tui", *flags, "--out", str(tmp_path / "o"),
+                        "--checkpoint", str(tmp_path / "c.pt")], cwd=ROOT, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    first = r.stdout.splitlines()[0]
+    assert first == "reverse-tui: no terminal (stdin and stdout not a tty), running headless as --no-ui"
+    assert "test exact match" in r.stdout
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["config"]["epochs"] == 1
+    assert (tmp_path / "o" / "config.toml").exists()
+    # an existing checkpoint the app would have opened is not trained over
+    before = (tmp_path / "c.pt").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "tui", "--checkpoint", str(tmp_path / "c.pt")], cwd=ROOT,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "exists" in r.stderr
+    assert (tmp_path / "c.pt").read_bytes() == before
