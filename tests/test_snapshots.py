@@ -14,6 +14,7 @@ from engine.evaluate import EvalResult, SentenceResult
 from engine.train import BatchDone, EpochDone
 from tui.app import ReverseApp
 from tui.messages import BatchProgress, EpochFinished
+from tui.widgets.loss_chart import LossChart
 from tui.widgets.title_bar import TitleBar
 
 # every field pinned, so that a change of the engine's defaults does not move the pictures
@@ -63,6 +64,7 @@ def sentence(words: str, output: str | None = None) -> SentenceResult:
 
 def make_app(tmp_path, monkeypatch) -> ReverseApp:
     monkeypatch.chdir(tmp_path)  # relative paths on screen, the same on every machine
+    monkeypatch.setattr(LossChart, "INTERVAL", 0.0)  # every update drawn at once: no timer to race
     args = argparse.Namespace(checkpoint=Path("checkpoints/best.pt"), out=Path("runs/latest"),
                               threads=None)
     return ReverseApp(Config(**CFG), args, autostart=False)
