@@ -138,11 +138,15 @@ def test_quit_mid_training_returns_quickly(tmp_path):
 def test_batch_progress_is_throttled(tmp_path, monkeypatch):
     import tui.app as app_module
     seen: list[tuple[int, int]] = []
+    losses: list[int] = []
+    live: list[list[tuple[float, float]]] = []
     handler = ReverseApp.on_batch_progress
 
     def counting(self, msg):
         seen.append((msg.event.epoch, msg.event.batch))
+        losses.append(len(msg.losses))
         handler(self, msg)
+        live.append(list(self.live_losses))
 
     monkeypatch.setattr(ReverseApp, "on_batch_progress", counting)
     monkeypatch.setattr(app_module, "BATCH_INTERVAL", 1000.0)  # nothing but the must-sends
@@ -159,6 +163,12 @@ def test_batch_progress_is_throttled(tmp_path, monkeypatch):
     batches = -(-TINY["train_size"] // TINY["batch_size"])
     # the first batch of the run, then the last batch of every epoch (the bar reaches 100%)
     assert seen == [(1, 1), (1, batches), (2, batches)]
+    # no batch's loss is lost between two messages: the chart has every batch of the epoch
+    assert losses == [1, batches - 1, batches]
+    assert [x for x, _ in live[0]] == [1 / batches]  # the chart starts at the first batch
+    assert [x for x, _ in live[1]] == pytest.approx([(k + 1) / batches for k in range(batches)])
+    assert [x for x, _ in live[2]] == pytest.approx([1 + (k + 1) / batches for k in range(batches)])
+    assert [y for _, y in live[1]] == pytest.approx(app.epochs[0].batch_losses)
 
 
 def test_worker_exception_is_shown_and_app_lives_on(tmp_path, monkeypatch):
