@@ -32,6 +32,10 @@ def control_path(checkpoint: str | Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".no-attention" + checkpoint.suffix)
 
 
+def param_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 def describe(e: BaseException, checkpoint: str | Path | None = None) -> str:
     """One line for the user about an exception from the engine."""
     if isinstance(e, torch.cuda.OutOfMemoryError):
@@ -150,7 +154,7 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
         return
     yield Started(cfg, device, checkpoint,
                   (len(trainer.train_set), len(trainer.val_set), len(trainer.splits.test)),
-                  len(trainer.vocab), sum(p.numel() for p in trainer.model.parameters()),
+                  len(trainer.vocab), param_count(trainer.model),
                   torch.get_num_threads(), native.summary(device.type),
                   trainer.corpus_stats.summary(cfg.min_len, cfg.max_len) if trainer.corpus_stats else None,
                   len(trainer.history) if resume is not None else None,

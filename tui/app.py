@@ -25,7 +25,7 @@ from engine.checkpoint import CheckpointError, Loaded, load, load_model
 from engine.config import Config
 from engine.data import splits_for
 from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
-                        describe, run_job)
+                        describe, param_count, run_job)
 from engine.report import finish_run
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
 
@@ -119,8 +119,7 @@ class ReverseApp(App):
                                             "--checkpoint another path to open another model.", "error")
                 return
             self.run_cfg = self.loaded.config
-            n_params = sum(p.numel() for p in self.loaded.model.parameters())
-            self.run_facts = f"vocab {len(self.loaded.vocab)} · {n_params:,} params"
+            self.run_facts = f"vocab {len(self.loaded.vocab)} · {param_count(self.loaded.model):,} params"
             self.epochs = epochs_from_history(self.loaded.payload["history"])
             self.protect_checkpoint = True
             self.status = self.ended = (
