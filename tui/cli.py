@@ -116,12 +116,15 @@ def main_parser() -> argparse.ArgumentParser:
 
 def probe_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reverse-tui probe",
-                                description="Print a trained model's reversal of one sentence.")
+                                description="Print a trained model's reversal of one sentence, or of "
+                                            "every line of standard input (no sentence, or -).")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained model")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     p.add_argument("--grid", action="store_true", help="also print the attention weights as a table")
     p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
-    p.add_argument("sentence", nargs="+", help="the words to reverse (quote them or not)")
+    p.add_argument("sentence", nargs="*",
+                   help="the words to reverse (quote them or not); none or - reads standard input, "
+                        "one sentence per line, and prints one line per input line")
     return p
 
 

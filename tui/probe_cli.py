@@ -1,12 +1,18 @@
-"""`reverse-tui probe --checkpoint PATH "some words"`: one sentence, printed for scripts."""
+"""`reverse-tui probe --checkpoint PATH "some words"`: one sentence, printed for scripts.
+`reverse-tui probe --checkpoint PATH < file` (or `-`): every line of standard input, one
+output line per input line, decoded in batches."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from typing import Iterable, TextIO
 
-from engine.checkpoint import CheckpointError, load_model
-from engine.evaluate import probe, probe_notes
+from engine.checkpoint import CheckpointError, Loaded, load_model
+from engine.evaluate import decode, probe, probe_notes, probe_words
 from engine.train import resolve_device
+
+CHUNK = 4096  # lines read, decoded and printed at a time: output flows, memory stays flat
 
 
 def grid_text(result) -> str:
@@ -33,6 +39,14 @@ def run_probe(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         return 2
     if args.beam < 1:
         parser.error(f"--beam must be at least 1, got {args.beam}")
+    if args.sentence in ([], ["-"]):
+        if args.grid:
+            parser.error("--grid shows one sentence; give it as an argument")
+        if sys.stdin.isatty():
+            print("reverse-tui: reading sentences from standard input, one per line (ctrl+d ends)",
+                  file=sys.stderr)
+        probe_lines(loaded, sys.stdin, sys.stdout, sys.stderr, device, args.beam)
+        return 0
     text = " ".join(args.sentence)
     try:
         r = probe(loaded.model, loaded.vocab, text, device, beam=args.beam)
@@ -45,3 +59,31 @@ def run_probe(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if args.grid:
         print(grid_text(r))
     return 0
+
+
+def probe_lines(loaded: Loaded, lines: Iterable[str], out: TextIO, err: TextIO, device, beam: int = 1) -> None:
+    """One output line per input line, in order: the reversal's words joined by single spaces,
+    or an empty line where the input has no words (or too many). Notes, prefixed with the line
+    number, go to err. Lines are decoded in length-grouped batches, CHUNK lines at a time."""
+    cfg = loaded.config
+    numbered = enumerate(lines, 1)
+    while chunk := list(itertools.islice(numbered, CHUNK)):
+        words: list[list[str] | None] = []
+        for number, line in chunk:
+            try:
+                words.append(probe_words(line))
+            except ValueError as e:
+                words.append(None)
+                if line.strip():  # a blank line needs no note: it gets a blank line back
+                    print(f"line {number}: {e}", file=err)
+        todo = [w for w in words if w is not None]
+        results = iter(decode(loaded.model, loaded.vocab, todo, device, beam=beam) if todo else [])
+        for (number, _), w in zip(chunk, words):
+            if w is None:
+                out.write("\n")
+                continue
+            r = next(results)
+            out.write(" ".join(r.output) + "\n")
+            for note in probe_notes(r, loaded.vocab, cfg.min_len, cfg.max_len):
+                print(f"line {number}: note: {note}", file=err)
+        out.flush()
