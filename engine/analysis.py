@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .evaluate import SentenceResult
+from .lengths import LengthCurve, describe_limit
 
 
 def _entropy(p: np.ndarray) -> float:
@@ -137,7 +138,8 @@ def _degree(rate: float) -> str:
 def write_analysis(stats: dict, uniform_exact_match: float | None = None,
                    train_range: tuple[int, int] | None = None, beyond: dict | None = None,
                    unseen: dict | None = None, control: dict | None = None,
-                   per_length: dict[int, float] | None = None, has_attention: bool = True) -> str:
+                   per_length: dict[int, float] | None = None, has_attention: bool = True,
+                   known: LengthCurve | None = None, unknown: LengthCurve | None = None) -> str:
     """The analysis as Markdown, every claim computed from `stats`."""
     s = stats
     off = {int(k): v for k, v in s["peak_offsets"].items()}
@@ -211,6 +213,17 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
                       f"{errs['ran_on']} ran on past the last word and {errs['wrong_word']} had the right length "
                       f"with a wrong word: {'losing count of the words' if errs['stopped_early'] + errs['ran_on'] > errs['wrong_word'] else 'blurred reading of a word'} "
                       "is what breaks first.", ""]
+
+    if known is not None and unknown is not None:
+        k, u = {**(per_length or {}), **known.per_length}, unknown.per_length  # known: the test set, then beyond
+        lines += ["How far it goes, on words it knows and on words it never saw (every word <unk>, "
+                  "copied back through the attention), greedy decoding, "
+                  f"{len(unknown.evaluation.results) // max(1, len(u))} sentences per length:", "",
+                  "| length | known words | every word unknown |", "|---:|---:|---:|"]
+        for n in sorted(set(k) | set(u)):
+            lines.append(f"| {n} | {_pct(k.get(n))} | {_pct(u.get(n))} |")
+        lines += ["", describe_limit(known, "Known words past the training lengths"),
+                  describe_limit(unknown, "Every word unknown"), ""]
 
     lines += ["## 3. How does attention help the model reverse sequences?", ""]
     if not has_attention:

@@ -15,8 +15,9 @@ import torch
 
 from .analysis import attention_stats, write_analysis
 from .checkpoint import Loaded, load_model
-from .data import random_sentences, with_unseen_words
+from .data import with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
+from .lengths import LengthCurve, length_sweep
 from .plots import attention_heatmap, loss_curve
 from .train import EPOCH_FIELDS
 
@@ -28,7 +29,9 @@ class Results:
     uniform_exact_match: float
     analysis: str
     unseen: dict
-    beyond: EvalResult | None
+    beyond: EvalResult | None   # known words, past the training lengths
+    unknown: LengthCurve        # every word unknown, training lengths and past them
+    known: LengthCurve          # beyond as a length curve
     heatmap_example: SentenceResult
     report: dict
     files: dict[str, Path]
@@ -77,11 +80,12 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     unseen = {"with_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device).exact_match,
               "without_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device,
                                               replace_unk=False).exact_match}
-    # longer than training: 100 sentences per length from max_len + 1 to 2 * max_len
-    longer = [s for n in range(cfg.max_len + 1, 2 * cfg.max_len + 1)
-              for s in random_sentences(100, n, n, rng, [w for w in loaded.vocab.words()])]
-    beyond = evaluate(loaded.model, loaded.vocab, longer, device) if longer else None
-    beyond_stats = attention_stats(beyond.results) if beyond else None
+    # longer than training (up to 6x the longest, at least 60 words), of known words; and
+    # sentences of words it never saw at every length, the way people type
+    known, unknown = length_sweep(loaded.model, loaded.vocab, cfg.min_len, cfg.max_len, device, rng)
+    beyond = known.evaluation
+    longer = [r.source for r in beyond.results]
+    beyond_stats = attention_stats(beyond.results)
     control = None
     if control_checkpoint is not None:
         c = load_model(control_checkpoint, device)
@@ -92,7 +96,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
                    "per_length": {**c_test.per_length, **(c_beyond.per_length if c_beyond else {})}}
     analysis = write_analysis(stats, uniform, (cfg.min_len, cfg.max_len), beyond_stats, unseen,
                               control, {**ev.per_length, **(beyond.per_length if beyond else {})},
-                              cfg.attention)
+                              cfg.attention, known, unknown)
     example = typical_example(ev.results)
     files = {
         "attention_heatmap": attention_heatmap(example.attention, example.source_tokens,
@@ -120,7 +124,9 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
         "unseen_words_exact_match": unseen,
         "no_attention_control": control,
         "beam": beam,
-        "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()} if beyond else {},
+        "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()},
+        "unknown_words_by_length": {str(n): acc for n, acc in unknown.per_length.items()},
+        "length_limits": {"known_words": known.as_dict(), "unknown_words": unknown.as_dict()},
         "attention": stats,
         "examples": [{"input": " ".join(r.source), "output": " ".join(r.output),
                       "reference": " ".join(r.reference), "match": r.match} for r in ev.results[:10]],
@@ -129,7 +135,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     files["report"] = out / "report.json"
-    return Results(ev, stats, uniform, analysis, unseen, beyond, example, report, files)
+    return Results(ev, stats, uniform, analysis, unseen, beyond, unknown, known, example, report, files)
 
 
 __all__ = ["Results", "finish_run", "format_example", "typical_example", "write_metrics_csv"]

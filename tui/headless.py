@@ -16,6 +16,7 @@ from rich.console import Console
 from engine.checkpoint import CheckpointError
 from engine.config import Config
 from engine.evaluate import format_example
+from engine.lengths import describe_limit
 from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
                         run_job)
 from engine.train import EpochDone
@@ -142,9 +143,12 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
     console.print(f"with uniform attention instead: {100 * res.uniform_exact_match:.2f}%")
     console.print(f"unseen words (1-3 per sentence): {100 * res.unseen['with_replacement']:.2f}% with <unk> "
                   f"replacement, {100 * res.unseen['without_replacement']:.2f}% without")
-    if res.beyond:
-        console.print("beyond the training lengths: " + "  ".join(
-            f"{n}: {100 * a:.0f}%" for n, a in res.beyond.per_length.items()))
+    console.print("beyond the training lengths, known words: " + "  ".join(
+        f"{n}: {100 * a:.0f}%" for n, a in res.known.per_length.items()))
+    console.print("every word unknown: " + "  ".join(
+        f"{n}: {100 * a:.0f}%" for n, a in res.unknown.per_length.items()))
+    console.print(describe_limit(res.known, "known words past the training lengths"))
+    console.print(describe_limit(res.unknown, "every word unknown"))
     console.print(f"total {time.perf_counter() - t_start:.1f}s\n")
     for name, path in res.files.items():
         console.print(f"wrote {path}")

@@ -1,0 +1,90 @@
+"""How far the model goes past its training lengths, on known and on unknown words
+(engine/lengths.py), and how finish_run reports it."""
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from engine.checkpoint import load_model
+from engine.data import random_sentences
+from engine.evaluate import EvalResult, SentenceResult
+from engine.lengths import LengthCurve, describe_limit, failure_kind, made_up_words, sweep_lengths
+from engine.report import finish_run
+
+
+@pytest.mark.parametrize("min_len, max_len", [(3, 10), (3, 6), (1, 2), (3, 30), (5, 100)])
+def test_sweep_reaches_six_times_the_training_length(min_len, max_len):
+    beyond, every = sweep_lengths(min_len, max_len)
+    assert beyond[:10] == list(range(max_len + 1, max_len + 11))  # the first ten one by one
+    assert beyond[-1] == max(60, 6 * max_len)
+    assert beyond == sorted(set(beyond)) and len(beyond) <= 20
+    assert every[0] == min_len and every[-len(beyond):] == beyond
+    assert set(every) - set(beyond) <= set(range(min_len, max_len + 1))
+
+
+def result(source, output):
+    n = len(source)
+    return SentenceResult(source, output, source[::-1], np.zeros((len(output) + 1, n + 1)), len(output) + 1)
+
+
+def test_failure_kinds():
+    assert failure_kind(result(["a", "b", "c"], ["c", "b", "a"])) is None
+    assert failure_kind(result(["a", "b", "c"], ["c", "b"])) == "stopped_early"
+    assert failure_kind(result(["a", "b", "c"], ["c", "b", "a", "a"])) == "ran_on"
+    assert failure_kind(result(["a", "b", "c"], ["c", "a", "a"])) == "wrong_word"
+
+
+def curve(spec):
+    """spec: {length: (right, stopped_early, ran_on, wrong_word)} -> LengthCurve"""
+    results, counts = [], {}
+    for n, (ok, short, long_, wrong) in spec.items():
+        src = [f"w{i}" for i in range(n)]
+        rev = src[::-1]
+        results += [result(src, rev)] * ok + [result(src, rev[:-1])] * short
+        results += [result(src, rev + ["x"])] * long_ + [result(src, ["x"] + rev[1:])] * wrong
+        counts[n] = (ok, ok + short + long_ + wrong)
+    return LengthCurve.of(EvalResult(results, 0.0, counts))
+
+
+def test_first_drops_and_why():
+    c = curve({11: (100, 0, 0, 0), 12: (98, 2, 0, 0), 13: (70, 10, 15, 5), 14: (40, 0, 60, 0)})
+    assert c.first_below(0.99) == 12 and c.first_below(0.5) == 14
+    d = c.as_dict()
+    assert d["first_below_99"] == {"length": 12, "exact_match": 0.98,
+                                   "failures": {"stopped_early": 2, "ran_on": 0, "wrong_word": 0}}
+    assert d["first_below_50"]["length"] == 14 and d["first_below_50"]["failures"]["ran_on"] == 60
+    text = describe_limit(c, "Known words")
+    assert "below 99% at 12 words" in text and "mostly stopped early" in text
+    assert "below 50% at 14 words" in text and "mostly ran on" in text
+    assert "at once" in describe_limit(curve({10: (0, 0, 100, 0)}), "x")
+    assert "stays at or above 99% up to 12 words" in describe_limit(curve({11: (100, 0, 0, 0), 12: (99, 1, 0, 0)}), "x")
+    assert "stays at or above 50%" in describe_limit(curve({11: (100, 0, 0, 0), 12: (60, 40, 0, 0)}), "x")
+
+
+def test_made_up_words_are_unknown(trained_checkpoint):
+    vocab = load_model(trained_checkpoint).vocab
+    words = made_up_words(vocab, random.Random(0))
+    assert len(words) == 400 and not any(w in vocab for w in words)
+
+
+def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoint, tmp_path):
+    loaded = load_model(trained_checkpoint)
+    cfg = loaded.config
+    test = random_sentences(50, cfg.min_len, cfg.max_len, random.Random(5), loaded.vocab.words())
+    res = finish_run(trained_checkpoint, test, tmp_path, torch.device("cpu"))
+    report = json.loads((tmp_path / "report.json").read_text())
+    beyond, every = sweep_lengths(cfg.min_len, cfg.max_len)
+    assert [int(n) for n in report["beyond_training_lengths"]] == beyond
+    assert [int(n) for n in report["unknown_words_by_length"]] == every and every[-1] >= 60
+    for kind, curve_ in (("known_words", res.known), ("unknown_words", res.unknown)):
+        limits = report["length_limits"][kind]
+        per = {int(n): a for n, a in limits["per_length"].items()}
+        first = next((n for n, a in per.items() if a < 0.99), None)
+        assert (limits["first_below_99"] or {}).get("length") == first
+        for n, f in limits["failures"].items():  # every wrong answer is classified once
+            assert sum(f.values()) == round((1 - per[int(n)]) * 100)
+    analysis = (tmp_path / "analysis.md").read_text()
+    assert "| length | known words | every word unknown |" in analysis
+    assert describe_limit(res.unknown, "Every word unknown") in analysis
