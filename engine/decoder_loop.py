@@ -36,10 +36,16 @@ from .step_kernels import steps_for
 
 @dataclass(frozen=True)
 class LoopSpec:
+    """The loop's shape, the same for every batch (teacher forcing is a tensor in LoopArgs)."""
     layers: int
-    teacher_forcing: tuple[bool, ...]  # step t reads the true previous word (t = 0: SOS)
     location_kernel: int               # 0: content-only attention
     native: bool = True                # the C kernels where they apply (engine/native, kernels_for)
+    # How a step's input word is chosen. On a CPU the loop reads LoopArgs.forcing as Python
+    # bools (the tensor is on the host, so that is free) and runs only the branch taken. On
+    # any other device it never reads it: every step past the first computes the model's
+    # guess and picks with torch.where (no host sync, one graph for every pattern). select=True
+    # asks for that device form on a CPU too (tests hold the two equal).
+    select: bool = False
 
 
 @dataclass
@@ -69,6 +75,7 @@ class DecoderWeights:
 class LoopArgs:
     """Everything the training loop reads, by name. Dropout masks are already scaled by 1/(1-p)."""
     tgt_in: torch.Tensor                      # (B, T) the true previous words
+    forcing: torch.Tensor                     # (T,) bool: step t reads the true word (t = 0: SOS always)
     h0: torch.Tensor                          # (L, B, H)
     enc_out: torch.Tensor                     # (B, S, K)
     keys: torch.Tensor                        # (B, S, A) W_h enc_out
@@ -219,8 +226,11 @@ def location_band_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
     """The gradient of W_loc (A, k) from that of its band dM (S, S*A): sum along each band."""
     S = dM.size(0)
     offset, inside = _band_taps(S, k, dM.device)
-    dM = dM.view(S, S, A)
-    return torch.zeros(k, A, dtype=dM.dtype, device=dM.device).index_add_(0, offset[inside], dM[inside]).t()
+    # dense: taps outside the band add zeros at a clamped index (a boolean index would be a
+    # nonzero, i.e. a host sync, on a GPU); adding 0.0 leaves every sum exactly as it was
+    dM = dM.view(S, S, A) * inside[..., None]
+    return torch.zeros(k, A, dtype=dM.dtype, device=dM.device).index_add_(
+        0, offset.clamp(0, k - 1).reshape(-1), dM.reshape(S * S, A)).t()
 
 
 class DecoderLoop(torch.autograd.Function):
@@ -246,6 +256,9 @@ class DecoderLoop(torch.autograd.Function):
             x_emb = x_emb * drop_emb.transpose(0, 1)
         gi_forced = torch.addmm(W.b_i0, x_emb.reshape(T * B, -1), W.W_ie.t()).view(T, B, -1)  # (T, B, 3H)
         y_in = a.tgt_in.clone()  # the words actually read: true or the model's own guesses
+        # on a CPU, the forcing pattern as Python bools (a host tensor: no sync); elsewhere None
+        select = spec.select or a.tgt_in.device.type != "cpu"
+        forced = None if select else a.forcing.tolist()
 
         # everything the backward pass reads is written straight into per-step slots
         hs = [new(T + 1, B, H) for _ in range(L)]  # per layer: h0, then the state after each step
@@ -260,10 +273,12 @@ class DecoderLoop(torch.autograd.Function):
         w_all = new(T, B, S)
         c_all = new(T, B, a.enc_out.size(2))
         for t in range(T):
-            if t == 0 or spec.teacher_forcing[t]:
+            if t == 0 or (forced is not None and forced[t]):
                 gi = gi_forced[t]
-            else:  # the model's own previous guess
+            else:  # the model's own previous guess (or, selecting, the true word where forced)
                 y = next_words(W, hs[-1][t], c_all[t - 1])  # (B,)
+                if select:
+                    y = torch.where(a.forcing[t], a.tgt_in[:, t], y)
                 y_in[:, t] = y
                 x = W.emb[y] if drop_emb is None else W.emb[y] * drop_emb[:, t]
                 gi = torch.addmm(W.b_i0, x, W.W_ie.t())

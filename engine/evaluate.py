@@ -81,8 +81,8 @@ def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
     results: list[SentenceResult | None] = [None] * len(ds)
     for batch in ds.batches(batch_size if beam == 1 else 1):
         b = batch.to(device)
-        out = (model.greedy(b.src, b.src_len, attend=attend) if beam == 1
-               else model.beam(b.src, b.src_len, beam))
+        out = (model.greedy(b.src, batch.src_len, attend=attend) if beam == 1  # lengths: the host copy
+               else model.beam(b.src, batch.src_len, beam))
         tokens, attn, length = out.tokens.cpu(), out.attention.float().cpu(), out.length.cpu()
         for j, row in enumerate(batch.index.tolist()):
             n_src, steps = int(batch.src_len[j]), int(length[j])

@@ -133,12 +133,12 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
-        device = resolve_device(cfg.device)
-        if resume is not None:
+        if resume is not None:  # the device: an explicit cpu/cuda now, else the checkpoint's
             payload = resume if isinstance(resume, dict) else load(resume)
-            trainer = Trainer.resume(payload, checkpoint, device, epochs=epochs, device_name=cfg.device)
+            trainer = Trainer.resume(payload, checkpoint, epochs=epochs, device_name=cfg.device)
         else:
-            trainer = Trainer(cfg, checkpoint, device=device)
+            trainer = Trainer(cfg, checkpoint, device=resolve_device(cfg.device))
+        device = trainer.device
     except Exception as e:
         text = str(e) if isinstance(e, (ValueError, CheckpointError)) else describe(e)
         yield Failed("start", f"cannot resume: {text}" if resume is not None else text, e)

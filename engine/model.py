@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -24,6 +25,13 @@ from .decoder_loop import (DecoderWeights, LoopArgs, LoopSpec, StepOut, decoder_
 from .gru_scan import GRUScan
 from .native import kernels_for
 from .step_kernels import steps_for
+
+
+def host_lengths(src_len: torch.Tensor) -> torch.Tensor:
+    """The lengths on the host, where packing, the step budget and the no-padding test read
+    them. Callers pass the batch's CPU copy (engine/train.py, engine/evaluate.py), which is
+    free; a device tensor is copied back here, one host sync per call."""
+    return src_len if src_len.device.type == "cpu" else src_len.cpu()
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
@@ -57,13 +65,16 @@ class Encoder(nn.Module):
         self.out_dim = hidden_dim * (2 if bidirectional else 1)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor):
+        """src (B, S) on the model's device; src_len (B,) best the host copy: whether a batch
+        has padding, and the packing, are decided from it (engine/model.py, host_lengths)."""
+        src_len = host_lengths(src_len)
         x = dropped(self.embedding(src), self.dropout.p, self.training)  # (B, S, E)
         if bool((src_len == src.size(1)).all()):  # no padding in this batch: the fast paths
             if torch.is_grad_enabled() and kernels_for(x) is not None:
                 return self.scan(x)
             out, hidden = self.gru(x)
         else:
-            packed = pack_padded_sequence(x, src_len.cpu(), batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(x, src_len, batch_first=True, enforce_sorted=False)
             out, hidden = self.gru(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
         return out, hidden  # (B, S, K), (layers * dirs, B, H)
@@ -183,7 +194,7 @@ class Decoder(nn.Module):
         # just looked at reaches the prediction without squeezing through the GRU state.
         self.out = nn.Linear(H + enc_dim, vocab_size)
 
-    def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: list[bool], hidden: torch.Tensor,
+    def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: torch.Tensor, hidden: torch.Tensor,
                       enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
         """Every training step at once through engine/decoder_loop.py, with its hand-written
         backward pass (tests/test_recurrence.py holds it equal to tests/autograd_reference.py,
@@ -198,8 +209,11 @@ class Decoder(nn.Module):
             if L > 1:
                 drop_between = dropout_mask((L - 1, T, B, H), p, tgt_in.device)
         loc = self.attention.location
-        spec = LoopSpec(L, tuple(bool(f) for f in teacher_forcing), loc.kernel_size if loc is not None else 0)
-        return decoder_loop(spec, LoopArgs(tgt_in=tgt_in, h0=hidden, enc_out=enc_out, keys=keys, mask=mask,
+        spec = LoopSpec(L, loc.kernel_size if loc is not None else 0)
+        # teacher_forcing (T,) bool: on a CPU the loop reads it as Python bools; elsewhere it
+        # goes along to the device (an upload, never a read back) and the loop selects with it
+        forcing = teacher_forcing.to(tgt_in.device, non_blocking=True)
+        return decoder_loop(spec, LoopArgs(tgt_in=tgt_in, forcing=forcing, h0=hidden, enc_out=enc_out, keys=keys, mask=mask,
                                            weights=self.loop_weights(), drop_emb=drop_emb,
                                            drop_between=drop_between))
 
@@ -266,7 +280,10 @@ class Seq2Seq(nn.Module):
             self.decoder.attention.v.weight.zero_()
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor):
+        """src (B, S) on the model's device; src_len (B,) on the host (best: nothing is read
+        back) or the device."""
         enc_out, hidden = self.encoder(src, src_len)
+        src_len = src_len.to(src.device, non_blocking=True)  # for the mask: an upload at most
         if self.bridge is not None:
             L, B, H = self.layers, hidden.size(1), hidden.size(2)
             both = hidden.view(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H)
@@ -276,9 +293,12 @@ class Seq2Seq(nn.Module):
         return enc_out, hidden.contiguous(), keys, mask
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
-                teacher_forcing: list[bool]):
-        """Training pass. teacher_forcing[t] says whether step t reads the true previous word
-        (step 0 always reads SOS). Returns logits (B, T, V) and attention (B, T, S)."""
+                teacher_forcing: torch.Tensor | Sequence[bool]):
+        """Training pass. teacher_forcing (T,) bools (a tensor, best on the host, or a list):
+        whether step t reads the true previous word (step 0 always reads SOS). src_len: best
+        the batch's host copy (see encode). Returns logits (B, T, V) and attention (B, T, S)."""
+        if not isinstance(teacher_forcing, torch.Tensor):
+            teacher_forcing = torch.tensor(list(teacher_forcing), dtype=torch.bool)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden,
                                                             enc_out, keys, mask)
@@ -292,21 +312,30 @@ class Seq2Seq(nn.Module):
             W.v = torch.zeros_like(W.v)
         return W, (location_band(W.W_loc * 2, S) if W.W_loc is not None else None)
 
+    CHECK_EVERY = 4  # greedy decoding off the CPU: steps between two reads of "all done"
+
     @torch.inference_mode()
     def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
                attend: bool | None = None) -> Decoded:
         """Batched greedy decoding; stops as soon as every sentence has emitted EOS or used
         its step budget (2n + 5 for n source tokens, from its real length, so padding cannot
         change it). attend=False swaps the learned attention for uniform weights (an ablation):
-        the control's own way, a zero score vector."""
+        the control's own way, a zero score vector.
+
+        src_len: best the host copy (the budget is read from it). On a CPU, whether all are
+        done is read every step (free); on another device every CHECK_EVERY steps, so the
+        host waits on the device once per few steps (finished sentences just emit PAD)."""
         dec = self.decoder
+        src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         W, band2 = self.decoding_weights(src.size(1), attend)
         steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys)
         hidden = list(hidden.unbind(0))  # per layer (B, H)
         B = src.size(0)
+        on_cpu = src.device.type == "cpu"
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
-        max_len = int(budget.max())
+        max_len = int(budget.max())  # the host copy: no sync
+        budget = budget.to(src.device, non_blocking=True)
         y = torch.full((B,), SOS, dtype=torch.long, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
         length = budget.clone()
@@ -321,7 +350,7 @@ class Seq2Seq(nn.Module):
             dec.decode_step(W, steps, y, hidden, w, band2, out)
             spare, hidden, w = hidden, out.h, out.w
             y = next_words(W, hidden[-1], out.c)  # (B,)
-            if B > 1:
+            if B > 1 or not on_cpu:
                 y = y.masked_fill(done, PAD)
                 newly = (y == EOS) & ~done
                 length = torch.where(newly, t + 1, length)
@@ -330,7 +359,7 @@ class Seq2Seq(nn.Module):
                 done = (y == EOS) | (budget <= t + 1)
                 length = length if not bool(y[0] == EOS) else torch.full_like(length, t + 1)
             tokens.append(y)
-            if bool(done.all()):
+            if (on_cpu or (t + 1) % self.CHECK_EVERY == 0) and bool(done.all()):
                 break
         return Decoded(torch.stack(tokens, 1), attn[:len(tokens)].transpose(0, 1).contiguous(), length)
 
@@ -340,6 +369,7 @@ class Seq2Seq(nn.Module):
         log-probability divided by length**alpha, so short ones do not win just for being short.
         Returns the best hypothesis, in greedy()'s format."""
         dec = self.decoder
+        src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         W, band2 = self.decoding_weights(src.size(1))
         budget = int(2 * src_len[0] + 5)

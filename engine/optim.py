@@ -4,7 +4,8 @@ Both work on all parameters at once with torch._foreach_* ops (a handful of fuse
 per step instead of a Python loop of small ones), and neither reads a value back to the
 host, so a step never waits on the device. On a CPU with the C kernels built, Adam's update
 is instead one pass over each parameter's memory (engine/native/fused.c, adam_step): the
-same arithmetic in the same order, ~2.4x faster than the seven foreach passes.
+same arithmetic in the same order, ~2.4x faster than the foreach passes (measured against
+seven; there are nine since the step size became a device tensor, see Adam._device_scalars).
 """
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ class Adam:
         self.beta1, self.beta2 = betas
         self.eps = eps
         self.t = 0
+        # the foreach path's step count and learning rate as 0-dim float64 tensors on the
+        # parameters' device (made at its first step): the bias corrections and the step size
+        # are computed there, so no step-dependent number is a Python float baked into a launch
+        self._t_dev: torch.Tensor | None = None
+        self._lr_dev: torch.Tensor | None = None
+        self._synced = (None, None)  # (t, lr) the device tensors hold
         self.m = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.v = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
 
@@ -48,25 +55,48 @@ class Adam:
         m = [self.m[i] for i in live]
         v = [self.v[i] for i in live]
         self.t += 1
-        bias1 = 1 - self.beta1 ** self.t
-        bias2_sqrt = math.sqrt(1 - self.beta2 ** self.t)
         # the C kernel updates each tensor's memory as one flat block: contiguous ones only
         flat = all(t.is_contiguous() for t in (*params, *grads, *m, *v))
         dll = native.kernels_for(*params, *grads, *m, *v, allow=self.use_native and flat)
         if dll is not None:
             threads = torch.get_num_threads()
+            bias1 = 1 - self.beta1 ** self.t  # host floats: the C kernel takes them as arguments
+            bias2_sqrt = math.sqrt(1 - self.beta2 ** self.t)
             for p, g, m_p, v_p in zip(params, grads, m, v):
                 dll.adam_step(threads=threads, n=p.numel(), p=p.data_ptr(), g=g.data_ptr(), m=m_p.data_ptr(),
                               v=v_p.data_ptr(), b1=self.beta1, b2=self.beta2, step_size=-self.lr / bias1,
                               bias2_sqrt=bias2_sqrt, eps=self.eps)
             return
+        step_size, bias2_sqrt = self._device_scalars(params[0].device, params[0].dtype)
         torch._foreach_lerp_(m, grads, 1 - self.beta1)             # m = b1 m + (1-b1) g
         torch._foreach_mul_(v, self.beta2)
         torch._foreach_addcmul_(v, grads, grads, 1 - self.beta2)   # v = b2 v + (1-b2) g^2
         denom = torch._foreach_sqrt(v)
         torch._foreach_div_(denom, bias2_sqrt)
         torch._foreach_add_(denom, self.eps)                       # sqrt(v_hat) + eps
-        torch._foreach_addcdiv_(params, m, denom, -self.lr / bias1)
+        # p += step_size * m / denom, in addcdiv's order ((value * m) / denom), with a tensor value
+        update = torch._foreach_mul(m, step_size)
+        torch._foreach_div_(update, denom)
+        torch._foreach_add_(params, update)
+
+    def _device_scalars(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """-lr / (1 - b1^t) and sqrt(1 - b2^t) for step self.t, as 0-dim tensors on the device:
+        computed in float64 there (as Python computes them), then rounded to the parameters'
+        dtype. The count is advanced on the device; the tensors are (re)made with fill, never
+        copied from the host, when they do not hold what the host says (first step, a loaded
+        state, a change of lr)."""
+        t_was, lr_was = self._synced
+        if self._t_dev is None or self._t_dev.device != device or t_was != self.t - 1:
+            self._t_dev = torch.full((), float(self.t - 1), dtype=torch.float64, device=device)
+        if self._lr_dev is None or self._lr_dev.device != device:
+            self._lr_dev = torch.full((), float(self.lr), dtype=torch.float64, device=device)
+        elif lr_was != self.lr:
+            self._lr_dev.fill_(float(self.lr))
+        self._t_dev += 1
+        self._synced = (self.t, self.lr)
+        bias1 = 1 - torch.pow(self.beta1, self._t_dev)
+        bias2_sqrt = torch.sqrt(1 - torch.pow(self.beta2, self._t_dev))
+        return (-self._lr_dev / bias1).to(dtype), bias2_sqrt.to(dtype)
 
     def zero_grad(self) -> None:
         for p in self.params:

@@ -92,10 +92,12 @@ def epochs_from_history(history) -> list[EpochDone]:
 
 def resumed_config(payload: dict, epochs: int | None = None, device_name: str | None = None) -> Config:
     """The configuration a resumed run trains with: the checkpoint's, with `epochs` (the
-    command line's, when given) and the device the user asked for now."""
+    command line's, when given) and the device the user asked for now: cpu or cuda wins,
+    "auto" (or nothing) keeps a CPU run on the CPU (so it continues exactly where there is a
+    GPU too) and lets any other run use CUDA where there is one."""
     cfg = payload["config"]
-    return Config.from_dict({**cfg, **({"epochs": epochs} if epochs else {}),
-                             **({"device": device_name} if device_name else {})})
+    device = device_name if device_name in ("cpu", "cuda") else "cpu" if cfg.get("device") == "cpu" else "auto"
+    return Config.from_dict({**cfg, **({"epochs": epochs} if epochs else {}), "device": device})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -157,15 +159,17 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         norm_sum = torch.zeros((), device=self.device)
         norm_max = torch.zeros((), device=self.device)
-        first_bad = torch.tensor(-1, device=self.device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # a fill, not a copy
         losses: list[torch.Tensor] = []  # stacked and read once, at the end of the epoch
         tokens = 0
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
             if cfg.unk_rate:
                 batch = with_unknown_words(batch, cfg.unk_rate, self.rng)
             b = batch.to(self.device)
-            forcing = (torch.rand(b.tgt.size(1), generator=self.rng) < cfg.teacher_forcing).tolist()
-            logits, _ = model(b.src, b.src_len, b.tgt_in, forcing)  # (B, T, V)
+            # drawn on the host; the model reads it there on a CPU, uploads it elsewhere
+            forcing = torch.rand(b.tgt.size(1), generator=self.rng) < cfg.teacher_forcing  # (T,)
+            # lengths: the host copy (padding and packing are decided from it, no read back)
+            logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing)  # (B, T, V)
             loss = masked_loss(logits, b.tgt)
             self.optimizer.zero_grad()
             loss.backward()
@@ -198,7 +202,8 @@ class Trainer:
         tokens = 0
         for batch in self.val_set.batches(self.cfg.batch_size):
             b = batch.to(self.device)
-            logits, _ = self.model(b.src, b.src_len, b.tgt_in, [False] * b.tgt.size(1))
+            forcing = torch.zeros(b.tgt.size(1), dtype=torch.bool)  # the model feeds itself
+            logits, _ = self.model(b.src, batch.src_len, b.tgt_in, forcing)
             n_tok = int((batch.tgt != PAD).sum())  # the CPU copy: no device sync
             loss_sum += masked_loss(logits, b.tgt) * n_tok
             tokens += n_tok
@@ -246,7 +251,9 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "history": [dict(h) for h in self.history],
             # random state, so a resumed run draws the same batches, forcing and dropout
-            "rng": {"batches": self.rng.get_state(), "torch": torch.get_rng_state()},
+            "rng": {"batches": self.rng.get_state(), "torch": torch.get_rng_state(),
+                    # CUDA's generators too (dropout masks on a GPU), when CUDA is in use
+                    **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_initialized() else {})},
         }
 
     @property
@@ -270,7 +277,11 @@ class Trainer:
         t.best_val_loss = payload.get("best_val_loss", math.inf)
         if "rng" in payload:
             t.rng.set_state(payload["rng"]["batches"])
-            torch.set_rng_state(payload["rng"]["torch"])
+            torch.set_rng_state(payload["rng"]["torch"])  # after manual_seed, which reset both
+            cuda_states = payload["rng"].get("cuda")
+            if cuda_states and torch.cuda.is_available():
+                for i, state in enumerate(cuda_states[:torch.cuda.device_count()]):
+                    torch.cuda.set_rng_state(state, i)
         return t
 
     def save(self, path: str | Path) -> Path:

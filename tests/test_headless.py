@@ -117,8 +117,10 @@ def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):
     last = tmp_path / "part.last.pt"
     assert torch.load(last, weights_only=True)["epoch"] == 2
     torch.manual_seed(12345)  # whatever happened to the global RNG in between
+    # --device cpu: the comparison is with a CPU run, whatever this machine has (without it, a
+    # CPU checkpoint stays on the CPU anyway: engine.train.resumed_config)
     code = main(["--no-ui", "--resume", str(last), "--checkpoint", str(tmp_path / "part.pt"),
-                 "--out", str(tmp_path / "out")])
+                 "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert code == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     resumed = [(e["train_loss"], e["val_loss"]) for e in report["epochs"]]

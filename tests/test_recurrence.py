@@ -19,7 +19,7 @@ def decoder_inputs(L=2, loc=3, drop=True, seed=0):
     mask = torch.arange(S)[None, :] < torch.tensor([4, 2, 3])[:, None]
     tgt_in = torch.randint(1, V, (B, T))
     tgt_in[1, 4] = PAD
-    spec = LoopSpec(L, (True, False, True, False, False), loc)
+    spec = LoopSpec(L, loc)
     drop_emb = (torch.rand(B, T, E) > 0.3).double() / 0.7 if drop else None
     drop_between = (torch.rand(L - 1, T, B, H) > 0.3).double() / 0.7 if drop and L > 1 else None
     grads = [torch.randn(L, B, H, **d), torch.randn(B, S, K, **d), torch.randn(B, S, A, **d),
@@ -33,14 +33,17 @@ def decoder_inputs(L=2, loc=3, drop=True, seed=0):
     return spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves
 
 
-def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low) -> LoopArgs:
+FORCING = torch.tensor([True, False, True, False, False])
+
+
+def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low, forcing=FORCING) -> LoopArgs:
     """LoopArgs from decoder_inputs()'s lists: g = h0, enc_out, keys, emb, W_ie, b_i0, W_ic,
     W_top, b_top, v, W_loc; out = W_out, b_out; low = (W_hh, b_hh, W_ih, b_ih) per lower layer."""
     h0, enc_out, keys, emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc = g
     W = DecoderWeights(emb=emb, W_ie=W_ie, b_i0=b_i0, W_ic=W_ic, W_top=W_top, b_top=b_top, v=v,
                        W_out=out[0], b_out=out[1], W_loc=W_loc, lower_W_hh=low[0::4], lower_b_hh=low[1::4],
                        lower_W_ih=low[2::4], lower_b_ih=low[3::4])
-    return LoopArgs(tgt_in=tgt_in, h0=h0, enc_out=enc_out, keys=keys, mask=mask, weights=W,
+    return LoopArgs(tgt_in=tgt_in, forcing=forcing, h0=h0, enc_out=enc_out, keys=keys, mask=mask, weights=W,
                     drop_emb=drop_emb, drop_between=drop_between)
 
 

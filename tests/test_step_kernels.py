@@ -142,9 +142,9 @@ def test_decoder_loop_native_equals_torch_path(L, loc):
     results = []
     for native_path in (False, True):
         leaves = [x.clone().requires_grad_() if x is not None else None for x in values]
-        states, contexts, attn = decoder_loop(LoopSpec(L, forcing, loc, native_path),
+        states, contexts, attn = decoder_loop(LoopSpec(L, loc, native_path),
                                               loop_args(tgt_in, drop_emb, drop_between, mask, leaves[:11], out,
-                                                        leaves[11:]))
+                                                        leaves[11:], torch.tensor(forcing)))
         ((states * seeds[0]).sum() + (contexts * seeds[1]).sum()).backward()
         results.append([states, contexts, attn] + [x.grad for x in leaves if x is not None])
     for a, b in zip(*results):
