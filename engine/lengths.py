@@ -113,6 +113,11 @@ def describe_limit(curve: LengthCurve, what: str) -> str:
     longest = max(curve.per_length)
     if below99 is None:
         return f"{what}: exact match stays at or above 99% up to {longest} words."
+    if below99 == min(curve.per_length):
+        if below50 == below99:
+            return f"{what}: exact match is below 50% from the shortest length measured, {at(below99)}."
+        return f"{what}: exact match is below 99% from the shortest length measured, {at(below99)}" + (
+            f", and below 50% at {at(below50)}." if below50 is not None else ".")
     if below50 == below99:
         return f"{what}: exact match falls from at least 99% to below 50% at once, at {at(below99)}."
     text = f"{what}: exact match first drops below 99% at {at(below99)}"

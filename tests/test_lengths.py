@@ -58,7 +58,8 @@ def test_first_drops_and_why():
     text = describe_limit(c, "Known words")
     assert "below 99% at 12 words" in text and "mostly stopped early" in text
     assert "below 50% at 14 words" in text and "mostly ran on" in text
-    assert "at once" in describe_limit(curve({10: (0, 0, 100, 0)}), "x")
+    assert "at once" in describe_limit(curve({9: (100, 0, 0, 0), 10: (0, 0, 100, 0)}), "x")
+    assert "from the shortest length measured" in describe_limit(curve({3: (0, 0, 100, 0)}), "x")
     assert "stays at or above 99% up to 12 words" in describe_limit(curve({11: (100, 0, 0, 0), 12: (99, 1, 0, 0)}), "x")
     assert "stays at or above 50%" in describe_limit(curve({11: (100, 0, 0, 0), 12: (60, 40, 0, 0)}), "x")
 
