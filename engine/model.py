@@ -367,51 +367,66 @@ class Seq2Seq(nn.Module):
     def beam(self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0) -> Decoded:
         """Beam search for one sentence (src (1, S)). Hypotheses are ranked by their summed
         log-probability divided by length**alpha, so short ones do not win just for being short.
-        Returns the best hypothesis, in greedy()'s format."""
+        Returns the best hypothesis, in greedy()'s format.
+
+        Each step the k best continuations of the live hypotheses are taken; those that end
+        (EOS, or the last step of the budget 2n + 5) are finished, the others live on. The
+        search stops once k have finished or none lives. Everything stays on the device, at a
+        fixed width of k rows (a dead row scores -inf): the host reads "stopped" every step on
+        a CPU (free) and every CHECK_EVERY steps elsewhere (the steps after a stop record
+        nothing), and the answer's length once at the end."""
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         W, band2 = self.decoding_weights(src.size(1))
-        budget = int(2 * src_len[0] + 5)
-        V = dec.out.out_features
-        # the K live hypotheses form the batch; state tensors are reindexed as beams reorder
-        hidden = list(hidden.unbind(0))  # per layer (1, H)
-        y = torch.full((1,), SOS, dtype=torch.long, device=src.device)
-        scores = torch.zeros(1, device=src.device)
-        w = None  # the previous step's weights, per hypothesis
-        by_count: dict = {}  # the step kernels' per-batch state, by number of live hypotheses
-        seqs: list[list[int]] = [[]]
-        rows: list[list[torch.Tensor]] = [[]]
-        finished: list[tuple[float, list[int], list[torch.Tensor]]] = []
+        budget = int(2 * src_len[0] + 5)  # the host copy: no sync
+        V, S, dev = dec.out.out_features, src.size(1), src.device
+        on_cpu = dev.type == "cpu"
+        K_, E_ = keys.expand(k, -1, -1), enc_out.expand(k, -1, -1)  # the same sentence in every row
+        steps = steps_for(K_, enc_out=E_, v=W.v, mask=mask.expand(k, -1), keys=K_)
+        out = StepOut.empty(K_, E_, self.layers, dec.hidden_dim)  # reused: the states are reindexed copies
+        hidden = [h.expand(k, -1).contiguous() for h in hidden.unbind(0)]  # per layer (k, H)
+        y = torch.full((k,), SOS, dtype=torch.long, device=dev)
+        rank = torch.arange(k, device=dev)
+        scores = torch.zeros(k, device=dev).masked_fill_(rank > 0, float("-inf"))  # one live row at first
+        seqs = torch.zeros(k, budget, dtype=torch.long, device=dev)  # the live hypotheses' words
+        rows = keys.new_zeros(k, budget, S)                            # and their attention
+        # finished hypotheses, in the order they finished: fewer than k before the last step
+        # that records, at most k in it; slot `cap` takes the writes of those that do not end
+        cap = 2 * k
+        fin_score = torch.full((cap + 1,), float("-inf"), dtype=torch.float64, device=dev)
+        fin_seq = seqs.new_zeros(cap + 1, budget)
+        fin_rows = rows.new_zeros(cap + 1, budget, S)
+        fin_len = torch.zeros(cap + 1, dtype=torch.long, device=dev)
+        n_fin = torch.zeros((), dtype=torch.long, device=dev)
+        stopped = torch.zeros((), dtype=torch.bool, device=dev)
+        w = None  # the previous step's weights, per row
         for t in range(budget):
-            n = y.size(0)
-            if n not in by_count:  # the same sentence for every hypothesis
-                K_, E_, M_ = keys.expand(n, -1, -1), enc_out.expand(n, -1, -1), mask.expand(n, -1)
-                by_count[n] = (steps_for(K_, enc_out=E_, v=W.v, mask=M_, keys=K_), K_, E_)
-            steps, K_, E_ = by_count[n]
-            out = StepOut.empty(K_, E_, self.layers, dec.hidden_dim)  # fresh: rows of w are kept
             dec.decode_step(W, steps, y, hidden, w, band2, out)
-            hidden, w = out.h, out.w
-            logp = torch.log_softmax(dec.logits(hidden[-1], out.c), -1)  # (n, V)
-            total = (scores[:, None] + logp).view(-1)
-            top = torch.topk(total, min(k, total.numel()))
+            logp = torch.log_softmax(dec.logits(out.h[-1], out.c), -1)  # (k, V)
+            top = torch.topk((scores[:, None] + logp).view(-1), k)
             beams, words = top.indices // V, top.indices % V
-            keep = []
-            for score, b, word in zip(top.values.tolist(), beams.tolist(), words.tolist()):
-                seq, att = seqs[b] + [word], rows[b] + [w[b]]
-                if word == EOS or t + 1 == budget:
-                    finished.append((score / len(seq) ** alpha, seq, att))
-                else:
-                    keep.append((score, b, word, seq, att))
-            if len(finished) >= k or not keep:
+            valid = top.values > float("-inf")
+            ends = valid & ~stopped & ((words == EOS) if t + 1 < budget else True)
+            seqs = seqs[beams]
+            seqs[:, t] = words
+            w = out.w[beams]
+            rows = rows[beams]
+            rows[:, t] = w
+            slot = torch.where(ends, n_fin + ends.long().cumsum(0) - 1, cap)
+            fin_score.index_copy_(0, slot, top.values.double() / (t + 1) ** alpha)
+            fin_seq.index_copy_(0, slot, seqs)
+            fin_rows.index_copy_(0, slot, rows)
+            fin_len.index_fill_(0, slot, t + 1)
+            n_fin = n_fin + ends.sum()
+            live = valid & ~ends
+            stopped = stopped | (n_fin >= k) | ~live.any()
+            if (on_cpu or (t + 1) % self.CHECK_EVERY == 0) and bool(stopped):
                 break
-            idx = torch.tensor([b for _, b, *_ in keep], device=src.device)
-            hidden = [h[idx] for h in hidden]
-            w = w[idx]
-            y = torch.tensor([word for _, _, word, *_ in keep], device=src.device)
-            scores = torch.tensor([sc for sc, *_ in keep], device=src.device)
-            seqs = [seq for *_, seq, _ in keep]
-            rows = [att for *_, att in keep]
-        _, seq, att = max(finished, key=lambda f: f[0])
-        return Decoded(torch.tensor([seq], device=src.device), torch.stack(att)[None],
-                       torch.tensor([len(seq)], device=src.device))
+            hidden = [h[beams] for h in out.h]
+            y = words
+            scores = top.values.masked_fill(~live, float("-inf"))
+        best = fin_score[:cap].argmax().view(1)  # the first of equals, as max() over them in order
+        length = fin_len.index_select(0, best)  # (1,); index_select: a tensor index would be read
+        n = int(length)  # the one read of the answer
+        return Decoded(fin_seq.index_select(0, best)[:, :n], fin_rows.index_select(0, best)[:, :n], length)

@@ -8,6 +8,10 @@ with the model's own weights. Shapes as in engine/model.py.
 import torch
 import torch.nn.functional as F
 
+from engine.data import EOS, SOS
+from engine.decoder_loop import StepOut
+from engine.step_kernels import steps_for
+
 
 def gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """One GRU update from the input and recurrent projections gi, gh (B, 3H), biases included."""
@@ -64,3 +68,55 @@ def forward_step_by_step(model, src, src_len, tgt_in, teacher_forcing):
                   else embed_inputs(dec, dec.logits(s, c).argmax(-1)))
     logits = dec.logits(torch.stack(states, 1), torch.stack(contexts, 1))  # (B, T, V)
     return logits, torch.stack(attn, 1)
+
+
+@torch.inference_mode()
+def beam_reference(model, src, src_len, k: int, alpha: float = 1.0):
+    """Seq2Seq.beam as it was written before it moved onto the device (Python lists of
+    hypotheses, read back every step): tests/test_device.py holds the two equal."""
+    dec = model.decoder
+    enc_out, hidden, keys, mask = model.encode(src, src_len)
+    W, band2 = model.decoding_weights(src.size(1))
+    budget = int(2 * src_len[0] + 5)
+    V = dec.out.out_features
+    # the K live hypotheses form the batch; state tensors are reindexed as beams reorder
+    hidden = list(hidden.unbind(0))  # per layer (1, H)
+    y = torch.full((1,), SOS, dtype=torch.long, device=src.device)
+    scores = torch.zeros(1, device=src.device)
+    w = None  # the previous step's weights, per hypothesis
+    by_count: dict = {}  # the step kernels' per-batch state, by number of live hypotheses
+    seqs: list[list[int]] = [[]]
+    rows: list[list[torch.Tensor]] = [[]]
+    finished: list[tuple[float, list[int], list[torch.Tensor]]] = []
+    for t in range(budget):
+        n = y.size(0)
+        if n not in by_count:  # the same sentence for every hypothesis
+            K_, E_, M_ = keys.expand(n, -1, -1), enc_out.expand(n, -1, -1), mask.expand(n, -1)
+            by_count[n] = (steps_for(K_, enc_out=E_, v=W.v, mask=M_, keys=K_), K_, E_)
+        steps, K_, E_ = by_count[n]
+        out = StepOut.empty(K_, E_, model.layers, dec.hidden_dim)  # fresh: rows of w are kept
+        dec.decode_step(W, steps, y, hidden, w, band2, out)
+        hidden, w = out.h, out.w
+        logp = torch.log_softmax(dec.logits(hidden[-1], out.c), -1)  # (n, V)
+        total = (scores[:, None] + logp).view(-1)
+        top = torch.topk(total, min(k, total.numel()))
+        beams, words = top.indices // V, top.indices % V
+        keep = []
+        for score, b, word in zip(top.values.tolist(), beams.tolist(), words.tolist()):
+            seq, att = seqs[b] + [word], rows[b] + [w[b]]
+            if word == EOS or t + 1 == budget:
+                finished.append((score / len(seq) ** alpha, seq, att))
+            else:
+                keep.append((score, b, word, seq, att))
+        if len(finished) >= k or not keep:
+            break
+        idx = torch.tensor([b for _, b, *_ in keep], device=src.device)
+        hidden = [h[idx] for h in hidden]
+        w = w[idx]
+        y = torch.tensor([word for _, _, word, *_ in keep], device=src.device)
+        scores = torch.tensor([sc for sc, *_ in keep], device=src.device)
+        seqs = [seq for *_, seq, _ in keep]
+        rows = [att for *_, att in keep]
+    _, seq, att = max(finished, key=lambda f: f[0])
+    return (torch.tensor([seq], device=src.device), torch.stack(att)[None],
+            torch.tensor([len(seq)], device=src.device))

@@ -21,8 +21,7 @@ What the counts prove: only tensors on the device are counted (the batch's host 
 forcing draw and the lengths may be read freely: they are on the host anyway), so a count
 is exactly the number of times a GPU run would wait for the GPU. Training must read at most
 once per 25 batches (the NaN check), validation once at its end, greedy decoding once per
-Seq2Seq.CHECK_EVERY steps. Beam search still reads three lists per step (counted, not
-bounded here: it is not a training-time path).
+Seq2Seq.CHECK_EVERY steps, beam search as often plus once for the answer's length.
 
 One limit of meta: torch's packed sequences have no meta kernel, so the data here has one
 length (no padding, the encoder's unpacked path, which is what most batches take since they
@@ -36,12 +35,14 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from engine.checkpoint import load_model
 from engine.config import Config
 from engine.data import PairDataset
 from engine.decoder_loop import LoopSpec, decoder_loop
 from engine.evaluate import evaluate
 from engine.train import BatchDone, Trainer, resumed_config
 
+from autograd_reference import beam_reference
 from test_recurrence import decoder_inputs, loop_args
 
 aten = torch.ops.aten
@@ -144,6 +145,24 @@ def test_validation_and_decoding_on_a_device(name, tmp_path):
     with HostReads() as watch:
         out = model.beam(b.src[:1].to(META), b.src_len[:1], 3)
     assert out.tokens.device == META and watch.mixes == []
+    assert len(watch.reads) == steps // model.CHECK_EVERY + 1, watch.reads  # "stopped?", then the length
+
+
+@pytest.mark.parametrize("k,alpha", [(1, 1.0), (2, 1.0), (4, 1.0), (3, 0.6)])
+def test_beam_on_the_device_equals_the_list_beam(trained_checkpoint, k, alpha):
+    """Seq2Seq.beam (fixed width, on the device) against the Python-list beam it replaced
+    (tests/autograd_reference.py): the same words, the same attention, on sentences of the
+    training lengths, longer ones, and unknown words."""
+    loaded = load_model(trained_checkpoint)
+    model, vocab = loaded.model, loaded.vocab
+    for text in ["the cat sat", "big red car on the mat", "dog " * 4, "the zebra sat on a purple mat today",
+                 "one two three four five six seven eight nine ten eleven twelve"]:
+        ds = PairDataset([text.split()], vocab)
+        tokens, attention, length = beam_reference(model, ds.src, ds.src_len, k, alpha)
+        out = model.beam(ds.src, ds.src_len, k, alpha)
+        assert out.tokens.tolist() == tokens.tolist(), text
+        assert out.length.tolist() == length.tolist()
+        torch.testing.assert_close(out.attention, attention)
 
 
 def test_a_host_tensor_in_a_device_op_is_caught(tmp_path):
