@@ -124,9 +124,10 @@ class Adam:
 def clip_grad_norm(params: Iterable[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
     """Scale all gradients so their joint L2 norm is at most max_norm. Returns the norm
     before clipping, as a tensor (reading it would stall the device)."""
+    params = list(params)
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
+    if not grads:  # on the parameters' device, like the norm it stands for
+        return torch.zeros((), device=params[0].device if params else None)
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     torch._foreach_mul_(grads, scale)
