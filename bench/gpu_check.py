@@ -130,7 +130,7 @@ def _batch(cfg: Config, n: int, seed: int = 0):
 def _loss_and_grads(model: Seq2Seq, batch, device: torch.device, forcing):
     b = batch.to(device)
     model.zero_grad()
-    logits, _ = model(b.src, b.src_len, b.tgt_in, forcing)
+    logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing)  # lengths: the host copy, no sync
     loss = masked_loss(logits, b.tgt)
     loss.backward()
     return loss.detach().double().cpu(), {n: p.grad.detach().double().cpu()
@@ -177,7 +177,7 @@ def loop_autograd(device: torch.device, **_) -> dict:
         torch.manual_seed(1)
         model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch)).double().to(device)
         src = torch.randint(4, 20, (5, 7), device=device)
-        src_len = torch.tensor([7, 5, 7, 3, 6], device=device)
+        src_len = torch.tensor([7, 5, 7, 3, 6])  # lengths stay on the host
         tgt_in = torch.randint(4, 20, (5, 6), device=device)
         forcing = [True, False, True, False, False, True]
         out = {}
@@ -194,7 +194,7 @@ def loop_autograd(device: torch.device, **_) -> dict:
     torch.manual_seed(2)
     model = Seq2Seq(16, Config(embed_dim=6, hidden_dim=8, dropout=0.0)).double().to(device)
     src = torch.randint(4, 16, (3, 5), device=device)
-    src_len = torch.tensor([5, 4, 5], device=device)
+    src_len = torch.tensor([5, 4, 5])
     tgt_in = torch.randint(4, 16, (3, 5), device=device)
     names = ["decoder.W_ic", "decoder.attention.v.weight", "encoder.gru.weight_hh_l0"]
     params = dict(model.named_parameters())
