@@ -1,5 +1,5 @@
 """The decoder written plainly, one step at a time under autograd: the reference that the
-hand-written training loop (engine/decoder_loop.py) and the decoding step (Decoder.infer_step)
+hand-written training loop (engine/decoder_loop.py) and decoding (Decoder.decode_step)
 are tested against. Not used by the engine.
 
 torch.nn.GRU's equations (gates r, z, n in that order) and the model's attention module,

@@ -86,8 +86,9 @@ ARCHS = [dict(layers=1, bidirectional=True, location_kernel=5),
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fused_decoder_equals_step_by_step_autograd(arch):
-    """Same logits, attention and gradient for every parameter as Decoder.step under autograd
-    (dropout off: its masks are drawn differently on the two paths). The no-attention control
+    """Same logits, attention and gradient for every parameter as the plain step-by-step
+    decoder under autograd, tests/autograd_reference.py (dropout off: its masks are drawn
+    differently on the two paths). The no-attention control
     runs the same loop with v = 0, frozen."""
     torch.manual_seed(1)
     model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch))
