@@ -73,7 +73,7 @@ class Started:
         return (f"reverse-tui: {train} train / {val} val / {test} test sentences of "
                 f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
                 f"parameters, device {self.device}"
-                + (f", {self.threads} threads, {self.native}" if self.device.type == "cpu" else ""))
+                + (f", {self.threads} thread{'s' if self.threads != 1 else ''}, {self.native}" if self.device.type == "cpu" else ""))
 
     def brief(self) -> str:
         """The same facts in a few words, for the app's configuration line."""

@@ -27,6 +27,7 @@ from engine.data import splits_for
 from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
                         describe, param_count, run_job)
 from engine.report import finish_run
+from engine.threads import busy_note, default_threads
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
 
 from .common import DEFAULT_CHECKPOINT, DEFAULT_OUT, check_writable
@@ -78,8 +79,7 @@ class ReverseApp(App):
         self.cfg = cfg
         self.checkpoint = Path(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT)
         self.out = Path(getattr(args, "out", None) or DEFAULT_OUT)
-        if getattr(args, "threads", None):
-            torch.set_num_threads(args.threads)
+        torch.set_num_threads(getattr(args, "threads", None) or default_threads(cfg.hidden_dim))
         self.device = resolve_device(cfg.device)
         self.autostart = autostart
         self.run_id = 0
@@ -268,6 +268,8 @@ class ReverseApp(App):
         if started.history:  # resumed: the epochs before
             self.epochs = list(started.history)
         self.set_status(f"Training · best model -> {self.checkpoint} · results -> {self.out}")
+        if started.device.type == "cpu" and (note := busy_note(started.threads)):
+            self.notify(note.removeprefix("note: "), title="Shared CPU", timeout=12)
 
     def on_batch_progress(self, msg: BatchProgress) -> None:
         ev = msg.event

@@ -61,9 +61,9 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if first_line:
         console.print(first_line)
-    if getattr(args, "threads", None):
-        import torch
-        torch.set_num_threads(args.threads)
+    import torch
+    from engine.threads import busy_note, default_threads
+    torch.set_num_threads(getattr(args, "threads", None) or default_threads(cfg.hidden_dim))
     checkpoint = Path(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT)
     out = Path(args.out)
     for d in {checkpoint.parent, out}:
@@ -98,6 +98,8 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
                 if ev.corpus_summary:
                     console.print(ev.corpus_summary)
                 console.print(ev.line())
+                if ev.device.type == "cpu" and (note := busy_note(ev.threads)):
+                    console.print(note)
                 console.print(f"config: {json.dumps(cfg.to_dict())}")
                 console.print(f"best checkpoint -> {checkpoint}")
             elif isinstance(ev, ControlStarted):

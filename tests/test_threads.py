@@ -1,0 +1,44 @@
+"""The default thread count (engine/threads.py): one thread for a model too small to gain
+from a second, every usable core otherwise; a note only when other work is already busy."""
+import json
+import subprocess
+import sys
+
+import engine.threads as threads
+from tests.conftest import ROOT
+from tests.test_headless import TINY_FLAGS
+
+
+def test_small_models_take_one_thread_larger_ones_the_usable_cores(monkeypatch):
+    assert threads.default_threads(64) == 1 and threads.default_threads(127) == 1
+    monkeypatch.setattr(threads, "usable_cores", lambda: 3)
+    monkeypatch.setattr(threads.torch, "get_num_threads", lambda: 8)
+    assert threads.default_threads(256) == 3  # a taskset or cpuset of 3 cores
+    monkeypatch.setattr(threads.torch, "get_num_threads", lambda: 2)
+    assert threads.default_threads(256) == 2
+
+
+def test_the_busy_note_only_for_several_threads_on_a_busy_machine(monkeypatch):
+    monkeypatch.setattr(threads, "busy_cores", lambda window=0.2: 1.6)
+    assert threads.busy_note(1) is None  # one thread does not fight
+    assert "--threads 1" in threads.busy_note(2)
+    monkeypatch.setattr(threads, "busy_cores", lambda window=0.2: 0.1)
+    assert threads.busy_note(2) is None
+    monkeypatch.setattr(threads, "busy_cores", lambda window=0.2: None)  # no /proc/stat
+    assert threads.busy_note(2) is None
+
+
+def test_busy_cores_reads_a_fraction_of_the_machine():
+    busy = threads.busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= threads.os.cpu_count()
+
+
+def test_headless_runs_pick_the_thread_count(tmp_path):
+    for extra, expected in (([], 1), (["--threads", "2"], 2)):
+        out = tmp_path / f"out{expected}"
+        p = subprocess.run([sys.executable, "-m", "tui", "--no-ui", *TINY_FLAGS, *extra, "--epochs", "1",
+                            "--out", str(out), "--checkpoint", str(out / "b.pt")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert json.loads((out / "report.json").read_text())["threads"] == expected
+        assert f"{expected} thread" in p.stdout.splitlines()[0]
