@@ -28,9 +28,11 @@ class LossChart(PlotextPlot):
     # the legend sits in the top border: plotext's own would cover the first points
     LEGEND = "[cyan]━[/] train loss per batch, smoothed  [orange1]●[/] val loss per epoch  (log)"
 
-    # Redraws at most this often (seconds): a plotext figure costs ~5 ms of the GIL and more
-    # to paint, which at the progress messages' 20 a second slowed training measurably.
-    INTERVAL = 0.5
+    # Redraws at most this often (seconds): building and painting a plotext figure holds the
+    # GIL that the training thread needs. Default run, 1 training thread, seconds per epoch
+    # (--no-ui 1.82-1.86): redrawn at 20 a second 2.5-2.7, twice a second 2.0-2.4, once a
+    # second 2.0-2.2, never 1.8-2.0.
+    INTERVAL = 1.0
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
