@@ -109,7 +109,7 @@ def main_parser() -> argparse.ArgumentParser:
                         "epoch); its configuration is used, --epochs can extend it")
     p.add_argument("--compare-no-attention", action="store_true",
                    help="after training, also train the same model without attention and compare accuracy by length in analysis.md")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for PyTorch and the C kernels (default: 1 for a model with --hidden-dim "
                         "under 128, which a second thread does not speed up; else all usable cores)")
     add_config_flags(p)
