@@ -222,6 +222,17 @@ def location_band(W_loc: torch.Tensor, S: int) -> torch.Tensor:
     return M.reshape(S, S * A)
 
 
+def location_term(prev: torch.Tensor, W_loc: torch.Tensor) -> torch.Tensor:
+    """prev (B, S) @ location_band(W_loc, S), computed as windows for decoding: each position
+    reads only its k neighbours, B*S*k*A work instead of the band's B*S*S*A, which is what
+    long sentences need (a 180-word sweep took 14 s with the band, most of it here). Training
+    keeps the band, whose gradient is one matmul; tests hold the two equal.
+    W_loc (A, k) -> (B, S, A)"""
+    k = W_loc.size(1)
+    windows = torch.nn.functional.pad(prev, (k // 2, k // 2)).unfold(1, k, 1)  # (B, S, k)
+    return windows @ W_loc.t()
+
+
 def location_band_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
     """The gradient of W_loc (A, k) from that of its band dM (S, S*A): sum along each band."""
     S = dM.size(0)

@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .config import Config
 from .data import EOS, PAD, SOS
 from .decoder_loop import (DecoderWeights, LoopArgs, LoopSpec, StepOut, decoder_loop, decoder_step,
-                           location_band, next_words)
+                           location_band, location_term, next_words)
 from .gru_scan import GRUScan
 from .native import kernels_for
 from .step_kernels import steps_for
@@ -129,8 +129,9 @@ class BahdanauAttention(nn.Module):
     With location_kernel > 0 the score also reads f = conv(previous step's weights), the
     location-aware term of Chorowski et al. (2015): the model can learn "one to the left of
     where I looked last", which content alone cannot tell apart when a word repeats. The
-    convolution is computed as one matmul with a banded matrix (engine/decoder_loop.py,
-    location_band), the same in training and in decoding."""
+    convolution is one matmul with a banded matrix in training (engine/decoder_loop.py,
+    location_band: its gradient is one matmul too) and a window of k neighbours in decoding
+    (location_term: linear, not quadratic, in the sentence's length)."""
 
     def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int, location_kernel: int = 0):
         super().__init__()
@@ -232,13 +233,13 @@ class Decoder(nn.Module):
             lower_b_ih=list(self.b_ih[1:]))
 
     def decode_step(self, W: DecoderWeights, steps, y: torch.Tensor, h: list[torch.Tensor],
-                    prev: torch.Tensor | None, band2: torch.Tensor | None, out: StepOut) -> None:
+                    prev: torch.Tensor | None, W_loc2: torch.Tensor | None, out: StepOut) -> None:
         """One decoding step (no dropout, no gradients) through the training loop's own step,
         written into out (out.h the new states, out.w the weights (B, S), out.c the context):
         y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
-        (None at the first step); band2 twice the location band, or None."""
+        (None at the first step); W_loc2 (A, k) twice the location weights, or None."""
         gi = torch.addmm(W.b_i0, W.emb[y], W.W_ie.t())  # (B, 3H)
-        loc2 = (prev @ band2).view_as(out.sig) if band2 is not None and prev is not None else None
+        loc2 = location_term(prev, W_loc2) if W_loc2 is not None and prev is not None else None
         decoder_step(steps, W, gi, h, loc2, out)
 
     def logits(self, state: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -305,12 +306,12 @@ class Seq2Seq(nn.Module):
         return self.decoder.logits(states, contexts), attn
 
     def decoding_weights(self, S: int, attend: bool | None = None):
-        """The decoder's weights for a decoding call, and twice the location band (the loop's
-        sigmoid form) or None. attend=False: a zero score vector, i.e. uniform attention."""
+        """The decoder's weights for a decoding call, and twice the location weights (the
+        loop's sigmoid form) or None. attend=False: a zero score vector, i.e. uniform attention."""
         W = self.decoder.loop_weights()
         if attend is False:
             W.v = torch.zeros_like(W.v)
-        return W, (location_band(W.W_loc * 2, S) if W.W_loc is not None else None)
+        return W, (W.W_loc * 2 if W.W_loc is not None else None)
 
     CHECK_EVERY = 4  # greedy decoding off the CPU: steps between two reads of "all done"
 
@@ -328,7 +329,7 @@ class Seq2Seq(nn.Module):
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        W, band2 = self.decoding_weights(src.size(1), attend)
+        W, W_loc2 = self.decoding_weights(src.size(1), attend)
         steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys)
         hidden = list(hidden.unbind(0))  # per layer (B, H)
         B = src.size(0)
@@ -347,7 +348,7 @@ class Seq2Seq(nn.Module):
         w = None  # (B, S) the previous step's weights: none before the first step
         for t in range(max_len):
             out.w, out.h = attn[t], spare
-            dec.decode_step(W, steps, y, hidden, w, band2, out)
+            dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
             spare, hidden, w = hidden, out.h, out.w
             y = next_words(W, hidden[-1], out.c)  # (B,)
             if B > 1 or not on_cpu:
@@ -378,7 +379,7 @@ class Seq2Seq(nn.Module):
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        W, band2 = self.decoding_weights(src.size(1))
+        W, W_loc2 = self.decoding_weights(src.size(1))
         budget = int(2 * src_len[0] + 5)  # the host copy: no sync
         V, S, dev = dec.out.out_features, src.size(1), src.device
         on_cpu = dev.type == "cpu"
@@ -402,7 +403,7 @@ class Seq2Seq(nn.Module):
         stopped = torch.zeros((), dtype=torch.bool, device=dev)
         w = None  # the previous step's weights, per row
         for t in range(budget):
-            dec.decode_step(W, steps, y, hidden, w, band2, out)
+            dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
             logp = torch.log_softmax(dec.logits(out.h[-1], out.c), -1)  # (k, V)
             top = torch.topk((scores[:, None] + logp).view(-1), k)
             beams, words = top.indices // V, top.indices % V
