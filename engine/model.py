@@ -305,7 +305,7 @@ class Seq2Seq(nn.Module):
                                                             enc_out, keys, mask)
         return self.decoder.logits(states, contexts), attn
 
-    def decoding_weights(self, S: int, attend: bool | None = None):
+    def decoding_weights(self, attend: bool | None = None):
         """The decoder's weights for a decoding call, and twice the location weights (the
         loop's sigmoid form) or None. attend=False: a zero score vector, i.e. uniform attention."""
         W = self.decoder.loop_weights()
@@ -329,7 +329,7 @@ class Seq2Seq(nn.Module):
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        W, W_loc2 = self.decoding_weights(src.size(1), attend)
+        W, W_loc2 = self.decoding_weights(attend)
         steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys)
         hidden = list(hidden.unbind(0))  # per layer (B, H)
         B = src.size(0)
@@ -379,7 +379,7 @@ class Seq2Seq(nn.Module):
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        W, W_loc2 = self.decoding_weights(src.size(1))
+        W, W_loc2 = self.decoding_weights()
         budget = int(2 * src_len[0] + 5)  # the host copy: no sync
         V, S, dev = dec.out.out_features, src.size(1), src.device
         on_cpu = dev.type == "cpu"

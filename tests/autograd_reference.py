@@ -76,7 +76,7 @@ def beam_reference(model, src, src_len, k: int, alpha: float = 1.0):
     hypotheses, read back every step): tests/test_device.py holds the two equal."""
     dec = model.decoder
     enc_out, hidden, keys, mask = model.encode(src, src_len)
-    W, band2 = model.decoding_weights(src.size(1))
+    W, W_loc2 = model.decoding_weights()
     budget = int(2 * src_len[0] + 5)
     V = dec.out.out_features
     # the K live hypotheses form the batch; state tensors are reindexed as beams reorder
@@ -95,7 +95,7 @@ def beam_reference(model, src, src_len, k: int, alpha: float = 1.0):
             by_count[n] = (steps_for(K_, enc_out=E_, v=W.v, mask=M_, keys=K_), K_, E_)
         steps, K_, E_ = by_count[n]
         out = StepOut.empty(K_, E_, model.layers, dec.hidden_dim)  # fresh: rows of w are kept
-        dec.decode_step(W, steps, y, hidden, w, band2, out)
+        dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
         hidden, w = out.h, out.w
         logp = torch.log_softmax(dec.logits(hidden[-1], out.c), -1)  # (n, V)
         total = (scores[:, None] + logp).view(-1)
