@@ -23,6 +23,7 @@ from . import native
 from .checkpoint import CheckpointError, load
 from .config import Config
 from .report import Results, finish_run, write_metrics_csv
+from .threads import busy_note
 from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
 
 
@@ -65,6 +66,7 @@ class Started:
     corpus_summary: str | None = None  # --corpus: what was read
     resumed_after: int | None = None   # --resume: epochs already trained
     history: list[EpochDone] = field(default_factory=list)  # those epochs
+    busy_note: str | None = None       # several threads on cores other work keeps busy
 
     def line(self) -> str:
         """The headless run's first facts."""
@@ -158,7 +160,9 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
                   torch.get_num_threads(), native.summary(device.type),
                   trainer.corpus_stats.summary(cfg.min_len, cfg.max_len) if trainer.corpus_stats else None,
                   len(trainer.history) if resume is not None else None,
-                  [EpochDone.from_dict(h) for h in trainer.history])
+                  [EpochDone.from_dict(h) for h in trainer.history],
+                  # measured here, in the worker: it watches the machine for 0.2 s
+                  busy_note(torch.get_num_threads()) if device.type == "cpu" else None)
 
     reason, error, exception = "finished", None, None
     try:

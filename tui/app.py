@@ -27,7 +27,7 @@ from engine.data import splits_for
 from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
                         describe, param_count, run_job)
 from engine.report import finish_run
-from engine.threads import busy_note, default_threads
+from engine.threads import default_threads
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
 
 from .common import DEFAULT_CHECKPOINT, DEFAULT_OUT, check_writable
@@ -269,8 +269,8 @@ class ReverseApp(App):
         if started.history:  # resumed: the epochs before
             self.epochs = list(started.history)
         self.set_status(f"Training · best model -> {self.checkpoint} · results -> {self.out}")
-        if started.device.type == "cpu" and (note := busy_note(started.threads)):
-            self.notify(note.removeprefix("note: "), title="Shared CPU", timeout=12)
+        if started.busy_note:
+            self.notify(started.busy_note.removeprefix("note: "), title="Shared CPU", timeout=12)
 
     def on_batch_progress(self, msg: BatchProgress) -> None:
         ev = msg.event

@@ -62,7 +62,7 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
     if first_line:
         console.print(first_line)
     import torch
-    from engine.threads import busy_note, default_threads
+    from engine.threads import default_threads
     torch.set_num_threads(getattr(args, "threads", None) or default_threads(cfg.hidden_dim))
     checkpoint = Path(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT)
     out = Path(args.out)
@@ -98,8 +98,8 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
                 if ev.corpus_summary:
                     console.print(ev.corpus_summary)
                 console.print(ev.line())
-                if ev.device.type == "cpu" and (note := busy_note(ev.threads)):
-                    console.print(note)
+                if ev.busy_note:
+                    console.print(ev.busy_note)
                 console.print(f"config: {json.dumps(cfg.to_dict())}")
                 console.print(f"best checkpoint -> {checkpoint}")
             elif isinstance(ev, ControlStarted):
