@@ -6,6 +6,10 @@ checkpoint and write the artefacts.
 (tui/headless.py); the app's training worker posts them as Textual messages (tui/app.py).
 Neither face trains, resumes or evaluates by itself, so the two cannot drift apart.
 
+Under torchrun (engine/distributed.py) every rank runs this same generator and trains its
+share; rank 0 alone writes config.toml, the checkpoints, metrics.csv and the evaluation's
+artefacts; the others end after training (their TrainingEnded is their last event).
+
 Stopping: `should_stop()` is asked after every batch (the headless run's signal flag, the
 app's stop key). A stopped run still evaluates its best checkpoint; a consumer that wants
 nothing more (the app quitting) simply stops iterating.
@@ -19,7 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import native
+from . import distributed, native
 from .checkpoint import CheckpointError, load
 from .config import Config
 from .report import Results, finish_run, write_metrics_csv
@@ -42,7 +46,7 @@ def describe(e: BaseException, checkpoint: str | Path | None = None) -> str:
     if isinstance(e, torch.cuda.OutOfMemoryError):
         return ("CUDA ran out of memory; try a smaller --batch-size or --hidden-dim, "
                 "or --device cpu (the best checkpoint saved before is kept)")
-    if isinstance(e, (NonFiniteLoss, CheckpointError)):
+    if isinstance(e, (NonFiniteLoss, CheckpointError, distributed.PeerLost)):
         return str(e)
     if isinstance(e, OSError):
         where = f" {e.filename}" if e.filename else f" {checkpoint}" if checkpoint else ""
@@ -147,10 +151,11 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
         return
     cfg = trainer.cfg
     try:  # the resolved configuration, so that `--config OUT/config.toml` repeats the run
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(cfg.to_toml(
-            "reverse-tui's configuration of this run; repeat it with\n"
-            f"  reverse-tui --config {out / 'config.toml'}   (flags given as well override it)"))
+        if distributed.is_main():  # data-parallel: rank 0 writes
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.toml").write_text(cfg.to_toml(
+                "reverse-tui's configuration of this run; repeat it with\n"
+                f"  reverse-tui --config {out / 'config.toml'}   (flags given as well override it)"))
     except OSError as e:
         yield Failed("start", describe(e), e)
         return
@@ -175,6 +180,7 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
         reason = "stopped"
     except Exception as e:
         reason, error, exception = "failed", describe(e, checkpoint), e
+        distributed.abandon(e)  # data-parallel: a failure of this rank alone ends the others' wait
 
     control = None
     if reason == "finished" and compare_no_attention and cfg.attention:
@@ -194,11 +200,16 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
             reason = "stopped"
         except Exception as e:  # the main model stands; the comparison is missing, and why
             error, exception = f"control run: {describe(e, path)}", e
+            distributed.abandon(e)
 
     seconds = time.perf_counter() - t0
     yield TrainingEnded(reason, len(trainer.history), trainer.best_epoch, trainer.splits.test,
                         seconds, error, exception)
-    if trainer.best_epoch is None:  # nothing to evaluate; what was measured is still written
+    if not distributed.is_main():  # data-parallel: rank 0 evaluates and writes
+        return
+    # nothing to evaluate, or torchrun is tearing the run down (a process was lost: no
+    # half-written artefacts); what was measured is still written
+    if trainer.best_epoch is None or isinstance(exception, distributed.PeerLost):
         try:
             write_metrics_csv(trainer.history, out / "metrics.csv")
         except OSError:

@@ -5,6 +5,10 @@ after every epoch. The caller (engine/job.py, the one run both faces consume) de
 to do with them and stops training simply by no longer iterating: the best model is
 already on disk, since it is saved the moment validation improves.
 
+Under torchrun (engine/distributed.py) each rank trains on its rows of every global batch and
+the gradients are summed across ranks after the backward; the hooks are marked `dp`. Without
+torchrun `dp` is None and those lines do nothing.
+
 A batch's loss travels as a detached 0-dim tensor: reading it is the consumer's choice (the
 app reads a few per second for its chart); the epoch's losses are read once, at its end.
 """
@@ -19,6 +23,7 @@ from typing import Generator, Iterator
 import torch
 import torch.nn.functional as F
 
+from . import distributed
 from .checkpoint import FORMAT, save_atomic
 from .config import Config
 from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, splits_for
@@ -153,7 +158,7 @@ class Trainer:
     # -- one epoch of training, read top to bottom ------------------------------------------
     def train_epoch(self, epoch: int) -> Generator[BatchDone, None, EpochTrainStats]:
         """Yields after every batch; returns the epoch's statistics (`yield from` gives them)."""
-        cfg, model = self.cfg, self.model
+        cfg, model, dp = self.cfg, self.model, distributed.current()
         model.train()
         n = self.train_set.num_batches(cfg.batch_size)
         loss_sum = torch.zeros((), device=self.device)
@@ -165,14 +170,25 @@ class Trainer:
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
             if cfg.unk_rate:
                 batch = with_unknown_words(batch, cfg.unk_rate, self.rng)
-            b = batch.to(self.device)
             # drawn on the host; the model reads it there on a CPU, uploads it elsewhere
-            forcing = torch.rand(b.tgt.size(1), generator=self.rng) < cfg.teacher_forcing  # (T,)
-            # lengths: the host copy (padding and packing are decided from it, no read back)
-            logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing)  # (B, T, V)
-            loss = masked_loss(logits, b.tgt)
+            forcing = torch.rand(batch.tgt.size(1), generator=self.rng) < cfg.teacher_forcing  # (T,)
+            batch_tokens = int(batch.src_len.sum())  # the CPU copy: no device sync
+            tokens += batch_tokens
+            if dp:  # every rank drew the same masks above for the whole batch; keep its rows
+                batch, share = dp.shard(batch, batch_tokens)
+            b = batch.to(self.device)
             self.optimizer.zero_grad()
-            loss.backward()
+            if len(batch.index):  # a rank's share of a short last batch can be empty
+                # lengths: the host copy (padding and packing are decided from it, no read back)
+                logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[:b.tgt.size(1)])  # (B, T, V)
+                loss = masked_loss(logits, b.tgt)
+                if dp:
+                    loss = loss * share  # its token losses / the global batch's tokens
+                loss.backward()
+            else:
+                loss = torch.zeros((), device=self.device)
+            if dp:  # sum of the ranks' gradients = the whole batch's; loss too, in one bucket
+                loss = dp.sum_gradients(self.optimizer.params, loss)
             norm = clip_grad_norm(model.parameters(), cfg.clip)
             self.optimizer.lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.optimizer.t,
                                              cfg.epochs * n)
@@ -184,7 +200,6 @@ class Trainer:
             norm_sum += norm
             norm_max = torch.maximum(norm_max, norm)
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i + 1, first_bad)
-            tokens += int(batch.src_len.sum())  # the CPU copy: no device sync
             # reading first_bad is free on the CPU; on a GPU it waits, so look now and then
             if (self.device.type == "cpu" or i % 25 == 24 or i + 1 == n) and int(first_bad) >= 0:
                 raise NonFiniteLoss(epoch, int(first_bad))
@@ -197,10 +212,13 @@ class Trainer:
         """Loss and exact match with the model feeding itself (no teacher forcing), in one
         pass: a sentence matches when its first T argmax tokens equal the target and EOS."""
         self.model.eval()
+        dp = distributed.current()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         tokens = 0
-        for batch in self.val_set.batches(self.cfg.batch_size):
+        for k, batch in enumerate(self.val_set.batches(self.cfg.batch_size)):
+            if dp and k % dp.world != dp.rank:
+                continue  # data-parallel: whole batches, round robin
             b = batch.to(self.device)
             forcing = torch.zeros(b.tgt.size(1), dtype=torch.bool)  # the model feeds itself
             logits, _ = self.model(b.src, batch.src_len, b.tgt_in, forcing)
@@ -209,11 +227,22 @@ class Trainer:
             tokens += n_tok
             pred = logits.argmax(-1)
             correct += ((pred == b.tgt) | (b.tgt == PAD)).all(dim=1).sum()
+        if dp:  # loss, exact matches and tokens summed over the ranks, in one all-reduce
+            sums = dp.sum_(torch.stack([loss_sum.double(), correct.double(),
+                                        torch.tensor(float(tokens), dtype=torch.float64, device=self.device)]),
+                           "validation")
+            loss_sum, correct, tokens = sums[0], sums[1], int(sums[2])
         return float(loss_sum) / tokens, int(correct) / len(self.val_set)
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> Iterator[BatchDone | EpochDone]:
-        cfg = self.cfg
+        cfg, dp = self.cfg, distributed.current()
+        if dp:  # same data and model everywhere, the same weights, each rank its own dropout
+            dp.check_same("data or models (train, val, vocabulary, batches, parameters)",
+                          [len(self.train_set), len(self.val_set), len(self.vocab),
+                           self.train_set.num_batches(cfg.batch_size), sum(p.numel() for p in self.model.parameters())])
+            dp.broadcast_(p.data for p in self.model.parameters())
+            dp.seed_dropout()
         start = len(self.history) + 1
         bad_epochs = start - 1 - self.best_epoch if self.best_epoch else 0  # resumed runs too
         for epoch in range(start, cfg.epochs + 1):
@@ -229,11 +258,13 @@ class Trainer:
             self.history.append(done.as_dict())
             if best:
                 self.best_val_loss, self.best_epoch = val_loss, epoch
-                self.save(self.checkpoint_path)
+                if distributed.is_main():  # data-parallel: rank 0 alone writes
+                    self.save(self.checkpoint_path)
                 bad_epochs = 0
             else:
                 bad_epochs += 1
-            self.save(self.last_path)  # the latest state, for --resume
+            if distributed.is_main():
+                self.save(self.last_path)  # the latest state, for --resume
             yield done
             if cfg.patience and bad_epochs >= cfg.patience:
                 return

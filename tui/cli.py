@@ -117,6 +117,9 @@ def main_parser() -> argparse.ArgumentParser:
 
 
 def probe_parser() -> argparse.ArgumentParser:
+    p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
+                   help="under torchrun: seconds a process waits for a stuck peer before the run ends "
+                        "with an error (default 300)")
     p = argparse.ArgumentParser(prog="reverse-tui probe",
                                 description="Print a trained model's reversal of one sentence, or of "
                                             "every line of standard input (no sentence, or -).")
@@ -145,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         cfg = config_from_args(args)
+    from engine import distributed  # imports torch: after --help and --version
+    if not args.no_ui and distributed.launched():
+        return refuse_app_under_torchrun()
         cfg.validate()
         from engine.train import resolve_device
         resolve_device(cfg.device)
@@ -162,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None:
             print(f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), and {args.checkpoint} "
                   "exists: the app would open it, and a headless run would train over it; "
+    if args.dist_timeout is not None and not args.dist_timeout > 0:
+        parser.error(f"--dist-timeout must be positive, got {args.dist_timeout}")
                   "use `reverse-tui probe` or --no-ui", file=sys.stderr)
             return 2
         from .headless import run_headless
@@ -188,4 +196,18 @@ def _isatty(f) -> bool:
 
 
 def entry() -> None:
+def refuse_app_under_torchrun() -> int:
+    """torchrun starts one process per rank: one terminal app each would fight over the
+    screen. Rank 0 says so in one line and exits 2; the others leave quietly with 0, so that
+    torchrun waits for rank 0's line instead of killing it when the first process fails."""
+    from engine import distributed
+    if distributed.env_rank() != 0:
+        return 0
+    print(f"reverse-tui: started by torchrun ({distributed.env_world()} processes), where the terminal "
+          "app cannot run; add --no-ui to train data-parallel "
+          "(torchrun --nproc-per-node N -m tui --no-ui [flags]), or start the app without torchrun",
+          file=sys.stderr)
+    return 2
+
+
     sys.exit(main())

@@ -2,7 +2,11 @@
 prints the events of engine.job.run_job, the same run the app shows.
 
 Ctrl+C (SIGINT) or SIGTERM stops after the current batch; what was measured so far is
-written, the best checkpoint is kept, and the exit status is 130 or 143."""
+written, the best checkpoint is kept, and the exit status is 130 or 143.
+
+Under torchrun every process runs this; rank 0 prints and writes, the others print only
+their errors (prefixed with their rank), and all of them stop after the same batch when any
+one is signalled (engine/distributed.py)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from engine import distributed
 from engine.checkpoint import CheckpointError
 from engine.config import Config
 from engine.evaluate import format_example
@@ -35,7 +40,12 @@ class StopSignals:
     """Turns the first SIGINT/SIGTERM into a flag checked after every batch."""
 
     def __init__(self):
-        self.signum: int | None = None
+        self.signum: int | None = None  # the first signal this process received
+        self.agreed: int | None = None  # torchrun: the largest any process received
+
+    @property
+    def requested(self) -> int | None:
+        return self.signum or self.agreed
 
     def __enter__(self):
         self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -52,21 +62,48 @@ class StopSignals:
 
     @property
     def exit_code(self) -> int:
-        return 128 + self.signum if self.signum else 0
+        return 128 + self.requested if self.requested else 0
 
 
 def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None = None) -> int:
     """first_line: said before anything else (why a plain `reverse-tui` runs headless)."""
-    console = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not distributed.launched():
+        return _run(cfg, args, first_line)
+    # torchrun: join the other processes first (a bad setting fails on every rank alike)
+    try:
+        group = distributed.init(cfg.device, getattr(args, "dist_timeout", None) or distributed.DEFAULT_TIMEOUT_S)
+        if cfg.batch_size < group.world:
+            raise ValueError(f"--batch-size {cfg.batch_size} is the global batch; with {group.world} "
+                             f"processes it must be at least {group.world}")
+    except ValueError as e:
+        if distributed.env_rank() == 0:
+            Console(stderr=True, highlight=False, soft_wrap=True).print(f"reverse-tui: {e}")
+        distributed.shutdown(forget=True)
+        return 2
+    try:
+        return _run(cfg, args, first_line, group)
+    finally:
+        group.wait_for_main()  # rank 0 is done (or gone) before any rank leaves
+        distributed.shutdown(forget=True)
+
+
+def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
+         group: distributed.Group | None = None) -> int:
+    main = group is None or group.is_main
+    console = Console(highlight=False, soft_wrap=True, quiet=not main)  # torchrun: rank 0 speaks
+    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # errors quote [paths]
+    who = "reverse-tui" if group is None else f"reverse-tui (rank {group.rank})"
     if first_line:
         console.print(first_line)
     import torch
     from engine.threads import default_threads
-    torch.set_num_threads(getattr(args, "threads", None) or default_threads(cfg.hidden_dim))
+    threads = default_threads(cfg.hidden_dim)
+    if group is not None:  # N processes on one box share its cores
+        threads = distributed.threads_per_process(threads)
+    torch.set_num_threads(getattr(args, "threads", None) or threads)
     checkpoint = Path(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT)
     out = Path(args.out)
-    for d in {checkpoint.parent, out}:
+    for d in ({checkpoint.parent, out} if main else ()):
         problem = check_writable(d)
         if problem:
             err.print(f"reverse-tui: {problem}")
@@ -75,9 +112,18 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
     resume = getattr(args, "resume", None)
     status, evaluating, res = 0, False, None
     with StopSignals() as stop:
+        def should_stop() -> bool:  # after every batch; torchrun: every rank stops at the same one
+            if group is None:
+                return stop.signum is not None
+            # decided on the agreed value alone: a signal that lands during the all-reduce
+            # counts at the next batch, on every rank
+            stop.agreed = group.agree_stop(stop.signum)
+            return stop.agreed is not None
+
+        extra = None if group is None else {"processes": group.world, "backend": group.backend}
         job = run_job(cfg, checkpoint, out, resume=resume, epochs=getattr(args, "epochs", None),
                       compare_no_attention=getattr(args, "compare_no_attention", False),
-                      should_stop=lambda: stop.signum is not None)
+                      should_stop=should_stop, extra=extra)
         while True:
             try:
                 ev = next(job)
@@ -98,6 +144,8 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
                 if ev.corpus_summary:
                     console.print(ev.corpus_summary)
                 console.print(ev.line())
+                if group is not None:
+                    console.print(group.describe(cfg.batch_size))
                 if ev.busy_note:
                     console.print(ev.busy_note)
                 console.print(f"config: {json.dumps(cfg.to_dict())}")
@@ -109,24 +157,26 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
             elif isinstance(ev, TrainingEnded):
                 if ev.reason == "stopped":
                     status = stop.exit_code or 130
-                    console.print(f"stopped by {signal.Signals(stop.signum or signal.SIGINT).name} after "
+                    console.print(f"stopped by {signal.Signals(stop.requested or signal.SIGINT).name} after "
                                   f"{ev.epochs} finished epoch(s); the best checkpoint is kept")
                 if ev.error:
-                    err.print(f"reverse-tui: {ev.error}")
+                    err.print(f"{who}: {ev.error}")
                     if ev.reason == "failed":
                         status = status or 1
+                if not main:
+                    continue  # rank 0 evaluates and writes
                 if ev.best_epoch is None:
                     err.print("reverse-tui: no epoch finished, so there is no model to evaluate; "
                               f"wrote {out / 'metrics.csv'}")
                     return status or 1
                 evaluating = True
             elif isinstance(ev, Failed):
-                err.print(f"reverse-tui: {ev.error}")
+                err.print(f"{who}: {ev.error}")
                 return 2 if ev.stage == "start" or isinstance(ev.exception, CheckpointError) else 1
             elif isinstance(ev, Finished):
                 res = ev.results
     if res is None:
-        return status or 1
+        return (status or 1) if main else status
 
     ev = res.evaluation
     console.print(f"\nbest epoch {res.report['best_epoch']} (val loss {res.report['best_val_loss']:.4f}), "

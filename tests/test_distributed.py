@@ -1,0 +1,192 @@
+"""Data-parallel training under torchrun (engine/distributed.py), on the CPU with gloo: two
+processes train to the same losses as one process with the same global batch, write one
+set of files, stop together, resume, and end with a clear error when a process is killed.
+
+Each torchrun run starts two Python processes that import torch (a few seconds on 2 cores),
+so the runs are tiny: 193 sentences (the last batch of 1 leaves rank 1 without rows), 41
+validation sentences (two batches, one per rank), hidden 32."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import distributed
+from engine.config import Config
+from engine.data import PAD
+from engine.train import EpochDone, Trainer, masked_loss
+from tests.conftest import ROOT
+from tui.cli import main
+
+SIZES = dict(train_size=193, val_size=41, test_size=20, min_len=3, max_len=6, embed_dim=16,
+             hidden_dim=32, batch_size=32, lr=0.003, unk_rate=0.1, min_freq=1, dropout=0.0,
+             device="cpu", seed=7)
+FLAGS = [a for k, v in SIZES.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+TIMEOUT = 240  # seconds: a hang fails the test instead of the suite
+
+
+def torchrun(*args: str, nproc: int = 2) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+         "-m", "tui", "--no-ui", *FLAGS, "--threads", "1", "--dist-timeout", "60", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"torchrun did not end within {TIMEOUT} s (a hang):\n{out[-3000:]}")
+    return proc.returncode, out
+
+
+def read_until(proc: subprocess.Popen, text: str) -> str:
+    """torchrun's output up to the first line holding text (it is streamed, unbuffered)."""
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    proc.wait(timeout=TIMEOUT)
+    pytest.fail(f"the run ended before printing {text!r}:\n{''.join(seen)[-3000:]}")
+
+
+def worker_pid(launcher: int, rank: int) -> int:
+    """The pid of the worker torchrun started with RANK=rank (its direct child)."""
+    children = []
+    for task in Path(f"/proc/{launcher}/task").iterdir():
+        children += (task / "children").read_text().split()
+    for pid in children:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in env:
+            return int(pid)
+    raise AssertionError(f"no worker with RANK={rank} among {children}")
+
+
+def history(path: Path) -> list[dict]:
+    return torch.load(path, weights_only=True)["history"]
+
+
+def test_two_processes_train_like_one_and_resume(tmp_path):
+    ck, out = tmp_path / "ck", tmp_path / "out"
+    code, text = finish(torchrun("--epochs", "2", "--checkpoint", str(ck / "best.pt"), "--out", str(out)))
+    assert code == 0, text[-3000:]
+    # rank 0 alone prints and writes: each epoch line once, one checkpoint and its last state
+    assert text.count("epoch   1/2") == 1 and text.count("epoch   2/2") == 1
+    assert "data-parallel: 2 processes (gloo)" in text and text.count("test exact match") == 1
+    assert sorted(p.name for p in ck.iterdir()) == ["best.last.pt", "best.pt"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["analysis.md", "attention_heatmap.png", "config.toml", "loss_curve.png", "metrics.csv", "report.json"])
+
+    # one process, the same global batch of 32
+    single = Trainer(Config(**{**SIZES, "epochs": 2}), tmp_path / "single.pt")
+    for _ in single.run():
+        pass
+    assert_same_training(history(ck / "best.last.pt"), single.history, epochs=[1, 2])
+
+    # --resume under torchrun continues as a single process continues from the same state
+    payload = torch.load(ck / "best.last.pt", weights_only=True)
+    code, text = finish(torchrun("--resume", str(ck / "best.last.pt"), "--epochs", "3",
+                                 "--checkpoint", str(ck / "best.pt"), "--out", str(out)))
+    assert code == 0, text[-3000:]
+    assert "resuming" in text and text.count("epoch   3/3") == 1
+    single = Trainer.resume(payload, tmp_path / "single-resumed.pt", epochs=3, device_name="cpu")
+    for _ in single.run():
+        pass
+    assert_same_training(history(ck / "best.last.pt"), single.history, epochs=[1, 2, 3])
+
+
+def assert_same_training(two: list[dict], one: list[dict], epochs: list[int]) -> None:
+    assert [h["epoch"] for h in two] == [h["epoch"] for h in one] == epochs
+    for a, b in zip(two, one):
+        assert a["batch_losses"] == pytest.approx(b["batch_losses"], rel=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+        assert a["val_exact_match"] == b["val_exact_match"] and a["tokens"] == b["tokens"]
+
+
+def test_a_signal_to_one_process_stops_every_process_after_the_same_batch(tmp_path):
+    ck, out = tmp_path / "ck", tmp_path / "out"
+    proc = torchrun("--epochs", "300", "--checkpoint", str(ck / "best.pt"), "--out", str(out))
+    head = read_until(proc, "epoch   1/300")
+    os.kill(worker_pid(proc.pid, 1), signal.SIGTERM)  # rank 1 only: rank 0 hears it from rank 1
+    code, text = finish(proc)
+    text = head + text
+    assert code != 0  # torchrun reports the workers' status 143
+    assert text.count("stopped by SIGTERM") == 1, text[-3000:]
+    report = (out / "report.json").read_text()
+    assert '"interrupted": true' in report  # rank 0 still evaluated the best checkpoint
+    last = torch.load(ck / "best.last.pt", weights_only=True)
+    assert 1 <= last["epoch"] < 300
+
+
+def test_a_killed_process_ends_the_run_with_a_clear_error(tmp_path):
+    ck, out = tmp_path / "ck", tmp_path / "out"
+    proc = torchrun("--epochs", "300", "--checkpoint", str(ck / "best.pt"), "--out", str(out))
+    head = read_until(proc, "epoch   1/300")
+    os.kill(worker_pid(proc.pid, 1), signal.SIGKILL)
+    code, text = finish(proc)  # within TIMEOUT: no hang
+    text = head + text
+    assert code != 0
+    assert "lost another process of this torchrun run" in text, text[-3000:]
+    # no traceback through the project's code (torchrun prints its own summary after it)
+    assert not any('File "' in line and ("/engine/" in line or "/tui/" in line) for line in text.splitlines())
+    assert not (out / "report.json").exists()  # no half-written evaluation
+    assert torch.load(ck / "best.pt", weights_only=True)["epoch"] >= 1  # what was saved stands
+
+
+def test_the_app_refuses_under_torchrun_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--no-ui" in err[0] and "torchrun" in err[0]
+    monkeypatch.setenv("RANK", "1")  # the others leave quietly, so torchrun waits for rank 0's line
+    assert main(["--epochs", "1"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_shards_sum_to_the_whole_batch_loss_and_gradient(tmp_path):
+    """The scheme's arithmetic, in one process: each rank's rows, its loss scaled by its share
+    of the global batch's tokens; the sum over ranks is the whole batch's loss and gradient,
+    an empty share included (3 rows over 4 ranks)."""
+    t = Trainer(Config(**SIZES), tmp_path / "x.pt")
+    batch = next(t.train_set.batches(3))
+    forcing = torch.ones(batch.tgt.size(1), dtype=torch.bool)
+    params = [p for p in t.model.parameters() if p.requires_grad]
+
+    def loss_and_grads(b, scale=1.0):
+        t.model.zero_grad()
+        loss = masked_loss(t.model(b.src, b.src_len, b.tgt_in, forcing)[0], b.tgt) * scale
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in params]
+
+    whole, whole_grads = loss_and_grads(batch)
+    tokens = int(batch.src_len.sum())
+    assert tokens == int((batch.tgt != PAD).sum())  # the host lengths count the target tokens
+    total, grads = torch.zeros(()), [torch.zeros_like(p) for p in params]
+    for rank in range(4):
+        group = distributed.Group(rank, 4, rank, 4, "gloo", torch.device("cpu"), 60)
+        mine, share = group.shard(batch, tokens)
+        if not len(mine.index):
+            assert rank == 3 and share == 0
+            continue
+        loss, g = loss_and_grads(mine, share)
+        total += loss
+        grads = [a + b for a, b in zip(grads, g)]
+    assert total == pytest.approx(float(whole), rel=1e-5)
+    for a, b in zip(grads, whole_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_without_torchrun_there_is_no_group():
+    assert distributed.current() is None and distributed.is_main()
