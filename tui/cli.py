@@ -109,6 +109,9 @@ def main_parser() -> argparse.ArgumentParser:
                         "epoch); its configuration is used, --epochs can extend it")
     p.add_argument("--compare-no-attention", action="store_true",
                    help="after training, also train the same model without attention and compare accuracy by length in analysis.md")
+    p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
+                   help="under torchrun: seconds a process waits for a stuck peer before the run ends "
+                        "with an error (default 300)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for PyTorch and the C kernels (default: 1 for a model with --hidden-dim "
                         "under 128, which a second thread does not speed up; else all usable cores)")
@@ -117,9 +120,6 @@ def main_parser() -> argparse.ArgumentParser:
 
 
 def probe_parser() -> argparse.ArgumentParser:
-    p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
-                   help="under torchrun: seconds a process waits for a stuck peer before the run ends "
-                        "with an error (default 300)")
     p = argparse.ArgumentParser(prog="reverse-tui probe",
                                 description="Print a trained model's reversal of one sentence, or of "
                                             "every line of standard input (no sentence, or -).")
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_probe(probe_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
+    from engine import distributed  # imports torch: after --help and --version
+    if not args.no_ui and distributed.launched():
+        return refuse_app_under_torchrun()
     if args.config is not None:
         try:
             Config.read_toml(args.config)
@@ -148,9 +151,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         cfg = config_from_args(args)
-    from engine import distributed  # imports torch: after --help and --version
-    if not args.no_ui and distributed.launched():
-        return refuse_app_under_torchrun()
         cfg.validate()
         from engine.train import resolve_device
         resolve_device(cfg.device)
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))  # usage + one line, exit 2
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
+    if args.dist_timeout is not None and not args.dist_timeout > 0:
+        parser.error(f"--dist-timeout must be positive, got {args.dist_timeout}")
     if args.no_ui:
         from .headless import run_headless
         return run_headless(cfg, args)
@@ -168,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None:
             print(f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), and {args.checkpoint} "
                   "exists: the app would open it, and a headless run would train over it; "
-    if args.dist_timeout is not None and not args.dist_timeout > 0:
-        parser.error(f"--dist-timeout must be positive, got {args.dist_timeout}")
                   "use `reverse-tui probe` or --no-ui", file=sys.stderr)
             return 2
         from .headless import run_headless
@@ -188,14 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     return app.run() or 0
 
 
-def _isatty(f) -> bool:
-    try:
-        return f is not None and f.isatty()
-    except (AttributeError, ValueError):  # closed or replaced by something without one
-        return False
-
-
-def entry() -> None:
 def refuse_app_under_torchrun() -> int:
     """torchrun starts one process per rank: one terminal app each would fight over the
     screen. Rank 0 says so in one line and exits 2; the others leave quietly with 0, so that
@@ -210,4 +202,12 @@ def refuse_app_under_torchrun() -> int:
     return 2
 
 
+def _isatty(f) -> bool:
+    try:
+        return f is not None and f.isatty()
+    except (AttributeError, ValueError):  # closed or replaced by something without one
+        return False
+
+
+def entry() -> None:
     sys.exit(main())
