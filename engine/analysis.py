@@ -19,11 +19,6 @@ from .evaluate import SentenceResult
 from .lengths import LengthCurve, describe_limit
 
 
-def _entropy(p: np.ndarray) -> float:
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
-
-
 def attention_stats(results: Sequence[SentenceResult]) -> dict:
     """Measure the attention over word steps (t < n) and the EOS step (t = n)."""
     word_steps = 0
@@ -46,33 +41,33 @@ def attention_stats(results: Sequence[SentenceResult]) -> dict:
         L["correct"] += r.match
         if not r.match:  # how it failed: stopped early, ran on, or the right length with a wrong word
             L["short" if len(r.output) < n else "long" if len(r.output) > n else "wrong_word"] += 1
-        sentence_all_hit = True
-        for t in range(min(n, A.shape[0])):
-            row, m = A[t], n - 1 - t
-            peak = int(row.argmax())
-            hit = peak == m
-            word_steps += 1
-            hits += hit
-            sentence_all_hit &= hit
-            offsets[peak - m] += 1
-            w_mirror.append(row[m])
-            w_right.append(row[m + 1])  # m + 1 <= n always exists (EOS column at n)
-            if m - 1 >= 0:
-                w_left.append(row[m - 1])
-            w_eos_col.append(row[n])
-            ratio = _entropy(row) / math.log(n + 1)
-            ent_ratio.append(ratio)
-            L["steps"] += 1
-            L["hits"] += hit
-            L["w"] += row[m]
-            L["ent"] += ratio
-            if t == 0:
-                first_last_word.append(row[n - 1])
-                first_eos.append(row[n])
-                first_hit += hit
-            if t == n - 1:
-                last_first_word.append(row[0])
-                last_hit += hit
+        k = min(n, A.shape[0])  # word steps: step t should peak on word m = n-1-t
+        if k:
+            rows, t = A[:k], np.arange(k)
+            m = n - 1 - t
+            peaks = rows.argmax(axis=1)
+            hit = peaks == m
+            word_steps += k
+            hits += int(hit.sum())
+            offsets.update((peaks - m).tolist())
+            w_mirror.extend(rows[t, m].tolist())
+            w_right.extend(rows[t, m + 1].tolist())  # m + 1 <= n always exists (EOS column at n)
+            w_left.extend(rows[t[m >= 1], m[m >= 1] - 1].tolist())
+            w_eos_col.extend(rows[:, n].tolist())
+            plogp = np.where(rows > 0, rows * np.log(np.where(rows > 0, rows, 1)), 0.0)
+            ratio = -plogp.sum(axis=1) / math.log(n + 1)
+            ent_ratio.extend(ratio.tolist())
+            L["steps"] += k
+            L["hits"] += int(hit.sum())
+            L["w"] += float(rows[t, m].sum())
+            L["ent"] += float(ratio.sum())
+            first_last_word.append(rows[0, n - 1])
+            first_eos.append(rows[0, n])
+            first_hit += bool(hit[0])
+            if k == n:
+                last_first_word.append(rows[n - 1, 0])
+                last_hit += bool(hit[n - 1])
+        sentence_all_hit = bool(hit.all()) if k else True
         if A.shape[0] > n:  # the step that should emit EOS
             row = A[n]
             eos_step_on_eos.append(row[n])

@@ -50,6 +50,17 @@ class EvalResult:
     def per_length(self) -> dict[int, float]:
         return {n: c / t for n, (c, t) in sorted(self.counts.items())}
 
+    @classmethod
+    def merged(cls, parts: Sequence["EvalResult"]) -> "EvalResult":
+        """One result of several evaluations of different sentences (e.g. one per length)."""
+        counts: dict[int, tuple[int, int]] = {}
+        for p in parts:
+            for n, (c, t) in p.counts.items():
+                c0, t0 = counts.get(n, (0, 0))
+                counts[n] = (c0 + c, t0 + t)
+        return cls([r for p in parts for r in p.results], sum(p.seconds for p in parts),
+                   dict(sorted(counts.items())))
+
 
 @torch.no_grad()
 def output_words(ids: Sequence[int], attention: np.ndarray, source: Sequence[str], vocab: Vocab,
@@ -73,15 +84,16 @@ def output_words(ids: Sequence[int], attention: np.ndarray, source: Sequence[str
 
 def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
            device: torch.device, batch_size: int = 500, attend: bool | None = None,
-           replace_unk: bool = True, beam: int = 1) -> list[SentenceResult]:
+           replace_unk: bool = True, beam: int = 1, max_steps: int | None = None) -> list[SentenceResult]:
     """Greedy-decode sentences in length-grouped batches (beam > 1: beam search, one
-    sentence at a time); results in the input order."""
+    sentence at a time); results in the input order. max_steps caps greedy decoding's
+    steps (its own budget is 2n + 5 for n source tokens)."""
     model.eval()
     ds = PairDataset(sentences, vocab)
     results: list[SentenceResult | None] = [None] * len(ds)
     for batch in ds.batches(batch_size if beam == 1 else 1):
         b = batch.to(device)
-        out = (model.greedy(b.src, batch.src_len, attend=attend) if beam == 1  # lengths: the host copy
+        out = (model.greedy(b.src, batch.src_len, max_steps, attend=attend) if beam == 1  # lengths: the host copy
                else model.beam(b.src, batch.src_len, beam))
         tokens, attn, length = out.tokens.cpu(), out.attention.float().cpu(), out.length.cpu()
         for j, row in enumerate(batch.index.tolist()):
@@ -99,9 +111,9 @@ def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
 
 def evaluate(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
              device: torch.device, batch_size: int = 500, attend: bool | None = None,
-             replace_unk: bool = True, beam: int = 1) -> EvalResult:
+             replace_unk: bool = True, beam: int = 1, max_steps: int | None = None) -> EvalResult:
     t0 = time.perf_counter()
-    results = decode(model, vocab, sentences, device, batch_size, attend, replace_unk, beam)
+    results = decode(model, vocab, sentences, device, batch_size, attend, replace_unk, beam, max_steps)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

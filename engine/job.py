@@ -26,6 +26,7 @@ import torch
 from . import distributed, native
 from .checkpoint import CheckpointError, load
 from .config import Config
+from .plot_process import PlotProcess
 from .report import Results, finish_run, write_metrics_csv
 from .threads import busy_note
 from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
@@ -169,6 +170,9 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
                   # measured here, in the worker: it watches the machine for 0.2 s
                   busy_note(torch.get_num_threads()) if device.type == "cpu" else None)
 
+    # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
+    # the core that training leaves free (engine/plot_process.py)
+    plotter = PlotProcess() if distributed.is_main() else None
     reason, error, exception = "finished", None, None
     try:
         for ev in trainer.run():
@@ -210,6 +214,7 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
     # nothing to evaluate, or torchrun is tearing the run down (a process was lost: no
     # half-written artefacts); what was measured is still written
     if trainer.best_epoch is None or isinstance(exception, distributed.PeerLost):
+        plotter.close()
         try:
             write_metrics_csv(trainer.history, out / "metrics.csv")
         except OSError:
@@ -219,7 +224,7 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
              "threads": torch.get_num_threads(), "native_kernels": native.summary(device.type),
              **(extra or {})}
     try:
-        results = finish_run(checkpoint, trainer.splits.test, out, device, extra, control)
+        results = finish_run(checkpoint, trainer.splits.test, out, device, extra, control, plotter)
     except KeyboardInterrupt:
         raise
     except Exception as e:

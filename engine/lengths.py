@@ -11,10 +11,13 @@ import random
 from dataclasses import dataclass, field
 import torch
 
-from .data import Vocab, random_sentences
+from .data import Vocab
 from .evaluate import EvalResult, SentenceResult, evaluate
 
 SENTENCES_PER_LENGTH = 100  # enough to tell 99% from 100%
+FAR_SENTENCES_PER_LENGTH = 50  # past twice the training length (at least 60 words), where the
+# model is not asked to be right and one sentence costs up to 30x a short one: one error in
+# 50 still reads below 99%
 
 
 def sweep_lengths(min_len: int, max_len: int) -> tuple[list[int], list[int]]:
@@ -83,8 +86,38 @@ class LengthCurve:
             return None if n is None else {"length": n, "exact_match": self.per_length[n],
                                            "failures": self.failures[n]}
         return {"per_length": {str(n): a for n, a in self.per_length.items()},
+                "sentences": {str(n): t for n, (_, t) in self.evaluation.counts.items()},
                 "failures": {str(n): f for n, f in self.failures.items()},
                 "first_below_99": limit(0.99), "first_below_50": limit(0.5)}
+
+
+@dataclass
+class SweepSentences:
+    """The sentences a length sweep decodes, by length: of known words past the training
+    lengths, and of made-up (unknown) words at every measured length."""
+    known: dict[int, list[list[str]]]
+    unknown: dict[int, list[list[str]]]
+
+
+def sweep_sentences(vocab: Vocab, min_len: int, max_len: int, rng: random.Random,
+                    per_length: int = SENTENCES_PER_LENGTH) -> SweepSentences:
+    beyond, every = sweep_lengths(min_len, max_len)
+    known_words, pool = vocab.words(), made_up_words(vocab, rng)
+    far = max(60, 2 * max_len)
+    def of_length(n: int, words: list[str]) -> list[list[str]]:  # words drawn uniformly
+        count = per_length if n <= far else min(per_length, FAR_SENTENCES_PER_LENGTH)
+        return [rng.choices(words, k=n) for _ in range(count)]
+    return SweepSentences(known={n: of_length(n, known_words) for n in beyond},
+                          unknown={n: of_length(n, pool) for n in every})
+
+
+def length_curve(model: torch.nn.Module, vocab: Vocab, by_length: dict[int, list[list[str]]],
+                 device: torch.device) -> LengthCurve:
+    """Greedy exact match, one length at a time: a batch never pads a short sentence to a
+    long one, and decoding stops at n + 2 steps for n words (n words, EOS, and one more to
+    see a run-on) instead of the 2n + 5 a sentence of unknown length gets."""
+    return LengthCurve.of(EvalResult.merged(
+        [evaluate(model, vocab, sentences, device, max_steps=n + 2) for n, sentences in by_length.items()]))
 
 
 def length_sweep(model: torch.nn.Module, vocab: Vocab, min_len: int, max_len: int, device: torch.device,
@@ -92,13 +125,8 @@ def length_sweep(model: torch.nn.Module, vocab: Vocab, min_len: int, max_len: in
     """(known, unknown): greedy exact match past the training lengths on sentences of the
     vocabulary's words, and at every measured length (training lengths too) on sentences
     whose every word is unknown."""
-    beyond, every = sweep_lengths(min_len, max_len)
-    known_words = vocab.words()
-    known = [s for n in beyond for s in random_sentences(per_length, n, n, rng, known_words)]
-    pool = made_up_words(vocab, rng)
-    unknown = [s for n in every for s in random_sentences(per_length, n, n, rng, pool)]
-    return (LengthCurve.of(evaluate(model, vocab, known, device)),
-            LengthCurve.of(evaluate(model, vocab, unknown, device)))
+    s = sweep_sentences(vocab, min_len, max_len, rng, per_length)
+    return length_curve(model, vocab, s.known, device), length_curve(model, vocab, s.unknown, device)
 
 
 def describe_limit(curve: LengthCurve, what: str) -> str:
@@ -125,5 +153,6 @@ def describe_limit(curve: LengthCurve, what: str) -> str:
                    else f", and stays at or above 50% up to {longest} words.")
 
 
-__all__ = ["LengthCurve", "describe_limit", "failure_kind", "length_sweep", "made_up_words", "sweep_lengths"]
+__all__ = ["LengthCurve", "SweepSentences", "describe_limit", "failure_kind", "length_curve", "length_sweep",
+           "made_up_words", "sweep_lengths", "sweep_sentences"]
 

@@ -21,6 +21,13 @@ def _figure(**kwargs):
     return Figure(**kwargs)
 
 
+def warm_up() -> None:
+    """Import matplotlib and seaborn now (~3 s, seaborn pulls in scipy.stats): the run does
+    it on a core that evaluation leaves free, not on the way to the first PNG."""
+    _figure()
+    import seaborn  # noqa: F401
+
+
 def attention_heatmap(attention: np.ndarray, source_tokens: Sequence[str],
                       output_tokens: Sequence[str], path: str | os.PathLike,
                       title: str | None = None) -> Path:

@@ -15,10 +15,12 @@ import torch
 
 from .analysis import attention_stats, write_analysis
 from .checkpoint import Loaded, load_model
-from .data import with_unseen_words
+from .config import Config
+from .data import splits_for, with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
-from .lengths import LengthCurve, length_sweep
-from .plots import attention_heatmap, loss_curve
+from .lengths import LengthCurve, length_curve, sweep_sentences
+from .threads import evaluation_workers, in_parallel
+from .plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
 from .train import EPOCH_FIELDS
 
 
@@ -35,6 +37,7 @@ class Results:
     heatmap_example: SentenceResult
     report: dict
     files: dict[str, Path]
+    notebook_test: dict | None = None  # exact match on the notebook's 3-10 test set (see notebook_test_set)
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
@@ -45,6 +48,19 @@ def typical_example(results: Sequence[SentenceResult]) -> SentenceResult:
     median = int(statistics.median_low(len(r.source) for r in results))
     same = [r for r in results if len(r.source) == median]
     return next((r for r in same if r.match), same[0])
+
+
+def notebook_test_set(cfg: Config) -> list[list[str]] | None:
+    """The notebook's own test set (1,000 sentences of 3-10 words, this run's seed) when this
+    run trained on other lengths of the built-in corpus: the baseline's figure, measured on
+    the baseline's sentences. None for a --corpus run or one on the notebook's data."""
+    if cfg.corpus:
+        return None
+    ref = Config.notebook(seed=cfg.seed)
+    if (cfg.min_len, cfg.max_len, cfg.train_size, cfg.val_size, cfg.test_size) == \
+            (ref.min_len, ref.max_len, ref.train_size, ref.val_size, ref.test_size):
+        return None
+    return splits_for(ref)[0].test
 
 
 def write_metrics_csv(history: Sequence[dict], path: Path) -> Path:
@@ -58,50 +74,86 @@ def write_metrics_csv(history: Sequence[dict], path: Path) -> Path:
 
 def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out_dir: str | Path,
                device: torch.device, extra: dict | None = None,
-               control_checkpoint: str | Path | None = None) -> Results:
+               control_checkpoint: str | Path | None = None, plotter: PlotProcess | None = None) -> Results:
     """Evaluate the best checkpoint on the test set and write the artefacts to out_dir.
-    control_checkpoint: a model trained the same way without attention, compared by length."""
+    control_checkpoint: a model trained the same way without attention, compared by length.
+    plotter: a PlotProcess started earlier, best when training began (its imports then run
+    on the core that training leaves free); without one, the figures are drawn here."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _finish_run(checkpoint, test_sentences, out, device, extra, control_checkpoint, plotter)
+    finally:
+        if plotter is not None:
+            plotter.close()
+
+
+def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out: Path,
+                device: torch.device, extra: dict | None, control_checkpoint: str | Path | None,
+                plotter: PlotProcess | None) -> Results:
     loaded: Loaded = load_model(checkpoint, device)
     cfg, history = loaded.config, loaded.payload["history"]
-    ev = evaluate(loaded.model, loaded.vocab, test_sentences, device)
-    # the ablation: the same model decoding with uniform attention
-    uniform = evaluate(loaded.model, loaded.vocab, test_sentences, device, attend=False).exact_match
+    model, vocab = loaded.model, loaded.vocab
+    # every sentence set first, from one seeded generator, so the evaluations below are
+    # independent of one another and of the order they run in
+    rng = random.Random(cfg.seed + 2)
+    # unseen words: one to three words per test sentence swapped for words outside the vocabulary
+    unseen_set = with_unseen_words(test_sentences, rng, vocab)
+    # longer than training (up to 6x the longest, at least 60 words), of known words; and
+    # sentences of words it never saw at every length, the way people type
+    sweep = sweep_sentences(vocab, cfg.min_len, cfg.max_len, rng)
+    notebook_test = notebook_test_set(cfg)
+    control = load_model(control_checkpoint, device) if control_checkpoint is not None else None
+    jobs = {  # the longest first, so two workers finish together
+        "unknown": lambda: length_curve(model, vocab, sweep.unknown, device),
+        "known": lambda: length_curve(model, vocab, sweep.known, device),
+        "test": lambda: evaluate(model, vocab, test_sentences, device),
+        # the ablation: the same model decoding with uniform attention
+        "uniform": lambda: evaluate(model, vocab, test_sentences, device, attend=False),
+        "unseen": lambda: evaluate(model, vocab, unseen_set, device),
+        "unseen_raw": lambda: evaluate(model, vocab, unseen_set, device, replace_unk=False),
+    }
+    if notebook_test:
+        jobs["notebook_test"] = lambda: evaluate(model, vocab, notebook_test, device)
+    if cfg.beam > 1:
+        jobs["beam"] = lambda: evaluate(model, vocab, test_sentences, device, beam=cfg.beam)
+    if control is not None:
+        longer = [s for group in sweep.known.values() for s in group]
+        jobs["control_test"] = lambda: evaluate(control.model, control.vocab, test_sentences, device)
+        jobs["control_beyond"] = lambda: evaluate(control.model, control.vocab, longer, device)
+    done = in_parallel(jobs, evaluation_workers(device))
+    ev, known, unknown = done["test"], done["known"], done["unknown"]
+    uniform = done["uniform"].exact_match
     stats = attention_stats(ev.results)
     beam = None
     if cfg.beam > 1:
-        bev = evaluate(loaded.model, loaded.vocab, test_sentences, device, beam=cfg.beam)
+        bev = done["beam"]
         beam = {"width": cfg.beam, "exact_match": bev.exact_match, "seconds": bev.seconds,
                 "per_length": {str(n): a for n, a in bev.per_length.items()}}
-    # unseen words: one to three words per test sentence swapped for words outside the vocabulary
-    rng = random.Random(cfg.seed + 2)
-    unseen_set = with_unseen_words(test_sentences, rng, loaded.vocab)
-    unseen = {"with_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device).exact_match,
-              "without_replacement": evaluate(loaded.model, loaded.vocab, unseen_set, device,
-                                              replace_unk=False).exact_match}
-    # longer than training (up to 6x the longest, at least 60 words), of known words; and
-    # sentences of words it never saw at every length, the way people type
-    known, unknown = length_sweep(loaded.model, loaded.vocab, cfg.min_len, cfg.max_len, device, rng)
+    unseen = {"with_replacement": done["unseen"].exact_match,
+              "without_replacement": done["unseen_raw"].exact_match}
     beyond = known.evaluation
-    longer = [r.source for r in beyond.results]
     beyond_stats = attention_stats(beyond.results)
-    control = None
-    if control_checkpoint is not None:
-        c = load_model(control_checkpoint, device)
-        c_test = evaluate(c.model, c.vocab, test_sentences, device)
-        c_beyond = evaluate(c.model, c.vocab, longer, device) if longer else None
-        control = {"checkpoint": str(control_checkpoint), "attention": c.config.attention,
+    notebook = None
+    if notebook_test:
+        nev = done["notebook_test"]
+        notebook = {"exact_match": nev.exact_match, "sentences": len(nev.results),
+                    "correct": sum(r.match for r in nev.results), "lengths": [3, 10]}
+    if control is not None:
+        c_test, c_beyond = done["control_test"], done["control_beyond"]
+        control = {"checkpoint": str(control_checkpoint), "attention": control.config.attention,
                    "test_exact_match": c_test.exact_match,
-                   "per_length": {**c_test.per_length, **(c_beyond.per_length if c_beyond else {})}}
+                   "per_length": {**c_test.per_length, **c_beyond.per_length}}
     analysis = write_analysis(stats, uniform, (cfg.min_len, cfg.max_len), beyond_stats, unseen,
                               control, {**ev.per_length, **(beyond.per_length if beyond else {})},
                               cfg.attention, known, unknown)
     example = typical_example(ev.results)
+    draw_all(plotter, [
+        heatmap_job(example.attention, example.source_tokens, example.output_tokens, out / "attention_heatmap.png"),
+        loss_curve_job(history, out / "loss_curve.png", loaded.payload.get("best_epoch"))])
     files = {
-        "attention_heatmap": attention_heatmap(example.attention, example.source_tokens,
-                                               example.output_tokens, out / "attention_heatmap.png"),
-        "loss_curve": loss_curve(history, out / "loss_curve.png", loaded.payload.get("best_epoch")),
+        "attention_heatmap": out / "attention_heatmap.png",
+        "loss_curve": out / "loss_curve.png",
         "metrics": write_metrics_csv(history, out / "metrics.csv"),
     }
     (out / "analysis.md").write_text(analysis)
@@ -120,6 +172,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
         "config": cfg.to_dict(),
         "test_eval_seconds": ev.seconds,
         "test_sentences": len(ev.results),
+        "notebook_test": notebook,
         "uniform_attention_exact_match": uniform,
         "unseen_words_exact_match": unseen,
         "no_attention_control": control,
@@ -135,7 +188,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     files["report"] = out / "report.json"
-    return Results(ev, stats, uniform, analysis, unseen, beyond, unknown, known, example, report, files)
+    return Results(ev, stats, uniform, analysis, unseen, beyond, unknown, known, example, report, files, notebook)
 
 
 __all__ = ["Results", "finish_run", "format_example", "typical_example", "write_metrics_csv"]

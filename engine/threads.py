@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 SMALL_HIDDEN = 128  # below this, a second thread measured no faster (see above)
 
@@ -71,3 +74,25 @@ def busy_note(threads: int) -> str | None:
     return (f"note: other work keeps {busy:.1f} of {os.cpu_count()} cores busy; {threads} threads that "
             "share cores with another job wait on each other (measured 3-7x slower): "
             "--threads 1 keeps this run at full speed")
+
+
+def evaluation_workers(device: torch.device) -> int:
+    """How many evaluations may run at once after training: one per usable core when each
+    runs on one intra-op thread on a CPU (decoding releases the GIL in its kernels, so two
+    Python threads use two cores), else one: threads that each fan out over every core
+    would wait on each other (see above), and a GPU runs them one after another anyway."""
+    if device.type != "cpu" or torch.get_num_threads() > 1:
+        return 1
+    return usable_cores()
+
+
+def in_parallel(jobs: dict[str, Callable[[], T]], workers: int) -> dict[str, T]:
+    """Run independent jobs (no shared random state, read-only model) on up to `workers`
+    threads; their results by name, whatever order they finish in. The first exception is
+    raised here, after every job has stopped."""
+    if workers <= 1 or len(jobs) <= 1:
+        return {name: job() for name, job in jobs.items()}
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="evaluate") as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}

@@ -145,7 +145,7 @@ class Trainer:
         if splits is None:
             splits, self.corpus_stats = splits_for(cfg)
         self.splits = splits
-        self.vocab = Vocab.build(self.splits.train, cfg.min_freq)
+        self.vocab = Vocab.build(self.splits.train, cfg.word_min_freq, cfg.max_vocab)
         self.train_set = PairDataset(self.splits.train, self.vocab)
         self.val_set = PairDataset(self.splits.val, self.vocab)
         self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)

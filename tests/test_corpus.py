@@ -64,7 +64,7 @@ def test_fifty_thousand_lines_and_thousands_of_words(tmp_path):
 def test_headless_run_on_a_corpus(tmp_path, capsys):
     path = write_corpus(tmp_path / "c.txt", 3000, vocab_size=40)
     out = tmp_path / "out"
-    code = main(["--no-ui", "--corpus", str(path), "--min-freq", "2", "--train-size", "1500",
+    code = main(["--no-ui", "--corpus", str(path), "--max-len", "10", "--train-size", "1500",
                  "--epochs", "1", "--embed-dim", "16", "--hidden-dim", "32", "--device", "cpu",
                  "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")])
     assert code == 0
@@ -79,3 +79,40 @@ def test_missing_corpus_is_refused(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--no-ui", "--corpus", "/nonexistent/file.txt"])
     assert e.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_corpus_defaults_drop_words_seen_once_and_a_flag_overrides(tmp_path):
+    """With --corpus and no --min-freq, a word seen once in training becomes <unk> (the model
+    copies it through attention); the built-in corpus keeps every word; a flag wins."""
+    from engine.config import Config
+    from tui.cli import config_from_args, main_parser
+    text = str(write_corpus(tmp_path / "c.txt", 400))
+    auto = config_from_args(main_parser().parse_args(["--corpus", text]))
+    assert auto.min_freq == 0 and auto.word_min_freq == 2
+    assert config_from_args(main_parser().parse_args(["--corpus", text, "--min-freq", "1"])).word_min_freq == 1
+    assert Config().word_min_freq == 1 and Config.notebook().word_min_freq == 1
+    sentences, _ = read_corpus(text, 3, 30)
+    counts = {}
+    for s in sentences:
+        for w in s:
+            counts[w] = counts.get(w, 0) + 1
+    vocab = Vocab.build(sentences, auto.word_min_freq)
+    assert set(vocab.words()) == {w for w, c in counts.items() if c >= 2}
+    assert any(c == 1 for c in counts.values())  # the rule had something to drop
+
+
+def test_vocabulary_cap_keeps_the_most_frequent_in_first_seen_order():
+    sentences = [["a", "b", "c"], ["c", "d", "b"], ["c", "e", "d"], ["f", "g", "h"]]
+    # counts: c 3, b 2, d 2, the rest 1; the cap of 3 keeps c, b, d, in order of first appearance
+    assert Vocab.build(sentences, 1, 3).words() == ["b", "c", "d"]
+    assert Vocab.build(sentences, 1, 4).words() == ["a", "b", "c", "d"]  # a ties e..h, seen first
+    assert Vocab.build(sentences, 1, 0).words() == ["a", "b", "c", "d", "e", "f", "g", "h"]
+    assert Vocab.build(sentences, 2, 0).words() == ["b", "c", "d"]
+
+
+def test_the_notebook_preset_keeps_the_notebooks_data():
+    """The defaults train on 3-30 words; --preset notebook is still the notebook's baseline."""
+    from engine.config import Config
+    nb = Config.notebook()
+    assert (nb.train_size, nb.val_size, nb.test_size, nb.min_len, nb.max_len) == (8000, 1000, 1000, 3, 10)
+    assert (nb.min_freq, nb.unk_rate, nb.epochs, nb.lr, nb.hidden_dim) == (1, 0.0, 30, 1e-3, 256)

@@ -85,7 +85,10 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
         first = next((n for n, a in per.items() if a < 0.99), None)
         assert (limits["first_below_99"] or {}).get("length") == first
         for n, f in limits["failures"].items():  # every wrong answer is classified once
-            assert sum(f.values()) == round((1 - per[int(n)]) * 100)
+            assert sum(f.values()) == round((1 - per[int(n)]) * limits["sentences"][n])
+        far = max(60, 2 * cfg.max_len)  # fewer sentences past it, where each costs the most
+        assert {int(n): t for n, t in limits["sentences"].items()} == {
+            n: 100 if n <= far else 50 for n in (beyond if kind == "known_words" else every)}
     analysis = (tmp_path / "analysis.md").read_text()
     assert "| length | known words | every word unknown |" in analysis
     assert describe_limit(res.unknown, "Every word unknown") in analysis

@@ -74,9 +74,10 @@ class FixedResults:
     """What the results screen reads of engine.report.Results, and nothing else: the
     engine may grow fields without moving this picture."""
 
-    def __init__(self, evaluation, uniform_exact_match, analysis, report, files):
+    def __init__(self, evaluation, uniform_exact_match, analysis, report, files, notebook_test=None):
         self.evaluation, self.uniform_exact_match = evaluation, uniform_exact_match
         self.analysis, self.report, self.files = analysis, report, files
+        self.notebook_test = notebook_test
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
@@ -160,11 +161,16 @@ def test_probe_screen(snap_compare, tmp_path, monkeypatch):
                                                 ["red car", "the cat sat on the mat"]))
 
 
-def test_probe_screen_long_sentence_80x24(snap_compare, tmp_path, monkeypatch):
-    """More columns and rows than fit: the grid scrolls, labels and header stay."""
-    text = "the quick brown fox jumps over the lazy dog and the cat sat on the mat"
-    r = sentence(text, "mat the on sat cat the and dog lazy the over jumps brown quick the")
-    notes = ["not in the vocabulary (34 words): and", "16 words: outside the training lengths 3-10"]
+def test_probe_screen_forty_words_80x24(snap_compare, tmp_path, monkeypatch):
+    """A typed 40-word sentence, more columns and rows than fit: the grid scrolls, its row
+    and column labels stay put."""
+    text = ("yesterday my old friend from the village told me a long story about the summer "
+            "when the river flooded the fields and everyone in town carried sandbags to the "
+            "old school while all the children watched from the green hill")
+    assert len(text.split()) == 40
+    r = sentence(text)
+    notes = ["not in the vocabulary (30 words): yesterday, my, old, friend, ...",
+             "40 words: outside the training lengths 3-30"]
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24),
                         run_before=probe_screen(text, r, notes, [text]))
 

@@ -14,7 +14,8 @@ from .common import DEFAULT_CHECKPOINT, DEFAULT_OUT
 # flag -> help; every Config field gets one, named as in the baseline script
 HELP = {
     "corpus": "train on your own text file, one sentence per line (sizes below cap the splits)",
-    "min_freq": "with --corpus: words seen fewer times in training become <unk>",
+    "min_freq": "words seen fewer times in training become <unk> (0 = auto: 2 with --corpus, else 1)",
+    "max_vocab": "keep at most this many words, the most frequent; the rest become <unk> (0 = no cap)",
     "lowercase": "lower-case the text (--no-lowercase keeps case)",
     "epochs": "training epochs (most; see --patience)",
     "train_size": "training sentences in the built-in corpus",
@@ -86,13 +87,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return replace(base, **overrides)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default, except where it is None: those say theirs in their own words
+    (a Config flag's None means "not given, the preset's value stands")."""
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def main_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="reverse-tui",
         description="Train, watch and probe a GRU encoder-decoder with Bahdanau attention that "
                     "reverses the word order of sentences. Opens the terminal app; --no-ui runs "
                     "the whole job headless. One-shot probe: reverse-tui probe --checkpoint PATH \"words\".",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("--version", action="version", version=f"reverse-tui {version()}")
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="read the configuration from a TOML file (every run writes its own to "

@@ -188,6 +188,10 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
                   f"({sum(r.match for r in ev.results)}/{len(ev.results)}), "
                   f"evaluated in {ev.seconds:.2f}s")
     console.print("by length: " + "  ".join(f"{n}: {100 * a:.1f}%" for n, a in ev.per_length.items()))
+    if res.notebook_test:
+        nb = res.notebook_test
+        console.print(f"the notebook's test set (3-10 words): {100 * nb['exact_match']:.2f}% "
+                      f"({nb['correct']}/{nb['sentences']})")
     if res.report["beam"]:
         b = res.report["beam"]
         console.print(f"beam search (width {b['width']}): {100 * b['exact_match']:.2f}% "

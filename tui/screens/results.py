@@ -111,6 +111,8 @@ class ResultsScreen(Screen):
         summary.append("Test exact match ", style="bold")
         summary.append(f"{100 * ev.exact_match:.1f}%", style="bold green" if ev.exact_match >= 0.995 else "bold yellow")
         summary.append(f"  ({correct}/{len(ev.results)} sentences, evaluated in {ev.seconds:.2f}s)\n")
+        if res.notebook_test:
+            summary.append(f"the notebook's test set (3-10 words): {100 * res.notebook_test['exact_match']:.1f}%   ")
         beam = report.get("beam")
         if beam:
             summary.append(f"beam search (width {beam['width']}): {100 * beam['exact_match']:.1f}%   ")

@@ -1,0 +1,48 @@
+"""The PNGs are drawn by a child process started early; a child that cannot draw costs time,
+never a figure."""
+import subprocess
+
+import numpy as np
+
+from engine import plot_process
+from engine.plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
+
+HISTORY = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val_exact_match": e / 3,
+            "seconds": 1.0, "batch_losses": [1.0 / e] * 4} for e in (1, 2, 3)]
+
+
+def jobs(tmp_path):
+    a = np.eye(4)[::-1].copy()
+    return [heatmap_job(a, ["c", "b", "a", "<eos>"], ["a", "b", "c", "<eos>"], tmp_path / "h.png"),
+            loss_curve_job(HISTORY, tmp_path / "l.png", 3)]
+
+
+def is_png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_child_draws_both_figures(tmp_path):
+    plotter = PlotProcess()
+    assert plotter.proc is not None
+    paths = plotter.draw(jobs(tmp_path))
+    assert paths == [(tmp_path / "h.png").resolve(), (tmp_path / "l.png").resolve()]
+    assert all(is_png(p) for p in paths)
+    assert plotter.proc.returncode == 0
+
+
+def test_a_failing_child_is_replaced_by_drawing_here(tmp_path, monkeypatch):
+    real = subprocess.Popen
+    # a child that dies at once, as one without matplotlib would
+    monkeypatch.setattr(plot_process.subprocess, "Popen",
+                        lambda cmd, **kw: real([cmd[0], "-c", "raise SystemExit(3)"], **kw))
+    plotter = PlotProcess()
+    assert plotter.draw(jobs(tmp_path)) is None
+    paths = draw_all(PlotProcess(), jobs(tmp_path))
+    assert all(is_png(p) for p in paths)
+
+
+def test_close_stops_a_waiting_child():
+    plotter = PlotProcess()
+    assert plotter.proc.poll() is None  # waiting for its figures
+    plotter.close()
+    assert plotter.proc.poll() is not None
