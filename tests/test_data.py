@@ -61,3 +61,32 @@ def test_unknown_word_masking_mirrors_source_into_target():
         assert b.src[i, n] == EOS and b.tgt[i, n] == EOS
     assert (b.src == UNK).any()
     assert torch.equal(b.src_len, ds.src_len[:2])
+
+
+def test_pair_dataset_tensors_match_a_sentence_by_sentence_build():
+    """The dataset is built with a few scatters per block of sentences; each row must be
+    what encoding that sentence alone gives (ids then EOS, reversed ids then EOS, PAD)."""
+    import random
+    rng = random.Random(3)
+    for n in (0, 1, 7, 300):
+        sentences = [[rng.choice(["a", "b", "c", "rare"]) for _ in range(rng.randint(1, 12))] for _ in range(n)]
+        vocab = Vocab.build(sentences[: n // 2])  # some words unknown: <unk> ids
+        ds = PairDataset(sentences, vocab)
+        width = max((len(s) for s in sentences), default=0) + 1
+        assert ds.src.shape == ds.tgt.shape == (n, width) and ds.src.dtype == torch.long
+        for i, s in enumerate(sentences):
+            ids = vocab.encode(s)
+            pad = [PAD] * (width - len(ids) - 1)
+            assert ds.src[i].tolist() == ids + [EOS] + pad
+            assert ds.tgt[i].tolist() == ids[::-1] + [EOS] + pad
+        assert ds.src_len.tolist() == [len(s) + 1 for s in sentences]
+
+
+def test_a_corpus_file_stores_each_distinct_word_once(tmp_path):
+    from engine.data import read_corpus
+    path = tmp_path / "c.txt"
+    path.write_text("The cat sat.\n\nthe dog\ncat, the CAT sat on it\none\n")
+    kept, stats = read_corpus(str(path), 2, 5)
+    assert kept == [["the", "cat", "sat"], ["the", "dog"]]
+    assert (stats.lines, stats.kept, stats.empty, stats.too_short, stats.too_long) == (5, 2, 1, 1, 1)
+    assert kept[0][0] is kept[1][0]  # one string for "the", however often it occurs
