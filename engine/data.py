@@ -118,10 +118,10 @@ def read_corpus(path: str, min_len: int, max_len: int, lowercase: bool = True) -
     return kept, stats
 
 
-def corpus_splits(sentences: list[list[str]], train_size: int, val_size: int, test_size: int,
+def corpus_splits(sentences: list[list[str]], train_size: int | None, val_size: int, test_size: int,
                   seed: int) -> Splits:
     """Seeded shuffle, then test and validation (each at most a tenth of the corpus), then
-    training (at most train_size) from the rest."""
+    training (at most train_size; None: all) from the rest."""
     order = list(range(len(sentences)))
     random.Random(seed).shuffle(order)
     n = len(order)
@@ -262,6 +262,6 @@ def splits_for(cfg) -> tuple[Splits, "CorpusStats | None"]:
         if len(sentences) < 3:
             raise ValueError(f"{cfg.corpus}: only {len(sentences)} usable lines "
                              f"({cfg.min_len}-{cfg.max_len} words); need at least 3")
-        return corpus_splits(sentences, cfg.train_size, cfg.val_size, cfg.test_size, cfg.seed), stats
-    return builtin_splits(cfg.train_size, cfg.val_size, cfg.test_size, cfg.min_len, cfg.max_len,
+        return corpus_splits(sentences, cfg.training_sentences, cfg.val_size, cfg.test_size, cfg.seed), stats
+    return builtin_splits(cfg.training_sentences, cfg.val_size, cfg.test_size, cfg.min_len, cfg.max_len,
                           cfg.seed), None

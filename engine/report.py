@@ -50,6 +50,16 @@ def typical_example(results: Sequence[SentenceResult]) -> SentenceResult:
     return next((r for r in same if r.match), same[0])
 
 
+def longest_trained(cfg: Config, test_sentences: Sequence[Sequence[str]]) -> int:
+    """Where "beyond the training lengths" starts: --max-len for the built-in corpus (it
+    draws every length up to it), and for a --corpus the longest test sentence, drawn from
+    the same text as the training ones (a text of 3-10 words trained with --max-len 30 has
+    never seen 20 words)."""
+    if not cfg.corpus or not test_sentences:
+        return cfg.max_len
+    return max(cfg.min_len, min(cfg.max_len, max(len(s) for s in test_sentences)))
+
+
 def notebook_test_set(cfg: Config) -> list[list[str]] | None:
     """The notebook's own test set (1,000 sentences of 3-10 words, this run's seed) when this
     run trained on other lengths of the built-in corpus: the baseline's figure, measured on
@@ -57,8 +67,8 @@ def notebook_test_set(cfg: Config) -> list[list[str]] | None:
     if cfg.corpus:
         return None
     ref = Config.notebook(seed=cfg.seed)
-    if (cfg.min_len, cfg.max_len, cfg.train_size, cfg.val_size, cfg.test_size) == \
-            (ref.min_len, ref.max_len, ref.train_size, ref.val_size, ref.test_size):
+    if (cfg.min_len, cfg.max_len, cfg.training_sentences, cfg.val_size, cfg.test_size) == \
+            (ref.min_len, ref.max_len, ref.training_sentences, ref.val_size, ref.test_size):
         return None
     return splits_for(ref)[0].test
 
@@ -101,7 +111,8 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     unseen_set = with_unseen_words(test_sentences, rng, vocab)
     # longer than training (up to 6x the longest, at least 60 words), of known words; and
     # sentences of words it never saw at every length, the way people type
-    sweep = sweep_sentences(vocab, cfg.min_len, cfg.max_len, rng)
+    trained = (cfg.min_len, longest_trained(cfg, test_sentences))
+    sweep = sweep_sentences(vocab, *trained, rng)
     notebook_test = notebook_test_set(cfg)
     control = load_model(control_checkpoint, device) if control_checkpoint is not None else None
     jobs = {  # the longest first, so two workers finish together
@@ -144,7 +155,7 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         control = {"checkpoint": str(control_checkpoint), "attention": control.config.attention,
                    "test_exact_match": c_test.exact_match,
                    "per_length": {**c_test.per_length, **c_beyond.per_length}}
-    analysis = write_analysis(stats, uniform, (cfg.min_len, cfg.max_len), beyond_stats, unseen,
+    analysis = write_analysis(stats, uniform, trained, beyond_stats, unseen,
                               control, {**ev.per_length, **(beyond.per_length if beyond else {})},
                               cfg.attention, known, unknown)
     example = typical_example(ev.results)

@@ -284,7 +284,7 @@ def test_failed_save_keeps_the_previous_best(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--train-size", "0"], "--train-size"),
+    (["--train-size", "-1"], "--train-size"),
     (["--hidden-dim", "-3"], "--hidden-dim"),
     (["--min-len", "8", "--max-len", "4"], "--min-len"),
     (["--teacher-forcing", "1.5"], "--teacher-forcing"),

@@ -18,7 +18,7 @@ HELP = {
     "max_vocab": "keep at most this many words, the most frequent; the rest become <unk> (0 = no cap)",
     "lowercase": "lower-case the text (--no-lowercase keeps case)",
     "epochs": "training epochs (most; see --patience)",
-    "train_size": "training sentences in the built-in corpus",
+    "train_size": "training sentences (0 = auto: 3,000 built-in, or all of a --corpus less validation and test)",
     "val_size": "validation sentences (pick the best model, early stopping)",
     "test_size": "test sentences (exact match, examples, analysis)",
     "min_len": "shortest sentence, in words",

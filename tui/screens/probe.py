@@ -69,8 +69,8 @@ class ProbeScreen(Screen):
         self.query_one(AttentionGrid).display = False
         self.describe_model()
         self.query_one("#verdict", Static).update(
-            "Type a sentence of words the model knows and press Enter to see its reversal "
-            "and where it looks at each step.")
+            "Type a sentence and press Enter to see its reversal and where the model looks at "
+            "each step. Words it never saw reach it as <unk> and are copied through its attention.")
         self.action_focus_input()
 
     def on_screen_resume(self) -> None:
@@ -129,10 +129,12 @@ class ProbeScreen(Screen):
         text = Text()
         text.append("Output:    ", style="bold")
         text.append(" ".join(r.output) or "(nothing)")
-        text.append("\nReference: ", style="bold")
-        text.append(" ".join(r.reference))
-        text.append("\n")
-        text.append("match" if r.match else "no match", style="bold green" if r.match else "bold red")
+        if r.match:  # the reference would repeat the output: a long sentence needs the rows for its grid
+            text.append(f"\nmatch: the exact reversal of the {len(r.source)} words", style="bold green")
+        else:
+            text.append("\nReference: ", style="bold")
+            text.append(" ".join(r.reference))
+            text.append("\nno match", style="bold red")
         for note in notes:  # unknown words, lengths never trained on
             text.append(f"\nnote: {note}", style="yellow")
         verdict = self.query_one("#verdict", Static)

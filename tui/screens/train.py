@@ -26,7 +26,8 @@ def config_brief(cfg: Config, facts: str = "") -> str:
     if getattr(cfg, "location_kernel", 0):
         model += f" loc {cfg.location_kernel}"
     source = f"{cfg.corpus} " if getattr(cfg, "corpus", "") else ""
-    first = (f"data {source}{cfg.train_size}/{cfg.val_size}/{cfg.test_size}, "
+    train = getattr(cfg, "training_sentences", cfg.train_size) or "all"
+    first = (f"data {source}{train}/{cfg.val_size}/{cfg.test_size}, "
              f"{cfg.min_len}-{cfg.max_len} words · {model}")
     second = (f"Adam lr {cfg.lr:g} {cfg.lr_schedule} · batch {cfg.batch_size} · forcing "
               f"{cfg.teacher_forcing:g} · clip {cfg.clip:g} · {cfg.epochs} epochs"
