@@ -92,3 +92,34 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
     analysis = (tmp_path / "analysis.md").read_text()
     assert "| length | known words | every word unknown |" in analysis
     assert describe_limit(res.unknown, "Every word unknown") in analysis
+
+
+@pytest.fixture(scope="module")
+def unk_models(tmp_path_factory):
+    """Two tiny models, the same but for the <unk> training rate."""
+    from engine.config import Config
+    from engine.train import Trainer
+    from tests.conftest import TINY
+    paths = {}
+    for rate in (0.0, 0.3):
+        path = tmp_path_factory.mktemp("unk") / f"unk{rate}.pt"
+        for _ in Trainer(Config(**{**TINY, "epochs": 10, "lr": 5e-3, "unk_rate": rate}), path).run():
+            pass
+        paths[rate] = path
+    return paths
+
+
+def test_unknown_word_figures_follow_the_unk_training(unk_models):
+    """The sweep's figures are measured, not assumed: a model trained with 30% of its words
+    shown as <unk> copies sentences of made-up words within its training lengths; the same
+    model trained without <unk> cannot."""
+    from engine.lengths import length_curve, sweep_sentences
+    curves = {}
+    for rate, path in unk_models.items():
+        loaded = load_model(path)
+        s = sweep_sentences(loaded.vocab, 3, 6, random.Random(7))
+        curves[rate] = length_curve(loaded.model, loaded.vocab, s.unknown, torch.device("cpu"))
+    inside = lambda c: np.mean([c.per_length[n] for n in range(3, 7)])
+    assert inside(curves[0.3]) >= 0.9
+    assert inside(curves[0.0]) <= 0.5
+    assert curves[0.0].first_below(0.99) == 3  # and the report says so, from the shortest length
