@@ -16,13 +16,14 @@ all-reduce (SUM) of one flat bucket holding every gradient and the loss follows 
 backward; then clipping and Adam run identically on every rank, so the parameters never
 drift apart and there is nothing to broadcast after the first step.
 
-DDP would average per-rank *mean* losses, which differs from the global token mean whenever
-ranks hold different numbers of tokens (length-grouped batches: often), unless each loss is
-rescaled; it adds its own buckets and hooks around a backward that is mostly one large
-hand-written autograd Function (engine/decoder_loop.py) whose weight gradients all appear at
-its very end, so there is little backward to overlap communication with. Measured on
-2 CPU cores with gloo (bench/ddp.py, bench/results/ddp-cpu-2cores.json): see the README's
-"Several processes: torchrun".
+Why not DistributedDataParallel: measured on 2 CPU cores with gloo (bench/ddp.py,
+bench/results/ddp-cpu-2cores.json), DDP with the same row split and loss scaling (times the
+world size: it averages) gives the same losses to the last bit and the same speed within
+noise (hidden 256: 6.39 s an epoch against 6.48): the backward is mostly one hand-written
+autograd Function (engine/decoder_loop.py) whose weight gradients all appear at its very
+end, so DDP's buckets have nothing to overlap with. DDP would also need every rank to run a
+backward each batch (a short last batch leaves a rank without rows: its reducer would wait
+for ever), a second all-reduce for the logged loss, and `.module` wherever the model decodes.
 
 Stopping together: each rank's stop request (its signal number, or 0) is all-reduced (MAX)
 once per batch over a gloo group (host memory, no device sync even with NCCL), so every rank

@@ -155,6 +155,20 @@ def test_the_app_refuses_under_torchrun_in_one_line(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_bad_torchrun_settings_are_one_line_and_status_2(monkeypatch, capsys, tmp_path):
+    for k, v in {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "RANK": "0"}.items():
+        monkeypatch.setenv(k, v)
+    flags = ["--no-ui", "--out", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "best.pt"), "--device", "cpu"]
+    assert main([*flags, "--batch-size", "1"]) == 2  # the global batch cannot feed 2 processes
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--batch-size 1 is the global batch" in err[0]
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # no rendezvous: cannot join, does not hang
+    assert main(flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not join the other 1 process(es)" in err[0]
+    assert distributed.current() is None and not (tmp_path / "best.pt").exists()
+
+
 def test_shards_sum_to_the_whole_batch_loss_and_gradient(tmp_path):
     """The scheme's arithmetic, in one process: each rank's rows, its loss scaled by its share
     of the global batch's tokens; the sum over ranks is the whole batch's loss and gradient,

@@ -71,10 +71,10 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
         return _run(cfg, args, first_line)
     # torchrun: join the other processes first (a bad setting fails on every rank alike)
     try:
+        if cfg.batch_size < distributed.env_world():
+            raise ValueError(f"--batch-size {cfg.batch_size} is the global batch; with {distributed.env_world()} "
+                             f"processes it must be at least {distributed.env_world()}")
         group = distributed.init(cfg.device, getattr(args, "dist_timeout", None) or distributed.DEFAULT_TIMEOUT_S)
-        if cfg.batch_size < group.world:
-            raise ValueError(f"--batch-size {cfg.batch_size} is the global batch; with {group.world} "
-                             f"processes it must be at least {group.world}")
     except ValueError as e:
         if distributed.env_rank() == 0:
             Console(stderr=True, highlight=False, soft_wrap=True).print(f"reverse-tui: {e}")
