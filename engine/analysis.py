@@ -116,6 +116,20 @@ def attention_stats(results: Sequence[SentenceResult]) -> dict:
     }
 
 
+def _counts_text(counts: dict[int, tuple[int, int]]) -> str:
+    """'100 sentences per length up to 60 words, 50 beyond': how many each length measured."""
+    runs: list[tuple[int, int, int]] = []  # (sentences, first length, last length)
+    for n, (_, total) in sorted(counts.items()):
+        if runs and runs[-1][0] == total:
+            runs[-1] = (total, runs[-1][1], n)
+        else:
+            runs.append((total, n, n))
+    if len(runs) == 1:
+        return f"{runs[0][0]} sentences per length"
+    return "sentences per length: " + ", ".join(
+        f"{t} at {a}" + (f"-{b}" if b != a else "") + " words" for t, a, b in runs)
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
@@ -213,7 +227,8 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
         k, u = {**(per_length or {}), **known.per_length}, unknown.per_length  # known: the test set, then beyond
         lines += ["How far it goes, on words it knows and on words it never saw (every word <unk>, "
                   "copied back through the attention), greedy decoding, "
-                  f"{len(unknown.evaluation.results) // max(1, len(u))} sentences per length:", "",
+                  f"{_counts_text(unknown.evaluation.counts)} (known words at the training lengths: "
+                  "the test set):", "",
                   "| length | known words | every word unknown |", "|---:|---:|---:|"]
         for n in sorted(set(k) | set(u)):
             lines.append(f"| {n} | {_pct(k.get(n))} | {_pct(u.get(n))} |")

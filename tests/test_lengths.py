@@ -123,3 +123,10 @@ def test_unknown_word_figures_follow_the_unk_training(unk_models):
     assert inside(curves[0.3]) >= 0.9
     assert inside(curves[0.0]) <= 0.5
     assert curves[0.0].first_below(0.99) == 3  # and the report says so, from the shortest length
+
+
+def test_analysis_says_how_many_sentences_each_length_measured():
+    from engine.analysis import _counts_text
+    assert _counts_text({3: (1, 100), 6: (1, 100), 60: (1, 100), 80: (1, 50), 180: (2, 50)}) == \
+        "sentences per length: 100 at 3-60 words, 50 at 80-180 words"
+    assert _counts_text({3: (1, 100), 6: (1, 100)}) == "100 sentences per length"
