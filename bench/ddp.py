@@ -3,6 +3,7 @@ all-reduce against torch's DistributedDataParallel (issue 14, items 1 and 5).
 
     python bench/ddp.py                     # ~4 min on 2 cores; bench/results/ddp-cpu-2cores.json
     python bench/ddp.py --epochs 1 --json -
+    python bench/ddp.py --comm-only         # the all-reduces alone, added to the JSON
 
 For each model size it trains the same data with the same global batch (64) and seed:
 
@@ -16,8 +17,9 @@ For each model size it trains the same data with the same global batch (64) and 
               loss scaled by world x share, since DDP averages; the logged loss all-reduced
               and the stop check added, as a real run needs them)
 
-and reports seconds per epoch (the median over epochs) and the largest relative difference
-of every batch's training loss from single-1t's. It measures the training loop alone: data,
+and reports seconds per epoch (the median over epochs) and how close every batch's training
+loss stays to single-1t's; and the milliseconds of one gloo all-reduce of the stop flag and of
+each model's gradient bucket. It measures the training loop alone: data,
 model and process start-up are outside the timings.
 """
 from __future__ import annotations
@@ -102,6 +104,28 @@ def worker(mode: str, size: str, epochs: int, threads: int) -> dict:
     return out
 
 
+def comm_worker() -> dict:
+    """Milliseconds per gloo all-reduce (2 processes, loopback) of the stop flag and of each
+    model's gradient bucket: what a batch pays for being shared out."""
+    import torch
+    import torch.distributed as dist
+    dist.init_process_group("gloo")
+    torch.set_num_threads(1)
+    out = {}
+    for name, n in (("stop flag (1 element)", 1), ("hidden-64 bucket (111,783 floats)", 111_783),
+                    ("hidden-256 bucket (1,651,239 floats)", 1_651_239)):
+        t = torch.zeros(n)
+        for _ in range(20):
+            dist.all_reduce(t)
+        t0 = time.perf_counter()
+        for _ in range(200):
+            dist.all_reduce(t)
+        out[name] = (time.perf_counter() - t0) / 200 * 1e3
+    rank = dist.get_rank()
+    dist.destroy_process_group()
+    return {"allreduce_ms": out} if rank == 0 else {}
+
+
 def run(mode: str, size: str, epochs: int, threads: int, nproc: int) -> dict:
     args = ["--worker", mode, size, "--epochs", str(epochs), "--threads", str(threads)]
     if nproc > 1:
@@ -122,16 +146,27 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--json", default=str(ROOT / "bench" / "results" / "ddp-cpu-2cores.json"))
+    p.add_argument("--comm-only", action="store_true",
+                   help="measure the all-reduces alone and add them to the existing --json file")
     p.add_argument("--worker", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        out = worker(*args.worker, args.epochs, args.threads)
+        out = comm_worker() if args.worker[0] == "comm" else worker(*args.worker, args.epochs, args.threads)
         if out:
             print(json.dumps(out))
         return
+    comm = run("comm", "-", 1, 1, 2)["allreduce_ms"]
+    for name, ms in comm.items():
+        print(f"all-reduce of the {name}: {ms:.3f} ms")
+    if args.comm_only:
+        results = json.loads(Path(args.json).read_text())
+        results["allreduce_ms"] = comm
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"updated {args.json}")
+        return
     import torch
-    results = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    results = {"allreduce_ms": comm, "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "torch": torch.__version__, "data": DATA, "epochs": args.epochs, "runs": []}
     for size in args.sizes:
         base = None
