@@ -91,11 +91,12 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
     assert report["native_kernels"].startswith("C kernels: off (turned off")
 
 
-def test_no_attention_control_is_trained_and_compared(tmp_path):
+def test_no_attention_control_is_trained_and_compared(tmp_path, capsys):
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
     flags = [f for f in TINY_FLAGS]
     flags[flags.index("--epochs") + 1] = "1"
     assert main(["--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt), "--compare-no-attention"]) == 0
+    assert "\n[no attention] epoch   1/1" in capsys.readouterr().out  # printed as written, not as markup
     report = json.loads((out / "report.json").read_text())
     control = report["no_attention_control"]
     assert control["attention"] is False and 0 <= control["test_exact_match"] <= 1

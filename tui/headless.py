@@ -90,8 +90,9 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
 def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
          group: distributed.Group | None = None) -> int:
     main = group is None or group.is_main
-    console = Console(highlight=False, soft_wrap=True, quiet=not main)  # torchrun: rank 0 speaks
-    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # errors quote [paths]
+    # plain text, no markup: "[no attention] epoch ..." and paths in [brackets] print as written
+    console = Console(highlight=False, soft_wrap=True, markup=False, quiet=not main)  # torchrun: rank 0 speaks
+    err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
     who = "reverse-tui" if group is None else f"reverse-tui (rank {group.rank})"
     if first_line:
         console.print(first_line)
