@@ -5,7 +5,7 @@
 Without torchrun (no RANK/WORLD_SIZE in the environment) nothing here runs: `current()` is
 None and the training loop is the single-process loop, bit for bit.
 
-The scheme, and why not DistributedDataParallel. Every rank builds the same data, the same
+The scheme. Every rank builds the same data, the same
 model and the same *global* batch order from the same seeded generator, draws the same
 <unk> masks and teacher-forcing steps on the whole global batch (so every random stream
 matches a single process's), then keeps only its rows, `rows[rank::world]`. Its loss is
