@@ -90,6 +90,9 @@ class Group:
             return fn(*args, **kwargs)
         except (RuntimeError, dist.DistError) as e:  # DistBackendError, DistNetworkError, timeouts
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            # the group is broken: leave it, so that no later wait (wait_for_main) can block on
+            # a stuck peer, and the others still alive fail at once
+            shutdown()
             raise PeerLost(
                 f"rank {self.rank}: lost another process of this torchrun run during {what} "
                 f"({first}); training stopped, the best checkpoint saved before is kept "

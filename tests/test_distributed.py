@@ -1,6 +1,7 @@
 """Data-parallel training under torchrun (engine/distributed.py), on the CPU with gloo: two
 processes train to the same losses as one process with the same global batch, write one
-set of files, stop together, resume, and end with a clear error when a process is killed.
+set of files, stop together, resume, and end with a clear error when a process is killed or
+stuck.
 
 Each torchrun run starts two Python processes that import torch (a few seconds on 2 cores),
 so the runs are tiny: 193 sentences (the last batch of 1 leaves rank 1 without rows), 41
@@ -30,11 +31,11 @@ FLAGS = [a for k, v in SIZES.items() for a in (f"--{k.replace('_', '-')}", str(v
 TIMEOUT = 240  # seconds: a hang fails the test instead of the suite
 
 
-def torchrun(*args: str, nproc: int = 2) -> subprocess.Popen:
+def torchrun(*args: str, nproc: int = 2, dist_timeout: int = 60) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-         "-m", "tui", "--no-ui", *FLAGS, "--threads", "1", "--dist-timeout", "60", *args],
+         "-m", "tui", "--no-ui", *FLAGS, "--threads", "1", "--dist-timeout", str(dist_timeout), *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -141,6 +142,24 @@ def test_a_killed_process_ends_the_run_with_a_clear_error(tmp_path):
     assert not any('File "' in line and ("/engine/" in line or "/tui/" in line) for line in text.splitlines())
     assert not (out / "report.json").exists()  # no half-written evaluation
     assert torch.load(ck / "best.pt", weights_only=True)["epoch"] >= 1  # what was saved stands
+
+
+def test_a_stuck_process_ends_the_run_after_the_timeout(tmp_path):
+    """SIGSTOP: the process lives but answers nothing; its peer gives up after --dist-timeout
+    with one line. (torchrun, seeing that failure, then SIGTERMs the stuck one, which cannot
+    act on it until it is continued: SIGCONT, or torchrun's SIGKILL 30 s later.)"""
+    ck, out = tmp_path / "ck", tmp_path / "out"
+    proc = torchrun("--epochs", "300", "--checkpoint", str(ck / "best.pt"), "--out", str(out), dist_timeout=8)
+    head = read_until(proc, "epoch   1/300")
+    stuck = worker_pid(proc.pid, 1)
+    os.kill(stuck, signal.SIGSTOP)
+    head += read_until(proc, "lost another process")  # after 8 s, not never
+    os.kill(stuck, signal.SIGCONT)
+    code, text = finish(proc)
+    text = head + text
+    assert code != 0
+    assert "lost another process of this torchrun run" in text and "Timed out" in text, text[-3000:]
+    assert not (out / "report.json").exists()
 
 
 def test_the_app_refuses_under_torchrun_in_one_line(monkeypatch, capsys):
