@@ -84,8 +84,11 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        """A checkpoint's configuration. A field it predates takes today's default, except
+        max_vocab: a model saved before the cap had every word, and resuming it must rebuild
+        the same vocabulary."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{"max_vocab": 0, **{k: v for k, v in d.items() if k in known}})
 
     def to_toml(self, header: str = "") -> str:
         """Every field as `name = value`, which `read_toml` (tomllib) reads back to this Config."""

@@ -3,6 +3,8 @@ import json
 import random
 import tracemalloc
 
+import torch
+
 from engine.data import PairDataset, Vocab, corpus_splits, read_corpus
 from tui.cli import main
 
@@ -116,3 +118,24 @@ def test_the_notebook_preset_keeps_the_notebooks_data():
     nb = Config.notebook()
     assert (nb.train_size, nb.val_size, nb.test_size, nb.min_len, nb.max_len) == (8000, 1000, 1000, 3, 10)
     assert (nb.min_freq, nb.unk_rate, nb.epochs, nb.lr, nb.hidden_dim) == (1, 0.0, 30, 1e-3, 256)
+
+
+def test_a_checkpoint_from_before_the_vocabulary_cap_resumes_with_every_word(tmp_path):
+    """Old checkpoints have no max_vocab: resuming one rebuilds its uncapped vocabulary (the
+    resume refuses a vocabulary that differs from the checkpoint's)."""
+    from engine.config import Config
+    from engine.train import Trainer
+    from tests.conftest import TINY
+    text = str(write_corpus(tmp_path / "c.txt", 400, vocab_size=60))
+    cfg = Config(**{**TINY, "corpus": text, "min_freq": 1, "max_vocab": 0, "epochs": 1})
+    trainer = Trainer(cfg, tmp_path / "old.pt")
+    for _ in trainer.run():
+        pass
+    payload = torch.load(tmp_path / "old.last.pt", weights_only=True)
+    del payload["config"]["max_vocab"]  # as saved before the cap existed
+    assert Config.from_dict(payload["config"]).max_vocab == 0
+    assert len(trainer.vocab) > 30  # more words than the small cap below would keep
+    resumed = Trainer.resume(payload, tmp_path / "old.pt", epochs=2)
+    assert resumed.vocab.words() == trainer.vocab.words()
+    capped = Config(**{**TINY, "corpus": text, "min_freq": 1, "max_vocab": 30})
+    assert len(Trainer(capped, tmp_path / "new.pt").vocab) == 30 + 4  # the cap, plus PAD SOS EOS UNK
