@@ -129,9 +129,9 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     if cfg.beam > 1:
         jobs["beam"] = lambda: evaluate(model, vocab, test_sentences, device, beam=cfg.beam)
     if control is not None:
-        longer = [s for group in sweep.known.values() for s in group]
         jobs["control_test"] = lambda: evaluate(control.model, control.vocab, test_sentences, device)
-        jobs["control_beyond"] = lambda: evaluate(control.model, control.vocab, longer, device)
+        # the same sentences past the training lengths, one length at a time (it runs on)
+        jobs["control_beyond"] = lambda: length_curve(control.model, control.vocab, sweep.known, device).evaluation
     done = in_parallel(jobs, evaluation_workers(device))
     ev, known, unknown = done["test"], done["known"], done["unknown"]
     uniform = done["uniform"].exact_match
