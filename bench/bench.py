@@ -333,6 +333,7 @@ def main() -> None:
             up = speedup(name, b, o)
             print(f"{name}: baseline {'-' if b is None else f'{b:.4g}'}  ours {o:.4g}"
                   + (f"  {up:.2f}x in our favour" if up else ""))
+        write_json(args.json, result, rows)  # bench/gpu_check.py reads it
         return
 
     # 2. test-set evaluation and probe latency at the notebook's configuration (same trained epochs)
@@ -382,13 +383,18 @@ def main() -> None:
             rows.append((f"wall time to {float(t):.0%} val exact match (s)",
                          conv_b["seconds_to"][t] if conv_b else None, conv_o["seconds_to"][t]))
 
+    print_table(write_json(args.json, result, rows))
+
+
+def write_json(path: Path | None, result: dict, rows: list) -> dict:
+    """The rows into result, and result to path (when given)."""
     result["rows"] = [{"figure": name, "baseline": b, "ours": o, "ratio_baseline_over_ours": ratio(b, o),
                        "speedup": speedup(name, b, o)} for name, b, o in rows]
-    print_table(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1))
+        print(f"wrote {path}")
+    return result
 
 
 def _cpu_name() -> str:
