@@ -48,6 +48,11 @@ class PeerLost(RuntimeError):
     """A collective failed: another process of the run died, hung or left."""
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception's first line, short enough for a one-line message."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
 def launched() -> bool:
     """Started by torchrun (or any launcher that sets the env:// variables)."""
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
@@ -89,7 +94,7 @@ class Group:
         try:
             return fn(*args, **kwargs)
         except (RuntimeError, dist.DistError) as e:  # DistBackendError, DistNetworkError, timeouts
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            first = _first_line(e)
             # the group is broken: leave it, so that no later wait (wait_for_main) can block on
             # a stuck peer, and the others still alive fail at once
             shutdown()
@@ -218,7 +223,7 @@ def init(device_name: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Gro
         cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
         final_group = dist.new_group(backend="gloo", timeout=FINAL_TIMEOUT)
     except (RuntimeError, ValueError, dist.DistError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        first = _first_line(e)
         raise ValueError(f"rank {rank}: could not join the other {world - 1} process(es) "
                          f"({backend}): {first}") from e
     _group = Group(rank, world, local_rank, local_world, backend, device, timeout_s, cpu_group, final_group)

@@ -120,15 +120,6 @@ def length_curve(model: torch.nn.Module, vocab: Vocab, by_length: dict[int, list
         [evaluate(model, vocab, sentences, device, max_steps=n + 2) for n, sentences in by_length.items()]))
 
 
-def length_sweep(model: torch.nn.Module, vocab: Vocab, min_len: int, max_len: int, device: torch.device,
-                 rng: random.Random, per_length: int = SENTENCES_PER_LENGTH) -> tuple[LengthCurve, LengthCurve]:
-    """(known, unknown): greedy exact match past the training lengths on sentences of the
-    vocabulary's words, and at every measured length (training lengths too) on sentences
-    whose every word is unknown."""
-    s = sweep_sentences(vocab, min_len, max_len, rng, per_length)
-    return length_curve(model, vocab, s.known, device), length_curve(model, vocab, s.unknown, device)
-
-
 def describe_limit(curve: LengthCurve, what: str) -> str:
     """One sentence: where exact match first drops below 99% and below 50%, and why."""
     def at(n: int) -> str:
@@ -153,6 +144,6 @@ def describe_limit(curve: LengthCurve, what: str) -> str:
                    else f", and stays at or above 50% up to {longest} words.")
 
 
-__all__ = ["LengthCurve", "SweepSentences", "describe_limit", "failure_kind", "length_curve", "length_sweep",
+__all__ = ["LengthCurve", "SweepSentences", "describe_limit", "failure_kind", "length_curve",
            "made_up_words", "sweep_lengths", "sweep_sentences"]
 

@@ -22,8 +22,8 @@ def _figure(**kwargs):
 
 
 def warm_up() -> None:
-    """Import matplotlib and seaborn now (~3 s, seaborn pulls in scipy.stats): the run does
-    it on a core that evaluation leaves free, not on the way to the first PNG."""
+    """Import matplotlib and seaborn now (~1.7 s, seaborn pulls in scipy.stats): the plot
+    process's first step (engine/plot_process.py), while the run is still training."""
     _figure()
     import seaborn  # noqa: F401
 

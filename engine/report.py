@@ -31,9 +31,8 @@ class Results:
     uniform_exact_match: float
     analysis: str
     unseen: dict
-    beyond: EvalResult | None   # known words, past the training lengths
     unknown: LengthCurve        # every word unknown, training lengths and past them
-    known: LengthCurve          # beyond as a length curve
+    known: LengthCurve          # known words, past the training lengths
     heatmap_example: SentenceResult
     report: dict
     files: dict[str, Path]
@@ -114,7 +113,7 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     trained = (cfg.min_len, longest_trained(cfg, test_sentences))
     sweep = sweep_sentences(vocab, *trained, rng)
     notebook_test = notebook_test_set(cfg)
-    control = load_model(control_checkpoint, device) if control_checkpoint is not None else None
+    control_model = load_model(control_checkpoint, device) if control_checkpoint is not None else None
     jobs = {  # the longest first, so two workers finish together
         "unknown": lambda: length_curve(model, vocab, sweep.unknown, device),
         "known": lambda: length_curve(model, vocab, sweep.known, device),
@@ -128,10 +127,11 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         jobs["notebook_test"] = lambda: evaluate(model, vocab, notebook_test, device)
     if cfg.beam > 1:
         jobs["beam"] = lambda: evaluate(model, vocab, test_sentences, device, beam=cfg.beam)
-    if control is not None:
-        jobs["control_test"] = lambda: evaluate(control.model, control.vocab, test_sentences, device)
+    if control_model is not None:
+        c_model, c_vocab = control_model.model, control_model.vocab
+        jobs["control_test"] = lambda: evaluate(c_model, c_vocab, test_sentences, device)
         # the same sentences past the training lengths, one length at a time (it runs on)
-        jobs["control_beyond"] = lambda: length_curve(control.model, control.vocab, sweep.known, device).evaluation
+        jobs["control_beyond"] = lambda: length_curve(c_model, c_vocab, sweep.known, device).evaluation
     done = in_parallel(jobs, evaluation_workers(device))
     ev, known, unknown = done["test"], done["known"], done["unknown"]
     uniform = done["uniform"].exact_match
@@ -145,18 +145,18 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
               "without_replacement": done["unseen_raw"].exact_match}
     beyond = known.evaluation
     beyond_stats = attention_stats(beyond.results)
-    notebook = None
+    control = notebook = None
     if notebook_test:
         nev = done["notebook_test"]
         notebook = {"exact_match": nev.exact_match, "sentences": len(nev.results),
                     "correct": sum(r.match for r in nev.results), "lengths": [3, 10]}
-    if control is not None:
+    if control_model is not None:
         c_test, c_beyond = done["control_test"], done["control_beyond"]
-        control = {"checkpoint": str(control_checkpoint), "attention": control.config.attention,
+        control = {"checkpoint": str(control_checkpoint), "attention": control_model.config.attention,
                    "test_exact_match": c_test.exact_match,
                    "per_length": {**c_test.per_length, **c_beyond.per_length}}
     analysis = write_analysis(stats, uniform, trained, beyond_stats, unseen,
-                              control, {**ev.per_length, **(beyond.per_length if beyond else {})},
+                              control, {**ev.per_length, **beyond.per_length},
                               cfg.attention, known, unknown)
     example = typical_example(ev.results)
     draw_all(plotter, [
@@ -199,7 +199,7 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     files["report"] = out / "report.json"
-    return Results(ev, stats, uniform, analysis, unseen, beyond, unknown, known, example, report, files, notebook)
+    return Results(ev, stats, uniform, analysis, unseen, unknown, known, example, report, files, notebook)
 
 
 __all__ = ["Results", "finish_run", "format_example", "typical_example", "write_metrics_csv"]
