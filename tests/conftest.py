@@ -37,3 +37,32 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     for _ in trainer.run():
         pass
     return path
+
+
+# What a user might type or paste where a sentence goes, each with the words the tokenizer
+# keeps (engine/data.py: runs of letters or digits); no words is a clear error, and so is
+# more than engine.evaluate.MAX_PROBE_WORDS. The engine, CLI and app tests all probe these.
+HOSTILE_STRINGS: dict[str, list[str]] = {
+    "": [],
+    "   ": [],
+    "\t\n": [],
+    "?!...": [],
+    "!!! ... ,,,": [],
+    "🐱🐶": [],
+    "\x00\x07": [],
+    "[/]": [],                                           # Rich markup: a closing tag alone
+    "\x1b[2J\x1b[H": ["2j", "h"],                        # ANSI: clear the screen, go home
+    "the cat, sat!": ["the", "cat", "sat"],
+    "is it? here": ["is", "it", "here"],
+    "the\x00cat\x1bsat": ["the", "cat", "sat"],          # NUL and ESC between words
+    "\x1b[31mthe cat\x1b[0m sat": ["31mthe", "cat", "0m", "sat"],
+    "[bold]the cat[/bold] sat": ["bold", "the", "cat", "bold", "sat"],
+    "[link=https://x.y]cat[/link] [/]": ["link", "https", "x", "y", "cat", "link"],
+    "the 🐱 cat sat ✨": ["the", "cat", "sat"],
+    "café déjà vu": ["café", "déjà", "vu"],
+    "The Zebra ate MY hat, today!": ["the", "zebra", "ate", "my", "hat", "today"],
+    "שלום עולם the cat": ["שלום", "עולם", "the", "cat"],   # right to left
+    "\u202ethe cat sat": ["the", "cat", "sat"],          # RTL override
+    " ".join(["fast"] * 600): ["fast"] * 600,            # too many words to probe
+    "x" * 2000: ["x" * 2000],                            # one very long word
+}

@@ -12,15 +12,17 @@ import shutil
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
 import torch
+from textual._xterm_parser import XTermParser
 
-from conftest import ROOT, TINY
+from tests.conftest import HOSTILE_STRINGS, ROOT, TINY
 from engine.checkpoint import load_model
 from engine.config import Config
-from engine.evaluate import probe
+from engine.evaluate import MAX_PROBE_WORDS, probe
 from engine.train import BatchDone, NonFiniteLoss, Trainer
 
 from tui import cli
@@ -55,6 +57,14 @@ async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
 async def type_text(pilot, text: str) -> None:
     await pilot.press(*[{" ": "space", "!": "exclamation_mark", ",": "comma",
                          ".": "full_stop"}.get(c, c) for c in text])
+
+
+async def type_as_a_terminal(pilot, text: str) -> None:
+    """The keys a terminal sends for text, read by Textual's own parser: Pilot's press names
+    a key from its character's Unicode name and cannot name some emoji back (cat_face)."""
+    for event in XTermParser().feed(text):
+        pilot.app.post_message(event)
+        await pilot.pause()
 
 
 def run(coro):
@@ -321,19 +331,96 @@ def test_save_key_writes_the_png(tmp_path, trained_checkpoint):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_help_opens_from_the_sentence_input(tmp_path, trained_checkpoint):
+def test_a_question_mark_typed_is_part_of_the_sentence(tmp_path, trained_checkpoint):
     app = make_app(tmp_path, checkpoint=trained_checkpoint)
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await type_text(pilot, "is it? here")
+            assert app.screen is screen  # no help screen over it
+            assert screen.query_one("#sentence").value == "is it? here"
+            await pilot.press("enter")
+            await pilot.pause()
+            verdict = screen.query_one("#verdict")
+            assert not verdict.has_class("-error")
+            assert "Output:" in str(verdict.render())
+            # the tokenizer keeps words only: "?" separates them, like any punctuation
+            assert screen.result.source == ["is", "it", "here"]
+            assert screen.result.reference == ["here", "it", "is"]
+            assert screen.history == ["is it here"]
+
+    run(body())
+
+
+def test_help_opens_with_f1_anywhere_and_question_mark_outside_a_field(tmp_path, trained_checkpoint):
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            sentence = screen.query_one("#sentence")
             await type_text(pilot, "the cat")
+            # the footer offers f1 while the input has focus; "?" belongs to the input
+            assert "f1" in screen.active_bindings and "question_mark" not in screen.active_bindings
+            await pilot.press("f1")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert app.screen is screen and screen.focused is sentence
+            assert sentence.value == "the cat"
+            await pilot.press("enter", "tab")  # probe, then to the attention grid
+            await pilot.pause()
+            assert screen.focused is screen.query_one(AttentionGrid)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("question_mark")  # and closes it
+            assert app.screen is screen
+            await pilot.press("tab")  # the history list: "?" opens help there too
+            assert screen.focused is screen.query_one("#history")
             await pilot.press("question_mark")
             assert isinstance(app.screen, HelpScreen)
             await pilot.press("escape")
-            assert isinstance(app.screen, ProbeScreen)
-            assert app.screen.query_one("#sentence").value == "the cat"
+            assert sentence.value == "the cat"
 
     run(body())
+
+
+def test_hostile_input_in_the_probe_screen_gets_a_verdict(tmp_path, trained_checkpoint):
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            sentence = screen.query_one("#sentence")
+            verdict = screen.query_one("#verdict")
+            for text, words in HOSTILE_STRINGS.items():
+                sentence.value = ""
+                if text.isprintable() and len(text) <= 60:
+                    await type_as_a_terminal(pilot, text)
+                    assert sentence.value == text and app.screen is screen, repr(text)
+                else:  # control characters, line breaks, a paste too long to type
+                    sentence.value = text
+                    # shown as spaces: raw, ESC [2J would clear the terminal
+                    assert not any(unicodedata.category(c) == "Cc" for c in sentence.value), repr(text)
+                await pilot.press("enter")
+                await pilot.pause()
+                assert app._exception is None, repr(text)
+                shown = str(verdict.render())
+                if not words:
+                    assert verdict.has_class("-error") and "Cannot probe that: no words" in shown, repr(text)
+                elif len(words) > MAX_PROBE_WORDS:
+                    assert verdict.has_class("-error") and f"has {len(words)} words" in shown, repr(text)
+                else:
+                    assert not verdict.has_class("-error"), repr(text)
+                    assert screen.result.source == words, repr(text)
+                    assert "Output:" in shown, repr(text)
+                    assert (f"match: the exact reversal of the {len(words)} words" in shown
+                            or f"Reference: {' '.join(words[::-1])}" in shown), repr(text)
+                    assert screen.query_one(AttentionGrid).display, repr(text)
+            assert app.screen is screen
+
+    run(body())
+    assert app._exception is None and app.return_code in (None, 0)
 
 
 def test_new_run_over_an_opened_checkpoint_asks_first(tmp_path, trained_checkpoint):

@@ -15,10 +15,10 @@ from hypothesis import given, settings, strategies as st
 
 from engine.checkpoint import CheckpointError, load, load_model, save_atomic
 from engine.config import Config
-from engine.evaluate import probe
+from engine.evaluate import MAX_PROBE_WORDS, probe
 from engine.train import NonFiniteLoss, Trainer
 import engine.train as train_mod
-from tests.conftest import ROOT, TINY
+from tests.conftest import HOSTILE_STRINGS, ROOT, TINY
 from tests.test_headless import TINY_FLAGS
 from tui.cli import main
 
@@ -40,19 +40,15 @@ def loaded(trained_checkpoint):
     ("the cat sat", ["the", "cat", "sat"]),
     ("The CAT  sat", ["the", "cat", "sat"]),
     ("the\tcat\nsat", ["the", "cat", "sat"]),
-    ("the cat, sat!", ["the", "cat", "sat"]),
-    ("the\x00cat\x1bsat", ["the", "cat", "sat"]),
-    ("the 🐱 cat sat ✨", ["the", "cat", "sat"]),
     ("the zebra sat", ["the", "zebra", "sat"]),
-    ("café déjà vu", ["café", "déjà", "vu"]),
-])
+] + [(text, words) for text, words in HOSTILE_STRINGS.items() if 0 < len(words) <= MAX_PROBE_WORDS])
 def test_probe_tokenises_by_the_documented_rule(loaded, text, expect):
     r = probe(loaded.model, loaded.vocab, text, torch.device("cpu"))
     assert r.source == expect and r.reference == expect[::-1]
     assert r.attention.shape[1] == len(expect) + 1
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\t\n", "?!...", "🐱🐶", "\x00\x07"])
+@pytest.mark.parametrize("text", [text for text, words in HOSTILE_STRINGS.items() if not words])
 def test_probe_without_words_is_a_clear_error(loaded, text):
     with pytest.raises(ValueError, match="no words"):
         probe(loaded.model, loaded.vocab, text, torch.device("cpu"))

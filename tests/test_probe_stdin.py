@@ -10,7 +10,7 @@ import torch
 import tui.probe_cli as probe_cli
 from engine.checkpoint import load_model
 from engine.evaluate import probe
-from tests.conftest import ROOT
+from tests.conftest import HOSTILE_STRINGS, ROOT
 
 LINES = [
     "the cat sat",
@@ -20,7 +20,7 @@ LINES = [
     "dog",                               # shorter than training
     " ".join(["fast"] * 600),            # too long to probe: an empty line back, and a note
     "slow dog ran",
-]
+] + [text for text in HOSTILE_STRINGS if "\n" not in text and "\r" not in text]  # one line each
 
 
 @pytest.fixture(scope="module")

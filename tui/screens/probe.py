@@ -5,6 +5,8 @@ A probe is a few milliseconds of greedy decoding, so it runs on the UI thread; s
 (matplotlib) takes longer and runs in a thread worker."""
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +23,8 @@ from ..messages import HeatmapSaved
 from ..widgets.attention_grid import AttentionGrid, legend
 from ..widgets.title_bar import TitleBar
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
+
 
 class SentenceInput(Input):
     # Input's own Enter binding is hidden; this one shows in the Footer. Keys typed before
@@ -29,9 +33,10 @@ class SentenceInput(Input):
     BINDINGS = [Binding("enter", "submit", "Probe", tooltip="probe the sentence typed"),
                 Binding("ctrl+j", "submit", show=False)]
 
-    def check_consume_key(self, key: str, character: str | None) -> bool:
-        # leave "?" to the app's help binding: the tokenizer drops it from a sentence anyway
-        return key != "question_mark" and super().check_consume_key(key, character)
+    def validate_value(self, value: str) -> str:
+        # a control character would reach the terminal raw (ESC [2J clears it); the tokenizer
+        # reads one as a gap between words, so a space in its place probes the same words
+        return _CONTROL.sub(" ", value)
 
 
 class ProbeScreen(Screen):
@@ -149,7 +154,7 @@ class ProbeScreen(Screen):
 
     def show_error(self, message: str) -> None:
         verdict = self.query_one("#verdict", Static)
-        verdict.update(message)
+        verdict.update(Text(message))  # Text, not markup: an error's text may hold "["
         verdict.add_class("-error")
         self.result = None
         self.query_one(AttentionGrid).display = False
@@ -189,7 +194,7 @@ class ProbeScreen(Screen):
             return
         self.saved_path = msg.path
         saved = self.query_one("#saved", Static)
-        saved.update(f"saved {msg.path}")
+        saved.update(Text(f"saved {msg.path}"))  # a path may hold "[": not markup
         saved.display = True
         self.notify(f"Saved {msg.path}", title="Heatmap")
 
