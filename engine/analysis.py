@@ -134,6 +134,11 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
+def _cell(per_length: dict, n: int, not_measured: list[int]) -> str:
+    """A length's exact match; "not decoded" past where that kind of sentence was lost."""
+    return "not decoded" if n in not_measured and n not in per_length else _pct(per_length.get(n))
+
+
 def _degree(rate: float) -> str:
     if rate >= 0.99:
         return "at virtually every step"
@@ -230,8 +235,8 @@ def write_analysis(stats: dict, uniform_exact_match: float | None = None,
                   f"{_counts_text(unknown.evaluation.counts)} (known words at the training lengths: "
                   "the test set):", "",
                   "| length | known words | every word unknown |", "|---:|---:|---:|"]
-        for n in sorted(set(k) | set(u)):
-            lines.append(f"| {n} | {_pct(k.get(n))} | {_pct(u.get(n))} |")
+        for n in sorted(set(k) | set(u) | set(known.not_measured) | set(unknown.not_measured)):
+            lines.append(f"| {n} | {_cell(k, n, known.not_measured)} | {_cell(u, n, unknown.not_measured)} |")
         lines += ["", describe_limit(known, "Known words past the training lengths"),
                   describe_limit(unknown, "Every word unknown"), ""]
 

@@ -16,6 +16,8 @@ nothing more (the app quitting) simply stops iterating.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +29,7 @@ from . import distributed, native
 from .checkpoint import CheckpointError, load
 from .config import Config
 from .plot_process import PlotProcess
-from .report import Results, finish_run, write_metrics_csv
+from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
 from .threads import busy_note
 from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
 
@@ -115,6 +117,13 @@ class TrainingEnded:
 
 
 @dataclass
+class Evaluating:
+    """A part of the evaluation after training has ended (the test set, a length sweep, the
+    files), with its time: what the faces show while the evaluation runs."""
+    phase: EvalPhase
+
+
+@dataclass
 class Finished:
     results: Results
 
@@ -128,15 +137,19 @@ class Failed:
     exception: BaseException | None = None
 
 
-Event = Started | BatchDone | EpochDone | ControlStarted | ControlEpoch | TrainingEnded | Finished | Failed
+Event = (Started | BatchDone | EpochDone | ControlStarted | ControlEpoch | TrainingEnded | Evaluating
+         | Finished | Failed)
 
 
 # -- the run -----------------------------------------------------------------------------------
 def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dict | str | Path | None = None,
             epochs: int | None = None, compare_no_attention: bool = False,
-            should_stop: Callable[[], bool] = lambda: False, extra: dict | None = None) -> Iterator[Event]:
+            should_stop: Callable[[], bool] = lambda: False, extra: dict | None = None,
+            run: dict | None = None) -> Iterator[Event]:
     """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
-    `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json."""
+    `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json.
+    run: where the run's files live (engine.runs.RunPaths.record()), kept in its checkpoints
+    and report.json."""
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
@@ -151,10 +164,11 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
         yield Failed("start", f"cannot resume: {text}" if resume is not None else text, e)
         return
     cfg = trainer.cfg
+    trainer.run_record = run
     try:  # the resolved configuration, so that `--config OUT/config.toml` repeats the run
         if distributed.is_main():  # data-parallel: rank 0 writes
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.toml").write_text(cfg.to_toml(
+            write_text_atomic(out / "config.toml", cfg.to_toml(
                 "reverse-tui's configuration of this run; repeat it with\n"
                 f"  reverse-tui --config {out / 'config.toml'}   (flags given as well override it)"))
     except OSError as e:
@@ -176,6 +190,9 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
     reason, error, exception = "finished", None, None
     try:
         for ev in trainer.run():
+            if isinstance(ev, EpochDone) and distributed.is_main():
+                # the log grows with the run: a run killed outright still has every epoch it finished
+                write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
             yield ev
             if should_stop():  # after every batch
                 reason = "stopped"
@@ -216,18 +233,35 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
     if trainer.best_epoch is None or isinstance(exception, distributed.PeerLost):
         plotter.close()
         try:
-            write_metrics_csv(trainer.history, out / "metrics.csv")
+            write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
         except OSError:
             pass
         return
     extra = {"interrupted": reason == "stopped", "failure": error, "train_seconds": seconds,
              "threads": torch.get_num_threads(), "native_kernels": native.summary(device.type),
+             "run": (run or {}).get("name"), "control_checkpoint": str(control) if control else None,
              **(extra or {})}
-    try:
-        results = finish_run(checkpoint, trainer.splits.test, out, device, extra, control, plotter)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:
+    # the evaluation runs in a thread of its own so that each part it finishes reaches the
+    # face at once, as an Evaluating event; every epoch trained goes to its files, not only
+    # those up to the best one its checkpoint holds
+    news: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def evaluate() -> None:
+        try:
+            outcome["results"] = finish_run(checkpoint, trainer.splits.test, out, device, extra, control,
+                                            plotter, history=trainer.history, on_phase=news.put)
+        except BaseException as e:  # handed to the generator's thread below
+            outcome["error"] = e
+        news.put(None)
+
+    threading.Thread(target=evaluate, name="evaluate-run", daemon=True).start()
+    while (phase := news.get()) is not None:
+        yield Evaluating(phase)
+    if "error" in outcome:
+        e = outcome["error"]
+        if isinstance(e, KeyboardInterrupt):
+            raise e
         yield Failed("evaluate", describe(e), e)
         return
-    yield Finished(results)
+    yield Finished(outcome["results"])

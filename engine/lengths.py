@@ -61,6 +61,7 @@ class LengthCurve:
     """Exact match and failure kinds per length, for one kind of sentence."""
     evaluation: EvalResult
     failures: dict[int, dict[str, int]] = field(default_factory=dict)
+    not_measured: list[int] = field(default_factory=list)  # past where the kind was lost
 
     @classmethod
     def of(cls, ev: EvalResult) -> "LengthCurve":
@@ -88,7 +89,8 @@ class LengthCurve:
         return {"per_length": {str(n): a for n, a in self.per_length.items()},
                 "sentences": {str(n): t for n, (_, t) in self.evaluation.counts.items()},
                 "failures": {str(n): f for n, f in self.failures.items()},
-                "first_below_99": limit(0.99), "first_below_50": limit(0.5)}
+                "first_below_99": limit(0.99), "first_below_50": limit(0.5),
+                "not_measured": list(self.not_measured)}
 
 
 @dataclass
@@ -111,13 +113,30 @@ def sweep_sentences(vocab: Vocab, min_len: int, max_len: int, rng: random.Random
                           unknown={n: of_length(n, pool) for n in every})
 
 
+LOST = 0.01        # exact match under this at LOST_RUN lengths in a row: the kind is lost
+LOST_RUN = 2       # and the longer lengths, which cost the most, are not decoded
+
+
 def length_curve(model: torch.nn.Module, vocab: Vocab, by_length: dict[int, list[list[str]]],
-                 device: torch.device) -> LengthCurve:
-    """Greedy exact match, one length at a time: a batch never pads a short sentence to a
-    long one, and decoding stops at n + 2 steps for n words (n words, EOS, and one more to
-    see a run-on) instead of the 2n + 5 a sentence of unknown length gets."""
-    return LengthCurve.of(EvalResult.merged(
-        [evaluate(model, vocab, sentences, device, max_steps=n + 2) for n, sentences in by_length.items()]))
+                 device: torch.device, stop_when_lost: bool = True) -> LengthCurve:
+    """Greedy exact match, one length at a time, shortest first: a batch never pads a short
+    sentence to a long one, and decoding stops at n + 2 steps for n words (n words, EOS, and
+    one more to see a run-on) instead of the 2n + 5 a sentence of unknown length gets.
+    stop_when_lost: once LOST_RUN lengths in a row are under LOST, the longer ones are left
+    out (LengthCurve.not_measured); where exact match first falls below 99% and 50% is
+    found by then, since a length under 1% is under both."""
+    done: list[EvalResult] = []
+    lost = 0
+    lengths = sorted(by_length)
+    for k, n in enumerate(lengths):
+        ev = evaluate(model, vocab, by_length[n], device, max_steps=n + 2)
+        done.append(ev)
+        lost = lost + 1 if ev.exact_match < LOST else 0
+        if stop_when_lost and lost >= LOST_RUN:
+            curve = LengthCurve.of(EvalResult.merged(done))
+            curve.not_measured = lengths[k + 1:]
+            return curve
+    return LengthCurve.of(EvalResult.merged(done))
 
 
 def describe_limit(curve: LengthCurve, what: str) -> str:
@@ -130,6 +149,13 @@ def describe_limit(curve: LengthCurve, what: str) -> str:
                 f"wrong word: mostly {why})")
     below99, below50 = curve.first_below(0.99), curve.first_below(0.5)
     longest = max(curve.per_length)
+    skipped = (f" Longer sentences ({curve.not_measured[0]}-{curve.not_measured[-1]} words) were not "
+               f"decoded: under {LOST:.0%} at {LOST_RUN} lengths in a row." if curve.not_measured else "")
+    return _limit_sentence(curve, what, at, below99, below50, longest) + skipped
+
+
+def _limit_sentence(curve: LengthCurve, what: str, at, below99: int | None, below50: int | None,
+                    longest: int) -> str:
     if below99 is None:
         return f"{what}: exact match stays at or above 99% up to {longest} words."
     if below99 == min(curve.per_length):

@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import statistics
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from .analysis import attention_stats, write_analysis
-from .checkpoint import Loaded, load_model
+from .checkpoint import CheckpointError, Loaded, load, load_model
 from .config import Config
 from .data import splits_for, with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .lengths import LengthCurve, length_curve, sweep_sentences
 from .threads import evaluation_workers, in_parallel
 from .plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
+from .runs import last_path
 from .train import EPOCH_FIELDS
 
 
@@ -40,6 +44,61 @@ class Results:
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
+
+
+@dataclass
+class EvalPhase:
+    """One part of the evaluation after training has ended: the faces show these as they come."""
+    done: int        # parts finished so far, this one included
+    total: int
+    name: str        # what was measured, for a person
+    seconds: float   # this part's own time (parts run side by side on a CPU's cores)
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"evaluated {self.name}{' (' + self.detail + ')' if self.detail else ''} in {self.seconds:.2f}s [{self.done}/{self.total}]"
+
+
+PHASE_NAMES = {
+    "test": "the test set", "uniform": "the uniform-attention ablation",
+    "unseen": "unseen words with <unk> replacement", "unseen_raw": "unseen words without replacement",
+    "known": "known words past the training lengths", "unknown": "every word unknown, by length",
+    "notebook_test": "the notebook's test set", "beam": "beam search",
+    "control_test": "the no-attention control", "control_beyond": "the control past the training lengths",
+}
+
+
+def _phase_detail(result) -> str:
+    if isinstance(result, LengthCurve):
+        measured = len(result.per_length)
+        return f"{measured} lengths" + (f", not past {max(result.per_length)}: lost" if result.not_measured else "")
+    if isinstance(result, EvalResult):
+        return f"{len(result.results):,} sentences"
+    return ""
+
+
+class _Progress:
+    """Counts the evaluation's parts as they end, from whichever thread ends them."""
+
+    def __init__(self, on_phase: Callable[[EvalPhase], None] | None, total: int):
+        self.on_phase, self.total, self.count = on_phase, total, 0
+        self.lock = threading.Lock()
+
+    def timed(self, name: str, job: Callable):
+        def run():
+            t0 = time.perf_counter()
+            result = job()
+            self.done(PHASE_NAMES.get(name, name), time.perf_counter() - t0, _phase_detail(result))
+            return result
+        return run
+
+    def done(self, name: str, seconds: float, detail: str = "") -> None:
+        if self.on_phase is None:
+            return
+        with self.lock:
+            self.count += 1
+            phase = EvalPhase(self.count, self.total, name, seconds, detail)
+        self.on_phase(phase)
 
 
 def typical_example(results: Sequence[SentenceResult]) -> SentenceResult:
@@ -72,26 +131,60 @@ def notebook_test_set(cfg: Config) -> list[list[str]] | None:
     return splits_for(ref)[0].test
 
 
-def write_metrics_csv(history: Sequence[dict], path: Path) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=EPOCH_FIELDS, extrasaction="ignore")
+def write_metrics_csv(history: Sequence[dict], path: Path, best_epoch: int | None = None) -> Path:
+    """Every epoch trained, a row each; `best` marks each epoch that improved on the ones
+    before, `best_model` the one whose model the run's best checkpoint holds. Written to a
+    temporary file and renamed: a reader never sees half a table."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[*EPOCH_FIELDS, "best_model"], extrasaction="ignore")
         w.writeheader()
         for h in history:
-            w.writerow(h)
+            w.writerow({**h, "best_model": h.get("epoch") == best_epoch})
+    os.replace(tmp, path)
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def run_history(checkpoint: Path, payload: dict) -> list[dict]:
+    """Every epoch of the run a best checkpoint belongs to. The best model was saved at its
+    epoch, so its own history stops there; the latest state beside it (best.last.pt) holds
+    the epochs after, when it is of the same run (its history begins with the best's)."""
+    history = list(payload["history"])
+    last = last_path(Path(checkpoint))
+    if not last.is_file():
+        return history
+    try:
+        later = list(load(last)["history"])
+    except (CheckpointError, TypeError):
+        return history
+    return later if later[:len(history)] == history else history
 
 
 def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out_dir: str | Path,
                device: torch.device, extra: dict | None = None,
-               control_checkpoint: str | Path | None = None, plotter: PlotProcess | None = None) -> Results:
+               control_checkpoint: str | Path | None = None, plotter: PlotProcess | None = None,
+               history: Sequence[dict] | None = None,
+               on_phase: Callable[[EvalPhase], None] | None = None) -> Results:
     """Evaluate the best checkpoint on the test set and write the artefacts to out_dir.
-    control_checkpoint: a model trained the same way without attention, compared by length.
+    history: every epoch the run trained (the trainer's); without it, read from the
+    checkpoints (run_history). control_checkpoint: a model trained the same way without
+    attention, compared by length. on_phase: told as each part of the evaluation ends (from
+    the evaluation's threads).
     plotter: a PlotProcess started earlier, best when training began (its imports then run
     on the core that training leaves free); without one, the figures are drawn here."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _finish_run(checkpoint, test_sentences, out, device, extra, control_checkpoint, plotter)
+        return _finish_run(checkpoint, test_sentences, out, device, extra, control_checkpoint, plotter,
+                           history, on_phase)
     finally:
         if plotter is not None:
             plotter.close()
@@ -99,9 +192,12 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
 
 def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out: Path,
                 device: torch.device, extra: dict | None, control_checkpoint: str | Path | None,
-                plotter: PlotProcess | None) -> Results:
+                plotter: PlotProcess | None, history: Sequence[dict] | None,
+                on_phase: Callable[[EvalPhase], None] | None) -> Results:
     loaded: Loaded = load_model(checkpoint, device)
-    cfg, history = loaded.config, loaded.payload["history"]
+    cfg = loaded.config
+    history = [dict(h) for h in history] if history is not None else run_history(Path(checkpoint), loaded.payload)
+    best_epoch = loaded.payload.get("best_epoch")
     model, vocab = loaded.model, loaded.vocab
     # every sentence set first, from one seeded generator, so the evaluations below are
     # independent of one another and of the order they run in
@@ -132,7 +228,9 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         jobs["control_test"] = lambda: evaluate(c_model, c_vocab, test_sentences, device)
         # the same sentences past the training lengths, one length at a time (it runs on)
         jobs["control_beyond"] = lambda: length_curve(c_model, c_vocab, sweep.known, device).evaluation
-    done = in_parallel(jobs, evaluation_workers(device))
+    progress = _Progress(on_phase, len(jobs) + 1)  # the evaluations, then the files
+    done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()},
+                       evaluation_workers(device))
     ev, known, unknown = done["test"], done["known"], done["unknown"]
     uniform = done["uniform"].exact_match
     stats = attention_stats(ev.results)
@@ -159,26 +257,27 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
                               control, {**ev.per_length, **beyond.per_length},
                               cfg.attention, known, unknown)
     example = typical_example(ev.results)
+    t_files = time.perf_counter()
     draw_all(plotter, [
         heatmap_job(example.attention, example.source_tokens, example.output_tokens, out / "attention_heatmap.png"),
-        loss_curve_job(history, out / "loss_curve.png", loaded.payload.get("best_epoch"))])
+        loss_curve_job(history, out / "loss_curve.png", best_epoch)])
     files = {
         "attention_heatmap": out / "attention_heatmap.png",
         "loss_curve": out / "loss_curve.png",
-        "metrics": write_metrics_csv(history, out / "metrics.csv"),
+        "metrics": write_metrics_csv(history, out / "metrics.csv", best_epoch),
     }
-    (out / "analysis.md").write_text(analysis)
-    files["analysis"] = out / "analysis.md"
+    files["analysis"] = write_text_atomic(out / "analysis.md", analysis)
     report = {
         "test_exact_match": ev.exact_match,
         "per_length": {str(n): acc for n, acc in ev.per_length.items()},
         "per_length_counts": {str(n): list(ct) for n, ct in ev.counts.items()},
-        "epochs": [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_exact_match", "seconds")}
-                   for h in history],
+        "epochs": [{**{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_exact_match", "seconds")},
+                    "best_model": h["epoch"] == best_epoch} for h in history],
         "epoch_details": history,
-        "best_epoch": loaded.payload.get("best_epoch"),
+        "best_epoch": best_epoch,
         "best_val_loss": loaded.payload.get("best_val_loss"),
         "checkpoint": str(Path(checkpoint)),
+        "last_checkpoint": str(last_path(Path(checkpoint))),
         "device": str(device),
         "config": cfg.to_dict(),
         "test_eval_seconds": ev.seconds,
@@ -197,9 +296,9 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         "heatmap_sentence": " ".join(example.source),
         **(extra or {}),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
-    files["report"] = out / "report.json"
+    files["report"] = write_text_atomic(out / "report.json", json.dumps(report, indent=1, default=str))
+    progress.done("figures and files", time.perf_counter() - t_files, f"in {out}")
     return Results(ev, stats, uniform, analysis, unseen, unknown, known, example, report, files, notebook)
 
 
-__all__ = ["Results", "finish_run", "format_example", "typical_example", "write_metrics_csv"]
+__all__ = ["EvalPhase", "Results", "finish_run", "format_example", "typical_example", "write_metrics_csv"]

@@ -29,6 +29,7 @@ from .config import Config
 from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, splits_for
 from .model import Seq2Seq
 from .optim import Adam, clip_grad_norm, scheduled_lr
+from .runs import last_path
 
 
 class NonFiniteLoss(RuntimeError):
@@ -154,6 +155,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best_val_loss = math.inf
         self.best_epoch: int | None = None
+        self.run_record: dict | None = None  # where this run's files live (engine/runs.py)
 
     # -- one epoch of training, read top to bottom ------------------------------------------
     def train_epoch(self, epoch: int) -> Generator[BatchDone, None, EpochTrainStats]:
@@ -281,6 +283,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_val_loss": self.best_val_loss,
             "history": [dict(h) for h in self.history],
+            **({"run": dict(self.run_record)} if self.run_record else {}),
             # random state, so a resumed run draws the same batches, forcing and dropout
             "rng": {"batches": self.rng.get_state(), "torch": torch.get_rng_state(),
                     # CUDA's generators too (dropout masks on a GPU), when CUDA is in use
@@ -290,7 +293,7 @@ class Trainer:
     @property
     def last_path(self) -> Path:
         """Where the latest epoch's full state goes: best.pt -> best.last.pt."""
-        return self.checkpoint_path.with_name(self.checkpoint_path.stem + ".last" + self.checkpoint_path.suffix)
+        return last_path(self.checkpoint_path)
 
     @classmethod
     def resume(cls, payload: dict, checkpoint_path: str | Path, device: torch.device | None = None,

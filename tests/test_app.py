@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +28,6 @@ from engine.train import BatchDone, NonFiniteLoss, Trainer
 
 from tui import cli
 from tui.app import CannotStart, ReverseApp, describe
-from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.probe import ProbeScreen
 from tui.screens.results import ResultsScreen
@@ -311,24 +311,32 @@ def test_history_brings_a_sentence_back(tmp_path, trained_checkpoint):
     run(body())
 
 
-def test_save_key_writes_the_png(tmp_path, trained_checkpoint):
+def test_save_key_writes_a_new_png_each_time(tmp_path, trained_checkpoint):
     app = make_app(tmp_path, checkpoint=trained_checkpoint)
-    png = tmp_path / "out" / "attention_heatmap.png"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "attention_heatmap.png").write_bytes(b"the run's own heatmap")
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             await pilot.press("ctrl+s")  # nothing probed yet: a warning, no file
             await pilot.pause()
-            assert not png.exists()
+            assert not (out / "probe-1.png").exists()
             await type_text(pilot, "the cat sat")
             await pilot.press("enter", "ctrl+s")
             await until(pilot, lambda: screen.saved_path is not None, "the PNG")
-            assert screen.saved_path == png
-            assert str(png) in str(screen.query_one("#saved").render())
+            assert screen.saved_path == out / "probe-1.png"
+            assert str(out / "probe-1.png") in str(screen.query_one("#saved").render())
+            screen.saved_path = None
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: screen.saved_path is not None, "the second PNG")
+            assert screen.saved_path == out / "probe-2.png"
 
     run(body())
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("probe-1.png", "probe-2.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "attention_heatmap.png").read_bytes() == b"the run's own heatmap"
 
 
 def test_a_question_mark_typed_is_part_of_the_sentence(tmp_path, trained_checkpoint):
@@ -423,11 +431,12 @@ def test_hostile_input_in_the_probe_screen_gets_a_verdict(tmp_path, trained_chec
     assert app._exception is None and app.return_code in (None, 0)
 
 
-def test_new_run_over_an_opened_checkpoint_asks_first(tmp_path, trained_checkpoint):
+def test_a_new_run_after_opening_a_model_leaves_it_as_it_was(tmp_path, trained_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the new run's folders: checkpoints/NAME, runs/NAME, here
     ckpt = tmp_path / "model.pt"
     shutil.copy(trained_checkpoint, ckpt)
     before = ckpt.read_bytes()
-    app = make_app(tmp_path, checkpoint=ckpt)
+    app = make_app(tmp_path, checkpoint=ckpt, epochs=1)
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
@@ -435,14 +444,36 @@ def test_new_run_over_an_opened_checkpoint_asks_first(tmp_path, trained_checkpoi
             assert isinstance(app.screen, TrainScreen)
             # the opened model's own history is on the table
             assert app.screen.query_one(EpochTable).row_count == 3
-            await pilot.press("n")
-            assert isinstance(app.screen, ConfirmScreen)
-            await pilot.press("n")
-            assert isinstance(app.screen, TrainScreen)
-            assert not app.training
+            await pilot.press("n")  # no question: nothing is replaced
+            await until(pilot, lambda: app.paths is not None and app.results is not None,
+                        "the new run's results")
 
     run(body())
     assert ckpt.read_bytes() == before
+    name = app.paths.name
+    assert app.checkpoint == Path("checkpoints") / name / "best.pt" and (tmp_path / app.checkpoint).is_file()
+    assert (tmp_path / "runs" / name / "report.json").is_file()
+
+
+def test_n_starts_each_run_in_folders_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(checkpoint=None, out=None, threads=None, name="first")
+    app = ReverseApp(Config(**{**TINY, "epochs": 1}), args)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.results is not None, "the first run's results")
+            first = app.paths
+            assert isinstance(app.screen, ResultsScreen)
+            await pilot.press("t", "n")
+            await until(pilot, lambda: app.results is not None and app.paths != first, "the second run")
+            return first, app.paths
+
+    first, second = run(body())
+    assert first.name == "first" and second.name not in (None, "first")
+    for paths in (first, second):
+        assert (tmp_path / paths.checkpoint).is_file() and (tmp_path / paths.out / "report.json").is_file()
+    assert os.readlink(tmp_path / "runs" / "latest") == second.name
 
 
 # -- starting -----------------------------------------------------------------------------------
@@ -461,13 +492,10 @@ def test_bad_checkpoint_is_shown_and_the_app_lives_on(tmp_path):
             await pilot.press("question_mark")  # keys still answer
             assert isinstance(app.screen, HelpScreen)
             await pilot.press("escape")
-            await pilot.press("n")  # training over the unreadable file asks first
-            assert isinstance(app.screen, ConfirmScreen)
-            await pilot.press("n")
-            assert not app.training
 
     run(body())
     assert bad.read_bytes() == b"not a checkpoint"
+    assert "n trains a new run in folders of its own" in app.status[0]
 
 
 def test_unwritable_folder_cannot_start(tmp_path, monkeypatch, capsys):

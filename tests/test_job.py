@@ -9,7 +9,8 @@ import torch
 
 from conftest import TINY
 from engine.config import Config
-from engine.job import (Failed, Finished, Started, TrainingEnded, control_path, describe, run_job)
+from engine.job import (Evaluating, Failed, Finished, Started, TrainingEnded, control_path, describe,
+                        run_job)
 from engine.plots import batch_points, smooth
 from engine.train import BatchDone, EpochDone
 
@@ -33,8 +34,16 @@ def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
         mine = [float(b.loss) for b in batches if b.epoch == e.epoch]
         assert e.batch_losses == pytest.approx(mine)
         assert sum(e.batch_losses) / len(e.batch_losses) == pytest.approx(e.train_loss, rel=1e-5)
-    ended, finished = events[-2], events[-1]
+    k = next(i for i, e in enumerate(events) if isinstance(e, TrainingEnded))
+    ended, phases, finished = events[k], events[k + 1:-1], events[-1]
     assert isinstance(ended, TrainingEnded) and ended.reason == "finished" and ended.epochs == 2
+    # the evaluation's parts, each as it ends, counted to the last: the files
+    assert all(isinstance(e, Evaluating) for e in phases) and phases
+    assert [e.phase.done for e in phases] == list(range(1, len(phases) + 1))
+    assert {e.phase.total for e in phases} == {len(phases)}
+    assert phases[-1].phase.name == "figures and files"
+    assert {"the test set", "known words past the training lengths", "every word unknown, by length"} <= {
+        e.phase.name for e in phases}
     assert isinstance(finished, Finished)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["interrupted"] is False and report["native_kernels"] == started.native

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine import lengths
 from engine.checkpoint import load_model
 from engine.data import random_sentences
 from engine.evaluate import EvalResult, SentenceResult
@@ -77,8 +78,12 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
     res = finish_run(trained_checkpoint, test, tmp_path, torch.device("cpu"))
     report = json.loads((tmp_path / "report.json").read_text())
     beyond, every = sweep_lengths(cfg.min_len, cfg.max_len)
-    assert [int(n) for n in report["beyond_training_lengths"]] == beyond
-    assert [int(n) for n in report["unknown_words_by_length"]] == every and every[-1] >= 60
+    # each sweep is measured from its shortest length up, and stops where it is lost
+    for key, kind, lengths_ in (("beyond_training_lengths", "known_words", beyond),
+                                ("unknown_words_by_length", "unknown_words", every)):
+        measured = [int(n) for n in report[key]]
+        assert measured + report["length_limits"][kind]["not_measured"] == lengths_
+    assert every[-1] >= 60
     for kind, curve_ in (("known_words", res.known), ("unknown_words", res.unknown)):
         limits = report["length_limits"][kind]
         per = {int(n): a for n, a in limits["per_length"].items()}
@@ -88,7 +93,7 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
             assert sum(f.values()) == round((1 - per[int(n)]) * limits["sentences"][n])
         far = max(60, 2 * cfg.max_len)  # fewer sentences past it, where each costs the most
         assert {int(n): t for n, t in limits["sentences"].items()} == {
-            n: 100 if n <= far else 50 for n in (beyond if kind == "known_words" else every)}
+            n: 100 if n <= far else 50 for n in curve_.per_length}
     analysis = (tmp_path / "analysis.md").read_text()
     assert "| length | known words | every word unknown |" in analysis
     assert describe_limit(res.unknown, "Every word unknown") in analysis
@@ -118,7 +123,8 @@ def test_unknown_word_figures_follow_the_unk_training(unk_models):
     for rate, path in unk_models.items():
         loaded = load_model(path)
         s = sweep_sentences(loaded.vocab, 3, 6, random.Random(7))
-        curves[rate] = length_curve(loaded.model, loaded.vocab, s.unknown, torch.device("cpu"))
+        curves[rate] = length_curve(loaded.model, loaded.vocab, s.unknown, torch.device("cpu"),
+                                    stop_when_lost=False)  # the whole curve, lost or not
     inside = lambda c: np.mean([c.per_length[n] for n in range(3, 7)])
     assert inside(curves[0.3]) >= 0.9
     assert inside(curves[0.0]) <= 0.5
@@ -130,3 +136,46 @@ def test_analysis_says_how_many_sentences_each_length_measured():
     assert _counts_text({3: (1, 100), 6: (1, 100), 60: (1, 100), 80: (1, 50), 180: (2, 50)}) == \
         "sentences per length: 100 at 3-60 words, 50 at 80-180 words"
     assert _counts_text({3: (1, 100), 6: (1, 100)}) == "100 sentences per length"
+
+
+def test_a_sweep_stops_after_two_lengths_under_one_percent(monkeypatch):
+    """The rule alone, on set accuracies: a length under 1% then one above starts the count
+    again; two in a row stop it, and the longer lengths are listed as not measured."""
+    accuracy = {3: 1.0, 4: 0.995, 5: 0.6, 6: 0.005, 7: 0.3, 8: 0.0, 9: 0.0, 10: 0.0, 11: 1.0}
+    decoded = []
+
+    def fake_evaluate(model, vocab, sentences, device, max_steps):
+        n = len(sentences[0])
+        decoded.append(n)
+        right = round(accuracy[n] * len(sentences))
+        results = [result(s, s[::-1] if k < right else s) for k, s in enumerate(sentences)]
+        return EvalResult(results, 0.0, {n: (right, len(sentences))})
+    monkeypatch.setattr(lengths, "evaluate", fake_evaluate)
+    by_length = {n: [[f"w{k}-{i}" for i in range(n)] for k in range(200)] for n in accuracy}
+    curve = lengths.length_curve(None, None, by_length, torch.device("cpu"))
+    assert decoded == [3, 4, 5, 6, 7, 8, 9]
+    assert curve.not_measured == [10, 11]
+    assert curve.first_below(0.99) == 5 and curve.first_below(0.5) == 6
+    assert curve.as_dict()["not_measured"] == [10, 11]
+    assert "Longer sentences (10-11 words) were not decoded" in describe_limit(curve, "x")
+    full = lengths.length_curve(None, None, by_length, torch.device("cpu"), stop_when_lost=False)
+    assert full.not_measured == [] and list(full.per_length) == list(accuracy)
+
+
+def test_stopping_a_lost_sweep_leaves_a_trained_models_curve_as_it_was(trained_checkpoint):
+    loaded = load_model(trained_checkpoint)
+    sweep = lengths.sweep_sentences(loaded.vocab, 3, 6, random.Random(5), per_length=20)
+    for by_length in (sweep.known, sweep.unknown):
+        full = lengths.length_curve(loaded.model, loaded.vocab, by_length, torch.device("cpu"), stop_when_lost=False)
+        cut = lengths.length_curve(loaded.model, loaded.vocab, by_length, torch.device("cpu"))
+        measured = list(cut.per_length)
+        assert measured == list(full.per_length)[:len(measured)]  # the shortest lengths, in order
+        assert cut.per_length == {n: full.per_length[n] for n in measured}
+        assert cut.failures == {n: full.failures[n] for n in measured}
+        assert cut.first_below(0.99) == full.first_below(0.99)
+        assert cut.first_below(0.5) == full.first_below(0.5)
+        assert cut.not_measured == list(full.per_length)[len(measured):]
+        if cut.not_measured:  # it stopped after two lengths under 1% in a row
+            assert all(full.per_length[n] < lengths.LOST for n in measured[-lengths.LOST_RUN:])
+    # the tiny model (3-6 words) is lost well before 60 known words: the stop was exercised
+    assert lengths.length_curve(loaded.model, loaded.vocab, sweep.known, torch.device("cpu")).not_measured

@@ -65,8 +65,7 @@ def sentence(words: str, output: str | None = None) -> SentenceResult:
 def make_app(tmp_path, monkeypatch) -> ReverseApp:
     monkeypatch.chdir(tmp_path)  # relative paths on screen, the same on every machine
     monkeypatch.setattr(LossChart, "INTERVAL", 0.0)  # every update drawn at once: no timer to race
-    args = argparse.Namespace(checkpoint=Path("checkpoints/best.pt"), out=Path("runs/latest"),
-                              threads=None)
+    args = argparse.Namespace(checkpoint=None, out=None, name="demo", threads=None)
     return ReverseApp(Config(**CFG), args, autostart=False)
 
 
@@ -97,10 +96,10 @@ def fixed_results() -> FixedResults:
                 "(mean weight 0.91).\n\n"
                 "## 2. Without attention?\n\n"
                 "The same model with uniform attention gets 3.1% of the test set right.\n")
-    files = {name: Path("runs/latest") / f for name, f in (
+    files = {name: Path("runs/demo") / f for name, f in (
         ("attention_heatmap", "attention_heatmap.png"), ("loss_curve", "loss_curve.png"),
         ("metrics", "metrics.csv"), ("analysis", "analysis.md"), ("report", "report.json"))}
-    report = {"best_epoch": 5, "best_val_loss": 0.0451, "checkpoint": "checkpoints/best.pt",
+    report = {"best_epoch": 5, "best_val_loss": 0.0451, "checkpoint": "checkpoints/demo/best.pt",
               "config": {"min_len": 3, "max_len": 6}}
     return FixedResults(ev, 0.031, analysis, report, files)
 
@@ -110,7 +109,7 @@ async def show_training(pilot) -> None:
     app = pilot.app
     app.training = True
     app.run_facts = "vocab 38 · 111,782 params · cpu x2"
-    app.set_status("Training · best model -> checkpoints/best.pt · results -> runs/latest")
+    app.set_status("Training run demo · best model -> checkpoints/demo/best.pt · results -> runs/demo")
     app.screen.sync()
     for e in EPOCHS:
         app.post_message(EpochFinished(app.run_id, epoch(*e)))
@@ -149,7 +148,7 @@ def probe_screen(text: str, result: SentenceResult, notes: list[str], history: l
         for h in history:
             screen.remember(h)
         screen.show_result(result, notes)
-        screen.query_one(TitleBar).show("probe checkpoints/best.pt: epoch 5")
+        screen.query_one(TitleBar).show("probe checkpoints/demo/best.pt: epoch 5")
         await pilot.pause()
     return run_before
 

@@ -21,18 +21,19 @@ from textual.binding import Binding
 from textual.reactive import var
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.checkpoint import CheckpointError, Loaded, load, load_model
+from engine.checkpoint import CheckpointError, Loaded, load_model
 from engine.config import Config
 from engine.data import splits_for
-from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
-                        describe, param_count, run_job)
-from engine.report import finish_run
+from engine.job import (ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started,
+                        TrainingEnded, describe, param_count, run_job)
+from engine.report import finish_run, run_history
+from engine.runs import RunError, RunPaths, find_checkpoint, new_run
 from engine.threads import default_threads
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
 
-from .common import DEFAULT_CHECKPOINT, DEFAULT_OUT, check_writable
-from .messages import (BatchProgress, EpochFinished, ResultsFailed, ResultsReady, RunMessage,
-                       StatusChanged, TrainingDone, TrainingStarted)
+from .common import check_writable, opened_run_folder, paths_for, writable_folder
+from .messages import (BatchProgress, EpochFinished, EvaluationProgress, ResultsFailed, ResultsReady,
+                       RunMessage, StatusChanged, TrainingDone, TrainingStarted)
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.probe import ProbeScreen
@@ -56,9 +57,11 @@ class ReverseApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (96, "-wide")]
     SCREENS = {"train": TrainScreen, "results": ResultsScreen, "probe": ProbeScreen}
     BINDINGS = [
-        # priority, and the sentence Input lets "?" through: help opens on every screen
-        # (the tokenizer drops punctuation, so nothing is lost by not typing it)
-        Binding("question_mark,f1", "help", "Help", priority=True, tooltip="this help (also f1)"),
+        # f1 opens help from anywhere; "?" only where no text field has focus: a field that
+        # takes the key (Input, TextArea) drops it from the chain, so "?" typed is text
+        Binding("f1", "help", "Help", priority=True, tooltip="this help, from anywhere"),
+        Binding("question_mark", "help", "Help", priority=True, show=False,
+                tooltip="this help, outside a text field"),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="quit; a run in progress stops, its best model is kept"),
     ]
 
@@ -72,14 +75,14 @@ class ReverseApp(App):
     status: var[tuple[str, str]] = var(("", "info"), always_update=True)  # (text, info|done|error)
     training: var[bool] = var(False, always_update=True, bindings=True)
     evaluating: var[bool] = var(False, always_update=True)
+    eval_phase = var(None, always_update=True)            # engine.report.EvalPhase: the last part done
     results = var(None, always_update=True)               # engine.report.Results
     results_error: var[str | None] = var(None, always_update=True)
 
     def __init__(self, cfg: Config, args: argparse.Namespace, autostart: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
-        self.checkpoint = Path(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT)
-        self.out = Path(getattr(args, "out", None) or DEFAULT_OUT)
+        self.args = args
         torch.set_num_threads(getattr(args, "threads", None) or default_threads(cfg.hidden_dim))
         self.device = resolve_device(cfg.device)
         self.autostart = autostart
@@ -92,45 +95,59 @@ class ReverseApp(App):
         self._stop = threading.Event()  # s: stop the run on show after its batch (and evaluate)
         self.loaded: Loaded | None = None
         self._loaded_key: tuple | None = None
-        # a checkpoint the user opened predates this session: ask before training over it
-        self.protect_checkpoint = False
         self.load_error: str | None = None
         # --compare-no-attention: after training, the same model without attention, compared
         self.compare_no_attention = bool(getattr(args, "compare_no_attention", False))
-        # --resume: the first run continues that checkpoint's run, with its configuration
+        # the run on show: its name and files. The first run takes the command line's --name,
+        # --checkpoint and --out; every later one (n) gets folders of its own
+        self.paths: RunPaths | None = None
+        self.runs_started = 0
+        # --resume: the first run continues that run, with its configuration, in its folders
         self.resume_payload: dict | None = None
         if getattr(args, "resume", None):
             try:
-                self.resume_payload = load(args.resume)
-            except CheckpointError as e:
-                raise CannotStart(f"cannot resume: {e}") from None
+                self.paths, self.resume_payload = paths_for(args)
+            except RunError as e:
+                raise CannotStart(str(e)) from None
+            self.checkpoint, self.out = self.paths.checkpoint, self.paths.out
             self.cfg = self.run_cfg = resumed_config(self.resume_payload, getattr(args, "epochs", None),
                                                      cfg.device)
-        if (self.resume_payload is None and getattr(args, "checkpoint", None) is not None
-                and self.checkpoint.exists()):
+            return
+        opened = None
+        if getattr(args, "checkpoint", None) is not None:
+            try:  # a model that exists (a file, a run's name or folder, latest) opens
+                opened = find_checkpoint(args.checkpoint)
+            except RunError:
+                opened = None  # a path to train to
+        if opened is not None:
+            self.checkpoint = opened
+            self.out = Path(getattr(args, "out", None) or opened_run_folder(opened))
             try:
                 self.probe_model()
             except CheckpointError as e:
-                # shown on the training screen; the app lives on, and training over the
-                # unreadable file asks first (it may be a model from another version)
+                # shown on the training screen; the app lives on, and n trains a new run in
+                # folders of its own (the unreadable file may be a model of another version)
                 self.load_error = str(e)
                 self.autostart = False
-                self.protect_checkpoint = True
-                self.status = self.ended = (f"{e}. n trains a new model to this path; "
-                                            "--checkpoint another path to open another model.", "error")
+                self.status = self.ended = (f"{e}. n trains a new run in folders of its own; "
+                                            "--checkpoint another path opens another model.", "error")
                 return
             self.run_cfg = self.loaded.config
             self.run_facts = f"vocab {len(self.loaded.vocab)} · {param_count(self.loaded.model):,} params"
-            self.epochs = epochs_from_history(self.loaded.payload["history"])
-            self.protect_checkpoint = True
+            self.epochs = epochs_from_history(run_history(self.checkpoint, self.loaded.payload))
             self.status = self.ended = (
                 f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
                 f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.", "done")
-        else:
-            for d in {self.checkpoint.parent, self.out}:
-                problem = check_writable(d)
-                if problem:
-                    raise CannotStart(problem)
+            return
+        try:  # the first run's files, checked now (nothing written), taken when it starts
+            first = paths_for(args, reserve=False)[0]
+        except RunError as e:
+            raise CannotStart(str(e)) from None
+        self.checkpoint, self.out = first.checkpoint, first.out
+        for d in {writable_folder(first.checkpoint.parent), writable_folder(first.out)}:
+            problem = check_writable(d)
+            if problem:
+                raise CannotStart(problem)
 
     async def _on_message(self, message) -> None:
         # the one place where news of a replaced run is dropped
@@ -184,26 +201,42 @@ class ReverseApp(App):
 
     # -- training --------------------------------------------------------------------------
     def request_new_run(self) -> None:
-        """n: a new run, after a yes/no when it would end a run or replace an opened model."""
-        if self.training or self.protect_checkpoint:
-            why = ("This stops the run in progress" if self.training
-                   else f"This replaces {self.checkpoint} (opened at start) after the first epoch")
-            self.push_screen(ConfirmScreen(f"{why} and starts a new run with the "
-                                           "command-line configuration. Go on?"),
+        """n: a new run in folders of its own, after a yes/no when it would end a run."""
+        if self.training:
+            self.push_screen(ConfirmScreen("This stops the run in progress (its best model is kept) "
+                                           "and starts a new run with the command-line "
+                                           "configuration. Go on?"),
                              lambda yes: self.start_training() if yes else None)
         else:
             self.start_training()
 
+    def next_run_paths(self) -> RunPaths:
+        """The first run: the command line's --name/--checkpoint/--out (or --resume's run);
+        each later one: a new name and folders of its own, so no run replaces another."""
+        if self.runs_started == 0 and self.paths is not None:  # --resume
+            return self.paths
+        if self.runs_started == 0 and self.loaded is None and self.load_error is None:
+            return paths_for(self.args)[0]
+        return new_run()
+
     def start_training(self) -> None:
+        try:
+            paths = self.next_run_paths()
+        except RunError as e:
+            self.notify(str(e), title="Cannot start a run", severity="error", timeout=12)
+            return
+        self.runs_started += 1
+        self.paths, self.checkpoint, self.out = paths, paths.checkpoint, paths.out
+        self.loaded, self._loaded_key = None, None  # the probe screen follows the new run
         self.run_id += 1
         self._stop = threading.Event()
         self.run_cfg, self.run_facts, self.epochs, self.progress = self.cfg, "", [], None
         self.live_losses = []
         self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
-        self.training, self.protect_checkpoint = True, False
+        self.training = True
         self.status = ("Preparing data and model...", "info")
         resume, self.resume_payload = self.resume_payload, None  # only the first run resumes
-        self._train(self.run_id, self.cfg, resume, self._stop)
+        self._train(self.run_id, self.cfg, resume, self._stop, paths)
 
     def stop_training(self) -> None:
         if self.training:
@@ -211,14 +244,16 @@ class ReverseApp(App):
             self.set_status("Stopping after this batch...")
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _train(self, run_id: int, cfg: Config, resume: dict | None, stop: threading.Event) -> None:
+    def _train(self, run_id: int, cfg: Config, resume: dict | None, stop: threading.Event,
+               paths: RunPaths) -> None:
         """The job's events as messages. Quitting or a new run cancels the worker: it leaves
         after the batch; the stop key ends training and still evaluates the best model."""
         worker = get_current_worker()
         post = self.post_message
-        job = run_job(cfg, self.checkpoint, self.out, resume=resume, epochs=cfg.epochs,
+        job = run_job(cfg, paths.checkpoint, paths.out, resume=resume, epochs=cfg.epochs,
                       compare_no_attention=self.compare_no_attention,
-                      should_stop=lambda: worker.is_cancelled or stop.is_set(), extra={"face": "tui"})
+                      should_stop=lambda: worker.is_cancelled or stop.is_set(), extra={"face": "tui"},
+                      run=paths.record())
         ended = None
         with self._train_lock:
             if worker.is_cancelled:
@@ -258,7 +293,9 @@ class ReverseApp(App):
             job.close()
             return
         for ev in job:  # the evaluation, outside the lock: a new run need not wait for it
-            if isinstance(ev, Finished):
+            if isinstance(ev, Evaluating):
+                post(EvaluationProgress(run_id, ev.phase))
+            elif isinstance(ev, Finished):
                 post(ResultsReady(run_id, ev.results))
             elif isinstance(ev, Failed):
                 post(ResultsFailed(run_id, ev.error))
@@ -268,7 +305,8 @@ class ReverseApp(App):
         self.run_cfg, self.run_facts = started.cfg, started.brief()
         if started.history:  # resumed: the epochs before
             self.epochs = list(started.history)
-        self.set_status(f"Training · best model -> {self.checkpoint} · results -> {self.out}")
+        named = f" run {self.paths.name}" if self.paths is not None and self.paths.name else ""
+        self.set_status(f"Training{named} · best model -> {self.checkpoint} · results -> {self.out}")
         if started.busy_note:
             self.notify(started.busy_note.removeprefix("note: "), title="Shared CPU", timeout=12)
 
@@ -307,7 +345,7 @@ class ReverseApp(App):
         self.set_status(self.ended[0] + (" Evaluating it on the test set..." if evaluating else ""),
                         self.ended[1])
         if evaluating:
-            self.results, self.results_error, self.evaluating = None, None, True
+            self.results, self.results_error, self.evaluating, self.eval_phase = None, None, True, None
             if ended.reason == "finished" and self.screen is self.get_screen("train"):
                 self.switch_screen("results")
 
@@ -331,17 +369,24 @@ class ReverseApp(App):
                 self.notify(f"Cannot rebuild the test set: {e}", title="Cannot evaluate",
                             severity="error")
                 return
-        self.results, self.results_error, self.evaluating = None, None, True
+        self.results, self.results_error, self.evaluating, self.eval_phase = None, None, True, None
         self._finish(self.run_id, test)
 
     @work(thread=True, exclusive=True, group="results", exit_on_error=False)
     def _finish(self, run_id: int, test: list[list[str]]) -> None:
         try:
-            res = finish_run(self.checkpoint, test, self.out, self.device, {"face": "tui"})
+            res = finish_run(self.checkpoint, test, self.out, self.device, {"face": "tui"},
+                             on_phase=lambda phase: self.post_message(EvaluationProgress(run_id, phase)))
         except Exception as e:
             self.post_message(ResultsFailed(run_id, describe(e)))
         else:
             self.post_message(ResultsReady(run_id, res))
+
+    def on_evaluation_progress(self, msg: EvaluationProgress) -> None:
+        self.eval_phase = phase = msg.phase
+        if not self.training:
+            self.set_status(f"{self.ended[0]} Evaluating: {phase.done}/{phase.total} parts done "
+                            f"({phase.name}, {phase.seconds:.1f}s)...", self.ended[1])
 
     def on_results_ready(self, msg: ResultsReady) -> None:
         self.evaluating, self.results = False, msg.results

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from engine.config import Config
 
-from .common import DEFAULT_CHECKPOINT, DEFAULT_OUT
 
 # flag -> help; every Config field gets one, named as in the baseline script
 HELP = {
@@ -104,17 +103,25 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"reverse-tui {version()}")
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="read the configuration from a TOML file (every run writes its own to "
-                        "OUT/config.toml); flags given as well override it")
+                        "runs/NAME/config.toml); flags given as well override it")
     p.add_argument("--no-ui", action="store_true",
                    help="run headless: per-epoch log lines, then test exact match, examples and artefacts in --out")
+    p.add_argument("--name", default=None, metavar="NAME",
+                   help="the run's name: its models go to checkpoints/NAME/, its files to runs/NAME/ "
+                        "(default: the start time, e.g. 20261203-094507; an existing name is refused)")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help=f"where the best model is saved (default {DEFAULT_CHECKPOINT}); with the app, "
-                        "an existing checkpoint given here opens straight on the probe screen")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help="directory for attention_heatmap.png, loss_curve.png, metrics.csv, analysis.md, report.json")
-    p.add_argument("--resume", type=Path, default=None, metavar="PATH",
-                   help="continue an interrupted run from its checkpoint (best.last.pt holds the latest "
-                        "epoch); its configuration is used, --epochs can extend it")
+                   help="where the best model is saved (default checkpoints/NAME/best.pt); with the app, "
+                        "an existing model given here (a file, a run's name or folder, latest) opens "
+                        "straight on the probe screen")
+    p.add_argument("--out", type=Path, default=None,
+                   help="directory for config.toml, attention_heatmap.png, loss_curve.png, metrics.csv, "
+                        "analysis.md, report.json (default runs/NAME)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let this run replace the model and files of an existing run (--name, "
+                        "--checkpoint, --out); without it such a run is refused before anything is written")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue an interrupted run (its name, its folder, or its best.last.pt) in its "
+                        "own folders; its configuration is used, --epochs can extend it")
     p.add_argument("--compare-no-attention", action="store_true",
                    help="after training, also train the same model without attention and compare accuracy by length in analysis.md")
     p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
@@ -131,7 +138,9 @@ def probe_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reverse-tui probe",
                                 description="Print a trained model's reversal of one sentence, or of "
                                             "every line of standard input (no sentence, or -).")
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="trained model")
+    p.add_argument("--checkpoint", default=None, metavar="RUN",
+                   help="trained model: a run's name, its folder, a checkpoint file, or latest "
+                        "(default: the newest run)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     p.add_argument("--grid", action="store_true", help="also print the attention weights as a table")
     p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
@@ -175,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_headless(cfg, args)
     no_tty = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _isatty(f)]
     if no_tty:  # nohup, a pipe, cron: the same job, headless
-        if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None:
+        if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None and not args.overwrite:
             print(f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), and {args.checkpoint} "
                   "exists: the app would open it, and a headless run would train over it; "
                   "use `reverse-tui probe` or --no-ui", file=sys.stderr)

@@ -22,11 +22,13 @@ from engine.checkpoint import CheckpointError
 from engine.config import Config
 from engine.evaluate import format_example
 from engine.lengths import describe_limit
-from engine.job import (ControlEpoch, ControlStarted, Failed, Finished, Started, TrainingEnded,
-                        run_job)
+from engine.job import (ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started,
+                        TrainingEnded, run_job)
 from engine.train import EpochDone
 
-from .common import DEFAULT_CHECKPOINT, check_writable
+from engine.runs import RunError, RunPaths, remove_run
+
+from .common import check_writable, paths_for
 
 
 def epoch_line(ev: EpochDone, epochs: int) -> str:
@@ -67,8 +69,17 @@ class StopSignals:
 
 def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None = None) -> int:
     """first_line: said before anything else (why a plain `reverse-tui` runs headless)."""
+    # the run's folders first: a run that would write over another is refused before anything
+    # is written (under torchrun by rank 0, whose exit 2 ends the others)
+    main = not distributed.launched() or distributed.env_rank() == 0
+    try:
+        paths, payload = paths_for(args, reserve=main)
+    except RunError as e:
+        if main:
+            Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(f"reverse-tui: {e}")
+        return 2
     if not distributed.launched():
-        return _run(cfg, args, first_line)
+        return _run(cfg, args, first_line, paths, payload)
     # torchrun: join the other processes first (a bad setting fails on every rank alike)
     try:
         if cfg.batch_size < distributed.env_world():
@@ -81,14 +92,14 @@ def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None =
         distributed.shutdown(forget=True)
         return 2
     try:
-        return _run(cfg, args, first_line, group)
+        return _run(cfg, args, first_line, paths, payload, group)
     finally:
         group.wait_for_main()  # rank 0 is done (or gone) before any rank leaves
         distributed.shutdown(forget=True)
 
 
-def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
-         group: distributed.Group | None = None) -> int:
+def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: RunPaths,
+         payload: dict | None, group: distributed.Group | None = None) -> int:
     main = group is None or group.is_main
     # plain text, no markup: "[no attention] epoch ..." and paths in [brackets] print as written
     console = Console(highlight=False, soft_wrap=True, markup=False, quiet=not main)  # torchrun: rank 0 speaks
@@ -102,8 +113,7 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
     if group is not None:  # N processes on one box share its cores
         threads = distributed.threads_per_process(threads)
     torch.set_num_threads(getattr(args, "threads", None) or threads)
-    checkpoint = Path(getattr(args, "checkpoint", None) or DEFAULT_CHECKPOINT)
-    out = Path(args.out)
+    checkpoint, out = paths.checkpoint, paths.out
     for d in ({checkpoint.parent, out} if main else ()):
         problem = check_writable(d)
         if problem:
@@ -122,9 +132,9 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
             return stop.agreed is not None
 
         extra = None if group is None else {"processes": group.world, "backend": group.backend}
-        job = run_job(cfg, checkpoint, out, resume=resume, epochs=getattr(args, "epochs", None),
+        job = run_job(cfg, checkpoint, out, resume=payload, epochs=getattr(args, "epochs", None),
                       compare_no_attention=getattr(args, "compare_no_attention", False),
-                      should_stop=should_stop, extra=extra)
+                      should_stop=should_stop, extra=extra, run=paths.record())
         while True:
             try:
                 ev = next(job)
@@ -150,6 +160,8 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
                 if ev.busy_note:
                     console.print(ev.busy_note)
                 console.print(f"config: {json.dumps(cfg.to_dict())}")
+                if paths.name:
+                    console.print(f"run {paths.name}: models -> {checkpoint.parent}/, files -> {out}/")
                 console.print(f"best checkpoint -> {checkpoint}")
             elif isinstance(ev, ControlStarted):
                 console.print(f"\ncontrol: the same training without attention -> {ev.checkpoint}")
@@ -171,7 +183,13 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None,
                               f"wrote {out / 'metrics.csv'}")
                     return status or 1
                 evaluating = True
+                console.print(f"\ntraining ended after {ev.seconds:.1f}s; evaluating the best model "
+                              f"(epoch {ev.best_epoch}):")
+            elif isinstance(ev, Evaluating):
+                console.print("  " + ev.phase.line())
             elif isinstance(ev, Failed):
+                if ev.stage == "start" and main and payload is None:
+                    remove_run(paths)  # nothing was written into its folders: the name is free again
                 err.print(f"{who}: {ev.error}")
                 return 2 if ev.stage == "start" or isinstance(ev.exception, CheckpointError) else 1
             elif isinstance(ev, Finished):

@@ -12,7 +12,7 @@ from pathlib import Path
 from textual.message import Message
 
 from engine.job import Started, TrainingEnded
-from engine.report import Results
+from engine.report import EvalPhase, Results
 from engine.train import BatchDone, EpochDone
 
 
@@ -49,6 +49,12 @@ class StatusChanged(RunMessage):
 @dataclass
 class TrainingDone(RunMessage):
     ended: TrainingEnded
+
+
+@dataclass
+class EvaluationProgress(RunMessage):
+    """A part of the evaluation after training has ended."""
+    phase: EvalPhase
 
 
 @dataclass

@@ -9,6 +9,7 @@ import sys
 from typing import Iterable, TextIO
 
 from engine.checkpoint import CheckpointError, Loaded, load_model
+from engine.runs import RunError, find_checkpoint
 from engine.evaluate import decode, probe, probe_notes, probe_words
 from engine.train import resolve_device
 
@@ -33,8 +34,8 @@ def run_probe(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except ValueError as e:
         parser.error(str(e))
     try:
-        loaded = load_model(args.checkpoint, device)
-    except CheckpointError as e:
+        loaded = load_model(find_checkpoint(args.checkpoint), device)
+    except (CheckpointError, RunError) as e:
         print(f"reverse-tui: {e}", file=sys.stderr)
         return 2
     if args.beam < 1:

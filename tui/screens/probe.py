@@ -5,7 +5,9 @@ A probe is a few milliseconds of greedy decoding, so it runs on the UI thread; s
 (matplotlib) takes longer and runs in a thread worker."""
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -26,6 +28,19 @@ from ..widgets.title_bar import TitleBar
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 
 
+def free_probe_path(folder: Path) -> Path:
+    """probe-1.png, probe-2.png, ...: the first name not taken, taken at once (O_EXCL), so a
+    saved heatmap never replaces the run's attention_heatmap.png or an earlier probe's."""
+    for k in range(1, 100_000):
+        path = folder / f"probe-{k}.png"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        return path
+    raise OSError(f"{folder}: no free probe-N.png name")
+
+
 class SentenceInput(Input):
     # Input's own Enter binding is hidden; this one shows in the Footer. Keys typed before
     # the app has put the terminal in raw mode arrive through the tty's line discipline,
@@ -41,7 +56,8 @@ class SentenceInput(Input):
 
 class ProbeScreen(Screen):
     BINDINGS = [
-        Binding("ctrl+s", "save", "Save PNG", tooltip="save attention_heatmap.png of the sentence on screen into --out"),
+        Binding("ctrl+s", "save", "Save PNG", tooltip="save the attention heatmap of the sentence on screen "
+                "as probe-N.png in the run's folder (a new file each time)"),
         Binding("ctrl+t", "app.show('train')", "Train", tooltip="the training screen"),
         Binding("ctrl+r", "app.show('results')", "Results", tooltip="the results screen"),
         Binding("escape", "focus_input", "Input", show=False, tooltip="back to the sentence input"),
@@ -176,12 +192,13 @@ class ProbeScreen(Screen):
             self.notify("Probe a sentence first; ctrl+s saves its attention heatmap.",
                         severity="warning")
             return
-        self.save_heatmap(self.result, self.app.out / "attention_heatmap.png")
+        self.save_heatmap(self.result, self.app.out)
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
-    def save_heatmap(self, r: SentenceResult, path) -> None:
+    def save_heatmap(self, r: SentenceResult, folder) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = free_probe_path(folder)
             saved = attention_heatmap(r.attention, r.source_tokens, r.output_tokens, path)
         except Exception as e:
             self.post_message(HeatmapSaved(None, f"{type(e).__name__}: {e}"))

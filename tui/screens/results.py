@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Footer, Markdown, ProgressBar, Static
 
 from engine.evaluate import SentenceResult
 
@@ -55,6 +55,7 @@ class ResultsScreen(Screen):
         yield TitleBar()
         with VerticalScroll(id="results-body"):
             yield Static(id="results-status")
+            yield ProgressBar(id="eval-progress", show_eta=False)
             yield Static(id="summary")
             yield Static("Accuracy by length", classes="section")
             yield Static(id="per-length")
@@ -69,7 +70,7 @@ class ResultsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(TitleBar).show("results on the test set")
-        for name in ("results", "results_error", "evaluating", "training"):
+        for name in ("results", "results_error", "evaluating", "training", "eval_phase"):
             self.watch(self.app, name, self.sync, init=False)
         self.sync()
         self.query_one("#results-body").focus()
@@ -84,7 +85,8 @@ class ResultsScreen(Screen):
             app.evaluate()
 
     def sync(self) -> None:
-        """Redraw from the app's state (watched: results, results_error, evaluating, training)."""
+        """Redraw from the app's state (watched: results, results_error, evaluating, training,
+        eval_phase)."""
         app, res, error = self.app, self.app.results, self.app.results_error
         try:
             status = self.query_one("#results-status", Static)
@@ -94,11 +96,19 @@ class ResultsScreen(Screen):
             node.display = res is not None
         status.display = res is None
         status.set_class(error is not None, "-error")
+        bar = self.query_one("#eval-progress", ProgressBar)
+        bar.display = res is None and error is None and app.evaluating
+        phase = app.eval_phase
+        if bar.display:
+            bar.update(total=phase.total if phase else None, progress=phase.done if phase else 0)
         if res is None:
             if error:
                 status.update(f"The evaluation failed: {error}")
             elif app.evaluating:
-                status.update(f"Evaluating {app.checkpoint} on the test set...")
+                phase = app.eval_phase
+                status.update(f"Evaluating {app.checkpoint}: the test set, then how far it goes past "
+                              "the training lengths..." + (
+                                  f"\nlast done: {phase.name} in {phase.seconds:.1f}s" if phase else ""))
             elif app.training:
                 status.update("Training is running; its best model is evaluated on the test set "
                               "when it ends (t shows the training).")

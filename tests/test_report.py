@@ -1,0 +1,138 @@
+"""Every epoch trained reaches report.json, metrics.csv and loss_curve.png, whichever epoch
+was best, however the run ended (engine/report.py, through engine/job.py)."""
+import csv
+import json
+import pytest
+import torch
+
+from engine import report as report_module
+from engine.checkpoint import load
+from engine.config import Config
+from engine.job import Finished, TrainingEnded, run_job
+from engine.report import run_history
+from engine.train import EpochDone, NonFiniteLoss, Trainer
+from tests.conftest import TINY
+
+
+@pytest.fixture
+def validation_losses(monkeypatch):
+    """Sets the validation loss of each epoch in turn (the real pass still runs and gives the
+    exact match), so that the best epoch is chosen by the test, not by the numerics."""
+    queue: list = []
+    real = Trainer.validate
+
+    def validate(self):
+        _, exact_match = real(self)
+        loss = queue.pop(0)
+        if isinstance(loss, Exception):
+            raise loss
+        return loss, exact_match
+    monkeypatch.setattr(Trainer, "validate", validate)
+    return queue
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figure jobs finish_run hands to the plotter."""
+    jobs: list = []
+    real = report_module.draw_all
+
+    def draw_all(plotter, figure_jobs):
+        jobs.extend(figure_jobs)
+        return real(plotter, figure_jobs)
+    monkeypatch.setattr(report_module, "draw_all", draw_all)
+    return jobs
+
+
+def run(cfg: Config, tmp_path, **kw) -> tuple[TrainingEnded, dict]:
+    ended = None
+    for ev in run_job(cfg, tmp_path / "ck" / "best.pt", tmp_path / "out", **kw):
+        if isinstance(ev, TrainingEnded):
+            ended = ev
+        assert not isinstance(ev, Finished) or ev.results is not None
+    return ended, json.loads((tmp_path / "out" / "report.json").read_text())
+
+
+def assert_every_epoch(tmp_path, report: dict, drawn: list, epochs: list[int], best: int) -> None:
+    assert [e["epoch"] for e in report["epochs"]] == epochs
+    assert [e["epoch"] for e in report["epoch_details"]] == epochs
+    assert report["best_epoch"] == best
+    assert [e["best_model"] for e in report["epochs"]] == [n == best for n in epochs]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == epochs
+    assert [r["best_model"] for r in rows] == [str(n == best) for n in epochs]
+    curve = [j for j in drawn if j["kind"] == "loss_curve"][-1]  # this run's
+    assert [h["epoch"] for h in curve["history"]] == epochs and curve["best_epoch"] == best
+    assert (tmp_path / "out" / "loss_curve.png").stat().st_size > 0
+
+
+def test_the_epochs_after_the_best_are_kept(tmp_path, validation_losses, drawn):
+    validation_losses += [1.0, 0.5, 0.9]
+    ended, report = run(Config(**{**TINY, "epochs": 3}), tmp_path)
+    assert ended.best_epoch == 2
+    assert_every_epoch(tmp_path, report, drawn, [1, 2, 3], best=2)
+    # the best checkpoint itself holds its own epochs only; the run's log holds all three
+    assert load(tmp_path / "ck" / "best.pt")["epoch"] == 2
+
+
+def test_after_resume_every_epoch_is_kept(tmp_path, validation_losses, drawn):
+    validation_losses += [0.5, 0.9]
+    run(Config(**{**TINY, "epochs": 2}), tmp_path)
+    validation_losses += [0.8]
+    payload = load(tmp_path / "ck" / "best.last.pt")
+    ended, report = run(Config(**TINY), tmp_path, resume=payload, epochs=3)
+    assert ended.best_epoch == 1
+    assert_every_epoch(tmp_path, report, drawn, [1, 2, 3], best=1)
+
+
+def test_a_stopped_run_keeps_the_epochs_it_finished(tmp_path, validation_losses, drawn):
+    validation_losses += [0.5, 0.9, 0.3, 0.2]
+    seen = []
+
+    def should_stop():
+        return len(seen) >= 2
+
+    ended = None
+    for ev in run_job(Config(**{**TINY, "epochs": 4}), tmp_path / "ck" / "best.pt", tmp_path / "out",
+                      should_stop=should_stop):
+        if isinstance(ev, EpochDone):
+            seen.append(ev)
+            # the log grows epoch by epoch: a run killed here would keep what it finished
+            rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
+            assert [int(r["epoch"]) for r in rows] == [e.epoch for e in seen]
+        if isinstance(ev, TrainingEnded):
+            ended = ev
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert ended.reason == "stopped" and report["interrupted"] is True
+    assert_every_epoch(tmp_path, report, drawn, [1, 2], best=1)
+
+
+def test_patience_keeps_the_epochs_it_waited(tmp_path, validation_losses, drawn):
+    validation_losses += [0.5, 0.9, 0.95]
+    ended, report = run(Config(**{**TINY, "epochs": 6, "patience": 2}), tmp_path)
+    assert ended.reason == "finished" and ended.epochs == 3
+    assert_every_epoch(tmp_path, report, drawn, [1, 2, 3], best=1)
+
+
+def test_a_nan_stop_keeps_the_epochs_before_it(tmp_path, validation_losses, drawn):
+    validation_losses += [0.5, 0.9, NonFiniteLoss(3, 1)]
+    ended, report = run(Config(**{**TINY, "epochs": 4}), tmp_path)
+    assert ended.reason == "failed" and "NaN" in report["failure"]
+    assert_every_epoch(tmp_path, report, drawn, [1, 2], best=1)
+
+
+def test_run_history_reads_the_epochs_after_the_best_from_the_latest_state(tmp_path, validation_losses):
+    validation_losses += [0.5, 0.9, 0.95]
+    trainer = Trainer(Config(**{**TINY, "epochs": 3}), tmp_path / "best.pt")
+    for _ in trainer.run():
+        pass
+    best = load(tmp_path / "best.pt")
+    assert [h["epoch"] for h in best["history"]] == [1]
+    assert [h["epoch"] for h in run_history(tmp_path / "best.pt", best)] == [1, 2, 3]
+    # a latest state of another run (its history does not begin with the best's) is not read
+    other = load(tmp_path / "best.last.pt")
+    other["history"][0] = {**other["history"][0], "val_loss": 123.0}
+    torch.save(other, tmp_path / "best.last.pt")
+    assert [h["epoch"] for h in run_history(tmp_path / "best.pt", best)] == [1]
+    (tmp_path / "best.last.pt").unlink()
+    assert [h["epoch"] for h in run_history(tmp_path / "best.pt", best)] == [1]
