@@ -65,10 +65,28 @@ class PlotProcess:
     def draw(self, jobs: list[dict], timeout: float = 120.0) -> list[Path] | None:
         """Hand the figures over and wait for them: their paths, or None when the child is
         missing, failed or took longer than timeout (the caller then draws them itself)."""
+        return self.collect(timeout) if self.submit(jobs) else None
+
+    def submit(self, jobs: list[dict]) -> bool:
+        """Hand the figures over and go on: the child draws them while the caller works.
+        False when the child is missing or gone (the caller draws them itself)."""
+        if self.proc is None or self.proc.stdin is None:  # no child, or figures already handed over
+            return False
+        try:
+            self.proc.stdin.write(json.dumps(jobs))
+            self.proc.stdin.close()
+            self.proc.stdin = None  # handed over: communicate() then only reads
+        except OSError:
+            self.close()
+            return False
+        return True
+
+    def collect(self, timeout: float = 120.0) -> list[Path] | None:
+        """The paths of the figures submitted, once drawn; None as for draw."""
         if self.proc is None:
             return None
         try:
-            out, _ = self.proc.communicate(json.dumps(jobs), timeout=timeout)
+            out, _ = self.proc.communicate(timeout=timeout)
             if self.proc.returncode != 0:
                 return None
             return [Path(p) for p in json.loads(out.strip().splitlines()[-1])["written"]]

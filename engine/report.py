@@ -23,7 +23,7 @@ from .data import splits_for, with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .lengths import LengthCurve, length_curve, sweep_sentences
 from .threads import evaluation_workers, in_parallel
-from .plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
+from .plot_process import PlotProcess, draw_here, heatmap_job, loss_curve_job
 from .runs import last_path
 from .train import EPOCH_FIELDS
 
@@ -210,10 +210,24 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     sweep = sweep_sentences(vocab, *trained, rng)
     notebook_test = notebook_test_set(cfg)
     control_model = load_model(control_checkpoint, device) if control_checkpoint is not None else None
-    jobs = {  # the longest first, so two workers finish together
+    figures: dict = {}
+
+    def test_set_then_figures() -> EvalResult:
+        # the figures need only the test set's decoding and the history: the plot process
+        # draws them while the sweeps run
+        ev = evaluate(model, vocab, test_sentences, device)
+        example = typical_example(ev.results)
+        figures["jobs"] = [
+            heatmap_job(example.attention, example.source_tokens, example.output_tokens,
+                        out / "attention_heatmap.png"),
+            loss_curve_job(history, out / "loss_curve.png", best_epoch)]
+        figures["sent"] = plotter is not None and plotter.submit(figures["jobs"])
+        return ev
+
+    jobs = {  # the test set first (the figures wait on it), then the longest, so two workers finish together
+        "test": test_set_then_figures,
         "unknown": lambda: length_curve(model, vocab, sweep.unknown, device),
         "known": lambda: length_curve(model, vocab, sweep.known, device),
-        "test": lambda: evaluate(model, vocab, test_sentences, device),
         # the ablation: the same model decoding with uniform attention
         "uniform": lambda: evaluate(model, vocab, test_sentences, device, attend=False),
         "unseen": lambda: evaluate(model, vocab, unseen_set, device),
@@ -258,9 +272,10 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
                               cfg.attention, known, unknown)
     example = typical_example(ev.results)
     t_files = time.perf_counter()
-    draw_all(plotter, [
-        heatmap_job(example.attention, example.source_tokens, example.output_tokens, out / "attention_heatmap.png"),
-        loss_curve_job(history, out / "loss_curve.png", best_epoch)])
+    drawn = plotter.collect() if figures["sent"] else None
+    if drawn is None:  # no plot process, or it failed: drawn here
+        for job in figures["jobs"]:
+            draw_here(job)
     files = {
         "attention_heatmap": out / "attention_heatmap.png",
         "loss_curve": out / "loss_curve.png",

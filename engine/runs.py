@@ -256,7 +256,7 @@ def find_checkpoint(spec: str | Path | None, checkpoints: Path = CHECKPOINTS, ru
 
 
 def resumed_run(last: Path, record: dict | None, checkpoint: Path | None = None, out: Path | None = None,
-                checkpoints: Path = CHECKPOINTS, runs: Path = RUNS) -> RunPaths:
+                checkpoints: Path = CHECKPOINTS, runs: Path = RUNS, reserve: bool = True) -> RunPaths:
     """Where a resumed run goes on writing: its own files (as its checkpoint recorded them,
     else beside the file resumed from), unless --checkpoint/--out say elsewhere, which must
     not hold another run's files."""
@@ -271,8 +271,10 @@ def resumed_run(last: Path, record: dict | None, checkpoint: Path | None = None,
     if out is not None and out != own_out and holds_artefacts(out):
         raise _refuse(f"--out {out}: already holds another run's files")
     if own_out is None and out is None:  # an earlier version's flat run: a folder of its own
-        return _fresh_out(checkpoint or own_checkpoint, runs)
+        return _fresh_out(checkpoint or own_checkpoint, runs, reserve)
     paths = RunPaths(name, checkpoint or own_checkpoint, out or own_out)
+    if not reserve:
+        return paths
     paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     paths.out.mkdir(parents=True, exist_ok=True)
     if paths.name is not None:
@@ -280,11 +282,13 @@ def resumed_run(last: Path, record: dict | None, checkpoint: Path | None = None,
     return paths
 
 
-def _fresh_out(checkpoint: Path, runs: Path) -> RunPaths:
+def _fresh_out(checkpoint: Path, runs: Path, reserve: bool = True) -> RunPaths:
     """A resumed run from before run folders: its artefacts in a new runs/<stamp>."""
     base = timestamp_name()
     for k in range(1, 1000):
         name = base if k == 1 else f"{base}-{k}"
+        if not reserve:
+            return RunPaths(None, checkpoint, runs / name)
         try:
             (runs / name).mkdir(parents=True)
         except FileExistsError:

@@ -46,3 +46,22 @@ def test_close_stops_a_waiting_child():
     assert plotter.proc.poll() is None  # waiting for its figures
     plotter.close()
     assert plotter.proc.poll() is not None
+
+
+def test_figures_submitted_early_still_come_when_the_child_fails(tmp_path, monkeypatch, trained_checkpoint):
+    """finish_run hands the figures over as soon as the test set is decoded; a child that died
+    meanwhile costs the time to draw them here, never the files."""
+    import random
+
+    import torch
+
+    from engine.checkpoint import load_model
+    from engine.data import random_sentences
+    from engine.report import finish_run
+    loaded = load_model(trained_checkpoint)
+    test = random_sentences(20, 3, 6, random.Random(1), loaded.vocab.words())
+    real = subprocess.Popen
+    monkeypatch.setattr(plot_process.subprocess, "Popen",
+                        lambda cmd, **kw: real([cmd[0], "-c", "raise SystemExit(3)"], **kw))
+    res = finish_run(trained_checkpoint, test, tmp_path, torch.device("cpu"), plotter=PlotProcess())
+    assert is_png(res.files["attention_heatmap"]) and is_png(res.files["loss_curve"])

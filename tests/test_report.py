@@ -33,14 +33,14 @@ def validation_losses(monkeypatch):
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """The figure jobs finish_run hands to the plotter."""
+    """The loss-curve figure jobs finish_run hands to the plotter."""
     jobs: list = []
-    real = report_module.draw_all
+    real = report_module.loss_curve_job
 
-    def draw_all(plotter, figure_jobs):
-        jobs.extend(figure_jobs)
-        return real(plotter, figure_jobs)
-    monkeypatch.setattr(report_module, "draw_all", draw_all)
+    def loss_curve_job(history, path, best_epoch):
+        jobs.append(real(history, path, best_epoch))
+        return jobs[-1]
+    monkeypatch.setattr(report_module, "loss_curve_job", loss_curve_job)
     return jobs
 
 
@@ -61,7 +61,7 @@ def assert_every_epoch(tmp_path, report: dict, drawn: list, epochs: list[int], b
     rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == epochs
     assert [r["best_model"] for r in rows] == [str(n == best) for n in epochs]
-    curve = [j for j in drawn if j["kind"] == "loss_curve"][-1]  # this run's
+    curve = drawn[-1]  # this run's
     assert [h["epoch"] for h in curve["history"]] == epochs and curve["best_epoch"] == best
     assert (tmp_path / "out" / "loss_curve.png").stat().st_size > 0
 

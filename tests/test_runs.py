@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from engine import runs
+from engine.config import Config
 from engine.runs import RunError, find_checkpoint, new_run, read_pointer
+from engine.train import Trainer
+from tests.conftest import TINY
 from tui.cli import main
 
 FLAGS = ["--train-size", "300", "--val-size", "50", "--test-size", "50", "--max-len", "6",
@@ -201,3 +204,17 @@ def test_a_run_that_cannot_start_gives_its_name_back(here, capsys):
     assert "reverse-tui: " in capsys.readouterr().err
     assert not (here / "runs" / "bad").exists() and not (here / "checkpoints" / "bad").exists()
     assert os.readlink(here / "runs" / "latest") == "good" == os.readlink(here / "checkpoints" / "latest")
+
+
+def test_an_earlier_versions_flat_run_resumes_with_its_files_in_a_folder_of_their_own(here, capsys):
+    trainer = Trainer(Config(**{**TINY, "epochs": 1}), Path("checkpoints/best.pt"))  # no run recorded
+    for _ in trainer.run():
+        pass
+    assert "run" not in torch.load("checkpoints/best.last.pt", weights_only=True)
+    assert main(["--no-ui", "--resume", "checkpoints/best.last.pt", "--epochs", "2", "--device", "cpu"]) == 0
+    assert torch.load("checkpoints/best.last.pt", weights_only=True)["epoch"] == 2  # the same run goes on
+    folders = [p for p in (here / "runs").iterdir()]
+    assert len(folders) == 1 and (folders[0] / "report.json").is_file()
+    report = json.loads((folders[0] / "report.json").read_text())
+    assert [e["epoch"] for e in report["epochs"]] == [1, 2] and report["checkpoint"] == "checkpoints/best.pt"
+    assert find_checkpoint(None) == Path("checkpoints/best.pt")  # no latest: the flat model

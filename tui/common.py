@@ -35,7 +35,7 @@ def paths_for(args, reserve: bool = True):
                 payload = load(last)
             except CheckpointError as e:
                 raise RunError(f"cannot resume: {e}") from None
-            return resumed_run(last, payload.get("run"), checkpoint, out), payload
+            return resumed_run(last, payload.get("run"), checkpoint, out, reserve=reserve), payload
         return new_run(getattr(args, "name", None), checkpoint, out,
                        overwrite=bool(getattr(args, "overwrite", False)), reserve=reserve), None
     except OSError as e:
