@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import native  # noqa: E402
+from engine.fast import native  # noqa: E402
 from engine.config import Config  # noqa: E402
 from engine.evaluate import evaluate, probe  # noqa: E402
 from engine.train import EpochDone, Trainer  # noqa: E402

@@ -20,7 +20,7 @@ Why not DistributedDataParallel: measured on 2 CPU cores with gloo (bench/ddp.py
 bench/results/ddp-cpu-2cores.json), DDP with the same row split and loss scaling (times the
 world size: it averages) gives the same losses to the last bit and the same speed within
 noise (hidden 256: 6.39 s an epoch against 6.48): the backward is mostly one hand-written
-autograd Function (engine/decoder_loop.py) whose weight gradients all appear at its very
+autograd Function (engine/fast/decoder_loop.py) whose weight gradients all appear at its very
 end, so DDP's buckets have nothing to overlap with. DDP would also need every rank to run a
 backward each batch (a short last batch leaves a rank without rows: its reducer would wait
 for ever), a second all-reduce for the logged loss, and `.module` wherever the model decodes.

@@ -11,7 +11,7 @@ import torch
 
 from .data import EOS, PAD, SOS, UNK, PairDataset, Vocab, tokenize
 from .model import Seq2Seq
-from .sentence_decoder import sentence_decoder
+from .fast.sentence_decoder import sentence_decoder
 
 
 @dataclass
@@ -142,7 +142,7 @@ def probe_words(text: str) -> list[str]:
 
 def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: int = 1) -> SentenceResult:
     """One sentence, tokenised by the project's rule (engine.data.tokenize); beam > 1 for
-    beam search. Greedy probes run in NumPy (engine/sentence_decoder.py): the same answer
+    beam search. Greedy probes run in NumPy (engine/fast/sentence_decoder.py): the same answer
     as batched greedy decoding, at a fraction of the latency (the no-attention control too:
     its zero score vector gives the uniform weights there as well)."""
     words = probe_words(text)

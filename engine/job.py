@@ -25,7 +25,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import distributed, native
+from . import distributed
+from .fast import native
 from .checkpoint import CheckpointError, load
 from .config import Config
 from .plot_process import PlotProcess

@@ -20,11 +20,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import Config
 from .data import EOS, PAD, SOS
-from .decoder_loop import (DecoderWeights, LoopArgs, LoopSpec, StepOut, decoder_loop, decoder_step,
+from .fast.decoder_loop import (DecoderWeights, LoopArgs, LoopSpec, StepOut, decoder_loop, decoder_step,
                            location_band, location_term, next_words)
-from .gru_scan import GRUScan
-from .native import kernels_for
-from .step_kernels import steps_for
+from .fast.gru_scan import GRUScan
+from .fast.native import kernels_for
+from .fast.step_kernels import steps_for
 
 
 def host_lengths(src_len: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ class Encoder(nn.Module):
     a sentence's states never see the padding after it.
 
     Training on a CPU with the C kernels built, a batch without padding runs the same
-    weights through engine/gru_scan.py instead (its backward pass is written by hand; the
+    weights through engine/fast/gru_scan.py instead (its backward pass is written by hand; the
     encoder's forward and backward measured ~1.2x faster than torch.nn.GRU's under autograd,
     in an A/B at the notebook's sizes; tests/test_gru_scan.py holds the two equal).
     Written with torch ops alone, that scan measured no faster than torch.nn.GRU."""
@@ -106,7 +106,7 @@ class LocationKernel(nn.Module):
     """The location term's weights, (A, 1, k): the shape, initialisation, place among the
     parameters and state-dict key (`location.weight`) of the nn.Conv1d it replaced, so old
     checkpoints and optimiser states load unchanged. It is never run as a convolution: the
-    term is one matmul with its banded matrix (engine/decoder_loop.py, location_band)."""
+    term is one matmul with its banded matrix (engine/fast/decoder_loop.py, location_band)."""
 
     def __init__(self, attn_dim: int, k: int):
         super().__init__()
@@ -129,7 +129,7 @@ class BahdanauAttention(nn.Module):
     With location_kernel > 0 the score also reads f = conv(previous step's weights), the
     location-aware term of Chorowski et al. (2015): the model can learn "one to the left of
     where I looked last", which content alone cannot tell apart when a word repeats. The
-    convolution is one matmul with a banded matrix in training (engine/decoder_loop.py,
+    convolution is one matmul with a banded matrix in training (engine/fast/decoder_loop.py,
     location_band: its gradient is one matmul too) and a window of k neighbours in decoding
     (location_term: linear, not quadratic, in the sentence's length)."""
 
@@ -147,7 +147,7 @@ class BahdanauAttention(nn.Module):
     def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
                mask: torch.Tensor, prev: torch.Tensor | None = None):
         """The attention's definition, plainly, under autograd: what tests/autograd_reference.py
-        steps with. Training and decoding run the same maths in engine/decoder_loop.py's step.
+        steps with. Training and decoding run the same maths in engine/fast/decoder_loop.py's step.
         query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real;
         prev (B, S): the previous step's weights (zeros before the first step)"""
         energy = keys + query.unsqueeze(1)  # (B, S, A)
@@ -169,7 +169,7 @@ class Decoder(nn.Module):
         over all teacher-forced steps at once, not one per step;
       - the top layer's recurrent projection and the attention query W_s s share one matmul,
         since both read the previous top state s.
-    One step function (engine/decoder_loop.py, decoder_step) serves training (run_all_steps,
+    One step function (engine/fast/decoder_loop.py, decoder_step) serves training (run_all_steps,
     with its hand-written backward pass) and decoding (decode_step, for greedy and beam).
     """
 
@@ -197,7 +197,7 @@ class Decoder(nn.Module):
 
     def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: torch.Tensor, hidden: torch.Tensor,
                       enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
-        """Every training step at once through engine/decoder_loop.py, with its hand-written
+        """Every training step at once through engine/fast/decoder_loop.py, with its hand-written
         backward pass (tests/test_recurrence.py holds it equal to tests/autograd_reference.py,
         the same steps under autograd). Dropout masks for all steps are drawn in one call each.
         -> top states (B, T, H), contexts (B, T, K), attention (B, T, S)"""
@@ -219,7 +219,7 @@ class Decoder(nn.Module):
                                            drop_between=drop_between))
 
     def loop_weights(self) -> DecoderWeights:
-        """The weights by the names the decoder step reads them (engine/decoder_loop.py), built
+        """The weights by the names the decoder step reads them (engine/fast/decoder_loop.py), built
         once per batch or decoding call; the top layer's W_hh and the attention's W_s are
         stacked so that one matmul per step gives the recurrent projection and the query."""
         loc = self.attention.location

@@ -3,7 +3,7 @@
 Both work on all parameters at once with torch._foreach_* ops (a handful of fused kernels
 per step instead of a Python loop of small ones), and neither reads a value back to the
 host, so a step never waits on the device. On a CPU with the C kernels built, Adam's update
-is instead one pass over each parameter's memory (engine/native/fused.c, adam_step): the
+is instead one pass over each parameter's memory (engine/fast/native/fused.c, adam_step): the
 same arithmetic in the same order, ~2.4x faster than the foreach passes (measured against
 seven; there are nine since the step size became a device tensor, see Adam._device_scalars).
 """
@@ -14,7 +14,7 @@ from typing import Iterable
 
 import torch
 
-from . import native
+from .fast import native
 
 
 class Adam:

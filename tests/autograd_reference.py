@@ -1,5 +1,5 @@
 """The decoder written plainly, one step at a time under autograd: the reference that the
-hand-written training loop (engine/decoder_loop.py) and decoding (Decoder.decode_step)
+hand-written training loop (engine/fast/decoder_loop.py) and decoding (Decoder.decode_step)
 are tested against. Not used by the engine.
 
 torch.nn.GRU's equations (gates r, z, n in that order) and the model's attention module,
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.data import EOS, SOS
-from engine.decoder_loop import StepOut
-from engine.step_kernels import steps_for
+from engine.fast.decoder_loop import StepOut
+from engine.fast.step_kernels import steps_for
 
 
 def gru(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

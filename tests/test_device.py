@@ -3,7 +3,7 @@ device, with every op watched.
 
 Why meta: it is a real non-CPU device that every PyTorch build has. Its tensors have shapes
 and dtypes but no values, so the whole run goes through the same code a GPU would take (the
-C kernels are not chosen, engine/native's kernels_for: device != cpu) and two kinds of
+C kernels are not chosen, engine/fast/native's kernels_for: device != cpu) and two kinds of
 mistake show up on this CPU-only machine:
 
   - a CPU/device mix: an op given a tensor on the host beside one on the device (a mask
@@ -38,7 +38,7 @@ from torch.utils._pytree import tree_flatten
 from engine.checkpoint import load_model
 from engine.config import Config
 from engine.data import PairDataset
-from engine.decoder_loop import LoopSpec, decoder_loop
+from engine.fast.decoder_loop import LoopSpec, decoder_loop
 from engine.evaluate import evaluate
 from engine.train import BatchDone, Trainer, resumed_config
 

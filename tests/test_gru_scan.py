@@ -1,10 +1,10 @@
-"""The encoder's hand-written GRU scan (engine/gru_scan.py): its gradients against finite
+"""The encoder's hand-written GRU scan (engine/fast/gru_scan.py): its gradients against finite
 differences, and the encoder through it equal to torch.nn.GRU under autograd."""
 import pytest
 import torch
 
 import engine.model as model_module
-from engine.gru_scan import GRUScan
+from engine.fast.gru_scan import GRUScan
 from engine.model import Encoder
 
 

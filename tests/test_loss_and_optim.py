@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from engine import native
+from engine.fast import native
 from engine.config import Config
 from engine.data import PAD, PairDataset, Vocab, WORDS
 from engine.model import Seq2Seq
@@ -111,7 +111,7 @@ def test_cosine_schedule_warms_up_then_decays_to_a_twentieth():
 
 @pytest.mark.skipif(native.kernels() is None, reason="no C kernels here: the foreach ops run")
 def test_adams_c_kernel_equals_its_foreach_ops():
-    """On a CPU the update runs in engine/native/fused.c; the foreach ops are the reference
+    """On a CPU the update runs in engine/fast/native/fused.c; the foreach ops are the reference
     (and what a GPU runs). Same gradients in, the same weights and moments out, to float
     rounding (a missing bias correction or a wrong beta would be off by ~1e-3)."""
     torch.manual_seed(3)

@@ -1,4 +1,4 @@
-"""The ctypes declarations (engine/native/__init__.py, DECLARATIONS) against the C prototypes
+"""The ctypes declarations (engine/fast/native/__init__.py, DECLARATIONS) against the C prototypes
 in fused.c: same kernels, same argument names and types, in the same order. ctypes trusts
 the declaration, so a slip there would corrupt memory, not raise; this test is the check."""
 import ctypes
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from engine import native
+from engine.fast import native
 
 # C parameter type -> the ctypes type that passes it; every pointer travels as c_void_p
 C_TYPES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "float": ctypes.c_float}

@@ -1,4 +1,4 @@
-"""The decoder loop's hand-written backward pass (engine/decoder_loop.py, engine/gru_cell.py)
+"""The decoder loop's hand-written backward pass (engine/fast/decoder_loop.py, engine/fast/gru_cell.py)
 against finite differences, and the fused loop against the step-by-step reference
 (tests/autograd_reference.py, under autograd)."""
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from engine.config import Config
 from engine.data import PAD
-from engine.decoder_loop import DecoderWeights, LoopArgs, LoopSpec, decoder_loop
+from engine.fast.decoder_loop import DecoderWeights, LoopArgs, LoopSpec, decoder_loop
 from engine.model import Seq2Seq
 
 from autograd_reference import forward_step_by_step
@@ -136,7 +136,7 @@ def test_dropout_is_drawn_in_training_and_off_in_evaluation():
 def test_decoding_location_windows_equal_the_training_band(S, k):
     """Decoding computes the location term from each position's k neighbours; training from
     the banded matrix. Same numbers (the band's extra terms are exact zeros)."""
-    from engine.decoder_loop import location_band, location_term
+    from engine.fast.decoder_loop import location_band, location_term
     torch.manual_seed(S)
     W = torch.randn(16, k, dtype=torch.float64)
     prev = torch.rand(4, S, dtype=torch.float64)

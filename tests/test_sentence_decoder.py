@@ -1,4 +1,4 @@
-"""The probe's NumPy path (engine/sentence_decoder.py) gives Seq2Seq.greedy's answer."""
+"""The probe's NumPy path (engine/fast/sentence_decoder.py) gives Seq2Seq.greedy's answer."""
 import pytest
 import torch
 
@@ -6,7 +6,7 @@ from engine.config import Config
 from engine.data import EOS, WORDS, PairDataset, Vocab
 from engine.evaluate import decode, probe
 from engine.model import Seq2Seq
-from engine.sentence_decoder import sentence_decoder
+from engine.fast.sentence_decoder import sentence_decoder
 
 ARCHS = [{}, {"bidirectional": False, "location_kernel": 0},
          {"layers": 2, "bidirectional": True, "location_kernel": 3},

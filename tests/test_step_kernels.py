@@ -1,4 +1,4 @@
-"""The fused C kernels (engine/native/fused.c through engine/step_kernels.NativeSteps)
+"""The fused C kernels (engine/fast/native/fused.c through engine/fast/step_kernels.NativeSteps)
 against the same maths in torch ops (TorchSteps), and the fallback where they cannot be
 built."""
 import os
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import native
-from engine.decoder_loop import LoopSpec, decoder_loop
-from engine.step_kernels import NativeSteps, TorchSteps, steps_for
+from engine.fast import native
+from engine.fast.decoder_loop import LoopSpec, decoder_loop
+from engine.fast.step_kernels import NativeSteps, TorchSteps, steps_for
 
 from test_recurrence import loop_args
 
@@ -159,8 +159,8 @@ def run_python(code: str, **env) -> subprocess.CompletedProcess:
 
 FALLBACK = """
 import torch
-from engine import native
-from engine.step_kernels import steps_for, TorchSteps
+from engine.fast import native
+from engine.fast.step_kernels import steps_for, TorchSteps
 print(native.kernels() is None, isinstance(steps_for(torch.zeros(1, 2, 3)), TorchSteps))
 print(native.why_not())
 """
@@ -195,7 +195,7 @@ def test_one_function_decides_where_the_kernels_run():
 
 @needs_kernels
 def test_a_damaged_cached_library_is_built_again(tmp_path):
-    code = "from engine import native; print(native.kernels() is not None, native.why_not())"
+    code = "from engine.fast import native; print(native.kernels() is not None, native.why_not())"
     first = run_python(code, XDG_CACHE_HOME=str(tmp_path))
     assert first.stdout.split()[0] == "True", first.stderr
     (lib,) = (tmp_path / "reverse-tui").glob("fused-*.so")

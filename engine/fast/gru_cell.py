@@ -1,5 +1,5 @@
 """One GRU update and its gradients, for the decoder loop's hand-written backward pass
-(engine/decoder_loop.py): torch.nn.GRU's equations (gates r, z, n in that order), each
+(engine/fast/decoder_loop.py): torch.nn.GRU's equations (gates r, z, n in that order), each
 direction a handful of fused kernels writing into tensors the caller gives, so that the
 per-step values land straight in the buffers the backward pass reads.
 

@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 import torch
 
-from .data import EOS, SOS
+from ..data import EOS, SOS
 from .decoder_loop import location_band
 
 
@@ -95,7 +95,7 @@ class SentenceDecoder:
         self._location: dict[int, np.ndarray] = {}
 
     def location_matrix(self, S: int) -> np.ndarray:
-        """The location term's band (engine/decoder_loop.py, location_band): prev (S,) @ M (S, S*A)."""
+        """The location term's band (engine/fast/decoder_loop.py, location_band): prev (S,) @ M (S, S*A)."""
         if S not in self._location:
             self._location[S] = _np(location_band(self.W_loc, S))
         return self._location[S]

@@ -10,7 +10,7 @@ No build step at install time: the first call compiles fused.c with the system's
 compiler and the CPU, and writes it through a temp file and a rename, so that parallel
 first runs cannot load a half-written library. Where there is no compiler, or the build
 fails, or REVERSE_TUI_NATIVE=0, `kernels()` returns None and the same maths runs as torch
-ops (engine/step_kernels.py's TorchSteps, Adam's foreach ops); `why_not()` says why.
+ops (engine/fast/step_kernels.py's TorchSteps, Adam's foreach ops); `why_not()` says why.
 
 `kernels_for` is the one place that decides which implementation runs (the decoder loop,
 the encoder's scan, Adam all ask it).
@@ -184,7 +184,7 @@ def kernels_for(*tensors, allow: bool = True) -> Kernels | None:
     """The kernels if they are to run on these tensors, else None (torch ops run): allowed
     (tests and A/Bs turn them off per call), every tensor float32 on a CPU (gradient checks
     run in float64, a GPU has its own kernels), and built. Each kernel call still checks its
-    own arguments' shapes and layout (engine/step_kernels.py, engine/optim.py)."""
+    own arguments' shapes and layout (engine/fast/step_kernels.py, engine/optim.py)."""
     if not allow or any(t.device.type != "cpu" or t.dtype != _FLOAT32 for t in tensors):
         return None
     return kernels()

@@ -5,7 +5,7 @@ Why: run step by step under autograd, the decoder costs ~40 small recorded ops p
 forward and as many backward, each a few microseconds of dispatch on a CPU, and every
 weight's gradient is a small (B x in) matmul per step. Here the forward records nothing,
 each step is a few matmuls plus one call per GRU layer and one for the attention
-(engine/step_kernels.py: fused C kernels on a CPU, torch ops elsewhere), and every weight
+(engine/fast/step_kernels.py: fused C kernels on a CPU, torch ops elsewhere), and every weight
 gradient is one large matmul over all steps at the end. Two exact rewrites save the CPU's
 slow tanh:
   - v . tanh(e) ranks positions as (2v) . sigmoid(2e) does (tanh(e) = 2 sigmoid(2e) - 1,
@@ -30,7 +30,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .data import PAD
+from ..data import PAD
 from .step_kernels import steps_for
 
 
@@ -39,7 +39,7 @@ class LoopSpec:
     """The loop's shape, the same for every batch (teacher forcing is a tensor in LoopArgs)."""
     layers: int
     location_kernel: int               # 0: content-only attention
-    native: bool = True                # the C kernels where they apply (engine/native, kernels_for)
+    native: bool = True                # the C kernels where they apply (engine/fast/native, kernels_for)
     # How a step's input word is chosen. On a CPU the loop reads LoopArgs.forcing as Python
     # bools (the tensor is on the host, so that is free) and runs only the branch taken. On
     # any other device it never reads it: every step past the first computes the model's
@@ -110,7 +110,7 @@ class StepOut:
 def decoder_step(steps, W: DecoderWeights, gi: torch.Tensor, h: Sequence[torch.Tensor],
                  loc2: torch.Tensor | None, out: StepOut, drop: torch.Tensor | None = None) -> None:
     """One decoder step, forward, for training and decoding alike: attend with the previous
-    top state, then advance the GRU layers bottom to top. steps: engine/step_kernels.py's
+    top state, then advance the GRU layers bottom to top. steps: engine/fast/step_kernels.py's
     TorchSteps or NativeSteps; gi (B, 3H) the embedding half of the first layer's input
     projection; h per layer (B, H) the previous states; loc2 (B, S, A) twice the location
     term, or None; drop (L-1, B, H) dropout masks between layers, or None."""

@@ -2,13 +2,13 @@
 
   - TorchSteps: torch ops; any device and dtype (the gradient checks run it in float64, a
     GPU runs it);
-  - NativeSteps: the fused C kernels of engine/native/fused.c, for float32 on a CPU, where
+  - NativeSteps: the fused C kernels of engine/fast/native/fused.c, for float32 on a CPU, where
     each of the four calls below replaces five to eight torch kernels and their dispatch.
 
 Both compute the same maths into the same buffers; tests/test_step_kernels.py holds them
-equal. `steps_for` picks one for a batch (engine/native's kernels_for decides).
+equal. `steps_for` picks one for a batch (engine/fast/native's kernels_for decides).
 
-Attention here is in the decoder loop's sigmoid form (engine/decoder_loop.py explains it):
+Attention here is in the decoder loop's sigmoid form (engine/fast/decoder_loop.py explains it):
 score_s = (2v) . sigmoid(2 (W_h h_s + q) [+ 2 loc_s]), softmax over real positions.
 Shapes: B batch, S source positions, A attention size, K encoder output, H hidden.
 """

@@ -3,7 +3,7 @@ hand: the encoder's recurrence in training on a CPU (engine/model.py, Encoder).
 
 Why: torch.nn.GRU on a CPU records each step's gate ops for autograd, and its backward
 computes a small (3H x B) x (B x H) weight-gradient matmul at every step and adds it up.
-Here a step is one matmul and one fused kernel call each way (engine/step_kernels.py), and
+Here a step is one matmul and one fused kernel call each way (engine/fast/step_kernels.py), and
 the recurrent weights' gradient is one matmul over all steps. The input projection
 x W_ih^T + b_ih stays outside, under autograd: it is one matmul over all steps already.
 
