@@ -53,6 +53,8 @@ class Config:
     patience: int = 0  # epochs without a better val loss before stopping; 0 = never stop early
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda
+    impl: str = "auto"    # auto | reference | fast: engine/model.py under autograd, or engine/fast
+                          # (auto: fast wherever it implements the configuration, model.choose_impl)
 
     @classmethod
     def notebook(cls, **overrides) -> "Config":
@@ -169,6 +171,8 @@ class Config:
             raise ValueError(f"--max-vocab must be 0 (no cap) or more, got {self.max_vocab}")
         if self.patience < 0:
             raise ValueError(f"--patience must be 0 or more, got {self.patience}")
+        if self.impl not in ("auto", "reference", "fast"):
+            raise ValueError(f"--impl must be auto, reference or fast, got {self.impl!r}")
         if self.location_kernel < 0 or (self.location_kernel and self.location_kernel % 2 == 0):
             raise ValueError(f"--location-kernel must be 0 (off) or an odd width, got {self.location_kernel}")
         if self.lr_schedule not in ("cosine", "constant"):

@@ -142,11 +142,11 @@ def probe_words(text: str) -> list[str]:
 
 def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: int = 1) -> SentenceResult:
     """One sentence, tokenised by the project's rule (engine.data.tokenize); beam > 1 for
-    beam search. Greedy probes run in NumPy (engine/fast/sentence_decoder.py): the same answer
+    beam search. Greedy probes of the fast model run in NumPy (engine/fast/sentence_decoder.py): the same answer
     as batched greedy decoding, at a fraction of the latency (the no-attention control too:
     its zero score vector gives the uniform weights there as well)."""
     words = probe_words(text)
-    if beam > 1:
+    if beam > 1 or model.impl == "reference":  # the reference decodes through engine/model.py
         return decode(model, vocab, [words], device, batch_size=1, beam=beam)[0]
     ids, attention = sentence_decoder(model).greedy(vocab.encode(words) + [EOS])
     return SentenceResult(source=list(words), output=output_words(ids, attention, words, vocab),

@@ -29,6 +29,7 @@ from . import distributed
 from .fast import native
 from .checkpoint import CheckpointError, load
 from .config import Config
+from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
 from .threads import busy_note
@@ -75,6 +76,7 @@ class Started:
     resumed_after: int | None = None   # --resume: epochs already trained
     history: list[EpochDone] = field(default_factory=list)  # those epochs
     busy_note: str | None = None       # several threads on cores other work keeps busy
+    impl: str = "fast"                 # which implementation runs: engine/model.py's or engine/fast's
 
     def line(self) -> str:
         """The headless run's first facts."""
@@ -85,9 +87,14 @@ class Started:
                 f"parameters, device {self.device}"
                 + (f", {self.threads} thread{'s' if self.threads != 1 else ''}, {self.native}" if self.device.type == "cpu" else ""))
 
+    def impl_line(self) -> str:
+        return describe_impl(self.impl)
+
     def brief(self) -> str:
         """The same facts in a few words, for the app's configuration line."""
         where = f"{self.device} x{self.threads}" if self.device.type == "cpu" else str(self.device)
+        if self.impl == "reference":
+            where += " · reference model"
         if self.device.type == "cpu" and not self.native.startswith("C kernels: on"):
             where += " · no C kernels"  # the slower torch-ops path: say so
         return f"vocab {self.vocab} · {self.params:,} params · {where}"
@@ -183,7 +190,8 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
                   len(trainer.history) if resume is not None else None,
                   [EpochDone.from_dict(h) for h in trainer.history],
                   # measured here, in the worker: it watches the machine for 0.2 s
-                  busy_note(torch.get_num_threads()) if device.type == "cpu" else None)
+                  busy_note(torch.get_num_threads()) if device.type == "cpu" else None,
+                  trainer.model.impl)
 
     # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
     # the core that training leaves free (engine/plot_process.py)

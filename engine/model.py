@@ -1,4 +1,18 @@
-"""GRU encoder-decoder with Bahdanau (additive) attention.
+"""GRU encoder-decoder with Bahdanau (additive) attention, the way a textbook writes it.
+
+    encoder   embedding -> (bidirectional) GRU -> outputs h_j, final state -> bridge -> s_0
+    attention e_tj = v . tanh(W_h h_j + W_s s_{t-1} [+ U f_tj]),  a_t = softmax_j(e_tj) over
+              the real positions,  c_t = sum_j a_tj h_j        (BahdanauAttention.attend)
+    decoder   s_t = GRU([embed(y_{t-1}); c_t], s_{t-1})         (Decoder.step)
+    output    p(y_t) = softmax(W_o [s_t; c_t] + b_o)
+
+Seq2Seq.forward_reference, greedy_reference and beam_reference run these in plain PyTorch
+under autograd, one step at a time: `--impl reference` trains, evaluates and probes through
+them. `--impl fast` (what `auto` picks for every configuration engine/fast implements: see
+choose_impl) runs the same weights through engine/fast/, a hand-written decoder loop with
+its own backward pass, C kernels and a NumPy probe; tests/test_parity.py holds the two equal.
+To try another score, cell or output layer, change this file and train with
+`--impl reference`; the parity tests then say what the fast layer lacks.
 
 Shapes: B batch, S source length (words + EOS), T target steps, E embedding size,
 H hidden size, K encoder output size (H, or 2H when bidirectional), A attention size, V vocab.
@@ -25,6 +39,47 @@ from .fast.decoder_loop import (DecoderWeights, LoopArgs, LoopSpec, StepOut, dec
 from .fast.gru_scan import GRUScan
 from .fast.native import kernels_for
 from .fast.step_kernels import steps_for
+
+
+IMPLS = ("auto", "reference", "fast")
+
+
+def fast_lacks(cfg: Config) -> list[str]:
+    """What of cfg engine/fast does not implement (empty: it runs this configuration). A
+    change to this file's maths that the fast layer does not have belongs here too, so that
+    `--impl auto` trains the reference until the fast layer catches up."""
+    lacks = []
+    if cfg.layers < 1 or (cfg.location_kernel and cfg.location_kernel % 2 == 0):
+        lacks.append("this shape of model")  # refused by Config.validate before it gets here
+    return lacks
+
+
+def choose_impl(cfg: Config) -> str:
+    """The one place that decides which implementation runs: --impl reference or fast as
+    asked, and auto the fast layer wherever it implements the configuration."""
+    if cfg.impl not in IMPLS:
+        raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {cfg.impl!r}")
+    if cfg.impl == "fast" and fast_lacks(cfg):
+        raise ValueError(f"--impl fast does not implement {', '.join(fast_lacks(cfg))}; use --impl reference")
+    if cfg.impl != "auto":
+        return cfg.impl
+    return "reference" if fast_lacks(cfg) else "fast"
+
+
+def describe_impl(impl: str) -> str:
+    return ("model: reference (engine/model.py, plain PyTorch under autograd)" if impl == "reference"
+            else "model: fast (engine/fast: hand-written loop and kernels, held equal to engine/model.py)")
+
+
+def gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One GRU update, torch.nn.GRU's equations (gates r, z, n in that order), from the input
+    and recurrent projections gi, gh (B, 3H), biases included; h (B, H) -> (B, H)."""
+    i_r, i_z, i_n = gi.chunk(3, dim=-1)
+    h_r, h_z, h_n = gh.chunk(3, dim=-1)
+    r = torch.sigmoid(i_r + h_r)        # reset gate
+    z = torch.sigmoid(i_z + h_z)        # update gate
+    n = torch.tanh(i_n + r * h_n)       # candidate state
+    return (1 - z) * n + z * h
 
 
 def host_lengths(src_len: torch.Tensor) -> torch.Tensor:
@@ -64,13 +119,14 @@ class Encoder(nn.Module):
                           dropout=dropout if layers > 1 else 0.0, bidirectional=bidirectional)
         self.out_dim = hidden_dim * (2 if bidirectional else 1)
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor):
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, fast: bool = False):
         """src (B, S) on the model's device; src_len (B,) best the host copy: whether a batch
-        has padding, and the packing, are decided from it (engine/model.py, host_lengths)."""
+        has padding, and the packing, are decided from it (engine/model.py, host_lengths).
+        fast: a training batch without padding may take engine/fast's GRU scan."""
         src_len = host_lengths(src_len)
         x = dropped(self.embedding(src), self.dropout.p, self.training)  # (B, S, E)
-        if bool((src_len == src.size(1)).all()):  # no padding in this batch: the fast paths
-            if torch.is_grad_enabled() and kernels_for(x) is not None:
+        if bool((src_len == src.size(1)).all()):  # no padding in this batch: no packing
+            if fast and torch.is_grad_enabled() and kernels_for(x) is not None:
                 return self.scan(x)
             out, hidden = self.gru(x)
         else:
@@ -145,15 +201,18 @@ class BahdanauAttention(nn.Module):
         return self.W_h(enc_out)  # (B, S, A)
 
     def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-               mask: torch.Tensor, prev: torch.Tensor | None = None):
-        """The attention's definition, plainly, under autograd: what tests/autograd_reference.py
-        steps with. Training and decoding run the same maths in engine/fast/decoder_loop.py's step.
+               mask: torch.Tensor, prev: torch.Tensor | None = None, uniform: bool = False):
+        """The attention's definition, plainly, under autograd (the reference model's; engine/fast
+        runs the same maths in its decoder step).
         query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real;
-        prev (B, S): the previous step's weights (zeros before the first step)"""
+        prev (B, S): the previous step's weights (zeros before the first step). uniform: every
+        real position the same weight (the ablation: the decoder without what it learned to look at)"""
         energy = keys + query.unsqueeze(1)  # (B, S, A)
         if self.location is not None and prev is not None:
             energy = energy + (prev @ self.location.band(keys.size(1))).view_as(energy)
         scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
+        if uniform:
+            scores = torch.zeros_like(scores)
         scores = scores.masked_fill(~mask, float("-inf"))
         weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
         context = torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1)  # (B, K)
@@ -195,10 +254,30 @@ class Decoder(nn.Module):
         # just looked at reaches the prediction without squeezing through the GRU state.
         self.out = nn.Linear(H + enc_dim, vocab_size)
 
+    def step(self, y: torch.Tensor, h: list[torch.Tensor], enc_out: torch.Tensor, keys: torch.Tensor,
+             mask: torch.Tensor, prev: torch.Tensor, uniform: bool = False):
+        """One decoder step, the reference: attend with the previous top state, feed
+        [embedding; context] through the GRU layers, predict from [new state; context].
+        y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
+        -> logits (B, V), new states per layer (B, H), weights (B, S)"""
+        s = h[-1]                                                    # (B, H) previous top state
+        query = self.attention.W_s(s)                                # (B, A)
+        context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform)  # (B, K), (B, S)
+        emb = self.dropout(self.embedding(y))                        # (B, E)
+        x = F.linear(emb, self.W_ie, self.b_ih[0]) + F.linear(context, self.W_ic)  # (B, 3H)
+        new = []
+        for layer in range(self.layers):
+            gh = F.linear(h[layer], self.W_hh[layer], self.b_hh[layer])  # (B, 3H)
+            state = gru_cell(x, gh, h[layer])                         # (B, H)
+            new.append(state)
+            if layer + 1 < self.layers:  # the next layer's input projection
+                x = F.linear(self.dropout(state), self.W_ih[layer], self.b_ih[layer + 1])
+        return self.logits(new[-1], context), new, weights
+
     def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: torch.Tensor, hidden: torch.Tensor,
                       enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
         """Every training step at once through engine/fast/decoder_loop.py, with its hand-written
-        backward pass (tests/test_recurrence.py holds it equal to tests/autograd_reference.py,
+        backward pass (tests/test_recurrence.py and tests/test_parity.py hold it equal to forward_reference,
         the same steps under autograd). Dropout masks for all steps are drawn in one call each.
         -> top states (B, T, H), contexts (B, T, K), attention (B, T, S)"""
         B, T = tgt_in.shape
@@ -269,6 +348,7 @@ class Seq2Seq(nn.Module):
         self.bridge = (nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim)
                        if cfg.bidirectional else None)
         self.layers = cfg.layers
+        self.impl = choose_impl(cfg)  # "reference" or "fast": forward, greedy and beam follow it
         if not self.use_attention:
             self.decoder.attention.v.weight.requires_grad_(False)
             self.zero_scores()
@@ -283,7 +363,7 @@ class Seq2Seq(nn.Module):
     def encode(self, src: torch.Tensor, src_len: torch.Tensor):
         """src (B, S) on the model's device; src_len (B,) on the host (best: nothing is read
         back) or the device."""
-        enc_out, hidden = self.encoder(src, src_len)
+        enc_out, hidden = self.encoder(src, src_len, fast=self.impl == "fast")
         src_len = src_len.to(src.device, non_blocking=True)  # for the mask: an upload at most
         if self.bridge is not None:
             L, B, H = self.layers, hidden.size(1), hidden.size(2)
@@ -300,10 +380,98 @@ class Seq2Seq(nn.Module):
         the batch's host copy (see encode). Returns logits (B, T, V) and attention (B, T, S)."""
         if not isinstance(teacher_forcing, torch.Tensor):
             teacher_forcing = torch.tensor(list(teacher_forcing), dtype=torch.bool)
+        if self.impl == "reference":
+            return self.forward_reference(src, src_len, tgt_in, teacher_forcing)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden,
                                                             enc_out, keys, mask)
         return self.decoder.logits(states, contexts), attn
+
+    def forward_reference(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
+                          teacher_forcing: torch.Tensor):
+        """forward, one Decoder.step at a time under autograd: the model as written above.
+        A step that is not teacher-forced reads the previous step's argmax."""
+        enc_out, hidden, keys, mask = self.encode(src, src_len)
+        h = list(hidden.unbind(0))                                # per layer (B, H)
+        w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (B, S) no previous attention
+        forced = teacher_forcing.tolist()
+        logits, attention = [], []
+        y = tgt_in[:, 0]                                          # SOS
+        for t in range(tgt_in.size(1)):
+            if t > 0:
+                y = tgt_in[:, t] if forced[t] else logits[-1].argmax(-1)
+            step_logits, h, w = self.decoder.step(y, h, enc_out, keys, mask, w)
+            logits.append(step_logits)
+            attention.append(w)
+        return torch.stack(logits, 1), torch.stack(attention, 1)  # (B, T, V), (B, T, S)
+
+    @torch.inference_mode()
+    def greedy_reference(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
+                         attend: bool | None = None) -> Decoded:
+        """greedy, one Decoder.step at a time: each sentence takes its argmax word until EOS
+        or its budget of 2n + 5 steps (capped at max_steps); PAD after that."""
+        src_len = host_lengths(src_len)
+        enc_out, hidden, keys, mask = self.encode(src, src_len)
+        budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
+        B, dev = src.size(0), src.device
+        h = list(hidden.unbind(0))
+        w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=dev)
+        y = torch.full((B,), SOS, dtype=torch.long, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
+        length = budget.clone().to(dev)
+        budget = budget.to(dev)
+        tokens, attention = [], []
+        for t in range(int(budget.max())):
+            logits, h, w = self.decoder.step(y, h, enc_out, keys, mask, w, uniform=attend is False)
+            y = logits.argmax(-1).masked_fill(done, PAD)          # (B,)
+            newly = (y == EOS) & ~done
+            length = torch.where(newly, t + 1, length)
+            done = done | newly | (budget <= t + 1)
+            tokens.append(y)
+            attention.append(w)
+            if bool(done.all()):
+                break
+        return Decoded(torch.stack(tokens, 1), torch.stack(attention, 1), length)
+
+    @torch.inference_mode()
+    def beam_reference(self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0) -> Decoded:
+        """beam, written plainly: the live hypotheses of one sentence (src (1, S)) are the batch;
+        each step keeps the k best continuations by summed log-probability; a hypothesis ends
+        at EOS or at the budget's last step, scored by its sum / length**alpha; the search
+        stops when k have ended or none lives, and the best ended one is the answer."""
+        src_len = host_lengths(src_len)
+        enc_out, hidden, keys, mask = self.encode(src, src_len)
+        budget, V, dev = int(2 * src_len[0] + 5), self.decoder.out.out_features, src.device
+        h = list(hidden.unbind(0))                                # per layer (n, H), n live hypotheses
+        w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=dev)
+        y = torch.full((1,), SOS, dtype=torch.long, device=dev)
+        scores = torch.zeros(1, device=dev)
+        seqs, rows = [[]], [[]]                                   # each live hypothesis's words, weights
+        finished = []                                             # (score, words, weights)
+        for t in range(budget):
+            n = y.size(0)
+            logits, h, w = self.decoder.step(y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1),
+                                             mask.expand(n, -1), w)
+            total = (scores[:, None] + torch.log_softmax(logits, -1)).view(-1)   # (n * V,)
+            top = torch.topk(total, min(k, total.numel()))
+            keep = []
+            for score, index in zip(top.values.tolist(), top.indices.tolist()):
+                b, word = divmod(index, V)
+                seq, att = seqs[b] + [word], rows[b] + [w[b]]
+                if word == EOS or t + 1 == budget:
+                    finished.append((score / len(seq) ** alpha, seq, att))
+                else:
+                    keep.append((score, b, word, seq, att))
+            if len(finished) >= k or not keep:
+                break
+            beams = torch.tensor([b for _, b, *_ in keep], device=dev)
+            h, w = [state[beams] for state in h], w[beams]
+            y = torch.tensor([word for _, _, word, *_ in keep], device=dev)
+            scores = torch.tensor([score for score, *_ in keep], device=dev)
+            seqs, rows = [seq for *_, seq, _ in keep], [att for *_, att in keep]
+        _, seq, att = max(finished, key=lambda f: f[0])
+        return Decoded(torch.tensor([seq], device=dev), torch.stack(att)[None],
+                       torch.tensor([len(seq)], device=dev))
 
     def decoding_weights(self, attend: bool | None = None):
         """The decoder's weights for a decoding call, and twice the location weights (the
@@ -326,6 +494,8 @@ class Seq2Seq(nn.Module):
         src_len: best the host copy (the budget is read from it). On a CPU, whether all are
         done is read every step (free); on another device every CHECK_EVERY steps, so the
         host waits on the device once per few steps (finished sentences just emit PAD)."""
+        if self.impl == "reference":
+            return self.greedy_reference(src, src_len, max_steps, attend)
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
@@ -376,6 +546,8 @@ class Seq2Seq(nn.Module):
         fixed width of k rows (a dead row scores -inf): the host reads "stopped" every step on
         a CPU (free) and every CHECK_EVERY steps elsewhere (the steps after a stop record
         nothing), and the answer's length once at the end."""
+        if self.impl == "reference":
+            return self.beam_reference(src, src_len, k, alpha)
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)

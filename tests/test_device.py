@@ -42,7 +42,6 @@ from engine.fast.decoder_loop import LoopSpec, decoder_loop
 from engine.evaluate import evaluate
 from engine.train import BatchDone, Trainer, resumed_config
 
-from autograd_reference import beam_reference
 from test_recurrence import decoder_inputs, loop_args
 
 aten = torch.ops.aten
@@ -149,20 +148,20 @@ def test_validation_and_decoding_on_a_device(name, tmp_path):
 
 
 @pytest.mark.parametrize("k,alpha", [(1, 1.0), (2, 1.0), (4, 1.0), (3, 0.6)])
-def test_beam_on_the_device_equals_the_list_beam(trained_checkpoint, k, alpha):
-    """Seq2Seq.beam (fixed width, on the device) against the Python-list beam it replaced
-    (tests/autograd_reference.py): the same words, the same attention, on sentences of the
+def test_beam_on_the_device_equals_the_reference_beam(trained_checkpoint, k, alpha):
+    """Seq2Seq.beam (fixed width, on the device) against the reference's Python-list beam
+    (Seq2Seq.beam_reference): the same words, the same attention, on sentences of the
     training lengths, longer ones, and unknown words."""
     loaded = load_model(trained_checkpoint)
     model, vocab = loaded.model, loaded.vocab
     for text in ["the cat sat", "big red car on the mat", "dog " * 4, "the zebra sat on a purple mat today",
                  "one two three four five six seven eight nine ten eleven twelve"]:
         ds = PairDataset([text.split()], vocab)
-        tokens, attention, length = beam_reference(model, ds.src, ds.src_len, k, alpha)
+        ref = model.beam_reference(ds.src, ds.src_len, k, alpha)
         out = model.beam(ds.src, ds.src_len, k, alpha)
-        assert out.tokens.tolist() == tokens.tolist(), text
-        assert out.length.tolist() == length.tolist()
-        torch.testing.assert_close(out.attention, attention)
+        assert out.tokens.tolist() == ref.tokens.tolist(), text
+        assert out.length.tolist() == ref.length.tolist()
+        torch.testing.assert_close(out.attention, ref.attention, atol=1e-5, rtol=1e-4)
 
 
 def test_a_host_tensor_in_a_device_op_is_caught(tmp_path):

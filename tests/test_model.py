@@ -8,7 +8,7 @@ from engine.config import Config
 from engine.data import EOS, PAD, PairDataset, Vocab, WORDS
 from engine.model import Seq2Seq
 
-from autograd_reference import gru
+from engine.model import gru_cell as gru
 
 
 def make(cfg_kwargs=None, seed=0):

@@ -1,6 +1,6 @@
 """The decoder loop's hand-written backward pass (engine/fast/decoder_loop.py, engine/fast/gru_cell.py)
 against finite differences, and the fused loop against the step-by-step reference
-(tests/autograd_reference.py, under autograd)."""
+(engine/model.py's reference, under autograd)."""
 import pytest
 import torch
 
@@ -8,8 +8,6 @@ from engine.config import Config
 from engine.data import PAD
 from engine.fast.decoder_loop import DecoderWeights, LoopArgs, LoopSpec, decoder_loop
 from engine.model import Seq2Seq
-
-from autograd_reference import forward_step_by_step
 
 
 def decoder_inputs(L=2, loc=3, drop=True, seed=0):
@@ -87,7 +85,7 @@ ARCHS = [dict(layers=1, bidirectional=True, location_kernel=5),
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fused_decoder_equals_step_by_step_autograd(arch):
     """Same logits, attention and gradient for every parameter as the plain step-by-step
-    decoder under autograd, tests/autograd_reference.py (dropout off: its masks are drawn
+    decoder under autograd, Seq2Seq.forward_reference (dropout off: its masks are drawn
     differently on the two paths). The no-attention control
     runs the same loop with v = 0, frozen."""
     torch.manual_seed(1)
@@ -102,7 +100,7 @@ def test_fused_decoder_equals_step_by_step_autograd(arch):
         if fused:
             logits, attn = model(src, src_len, tgt_in, forcing)
         else:
-            logits, attn = forward_step_by_step(model, src, src_len, tgt_in, forcing)
+            logits, attn = model.forward_reference(src, src_len, tgt_in, torch.tensor(forcing))
         logits.sin().sum().backward()
         return logits.detach(), attn, {n: p.grad.clone() for n, p in model.named_parameters()
                                        if p.requires_grad}

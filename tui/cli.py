@@ -39,6 +39,9 @@ HELP = {
     "patience": "stop after this many epochs without a better validation loss (0: never)",
     "seed": "random seed: the same seed gives the same data and losses on CPU",
     "device": "auto (CUDA when available), cpu or cuda",
+    "impl": "reference: engine/model.py in plain PyTorch under autograd (change it, train it); "
+            "fast: engine/fast's hand-written loop and kernels, the same maths; auto: fast wherever it "
+            "implements the configuration",
 }
 
 
@@ -71,6 +74,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
         extra = {"choices": ["auto", "cpu", "cuda"]} if f.name == "device" else {}
+        if f.name == "impl":
+            extra = {"choices": ["auto", "reference", "fast"]}
         if f.name == "lr_schedule":
             extra = {"choices": ["cosine", "constant"]}
         g.add_argument(flag, type=typ, default=None, metavar=_type_name(typ) if not extra else None,

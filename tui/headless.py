@@ -155,6 +155,7 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: R
                 if ev.corpus_summary:
                     console.print(ev.corpus_summary)
                 console.print(ev.line())
+                console.print(ev.impl_line())
                 if group is not None:
                     console.print(group.describe(cfg.batch_size))
                 if ev.busy_note:

@@ -12,7 +12,7 @@ slow tanh:
     and the constant -sum(v) cancels in the softmax), and sigmoid is ~3x cheaper here;
   - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix
     (location_band, which decoding and the NumPy probe use too).
-The equations are those of tests/autograd_reference.py (the same steps, plainly, under
+The equations are those of engine/model.py (Decoder.step: the same steps, plainly, under
 autograd); tests/test_recurrence.py holds the outputs and every gradient equal to autograd's,
 and checks them against finite differences.
 
