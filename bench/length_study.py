@@ -1,12 +1,13 @@
-"""Issue 12: which default reverses long sentences, known words and unknown words alike?
+"""Which default reverses long sentences, known words and unknown words alike?
 
     OMP_NUM_THREADS=1 python bench/length_study.py [--only NAME ...] [--seeds 42 1 2]
-        [--per-bucket 100] [--json bench/results/length-study.json]
+        [--per-bucket 100] [--json bench/results/length-study.json] [--raw /tmp/length-raw.json]
+    python bench/length_study.py --summarise-from RAW.json [--json bench/results/length-study.json]
 
 For each candidate configuration: train on the built-in corpus (timed: the Trainer alone,
 one thread), load the best checkpoint as the app does, then greedy-decode fixed test sets
 (seeded independently of the candidate) in length buckets 3-10, 11-20, 21-40, 41-60 of
-three kinds:
+four kinds:
   known    words drawn uniformly from the built-in vocabulary (engine.data.WORDS)
   unknown  every word made up ("w48213"), so every source token is <unk> and the output
            relies on <unk> replacement by the attention's peak (engine.evaluate.output_words)
@@ -14,7 +15,15 @@ three kinds:
   most     each word made up with probability 0.7 (typed English: mostly unseen words)
 Failures are classed: `short` (stopped early), `long` (ran on; `budget` = never emitted EOS),
 `wrong` (same length, a wrong word). Also the exact match on the seed's 3-10 test split.
-Results are merged into the JSON after every candidate, so partial runs survive.
+Results are merged into the JSON files after every candidate, so partial runs survive:
+  --json  the summary (committed): per run its base defaults, overrides, training seconds,
+          the 3-10 test exact match, the goals met, and a row per length bucket with each
+          kind's exact match, the sentences decoded and the failure classes seen
+  --raw   only when given (not committed): the full rows as well, with every epoch's losses,
+          the per-length counts and one failing 41-60 example per kind
+--summarise-from reads a file of full rows (a --raw file, or the committed file before it
+became a summary: `git show 1c37fe5:bench/results/length-study.json`) into the summary,
+without training anything.
 
 A candidate is a name in CANDIDATES or an ad-hoc spec, "epochs=10,max_len=30,lr=0.005".
 Prototypes (not in the engine; spec keys), for that candidate only:
@@ -276,34 +285,106 @@ def parse_spec(spec: str) -> tuple[dict, dict]:
     return overrides, proto
 
 
+BASE_KEYS = ("epochs", "train_size", "val_size", "min_len", "max_len", "lr", "unk_rate")
+
+
+def base_defaults() -> dict:
+    """The Config defaults that a run's overrides are relative to (they have changed over time)."""
+    d = Config().to_dict()
+    return {k: d[k] for k in BASE_KEYS}
+
+
+def summarise(row: dict, base: dict) -> dict:
+    """A full row -> its summary: a row per length bucket, each kind's exact match, the
+    sentences decoded (from the per-length counts), the failure classes that occurred."""
+    buckets = {}
+    for lo, hi in BUCKETS:
+        b = f"{lo}-{hi}"
+        kinds = [k for k in KINDS if b in row["em"].get(k, {})]
+        counts = {k: sum(t for n, (_, t) in row["per_length"][k].items() if lo <= int(n) <= hi) for k in kinds}
+        sentences = sorted(set(counts.values()))
+        buckets[b] = {"sentences": sentences[0] if len(sentences) == 1 else counts,
+                      "exact_match": {k: row["em"][k][b] for k in kinds},
+                      "failures": {k: {c: n for c, n in row["failures"][k][b].items() if n}
+                                   for k in kinds if any(row["failures"][k][b].values())}}
+    return {"seed": row["seed"], "base": base, "config": row["config"], "prototype": row["prototype"],
+            "train_seconds": row["train_seconds"], "best_epoch": row["best_epoch"],
+            "test_3_10": row["test_3_10"], "goals_met": row["goals_met"], "buckets": buckets}
+
+
+ABOUT = {
+    "script": "bench/length_study.py", "threads": 1,
+    "kinds": "known: built-in words; unknown: every word made up (all <unk>); mixed: 1-3 made-up words; "
+             "most: each word made up with probability 0.7",
+    "failures": "short = stopped early, long = ran on (budget = never stopped), wrong = same length",
+    "goals": "EM >= 99.5% for 3-20, >= 98% for 21-40, >= 90% for 41-60, every kind",
+    "rows": "config: overrides of the Config defaults in base; buckets: greedy exact match per kind, "
+            "the sentences decoded per kind, the failure classes that occurred"}
+
+
+def write_summary(path: Path, data: dict) -> None:
+    """One line per run's header and one per length bucket, so the file stays readable."""
+    lines = ["{", f' "about": {json.dumps(data["about"])},', ' "runs": {']
+    runs = list(data["runs"].items())
+    for i, (key, run) in enumerate(runs):
+        head = {k: v for k, v in run.items() if k != "buckets"}
+        lines.append(f"  {json.dumps(key)}: {json.dumps(head)[:-1]}, \"buckets\": {{")
+        items = list(run["buckets"].items())
+        for j, (b, r) in enumerate(items):
+            lines.append(f"   {json.dumps(b)}: {json.dumps(r)}" + ("," if j < len(items) - 1 else ""))
+        lines.append("  }}" + ("," if i < len(runs) - 1 else ""))
+    lines += [" }", "}"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def load(path: Path | None) -> dict:
+    return json.loads(path.read_text()) if path and path.exists() else {}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", nargs="*", help="candidate names (exact) or ad-hoc specs "
                    "(key=value,... as parse_spec reads them) to run, in this order")
     p.add_argument("--seeds", type=int, nargs="*", default=[42])
     p.add_argument("--per-bucket", type=int, default=100)
-    p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "length-study.json")
+    p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "length-study.json",
+                   help="the summary, merged run by run")
+    p.add_argument("--raw", type=Path, default=None,
+                   help="also merge the full rows (epochs, per-length counts, examples) into this file")
+    p.add_argument("--summarise-from", type=Path, default=None, metavar="RAW.json",
+                   help="add the runs of a file of full rows to --json, train nothing; their base "
+                        "defaults are taken as today's unless the file records them")
     args = p.parse_args()
+    summary = load(args.json)
+    summary["about"] = {**summary.get("about", {}), **ABOUT}
+    summary.setdefault("runs", {})
+    if args.summarise_from:
+        for key, row in load(args.summarise_from)["runs"].items():
+            summary["runs"][key] = summarise(row, row.get("base", base_defaults()))
+        write_summary(args.json, summary)
+        print(f"{len(summary['runs'])} runs in {args.json}")
+        return
+    raw = load(args.raw)
+    if args.raw:
+        raw.setdefault("about", {**ABOUT, "per_bucket": args.per_bucket})
+        raw.setdefault("runs", {})
     names = args.only or list(CANDIDATES)
     sets = test_sets(args.per_bucket)
-    data = json.loads(args.json.read_text()) if args.json.exists() else {}
-    data.setdefault("about", {
-        "script": "bench/length_study.py", "threads": 1, "per_bucket": args.per_bucket,
-        "kinds": "known: built-in words; unknown: every word made up (all <unk>); mixed: 1-3 made-up words; "
-                 "most: each word made up with probability 0.7",
-        "failures": "short = stopped early, long = ran on (budget = never stopped), wrong = same length",
-        "goals": "EM >= 99.5% for 3-20, >= 98% for 21-40, >= 90% for 41-60, every kind"})
-    data.setdefault("runs", {})
     ckpt = Path("/tmp") / f"length-study-{os.getpid()}.pt"
     for seed in args.seeds:
         for name in names:
             overrides, proto = CANDIDATES[name] if name in CANDIDATES else parse_spec(name)
             row = run_one(name, overrides, proto, seed, sets, ckpt)
             row["per_bucket"] = args.per_bucket
+            row["base"] = base_defaults()
             key = f"{name} seed {seed}" + (f" n{args.per_bucket}" if args.per_bucket != 100 else "")
-            data["runs"][key] = row
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(data, indent=1))
+            summary["runs"][key] = summarise(row, row["base"])
+            write_summary(args.json, summary)
+            if args.raw:
+                raw["runs"][key] = row
+                args.raw.parent.mkdir(parents=True, exist_ok=True)
+                args.raw.write_text(json.dumps(raw, indent=1))
             ems = "  ".join(f"{k[:3]} " + "/".join(f"{100 * row['em'][k][f'{lo}-{hi}']:.0f}" for lo, hi in BUCKETS)
                             for k in KINDS)
             fails = {k: {c: sum(f[c] for f in row["failures"][k].values()) for c in ("short", "long", "wrong")}
