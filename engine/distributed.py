@@ -234,7 +234,7 @@ def abandon(e: BaseException) -> None:
     """After an exception on this rank: when the others cannot have seen it too (not a lost
     peer, not the NaN every rank reads from the same summed loss), leave the group, so that
     they fail at once (the connection closes: PeerLost) instead of waiting out the timeout."""
-    from .train import NonFiniteLoss
+    from .errors import NonFiniteLoss
     if _group is not None and not isinstance(e, (PeerLost, NonFiniteLoss)):
         shutdown()
 

@@ -29,6 +29,7 @@ from . import distributed
 from .fast import native
 from .checkpoint import CheckpointError, load
 from .config import Config
+from .data import splits_for
 from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
@@ -149,6 +150,21 @@ Event = (Started | BatchDone | EpochDone | ControlStarted | ControlEpoch | Train
          | Finished | Failed)
 
 
+def evaluate_run(checkpoint: str | Path, out: str | Path, device: torch.device,
+                 test_sentences: list[list[str]] | None = None, extra: dict | None = None,
+                 control: Path | None = None, plotter: PlotProcess | None = None,
+                 history: list[dict] | None = None, on_phase=None) -> Results:
+    """The evaluation of a run's best checkpoint, the one way in for both faces (at the end of
+    run_job, and the app's "evaluate again"): finish_run on the run's test set, or for a model
+    opened from disk, its own test set rebuilt from its configuration. CheckpointError,
+    OSError, ValueError: for describe() to say in one line."""
+    if test_sentences is None:
+        cfg = Config.from_dict(load(checkpoint)["config"])
+        test_sentences = splits_for(cfg)[0].test
+    return finish_run(checkpoint, test_sentences, out, device, extra, control, plotter,
+                      history=history, on_phase=on_phase)
+
+
 # -- the run -----------------------------------------------------------------------------------
 def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dict | str | Path | None = None,
             epochs: int | None = None, compare_no_attention: bool = False,
@@ -258,8 +274,8 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
 
     def evaluate() -> None:
         try:
-            outcome["results"] = finish_run(checkpoint, trainer.splits.test, out, device, extra, control,
-                                            plotter, history=trainer.history, on_phase=news.put)
+            outcome["results"] = evaluate_run(checkpoint, out, device, trainer.splits.test, extra, control,
+                                              plotter, history=trainer.history, on_phase=news.put)
         except BaseException as e:  # handed to the generator's thread below
             outcome["error"] = e
         news.put(None)

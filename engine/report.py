@@ -10,7 +10,7 @@ import random
 import statistics
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,18 +29,59 @@ from .train import EPOCH_FIELDS
 
 
 @dataclass
+class UnseenWords:
+    """Exact match on the test set with one to three words per sentence swapped for words
+    outside the vocabulary: copied back through the attention (<unk> replaced), and not."""
+    with_replacement: float
+    without_replacement: float
+
+
+@dataclass
+class NotebookTest:
+    """Exact match on the notebook's own test set (1,000 sentences of 3-10 words)."""
+    exact_match: float
+    sentences: int
+    correct: int
+    lengths: tuple[int, int] = (3, 10)
+
+
+@dataclass
+class BeamSearch:
+    width: int
+    exact_match: float
+    seconds: float
+    per_length: dict[int, float]
+
+
+@dataclass
+class Control:
+    """The same model trained without attention (--compare-no-attention)."""
+    checkpoint: str
+    attention: bool
+    test_exact_match: float
+    per_length: dict[int, float]  # the test set's lengths, then past them
+
+
+@dataclass
 class Results:
-    evaluation: EvalResult
-    stats: dict
-    uniform_exact_match: float
-    analysis: str
-    unseen: dict
-    unknown: LengthCurve        # every word unknown, training lengths and past them
-    known: LengthCurve          # known words, past the training lengths
+    """What finish_run measured; both faces read these fields, and report.json is built from them."""
+    config: Config
+    checkpoint: Path
+    best_epoch: int | None
+    best_val_loss: float | None
+    evaluation: EvalResult             # the test set
+    stats: dict                        # the attention statistics (engine/analysis.py's attention_stats)
+    uniform_exact_match: float         # the same model decoding with uniform attention
+    unseen: UnseenWords
+    unknown: LengthCurve               # every word unknown, training lengths and past them
+    known: LengthCurve                 # known words, past the training lengths
     heatmap_example: SentenceResult
-    report: dict
+    analysis: str                      # analysis.md
     files: dict[str, Path]
-    notebook_test: dict | None = None  # exact match on the notebook's 3-10 test set (see notebook_test_set)
+    report: dict                       # report.json, as written
+    notebook_test: NotebookTest | None = None  # see notebook_test_set
+    beam: BeamSearch | None = None     # --beam K > 1
+    control: Control | None = None     # --compare-no-attention
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
@@ -197,7 +238,7 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     loaded: Loaded = load_model(checkpoint, device)
     cfg = loaded.config
     history = [dict(h) for h in history] if history is not None else run_history(Path(checkpoint), loaded.payload)
-    best_epoch = loaded.payload.get("best_epoch")
+    best_epoch, best_val_loss = loaded.payload.get("best_epoch"), loaded.payload.get("best_val_loss")
     model, vocab = loaded.model, loaded.vocab
     # every sentence set first, from one seeded generator, so the evaluations below are
     # independent of one another and of the order they run in
@@ -251,24 +292,20 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     beam = None
     if cfg.beam > 1:
         bev = done["beam"]
-        beam = {"width": cfg.beam, "exact_match": bev.exact_match, "seconds": bev.seconds,
-                "per_length": {str(n): a for n, a in bev.per_length.items()}}
-    unseen = {"with_replacement": done["unseen"].exact_match,
-              "without_replacement": done["unseen_raw"].exact_match}
+        beam = BeamSearch(cfg.beam, bev.exact_match, bev.seconds, dict(bev.per_length))
+    unseen = UnseenWords(done["unseen"].exact_match, done["unseen_raw"].exact_match)
     beyond = known.evaluation
     beyond_stats = attention_stats(beyond.results)
     control = notebook = None
     if notebook_test:
         nev = done["notebook_test"]
-        notebook = {"exact_match": nev.exact_match, "sentences": len(nev.results),
-                    "correct": sum(r.match for r in nev.results), "lengths": [3, 10]}
+        notebook = NotebookTest(nev.exact_match, len(nev.results), sum(r.match for r in nev.results))
     if control_model is not None:
         c_test, c_beyond = done["control_test"], done["control_beyond"]
-        control = {"checkpoint": str(control_checkpoint), "attention": control_model.config.attention,
-                   "test_exact_match": c_test.exact_match,
-                   "per_length": {**c_test.per_length, **c_beyond.per_length}}
-    analysis = write_analysis(stats, uniform, trained, beyond_stats, unseen,
-                              control, {**ev.per_length, **beyond.per_length},
+        control = Control(str(control_checkpoint), control_model.config.attention, c_test.exact_match,
+                          {**c_test.per_length, **c_beyond.per_length})
+    analysis = write_analysis(stats, uniform, trained, beyond_stats, asdict(unseen),
+                              asdict(control) if control else None, {**ev.per_length, **beyond.per_length},
                               cfg.attention, known, unknown)
     example = typical_example(ev.results)
     t_files = time.perf_counter()
@@ -290,18 +327,18 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
                     "best_model": h["epoch"] == best_epoch} for h in history],
         "epoch_details": history,
         "best_epoch": best_epoch,
-        "best_val_loss": loaded.payload.get("best_val_loss"),
+        "best_val_loss": best_val_loss,
         "checkpoint": str(Path(checkpoint)),
         "last_checkpoint": str(last_path(Path(checkpoint))),
         "device": str(device),
         "config": cfg.to_dict(),
         "test_eval_seconds": ev.seconds,
         "test_sentences": len(ev.results),
-        "notebook_test": notebook,
+        "notebook_test": _plain(notebook),
         "uniform_attention_exact_match": uniform,
-        "unseen_words_exact_match": unseen,
-        "no_attention_control": control,
-        "beam": beam,
+        "unseen_words_exact_match": _plain(unseen),
+        "no_attention_control": _plain(control),
+        "beam": _plain(beam),
         "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()},
         "unknown_words_by_length": {str(n): acc for n, acc in unknown.per_length.items()},
         "length_limits": {"known_words": known.as_dict(), "unknown_words": unknown.as_dict()},
@@ -313,7 +350,22 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
     }
     files["report"] = write_text_atomic(out / "report.json", json.dumps(report, indent=1, default=str))
     progress.done("figures and files", time.perf_counter() - t_files, f"in {out}")
-    return Results(ev, stats, uniform, analysis, unseen, unknown, known, example, report, files, notebook)
+    return Results(config=cfg, checkpoint=Path(checkpoint), best_epoch=best_epoch, best_val_loss=best_val_loss,
+                   evaluation=ev, stats=stats, uniform_exact_match=uniform, unseen=unseen, unknown=unknown,
+                   known=known, heatmap_example=example, analysis=analysis, files=files, report=report,
+                   notebook_test=notebook, beam=beam, control=control)
 
 
-__all__ = ["EvalPhase", "Results", "finish_run", "format_example", "typical_example", "write_metrics_csv"]
+def _plain(figures) -> dict | None:
+    """A figures dataclass as report.json keeps it: its fields, lengths as string keys."""
+    if figures is None:
+        return None
+    d = asdict(figures)
+    if isinstance(d.get("per_length"), dict):
+        d["per_length"] = {str(n): a for n, a in d["per_length"].items()}
+    if isinstance(d.get("lengths"), tuple):
+        d["lengths"] = list(d["lengths"])
+    return d
+
+
+__all__ = ["BeamSearch", "Control", "EvalPhase", "NotebookTest", "Results", "UnseenWords", "finish_run", "format_example", "typical_example", "write_metrics_csv"]

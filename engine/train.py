@@ -27,16 +27,10 @@ from . import distributed
 from .checkpoint import FORMAT, save_atomic
 from .config import Config
 from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, splits_for
+from .errors import NonFiniteLoss
 from .model import Seq2Seq
 from .optim import Adam, clip_grad_norm, scheduled_lr
 from .runs import last_path
-
-
-class NonFiniteLoss(RuntimeError):
-    def __init__(self, epoch: int, batch: int):
-        super().__init__(f"the training loss became NaN or infinite at epoch {epoch}, batch {batch}; "
-                         "stopped (the best checkpoint saved before is unchanged)")
-        self.epoch, self.batch = epoch, batch
 
 
 @dataclass

@@ -5,7 +5,6 @@ No sleeps: every wait is a bounded loop of `pilot.pause`, polling for the state 
 needs, and fails with a message when the state never comes."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import os
@@ -27,6 +26,7 @@ from engine.evaluate import MAX_PROBE_WORDS, probe
 from engine.train import BatchDone, NonFiniteLoss, Trainer
 
 from tui import cli
+from tui.common import RunOptions
 from tui.app import CannotStart, ReverseApp, describe
 from tui.screens.help import HelpScreen
 from tui.screens.probe import ProbeScreen
@@ -40,7 +40,7 @@ SIZE = (100, 32)
 
 
 def make_app(tmp_path: Path, checkpoint: Path | None = None, **overrides) -> ReverseApp:
-    args = argparse.Namespace(checkpoint=checkpoint or tmp_path / "ck" / "best.pt",
+    args = RunOptions(checkpoint=checkpoint or tmp_path / "ck" / "best.pt",
                               out=tmp_path / "out", threads=None)
     return ReverseApp(Config(**{**TINY, **overrides}), args)
 
@@ -457,7 +457,7 @@ def test_a_new_run_after_opening_a_model_leaves_it_as_it_was(tmp_path, trained_c
 
 def test_n_starts_each_run_in_folders_of_its_own(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(checkpoint=None, out=None, threads=None, name="first")
+    args = RunOptions(checkpoint=None, out=None, threads=None, name="first")
     app = ReverseApp(Config(**{**TINY, "epochs": 1}), args)
 
     async def body():
@@ -530,7 +530,7 @@ def test_resume_continues_the_run_in_the_app(tmp_path):
         if getattr(ev, "epoch", 0) == 2 and hasattr(ev, "val_loss"):
             break
     last = ckpt.with_name("best.last.pt")
-    args = argparse.Namespace(checkpoint=ckpt, out=tmp_path / "out", threads=None, resume=last, epochs=None)
+    args = RunOptions(checkpoint=ckpt, out=tmp_path / "out", threads=None, resume=last, epochs=None)
     app = ReverseApp(Config(**TINY), args)
     assert app.cfg.epochs == 3  # the resumed run's own configuration
 
@@ -546,15 +546,15 @@ def test_resume_continues_the_run_in_the_app(tmp_path):
 
 
 def test_compare_no_attention_in_the_app(tmp_path):
-    args = argparse.Namespace(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None,
+    args = RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None,
                               compare_no_attention=True)
     app = ReverseApp(Config(**{**TINY, "epochs": 1}), args)
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda: app.results is not None, "results with the control", timeout=120)
-            control = app.results.report["no_attention_control"]
-            assert control is not None and control["attention"] is False
+            control = app.results.control
+            assert control is not None and control.attention is False
             assert "| length | with attention | without attention |" in app.results.analysis
 
     run(body())
@@ -569,3 +569,23 @@ def test_start_up_leaves_the_plotting_libraries_for_later():
             "sys.exit(f'imported at start-up: {bad}' if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr or done.stdout
+
+
+def test_an_opened_model_is_evaluated_on_its_own_test_set(tmp_path, trained_checkpoint):
+    """The results screen of a model opened from disk: the engine's evaluate_run rebuilds the
+    model's test set from its configuration, and every epoch of its run is on the report."""
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+r")
+            assert isinstance(app.screen, ResultsScreen)
+            await until(pilot, lambda: app.results is not None or app.results_error, "the evaluation")
+
+    run(body())
+    assert app.results_error is None and app.eval_phase is not None
+    res = app.results
+    assert len(res.evaluation.results) == TINY["test_size"] and res.checkpoint == trained_checkpoint
+    assert res.best_epoch == load_model(trained_checkpoint).payload["best_epoch"]
+    assert [e["epoch"] for e in res.report["epochs"]] == [1, 2, 3]
+    assert (tmp_path / "out" / "report.json").is_file()

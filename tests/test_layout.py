@@ -67,6 +67,12 @@ def test_no_module_of_tui_imports_another_in_a_circle():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
+def test_no_module_of_engine_imports_another_in_a_circle():
+    graph = import_graph("engine")
+    assert "engine.train" in graph and "engine.fast.decoder_loop" in graph
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
@@ -79,4 +85,5 @@ def test_the_faces_do_not_train_or_evaluate_by_themselves():
         text = (ROOT / face).read_text()
         assert "Trainer(" not in text and "Trainer.resume" not in text, face
         assert "no-attention.pt" not in text, face
-    assert "finish_run(" not in (ROOT / "tui/headless.py").read_text()
+    for face in ("tui/headless.py", "tui/app.py"):  # evaluate_run (engine/job.py) is the way in
+        assert "finish_run(" not in (ROOT / face).read_text() and "splits_for(" not in (ROOT / face).read_text()

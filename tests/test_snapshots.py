@@ -3,7 +3,6 @@ inside a snapshot, so they depend only on the app's drawing. Regenerate after a 
 change with `pytest tests/test_snapshots.py --snapshot-update`, and look at the SVGs."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from engine.config import Config
 from engine.evaluate import EvalResult, SentenceResult
 from engine.train import BatchDone, EpochDone
+from tui.common import RunOptions
 from tui.app import ReverseApp
 from tui.messages import BatchProgress, EpochFinished
 from tui.widgets.loss_chart import LossChart
@@ -65,7 +65,7 @@ def sentence(words: str, output: str | None = None) -> SentenceResult:
 def make_app(tmp_path, monkeypatch) -> ReverseApp:
     monkeypatch.chdir(tmp_path)  # relative paths on screen, the same on every machine
     monkeypatch.setattr(LossChart, "INTERVAL", 0.0)  # every update drawn at once: no timer to race
-    args = argparse.Namespace(checkpoint=None, out=None, name="demo", threads=None)
+    args = RunOptions(checkpoint=None, out=None, name="demo", threads=None)
     return ReverseApp(Config(**CFG), args, autostart=False)
 
 
@@ -73,10 +73,12 @@ class FixedResults:
     """What the results screen reads of engine.report.Results, and nothing else: the
     engine may grow fields without moving this picture."""
 
-    def __init__(self, evaluation, uniform_exact_match, analysis, report, files, notebook_test=None):
+    def __init__(self, evaluation, uniform_exact_match, analysis, files, config, checkpoint,
+                 best_epoch, best_val_loss, notebook_test=None, beam=None):
         self.evaluation, self.uniform_exact_match = evaluation, uniform_exact_match
-        self.analysis, self.report, self.files = analysis, report, files
-        self.notebook_test = notebook_test
+        self.analysis, self.files, self.config, self.checkpoint = analysis, files, config, checkpoint
+        self.best_epoch, self.best_val_loss = best_epoch, best_val_loss
+        self.notebook_test, self.beam = notebook_test, beam
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
@@ -99,9 +101,8 @@ def fixed_results() -> FixedResults:
     files = {name: Path("runs/demo") / f for name, f in (
         ("attention_heatmap", "attention_heatmap.png"), ("loss_curve", "loss_curve.png"),
         ("metrics", "metrics.csv"), ("analysis", "analysis.md"), ("report", "report.json"))}
-    report = {"best_epoch": 5, "best_val_loss": 0.0451, "checkpoint": "checkpoints/demo/best.pt",
-              "config": {"min_len": 3, "max_len": 6}}
-    return FixedResults(ev, 0.031, analysis, report, files)
+    return FixedResults(ev, 0.031, analysis, files, Config(min_len=3, max_len=6),
+                        Path("checkpoints/demo/best.pt"), best_epoch=5, best_val_loss=0.0451)
 
 
 async def show_training(pilot) -> None:

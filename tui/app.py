@@ -7,7 +7,6 @@ into state on its own thread, and drops those of a run that is no longer on show
 place (`_on_message`)."""
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import threading
@@ -23,15 +22,14 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.checkpoint import CheckpointError, Loaded, load_model
 from engine.config import Config
-from engine.data import splits_for
 from engine.job import (ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started,
-                        TrainingEnded, describe, param_count, run_job)
-from engine.report import finish_run, run_history
+                        TrainingEnded, describe, evaluate_run, param_count, run_job)
+from engine.report import run_history
 from engine.runs import RunError, RunPaths, find_checkpoint, new_run
 from engine.threads import default_threads
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
 
-from .common import check_writable, opened_run_folder, paths_for, writable_folder
+from .common import RunOptions, check_writable, opened_run_folder, paths_for, writable_folder
 from .messages import (BatchProgress, EpochFinished, EvaluationProgress, ResultsFailed, ResultsReady,
                        RunMessage, StatusChanged, TrainingDone, TrainingStarted)
 from .screens.confirm import ConfirmScreen
@@ -79,11 +77,11 @@ class ReverseApp(App):
     results = var(None, always_update=True)               # engine.report.Results
     results_error: var[str | None] = var(None, always_update=True)
 
-    def __init__(self, cfg: Config, args: argparse.Namespace, autostart: bool = True) -> None:
+    def __init__(self, cfg: Config, opts: RunOptions, autostart: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
-        self.args = args
-        torch.set_num_threads(getattr(args, "threads", None) or default_threads(cfg.hidden_dim))
+        self.opts = opts
+        torch.set_num_threads(opts.threads or default_threads(cfg.hidden_dim))
         self.device = resolve_device(cfg.device)
         self.autostart = autostart
         self.run_id = 0
@@ -97,31 +95,31 @@ class ReverseApp(App):
         self._loaded_key: tuple | None = None
         self.load_error: str | None = None
         # --compare-no-attention: after training, the same model without attention, compared
-        self.compare_no_attention = bool(getattr(args, "compare_no_attention", False))
+        self.compare_no_attention = opts.compare_no_attention
         # the run on show: its name and files. The first run takes the command line's --name,
         # --checkpoint and --out; every later one (n) gets folders of its own
         self.paths: RunPaths | None = None
         self.runs_started = 0
         # --resume: the first run continues that run, with its configuration, in its folders
         self.resume_payload: dict | None = None
-        if getattr(args, "resume", None):
+        if opts.resume:
             try:
-                self.paths, self.resume_payload = paths_for(args)
+                self.paths, self.resume_payload = paths_for(opts)
             except RunError as e:
                 raise CannotStart(str(e)) from None
             self.checkpoint, self.out = self.paths.checkpoint, self.paths.out
-            self.cfg = self.run_cfg = resumed_config(self.resume_payload, getattr(args, "epochs", None),
+            self.cfg = self.run_cfg = resumed_config(self.resume_payload, opts.epochs,
                                                      cfg.device)
             return
         opened = None
-        if getattr(args, "checkpoint", None) is not None:
+        if opts.checkpoint is not None:
             try:  # a model that exists (a file, a run's name or folder, latest) opens
-                opened = find_checkpoint(args.checkpoint)
+                opened = find_checkpoint(opts.checkpoint)
             except RunError:
                 opened = None  # a path to train to
         if opened is not None:
             self.checkpoint = opened
-            self.out = Path(getattr(args, "out", None) or opened_run_folder(opened))
+            self.out = Path(opts.out or opened_run_folder(opened))
             try:
                 self.probe_model()
             except CheckpointError as e:
@@ -140,7 +138,7 @@ class ReverseApp(App):
                 f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.", "done")
             return
         try:  # the first run's files, checked now (nothing written), taken when it starts
-            first = paths_for(args, reserve=False)[0]
+            first = paths_for(opts, reserve=False)[0]
         except RunError as e:
             raise CannotStart(str(e)) from None
         self.checkpoint, self.out = first.checkpoint, first.out
@@ -216,7 +214,7 @@ class ReverseApp(App):
         if self.runs_started == 0 and self.paths is not None:  # --resume
             return self.paths
         if self.runs_started == 0 and self.loaded is None and self.load_error is None:
-            return paths_for(self.args)[0]
+            return paths_for(self.opts)[0]
         return new_run()
 
     def start_training(self) -> None:
@@ -351,33 +349,21 @@ class ReverseApp(App):
 
     # -- results ---------------------------------------------------------------------------
     def evaluate(self) -> None:
-        """finish_run on the checkpoint on disk, in a thread; its test set is this run's, or
-        for a model opened from disk the built-in corpus regenerated from its config."""
+        """The engine's evaluation of the checkpoint on disk (engine.job.evaluate_run, as the
+        run's own), in a thread: on this run's test set, or for a model opened from disk on
+        its own test set, rebuilt from its configuration."""
         if not self.checkpoint.exists():
             self.results_error = None
             return
-        test = self.test_sentences
-        if test is None:
-            try:
-                cfg = self.probe_model().config
-            except CheckpointError as e:
-                self.notify(str(e), title="Cannot evaluate", severity="error")
-                return
-            try:
-                test = splits_for(cfg)[0].test  # the checkpoint's own test set, rebuilt
-            except (OSError, ValueError) as e:
-                self.notify(f"Cannot rebuild the test set: {e}", title="Cannot evaluate",
-                            severity="error")
-                return
         self.results, self.results_error, self.evaluating, self.eval_phase = None, None, True, None
-        self._finish(self.run_id, test)
+        self._evaluate(self.run_id, self.checkpoint, self.out, self.test_sentences)
 
     @work(thread=True, exclusive=True, group="results", exit_on_error=False)
-    def _finish(self, run_id: int, test: list[list[str]]) -> None:
+    def _evaluate(self, run_id: int, checkpoint: Path, out: Path, test: list[list[str]] | None) -> None:
         try:
-            res = finish_run(self.checkpoint, test, self.out, self.device, {"face": "tui"},
-                             on_phase=lambda phase: self.post_message(EvaluationProgress(run_id, phase)))
-        except Exception as e:
+            res = evaluate_run(checkpoint, out, self.device, test, {"face": "tui"},
+                               on_phase=lambda phase: self.post_message(EvaluationProgress(run_id, phase)))
+        except Exception as e:  # a checkpoint gone bad, a corpus moved: one line on screen
             self.post_message(ResultsFailed(run_id, describe(e)))
         else:
             self.post_message(ResultsReady(run_id, res))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from engine.config import Config
 
+from .common import RunOptions
+
 
 # flag -> help; every Config field gets one, named as in the baseline script
 HELP = {
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--dist-timeout must be positive, got {args.dist_timeout}")
     if args.no_ui:
         from .headless import run_headless
-        return run_headless(cfg, args)
+        return run_headless(cfg, RunOptions.from_args(args))
     no_tty = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _isatty(f)]
     if no_tty:  # nohup, a pipe, cron: the same job, headless
         if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None and not args.overwrite:
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                   "use `reverse-tui probe` or --no-ui", file=sys.stderr)
             return 2
         from .headless import run_headless
-        return run_headless(cfg, args, first_line=(
+        return run_headless(cfg, RunOptions.from_args(args), first_line=(
             f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), running headless as --no-ui"))
     try:
         from .app import CannotStart, ReverseApp
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reverse-tui: the terminal app needs textual ({e}); use --no-ui", file=sys.stderr)
         return 2
     try:
-        app = ReverseApp(cfg, args)  # loads --checkpoint when it exists
+        app = ReverseApp(cfg, RunOptions.from_args(args))  # opens --checkpoint when it names a model
     except CannotStart as e:  # a bad checkpoint or folder: one line, before the screen changes
         print(f"reverse-tui: {e}", file=sys.stderr)
         return 2

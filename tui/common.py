@@ -2,8 +2,30 @@
 not textual): the check that a folder can be written."""
 from __future__ import annotations
 
+import argparse
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line says besides the model's configuration: where the run's files
+    go and how it runs. Both faces take a Config and one of these."""
+    name: str | None = None          # --name: checkpoints/NAME/, runs/NAME/
+    checkpoint: Path | None = None   # --checkpoint: where the best model goes (or, in the app, a model to open)
+    out: Path | None = None          # --out
+    overwrite: bool = False          # --overwrite
+    resume: str | None = None        # --resume: a run's name, folder or best.last.pt
+    epochs: int | None = None        # --epochs as given: a resumed run trains up to it
+    compare_no_attention: bool = False
+    threads: int | None = None       # --threads
+    dist_timeout: float | None = None  # --dist-timeout, under torchrun
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "RunOptions":
+        return cls(**{f.name: getattr(args, f.name, None) if f.type != "bool" else bool(getattr(args, f.name, False))
+                      for f in fields(cls)})
 
 
 def check_writable(directory: Path) -> str | None:
@@ -17,7 +39,7 @@ def check_writable(directory: Path) -> str | None:
     return None
 
 
-def paths_for(args, reserve: bool = True):
+def paths_for(opts: RunOptions, reserve: bool = True):
     """(RunPaths, resume payload or None) for the command line's run: a new run's folders
     (engine.runs.new_run), or with --resume the resumed run's own. RunError: one line, with
     nothing written. reserve=False works the paths out without making anything (torchrun's
@@ -25,19 +47,19 @@ def paths_for(args, reserve: bool = True):
     from engine.checkpoint import CheckpointError, load
     from engine.runs import RunError, find_checkpoint, new_run, resumed_run
 
-    checkpoint, out = getattr(args, "checkpoint", None), getattr(args, "out", None)
+    checkpoint, out = opts.checkpoint, opts.out
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     out = Path(out) if out is not None else None
     try:
-        if getattr(args, "resume", None) is not None:
-            last = find_checkpoint(args.resume, want_last=True)
+        if opts.resume is not None:
+            last = find_checkpoint(opts.resume, want_last=True)
             try:
                 payload = load(last)
             except CheckpointError as e:
                 raise RunError(f"cannot resume: {e}") from None
             return resumed_run(last, payload.get("run"), checkpoint, out, reserve=reserve), payload
-        return new_run(getattr(args, "name", None), checkpoint, out,
-                       overwrite=bool(getattr(args, "overwrite", False)), reserve=reserve), None
+        return new_run(opts.name, checkpoint, out,
+                       overwrite=opts.overwrite, reserve=reserve), None
     except OSError as e:
         where = e.filename or checkpoint or out or "checkpoints/, runs/"
         raise RunError(f"{where}: cannot write there ({e.strerror or e})") from None

@@ -9,7 +9,6 @@ their errors (prefixed with their rank), and all of them stop after the same bat
 one is signalled (engine/distributed.py)."""
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import time
@@ -28,7 +27,7 @@ from engine.train import EpochDone
 
 from engine.runs import RunError, RunPaths, remove_run
 
-from .common import check_writable, paths_for
+from .common import RunOptions, check_writable, paths_for
 
 
 def epoch_line(ev: EpochDone, epochs: int) -> str:
@@ -67,38 +66,38 @@ class StopSignals:
         return 128 + self.requested if self.requested else 0
 
 
-def run_headless(cfg: Config, args: argparse.Namespace, first_line: str | None = None) -> int:
+def run_headless(cfg: Config, opts: RunOptions, first_line: str | None = None) -> int:
     """first_line: said before anything else (why a plain `reverse-tui` runs headless)."""
     # the run's folders first: a run that would write over another is refused before anything
     # is written (under torchrun by rank 0, whose exit 2 ends the others)
     main = not distributed.launched() or distributed.env_rank() == 0
     try:
-        paths, payload = paths_for(args, reserve=main)
+        paths, payload = paths_for(opts, reserve=main)
     except RunError as e:
         if main:
             Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(f"reverse-tui: {e}")
         return 2
     if not distributed.launched():
-        return _run(cfg, args, first_line, paths, payload)
+        return _run(cfg, opts, first_line, paths, payload)
     # torchrun: join the other processes first (a bad setting fails on every rank alike)
     try:
         if cfg.batch_size < distributed.env_world():
             raise ValueError(f"--batch-size {cfg.batch_size} is the global batch; with {distributed.env_world()} "
                              f"processes it must be at least {distributed.env_world()}")
-        group = distributed.init(cfg.device, getattr(args, "dist_timeout", None) or distributed.DEFAULT_TIMEOUT_S)
+        group = distributed.init(cfg.device, opts.dist_timeout or distributed.DEFAULT_TIMEOUT_S)
     except ValueError as e:
         if distributed.env_rank() == 0:
             Console(stderr=True, highlight=False, soft_wrap=True).print(f"reverse-tui: {e}")
         distributed.shutdown(forget=True)
         return 2
     try:
-        return _run(cfg, args, first_line, paths, payload, group)
+        return _run(cfg, opts, first_line, paths, payload, group)
     finally:
         group.wait_for_main()  # rank 0 is done (or gone) before any rank leaves
         distributed.shutdown(forget=True)
 
 
-def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: RunPaths,
+def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
          payload: dict | None, group: distributed.Group | None = None) -> int:
     main = group is None or group.is_main
     # plain text, no markup: "[no attention] epoch ..." and paths in [brackets] print as written
@@ -112,7 +111,7 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: R
     threads = default_threads(cfg.hidden_dim)
     if group is not None:  # N processes on one box share its cores
         threads = distributed.threads_per_process(threads)
-    torch.set_num_threads(getattr(args, "threads", None) or threads)
+    torch.set_num_threads(opts.threads or threads)
     checkpoint, out = paths.checkpoint, paths.out
     for d in ({checkpoint.parent, out} if main else ()):
         problem = check_writable(d)
@@ -120,7 +119,7 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: R
             err.print(f"reverse-tui: {problem}")
             return 2
     t_start = time.perf_counter()
-    resume = getattr(args, "resume", None)
+    resume = opts.resume
     status, evaluating, res = 0, False, None
     with StopSignals() as stop:
         def should_stop() -> bool:  # after every batch; torchrun: every rank stops at the same one
@@ -132,8 +131,8 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: R
             return stop.agreed is not None
 
         extra = None if group is None else {"processes": group.world, "backend": group.backend}
-        job = run_job(cfg, checkpoint, out, resume=payload, epochs=getattr(args, "epochs", None),
-                      compare_no_attention=getattr(args, "compare_no_attention", False),
+        job = run_job(cfg, checkpoint, out, resume=payload, epochs=opts.epochs,
+                      compare_no_attention=opts.compare_no_attention,
                       should_stop=should_stop, extra=extra, run=paths.record())
         while True:
             try:
@@ -199,7 +198,7 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: R
         return (status or 1) if main else status
 
     ev = res.evaluation
-    console.print(f"\nbest epoch {res.report['best_epoch']} (val loss {res.report['best_val_loss']:.4f}), "
+    console.print(f"\nbest epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}), "
                   f"reloaded from {checkpoint}")
     console.print(f"\n10 examples from the test set:\n")
     for r in res.examples(10):
@@ -210,15 +209,14 @@ def _run(cfg: Config, args: argparse.Namespace, first_line: str | None, paths: R
     console.print("by length: " + "  ".join(f"{n}: {100 * a:.1f}%" for n, a in ev.per_length.items()))
     if res.notebook_test:
         nb = res.notebook_test
-        console.print(f"the notebook's test set (3-10 words): {100 * nb['exact_match']:.2f}% "
-                      f"({nb['correct']}/{nb['sentences']})")
-    if res.report["beam"]:
-        b = res.report["beam"]
-        console.print(f"beam search (width {b['width']}): {100 * b['exact_match']:.2f}% "
-                      f"in {b['seconds']:.2f}s; greedy above")
+        console.print(f"the notebook's test set (3-10 words): {100 * nb.exact_match:.2f}% "
+                      f"({nb.correct}/{nb.sentences})")
+    if res.beam:
+        console.print(f"beam search (width {res.beam.width}): {100 * res.beam.exact_match:.2f}% "
+                      f"in {res.beam.seconds:.2f}s; greedy above")
     console.print(f"with uniform attention instead: {100 * res.uniform_exact_match:.2f}%")
-    console.print(f"unseen words (1-3 per sentence): {100 * res.unseen['with_replacement']:.2f}% with <unk> "
-                  f"replacement, {100 * res.unseen['without_replacement']:.2f}% without")
+    console.print(f"unseen words (1-3 per sentence): {100 * res.unseen.with_replacement:.2f}% with <unk> "
+                  f"replacement, {100 * res.unseen.without_replacement:.2f}% without")
     console.print("beyond the training lengths, known words: " + "  ".join(
         f"{n}: {100 * a:.0f}%" for n, a in res.known.per_length.items()))
     console.print("every word unknown: " + "  ".join(

@@ -115,29 +115,27 @@ class ResultsScreen(Screen):
             else:
                 status.update(f"No model to evaluate yet ({app.checkpoint} does not exist).")
             return
-        ev, report = res.evaluation, res.report
+        ev = res.evaluation
         correct = sum(r.match for r in ev.results)
         summary = Text()
         summary.append("Test exact match ", style="bold")
         summary.append(f"{100 * ev.exact_match:.1f}%", style="bold green" if ev.exact_match >= 0.995 else "bold yellow")
         summary.append(f"  ({correct}/{len(ev.results)} sentences, evaluated in {ev.seconds:.2f}s)\n")
         if res.notebook_test:
-            summary.append(f"the notebook's test set (3-10 words): {100 * res.notebook_test['exact_match']:.1f}%   ")
-        beam = report.get("beam")
-        if beam:
-            summary.append(f"beam search (width {beam['width']}): {100 * beam['exact_match']:.1f}%   ")
+            summary.append(f"the notebook's test set (3-10 words): {100 * res.notebook_test.exact_match:.1f}%   ")
+        if res.beam:
+            summary.append(f"beam search (width {res.beam.width}): {100 * res.beam.exact_match:.1f}%   ")
         summary.append(f"with uniform attention instead: {100 * res.uniform_exact_match:.1f}%   ")
-        best = report.get("best_val_loss")
-        summary.append(f"best epoch {report.get('best_epoch')}"
+        best = res.best_val_loss
+        summary.append(f"best epoch {res.best_epoch}"
                        + (f" (val loss {best:.4f})" if isinstance(best, float) else "")
-                       + f" from {report.get('checkpoint')}")
+                       + f" from {res.checkpoint}")
         folders = sorted({str(p.parent) for p in res.files.values()})
         summary.append(f"\nfiles written to {', '.join(folders)}: ", style="bold")
         summary.append(", ".join(p.name for p in res.files.values()))
         self.query_one("#summary", Static).update(summary)
-        cfg = report.get("config", {})
         self.query_one("#per-length", Static).update(per_length_text(
-            ev.per_length, ev.counts, (cfg.get("min_len", 0), cfg.get("max_len", 10**6))))
+            ev.per_length, ev.counts, (res.config.min_len, res.config.max_len)))
         examples = Text("\n\n").join(example_text(r) for r in res.examples(10))
         self.query_one("#examples", Static).update(examples)
         self.query_one("#analysis", Markdown).update(res.analysis)
