@@ -1,4 +1,4 @@
-"""How fast and in how much memory `--corpus` reads a big file (issue 14, item 4).
+"""How fast and in how much memory `--corpus` reads a big file.
 
     python bench/corpus_stream.py                       # 1,000,000 lines, results JSON
     python bench/corpus_stream.py --lines 200000 --json -

@@ -1,5 +1,5 @@
 """One process against two (torchrun, gloo) on this machine's CPU, and the project's gradient
-all-reduce against torch's DistributedDataParallel (issue 14, items 1 and 5).
+all-reduce against torch's DistributedDataParallel.
 
     python bench/ddp.py                     # ~4 min on 2 cores; bench/results/ddp-cpu-2cores.json
     python bench/ddp.py --epochs 1 --json -

@@ -1,4 +1,4 @@
-"""A prepared check of a new GPU box, in one command (issue 13):
+"""A prepared check of a new GPU box, in one command:
 
     bash bench/gpu_check.sh                 # on the GPU machine, from the repository root
     python bench/gpu_check.py --device cpu --quick   # a dry run of the same steps on a CPU

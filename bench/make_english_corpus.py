@@ -1,5 +1,5 @@
 """Make a real English text of N sentences from what a Debian machine ships, for measuring
-`--corpus` (issue 12, item 3): prose sentences of 3-10 words from Vim's help files (plain
+`--corpus`: prose sentences of 3-10 words from Vim's help files (plain
 English about an editor; no help tags, code or numbers), deduplicated, shuffled with a seed.
 
     python bench/make_english_corpus.py /tmp/english.txt            # 5,000 sentences

@@ -1,4 +1,4 @@
-"""One run alone against two runs at once, under each thread policy (issue 11, item 5).
+"""One run alone against two runs at once, under each thread policy.
 
     python bench/threads.py                       # default sizes, 1 epoch per run
     python bench/threads.py --json bench/results/threads-2cores.json

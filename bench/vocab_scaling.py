@@ -1,4 +1,4 @@
-"""Issue 12: does a big vocabulary slow an epoch down? One epoch on a text of 5,000 distinct
+"""Does a big vocabulary slow an epoch down? One epoch on a text of 5,000 distinct
 words against one of 50,000, the same number of sentences of the same lengths, with the
 default vocabulary cap (--max-vocab 10000) and without it (--max-vocab 0).
 
