@@ -165,11 +165,10 @@ def agreement(device: torch.device, **_) -> dict:
 
 
 def loop_autograd(device: torch.device, **_) -> dict:
-    """On the device, float64: the hand-written loop's logits and gradients against the plain
-    step-by-step decoder under autograd (tests/autograd_reference.py), for attention with and
-    without the location term and the no-attention control; then gradcheck of the logits with
-    respect to a few weights through the whole model."""
-    from tests.autograd_reference import forward_step_by_step
+    """On the device, float64: the fast layer's logits and gradients against the reference
+    model under autograd (Seq2Seq.forward_reference, what --impl reference trains with), for
+    attention with and without the location term and the no-attention control; then
+    gradcheck of the logits with respect to a few weights through the whole model."""
     rows = []
     for arch in (dict(layers=1, bidirectional=True, location_kernel=5),
                  dict(layers=2, bidirectional=False, location_kernel=0),
@@ -184,7 +183,7 @@ def loop_autograd(device: torch.device, **_) -> dict:
         for fused in (True, False):
             model.zero_grad()
             logits, _ = (model(src, src_len, tgt_in, forcing) if fused
-                         else forward_step_by_step(model, src, src_len, tgt_in, forcing))
+                         else model.forward_reference(src, src_len, tgt_in, torch.tensor(forcing)))
             (logits.square().sum()).backward()
             out[fused] = (logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
                                              if p.grad is not None})
