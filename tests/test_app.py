@@ -532,7 +532,8 @@ def test_resume_continues_the_run_in_the_app(tmp_path):
     last = ckpt.with_name("best.last.pt")
     args = RunOptions(checkpoint=ckpt, out=tmp_path / "out", threads=None, resume=last, epochs=None)
     app = ReverseApp(Config(**TINY), args)
-    assert app.cfg.epochs == 3  # the resumed run's own configuration
+    assert app.run_cfg.epochs == 3  # the resumed run's own configuration, on show
+    assert app.cfg == Config(**TINY)  # the command line's, for the runs after it (n)
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:

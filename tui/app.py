@@ -108,8 +108,8 @@ class ReverseApp(App):
             except RunError as e:
                 raise CannotStart(str(e)) from None
             self.checkpoint, self.out = self.paths.checkpoint, self.paths.out
-            self.cfg = self.run_cfg = resumed_config(self.resume_payload, opts.epochs,
-                                                     cfg.device)
+            # shown until the run starts; the job works the resumed configuration out itself
+            self.run_cfg = resumed_config(self.resume_payload, opts.epochs, cfg.device)
             return
         opened = None
         if opts.checkpoint is not None:
@@ -228,12 +228,13 @@ class ReverseApp(App):
         self.loaded, self._loaded_key = None, None  # the probe screen follows the new run
         self.run_id += 1
         self._stop = threading.Event()
-        self.run_cfg, self.run_facts, self.epochs, self.progress = self.cfg, "", [], None
+        resume, self.resume_payload = self.resume_payload, None  # only the first run resumes
+        self.run_cfg = self.cfg if resume is None else self.run_cfg
+        self.run_facts, self.epochs, self.progress = "", [], None
         self.live_losses = []
         self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
         self.training = True
         self.status = ("Preparing data and model...", "info")
-        resume, self.resume_payload = self.resume_payload, None  # only the first run resumes
         self._train(self.run_id, self.cfg, resume, self._stop, paths)
 
     def stop_training(self) -> None:
@@ -248,7 +249,7 @@ class ReverseApp(App):
         after the batch; the stop key ends training and still evaluates the best model."""
         worker = get_current_worker()
         post = self.post_message
-        job = run_job(cfg, paths.checkpoint, paths.out, resume=resume, epochs=cfg.epochs,
+        job = run_job(cfg, paths.checkpoint, paths.out, resume=resume, epochs=self.opts.epochs,
                       compare_no_attention=self.compare_no_attention,
                       should_stop=lambda: worker.is_cancelled or stop.is_set(), extra={"face": "tui"},
                       run=paths.record())
