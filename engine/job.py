@@ -34,6 +34,7 @@ from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
 from .threads import busy_note
+from .watch import Snapshot, watch_sentences
 from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
 
 
@@ -78,6 +79,7 @@ class Started:
     history: list[EpochDone] = field(default_factory=list)  # those epochs
     busy_note: str | None = None       # several threads on cores other work keeps busy
     impl: str = "fast"                 # which implementation runs: engine/model.py's or engine/fast's
+    watch: list[list[str]] = field(default_factory=list)  # decoded as it learns (engine/watch.py)
 
     def line(self) -> str:
         """The headless run's first facts."""
@@ -146,14 +148,14 @@ class Failed:
     exception: BaseException | None = None
 
 
-Event = (Started | BatchDone | EpochDone | ControlStarted | ControlEpoch | TrainingEnded | Evaluating
-         | Finished | Failed)
+Event = (Started | BatchDone | EpochDone | Snapshot | ControlStarted | ControlEpoch | TrainingEnded
+         | Evaluating | Finished | Failed)
 
 
 def evaluate_run(checkpoint: str | Path, out: str | Path, device: torch.device,
                  test_sentences: list[list[str]] | None = None, extra: dict | None = None,
                  control: Path | None = None, plotter: PlotProcess | None = None,
-                 history: list[dict] | None = None, on_phase=None) -> Results:
+                 history: list[dict] | None = None, on_phase=None, snapshots=None) -> Results:
     """The evaluation of a run's best checkpoint, the one way in for both faces (at the end of
     run_job, and the app's "evaluate again"): finish_run on the run's test set, or for a model
     opened from disk, its own test set rebuilt from its configuration. CheckpointError,
@@ -162,18 +164,19 @@ def evaluate_run(checkpoint: str | Path, out: str | Path, device: torch.device,
         cfg = Config.from_dict(load(checkpoint)["config"])
         test_sentences = splits_for(cfg)[0].test
     return finish_run(checkpoint, test_sentences, out, device, extra, control, plotter,
-                      history=history, on_phase=on_phase)
+                      history=history, on_phase=on_phase, snapshots=snapshots)
 
 
 # -- the run -----------------------------------------------------------------------------------
 def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dict | str | Path | None = None,
             epochs: int | None = None, compare_no_attention: bool = False,
             should_stop: Callable[[], bool] = lambda: False, extra: dict | None = None,
-            run: dict | None = None) -> Iterator[Event]:
+            run: dict | None = None, watch: list[str] | None = None) -> Iterator[Event]:
     """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
     `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json.
     run: where the run's files live (engine.runs.RunPaths.record()), kept in its checkpoints
-    and report.json."""
+    and report.json. watch: sentences to decode as it learns (engine/watch.py; default a
+    test sentence of typical length)."""
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
@@ -189,6 +192,12 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
         return
     cfg = trainer.cfg
     trainer.run_record = run
+    if not trainer.watch:  # a resumed run goes on watching its own sentences
+        try:
+            trainer.watch = watch_sentences(watch, trainer.splits.test)
+        except ValueError as e:
+            yield Failed("start", str(e), e)
+            return
     try:  # the resolved configuration, so that `--config OUT/config.toml` repeats the run
         if distributed.is_main():  # data-parallel: rank 0 writes
             out.mkdir(parents=True, exist_ok=True)
@@ -207,7 +216,7 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
                   [EpochDone.from_dict(h) for h in trainer.history],
                   # measured here, in the worker: it watches the machine for 0.2 s
                   busy_note(torch.get_num_threads()) if device.type == "cpu" else None,
-                  trainer.model.impl)
+                  trainer.model.impl, [list(w) for w in trainer.watch])
 
     # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
     # the core that training leaves free (engine/plot_process.py)
@@ -215,6 +224,9 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
     reason, error, exception = "finished", None, None
     try:
         for ev in trainer.run():
+            if isinstance(ev, Snapshot):  # rank 0's alone: not a batch, no stop check (a collective)
+                yield ev
+                continue
             if isinstance(ev, EpochDone) and distributed.is_main():
                 # the log grows with the run: a run killed outright still has every epoch it finished
                 write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
@@ -275,7 +287,8 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
     def evaluate() -> None:
         try:
             outcome["results"] = evaluate_run(checkpoint, out, device, trainer.splits.test, extra, control,
-                                              plotter, history=trainer.history, on_phase=news.put)
+                                              plotter, history=trainer.history, on_phase=news.put,
+                                              snapshots=trainer.snapshots)
         except BaseException as e:  # handed to the generator's thread below
             outcome["error"] = e
         news.put(None)

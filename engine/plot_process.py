@@ -39,9 +39,15 @@ def loss_curve_job(history: Sequence[dict], path: str | os.PathLike, best_epoch:
             "path": str(Path(path).resolve())}
 
 
+def timeline_job(snapshots: Sequence[dict], path: str | os.PathLike) -> dict:
+    return {"kind": "attention_timeline", "snapshots": list(snapshots), "path": str(Path(path).resolve())}
+
+
 def draw_here(job: dict) -> Path:
     """One figure, in this process."""
     from . import plots
+    if job["kind"] == "attention_timeline":
+        return plots.attention_timeline_gif(job["snapshots"], job["path"])
     if job["kind"] == "attention_heatmap":
         return plots.attention_heatmap(np.array(job["attention"], dtype=float), job["source_tokens"],
                                        job["output_tokens"], job["path"])

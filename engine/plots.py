@@ -123,3 +123,50 @@ def loss_curve(history: Sequence[dict], path: str | os.PathLike, best_epoch: int
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, frame_ms: int = 600) -> Path:
+    """The first watch sentence's attention at each snapshot (engine/watch.py), one frame
+    each: how the anti-diagonal forms. Every frame has the same grid (up to the sentence's
+    length + 2 steps; rows past a snapshot's own end are blank), so the frames line up;
+    the title says when (epoch and batch), what the model said, and whether it matched.
+    matplotlib draws the frames, Pillow writes the GIF; the last frame stays twice as long."""
+    from PIL import Image
+
+    first = [s["sentences"][0] for s in snapshots if s["sentences"]]
+    if not first:
+        raise ValueError("no snapshot to draw")
+    source = first[0]["source"] + ["<eos>"]
+    # the reversal's steps (the words, EOS) and one more to show a run-on; an untrained model
+    # runs on to its step budget, which would leave the learned frames a strip at the top
+    rows = min(max(len(w["weights"]) for w in first), len(source) + 1)
+    fig = _figure(figsize=(max(4.5, 0.42 * len(source) + 2.2), max(3.5, 0.3 * rows + 1.6)), dpi=80)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)  # the frames are read back as pixels
+    ax = fig.add_subplot()
+    grid = np.full((rows, len(source)), np.nan)
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="attention weight", fraction=0.046, pad=0.03)
+    ax.set_xticks(np.arange(len(source)), source, rotation=60, fontsize=7)
+    ax.set_xlabel("input tokens", fontsize=8)
+    ax.set_ylabel("decoder steps (output)", fontsize=8)
+    frames = []
+    for snap, w in zip((s for s in snapshots if s["sentences"]), first):
+        grid = np.full((rows, len(source)), np.nan)
+        weights = np.asarray(w["weights"], dtype=float)[:rows]
+        grid[:len(weights), :weights.shape[1] if weights.size else 0] = weights
+        image.set_data(grid)
+        labels = (w["output"] + ["<eos>"])[:len(weights)] + [""] * (rows - len(weights))
+        ax.set_yticks(np.arange(rows), labels, fontsize=7)
+        verdict = "match" if w["match"] else "no match"
+        ax.set_title(f"epoch {snap['epoch']}, batch {snap['batch']}/{snap['batches']}: {verdict}\n"
+                     f"{' '.join(w['output'])[:70] or '(nothing)'}", fontsize=8)
+        fig.tight_layout()
+        canvas.draw()
+        frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy()))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    durations = [frame_ms] * (len(frames) - 1) + [2 * frame_ms]
+    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    os.replace(tmp, path)
+    return path

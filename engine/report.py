@@ -23,8 +23,10 @@ from .data import splits_for, with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .lengths import LengthCurve, length_curve, sweep_sentences
 from .threads import evaluation_workers, in_parallel
-from .plot_process import PlotProcess, draw_here, heatmap_job, loss_curve_job
+from .plot_process import PlotProcess, draw_here, heatmap_job, loss_curve_job, timeline_job
 from .runs import last_path
+from .watch import Snapshot, write_timeline
+from .watch import summary as watch_summary
 from .train import EPOCH_FIELDS
 
 
@@ -194,26 +196,40 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def run_history(checkpoint: Path, payload: dict) -> list[dict]:
-    """Every epoch of the run a best checkpoint belongs to. The best model was saved at its
-    epoch, so its own history stops there; the latest state beside it (best.last.pt) holds
-    the epochs after, when it is of the same run (its history begins with the best's)."""
-    history = list(payload["history"])
+def latest_state(checkpoint: Path, payload: dict) -> dict:
+    """The latest state of the run a best checkpoint belongs to. The best model was saved at
+    its epoch, so its own history stops there; the latest state beside it (best.last.pt)
+    holds the epochs after, when it is of the same run (its history begins with the best's)."""
     last = last_path(Path(checkpoint))
     if not last.is_file():
-        return history
+        return payload
     try:
-        later = list(load(last)["history"])
+        later = load(last)
+        same_run = list(later["history"])[:len(payload["history"])] == list(payload["history"])
     except (CheckpointError, TypeError):
-        return history
-    return later if later[:len(history)] == history else history
+        return payload
+    return later if same_run else payload
+
+
+def run_history(checkpoint: Path, payload: dict) -> list[dict]:
+    """Every epoch of the run a best checkpoint belongs to (see latest_state)."""
+    return list(latest_state(checkpoint, payload)["history"])
+
+
+def run_snapshots(checkpoint: Path, payload: dict) -> list[Snapshot]:
+    """Every attention snapshot of that run (engine/watch.py); [] for a run without them."""
+    try:
+        return [Snapshot.from_dict(d) for d in latest_state(checkpoint, payload).get("snapshots") or []]
+    except (KeyError, TypeError, ValueError):
+        return []
 
 
 def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out_dir: str | Path,
                device: torch.device, extra: dict | None = None,
                control_checkpoint: str | Path | None = None, plotter: PlotProcess | None = None,
                history: Sequence[dict] | None = None,
-               on_phase: Callable[[EvalPhase], None] | None = None) -> Results:
+               on_phase: Callable[[EvalPhase], None] | None = None,
+               snapshots: Sequence[Snapshot] | None = None) -> Results:
     """Evaluate the best checkpoint on the test set and write the artefacts to out_dir.
     history: every epoch the run trained (the trainer's); without it, read from the
     checkpoints (run_history). control_checkpoint: a model trained the same way without
@@ -225,7 +241,7 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     out.mkdir(parents=True, exist_ok=True)
     try:
         return _finish_run(checkpoint, test_sentences, out, device, extra, control_checkpoint, plotter,
-                           history, on_phase)
+                           history, on_phase, snapshots)
     finally:
         if plotter is not None:
             plotter.close()
@@ -234,10 +250,11 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
 def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out: Path,
                 device: torch.device, extra: dict | None, control_checkpoint: str | Path | None,
                 plotter: PlotProcess | None, history: Sequence[dict] | None,
-                on_phase: Callable[[EvalPhase], None] | None) -> Results:
+                on_phase: Callable[[EvalPhase], None] | None, snapshots: Sequence[Snapshot] | None) -> Results:
     loaded: Loaded = load_model(checkpoint, device)
     cfg = loaded.config
     history = [dict(h) for h in history] if history is not None else run_history(Path(checkpoint), loaded.payload)
+    snapshots = list(snapshots) if snapshots is not None else run_snapshots(Path(checkpoint), loaded.payload)
     best_epoch, best_val_loss = loaded.payload.get("best_epoch"), loaded.payload.get("best_val_loss")
     model, vocab = loaded.model, loaded.vocab
     # every sentence set first, from one seeded generator, so the evaluations below are
@@ -262,6 +279,8 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
             heatmap_job(example.attention, example.source_tokens, example.output_tokens,
                         out / "attention_heatmap.png"),
             loss_curve_job(history, out / "loss_curve.png", best_epoch)]
+        if snapshots:  # the first watch sentence's attention, frame by frame
+            figures["jobs"].append(timeline_job([s.as_dict() for s in snapshots], out / "attention_timeline.gif"))
         figures["sent"] = plotter is not None and plotter.submit(figures["jobs"])
         return ev
 
@@ -319,6 +338,9 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         "metrics": write_metrics_csv(history, out / "metrics.csv", best_epoch),
     }
     files["analysis"] = write_text_atomic(out / "analysis.md", analysis)
+    if snapshots:
+        files["attention_timeline"] = out / "attention_timeline.gif"
+        files["attention_timeline_data"] = write_timeline(snapshots, out / "attention_timeline.json")
     report = {
         "test_exact_match": ev.exact_match,
         "per_length": {str(n): acc for n, acc in ev.per_length.items()},
@@ -346,6 +368,7 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         "examples": [{"input": " ".join(r.source), "output": " ".join(r.output),
                       "reference": " ".join(r.reference), "match": r.match} for r in ev.results[:10]],
         "heatmap_sentence": " ".join(example.source),
+        "attention_timeline": watch_summary(snapshots),
         **(extra or {}),
     }
     files["report"] = write_text_atomic(out / "report.json", json.dumps(report, indent=1, default=str))

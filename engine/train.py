@@ -31,6 +31,8 @@ from .errors import NonFiniteLoss
 from .model import Seq2Seq
 from .optim import Adam, clip_grad_norm, scheduled_lr
 from .runs import last_path
+from .watch import Snapshot, first_epoch_batches
+from .watch import take as take_snapshot
 
 
 @dataclass
@@ -150,6 +152,8 @@ class Trainer:
         self.best_val_loss = math.inf
         self.best_epoch: int | None = None
         self.run_record: dict | None = None  # where this run's files live (engine/runs.py)
+        self.watch: list[list[str]] = []     # sentences decoded as it learns (engine/watch.py)
+        self.snapshots: list[Snapshot] = []
 
     # -- one epoch of training, read top to bottom ------------------------------------------
     def train_epoch(self, epoch: int) -> Generator[BatchDone, None, EpochTrainStats]:
@@ -161,6 +165,7 @@ class Trainer:
         norm_sum = torch.zeros((), device=self.device)
         norm_max = torch.zeros((), device=self.device)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # a fill, not a copy
+        watch_marks = first_epoch_batches(n) if self.watching else set()
         losses: list[torch.Tensor] = []  # stacked and read once, at the end of the epoch
         tokens = 0
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
@@ -200,6 +205,8 @@ class Trainer:
             if (self.device.type == "cpu" or i % 25 == 24 or i + 1 == n) and int(first_bad) >= 0:
                 raise NonFiniteLoss(epoch, int(first_bad))
             yield BatchDone(epoch, i + 1, n, loss)
+            if epoch == 1 and i + 1 in watch_marks:  # attention as it forms: 1, 2, 4, 8, ... batches
+                yield self.snapshot(epoch, i + 1, n)
         return EpochTrainStats(float(loss_sum) / n, float(norm_sum) / n, float(norm_max), tokens,
                                torch.stack(losses).tolist() if losses else [])
 
@@ -231,7 +238,7 @@ class Trainer:
         return float(loss_sum) / tokens, int(correct) / len(self.val_set)
 
     # -- the run -----------------------------------------------------------------------------
-    def run(self) -> Iterator[BatchDone | EpochDone]:
+    def run(self) -> Iterator[BatchDone | EpochDone | Snapshot]:
         cfg, dp = self.cfg, distributed.current()
         if dp:  # same data and model everywhere, the same weights, each rank its own dropout
             dp.check_same("data or models (train, val, vocabulary, batches, parameters)",
@@ -240,6 +247,7 @@ class Trainer:
             dp.broadcast_(p.data for p in self.model.parameters())
             dp.seed_dropout()
         start = len(self.history) + 1
+        n_batches = self.train_set.num_batches(cfg.batch_size)
         bad_epochs = start - 1 - self.best_epoch if self.best_epoch else 0  # resumed runs too
         for epoch in range(start, cfg.epochs + 1):
             t0 = time.perf_counter()
@@ -252,6 +260,7 @@ class Trainer:
             done = EpochDone(epoch, stats.loss, val_loss, val_em, seconds, stats.grad_norm,
                              stats.grad_norm_max, stats.tokens, best, stats.batch_losses)
             self.history.append(done.as_dict())
+            epoch_snapshot = self.snapshot(epoch, n_batches, n_batches) if self.watching else None
             if best:
                 self.best_val_loss, self.best_epoch = val_loss, epoch
                 if distributed.is_main():  # data-parallel: rank 0 alone writes
@@ -262,8 +271,21 @@ class Trainer:
             if distributed.is_main():
                 self.save(self.last_path)  # the latest state, for --resume
             yield done
+            if epoch_snapshot is not None:
+                yield epoch_snapshot
             if cfg.patience and bad_epochs >= cfg.patience:
                 return
+
+    @property
+    def watching(self) -> bool:
+        return bool(self.watch) and distributed.is_main()  # data-parallel: rank 0 decodes them alone
+
+    def snapshot(self, epoch: int, batch: int, batches: int) -> Snapshot:
+        """The watch sentences decoded as the model stands now, kept with the run."""
+        snap = take_snapshot(self.model, self.vocab, self.watch, self.device, epoch, batch, batches)
+        self.model.train()
+        self.snapshots.append(snap)
+        return snap
 
     def payload(self) -> dict:
         return {
@@ -278,6 +300,8 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "history": [dict(h) for h in self.history],
             **({"run": dict(self.run_record)} if self.run_record else {}),
+            "watch": [list(w) for w in self.watch],
+            "snapshots": [s.as_dict() for s in self.snapshots],
             # random state, so a resumed run draws the same batches, forcing and dropout
             "rng": {"batches": self.rng.get_state(), "torch": torch.get_rng_state(),
                     # CUDA's generators too (dropout masks on a GPU), when CUDA is in use
@@ -303,6 +327,8 @@ class Trainer:
         t.history = [dict(h) for h in payload["history"]]
         t.best_epoch = payload.get("best_epoch")
         t.best_val_loss = payload.get("best_val_loss", math.inf)
+        t.watch = [list(w) for w in payload.get("watch") or []]
+        t.snapshots = [Snapshot.from_dict(d) for d in payload.get("snapshots") or []]
         if "rng" in payload:
             t.rng.set_state(payload["rng"]["batches"])
             torch.set_rng_state(payload["rng"]["torch"])  # after manual_seed, which reset both

@@ -252,7 +252,7 @@ class ReverseApp(App):
         job = run_job(cfg, paths.checkpoint, paths.out, resume=resume, epochs=self.opts.epochs,
                       compare_no_attention=self.compare_no_attention,
                       should_stop=lambda: worker.is_cancelled or stop.is_set(), extra={"face": "tui"},
-                      run=paths.record())
+                      run=paths.record(), watch=list(self.opts.watch))
         ended = None
         with self._train_lock:
             if worker.is_cancelled:

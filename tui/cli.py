@@ -129,6 +129,10 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue an interrupted run (its name, its folder, or its best.last.pt) in its "
                         "own folders; its configuration is used, --epochs can extend it")
+    p.add_argument("--watch", action="append", default=None, metavar="SENTENCE",
+                   help="a sentence to decode as the model learns (up to 3; default: a test sentence of "
+                        "typical length): its attention at 1, 2, 4, 8, ... batches of the first epoch and "
+                        "after every epoch, in runs/NAME/attention_timeline.gif and .json")
     p.add_argument("--compare-no-attention", action="store_true",
                    help="after training, also train the same model without attention and compare accuracy by length in analysis.md")
     p.add_argument("--dist-timeout", type=float, default=None, metavar="S",
@@ -182,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--corpus {cfg.corpus}: no such file")
     except ValueError as e:
         parser.error(str(e))  # usage + one line, exit 2
+    if args.watch:
+        from engine.watch import watch_sentences
+        try:
+            watch_sentences(args.watch, [])
+        except ValueError as e:
+            parser.error(str(e))
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.dist_timeout is not None and not args.dist_timeout > 0:

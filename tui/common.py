@@ -21,11 +21,13 @@ class RunOptions:
     compare_no_attention: bool = False
     threads: int | None = None       # --threads
     dist_timeout: float | None = None  # --dist-timeout, under torchrun
+    watch: tuple[str, ...] = ()      # --watch: sentences decoded as it learns
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "RunOptions":
-        return cls(**{f.name: getattr(args, f.name, None) if f.type != "bool" else bool(getattr(args, f.name, False))
-                      for f in fields(cls)})
+        given = {f.name: getattr(args, f.name, None) if f.type != "bool" else bool(getattr(args, f.name, False))
+                 for f in fields(cls)}
+        return cls(**{**given, "watch": tuple(given["watch"] or ())})
 
 
 def check_writable(directory: Path) -> str | None:

@@ -133,7 +133,7 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
         extra = None if group is None else {"processes": group.world, "backend": group.backend}
         job = run_job(cfg, checkpoint, out, resume=payload, epochs=opts.epochs,
                       compare_no_attention=opts.compare_no_attention,
-                      should_stop=should_stop, extra=extra, run=paths.record())
+                      should_stop=should_stop, extra=extra, run=paths.record(), watch=list(opts.watch))
         while True:
             try:
                 ev = next(job)
@@ -163,6 +163,8 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
                 if paths.name:
                     console.print(f"run {paths.name}: models -> {checkpoint.parent}/, files -> {out}/")
                 console.print(f"best checkpoint -> {checkpoint}")
+                for words in ev.watch:
+                    console.print(f"watching the attention of: {' '.join(words)}")
             elif isinstance(ev, ControlStarted):
                 console.print(f"\ncontrol: the same training without attention -> {ev.checkpoint}")
             elif isinstance(ev, ControlEpoch):

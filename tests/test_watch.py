@@ -1,0 +1,89 @@
+"""Attention over training (engine/watch.py): when snapshots are taken, that taking them
+changes nothing of the training, that they survive a resume, and what the run writes."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from engine.checkpoint import load
+from engine.config import Config
+from engine.job import Finished, Started, run_job
+from engine.train import EpochDone, Trainer
+from engine.watch import Snapshot, default_watch, first_epoch_batches, mirror_peak_rate, watch_sentences, Watched
+from tests.conftest import TINY
+
+
+def test_snapshots_are_taken_on_a_log_scale_of_the_first_epoch():
+    assert first_epoch_batches(47) == {1, 2, 4, 8, 16, 32}
+    assert first_epoch_batches(2) == {1} and first_epoch_batches(1) == set()
+
+
+def test_the_watch_sentences_are_given_or_a_typical_test_sentence():
+    test = [["a"] * 3, ["b"] * 5, ["c"] * 5, ["d"] * 9]
+    assert default_watch(test) == [["b"] * 5] and default_watch([]) == []
+    assert watch_sentences(["The cat, sat!"], test) == [["the", "cat", "sat"]]
+    with pytest.raises(ValueError, match="at most 3"):
+        watch_sentences(["a", "b", "c", "d"], test)
+    with pytest.raises(ValueError, match="no words"):
+        watch_sentences(["?!"], test)
+
+
+def test_mirror_peak_rate_counts_steps_on_the_mirrored_word():
+    perfect = Watched(["a", "b"], ["b", "a"], [[0, 1, 0], [1, 0, 0], [0, 0, 1]], True)
+    assert mirror_peak_rate(perfect) == 1.0
+    assert mirror_peak_rate(Watched(["a", "b"], ["a"], [[1, 0, 0], [1, 0, 0]], False)) == pytest.approx(1 / 3)
+
+
+def run_trainer(tmp_path, name, watch, epochs=2) -> Trainer:
+    trainer = Trainer(Config(**{**TINY, "epochs": epochs}), tmp_path / f"{name}.pt")
+    trainer.watch = watch
+    events = list(trainer.run())
+    trainer.events = events
+    return trainer
+
+
+def test_watching_changes_nothing_of_the_training(tmp_path):
+    plain = run_trainer(tmp_path, "plain", [])
+    watched = run_trainer(tmp_path, "watched", [["the", "cat", "sat", "on", "the", "mat"]])
+    assert [h["batch_losses"] for h in plain.history] == [h["batch_losses"] for h in watched.history]
+    assert [h["val_loss"] for h in plain.history] == [h["val_loss"] for h in watched.history]
+    assert plain.snapshots == [] and not any(isinstance(e, Snapshot) for e in plain.events)
+    n = watched.train_set.num_batches(TINY["batch_size"])
+    snaps = [e for e in watched.events if isinstance(e, Snapshot)]
+    assert [(s.epoch, s.batch) for s in snaps] == [(1, b) for b in sorted(first_epoch_batches(n))] + [(1, n), (2, n)]
+    assert snaps == watched.snapshots and [s.x for s in snaps] == sorted(s.x for s in snaps)
+    for s in snaps:
+        (w,) = s.sentences
+        assert w.source == ["the", "cat", "sat", "on", "the", "mat"]
+        assert len(w.weights) == min(len(w.output) + 1, 2 * 7 + 5) and len(w.weights[0]) == 7
+        assert all(sum(row) == pytest.approx(1, abs=4e-3) for row in w.weights)  # 3 decimals each
+    # the epoch's snapshot comes after its EpochDone, and the checkpoint keeps them all
+    kinds = [type(e).__name__ for e in watched.events if isinstance(e, (EpochDone, Snapshot))]
+    assert kinds[-2:] == ["EpochDone", "Snapshot"]
+    assert len(load(tmp_path / "watched.last.pt")["snapshots"]) == len(snaps)
+
+
+def test_a_resumed_run_goes_on_with_its_snapshots(tmp_path):
+    first = run_trainer(tmp_path, "r", [["big", "red", "car"]], epochs=1)
+    resumed = Trainer.resume(load(tmp_path / "r.last.pt"), tmp_path / "r.pt", epochs=2, device_name="cpu")
+    assert resumed.watch == [["big", "red", "car"]] and resumed.snapshots == first.snapshots
+    list(resumed.run())
+    assert [s.epoch for s in resumed.snapshots][-2:] == [1, 2]
+    assert resumed.snapshots[:len(first.snapshots)] == first.snapshots
+
+
+def test_the_run_writes_the_timeline(tmp_path):
+    events = list(run_job(Config(**TINY), tmp_path / "ck" / "best.pt", tmp_path / "out", watch=["the cat sat"]))
+    started = next(e for e in events if isinstance(e, Started))
+    assert started.watch == [["the", "cat", "sat"]]
+    snaps = [e for e in events if isinstance(e, Snapshot)]
+    assert isinstance(events[-1], Finished)
+    data = json.loads((tmp_path / "out" / "attention_timeline.json").read_text())
+    assert [(d["epoch"], d["batch"]) for d in data] == [(s.epoch, s.batch) for s in snaps]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [r["batch"] for r in report["attention_timeline"]] == [s.batch for s in snaps]
+    gif = Image.open(tmp_path / "out" / "attention_timeline.gif")
+    assert gif.format == "GIF" and gif.n_frames == len(snaps)
+    assert events[-1].results.files["attention_timeline"] == tmp_path / "out" / "attention_timeline.gif"
+    assert torch.load(tmp_path / "ck" / "best.last.pt", weights_only=True)["watch"] == [["the", "cat", "sat"]]
