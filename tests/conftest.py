@@ -1,6 +1,12 @@
+"""Fixtures and helpers shared by the test files, imported one way: `from tests.conftest import ...`."""
+import os
+import random
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,12 +15,27 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine.config import Config  # noqa: E402
+from engine.data import PAD  # noqa: E402
+from engine.evaluate import SentenceResult  # noqa: E402
+from engine.fast.decoder_loop import DecoderWeights, LoopArgs, LoopSpec  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 
 # Small enough to train in a few seconds on 2 CPU cores, big enough to learn short sentences.
 # Its training settings are pinned (not the defaults, which are tuned for 3-30 words).
 TINY = dict(train_size=600, val_size=100, test_size=100, min_len=3, max_len=6, embed_dim=16,
             hidden_dim=32, epochs=2, batch_size=32, lr=3e-3, unk_rate=0.03, device="cpu")
+# TINY as command-line flags, for the runs started through tui.cli.main or `python -m tui`
+TINY_FLAGS = ["--train-size", "600", "--val-size", "100", "--test-size", "100", "--max-len", "6",
+              "--embed-dim", "16", "--hidden-dim", "32", "--epochs", "2", "--batch-size", "32",
+              "--device", "cpu"]
+
+PY = sys.executable
+
+# The C kernels (engine/fast/native): built where there is a compiler, unless turned off
+HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
+TURNED_OFF = os.environ.get("REVERSE_TUI_NATIVE", "1") == "0"  # this process runs the torch path
+needs_kernels = pytest.mark.skipif(not HAVE_CC or TURNED_OFF,
+                                   reason="no C compiler here, or REVERSE_TUI_NATIVE=0: the torch path runs instead")
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +87,105 @@ HOSTILE_STRINGS: dict[str, list[str]] = {
     " ".join(["fast"] * 600): ["fast"] * 600,            # too many words to probe
     "x" * 2000: ["x" * 2000],                            # one very long word
 }
+
+
+def run_cli(*args, timeout=300):
+    """`python -m tui ARGS` in a child process, its output captured."""
+    return subprocess.run([PY, "-m", "tui", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def bad_checkpoints(tmp: Path, good: Path) -> dict[str, Path]:
+    """Files that are not a checkpoint of this version, by what is wrong with them."""
+    data = good.read_bytes()
+    cases = {
+        "missing": tmp / "nope.pt",
+        "empty": tmp / "empty.pt",
+        "truncated": tmp / "trunc.pt",
+        "random": tmp / "random.pt",
+        "directory": tmp / "adir",
+        "other version": tmp / "other.pt",
+        "other vocabulary": tmp / "vocab.pt",
+        "other configuration": tmp / "config.pt",
+        "not a dict": tmp / "list.pt",
+    }
+    cases["empty"].write_bytes(b"")
+    cases["truncated"].write_bytes(data[: len(data) // 2])
+    cases["random"].write_bytes(os.urandom(4096))
+    cases["directory"].mkdir()
+    raw = torch.load(good, weights_only=True)
+    torch.save({**raw, "format": "reverse-tui checkpoint v0"}, cases["other version"])
+    torch.save({**raw, "vocab": raw["vocab"] + ["zebra", "lion"]}, cases["other vocabulary"])
+    torch.save({**raw, "config": {**raw["config"], "hidden_dim": 48}}, cases["other configuration"])
+    torch.save([1, 2, 3], cases["not a dict"])
+    return cases
+
+
+def write_corpus(path, lines, vocab_size=3000, seed=0):
+    """A --corpus text file: every 50 lines one blank, one too short and one too long."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocab_size)]
+    with open(path, "w") as f:
+        for i in range(lines):
+            if i % 50 == 0:
+                f.write("   \n")  # blank
+            elif i % 50 == 1:
+                f.write("Hi!\n")  # too short
+            elif i % 50 == 2:
+                f.write(" ".join(rng.choice(words) for _ in range(25)) + "\n")  # too long
+            else:
+                n = rng.randint(3, 10)
+                f.write(", ".join(rng.choice(words) for _ in range(n)).upper() + ".\n")
+    return path
+
+
+def sentence_result(words, attention, output=None):
+    """A SentenceResult for words with the given attention; the output is the reversal unless given."""
+    ref = words[::-1]
+    out = ref if output is None else output
+    return SentenceResult(list(words), list(out), ref, np.asarray(attention, dtype=float), len(out) + 1)
+
+
+def mirrored(n, sharp=1.0):
+    """Perfect reversal attention for n words (+ the EOS step), with `sharp` on the mirror."""
+    A = np.full((n + 1, n + 1), (1 - sharp) / n)
+    for t in range(n):
+        A[t, n - 1 - t] = sharp
+    A[n] = 0
+    A[n, n] = 1.0
+    return A / A.sum(1, keepdims=True)
+
+
+def decoder_inputs(L=2, loc=3, drop=True, seed=0):
+    """Small float64 inputs of engine/fast/decoder_loop.py's loop, every weight a leaf."""
+    torch.manual_seed(seed)
+    d = dict(dtype=torch.double)
+    B, S, T, E, H, K, A, V = 3, 4, 5, 2, 3, 4, 3, 7
+    mask = torch.arange(S)[None, :] < torch.tensor([4, 2, 3])[:, None]
+    tgt_in = torch.randint(1, V, (B, T))
+    tgt_in[1, 4] = PAD
+    spec = LoopSpec(L, loc)
+    drop_emb = (torch.rand(B, T, E) > 0.3).double() / 0.7 if drop else None
+    drop_between = (torch.rand(L - 1, T, B, H) > 0.3).double() / 0.7 if drop and L > 1 else None
+    grads = [torch.randn(L, B, H, **d), torch.randn(B, S, K, **d), torch.randn(B, S, A, **d),
+             torch.randn(V - 1, E, **d), torch.randn(3 * H, E, **d), torch.randn(3 * H, **d),
+             torch.randn(3 * H, K, **d), torch.randn(3 * H + A, H, **d), torch.randn(3 * H + A, **d),
+             torch.randn(1, A, **d), torch.randn(A, loc, **d) if loc else None]
+    out = (torch.randn(V, H + K, **d), torch.randn(V, **d))
+    lower = [torch.randn(*shape, **d) for _ in range(L - 1)
+             for shape in ((3 * H, H), (3 * H,), (3 * H, H), (3 * H,))]
+    leaves = [g.requires_grad_() for g in grads + lower if g is not None]
+    return spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves
+
+
+FORCING = torch.tensor([True, False, True, False, False])
+
+
+def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low, forcing=FORCING) -> LoopArgs:
+    """LoopArgs from decoder_inputs()'s lists: g = h0, enc_out, keys, emb, W_ie, b_i0, W_ic,
+    W_top, b_top, v, W_loc; out = W_out, b_out; low = (W_hh, b_hh, W_ih, b_ih) per lower layer."""
+    h0, enc_out, keys, emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc = g
+    W = DecoderWeights(emb=emb, W_ie=W_ie, b_i0=b_i0, W_ic=W_ic, W_top=W_top, b_top=b_top, v=v,
+                       W_out=out[0], b_out=out[1], W_loc=W_loc, lower_W_hh=low[0::4], lower_b_hh=low[1::4],
+                       lower_W_ih=low[2::4], lower_b_ih=low[3::4])
+    return LoopArgs(tgt_in=tgt_in, forcing=forcing, h0=h0, enc_out=enc_out, keys=keys, mask=mask, weights=W,
+                    drop_emb=drop_emb, drop_between=drop_between)

@@ -1,24 +1,9 @@
-"""The analysis is computed from the attention: different attention, different numbers."""
+"""engine/analysis.py: the analysis is computed from the attention (different attention,
+different numbers), and says how many sentences each length measured."""
 import numpy as np
 
 from engine.analysis import attention_stats, write_analysis
-from engine.evaluate import SentenceResult, format_example
-
-
-def result(words, attention, output=None):
-    ref = words[::-1]
-    out = ref if output is None else output
-    return SentenceResult(list(words), list(out), ref, np.asarray(attention, dtype=float), len(out) + 1)
-
-
-def mirrored(n, sharp=1.0):
-    """Perfect reversal attention for n words (+ the EOS step), with `sharp` on the mirror."""
-    A = np.full((n + 1, n + 1), (1 - sharp) / n)
-    for t in range(n):
-        A[t, n - 1 - t] = sharp
-    A[n] = 0
-    A[n, n] = 1.0
-    return A / A.sum(1, keepdims=True)
+from tests.conftest import mirrored, sentence_result
 
 
 def shifted(n):
@@ -31,23 +16,15 @@ def shifted(n):
     return A
 
 
-def test_example_block_has_the_notebooks_exact_form():
-    r = result("the cat sat".split(), mirrored(3))
-    assert format_example(r) == 'Input: "the cat sat"\nOutput: "sat cat the"\nReference: "sat cat the"\nmatch'
-    bad = result("the cat sat".split(), mirrored(3), output="sat the".split())
-    assert format_example(bad).splitlines() == ['Input: "the cat sat"', 'Output: "sat the"',
-                                                'Reference: "sat cat the"', "no match"]
-
-
 def test_analysis_numbers_follow_the_attention():
     words = ["the", "cat", "sat", "on", "mat"]
-    good = attention_stats([result(words, mirrored(5))])
-    off = attention_stats([result(words, shifted(5))])
+    good = attention_stats([sentence_result(words, mirrored(5))])
+    off = attention_stats([sentence_result(words, shifted(5))])
     assert good["mirror_peak_rate"] == 1.0 and off["mirror_peak_rate"] == 0.0
     assert good["mirror_weight_mean"] > 0.99 and abs(off["mirror_weight_mean"] - 0.3) < 1e-9
     assert off["peak_offsets"] == {"1": 1.0}
     assert good["eos_step"]["peak_at"] == {"eos": 1.0} and off["eos_step"]["peak_at"] == {"first word": 1.0}
-    soft = attention_stats([result(words, mirrored(5, sharp=0.5))])
+    soft = attention_stats([sentence_result(words, mirrored(5, sharp=0.5))])
     assert good["entropy_ratio_mean"] < soft["entropy_ratio_mean"]
     text_good, text_off = write_analysis(good, 0.1), write_analysis(off, 0.1)
     assert text_good != text_off
@@ -56,9 +33,17 @@ def test_analysis_numbers_follow_the_attention():
 
 
 def test_analysis_by_length_and_uniform_ablation_are_reported():
-    rs = [result("the cat sat".split(), mirrored(3)), result("a b c d e f".replace("a", "old").split(), shifted(6))]
+    rs = [sentence_result("the cat sat".split(), mirrored(3)),
+          sentence_result("a b c d e f".replace("a", "old").split(), shifted(6))]
     s = attention_stats(rs)
     assert set(s["by_length"]) == {3, 6}
     assert s["by_length"][3]["mirror_peak_rate"] == 1.0 and s["by_length"][6]["mirror_peak_rate"] == 0.0
     text = write_analysis(s, uniform_exact_match=0.02)
     assert "2.0%" in text and "| 3 |" in text and "| 6 |" in text
+
+
+def test_analysis_says_how_many_sentences_each_length_measured():
+    from engine.analysis import _counts_text
+    assert _counts_text({3: (1, 100), 6: (1, 100), 60: (1, 100), 80: (1, 50), 180: (2, 50)}) == \
+        "sentences per length: 100 at 3-60 words, 50 at 80-180 words"
+    assert _counts_text({3: (1, 100), 6: (1, 100)}) == "100 sentences per length"

@@ -2,14 +2,16 @@
 stopping and quitting mid-run, probing, saving the heatmap, errors shown in the app.
 
 No sleeps: every wait is a bounded loop of `pilot.pause`, polling for the state the test
-needs, and fails with a message when the state never comes."""
+needs, and fails with a message when the state never comes.
+
+Across modules by design: tui/app.py with its screens (tui/screens/) and widgets
+(tui/widgets/), driven as a user drives them, so it is not one module's test_<module>.py."""
 from __future__ import annotations
 
 import asyncio
 import io
 import os
 import shutil
-import subprocess
 import sys
 import time
 import unicodedata
@@ -19,7 +21,7 @@ import pytest
 import torch
 from textual._xterm_parser import XTermParser
 
-from tests.conftest import HOSTILE_STRINGS, ROOT, TINY
+from tests.conftest import HOSTILE_STRINGS, TINY
 from engine.checkpoint import load_model
 from engine.config import Config
 from engine.evaluate import MAX_PROBE_WORDS, probe
@@ -515,14 +517,6 @@ def test_unwritable_folder_cannot_start(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and err[0].startswith("reverse-tui: ") and "cannot write" in err[0]
 
 
-def test_engine_and_cli_do_not_import_textual():
-    code = ("import sys, engine.train, engine.report, engine.plots, tui.cli, tui.headless, "
-            "tui.probe_cli; bad = [m for m in sys.modules if m.startswith('textual')]; "
-            "sys.exit(f'textual imported: {bad}' if bad else 0)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr or done.stdout
-
-
 def test_resume_continues_the_run_in_the_app(tmp_path):
     ckpt = tmp_path / "ck" / "best.pt"
     first = Trainer(Config(**{**TINY, "epochs": 3}), ckpt)
@@ -560,16 +554,6 @@ def test_compare_no_attention_in_the_app(tmp_path):
 
     run(body())
     assert (tmp_path / "ck" / "best.no-attention.pt").exists()
-
-
-def test_start_up_leaves_the_plotting_libraries_for_later():
-    """seaborn (and scipy.stats under it) and matplotlib cost ~2.5 s to import: the app and
-    --no-ui load them when the first PNG is drawn, not before their first line."""
-    code = ("import sys, tui.app, tui.headless, engine.report, engine.plots; "
-            "bad = [m for m in ('seaborn', 'matplotlib', 'scipy') if m in sys.modules]; "
-            "sys.exit(f'imported at start-up: {bad}' if bad else 0)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr or done.stdout
 
 
 def test_an_opened_model_is_evaluated_on_its_own_test_set(tmp_path, trained_checkpoint):

@@ -1,5 +1,6 @@
-"""The command line: config.toml written by every run and read back by --config (flags
-override it), --version, and a plain `reverse-tui` without a terminal running headless."""
+"""tui/cli.py, the command line: config.toml written by every run and read back by --config
+(flags override it), --version, invalid flags refused with the usage, and a plain
+`reverse-tui` without a terminal running headless."""
 from __future__ import annotations
 
 import json
@@ -10,21 +11,12 @@ import sys
 from dataclasses import replace
 
 import pytest
+import torch
 
-from conftest import ROOT, TINY
 from engine.config import Config
 from engine.job import Started, run_job
-from tests.test_headless import TINY_FLAGS
+from tests.conftest import ROOT, TINY, TINY_FLAGS
 from tui.cli import config_from_args, main, main_parser
-
-
-@pytest.mark.parametrize("cfg", [Config(), Config.notebook(),
-                                 Config(corpus='my "odd" file\\name.txt', lr=1e-4, dropout=0.25,
-                                        bidirectional=False, lr_schedule="constant", device="cpu")])
-def test_config_toml_round_trip(tmp_path, cfg):
-    path = tmp_path / "config.toml"
-    path.write_text(cfg.to_toml("a comment\nof two lines"))
-    assert Config(**Config.read_toml(path)) == cfg
 
 
 def test_the_run_writes_its_config_and_it_repeats_the_run(tmp_path):
@@ -75,6 +67,38 @@ def test_version(capsys):
     assert re.fullmatch(r"reverse-tui \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--train-size", "-1"], "--train-size"),
+    (["--hidden-dim", "-3"], "--hidden-dim"),
+    (["--min-len", "8", "--max-len", "4"], "--min-len"),
+    (["--teacher-forcing", "1.5"], "--teacher-forcing"),
+    (["--device", "tpu"], "invalid choice"),
+    (["--epochs", "many"], "invalid int"),
+    (["--location-kernel", "4"], "--location-kernel"),
+])
+def test_invalid_flags_are_refused_with_usage(flags, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--no-ui", *flags])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage:") and words in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_refused(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--no-ui", "--device", "cuda"])
+    assert e.value.code == 2 and "no CUDA device" in capsys.readouterr().err
+
+
+def test_missing_corpus_is_refused(capsys):
+    import pytest
+    with pytest.raises(SystemExit) as e:
+        main(["--no-ui", "--corpus", "/nonexistent/file.txt"])
+    assert e.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_without_a_terminal_the_app_runs_headless_and_says_so(tmp_path):
     flags = [f for f in TINY_FLAGS]
     flags[flags.index("--epochs") + 1] = "1"

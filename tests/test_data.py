@@ -1,7 +1,12 @@
-"""Tokenisation rule, the built-in corpus and length-grouped batches."""
+"""engine/data.py: the tokenisation rule, the built-in corpus, length-grouped batches, and a
+user's --corpus text file (tokenised by the project's rule, split with a seed); the vocabulary."""
+import tracemalloc
+
 import torch
 
-from engine.data import EOS, PAD, SOS, PairDataset, Vocab, WORDS, builtin_splits, tokenize
+from engine.data import (EOS, PAD, SOS, PairDataset, Vocab, WORDS, builtin_splits, corpus_splits, read_corpus,
+                         tokenize)
+from tests.conftest import write_corpus
 
 
 def test_tokenize_rule():
@@ -49,20 +54,6 @@ def test_batches_group_lengths_and_cover_every_sentence_once():
     assert padded / total < 0.02  # the notebook's random batches pad ~30% of positions
 
 
-def test_unknown_word_masking_mirrors_source_into_target():
-    from engine.train import with_unknown_words
-    from engine.data import UNK
-    v = Vocab(WORDS)
-    ds = PairDataset(["the cat sat on".split(), "big red car".split()], v)
-    b = with_unknown_words(ds.batch(torch.arange(2)), 0.5, torch.Generator().manual_seed(3))
-    for i, n in enumerate([4, 3]):
-        src, tgt = b.src[i, :n].tolist(), b.tgt[i, :n].tolist()
-        assert tgt == src[::-1]  # still the exact reversal, <unk>s included
-        assert b.src[i, n] == EOS and b.tgt[i, n] == EOS
-    assert (b.src == UNK).any()
-    assert torch.equal(b.src_len, ds.src_len[:2])
-
-
 def test_pair_dataset_tensors_match_a_sentence_by_sentence_build():
     """The dataset is built with a few scatters per block of sentences; each row must be
     what encoding that sentence alone gives (ids then EOS, reversed ids then EOS, PAD)."""
@@ -90,3 +81,51 @@ def test_a_corpus_file_stores_each_distinct_word_once(tmp_path):
     assert kept == [["the", "cat", "sat"], ["the", "dog"]]
     assert (stats.lines, stats.kept, stats.empty, stats.too_short, stats.too_long) == (5, 2, 1, 1, 1)
     assert kept[0][0] is kept[1][0]  # one string for "the", however often it occurs
+
+
+# -- a user's text file (--corpus) ------------------------------------------------------------
+
+def test_read_corpus_counts_what_it_drops(tmp_path):
+    path = write_corpus(tmp_path / "c.txt", 1000)
+    sentences, stats = read_corpus(str(path), 3, 10)
+    assert (stats.lines, stats.empty, stats.too_short, stats.too_long) == (1000, 20, 20, 20)
+    assert stats.kept == len(sentences) == 940
+    assert all(w == w.lower() and "," not in w for s in sentences for w in s)
+    assert "kept 940 of 1,000 lines" in stats.summary(3, 10)
+    kept_case, _ = read_corpus(str(path), 3, 10, lowercase=False)
+    assert kept_case[0][0].startswith("W")
+
+
+def test_fifty_thousand_lines_and_thousands_of_words(tmp_path):
+    big = write_corpus(tmp_path / "big.txt", 50_000)
+    small = write_corpus(tmp_path / "small.txt", 10_000)
+
+    def build(path):
+        tracemalloc.start()
+        sentences, stats = read_corpus(str(path), 3, 10)
+        splits = corpus_splits(sentences, 10**9, 1000, 1000, seed=1)
+        vocab = Vocab.build(splits.train, min_freq=2)
+        ds = PairDataset(splits.train, vocab)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return stats, splits, vocab, ds, peak
+
+    stats, splits, vocab, ds, peak_big = build(big)
+    *_, peak_small = build(small)
+    assert stats.kept == 47_000
+    assert (len(splits.test), len(splits.val), len(splits.train)) == (1000, 1000, 45_000)
+    assert 2500 < len(vocab) < 3005  # thousands of words; a few rare ones fall under min_freq
+    assert len(ds) == 45_000
+    assert peak_big < 6 * peak_small  # 5x the lines, no worse than linear in memory
+    # the same seed gives the same split
+    again = corpus_splits(read_corpus(str(big), 3, 10)[0], 10**9, 1000, 1000, seed=1)
+    assert again.test == splits.test
+
+
+def test_vocabulary_cap_keeps_the_most_frequent_in_first_seen_order():
+    sentences = [["a", "b", "c"], ["c", "d", "b"], ["c", "e", "d"], ["f", "g", "h"]]
+    # counts: c 3, b 2, d 2, the rest 1; the cap of 3 keeps c, b, d, in order of first appearance
+    assert Vocab.build(sentences, 1, 3).words() == ["b", "c", "d"]
+    assert Vocab.build(sentences, 1, 4).words() == ["a", "b", "c", "d"]  # a ties e..h, seen first
+    assert Vocab.build(sentences, 1, 0).words() == ["a", "b", "c", "d", "e", "f", "g", "h"]
+    assert Vocab.build(sentences, 2, 0).words() == ["b", "c", "d"]

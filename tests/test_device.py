@@ -27,6 +27,10 @@ One limit of meta: torch's packed sequences have no meta kernel, so the data her
 length (no padding, the encoder's unpacked path, which is what most batches take since they
 are grouped by length). The packed path is given the host lengths (Encoder.forward), which
 tests/test_model.py's padding tests run on the CPU.
+
+Across modules by design (engine/train.py, engine/evaluate.py, engine/model.py, engine/fast/,
+engine/checkpoint.py): it is the GPU-readiness of the training step and decoding as a whole,
+so it is not one module's test_<module>.py.
 """
 from dataclasses import replace
 
@@ -41,8 +45,7 @@ from engine.data import PairDataset
 from engine.fast.decoder_loop import LoopSpec, decoder_loop
 from engine.evaluate import evaluate
 from engine.train import BatchDone, Trainer, resumed_config
-
-from test_recurrence import decoder_inputs, loop_args
+from tests.conftest import decoder_inputs, loop_args
 
 aten = torch.ops.aten
 META = torch.device("meta")

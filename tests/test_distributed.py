@@ -24,6 +24,8 @@ from engine.train import EpochDone, Trainer, masked_loss
 from tests.conftest import ROOT
 from tui.cli import main
 
+pytestmark = pytest.mark.slow  # torchrun: each run starts processes
+
 SIZES = dict(train_size=193, val_size=41, test_size=20, min_len=3, max_len=6, embed_dim=16,
              hidden_dim=32, batch_size=32, lr=0.003, unk_rate=0.1, min_freq=1, dropout=0.0,
              device="cpu", seed=7)

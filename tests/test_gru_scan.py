@@ -45,12 +45,13 @@ def test_encoder_takes_the_scan_only_to_train_a_batch_without_padding(monkeypatc
     monkeypatch.setattr(model_module.GRUScan, "apply", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(model_module, "kernels_for", lambda x: True)
     src = torch.randint(1, 13, (4, 6))
-    enc(src, torch.full((4,), 6))
+    enc(src, torch.full((4,), 6), fast=True)  # fast: what Seq2Seq passes under --impl fast
     assert len(calls) == 4  # 2 layers x 2 directions
     calls.clear()
     with torch.no_grad():  # validation and decoding: torch.nn.GRU, no backward to save
-        enc(src, torch.full((4,), 6))
-    enc(src, torch.tensor([6, 5, 6, 3]))  # padding: packed sequences through torch.nn.GRU
+        enc(src, torch.full((4,), 6), fast=True)
+    enc(src, torch.tensor([6, 5, 6, 3]), fast=True)  # padding: packed sequences through torch.nn.GRU
+    enc(src, torch.full((4,), 6))  # the reference (--impl reference): torch.nn.GRU
     assert calls == []
 
 

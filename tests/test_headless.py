@@ -1,20 +1,22 @@
-"""`reverse-tui --no-ui` end to end on a tiny configuration, and the one-shot probe."""
+"""tui/headless.py: `reverse-tui --no-ui` end to end on a tiny configuration (also on a corpus
+file, and resumed); stopped by a signal, failing to write, failing to save."""
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import pytest
 import torch
 
+from engine.checkpoint import load
 from engine.config import Config
 from engine.train import EpochDone, Trainer
-from tests.conftest import ROOT, TINY
+from tests.conftest import PY, ROOT, TINY, TINY_FLAGS, write_corpus
 from tui.cli import main
 
-TINY_FLAGS = ["--train-size", "600", "--val-size", "100", "--test-size", "100", "--max-len", "6",
-              "--embed-dim", "16", "--hidden-dim", "32", "--epochs", "2", "--batch-size", "32",
-              "--device", "cpu"]
 REPORT_KEYS = {"test_exact_match", "per_length", "epochs", "best_epoch", "checkpoint", "device",
                "config", "test_eval_seconds"}
 
@@ -46,15 +48,6 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
     assert f"{100 * report['attention']['mirror_peak_rate']:.1f}%" in analysis
 
 
-def test_same_seed_same_losses_on_cpu(tmp_path):
-    def losses(seed):
-        t = Trainer(Config(**{**TINY, "seed": seed}), tmp_path / f"s{seed}.pt")
-        return [(e.train_loss, e.val_loss) for e in t.run() if isinstance(e, EpochDone)]
-    a, b = losses(7), losses(7)
-    assert a == b
-    assert losses(8) != a
-
-
 def test_beam_is_reported_beside_greedy(tmp_path):
     out = tmp_path / "out"
     flags = [f for f in TINY_FLAGS]
@@ -66,16 +59,7 @@ def test_beam_is_reported_beside_greedy(tmp_path):
     assert "test_exact_match" in report  # greedy stays the main figure
 
 
-def test_probe_prints_the_reversal(trained_checkpoint):
-    cmd = [sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), "--grid", "--beam", "2",
-           "the cat sat"]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    assert len(lines[0].split()) >= 1
-    assert "<eos>" in lines[1]  # the grid's header row names the encoder tokens
-
-
+@pytest.mark.slow
 def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
     """The GPU box has torch, rich, matplotlib and seaborn but no textual, and a GPU runs
     the PyTorch-ops path of every step (as does a machine without a C compiler): the whole
@@ -126,3 +110,75 @@ def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     resumed = [(e["train_loss"], e["val_loss"]) for e in report["epochs"]]
     assert resumed == full_losses
+
+
+def test_headless_run_on_a_corpus(tmp_path, capsys):
+    path = write_corpus(tmp_path / "c.txt", 3000, vocab_size=40)
+    out = tmp_path / "out"
+    code = main(["--no-ui", "--corpus", str(path), "--max-len", "10", "--train-size", "1500",
+                 "--epochs", "1", "--embed-dim", "16", "--hidden-dim", "32", "--device", "cpu",
+                 "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "kept 2,820 of 3,000 lines" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["corpus"] == str(path) and report["test_sentences"] == 282
+
+
+# -- interrupted and failing runs --------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_after_the_batch_keeps_the_best_and_writes_results(tmp_path, sig, code):
+    out, ckpt = tmp_path / "out", tmp_path / "best.pt"
+    flags = [f for f in TINY_FLAGS]
+    flags[flags.index("--epochs") + 1] = "200"
+    p = subprocess.Popen([PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in p.stdout:
+        if line.startswith("epoch   2/"):
+            break
+    p.send_signal(sig)
+    t0 = time.monotonic()
+    rest, err = p.communicate(timeout=120)
+    assert p.returncode == code, err
+    assert "Traceback" not in err
+    assert f"stopped by {sig.name}" in rest
+    import json
+    report = json.loads((out / "report.json").read_text())
+    assert report["interrupted"] is True and len(report["epochs"]) >= 2
+    assert load(ckpt)["epoch"] >= 2
+
+
+def test_unwritable_output_is_reported_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["--no-ui", *TINY_FLAGS, "--out", str(blocker / "out"), "--checkpoint", str(tmp_path / "c.pt")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "epoch" not in err
+    assert not (tmp_path / "c.pt").exists()
+
+
+def test_failed_save_keeps_the_previous_best(tmp_path, monkeypatch, capsys):
+    ckpt = tmp_path / "best.pt"
+    save_calls = {"n": 0}
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        save_calls["n"] += 1
+        if save_calls["n"] > 1:
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    flags = [f for f in TINY_FLAGS]
+    flags[flags.index("--epochs") + 1] = "4"
+    code = main(["--no-ui", *flags, "--out", str(tmp_path / "o"), "--checkpoint", str(ckpt)])
+    monkeypatch.setattr(torch, "save", real_save)
+    assert save_calls["n"] == 2  # epoch 1 saved; epoch 2's better model hit the full disk
+    assert code == 1
+    assert "No space left" in capsys.readouterr().err
+    assert load(ckpt)["epoch"] == 1
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []

@@ -1,11 +1,18 @@
 """The package's shape: no module of tui/ imports another in a circle (lazy imports inside
-functions count too), and the run is written once, in engine/job.py."""
+functions count too), the run is written once, in engine/job.py, the engine and the command
+line import no textual, and start-up leaves the plotting libraries for later.
+
+Across modules by design (the whole package), so not one module's test_<module>.py."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import ROOT
+import pytest
+
+from tests.conftest import ROOT
 
 
 def _module_name(path: Path) -> str:
@@ -87,3 +94,23 @@ def test_the_faces_do_not_train_or_evaluate_by_themselves():
         assert "no-attention.pt" not in text, face
     for face in ("tui/headless.py", "tui/app.py"):  # evaluate_run (engine/job.py) is the way in
         assert "finish_run(" not in (ROOT / face).read_text() and "splits_for(" not in (ROOT / face).read_text()
+
+
+@pytest.mark.slow
+def test_engine_and_cli_do_not_import_textual():
+    code = ("import sys, engine.train, engine.report, engine.plots, tui.cli, tui.headless, "
+            "tui.probe_cli; bad = [m for m in sys.modules if m.startswith('textual')]; "
+            "sys.exit(f'textual imported: {bad}' if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr or done.stdout
+
+
+@pytest.mark.slow
+def test_start_up_leaves_the_plotting_libraries_for_later():
+    """seaborn (and scipy.stats under it) and matplotlib cost ~2.5 s to import: the app and
+    --no-ui load them when the first PNG is drawn, not before their first line."""
+    code = ("import sys, tui.app, tui.headless, engine.report, engine.plots; "
+            "bad = [m for m in ('seaborn', 'matplotlib', 'scipy') if m in sys.modules]; "
+            "sys.exit(f'imported at start-up: {bad}' if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr or done.stdout

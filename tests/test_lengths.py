@@ -131,13 +131,6 @@ def test_unknown_word_figures_follow_the_unk_training(unk_models):
     assert curves[0.0].first_below(0.99) == 3  # and the report says so, from the shortest length
 
 
-def test_analysis_says_how_many_sentences_each_length_measured():
-    from engine.analysis import _counts_text
-    assert _counts_text({3: (1, 100), 6: (1, 100), 60: (1, 100), 80: (1, 50), 180: (2, 50)}) == \
-        "sentences per length: 100 at 3-60 words, 50 at 80-180 words"
-    assert _counts_text({3: (1, 100), 6: (1, 100)}) == "100 sentences per length"
-
-
 def test_a_sweep_stops_after_two_lengths_under_one_percent(monkeypatch):
     """The rule alone, on set accuracies: a length under 1% then one above starts the count
     again; two in a row stop it, and the longer lengths are listed as not measured."""

@@ -1,7 +1,10 @@
 """engine/fast runs the model of engine/model.py: for each configuration it implements, the
 same weights give the same loss, every gradient, greedy words and attention, beam answer and
 probe through both (dropout off: the two draw their masks differently). A change to
-engine/model.py's maths that the fast layer lacks fails here first."""
+engine/model.py's maths that the fast layer lacks fails here first.
+
+Across modules by design (engine/fast/ against engine/model.py), so not one module's
+test_<module>.py."""
 from dataclasses import replace
 
 import pytest

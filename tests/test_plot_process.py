@@ -3,9 +3,12 @@ never a figure."""
 import subprocess
 
 import numpy as np
+import pytest
 
 from engine import plot_process
 from engine.plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
+
+pytestmark = pytest.mark.slow  # every test starts the plot process
 
 HISTORY = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val_exact_match": e / 3,
             "seconds": 1.0, "batch_losses": [1.0 / e] * 4} for e in (1, 2, 3)]

@@ -1,6 +1,9 @@
 """Snapshots of every screen on fixed data (pytest-textual-snapshot): no training, no model
 inside a snapshot, so they depend only on the app's drawing. Regenerate after a deliberate
-change with `pytest tests/test_snapshots.py --snapshot-update`, and look at the SVGs."""
+change with `pytest tests/test_snapshots.py --snapshot-update`, and look at the SVGs.
+
+Across modules by design: the pictures of tui/app.py's screens and widgets, not one module's
+test_<module>.py."""
 from __future__ import annotations
 
 from pathlib import Path

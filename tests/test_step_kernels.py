@@ -1,32 +1,13 @@
 """The fused C kernels (engine/fast/native/fused.c through engine/fast/step_kernels.NativeSteps)
-against the same maths in torch ops (TorchSteps), and the fallback where they cannot be
-built."""
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
+against the same maths in torch ops (TorchSteps); which steps run where (steps_for). Building
+the kernels, and the fallback where they cannot be built: tests/test_native.py."""
 import pytest
 import torch
 
 from engine.fast import native
 from engine.fast.decoder_loop import LoopSpec, decoder_loop
 from engine.fast.step_kernels import NativeSteps, TorchSteps, steps_for
-
-from test_recurrence import loop_args
-
-ROOT = Path(__file__).resolve().parents[1]
-HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
-TURNED_OFF = os.environ.get("REVERSE_TUI_NATIVE", "1") == "0"  # this process runs the torch path
-needs_kernels = pytest.mark.skipif(not HAVE_CC or TURNED_OFF,
-                                   reason="no C compiler here, or REVERSE_TUI_NATIVE=0: the torch path runs instead")
-
-
-@pytest.mark.skipif(not HAVE_CC or TURNED_OFF, reason="no C compiler here, or turned off")
-def test_the_kernels_build_where_there_is_a_compiler():
-    assert native.kernels() is not None, native.why_not()
-    assert native.why_not() is None
+from tests.conftest import loop_args, needs_kernels
 
 
 def both(enc_out, v, mask, keys=None):
@@ -151,70 +132,9 @@ def test_decoder_loop_native_equals_torch_path(L, loc):
         close(a.detach(), b.detach(), 2e-5)
 
 
-def run_python(code: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={**{k: v for k, v in os.environ.items() if k != "REVERSE_TUI_NATIVE"}, **env},
-                          timeout=120)  # each child decides for itself, whatever this process runs
-
-
-FALLBACK = """
-import torch
-from engine.fast import native
-from engine.fast.step_kernels import steps_for, TorchSteps
-print(native.kernels() is None, isinstance(steps_for(torch.zeros(1, 2, 3)), TorchSteps))
-print(native.why_not())
-"""
-
-
-@pytest.mark.parametrize("env,why", [
-    (dict(CC="/nonexistent/cc"), "no C compiler"),
-    (dict(CC="false"), "could not build"),
-    (dict(REVERSE_TUI_NATIVE="0"), "REVERSE_TUI_NATIVE=0"),
-])
-def test_without_the_kernels_the_torch_path_runs_and_says_why(tmp_path, env, why):
-    done = run_python(FALLBACK, XDG_CACHE_HOME=str(tmp_path), **env)
-    assert done.returncode == 0, done.stderr
-    first, reason = done.stdout.strip().splitlines()
-    assert first == "True True"
-    assert why in reason
-
-
 def test_steps_for_keeps_float64_and_other_devices_on_torch():
     """gradcheck runs the loop in float64: that must never reach the float32 kernels."""
     assert isinstance(steps_for(torch.zeros(2, 3, 4, dtype=torch.float64)), TorchSteps)
-
-
-def test_one_function_decides_where_the_kernels_run():
-    """native.kernels_for: float32 on a CPU where allowed; never float64, never when turned off."""
-    x = torch.zeros(2, 3)
-    assert native.kernels_for(x) is native.kernels()
-    assert native.kernels_for(x, torch.zeros(2, dtype=torch.float64)) is None
-    assert native.kernels_for(x, allow=False) is None
-    assert isinstance(steps_for(x, allow_native=False), TorchSteps)
-
-
-@needs_kernels
-def test_a_damaged_cached_library_is_built_again(tmp_path):
-    code = "from engine.fast import native; print(native.kernels() is not None, native.why_not())"
-    first = run_python(code, XDG_CACHE_HOME=str(tmp_path))
-    assert first.stdout.split()[0] == "True", first.stderr
-    (lib,) = (tmp_path / "reverse-tui").glob("fused-*.so")
-    lib.write_bytes(b"not a library")
-    again = run_python(code, XDG_CACHE_HOME=str(tmp_path))
-    assert again.stdout.split()[0] == "True", again.stdout + again.stderr
-    assert lib.read_bytes()[:4] == b"\x7fELF"
-
-
-@needs_kernels
-def test_a_compiler_without_openmp_or_march_native_still_builds_them(tmp_path):
-    """Apple's clang has no -fopenmp, some compilers no -march=native: the next variant."""
-    real = shutil.which(os.environ.get("CC", "cc"))
-    fussy = tmp_path / "fussy-cc"
-    fussy.write_text(f'#!/bin/sh\ncase "$*" in *-march=native*|*-fopenmp\\ *) exit 1;; esac\nexec {real} "$@"\n')
-    fussy.chmod(0o755)
-    done = run_python(FALLBACK.replace("print(native.why_not())", "print(native.why_not(), 'ok')"),
-                      XDG_CACHE_HOME=str(tmp_path / "cache"), CC=str(fussy))
-    assert done.stdout.strip().splitlines() == ["False False", "None ok"], done.stdout + done.stderr
 
 
 @needs_kernels

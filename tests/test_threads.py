@@ -4,9 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import engine.threads as threads
-from tests.conftest import ROOT
-from tests.test_headless import TINY_FLAGS
+from tests.conftest import ROOT, TINY_FLAGS
 
 
 def test_small_models_take_one_thread_larger_ones_the_usable_cores(monkeypatch):
@@ -33,6 +34,7 @@ def test_busy_cores_reads_a_fraction_of_the_machine():
     assert busy is None or 0.0 <= busy <= threads.os.cpu_count()
 
 
+@pytest.mark.slow
 def test_headless_runs_pick_the_thread_count(tmp_path):
     for extra, expected in (([], 1), (["--threads", "2"], 2)):
         out = tmp_path / f"out{expected}"

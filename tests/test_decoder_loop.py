@@ -5,44 +5,9 @@ import pytest
 import torch
 
 from engine.config import Config
-from engine.data import PAD
-from engine.fast.decoder_loop import DecoderWeights, LoopArgs, LoopSpec, decoder_loop
+from engine.fast.decoder_loop import decoder_loop
 from engine.model import Seq2Seq
-
-
-def decoder_inputs(L=2, loc=3, drop=True, seed=0):
-    torch.manual_seed(seed)
-    d = dict(dtype=torch.double)
-    B, S, T, E, H, K, A, V = 3, 4, 5, 2, 3, 4, 3, 7
-    mask = torch.arange(S)[None, :] < torch.tensor([4, 2, 3])[:, None]
-    tgt_in = torch.randint(1, V, (B, T))
-    tgt_in[1, 4] = PAD
-    spec = LoopSpec(L, loc)
-    drop_emb = (torch.rand(B, T, E) > 0.3).double() / 0.7 if drop else None
-    drop_between = (torch.rand(L - 1, T, B, H) > 0.3).double() / 0.7 if drop and L > 1 else None
-    grads = [torch.randn(L, B, H, **d), torch.randn(B, S, K, **d), torch.randn(B, S, A, **d),
-             torch.randn(V - 1, E, **d), torch.randn(3 * H, E, **d), torch.randn(3 * H, **d),
-             torch.randn(3 * H, K, **d), torch.randn(3 * H + A, H, **d), torch.randn(3 * H + A, **d),
-             torch.randn(1, A, **d), torch.randn(A, loc, **d) if loc else None]
-    out = (torch.randn(V, H + K, **d), torch.randn(V, **d))
-    lower = [torch.randn(*shape, **d) for _ in range(L - 1)
-             for shape in ((3 * H, H), (3 * H,), (3 * H, H), (3 * H,))]
-    leaves = [g.requires_grad_() for g in grads + lower if g is not None]
-    return spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves
-
-
-FORCING = torch.tensor([True, False, True, False, False])
-
-
-def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low, forcing=FORCING) -> LoopArgs:
-    """LoopArgs from decoder_inputs()'s lists: g = h0, enc_out, keys, emb, W_ie, b_i0, W_ic,
-    W_top, b_top, v, W_loc; out = W_out, b_out; low = (W_hh, b_hh, W_ih, b_ih) per lower layer."""
-    h0, enc_out, keys, emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc = g
-    W = DecoderWeights(emb=emb, W_ie=W_ie, b_i0=b_i0, W_ic=W_ic, W_top=W_top, b_top=b_top, v=v,
-                       W_out=out[0], b_out=out[1], W_loc=W_loc, lower_W_hh=low[0::4], lower_b_hh=low[1::4],
-                       lower_W_ih=low[2::4], lower_b_ih=low[3::4])
-    return LoopArgs(tgt_in=tgt_in, forcing=forcing, h0=h0, enc_out=enc_out, keys=keys, mask=mask, weights=W,
-                    drop_emb=drop_emb, drop_between=drop_between)
+from tests.conftest import decoder_inputs, loop_args
 
 
 def test_the_loop_maps_each_gradient_to_its_argument_by_name():

@@ -1,5 +1,6 @@
-"""`reverse-tui probe --checkpoint PATH` with no sentence (or `-`): one output line per line
-of standard input, in order, notes on standard error."""
+"""tui/probe_cli.py: `reverse-tui probe --checkpoint PATH "the cat sat"` prints the reversal (and
+the grid); bad input or a bad checkpoint is one line and status 2. With no sentence (or `-`):
+one output line per line of standard input, in order, notes on standard error."""
 import io
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import torch
 import tui.probe_cli as probe_cli
 from engine.checkpoint import load_model
 from engine.evaluate import probe
-from tests.conftest import HOSTILE_STRINGS, ROOT
+from tests.conftest import HOSTILE_STRINGS, ROOT, bad_checkpoints, run_cli
 
 LINES = [
     "the cat sat",
@@ -26,6 +27,17 @@ LINES = [
 @pytest.fixture(scope="module")
 def loaded(trained_checkpoint):
     return load_model(trained_checkpoint)
+
+
+@pytest.mark.slow
+def test_probe_prints_the_reversal(trained_checkpoint):
+    cmd = [sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), "--grid", "--beam", "2",
+           "the cat sat"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines[0].split()) >= 1
+    assert "<eos>" in lines[1]  # the grid's header row names the encoder tokens
 
 
 def test_lines_come_back_in_order_with_notes_apart(loaded, monkeypatch):
@@ -48,6 +60,7 @@ def test_lines_come_back_in_order_with_notes_apart(loaded, monkeypatch):
     assert not any(n.split(":")[0] == "line" for n in out.getvalue().splitlines())  # no notes in the output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [[], ["-"]])
 def test_cli_reads_standard_input(trained_checkpoint, loaded, args):
     p = subprocess.run([sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), *args],
@@ -61,6 +74,7 @@ def test_cli_reads_standard_input(trained_checkpoint, loaded, args):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_cli_stdin_with_a_bad_checkpoint_exits_2(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -68,3 +82,22 @@ def test_cli_stdin_with_a_bad_checkpoint_exits_2(tmp_path):
                        input="the cat sat\n", capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 2
     assert p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_probe_cli_bad_input_is_one_line_and_status_2(trained_checkpoint):
+    r = run_cli("probe", "--checkpoint", str(trained_checkpoint), "?!")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "no words" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("probe", "--checkpoint", str(trained_checkpoint), "the zebra sat")
+    assert r.returncode == 0 and "zebra" in r.stderr  # a note about the unknown word
+
+
+@pytest.mark.slow
+def test_bad_checkpoints_exit_2_from_the_cli(tmp_path, trained_checkpoint):
+    cases = bad_checkpoints(tmp_path, trained_checkpoint)
+    for what in ("missing", "truncated", "random", "directory", "other configuration"):
+        r = run_cli("probe", "--checkpoint", str(cases[what]), "the cat sat")
+        assert r.returncode == 2, what
+        assert "Traceback" not in r.stderr and str(cases[what]) in r.stderr, what
+        assert len(r.stderr.strip().splitlines()) == 1, (what, r.stderr)

@@ -1,0 +1,65 @@
+"""engine/evaluate.py: a probe tokenises by the documented rule, and whatever is typed it answers
+or raises one clear line; the example block has the notebook's exact form."""
+import random
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from engine.checkpoint import load_model
+from engine.evaluate import MAX_PROBE_WORDS, format_example, probe
+from tests.conftest import HOSTILE_STRINGS, mirrored, sentence_result
+
+
+@pytest.fixture(scope="module")
+def loaded(trained_checkpoint):
+    return load_model(trained_checkpoint)
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("the cat sat", ["the", "cat", "sat"]),
+    ("The CAT  sat", ["the", "cat", "sat"]),
+    ("the\tcat\nsat", ["the", "cat", "sat"]),
+    ("the zebra sat", ["the", "zebra", "sat"]),
+] + [(text, words) for text, words in HOSTILE_STRINGS.items() if 0 < len(words) <= MAX_PROBE_WORDS])
+def test_probe_tokenises_by_the_documented_rule(loaded, text, expect):
+    r = probe(loaded.model, loaded.vocab, text, torch.device("cpu"))
+    assert r.source == expect and r.reference == expect[::-1]
+    assert r.attention.shape[1] == len(expect) + 1
+
+
+@pytest.mark.parametrize("text", [text for text, words in HOSTILE_STRINGS.items() if not words])
+def test_probe_without_words_is_a_clear_error(loaded, text):
+    with pytest.raises(ValueError, match="no words"):
+        probe(loaded.model, loaded.vocab, text, torch.device("cpu"))
+
+
+def test_probe_of_200_words_answers(loaded):
+    text = " ".join(random.Random(0).choice(["the", "cat", "sat", "dog"]) for _ in range(200))
+    r = probe(loaded.model, loaded.vocab, text, torch.device("cpu"))
+    assert len(r.source) == 200 and r.steps <= 2 * 201 + 5
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_probe_never_raises_anything_but_a_clear_error(loaded_module_model, text):
+    model, vocab = loaded_module_model
+    try:
+        r = probe(model, vocab, text, torch.device("cpu"))
+    except ValueError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert r.source and r.attention.shape[0] == r.steps
+
+
+@pytest.fixture(scope="module")
+def loaded_module_model(loaded):
+    return loaded.model, loaded.vocab
+
+
+def test_example_block_has_the_notebooks_exact_form():
+    r = sentence_result("the cat sat".split(), mirrored(3))
+    assert format_example(r) == 'Input: "the cat sat"\nOutput: "sat cat the"\nReference: "sat cat the"\nmatch'
+    bad = sentence_result("the cat sat".split(), mirrored(3), output="sat the".split())
+    assert format_example(bad).splitlines() == ['Input: "the cat sat"', 'Output: "sat the"',
+                                                'Reference: "sat cat the"', "no match"]
