@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,17 +128,16 @@ def new_run(name: str | None = None, checkpoint: Path | None = None, out: Path |
                 continue  # a timestamp taken in the same second: the next suffix
         if not reserve:
             return paths
+        made = []
         try:
             for d in mine:
                 if explicit_name and overwrite and d.exists():
                     continue
                 d.mkdir(parents=True)  # fails if another process took the name just now
+                made.append(d)
         except FileExistsError:
-            for d in mine:  # undo the half we made, so the name stays free for its owner
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
+            for d in made:  # undo the half this call made (never another's), so the name is free again
+                d.rmdir()
             if explicit_name:
                 raise _refuse(f"--name {name}: another run took the name {name!r} just now") from None
             continue
@@ -174,13 +174,14 @@ def point_latest(paths: RunPaths) -> list[str]:
 
 
 def _write_pointer(pointer: Path, name: str) -> None:
-    tmp = pointer.with_name(f".{LATEST}.{os.getpid()}.tmp")
+    # a name of this process and thread alone: two runs starting at once each make their own
+    tmp = pointer.with_name(f".{LATEST}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         tmp.unlink(missing_ok=True)
         os.symlink(name, tmp, target_is_directory=True)
         os.replace(tmp, pointer)
         return
-    except OSError:
+    except OSError:  # no links here: a one-line file instead
         tmp.unlink(missing_ok=True)
     fd, tmp_file = tempfile.mkstemp(prefix=f".{LATEST}.", dir=pointer.parent)
     with os.fdopen(fd, "w") as f:
