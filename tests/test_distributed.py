@@ -87,7 +87,8 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
     assert "data-parallel: 2 processes (gloo)" in text and text.count("test exact match") == 1
     assert sorted(p.name for p in ck.iterdir()) == ["best.last.pt", "best.pt"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["analysis.md", "attention_heatmap.png", "config.toml", "loss_curve.png", "metrics.csv", "report.json"])
+        ["analysis.md", "attention_heatmap.png", "attention_timeline.gif", "attention_timeline.json",
+         "config.toml", "loss_curve.png", "metrics.csv", "report.json"])
 
     # one process, the same global batch of 32
     single = Trainer(Config(**{**SIZES, "epochs": 2}), tmp_path / "single.pt")
