@@ -9,6 +9,7 @@ and driven with its own functions; its epochs and ours alternate, so load on the
 both alike. Every figure is reported with how many times better we are: baseline / ours for
 times and memory, ours / baseline for throughput (the JSON keeps baseline / ours as well).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.fast import native  # noqa: E402
 from engine.config import Config  # noqa: E402
 from engine.evaluate import evaluate, probe  # noqa: E402
-from engine.train import EpochDone, Trainer  # noqa: E402
+from engine.fast import native  # noqa: E402
+from engine.train import Trainer  # noqa: E402
 
 DEFAULT_BASELINE = ROOT.parent / "shared" / "baseline" / "seed_reference.py"
 
@@ -80,7 +81,9 @@ class Baseline:
         self.train_data = ref.prepare_data(train, self.vocab)
         self.val_data = ref.prepare_data(val, self.vocab)
         self.test_data = ref.prepare_data(test, self.vocab)
-        self.train_loader = DataLoader(self.train_data, batch_size=cfg.batch_size, shuffle=True, collate_fn=ref.collate_fn)
+        self.train_loader = DataLoader(
+            self.train_data, batch_size=cfg.batch_size, shuffle=True, collate_fn=ref.collate_fn
+        )
         self.val_loader = DataLoader(self.val_data, batch_size=cfg.batch_size, shuffle=False, collate_fn=ref.collate_fn)
         enc = ref.Encoder(len(self.vocab.word2idx), cfg.embed_dim, cfg.hidden_dim, cfg.layers, cfg.dropout)
         dec = ref.Decoder(len(self.vocab.word2idx), cfg.embed_dim, cfg.hidden_dim, cfg.layers, cfg.dropout)
@@ -203,13 +206,25 @@ def matmul_peak(device: torch.device, n: int = 2048, reps: int = 5) -> float:
     for _ in range(reps):
         a @ b
     sync(device)
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
 def child_memory(which: str, preset: str, device: str, threads: int, baseline: Path) -> float:
     """Peak resident memory of one side alone (train one epoch, evaluate), in its own process."""
-    cmd = [sys.executable, __file__, "--child", which, "--preset", preset, "--device", device,
-           "--threads", str(threads), "--baseline", str(baseline)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        which,
+        "--preset",
+        preset,
+        "--device",
+        device,
+        "--threads",
+        str(threads),
+        "--baseline",
+        str(baseline),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return float(out.strip().splitlines()[-1])
 
@@ -217,10 +232,13 @@ def child_memory(which: str, preset: str, device: str, threads: int, baseline: P
 def run_child(args) -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cfg = (Config.notebook() if args.preset == "notebook" else Config())
+    cfg = Config.notebook() if args.preset == "notebook" else Config()
     cfg = Config.from_dict({**cfg.to_dict(), "device": args.device})
-    side = (Baseline(load_baseline(args.baseline), cfg, device) if args.child == "baseline"
-            else Ours(cfg, device, Path(os.environ.get("TMPDIR", "/tmp")) / "bench-mem.pt"))
+    side = (
+        Baseline(load_baseline(args.baseline), cfg, device)
+        if args.child == "baseline"
+        else Ours(cfg, device, Path(os.environ.get("TMPDIR", "/tmp")) / "bench-mem.pt")
+    )
     print(f"child {args.child}: measuring", file=sys.stderr)
     side.train_epoch()
     side.validate()
@@ -246,7 +264,7 @@ def convergence(side_factory, max_epochs: int, targets=(0.99, 1.0)):
     t0 = time.perf_counter()
     side = side_factory()
     reached, history = {}, []
-    for epoch in range(1, max_epochs + 1):
+    for _ in range(max_epochs):
         side.train_epoch()
         _, em = side.validate()
         history.append(em)
@@ -256,8 +274,12 @@ def convergence(side_factory, max_epochs: int, targets=(0.99, 1.0)):
         if all(t in reached for t in targets):
             break
     _, test_em = side.test_eval()
-    return {"seconds_to": {str(t): reached.get(t) for t in targets}, "epochs": len(history),
-            "val_exact_match": history, "test_exact_match": test_em}
+    return {
+        "seconds_to": {str(t): reached.get(t) for t in targets},
+        "epochs": len(history),
+        "val_exact_match": history,
+        "test_exact_match": test_em,
+    }
 
 
 def ratio(a, b):
@@ -280,8 +302,9 @@ def main() -> None:
     p.add_argument("--convergence", action="store_true", help="also time runs to 99%% / 100%% exact match")
     p.add_argument("--max-baseline-epochs", type=int, default=30)
     p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--epochs-only", action="store_true",
-                   help="only the training-epoch comparison (a quick check while optimising)")
+    p.add_argument(
+        "--epochs-only", action="store_true", help="only the training-epoch comparison (a quick check while optimising)"
+    )
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", choices=["baseline", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--preset", default="notebook", help=argparse.SUPPRESS)
@@ -294,18 +317,30 @@ def main() -> None:
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     have_baseline = args.baseline.exists()
     if not have_baseline:
-        print(f"bench: baseline not found at {args.baseline}; measuring this project alone "
-              "(pass --baseline PATH to compare)", file=sys.stderr)
+        print(
+            f"bench: baseline not found at {args.baseline}; measuring this project alone "
+            "(pass --baseline PATH to compare)",
+            file=sys.stderr,
+        )
     ref = load_baseline(args.baseline) if have_baseline else None
     nb = Config.notebook(device=args.device)
     ours_default = Config(device=args.device)
-    info = {"machine": platform.processor() or platform.machine(), "cpu": _cpu_name(),
-            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "native_kernels": "on" if device.type == "cpu" and native.kernels() else
-                              (native.why_not() or "not used off the CPU"),
-            "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}
-    print(f"bench on {info['cpu']} ({info['threads']} threads), device {device}, torch {torch.__version__}, "
-          f"C kernels: {info['native_kernels']}", flush=True)
+    info = {
+        "machine": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "native_kernels": "on"
+        if device.type == "cpu" and native.kernels()
+        else (native.why_not() or "not used off the CPU"),
+        "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+    }
+    print(
+        f"bench on {info['cpu']} ({info['threads']} threads), device {device}, torch {torch.__version__}, "
+        f"C kernels: {info['native_kernels']}",
+        flush=True,
+    )
 
     rows, result = [], {"info": info}
     peak = matmul_peak(device)
@@ -331,8 +366,10 @@ def main() -> None:
     if args.epochs_only:
         for name, b, o in rows:
             up = speedup(name, b, o)
-            print(f"{name}: baseline {'-' if b is None else f'{b:.4g}'}  ours {o:.4g}"
-                  + (f"  {up:.2f}x in our favour" if up else ""))
+            print(
+                f"{name}: baseline {'-' if b is None else f'{b:.4g}'}  ours {o:.4g}"
+                + (f"  {up:.2f}x in our favour" if up else "")
+            )
         write_json(args.json, result, rows)  # bench/gpu_check.py reads it
         return
 
@@ -340,8 +377,13 @@ def main() -> None:
     tb = base.test_eval() if base else (None, None)
     to = ours_nb.test_eval()
     rows.append(("test-set evaluation, notebook config (s)", tb[0], to[0]))
-    rows.append(("probe latency, notebook config (ms)", base.probe_ms(args.probes) if base else None,
-                 ours_nb.probe_ms(args.probes)))
+    rows.append(
+        (
+            "probe latency, notebook config (ms)",
+            base.probe_ms(args.probes) if base else None,
+            ours_nb.probe_ms(args.probes),
+        )
+    )
     result["test_exact_match_after_timed_epochs"] = {"baseline": tb[1], "ours": to[1]}
 
     # 3. ours at its own defaults, against the baseline's own
@@ -380,16 +422,29 @@ def main() -> None:
         conv_b = convergence(lambda: Baseline(ref, nb, device), args.max_baseline_epochs) if base else None
         result["convergence"] = {"ours": conv_o, "baseline": conv_b}
         for t in ("0.99", "1.0"):
-            rows.append((f"wall time to {float(t):.0%} val exact match (s)",
-                         conv_b["seconds_to"][t] if conv_b else None, conv_o["seconds_to"][t]))
+            rows.append(
+                (
+                    f"wall time to {float(t):.0%} val exact match (s)",
+                    conv_b["seconds_to"][t] if conv_b else None,
+                    conv_o["seconds_to"][t],
+                )
+            )
 
     print_table(write_json(args.json, result, rows))
 
 
 def write_json(path: Path | None, result: dict, rows: list) -> dict:
     """The rows into result, and result to path (when given)."""
-    result["rows"] = [{"figure": name, "baseline": b, "ours": o, "ratio_baseline_over_ours": ratio(b, o),
-                       "speedup": speedup(name, b, o)} for name, b, o in rows]
+    result["rows"] = [
+        {
+            "figure": name,
+            "baseline": b,
+            "ours": o,
+            "ratio_baseline_over_ours": ratio(b, o),
+            "speedup": speedup(name, b, o),
+        }
+        for name, b, o in rows
+    ]
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=1))
@@ -408,18 +463,22 @@ def _cpu_name() -> str:
 
 
 def print_table(result: dict) -> None:
-    fmt = lambda x: "-" if x is None else f"{x:,.3f}" if x < 100 else f"{x:,.0f}"
+    def fmt(x) -> str:
+        return "-" if x is None else f"{x:,.3f}" if x < 100 else f"{x:,.0f}"
+
     print(f"\n{'figure':<48}{'baseline':>12}{'ours':>12}{'ratio':>9}")
     for r in result["rows"]:
         rt = speedup(r["figure"], r["baseline"], r["ours"])
         print(f"{r['figure']:<48}{fmt(r['baseline']):>12}{fmt(r['ours']):>12}{('-' if not rt else f'{rt:.2f}x'):>9}")
     rf = result["roofline"]
-    print(f"\nroofline: fp32 matmul {rf['matmul_fp32_gflops']:.0f} GFLOP/s measured; one epoch at the notebook "
-          f"config is {rf['ours_epoch_gflop']:.0f} GFLOP for us"
-          + (f" ({rf['baseline_epoch_gflop']:.0f} for the baseline)" if rf["baseline_epoch_gflop"] else "")
-          + f"; we reach {100 * rf['ours_fraction_of_peak']:.0f}% of the ceiling"
-          + (f", the baseline {100 * rf['baseline_fraction_of_peak']:.0f}%" if rf["baseline_fraction_of_peak"] else "")
-          + f" (at the ceiling our epoch would take {rf['ours_epoch_at_peak_s']:.2f}s)")
+    print(
+        f"\nroofline: fp32 matmul {rf['matmul_fp32_gflops']:.0f} GFLOP/s measured; one epoch at the notebook "
+        f"config is {rf['ours_epoch_gflop']:.0f} GFLOP for us"
+        + (f" ({rf['baseline_epoch_gflop']:.0f} for the baseline)" if rf["baseline_epoch_gflop"] else "")
+        + f"; we reach {100 * rf['ours_fraction_of_peak']:.0f}% of the ceiling"
+        + (f", the baseline {100 * rf['baseline_fraction_of_peak']:.0f}%" if rf["baseline_fraction_of_peak"] else "")
+        + f" (at the ceiling our epoch would take {rf['ours_epoch_at_peak_s']:.2f}s)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ lines), then, each in a fresh process so that one's memory is not another's:
 and reports lines/s and peak memory (the process's maximum resident set, minus what Python
 and torch take before reading: the baseline is measured in the same process).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,28 @@ def make_corpus(path: Path, lines: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab = ["".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(50_000)]
-    vocab[:20] = ["the", "of", "and", "to", "a", "in", "is", "it", "that", "was", "for", "on",
-                  "are", "with", "as", "café", "naïve", "don't", "rôle", "über"]
+    vocab[:20] = [
+        "the",
+        "of",
+        "and",
+        "to",
+        "a",
+        "in",
+        "is",
+        "it",
+        "that",
+        "was",
+        "for",
+        "on",
+        "are",
+        "with",
+        "as",
+        "café",
+        "naïve",
+        "don't",
+        "rôle",
+        "über",
+    ]
     weights = [1 / (i + 1) for i in range(len(vocab))]  # Zipf
     cum, total = [], 0.0
     for w in weights:
@@ -61,13 +82,15 @@ def peak_rss_mib() -> float:
 
 def rss_mib() -> float:
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def worker(stage: str, path: str, min_len: int, max_len: int, train_size: int) -> dict:
     import torch
+
     from engine.config import Config
     from engine.data import PairDataset, Vocab, read_corpus, splits_for
+
     torch.set_num_threads(1)
     base = rss_mib()
     t0 = time.perf_counter()
@@ -76,8 +99,15 @@ def worker(stage: str, path: str, min_len: int, max_len: int, train_size: int) -
         sentences, stats = read_corpus(path, min_len, max_len)
         out.update(lines=stats.lines, kept=stats.kept)
     else:
-        cfg = Config(corpus=path, min_len=min_len, max_len=max_len, train_size=train_size,
-                     val_size=1000, test_size=1000, device="cpu")
+        cfg = Config(
+            corpus=path,
+            min_len=min_len,
+            max_len=max_len,
+            train_size=train_size,
+            val_size=1000,
+            test_size=1000,
+            device="cpu",
+        )
         splits, stats = splits_for(cfg)
         t_read = time.perf_counter() - t0
         vocab = Vocab.build(splits.train, 1)
@@ -85,13 +115,24 @@ def worker(stage: str, path: str, min_len: int, max_len: int, train_size: int) -
         t_dataset = time.perf_counter() - t0 - t_read
         t1 = time.perf_counter()
         batches = sum(1 for _ in train.batches(64, shuffle=True, generator=torch.Generator().manual_seed(0)))
-        out.update(lines=stats.lines, kept=stats.kept, train=len(train), vocab=len(vocab),
-                   read_split_seconds=t_read, vocab_and_dataset_seconds=t_dataset,
-                   epoch_of_batches_seconds=time.perf_counter() - t1, batches=batches)
+        out.update(
+            lines=stats.lines,
+            kept=stats.kept,
+            train=len(train),
+            vocab=len(vocab),
+            read_split_seconds=t_read,
+            vocab_and_dataset_seconds=t_dataset,
+            epoch_of_batches_seconds=time.perf_counter() - t1,
+            batches=batches,
+        )
     seconds = time.perf_counter() - t0
-    out.update(seconds=seconds, lines_per_second=out["lines"] / seconds,
-               baseline_rss_mib=base, peak_rss_mib=peak_rss_mib(),
-               peak_above_baseline_mib=peak_rss_mib() - base)
+    out.update(
+        seconds=seconds,
+        lines_per_second=out["lines"] / seconds,
+        baseline_rss_mib=base,
+        peak_rss_mib=peak_rss_mib(),
+        peak_above_baseline_mib=peak_rss_mib() - base,
+    )
     return out
 
 
@@ -102,8 +143,11 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=30)
     p.add_argument("--train-size", type=int, default=1_000_000, help="training split (all of it by default)")
     p.add_argument("--corpus", type=Path, default=None, help="an existing file instead of the synthetic one")
-    p.add_argument("--json", default=str(ROOT / "bench" / "results" / "corpus-stream-1m.json"),
-                   help="where the results go (- prints them)")
+    p.add_argument(
+        "--json",
+        default=str(ROOT / "bench" / "results" / "corpus-stream-1m.json"),
+        help="where the results go (- prints them)",
+    )
     p.add_argument("--worker", nargs=2, metavar=("STAGE", "PATH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -116,20 +160,43 @@ def main() -> None:
         if not path.exists():
             t0 = time.perf_counter()
             make_corpus(path, args.lines)
-            print(f"wrote {path} ({path.stat().st_size / 2 ** 20:.0f} MiB) in {time.perf_counter() - t0:.0f} s")
-    results = {"file": str(path), "file_mib": path.stat().st_size / 2 ** 20, "machine": platform.processor() or platform.machine(),
-               "cores": os.cpu_count(), "python": platform.python_version(), "stages": []}
+            print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s")
+    results = {
+        "file": str(path),
+        "file_mib": path.stat().st_size / 2**20,
+        "machine": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "stages": [],
+    }
     for stage in ("read", "pipeline"):
-        cmd = [sys.executable, __file__, "--worker", stage, str(path), "--min-len", str(args.min_len),
-               "--max-len", str(args.max_len), "--train-size", str(args.train_size)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            stage,
+            str(path),
+            "--min-len",
+            str(args.min_len),
+            "--max-len",
+            str(args.max_len),
+            "--train-size",
+            str(args.train_size),
+        ]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         results["stages"].append(r)
-        print(f"{stage:9s} {r['lines']:,} lines in {r['seconds']:.1f} s = {r['lines_per_second']:,.0f} lines/s; "
-              f"peak memory {r['peak_rss_mib']:.0f} MiB ({r['peak_above_baseline_mib']:.0f} above the "
-              f"{r['baseline_rss_mib']:.0f} MiB of Python and torch)" +
-              (f"; read+split {r['read_split_seconds']:.1f} s, vocabulary+tensors of {r['train']:,} "
-               f"sentences {r['vocab_and_dataset_seconds']:.1f} s, an epoch of {r['batches']:,} batches "
-               f"{r['epoch_of_batches_seconds']:.2f} s" if stage == "pipeline" else ""))
+        print(
+            f"{stage:9s} {r['lines']:,} lines in {r['seconds']:.1f} s = {r['lines_per_second']:,.0f} lines/s; "
+            f"peak memory {r['peak_rss_mib']:.0f} MiB ({r['peak_above_baseline_mib']:.0f} above the "
+            f"{r['baseline_rss_mib']:.0f} MiB of Python and torch)"
+            + (
+                f"; read+split {r['read_split_seconds']:.1f} s, vocabulary+tensors of {r['train']:,} "
+                f"sentences {r['vocab_and_dataset_seconds']:.1f} s, an epoch of {r['batches']:,} batches "
+                f"{r['epoch_of_batches_seconds']:.2f} s"
+                if stage == "pipeline"
+                else ""
+            )
+        )
     if args.json == "-":
         print(json.dumps(results, indent=2))
     else:

@@ -22,6 +22,7 @@ loss stays to single-1t's; and the milliseconds of one gloo all-reduce of the st
 each model's gradient bucket. It measures the training loop alone: data,
 model and process start-up are outside the timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,26 @@ SIZES = {  # the default model at the default data (3-30 words), and a 4x wider 
     "hidden-64": dict(hidden_dim=64, embed_dim=32),
     "hidden-256": dict(hidden_dim=256, embed_dim=128),
 }
-DATA = dict(train_size=3000, val_size=200, test_size=100, min_len=3, max_len=30, batch_size=64,
-            lr=0.005, unk_rate=0.3, min_freq=1, dropout=0.0, device="cpu", seed=42)
+DATA = dict(
+    train_size=3000,
+    val_size=200,
+    test_size=100,
+    min_len=3,
+    max_len=30,
+    batch_size=64,
+    lr=0.005,
+    unk_rate=0.3,
+    min_freq=1,
+    dropout=0.0,
+    device="cpu",
+    seed=42,
+)
 
 
 def worker(mode: str, size: str, epochs: int, threads: int) -> dict:
     import torch
     import torch.distributed as dist
+
     from engine import distributed
     from engine.config import Config
     from engine.optim import clip_grad_norm, scheduled_lr
@@ -63,10 +77,11 @@ def worker(mode: str, size: str, epochs: int, threads: int) -> dict:
     seconds, losses = [], []
     if mode == "ddp":
         from torch.nn.parallel import DistributedDataParallel
+
         distributed._group = None  # train_epoch's hooks off: DDP does the reduction
         ddp = DistributedDataParallel(t.model, gradient_as_bucket_view=True)
         n = t.train_set.num_batches(cfg.batch_size)
-        for epoch in range(1, epochs + 1):
+        for _ in range(epochs):
             t.model.train()
             t0 = time.perf_counter()
             for batch in t.train_set.batches(cfg.batch_size, shuffle=True, generator=t.rng):
@@ -75,7 +90,7 @@ def worker(mode: str, size: str, epochs: int, threads: int) -> dict:
                 mine, share = group.shard(batch, int(batch.src_len.sum()))
                 assert len(mine.index), "DDP needs rows on every rank (its reducer waits for each)"
                 t.optimizer.zero_grad()
-                logits, _ = ddp(mine.src, mine.src_len, mine.tgt_in, forcing[:mine.tgt.size(1)])
+                logits, _ = ddp(mine.src, mine.src_len, mine.tgt_in, forcing[: mine.tgt.size(1)])
                 loss = masked_loss(logits, mine.tgt) * share
                 (loss * group.world).backward()  # DDP averages the gradients over the ranks
                 logged = loss.detach().clone()
@@ -94,9 +109,15 @@ def worker(mode: str, size: str, epochs: int, threads: int) -> dict:
                 if group:
                     group.agree_stop(None)  # as the headless run does after every batch
             seconds.append(time.perf_counter() - t0)
-    out = {"mode": mode, "size": size, "threads": threads, "epoch_seconds": seconds,
-           "batches": len(losses) // epochs, "losses": losses,
-           "params": sum(p.numel() for p in t.model.parameters())}
+    out = {
+        "mode": mode,
+        "size": size,
+        "threads": threads,
+        "epoch_seconds": seconds,
+        "batches": len(losses) // epochs,
+        "losses": losses,
+        "params": sum(p.numel() for p in t.model.parameters()),
+    }
     if group:
         distributed.shutdown(forget=True)
         if group.rank:
@@ -109,11 +130,15 @@ def comm_worker() -> dict:
     model's gradient bucket: what a batch pays for being shared out."""
     import torch
     import torch.distributed as dist
+
     dist.init_process_group("gloo")
     torch.set_num_threads(1)
     out = {}
-    for name, n in (("stop flag (1 element)", 1), ("hidden-64 bucket (111,783 floats)", 111_783),
-                    ("hidden-256 bucket (1,651,239 floats)", 1_651_239)):
+    for name, n in (
+        ("stop flag (1 element)", 1),
+        ("hidden-64 bucket (111,783 floats)", 111_783),
+        ("hidden-256 bucket (1,651,239 floats)", 1_651_239),
+    ):
         t = torch.zeros(n)
         for _ in range(20):
             dist.all_reduce(t)
@@ -129,8 +154,15 @@ def comm_worker() -> dict:
 def run(mode: str, size: str, epochs: int, threads: int, nproc: int) -> dict:
     args = ["--worker", mode, size, "--epochs", str(epochs), "--threads", str(threads)]
     if nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               __file__, *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            __file__,
+            *args,
+        ]
     else:
         cmd = [sys.executable, __file__, *args]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -146,8 +178,11 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--json", default=str(ROOT / "bench" / "results" / "ddp-cpu-2cores.json"))
-    p.add_argument("--comm-only", action="store_true",
-                   help="measure the all-reduces alone and add them to the existing --json file")
+    p.add_argument(
+        "--comm-only",
+        action="store_true",
+        help="measure the all-reduces alone and add them to the existing --json file",
+    )
     p.add_argument("--worker", nargs=2, metavar=("MODE", "SIZE"), help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -166,8 +201,16 @@ def main() -> None:
         print(f"updated {args.json}")
         return
     import torch
-    results = {"allreduce_ms": comm, "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "torch": torch.__version__, "data": DATA, "epochs": args.epochs, "runs": []}
+
+    results = {
+        "allreduce_ms": comm,
+        "machine": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "data": DATA,
+        "epochs": args.epochs,
+        "runs": [],
+    }
     for size in args.sizes:
         base = None
         for mode, threads, nproc in (("single", 1, 1), ("single", 2, 1), ("manual", 1, 2), ("ddp", 1, 2)):
@@ -182,16 +225,27 @@ def main() -> None:
             # show the arithmetic, the first batch past 1e-3 how long it stays close
             first_10 = max(rel[:10])
             apart = next((i + 1 for i, d in enumerate(rel) if d > 1e-3), None)
-            row = {"label": label, "size": size, "params": r["params"], "batches_per_epoch": r["batches"],
-                   "epoch_seconds": r["epoch_seconds"], "median_epoch_seconds": med,
-                   "speedup_vs_single_1t": statistics.median(base["epoch_seconds"]) / med,
-                   "max_rel_loss_diff_first_10_batches": first_10,
-                   "first_batch_over_1e-3_rel": apart, "max_rel_loss_diff_all": max(rel),
-                   "losses": r["losses"], "wall_seconds": time.perf_counter() - t0}
+            row = {
+                "label": label,
+                "size": size,
+                "params": r["params"],
+                "batches_per_epoch": r["batches"],
+                "epoch_seconds": r["epoch_seconds"],
+                "median_epoch_seconds": med,
+                "speedup_vs_single_1t": statistics.median(base["epoch_seconds"]) / med,
+                "max_rel_loss_diff_first_10_batches": first_10,
+                "first_batch_over_1e-3_rel": apart,
+                "max_rel_loss_diff_all": max(rel),
+                "losses": r["losses"],
+                "wall_seconds": time.perf_counter() - t0,
+            }
             results["runs"].append(row)
-            print(f"{size:10s} {label:10s} {med:6.2f} s/epoch  x{row['speedup_vs_single_1t']:.2f}  "
-                  f"first 10 batch losses within {first_10:.1e} of single-1t, apart by 1e-3 from batch "
-                  f"{apart} of {len(rel)}", flush=True)
+            print(
+                f"{size:10s} {label:10s} {med:6.2f} s/epoch  x{row['speedup_vs_single_1t']:.2f}  "
+                f"first 10 batch losses within {first_10:.1e} of single-1t, apart by 1e-3 from batch "
+                f"{apart} of {len(rel)}",
+                flush=True,
+            )
     if args.json == "-":
         print(json.dumps(results, indent=2))
     else:

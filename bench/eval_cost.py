@@ -9,6 +9,7 @@ seaborn meanwhile).
 Each line: training seconds, evaluation seconds, and each part's own time (parts run side by
 side on two cores, so they add up to more than the evaluation's wall time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,17 @@ def child(name: str, seed: int) -> dict:
             if isinstance(ev, TrainingEnded):
                 t_end, trained = time.perf_counter(), ev.seconds
             elif isinstance(ev, Evaluating):
-                phases.append({"name": ev.phase.name, "seconds": round(ev.phase.seconds, 3),
-                               "detail": ev.phase.detail})
+                phases.append({"name": ev.phase.name, "seconds": round(ev.phase.seconds, 3), "detail": ev.phase.detail})
             elif isinstance(ev, Finished):
                 evaluation = time.perf_counter() - t_end
-                return {"config": name, "seed": seed, "train_seconds": round(trained, 2),
-                        "evaluation_seconds": round(evaluation, 2),
-                        "test_exact_match": ev.results.evaluation.exact_match, "phases": phases}
+                return {
+                    "config": name,
+                    "seed": seed,
+                    "train_seconds": round(trained, 2),
+                    "evaluation_seconds": round(evaluation, 2),
+                    "test_exact_match": ev.results.evaluation.exact_match,
+                    "phases": phases,
+                }
     raise SystemExit("the run did not finish")
 
 
@@ -67,14 +72,21 @@ def main() -> None:
     rows = []
     for name in args.configs:
         for seed in args.seeds:
-            done = subprocess.run([sys.executable, __file__, "--child", name, str(seed)], cwd=ROOT,
-                                  capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", name, str(seed)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
             parts = ", ".join(f"{ph['name']} {ph['seconds']:.2f}" for ph in row["phases"])
-            print(f"{name:8} seed {seed:3}: train {row['train_seconds']:5.1f}s  evaluation "
-                  f"{row['evaluation_seconds']:4.2f}s  test EM {100 * row['test_exact_match']:.1f}%  ({parts})",
-                  flush=True)
+            print(
+                f"{name:8} seed {seed:3}: train {row['train_seconds']:5.1f}s  evaluation "
+                f"{row['evaluation_seconds']:4.2f}s  test EM {100 * row['test_exact_match']:.1f}%  ({parts})",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps({"machine": "see bench/README.md", "rows": rows}, indent=1) + "\n")
 

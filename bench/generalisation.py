@@ -5,6 +5,7 @@
 Trains each variant on the built-in corpus (lengths 3-10, same data and seed), then measures
 exact match on the test set (3-10) and on 100 fresh sentences of every length 11-20.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.checkpoint import load_model  # noqa: E402
 from engine.config import Config  # noqa: E402
-from engine.data import WORDS, random_sentences  # noqa: E402
+from engine.data import random_sentences  # noqa: E402
 from engine.evaluate import evaluate  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 
@@ -45,9 +46,12 @@ def main() -> None:
     rng = random.Random(1234)
     longer = {n: random_sentences(100, n, n, rng) for n in range(11, 21)}
     rows = {}
-    runs = [(name, kw, seed) for name, kw in VARIANTS.items()
-            if not args.only or any(o in name for o in args.only)
-            for seed in (args.seeds or [args.seed])]
+    runs = [
+        (name, kw, seed)
+        for name, kw in VARIANTS.items()
+        if not args.only or any(o in name for o in args.only)
+        for seed in (args.seeds or [args.seed])
+    ]
     for name, kw, seed in runs:
         if args.seeds:
             name = f"{name} seed {seed}"
@@ -60,13 +64,20 @@ def main() -> None:
         m = load_model(ck)
         test = evaluate(m.model, m.vocab, trainer.splits.test, torch.device("cpu"))
         beyond = {n: evaluate(m.model, m.vocab, s, torch.device("cpu")).exact_match for n, s in longer.items()}
-        rows[name] = {"config": kw, "test_3_10": test.exact_match,
-                      "mean_11_15": sum(beyond[n] for n in range(11, 16)) / 5,
-                      "mean_16_20": sum(beyond[n] for n in range(16, 21)) / 5,
-                      "by_length": beyond, "seconds": time.perf_counter() - t0}
+        rows[name] = {
+            "config": kw,
+            "test_3_10": test.exact_match,
+            "mean_11_15": sum(beyond[n] for n in range(11, 16)) / 5,
+            "mean_16_20": sum(beyond[n] for n in range(16, 21)) / 5,
+            "by_length": beyond,
+            "seconds": time.perf_counter() - t0,
+        }
         r = rows[name]
-        print(f"{name:<48} 3-10 {100 * r['test_3_10']:6.1f}%  11-15 {100 * r['mean_11_15']:6.1f}%  "
-              f"16-20 {100 * r['mean_16_20']:6.1f}%  ({r['seconds']:.0f}s)", flush=True)
+        print(
+            f"{name:<48} 3-10 {100 * r['test_3_10']:6.1f}%  11-15 {100 * r['mean_11_15']:6.1f}%  "
+            f"16-20 {100 * r['mean_16_20']:6.1f}%  ({r['seconds']:.0f}s)",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps({"epochs": args.epochs, "seed": args.seed, "variants": rows}, indent=1))
 

@@ -7,6 +7,7 @@ notebook configurations, the epochs' losses side by side, and a greedy decode of
 Each configuration trains both implementations in turn, in this process, on the threads a
 run would use (engine.threads.default_threads); an epoch's time is the median over the epochs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,15 @@ def measure(cfg: Config, epochs: int, tmp: Path) -> dict:
     done = [e for e in trainer.run() if isinstance(e, EpochDone)]
     t0 = time.perf_counter()
     ev = evaluate(trainer.model, trainer.vocab, trainer.splits.test, trainer.device)
-    return {"impl": cfg.impl, "epoch_seconds": [round(e.seconds, 3) for e in done],
-            "median_epoch_seconds": round(statistics.median(e.seconds for e in done), 3),
-            "train_losses": [e.train_loss for e in done], "val_losses": [e.val_loss for e in done],
-            "test_decode_seconds": round(time.perf_counter() - t0, 3), "test_exact_match": ev.exact_match}
+    return {
+        "impl": cfg.impl,
+        "epoch_seconds": [round(e.seconds, 3) for e in done],
+        "median_epoch_seconds": round(statistics.median(e.seconds for e in done), 3),
+        "train_losses": [e.train_loss for e in done],
+        "val_losses": [e.val_loss for e in done],
+        "test_decode_seconds": round(time.perf_counter() - t0, 3),
+        "test_exact_match": ev.exact_match,
+    }
 
 
 def main() -> None:
@@ -56,12 +62,22 @@ def main() -> None:
             pair = {impl: measure(replace(cfg, impl=impl), args.epochs, Path(tmp)) for impl in ("fast", "reference")}
             f, r = pair["fast"], pair["reference"]
             ratio = r["median_epoch_seconds"] / f["median_epoch_seconds"]
-            print(f"{name:9} epoch: reference {r['median_epoch_seconds']:6.2f}s  fast {f['median_epoch_seconds']:6.2f}s  "
-                  f"({ratio:.2f}x)   test decode: reference {r['test_decode_seconds']:.2f}s  "
-                  f"fast {f['test_decode_seconds']:.2f}s   val loss {r['val_losses'][-1]:.4f} / {f['val_losses'][-1]:.4f}",
-                  flush=True)
-            rows.append({"config": name, "threads": torch.get_num_threads(), "reference": r, "fast": f,
-                         "epoch_ratio": round(ratio, 2)})
+            print(
+                f"{name:9} epoch: reference {r['median_epoch_seconds']:6.2f}s  fast {f['median_epoch_seconds']:6.2f}s  "
+                f"({ratio:.2f}x)   test decode: reference {r['test_decode_seconds']:.2f}s  "
+                f"fast {f['test_decode_seconds']:.2f}s   "
+                f"val loss {r['val_losses'][-1]:.4f} / {f['val_losses'][-1]:.4f}",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "config": name,
+                    "threads": torch.get_num_threads(),
+                    "reference": r,
+                    "fast": f,
+                    "epoch_ratio": round(ratio, 2),
+                }
+            )
     if args.json:
         args.json.write_text(json.dumps({"epochs": args.epochs, "rows": rows}, indent=1) + "\n")
 

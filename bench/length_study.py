@@ -32,6 +32,7 @@ Prototypes (not in the engine; spec keys), for that candidate only:
   no_eos=1            with marker=1: no EOS after the source words
   eos_from_context=1  the EOS logit reads only the attention context, not the decoder state
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,8 +99,9 @@ def test_sets(per_bucket: int) -> dict[str, dict[str, list[list[str]]]]:
         out["mixed"][b] = mixed
     rng = random.Random(5678)  # its own stream: the three kinds above stay as they were
     for lo, hi in BUCKETS:
-        out["most"][f"{lo}-{hi}"] = [[made_up(rng) if rng.random() < 0.7 else w for w in s]
-                                     for s in random_sentences(per_bucket, lo, hi, rng)]
+        out["most"][f"{lo}-{hi}"] = [
+            [made_up(rng) if rng.random() < 0.7 else w for w in s] for s in random_sentences(per_bucket, lo, hi, rng)
+        ]
     return out
 
 
@@ -130,8 +132,10 @@ def all_unk_wrapper(share: float):
         S = batch.src.size(1)
         is_word = torch.arange(S)[None, :] < (batch.src_len - 1)[:, None]  # (B, S)
         hide = rows[:, None] & is_word
-        return Batch(batch.src.masked_fill(hide, UNK), batch.src_len,
-                     batch.tgt.masked_fill(hide, UNK), batch.index)  # tgt: same word slots
+        return Batch(
+            batch.src.masked_fill(hide, UNK), batch.src_len, batch.tgt.masked_fill(hide, UNK), batch.index
+        )  # tgt: same word slots
+
     return wrapped
 
 
@@ -153,8 +157,8 @@ class MarkedPairDataset(PairDataset):
         self.tgt = torch.full((n, width), PAD, dtype=torch.long)
         for i, s in enumerate(self.sentences):
             ids = vocab.encode(s)
-            self.src[i, :len(ids) + 1 + e] = torch.tensor([SOS] + ids + [EOS] * e)
-            self.tgt[i, :len(ids) + 1] = torch.tensor(ids[::-1] + [EOS])
+            self.src[i, : len(ids) + 1 + e] = torch.tensor([SOS] + ids + [EOS] * e)
+            self.tgt[i, : len(ids) + 1] = torch.tensor(ids[::-1] + [EOS])
         self.src_len = torch.tensor([len(s) + 1 + e for s in self.sentences], dtype=torch.long)
 
 
@@ -167,8 +171,7 @@ def marked_unknown_words(batch: Batch, rate: float, rng: torch.Generator) -> Bat
     hide = (torch.rand(batch.src.shape, generator=rng) < rate) & is_word
     mirror = (words[:, None] - pos[None, :]).clamp(min=0)
     hide_tgt = hide.gather(1, mirror) & (pos[None, :] < words[:, None])
-    return Batch(batch.src.masked_fill(hide, UNK), batch.src_len,
-                 batch.tgt.masked_fill(hide_tgt, UNK), batch.index)
+    return Batch(batch.src.masked_fill(hide, UNK), batch.src_len, batch.tgt.masked_fill(hide_tgt, UNK), batch.index)
 
 
 @torch.no_grad()
@@ -244,11 +247,28 @@ def run_one(name: str, overrides: dict, proto: dict, seed: int, sets, ckpt: Path
     t1 = time.perf_counter()
     seed_test = builtin_splits(8000, 1000, 1000, 3, 10, seed).test  # the notebook's 3-10 test set
     test_em = ev_fn(m.model, m.vocab, seed_test, dev).exact_match
-    row = {"config": overrides, "prototype": proto, "seed": seed, "train_seconds": round(train_s, 2),
-           "epochs": [{"epoch": e.epoch, "train_loss": round(e.train_loss, 4), "val_loss": round(e.val_loss, 4),
-                       "val_em": e.val_exact_match, "seconds": round(e.seconds, 2)} for e in epochs],
-           "best_epoch": trainer.best_epoch, "test_3_10": test_em,
-           "em": {}, "failures": {}, "per_length": {}, "examples": {}}
+    row = {
+        "config": overrides,
+        "prototype": proto,
+        "seed": seed,
+        "train_seconds": round(train_s, 2),
+        "epochs": [
+            {
+                "epoch": e.epoch,
+                "train_loss": round(e.train_loss, 4),
+                "val_loss": round(e.val_loss, 4),
+                "val_em": e.val_exact_match,
+                "seconds": round(e.seconds, 2),
+            }
+            for e in epochs
+        ],
+        "best_epoch": trainer.best_epoch,
+        "test_3_10": test_em,
+        "em": {},
+        "failures": {},
+        "per_length": {},
+        "examples": {},
+    }
     for kind in KINDS:
         row["em"][kind], row["failures"][kind], row["per_length"][kind] = {}, {}, {}
         for b, sents in sets[kind].items():
@@ -260,11 +280,16 @@ def run_one(name: str, overrides: dict, proto: dict, seed: int, sets, ckpt: Path
             bad = [r for r in ev.results if not r.match]
             if bad and b == "41-60":
                 r = bad[0]
-                row["examples"][kind] = {"source_len": len(r.source), "output_len": len(r.output),
-                                         "output_tail": r.output[-6:], "reference_tail": r.reference[-6:]}
+                row["examples"][kind] = {
+                    "source_len": len(r.source),
+                    "output_len": len(r.output),
+                    "output_tail": r.output[-6:],
+                    "reference_tail": r.reference[-6:],
+                }
     row["eval_seconds"] = round(time.perf_counter() - t1, 2)
-    row["goals_met"] = {kind: all(row["em"][kind][f"{lo}-{hi}"] >= g for (lo, hi), g in GOALS.items())
-                        for kind in KINDS}
+    row["goals_met"] = {
+        kind: all(row["em"][kind][f"{lo}-{hi}"] >= g for (lo, hi), g in GOALS.items()) for kind in KINDS
+    }
     return row
 
 
@@ -303,23 +328,38 @@ def summarise(row: dict, base: dict) -> dict:
         kinds = [k for k in KINDS if b in row["em"].get(k, {})]
         counts = {k: sum(t for n, (_, t) in row["per_length"][k].items() if lo <= int(n) <= hi) for k in kinds}
         sentences = sorted(set(counts.values()))
-        buckets[b] = {"sentences": sentences[0] if len(sentences) == 1 else counts,
-                      "exact_match": {k: row["em"][k][b] for k in kinds},
-                      "failures": {k: {c: n for c, n in row["failures"][k][b].items() if n}
-                                   for k in kinds if any(row["failures"][k][b].values())}}
-    return {"seed": row["seed"], "base": base, "config": row["config"], "prototype": row["prototype"],
-            "train_seconds": row["train_seconds"], "best_epoch": row["best_epoch"],
-            "test_3_10": row["test_3_10"], "goals_met": row["goals_met"], "buckets": buckets}
+        buckets[b] = {
+            "sentences": sentences[0] if len(sentences) == 1 else counts,
+            "exact_match": {k: row["em"][k][b] for k in kinds},
+            "failures": {
+                k: {c: n for c, n in row["failures"][k][b].items() if n}
+                for k in kinds
+                if any(row["failures"][k][b].values())
+            },
+        }
+    return {
+        "seed": row["seed"],
+        "base": base,
+        "config": row["config"],
+        "prototype": row["prototype"],
+        "train_seconds": row["train_seconds"],
+        "best_epoch": row["best_epoch"],
+        "test_3_10": row["test_3_10"],
+        "goals_met": row["goals_met"],
+        "buckets": buckets,
+    }
 
 
 ABOUT = {
-    "script": "bench/length_study.py", "threads": 1,
+    "script": "bench/length_study.py",
+    "threads": 1,
     "kinds": "known: built-in words; unknown: every word made up (all <unk>); mixed: 1-3 made-up words; "
-             "most: each word made up with probability 0.7",
+    "most: each word made up with probability 0.7",
     "failures": "short = stopped early, long = ran on (budget = never stopped), wrong = same length",
     "goals": "EM >= 99.5% for 3-20, >= 98% for 21-40, >= 90% for 41-60, every kind",
     "rows": "config: overrides of the Config defaults in base; buckets: greedy exact match per kind, "
-            "the sentences decoded per kind, the failure classes that occurred"}
+    "the sentences decoded per kind, the failure classes that occurred",
+}
 
 
 def write_summary(path: Path, data: dict) -> None:
@@ -328,7 +368,7 @@ def write_summary(path: Path, data: dict) -> None:
     runs = list(data["runs"].items())
     for i, (key, run) in enumerate(runs):
         head = {k: v for k, v in run.items() if k != "buckets"}
-        lines.append(f"  {json.dumps(key)}: {json.dumps(head)[:-1]}, \"buckets\": {{")
+        lines.append(f'  {json.dumps(key)}: {json.dumps(head)[:-1]}, "buckets": {{')
         items = list(run["buckets"].items())
         for j, (b, r) in enumerate(items):
             lines.append(f"   {json.dumps(b)}: {json.dumps(r)}" + ("," if j < len(items) - 1 else ""))
@@ -344,17 +384,33 @@ def load(path: Path | None) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", nargs="*", help="candidate names (exact) or ad-hoc specs "
-                   "(key=value,... as parse_spec reads them) to run, in this order")
+    p.add_argument(
+        "--only",
+        nargs="*",
+        help="candidate names (exact) or ad-hoc specs (key=value,... as parse_spec reads them) to run, in this order",
+    )
     p.add_argument("--seeds", type=int, nargs="*", default=[42])
     p.add_argument("--per-bucket", type=int, default=100)
-    p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "length-study.json",
-                   help="the summary, merged run by run")
-    p.add_argument("--raw", type=Path, default=None,
-                   help="also merge the full rows (epochs, per-length counts, examples) into this file")
-    p.add_argument("--summarise-from", type=Path, default=None, metavar="RAW.json",
-                   help="add the runs of a file of full rows to --json, train nothing; their base "
-                        "defaults are taken as today's unless the file records them")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).parent / "results" / "length-study.json",
+        help="the summary, merged run by run",
+    )
+    p.add_argument(
+        "--raw",
+        type=Path,
+        default=None,
+        help="also merge the full rows (epochs, per-length counts, examples) into this file",
+    )
+    p.add_argument(
+        "--summarise-from",
+        type=Path,
+        default=None,
+        metavar="RAW.json",
+        help="add the runs of a file of full rows to --json, train nothing; their base "
+        "defaults are taken as today's unless the file records them",
+    )
     args = p.parse_args()
     summary = load(args.json)
     summary["about"] = {**summary.get("about", {}), **ABOUT}
@@ -385,12 +441,18 @@ def main() -> None:
                 raw["runs"][key] = row
                 args.raw.parent.mkdir(parents=True, exist_ok=True)
                 args.raw.write_text(json.dumps(raw, indent=1))
-            ems = "  ".join(f"{k[:3]} " + "/".join(f"{100 * row['em'][k][f'{lo}-{hi}']:.0f}" for lo, hi in BUCKETS)
-                            for k in KINDS)
-            fails = {k: {c: sum(f[c] for f in row["failures"][k].values()) for c in ("short", "long", "wrong")}
-                     for k in KINDS}
-            print(f"{name:<24} s{seed:<3} train {row['train_seconds']:5.1f}s  test {100 * row['test_3_10']:5.1f}%  "
-                  f"{ems}  fails {fails}", flush=True)
+            ems = "  ".join(
+                f"{k[:3]} " + "/".join(f"{100 * row['em'][k][f'{lo}-{hi}']:.0f}" for lo, hi in BUCKETS) for k in KINDS
+            )
+            fails = {
+                k: {c: sum(f[c] for f in row["failures"][k].values()) for c in ("short", "long", "wrong")}
+                for k in KINDS
+            }
+            print(
+                f"{name:<24} s{seed:<3} train {row['train_seconds']:5.1f}s  test {100 * row['test_3_10']:5.1f}%  "
+                f"{ems}  fails {fails}",
+                flush=True,
+            )
     for suffix in ("", ".last"):
         ckpt.with_name(ckpt.stem + suffix + ckpt.suffix).unlink(missing_ok=True)
 

@@ -13,6 +13,7 @@ Measured 2026-12-01 (4,000 training sentences, 500 test; seed 42):
 Words seen once becoming <unk> is what teaches copying an unknown word through attention;
 the defaults do not do this yet, and this file is how to measure the fix.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,12 @@ def sentences(paths: list[str], min_len: int, max_len: int) -> list[str]:
     seen, keep = set(), []
     for s in re.split(r"(?<=[.!?])\s+", text):
         words = tokenize(s)
-        if (NOT_PROSE.search(s) or not s[:1].isupper() or not min_len <= len(words) <= max_len
-                or any(ch.isdigit() for w in words for ch in w)):
+        if (
+            NOT_PROSE.search(s)
+            or not s[:1].isupper()
+            or not min_len <= len(words) <= max_len
+            or any(ch.isdigit() for w in words for ch in w)
+        ):
             continue
         key = " ".join(words)
         if key not in seen:
@@ -58,7 +63,7 @@ def main() -> int:
         return 2
     keep = sentences(paths, args.min_len, args.max_len)
     random.Random(args.seed).shuffle(keep)
-    args.out.write_text("\n".join(keep[:args.n]) + "\n")
+    args.out.write_text("\n".join(keep[: args.n]) + "\n")
     print(f"wrote {min(args.n, len(keep))} of {len(keep)} sentences to {args.out}")
     return 0
 

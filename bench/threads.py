@@ -15,6 +15,7 @@ The policies:
   passive  OMP_WAIT_POLICY=PASSIVE: a thread that waits sleeps at once
   shipped  whatever `reverse-tui` does today with no environment set (the default policy)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,23 @@ def start(flags: list[str], env_extra: dict, workdir: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env.update(env_extra)
     return subprocess.Popen(
-        [sys.executable, "-m", "tui", "--no-ui", *flags, "--out", str(workdir),
-         "--checkpoint", str(workdir / "best.pt")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tui",
+            "--no-ui",
+            *flags,
+            "--out",
+            str(workdir),
+            "--checkpoint",
+            str(workdir / "best.pt"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(p: subprocess.Popen, workdir: Path) -> dict:
@@ -54,8 +69,11 @@ def finish(p: subprocess.Popen, workdir: Path) -> dict:
     if p.returncode != 0:
         raise SystemExit(f"a run failed ({p.returncode}): {err.strip().splitlines()[-1:]}")
     report = json.loads((workdir / "report.json").read_text())
-    return {"epoch_seconds": [e["seconds"] for e in report["epochs"]],
-            "train_seconds": report.get("train_seconds"), "threads": report.get("threads")}
+    return {
+        "epoch_seconds": [e["seconds"] for e in report["epochs"]],
+        "train_seconds": report.get("train_seconds"),
+        "threads": report.get("threads"),
+    }
 
 
 def case(flags: list[str], env_extra: dict, copies: int) -> list[dict]:
@@ -85,17 +103,35 @@ def main() -> None:
         pair = case(flags, env_extra, 2)
         a = statistics.median(s for r in alone for s in r["epoch_seconds"])
         p = statistics.median(s for r in pair for s in r["epoch_seconds"])
-        row = {"policy": name, "env": env_extra, "threads": alone[0]["threads"],
-               "alone_epoch_s": round(a, 2), "pair_epoch_s": round(p, 2),
-               "pair_slowdown": round(p / a, 2), "alone": alone, "pair": pair}
+        row = {
+            "policy": name,
+            "env": env_extra,
+            "threads": alone[0]["threads"],
+            "alone_epoch_s": round(a, 2),
+            "pair_epoch_s": round(p, 2),
+            "pair_slowdown": round(p / a, 2),
+            "alone": alone,
+            "pair": pair,
+        }
         rows.append(row)
-        print(f"{name:8s} threads {row['threads']}  alone {a:6.2f} s/epoch   two at once "
-              f"{p:6.2f} s/epoch   ({p / a:.1f}x slower; 2x is a fair share of 2 cores)", flush=True)
+        print(
+            f"{name:8s} threads {row['threads']}  alone {a:6.2f} s/epoch   two at once "
+            f"{p:6.2f} s/epoch   ({p / a:.1f}x slower; 2x is a fair share of 2 cores)",
+            flush=True,
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-            "flags": flags, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+                    "flags": flags,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ The texts are made here: words are "w<rank>" drawn from a Zipf-like distribution
 as in English), so that most of the vocabulary is seen at least twice (--min-freq auto = 2
 keeps it) and the tail is as rare as a real text's. One thread, as the default run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,16 @@ def make_text(path: Path, vocab_size: int, sentences: int, seed: int = 0) -> Non
 
 
 def one_epoch(text: Path, sentences: int, max_vocab: int) -> dict:
-    cfg = Config(corpus=str(text), train_size=sentences, val_size=500, test_size=500, max_len=10,
-                 epochs=1, max_vocab=max_vocab, device="cpu")
+    cfg = Config(
+        corpus=str(text),
+        train_size=sentences,
+        val_size=500,
+        test_size=500,
+        max_len=10,
+        epochs=1,
+        max_vocab=max_vocab,
+        device="cpu",
+    )
     t = Trainer(cfg, Path("/tmp/vocab-scaling.pt"))
     t0 = time.perf_counter()
     gen = t.train_epoch(1)
@@ -48,8 +57,12 @@ def one_epoch(text: Path, sentences: int, max_vocab: int) -> dict:
     except StopIteration as stop:
         stats = stop.value
     seconds = time.perf_counter() - t0
-    return {"vocabulary": len(t.vocab), "seconds": round(seconds, 2), "train_loss": round(stats.loss, 3),
-            "sentences": len(t.splits.train)}
+    return {
+        "vocabulary": len(t.vocab),
+        "seconds": round(seconds, 2),
+        "train_loss": round(stats.loss, 3),
+        "sentences": len(t.splits.train),
+    }
 
 
 def main() -> None:
@@ -64,14 +77,21 @@ def main() -> None:
         make_text(text, words, args.sentences + 1000)
         for cap in (10000, 0):
             rows[f"{words} words, --max-vocab {cap}"] = r = one_epoch(text, args.sentences, cap)
-            print(f"{words:>6} distinct words, --max-vocab {cap:>5}: vocabulary {r['vocabulary']:>6}, "
-                  f"epoch {r['seconds']:.2f}s", flush=True)
+            print(
+                f"{words:>6} distinct words, --max-vocab {cap:>5}: vocabulary {r['vocabulary']:>6}, "
+                f"epoch {r['seconds']:.2f}s",
+                flush=True,
+            )
     base = rows["5000 words, --max-vocab 10000"]["seconds"]
     ratios = {k: round(v["seconds"] / base, 2) for k, v in rows.items()}
     print("epoch time against 5,000 words (default cap):", ratios)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"about": __doc__.strip().splitlines()[0], "threads": 1,
-                                     "runs": rows, "ratio_to_5000_words": ratios}, indent=1))
+    args.json.write_text(
+        json.dumps(
+            {"about": __doc__.strip().splitlines()[0], "threads": 1, "runs": rows, "ratio_to_5000_words": ratios},
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ epoch) against the same run without, alternating, in one process.
 
 Epoch seconds here include the epoch's own snapshots (the one after validation too).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,12 @@ def main() -> None:
     total_on = sum(statistics.median(r[k] for r in runs[True]) for k in range(args.epochs))
     print(f"all {args.epochs} epochs: {100 * (total_on / total_off - 1):+.1f}%")
     if args.json:
-        args.json.write_text(json.dumps({"repeats": args.repeats, "epochs": rows,
-                                         "total_cost": round(total_on / total_off - 1, 4)}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"repeats": args.repeats, "epochs": rows, "total_cost": round(total_on / total_off - 1, 4)}, indent=1
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the target, so a crash at any moment leaves either the old file or the new one, 
 Loading uses torch.load(weights_only=True): a checkpoint cannot run code, and every problem
 becomes one CheckpointError sentence naming the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,17 +71,26 @@ def load(path: str | os.PathLike) -> dict:
         text = " ".join(str(e).split())
         found = re.search(r"unsupported GLOBAL (\S+)", text)
         if found:  # a pickle that names a Python callable: what a code-running file does
-            raise CheckpointError(f"{path}: refused to load: it asks to run Python code "
-                                  f"({found.group(1)}), and a checkpoint holds plain data only") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, or not a "
-                              "PyTorch file)") from None
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, AttributeError,
-            UnicodeDecodeError, IndexError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: "
-                              f"{type(e).__name__})") from None
+            raise CheckpointError(
+                f"{path}: refused to load: it asks to run Python code "
+                f"({found.group(1)}), and a checkpoint holds plain data only"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, or not a PyTorch file)") from None
+    except (
+        zipfile.BadZipFile,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        AttributeError,
+        UnicodeDecodeError,
+        IndexError,
+        KeyError,
+        TypeError,
+    ) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a reverse-tui checkpoint of this version "
-                              f"(expected format {FORMAT!r})")
+        raise CheckpointError(f"{path}: not a reverse-tui checkpoint of this version (expected format {FORMAT!r})")
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")

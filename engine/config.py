@@ -8,6 +8,7 @@ as <unk>, which reverses sentences of 3-60 words, known or unknown, after 9 epoc
 64, 30 epochs), one flag away
 (`--preset notebook`) so that the two can be compared on the same footing.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,16 +20,16 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Config:
     # data: the notebook's built-in corpus sizes and lengths, or a user's text file
-    corpus: str = ""       # a text file, one sentence per line ("" = the built-in corpus)
-    min_freq: int = 0      # rarer words become <unk>; 0 = auto: 2 with --corpus (a word seen
-                           # once is a name or a typo: the model copies it through attention
-                           # as <unk>, measured better than learning it), 1 for the built-in words
+    corpus: str = ""  # a text file, one sentence per line ("" = the built-in corpus)
+    min_freq: int = 0  # rarer words become <unk>; 0 = auto: 2 with --corpus (a word seen
+    # once is a name or a typo: the model copies it through attention
+    # as <unk>, measured better than learning it), 1 for the built-in words
     max_vocab: int = 10000  # at most this many words, the most frequent (0 = no cap): the output
-                            # layer's cost grows with it (bench/vocab_scaling.py)
+    # layer's cost grows with it (bench/vocab_scaling.py)
     lowercase: bool = True
-    train_size: int = 0    # 0 = auto: 3,000 built-in sentences, or all of a --corpus (less
-                           # its validation and test sentences); a number caps a corpus
-    val_size: int = 500   # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
+    train_size: int = 0  # 0 = auto: 3,000 built-in sentences, or all of a --corpus (less
+    # its validation and test sentences); a number caps a corpus
+    val_size: int = 500  # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
     test_size: int = 1000
     min_len: int = 3
     max_len: int = 30  # 3-30 words: a model reaches about twice its longest sentence (bench/length_study.py)
@@ -38,8 +39,8 @@ class Config:
     layers: int = 1
     dropout: float = 0.0
     bidirectional: bool = True
-    location_kernel: int = 5
-    attention: bool = True  # False: the no-attention control (fixed mean context)  # > 0: location-aware attention, a conv of this width over the last weights
+    location_kernel: int = 5  # > 0: location-aware attention, a conv of this width over the last weights
+    attention: bool = True  # False: the no-attention control (fixed mean context)
     # training
     epochs: int = 9
     lr: float = 5e-3
@@ -47,23 +48,37 @@ class Config:
     batch_size: int = 64
     teacher_forcing: float = 0.5
     clip: float = 1.0
-    unk_rate: float = 0.3   # share of training words shown as <unk> (in source and target), so
-                            # the model learns to pass unknown words through; 0 = never
+    unk_rate: float = 0.3  # share of training words shown as <unk> (in source and target), so
+    # the model learns to pass unknown words through; 0 = never
     beam: int = 1  # decoding: 1 = greedy; K > 1 also evaluates with a length-normalised beam of K
     patience: int = 0  # epochs without a better val loss before stopping; 0 = never stop early
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda
-    impl: str = "auto"    # auto | reference | fast: engine/model.py under autograd, or engine/fast
-                          # (auto: fast wherever it implements the configuration, model.choose_impl)
+    impl: str = "auto"  # auto | reference | fast: engine/model.py under autograd, or engine/fast
+    # (auto: fast wherever it implements the configuration, model.choose_impl)
 
     @classmethod
-    def notebook(cls, **overrides) -> "Config":
+    def notebook(cls, **overrides) -> Config:
         """The seed notebook's hyperparameters."""
-        base = cls(train_size=8000, val_size=1000, min_len=3, max_len=10, min_freq=1,
-                   embed_dim=128, hidden_dim=256, layers=2, dropout=0.1, bidirectional=False,
-                   location_kernel=0,
-                   epochs=30, lr=1e-3, lr_schedule="constant", batch_size=64, teacher_forcing=0.5,
-                   unk_rate=0.0)
+        base = cls(
+            train_size=8000,
+            val_size=1000,
+            min_len=3,
+            max_len=10,
+            min_freq=1,
+            embed_dim=128,
+            hidden_dim=256,
+            layers=2,
+            dropout=0.1,
+            bidirectional=False,
+            location_kernel=0,
+            epochs=30,
+            lr=1e-3,
+            lr_schedule="constant",
+            batch_size=64,
+            teacher_forcing=0.5,
+            unk_rate=0.0,
+        )
         return replace(base, **overrides)
 
     BUILTIN_TRAIN_SIZE = 3000  # 3-30 words in 9 epochs: every goal on 6 of 6 seeds (bench/length_study.py)
@@ -85,7 +100,7 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         """A checkpoint's configuration. A field it predates takes today's default, except
         max_vocab: a model saved before the cap had every word, and resuming it must rebuild
         the same vocabulary."""
@@ -129,16 +144,16 @@ class Config:
         types = {f.name: type(getattr(cls(), f.name)) for f in fields(cls)}
         unknown = sorted(set(data) - set(types))
         if unknown:
-            raise ValueError(f"--config {path}: unknown setting(s) {', '.join(unknown)} "
-                             f"(known: {', '.join(types)})")
+            raise ValueError(f"--config {path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(types)})")
         out = {}
         for key, value in data.items():
             want = types[key]
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if type(value) is not want:
-                raise ValueError(f"--config {path}: {key} must be {want.__name__}, got "
-                                 f"{type(value).__name__} {value!r}")
+                raise ValueError(
+                    f"--config {path}: {key} must be {want.__name__}, got {type(value).__name__} {value!r}"
+                )
             out[key] = value
         return out
 
@@ -146,8 +161,17 @@ class Config:
         """Raise ValueError with one readable sentence for an impossible setting."""
         if self.train_size < 0:
             raise ValueError(f"--train-size must be 0 (auto) or more, got {self.train_size}")
-        positive = ["val_size", "test_size", "min_len", "max_len", "embed_dim",
-                    "hidden_dim", "layers", "epochs", "batch_size"]
+        positive = [
+            "val_size",
+            "test_size",
+            "min_len",
+            "max_len",
+            "embed_dim",
+            "hidden_dim",
+            "layers",
+            "epochs",
+            "batch_size",
+        ]
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -6,26 +6,83 @@ How text becomes tokens (the same rule for training, probing and evaluation):
      Everything else (spaces, tabs, punctuation, emoji, control characters) only separates
      words and is dropped: "The cat, sat!" -> ["the", "cat", "sat"].
 """
+
 from __future__ import annotations
 
 import random
 import re
 import unicodedata
 from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 
 # The notebook's 34 words.
-WORDS = ["the", "cat", "sat", "dog", "ran", "big", "small", "red", "blue", "on", "in", "mat",
-         "hat", "house", "car", "tree", "bird", "fish", "quick", "lazy", "brown", "fox", "jumps",
-         "over", "eats", "drinks", "happy", "sad", "fast", "slow", "old", "new", "hot", "cold"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "dog",
+    "ran",
+    "big",
+    "small",
+    "red",
+    "blue",
+    "on",
+    "in",
+    "mat",
+    "hat",
+    "house",
+    "car",
+    "tree",
+    "bird",
+    "fish",
+    "quick",
+    "lazy",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "eats",
+    "drinks",
+    "happy",
+    "sad",
+    "fast",
+    "slow",
+    "old",
+    "new",
+    "hot",
+    "cold",
+]
 
 # Words the built-in corpus never uses: stand-ins for a user's unseen words in evaluation.
-UNSEEN_WORDS = ["zebra", "lion", "piano", "river", "cloud", "stone", "apple", "train", "lamp",
-                "chair", "moon", "grass", "whale", "violin", "candle", "forest", "garden", "mouse",
-                "window", "rocket", "tiger", "pencil", "bridge", "castle"]
+UNSEEN_WORDS = [
+    "zebra",
+    "lion",
+    "piano",
+    "river",
+    "cloud",
+    "stone",
+    "apple",
+    "train",
+    "lamp",
+    "chair",
+    "moon",
+    "grass",
+    "whale",
+    "violin",
+    "candle",
+    "forest",
+    "garden",
+    "mouse",
+    "window",
+    "rocket",
+    "tiger",
+    "pencil",
+    "bridge",
+    "castle",
+]
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<sos>", "<eos>", "<unk>"]
@@ -40,14 +97,14 @@ def tokenize(text: str, lowercase: bool = True) -> list[str]:
     return _WORD.findall(text.lower() if lowercase else text)
 
 
-def random_sentences(n: int, min_len: int, max_len: int, rng: random.Random,
-                     words: Sequence[str] = WORDS) -> list[list[str]]:
+def random_sentences(
+    n: int, min_len: int, max_len: int, rng: random.Random, words: Sequence[str] = WORDS
+) -> list[list[str]]:
     """n sentences of uniformly random length in [min_len, max_len], words drawn uniformly."""
     return [[rng.choice(words) for _ in range(rng.randint(min_len, max_len))] for _ in range(n)]
 
 
-def with_unseen_words(sentences: Sequence[Sequence[str]], rng: random.Random,
-                      vocab: "Vocab") -> list[list[str]]:
+def with_unseen_words(sentences: Sequence[Sequence[str]], rng: random.Random, vocab: Vocab) -> list[list[str]]:
     """Each sentence with one to three of its words swapped for words outside the vocabulary."""
     unseen = [w for w in UNSEEN_WORDS if w not in vocab] or [f"unseen{i}" for i in range(20)]
     out = []
@@ -66,13 +123,14 @@ class Splits:
     test: list[list[str]]
 
 
-def builtin_splits(train_size: int, val_size: int, test_size: int, min_len: int, max_len: int,
-                   seed: int) -> Splits:
+def builtin_splits(train_size: int, val_size: int, test_size: int, min_len: int, max_len: int, seed: int) -> Splits:
     """The notebook's corpus: random sentences over its 34 words, seeded."""
     rng = random.Random(seed)
-    return Splits(random_sentences(train_size, min_len, max_len, rng),
-                  random_sentences(val_size, min_len, max_len, rng),
-                  random_sentences(test_size, min_len, max_len, rng))
+    return Splits(
+        random_sentences(train_size, min_len, max_len, rng),
+        random_sentences(val_size, min_len, max_len, rng),
+        random_sentences(test_size, min_len, max_len, rng),
+    )
 
 
 @dataclass
@@ -85,8 +143,10 @@ class CorpusStats:
     too_long: int = 0
 
     def summary(self, min_len: int, max_len: int) -> str:
-        return (f"{self.path}: kept {self.kept:,} of {self.lines:,} lines; dropped {self.empty:,} without words, "
-                f"{self.too_short:,} shorter than {min_len} words, {self.too_long:,} longer than {max_len}")
+        return (
+            f"{self.path}: kept {self.kept:,} of {self.lines:,} lines; dropped {self.empty:,} without words, "
+            f"{self.too_short:,} shorter than {min_len} words, {self.too_long:,} longer than {max_len}"
+        )
 
 
 def read_corpus(path: str, min_len: int, max_len: int, lowercase: bool = True) -> tuple[list[list[str]], CorpusStats]:
@@ -103,7 +163,7 @@ def read_corpus(path: str, min_len: int, max_len: int, lowercase: bool = True) -
     once = {}.setdefault  # word -> the one string that stands for it
     empty = too_short = too_long = lines = 0
     with open(path, encoding="utf-8", errors="replace") as f:
-        for lines, line in enumerate(f, 1):
+        for lines, line in enumerate(f, 1):  # noqa: B007 (the count is read after the loop)
             words = tokenize(line, lowercase)
             if not words:
                 empty += 1
@@ -118,8 +178,9 @@ def read_corpus(path: str, min_len: int, max_len: int, lowercase: bool = True) -
     return kept, stats
 
 
-def corpus_splits(sentences: list[list[str]], train_size: int | None, val_size: int, test_size: int,
-                  seed: int) -> Splits:
+def corpus_splits(
+    sentences: list[list[str]], train_size: int | None, val_size: int, test_size: int, seed: int
+) -> Splits:
     """Seeded shuffle, then test and validation (each at most a tenth of the corpus), then
     training (at most train_size; None: all) from the rest."""
     order = list(range(len(sentences)))
@@ -128,8 +189,8 @@ def corpus_splits(sentences: list[list[str]], train_size: int | None, val_size: 
     n_test = min(test_size, max(1, n // 10))
     n_val = min(val_size, max(1, n // 10))
     test = [sentences[i] for i in order[:n_test]]
-    val = [sentences[i] for i in order[n_test:n_test + n_val]]
-    train = [sentences[i] for i in order[n_test + n_val:][:train_size]]
+    val = [sentences[i] for i in order[n_test : n_test + n_val]]
+    train = [sentences[i] for i in order[n_test + n_val :][:train_size]]
     return Splits(train, val, test)
 
 
@@ -143,7 +204,7 @@ class Vocab:
             self.add(w)
 
     @classmethod
-    def build(cls, sentences: Sequence[Sequence[str]], min_freq: int = 1, max_size: int = 0) -> "Vocab":
+    def build(cls, sentences: Sequence[Sequence[str]], min_freq: int = 1, max_size: int = 0) -> Vocab:
         """Words seen at least min_freq times, at most max_size of them (the most frequent;
         0 = all), in order of first appearance (the same corpus gives the same indices);
         the others will read as <unk>."""
@@ -174,20 +235,24 @@ class Vocab:
 
     def words(self) -> list[str]:
         """The non-special words, as stored in a checkpoint."""
-        return self.itos[len(SPECIALS):]
+        return self.itos[len(SPECIALS) :]
 
 
 @dataclass
 class Batch:
-    src: torch.Tensor      # (B, S) word ids then EOS, PAD after
+    src: torch.Tensor  # (B, S) word ids then EOS, PAD after
     src_len: torch.Tensor  # (B,) real length including EOS
-    tgt: torch.Tensor      # (B, T) reversed word ids then EOS, PAD after
-    index: torch.Tensor    # (B,) rows of the dataset, to map results back
+    tgt: torch.Tensor  # (B, T) reversed word ids then EOS, PAD after
+    index: torch.Tensor  # (B,) rows of the dataset, to map results back
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
-        return Batch(self.src.to(device, non_blocking=nb), self.src_len.to(device, non_blocking=nb),
-                     self.tgt.to(device, non_blocking=nb), self.index)
+        return Batch(
+            self.src.to(device, non_blocking=nb),
+            self.src_len.to(device, non_blocking=nb),
+            self.tgt.to(device, non_blocking=nb),
+            self.index,
+        )
 
     @property
     def tgt_in(self) -> torch.Tensor:
@@ -236,8 +301,9 @@ class PairDataset:
         s = int(self.src_len[rows].max())
         return Batch(self.src[rows, :s], self.src_len[rows], self.tgt[rows, :s], rows)
 
-    def batches(self, batch_size: int, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[Batch]:
         """Batches of sentences of equal (or near-equal) length, so almost no compute is
         spent on padding. With shuffle, the order within a length and the order of the
         batches are random; without it, the order is fixed."""
@@ -254,14 +320,14 @@ class PairDataset:
         return -(-len(self) // batch_size)
 
 
-def splits_for(cfg) -> tuple[Splits, "CorpusStats | None"]:
+def splits_for(cfg) -> tuple[Splits, CorpusStats | None]:
     """The train/val/test sentences a configuration trains on: the user's --corpus or the
     built-in corpus, both seeded, so a checkpoint's config rebuilds its own test set."""
     if cfg.corpus:
         sentences, stats = read_corpus(cfg.corpus, cfg.min_len, cfg.max_len, cfg.lowercase)
         if len(sentences) < 3:
-            raise ValueError(f"{cfg.corpus}: only {len(sentences)} usable lines "
-                             f"({cfg.min_len}-{cfg.max_len} words); need at least 3")
+            raise ValueError(
+                f"{cfg.corpus}: only {len(sentences)} usable lines ({cfg.min_len}-{cfg.max_len} words); need at least 3"
+            )
         return corpus_splits(sentences, cfg.training_sentences, cfg.val_size, cfg.test_size, cfg.seed), stats
-    return builtin_splits(cfg.training_sentences, cfg.val_size, cfg.test_size, cfg.min_len, cfg.max_len,
-                          cfg.seed), None
+    return builtin_splits(cfg.training_sentences, cfg.val_size, cfg.test_size, cfg.min_len, cfg.max_len, cfg.seed), None

@@ -35,12 +35,13 @@ the unfinished write is queued, and closing the connection fails pending receive
 queued send, so the collective waits out `timeout` (destroy_process_group and interpreter
 exit wait for it too). Measured: about 1 kill in 30 on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable, Sequence
 
 import torch
 
@@ -76,12 +77,12 @@ class Group:
     world: int
     local_rank: int
     local_world: int
-    backend: str          # nccl on CUDA, gloo on a CPU
+    backend: str  # nccl on CUDA, gloo on a CPU
     device: torch.device
     timeout_s: float
-    _cpu_group: object = None    # gloo: stop flags, checks (never a device sync)
+    _cpu_group: object = None  # gloo: stop flags, checks (never a device sync)
     _final_group: object = None  # gloo with a long timeout: waiting for rank 0's evaluation
-    closed: bool = False         # left the group (after a failure of its own, or at the end)
+    closed: bool = False  # left the group (after a failure of its own, or at the end)
 
     @property
     def is_main(self) -> bool:
@@ -89,12 +90,15 @@ class Group:
 
     def describe(self, batch_size: int) -> str:
         per = -(-batch_size // self.world)
-        return (f"data-parallel: {self.world} processes ({self.backend}), rank {self.rank}; "
-                f"global batch {batch_size}, about {per} sentences per process")
+        return (
+            f"data-parallel: {self.world} processes ({self.backend}), rank {self.rank}; "
+            f"global batch {batch_size}, about {per} sentences per process"
+        )
 
     # -- collectives: every one goes through _collective, so a failure is PeerLost ----------
     def _collective(self, what: str, fn, *args, **kwargs):
         import torch.distributed as dist
+
         try:
             return fn(*args, **kwargs)
         except (RuntimeError, dist.DistError) as e:  # DistBackendError, DistNetworkError, timeouts
@@ -105,7 +109,8 @@ class Group:
             raise PeerLost(
                 f"rank {self.rank}: lost another process of this torchrun run during {what} "
                 f"({first}); training stopped, the best checkpoint saved before is kept "
-                "(continue with --resume CHECKPOINT.last.pt)") from e
+                "(continue with --resume CHECKPOINT.last.pt)"
+            ) from e
 
     def shard(self, batch, tokens: int):
         """This rank's rows of a global batch, trimmed to their longest sentence (the model
@@ -113,11 +118,16 @@ class Group:
         share of the loss's denominator: the rank's loss is (its mean token loss) * share =
         (its token loss sum) / (the global batch's tokens)."""
         from .data import Batch
+
         rows = slice(self.rank, None, self.world)
         src_len = batch.src_len[rows]  # (b,) on the host
         width = int(src_len.max()) if len(src_len) else 0
-        mine = Batch(batch.src[rows, :width].contiguous(), src_len,  # the C kernels read rows whole
-                     batch.tgt[rows, :width].contiguous(), batch.index[rows])
+        mine = Batch(
+            batch.src[rows, :width].contiguous(),
+            src_len,  # the C kernels read rows whole
+            batch.tgt[rows, :width].contiguous(),
+            batch.index[rows],
+        )
         local = int(src_len.sum())  # target tokens = words + EOS = src_len, on the host
         return mine, local / tokens
 
@@ -126,6 +136,7 @@ class Group:
         bucket; the gradients become views of it (contiguous, as Adam's C kernel wants).
         A rank without rows this batch (a short last batch) adds zeros. Returns the global loss."""
         import torch.distributed as dist
+
         live = [p for p in params if p.requires_grad]  # the same list on every rank
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in live]
         flat = torch.cat([g.reshape(-1) for g in grads] + [loss.detach().reshape(1).to(grads[0].dtype)])
@@ -133,13 +144,14 @@ class Group:
         offset = 0
         for p in live:
             n = p.numel()
-            p.grad = flat[offset:offset + n].view_as(p)
+            p.grad = flat[offset : offset + n].view_as(p)
             offset += n
         return flat[offset]
 
     def sum_(self, t: torch.Tensor, what: str = "an all-reduce") -> torch.Tensor:
         """In place: the sum over ranks of t (on the training device)."""
         import torch.distributed as dist
+
         self._collective(what, dist.all_reduce, t)
         return t
 
@@ -147,6 +159,7 @@ class Group:
         """Every rank's stop request (a signal number, or None) -> the largest, on every rank:
         all stop after the same batch, with the same exit status."""
         import torch.distributed as dist
+
         t = torch.tensor([signum or 0], dtype=torch.long)
         self._collective("the stop check", dist.all_reduce, t, op=dist.ReduceOp.MAX, group=self._cpu_group)
         return int(t) or None
@@ -155,17 +168,21 @@ class Group:
         """Refuse to train when ranks built different data or models (a node with another
         --corpus file, another version): ValueError with one line."""
         import torch.distributed as dist
+
         t = torch.tensor(list(values), dtype=torch.long)
         lo, hi = t.clone(), t.clone()
         self._collective("the start check", dist.all_reduce, lo, op=dist.ReduceOp.MIN, group=self._cpu_group)
         self._collective("the start check", dist.all_reduce, hi, op=dist.ReduceOp.MAX, group=self._cpu_group)
         if not torch.equal(lo, hi):
-            raise ValueError(f"the processes of this run built different {name} "
-                             f"({lo.tolist()} to {hi.tolist()}): every node needs the same files and flags")
+            raise ValueError(
+                f"the processes of this run built different {name} "
+                f"({lo.tolist()} to {hi.tolist()}): every node needs the same files and flags"
+            )
 
     def broadcast_(self, tensors: Iterable[torch.Tensor]) -> None:
         """Rank 0's values everywhere (the initial weights: identical by seeding, made sure)."""
         import torch.distributed as dist
+
         for t in tensors:
             self._collective("the weights' broadcast", dist.broadcast, t, src=0)
 
@@ -173,13 +190,14 @@ class Group:
         """Ranks other than 0 draw their own dropout masks: reseeded from the (shared, resumed)
         global generator and the rank, so that a run is still repeatable."""
         if self.rank:
-            torch.manual_seed(int(torch.randint(2 ** 62, ())) + self.rank)
+            torch.manual_seed(int(torch.randint(2**62, ())) + self.rank)
 
     def wait_for_main(self) -> None:
         """Ranks > 0 wait here (after training) until rank 0 has evaluated and written
         everything: torchrun tears the whole run down as soon as one process fails, so a rank
         that exits 130 after a stop must not leave before rank 0 is done."""
         import torch.distributed as dist
+
         if self.closed:
             return
         try:
@@ -206,6 +224,7 @@ def init(device_name: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Gro
     (PeerLost) after timeout_s instead of hanging."""
     global _group
     import torch.distributed as dist
+
     if _group is not None:
         return _group
     if not dist.is_available():
@@ -215,8 +234,10 @@ def init(device_name: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Gro
     cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
     if cuda:
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                             "use --nproc-per-node up to the GPU count, or --device cpu")
+            raise ValueError(
+                f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                "use --nproc-per-node up to the GPU count, or --device cpu"
+            )
         torch.cuda.set_device(local_rank)  # torch.device("cuda") now means this rank's GPU
         device, backend = torch.device("cuda", local_rank), "nccl"
     else:
@@ -228,8 +249,7 @@ def init(device_name: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Gro
         final_group = dist.new_group(backend="gloo", timeout=FINAL_TIMEOUT)
     except (RuntimeError, ValueError, dist.DistError) as e:
         first = _first_line(e)
-        raise ValueError(f"rank {rank}: could not join the other {world - 1} process(es) "
-                         f"({backend}): {first}") from e
+        raise ValueError(f"rank {rank}: could not join the other {world - 1} process(es) ({backend}): {first}") from e
     _group = Group(rank, world, local_rank, local_world, backend, device, timeout_s, cpu_group, final_group)
     return _group
 
@@ -239,6 +259,7 @@ def abandon(e: BaseException) -> None:
     peer, not the NaN every rank reads from the same summed loss), leave the group, so that
     they fail at once (the connection closes: PeerLost) instead of waiting out the timeout."""
     from .errors import NonFiniteLoss
+
     if _group is not None and not isinstance(e, (PeerLost, NonFiniteLoss)):
         shutdown()
 
@@ -248,6 +269,7 @@ def shutdown(forget: bool = False) -> None:
     `forget`: the end of the run, back to one process."""
     global _group
     import torch.distributed as dist
+
     if _group is not None:
         _group.closed = True
         if dist.is_initialized():
@@ -263,5 +285,6 @@ def threads_per_process(default: int) -> int:
     """The default thread count shared out: N processes on one box each take their part of
     its cores (torchrun itself sets OMP_NUM_THREADS=1, which torch.set_num_threads overrides)."""
     from .threads import usable_cores
+
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if _group is None else _group.local_world
     return max(1, min(default, usable_cores() // max(1, local)))

@@ -1,26 +1,27 @@
 """Evaluation: batched greedy decoding, exact match overall and by length, examples."""
+
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 
 from .data import EOS, PAD, SOS, UNK, PairDataset, Vocab, tokenize
-from .model import Seq2Seq
 from .fast.sentence_decoder import sentence_decoder
+from .model import Seq2Seq
 
 
 @dataclass
 class SentenceResult:
-    source: list[str]      # input words as the model saw them
-    output: list[str]      # the model's words (EOS stripped)
-    reference: list[str]   # the true reversal
+    source: list[str]  # input words as the model saw them
+    output: list[str]  # the model's words (EOS stripped)
+    reference: list[str]  # the true reversal
     attention: np.ndarray  # (steps, n + 1): a row per decoder step up to EOS, a column per input word and EOS
-    steps: int             # decoder steps taken (including the EOS step)
+    steps: int  # decoder steps taken (including the EOS step)
 
     @property
     def match(self) -> bool:
@@ -51,20 +52,20 @@ class EvalResult:
         return {n: c / t for n, (c, t) in sorted(self.counts.items())}
 
     @classmethod
-    def merged(cls, parts: Sequence["EvalResult"]) -> "EvalResult":
+    def merged(cls, parts: Sequence[EvalResult]) -> EvalResult:
         """One result of several evaluations of different sentences (e.g. one per length)."""
         counts: dict[int, tuple[int, int]] = {}
         for p in parts:
             for n, (c, t) in p.counts.items():
                 c0, t0 = counts.get(n, (0, 0))
                 counts[n] = (c0 + c, t0 + t)
-        return cls([r for p in parts for r in p.results], sum(p.seconds for p in parts),
-                   dict(sorted(counts.items())))
+        return cls([r for p in parts for r in p.results], sum(p.seconds for p in parts), dict(sorted(counts.items())))
 
 
 @torch.no_grad()
-def output_words(ids: Sequence[int], attention: np.ndarray, source: Sequence[str], vocab: Vocab,
-                 replace_unk: bool = True) -> list[str]:
+def output_words(
+    ids: Sequence[int], attention: np.ndarray, source: Sequence[str], vocab: Vocab, replace_unk: bool = True
+) -> list[str]:
     """Ids to words up to EOS. With replace_unk, an <unk> the model emits becomes the source
     word its attention weighted most at that step (when that is a word, not EOS): the model
     learned *where* the word is, so an unseen word can still be copied across."""
@@ -82,9 +83,17 @@ def output_words(ids: Sequence[int], attention: np.ndarray, source: Sequence[str
     return words
 
 
-def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
-           device: torch.device, batch_size: int = 500, attend: bool | None = None,
-           replace_unk: bool = True, beam: int = 1, max_steps: int | None = None) -> list[SentenceResult]:
+def decode(
+    model: Seq2Seq,
+    vocab: Vocab,
+    sentences: Sequence[Sequence[str]],
+    device: torch.device,
+    batch_size: int = 500,
+    attend: bool | None = None,
+    replace_unk: bool = True,
+    beam: int = 1,
+    max_steps: int | None = None,
+) -> list[SentenceResult]:
     """Greedy-decode sentences in length-grouped batches (beam > 1: beam search, one
     sentence at a time); results in the input order. max_steps caps greedy decoding's
     steps (its own budget is 2n + 5 for n source tokens)."""
@@ -93,8 +102,11 @@ def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
     results: list[SentenceResult | None] = [None] * len(ds)
     for batch in ds.batches(batch_size if beam == 1 else 1):
         b = batch.to(device)
-        out = (model.greedy(b.src, batch.src_len, max_steps, attend=attend) if beam == 1  # lengths: the host copy
-               else model.beam(b.src, batch.src_len, beam))
+        out = (
+            model.greedy(b.src, batch.src_len, max_steps, attend=attend)
+            if beam == 1  # lengths: the host copy
+            else model.beam(b.src, batch.src_len, beam)
+        )
         tokens, attn, length = out.tokens.cpu(), out.attention.float().cpu(), out.length.cpu()
         for j, row in enumerate(batch.index.tolist()):
             n_src, steps = int(batch.src_len[j]), int(length[j])
@@ -105,13 +117,22 @@ def decode(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
                 output=output_words(tokens[j, :steps].tolist(), a, src, vocab, replace_unk),
                 reference=ds.references(row),
                 attention=a,
-                steps=steps)
+                steps=steps,
+            )
     return results  # type: ignore[return-value]
 
 
-def evaluate(model: Seq2Seq, vocab: Vocab, sentences: Sequence[Sequence[str]],
-             device: torch.device, batch_size: int = 500, attend: bool | None = None,
-             replace_unk: bool = True, beam: int = 1, max_steps: int | None = None) -> EvalResult:
+def evaluate(
+    model: Seq2Seq,
+    vocab: Vocab,
+    sentences: Sequence[Sequence[str]],
+    device: torch.device,
+    batch_size: int = 500,
+    attend: bool | None = None,
+    replace_unk: bool = True,
+    beam: int = 1,
+    max_steps: int | None = None,
+) -> EvalResult:
     t0 = time.perf_counter()
     results = decode(model, vocab, sentences, device, batch_size, attend, replace_unk, beam, max_steps)
     if device.type == "cuda":
@@ -133,8 +154,10 @@ def probe_words(text: str) -> list[str]:
         raise ValueError("the input is not text")
     words = tokenize(text)
     if not words:
-        raise ValueError("no words in the input (a word is a run of letters or digits; "
-                         "punctuation, symbols and emoji only separate words)")
+        raise ValueError(
+            "no words in the input (a word is a run of letters or digits; "
+            "punctuation, symbols and emoji only separate words)"
+        )
     if len(words) > MAX_PROBE_WORDS:
         raise ValueError(f"the input has {len(words)} words; at most {MAX_PROBE_WORDS} can be probed")
     return words
@@ -149,8 +172,13 @@ def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: i
     if beam > 1 or model.impl == "reference":  # the reference decodes through engine/model.py
         return decode(model, vocab, [words], device, batch_size=1, beam=beam)[0]
     ids, attention = sentence_decoder(model).greedy(vocab.encode(words) + [EOS])
-    return SentenceResult(source=list(words), output=output_words(ids, attention, words, vocab),
-                          reference=words[::-1], attention=attention, steps=len(ids))
+    return SentenceResult(
+        source=list(words),
+        output=output_words(ids, attention, words, vocab),
+        reference=words[::-1],
+        attention=attention,
+        steps=len(ids),
+    )
 
 
 def probe_notes(result: SentenceResult, vocab: Vocab, min_len: int, max_len: int) -> list[str]:
@@ -158,8 +186,10 @@ def probe_notes(result: SentenceResult, vocab: Vocab, min_len: int, max_len: int
     notes = []
     unknown = sorted({w for w in result.source if w not in vocab})
     if unknown:
-        notes.append(f"not in the vocabulary ({len(vocab) - 4} words): {', '.join(unknown[:8])}"
-                     + (" ..." if len(unknown) > 8 else ""))
+        notes.append(
+            f"not in the vocabulary ({len(vocab) - 4} words): {', '.join(unknown[:8])}"
+            + (" ..." if len(unknown) > 8 else "")
+        )
     n = len(result.source)
     if not min_len <= n <= max_len:
         notes.append(f"{n} words: outside the training lengths {min_len}-{max_len}")
@@ -168,7 +198,9 @@ def probe_notes(result: SentenceResult, vocab: Vocab, min_len: int, max_len: int
 
 def format_example(r: SentenceResult) -> str:
     """The notebook's example block."""
-    return (f'Input: "{" ".join(r.source)}"\n'
-            f'Output: "{" ".join(r.output)}"\n'
-            f'Reference: "{" ".join(r.reference)}"\n'
-            f'{"match" if r.match else "no match"}')
+    return (
+        f'Input: "{" ".join(r.source)}"\n'
+        f'Output: "{" ".join(r.output)}"\n'
+        f'Reference: "{" ".join(r.reference)}"\n'
+        f"{'match' if r.match else 'no match'}"
+    )

@@ -14,28 +14,29 @@ Stopping: `should_stop()` is asked after every batch (the headless run's signal 
 app's stop key). A stopped run still evaluates its best checkpoint; a consumer that wants
 nothing more (the app quitting) simply stops iterating.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
 from . import distributed
-from .fast import native
 from .checkpoint import CheckpointError, load
 from .config import Config
 from .data import splits_for
+from .fast import native
 from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
 from .threads import busy_note
-from .watch import Snapshot, watch_sentences
 from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
+from .watch import Snapshot, watch_sentences
 
 
 def control_path(checkpoint: str | Path) -> Path:
@@ -51,8 +52,10 @@ def param_count(model: torch.nn.Module) -> int:
 def describe(e: BaseException, checkpoint: str | Path | None = None) -> str:
     """One line for the user about an exception from the engine."""
     if isinstance(e, torch.cuda.OutOfMemoryError):
-        return ("CUDA ran out of memory; try a smaller --batch-size or --hidden-dim, "
-                "or --device cpu (the best checkpoint saved before is kept)")
+        return (
+            "CUDA ran out of memory; try a smaller --batch-size or --hidden-dim, "
+            "or --device cpu (the best checkpoint saved before is kept)"
+        )
     if isinstance(e, (NonFiniteLoss, CheckpointError, distributed.PeerLost)):
         return str(e)
     if isinstance(e, OSError):
@@ -66,29 +69,36 @@ def describe(e: BaseException, checkpoint: str | Path | None = None) -> str:
 @dataclass
 class Started:
     """Data, vocabulary and model are built; the first batch is next."""
-    cfg: Config              # what this run trains with (a resumed run: the checkpoint's)
+
+    cfg: Config  # what this run trains with (a resumed run: the checkpoint's)
     device: torch.device
     checkpoint: Path
     sizes: tuple[int, int, int]  # train / val / test sentences
     vocab: int
     params: int
     threads: int
-    native: str              # "C kernels: on ..." or off and why
+    native: str  # "C kernels: on ..." or off and why
     corpus_summary: str | None = None  # --corpus: what was read
-    resumed_after: int | None = None   # --resume: epochs already trained
+    resumed_after: int | None = None  # --resume: epochs already trained
     history: list[EpochDone] = field(default_factory=list)  # those epochs
-    busy_note: str | None = None       # several threads on cores other work keeps busy
-    impl: str = "fast"                 # which implementation runs: engine/model.py's or engine/fast's
+    busy_note: str | None = None  # several threads on cores other work keeps busy
+    impl: str = "fast"  # which implementation runs: engine/model.py's or engine/fast's
     watch: list[list[str]] = field(default_factory=list)  # decoded as it learns (engine/watch.py)
 
     def line(self) -> str:
         """The headless run's first facts."""
         cfg = self.cfg
         train, val, test = self.sizes
-        return (f"reverse-tui: {train} train / {val} val / {test} test sentences of "
-                f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
-                f"parameters, device {self.device}"
-                + (f", {self.threads} thread{'s' if self.threads != 1 else ''}, {self.native}" if self.device.type == "cpu" else ""))
+        return (
+            f"reverse-tui: {train} train / {val} val / {test} test sentences of "
+            f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
+            f"parameters, device {self.device}"
+            + (
+                f", {self.threads} thread{'s' if self.threads != 1 else ''}, {self.native}"
+                if self.device.type == "cpu"
+                else ""
+            )
+        )
 
     def impl_line(self) -> str:
         return describe_impl(self.impl)
@@ -106,6 +116,7 @@ class Started:
 @dataclass
 class ControlStarted:
     """--compare-no-attention: the same model without attention, on the same data."""
+
     checkpoint: Path
     epochs: int
 
@@ -118,12 +129,13 @@ class ControlEpoch:
 @dataclass
 class TrainingEnded:
     """reason: "finished" (all epochs, or early stopping), "stopped", "failed"."""
+
     reason: str
-    epochs: int                 # finished epochs
-    best_epoch: int | None      # None: no model was saved, nothing will be evaluated
+    epochs: int  # finished epochs
+    best_epoch: int | None  # None: no model was saved, nothing will be evaluated
     test_sentences: list[list[str]]
     seconds: float
-    error: str | None = None    # one line: why training (or the control run) failed
+    error: str | None = None  # one line: why training (or the control run) failed
     exception: BaseException | None = None
 
 
@@ -131,6 +143,7 @@ class TrainingEnded:
 class Evaluating:
     """A part of the evaluation after training has ended (the test set, a length sweep, the
     files), with its time: what the faces show while the evaluation runs."""
+
     phase: EvalPhase
 
 
@@ -143,19 +156,38 @@ class Finished:
 class Failed:
     """stage "start": nothing was trained (bad --resume, bad corpus); "evaluate": the best
     checkpoint could not be evaluated or its files written."""
+
     stage: str
     error: str
     exception: BaseException | None = None
 
 
-Event = (Started | BatchDone | EpochDone | Snapshot | ControlStarted | ControlEpoch | TrainingEnded
-         | Evaluating | Finished | Failed)
+Event = (
+    Started
+    | BatchDone
+    | EpochDone
+    | Snapshot
+    | ControlStarted
+    | ControlEpoch
+    | TrainingEnded
+    | Evaluating
+    | Finished
+    | Failed
+)
 
 
-def evaluate_run(checkpoint: str | Path, out: str | Path, device: torch.device,
-                 test_sentences: list[list[str]] | None = None, extra: dict | None = None,
-                 control: Path | None = None, plotter: PlotProcess | None = None,
-                 history: list[dict] | None = None, on_phase=None, snapshots=None) -> Results:
+def evaluate_run(
+    checkpoint: str | Path,
+    out: str | Path,
+    device: torch.device,
+    test_sentences: list[list[str]] | None = None,
+    extra: dict | None = None,
+    control: Path | None = None,
+    plotter: PlotProcess | None = None,
+    history: list[dict] | None = None,
+    on_phase=None,
+    snapshots=None,
+) -> Results:
     """The evaluation of a run's best checkpoint, the one way in for both faces (at the end of
     run_job, and the app's "evaluate again"): finish_run on the run's test set, or for a model
     opened from disk, its own test set rebuilt from its configuration. CheckpointError,
@@ -163,15 +195,34 @@ def evaluate_run(checkpoint: str | Path, out: str | Path, device: torch.device,
     if test_sentences is None:
         cfg = Config.from_dict(load(checkpoint)["config"])
         test_sentences = splits_for(cfg)[0].test
-    return finish_run(checkpoint, test_sentences, out, device, extra, control, plotter,
-                      history=history, on_phase=on_phase, snapshots=snapshots)
+    return finish_run(
+        checkpoint,
+        test_sentences,
+        out,
+        device,
+        extra,
+        control,
+        plotter,
+        history=history,
+        on_phase=on_phase,
+        snapshots=snapshots,
+    )
 
 
 # -- the run -----------------------------------------------------------------------------------
-def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dict | str | Path | None = None,
-            epochs: int | None = None, compare_no_attention: bool = False,
-            should_stop: Callable[[], bool] = lambda: False, extra: dict | None = None,
-            run: dict | None = None, watch: list[str] | None = None) -> Iterator[Event]:
+def run_job(
+    cfg: Config,
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    resume: dict | str | Path | None = None,
+    epochs: int | None = None,
+    compare_no_attention: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    extra: dict | None = None,
+    run: dict | None = None,
+    watch: list[str] | None = None,
+) -> Iterator[Event]:
     """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
     `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json.
     run: where the run's files live (engine.runs.RunPaths.record()), kept in its checkpoints
@@ -201,22 +252,33 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
     try:  # the resolved configuration, so that `--config OUT/config.toml` repeats the run
         if distributed.is_main():  # data-parallel: rank 0 writes
             out.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(out / "config.toml", cfg.to_toml(
-                "reverse-tui's configuration of this run; repeat it with\n"
-                f"  reverse-tui --config {out / 'config.toml'}   (flags given as well override it)"))
+            write_text_atomic(
+                out / "config.toml",
+                cfg.to_toml(
+                    "reverse-tui's configuration of this run; repeat it with\n"
+                    f"  reverse-tui --config {out / 'config.toml'}   (flags given as well override it)"
+                ),
+            )
     except OSError as e:
         yield Failed("start", describe(e), e)
         return
-    yield Started(cfg, device, checkpoint,
-                  (len(trainer.train_set), len(trainer.val_set), len(trainer.splits.test)),
-                  len(trainer.vocab), param_count(trainer.model),
-                  torch.get_num_threads(), native.summary(device.type),
-                  trainer.corpus_stats.summary(cfg.min_len, cfg.max_len) if trainer.corpus_stats else None,
-                  len(trainer.history) if resume is not None else None,
-                  [EpochDone.from_dict(h) for h in trainer.history],
-                  # measured here, in the worker: it watches the machine for 0.2 s
-                  busy_note(torch.get_num_threads()) if device.type == "cpu" else None,
-                  trainer.model.impl, [list(w) for w in trainer.watch])
+    yield Started(
+        cfg,
+        device,
+        checkpoint,
+        (len(trainer.train_set), len(trainer.val_set), len(trainer.splits.test)),
+        len(trainer.vocab),
+        param_count(trainer.model),
+        torch.get_num_threads(),
+        native.summary(device.type),
+        trainer.corpus_stats.summary(cfg.min_len, cfg.max_len) if trainer.corpus_stats else None,
+        len(trainer.history) if resume is not None else None,
+        [EpochDone.from_dict(h) for h in trainer.history],
+        # measured here, in the worker: it watches the machine for 0.2 s
+        busy_note(torch.get_num_threads()) if device.type == "cpu" else None,
+        trainer.model.impl,
+        [list(w) for w in trainer.watch],
+    )
 
     # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
     # the core that training leaves free (engine/plot_process.py)
@@ -261,8 +323,9 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
             distributed.abandon(e)
 
     seconds = time.perf_counter() - t0
-    yield TrainingEnded(reason, len(trainer.history), trainer.best_epoch, trainer.splits.test,
-                        seconds, error, exception)
+    yield TrainingEnded(
+        reason, len(trainer.history), trainer.best_epoch, trainer.splits.test, seconds, error, exception
+    )
     if not distributed.is_main():  # data-parallel: rank 0 evaluates and writes
         return
     # nothing to evaluate, or torchrun is tearing the run down (a process was lost: no
@@ -274,10 +337,16 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
         except OSError:
             pass
         return
-    extra = {"interrupted": reason == "stopped", "failure": error, "train_seconds": seconds,
-             "threads": torch.get_num_threads(), "native_kernels": native.summary(device.type),
-             "run": (run or {}).get("name"), "control_checkpoint": str(control) if control else None,
-             **(extra or {})}
+    extra = {
+        "interrupted": reason == "stopped",
+        "failure": error,
+        "train_seconds": seconds,
+        "threads": torch.get_num_threads(),
+        "native_kernels": native.summary(device.type),
+        "run": (run or {}).get("name"),
+        "control_checkpoint": str(control) if control else None,
+        **(extra or {}),
+    }
     # the evaluation runs in a thread of its own so that each part it finishes reaches the
     # face at once, as an Evaluating event; every epoch trained goes to its files, not only
     # those up to the best one its checkpoint holds
@@ -286,9 +355,18 @@ def run_job(cfg: Config, checkpoint: str | Path, out: str | Path, *, resume: dic
 
     def evaluate() -> None:
         try:
-            outcome["results"] = evaluate_run(checkpoint, out, device, trainer.splits.test, extra, control,
-                                              plotter, history=trainer.history, on_phase=news.put,
-                                              snapshots=trainer.snapshots)
+            outcome["results"] = evaluate_run(
+                checkpoint,
+                out,
+                device,
+                trainer.splits.test,
+                extra,
+                control,
+                plotter,
+                history=trainer.history,
+                on_phase=news.put,
+                snapshots=trainer.snapshots,
+            )
         except BaseException as e:  # handed to the generator's thread below
             outcome["error"] = e
         news.put(None)

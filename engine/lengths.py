@@ -5,10 +5,12 @@ back through attention). For each, where exact match first drops below 99% and 5
 the wrong answers are wrong: the decoder stopped early, ran on, or had the right length
 with a wrong word.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
 import torch
 
 from .data import Vocab
@@ -59,12 +61,13 @@ def failure_kind(r: SentenceResult) -> str | None:
 @dataclass
 class LengthCurve:
     """Exact match and failure kinds per length, for one kind of sentence."""
+
     evaluation: EvalResult
     failures: dict[int, dict[str, int]] = field(default_factory=dict)
     not_measured: list[int] = field(default_factory=list)  # past where the kind was lost
 
     @classmethod
-    def of(cls, ev: EvalResult) -> "LengthCurve":
+    def of(cls, ev: EvalResult) -> LengthCurve:
         failures: dict[int, dict[str, int]] = {}
         for r in ev.results:
             kind = failure_kind(r)
@@ -84,41 +87,54 @@ class LengthCurve:
     def as_dict(self) -> dict:
         def limit(level: float) -> dict | None:
             n = self.first_below(level)
-            return None if n is None else {"length": n, "exact_match": self.per_length[n],
-                                           "failures": self.failures[n]}
-        return {"per_length": {str(n): a for n, a in self.per_length.items()},
-                "sentences": {str(n): t for n, (_, t) in self.evaluation.counts.items()},
-                "failures": {str(n): f for n, f in self.failures.items()},
-                "first_below_99": limit(0.99), "first_below_50": limit(0.5),
-                "not_measured": list(self.not_measured)}
+            return None if n is None else {"length": n, "exact_match": self.per_length[n], "failures": self.failures[n]}
+
+        return {
+            "per_length": {str(n): a for n, a in self.per_length.items()},
+            "sentences": {str(n): t for n, (_, t) in self.evaluation.counts.items()},
+            "failures": {str(n): f for n, f in self.failures.items()},
+            "first_below_99": limit(0.99),
+            "first_below_50": limit(0.5),
+            "not_measured": list(self.not_measured),
+        }
 
 
 @dataclass
 class SweepSentences:
     """The sentences a length sweep decodes, by length: of known words past the training
     lengths, and of made-up (unknown) words at every measured length."""
+
     known: dict[int, list[list[str]]]
     unknown: dict[int, list[list[str]]]
 
 
-def sweep_sentences(vocab: Vocab, min_len: int, max_len: int, rng: random.Random,
-                    per_length: int = SENTENCES_PER_LENGTH) -> SweepSentences:
+def sweep_sentences(
+    vocab: Vocab, min_len: int, max_len: int, rng: random.Random, per_length: int = SENTENCES_PER_LENGTH
+) -> SweepSentences:
     beyond, every = sweep_lengths(min_len, max_len)
     known_words, pool = vocab.words(), made_up_words(vocab, rng)
     far = max(60, 2 * max_len)
+
     def of_length(n: int, words: list[str]) -> list[list[str]]:  # words drawn uniformly
         count = per_length if n <= far else min(per_length, FAR_SENTENCES_PER_LENGTH)
         return [rng.choices(words, k=n) for _ in range(count)]
-    return SweepSentences(known={n: of_length(n, known_words) for n in beyond},
-                          unknown={n: of_length(n, pool) for n in every})
+
+    return SweepSentences(
+        known={n: of_length(n, known_words) for n in beyond}, unknown={n: of_length(n, pool) for n in every}
+    )
 
 
-LOST = 0.01        # exact match under this at LOST_RUN lengths in a row: the kind is lost
-LOST_RUN = 2       # and the longer lengths, which cost the most, are not decoded
+LOST = 0.01  # exact match under this at LOST_RUN lengths in a row: the kind is lost
+LOST_RUN = 2  # and the longer lengths, which cost the most, are not decoded
 
 
-def length_curve(model: torch.nn.Module, vocab: Vocab, by_length: dict[int, list[list[str]]],
-                 device: torch.device, stop_when_lost: bool = True) -> LengthCurve:
+def length_curve(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    by_length: dict[int, list[list[str]]],
+    device: torch.device,
+    stop_when_lost: bool = True,
+) -> LengthCurve:
     """Greedy exact match, one length at a time, shortest first: a batch never pads a short
     sentence to a long one, and decoding stops at n + 2 steps for n words (n words, EOS, and
     one more to see a run-on) instead of the 2n + 5 a sentence of unknown length gets.
@@ -134,42 +150,60 @@ def length_curve(model: torch.nn.Module, vocab: Vocab, by_length: dict[int, list
         lost = lost + 1 if ev.exact_match < LOST else 0
         if stop_when_lost and lost >= LOST_RUN:
             curve = LengthCurve.of(EvalResult.merged(done))
-            curve.not_measured = lengths[k + 1:]
+            curve.not_measured = lengths[k + 1 :]
             return curve
     return LengthCurve.of(EvalResult.merged(done))
 
 
 def describe_limit(curve: LengthCurve, what: str) -> str:
     """One sentence: where exact match first drops below 99% and below 50%, and why."""
+
     def at(n: int) -> str:
         f = curve.failures[n]
         why = max(f, key=f.get).replace("_", " ")
-        return (f"{n} words ({curve.per_length[n]:.0%}; of {sum(f.values())} wrong answers "
-                f"{f['stopped_early']} stopped early, {f['ran_on']} ran on, {f['wrong_word']} had a "
-                f"wrong word: mostly {why})")
+        return (
+            f"{n} words ({curve.per_length[n]:.0%}; of {sum(f.values())} wrong answers "
+            f"{f['stopped_early']} stopped early, {f['ran_on']} ran on, {f['wrong_word']} had a "
+            f"wrong word: mostly {why})"
+        )
+
     below99, below50 = curve.first_below(0.99), curve.first_below(0.5)
     longest = max(curve.per_length)
-    skipped = (f" Longer sentences ({curve.not_measured[0]}-{curve.not_measured[-1]} words) were not "
-               f"decoded: under {LOST:.0%} at {LOST_RUN} lengths in a row." if curve.not_measured else "")
+    skipped = (
+        f" Longer sentences ({curve.not_measured[0]}-{curve.not_measured[-1]} words) were not "
+        f"decoded: under {LOST:.0%} at {LOST_RUN} lengths in a row."
+        if curve.not_measured
+        else ""
+    )
     return _limit_sentence(curve, what, at, below99, below50, longest) + skipped
 
 
-def _limit_sentence(curve: LengthCurve, what: str, at, below99: int | None, below50: int | None,
-                    longest: int) -> str:
+def _limit_sentence(curve: LengthCurve, what: str, at, below99: int | None, below50: int | None, longest: int) -> str:
     if below99 is None:
         return f"{what}: exact match stays at or above 99% up to {longest} words."
     if below99 == min(curve.per_length):
         if below50 == below99:
             return f"{what}: exact match is below 50% from the shortest length measured, {at(below99)}."
         return f"{what}: exact match is below 99% from the shortest length measured, {at(below99)}" + (
-            f", and below 50% at {at(below50)}." if below50 is not None else ".")
+            f", and below 50% at {at(below50)}." if below50 is not None else "."
+        )
     if below50 == below99:
         return f"{what}: exact match falls from at least 99% to below 50% at once, at {at(below99)}."
     text = f"{what}: exact match first drops below 99% at {at(below99)}"
-    return text + (f", and below 50% at {at(below50)}." if below50 is not None
-                   else f", and stays at or above 50% up to {longest} words.")
+    return text + (
+        f", and below 50% at {at(below50)}."
+        if below50 is not None
+        else f", and stays at or above 50% up to {longest} words."
+    )
 
 
-__all__ = ["LengthCurve", "SweepSentences", "describe_limit", "failure_kind", "length_curve",
-           "made_up_words", "sweep_lengths", "sweep_sentences"]
-
+__all__ = [
+    "LengthCurve",
+    "SweepSentences",
+    "describe_limit",
+    "failure_kind",
+    "length_curve",
+    "made_up_words",
+    "sweep_lengths",
+    "sweep_sentences",
+]

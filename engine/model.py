@@ -21,11 +21,12 @@ Padding never changes an answer: the encoder runs packed sequences when lengths 
 a sentence's states never see the padding after it), and attention masks every padded
 position to exactly zero weight. A sentence decodes the same alone or in any batch.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -34,12 +35,20 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import Config
 from .data import EOS, PAD, SOS
-from .fast.decoder_loop import (DecoderWeights, LoopArgs, LoopSpec, StepOut, decoder_loop, decoder_step,
-                           location_band, location_term, next_words)
+from .fast.decoder_loop import (
+    DecoderWeights,
+    LoopArgs,
+    LoopSpec,
+    StepOut,
+    decoder_loop,
+    decoder_step,
+    location_band,
+    location_term,
+    next_words,
+)
 from .fast.gru_scan import GRUScan
 from .fast.native import kernels_for
 from .fast.step_kernels import steps_for
-
 
 IMPLS = ("auto", "reference", "fast")
 
@@ -67,8 +76,11 @@ def choose_impl(cfg: Config) -> str:
 
 
 def describe_impl(impl: str) -> str:
-    return ("model: reference (engine/model.py, plain PyTorch under autograd)" if impl == "reference"
-            else "model: fast (engine/fast: hand-written loop and kernels, held equal to engine/model.py)")
+    return (
+        "model: reference (engine/model.py, plain PyTorch under autograd)"
+        if impl == "reference"
+        else "model: fast (engine/fast: hand-written loop and kernels, held equal to engine/model.py)"
+    )
 
 
 def gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -76,9 +88,9 @@ def gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tenso
     and recurrent projections gi, gh (B, 3H), biases included; h (B, H) -> (B, H)."""
     i_r, i_z, i_n = gi.chunk(3, dim=-1)
     h_r, h_z, h_n = gh.chunk(3, dim=-1)
-    r = torch.sigmoid(i_r + h_r)        # reset gate
-    z = torch.sigmoid(i_z + h_z)        # update gate
-    n = torch.tanh(i_n + r * h_n)       # candidate state
+    r = torch.sigmoid(i_r + h_r)  # reset gate
+    z = torch.sigmoid(i_z + h_z)  # update gate
+    n = torch.tanh(i_n + r * h_n)  # candidate state
     return (1 - z) * n + z * h
 
 
@@ -110,13 +122,20 @@ class Encoder(nn.Module):
     in an A/B at the notebook's sizes; tests/test_gru_scan.py holds the two equal).
     Written with torch ops alone, that scan measured no faster than torch.nn.GRU."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int,
-                 dropout: float, bidirectional: bool):
+    def __init__(
+        self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int, dropout: float, bidirectional: bool
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(embed_dim, hidden_dim, layers, batch_first=True,
-                          dropout=dropout if layers > 1 else 0.0, bidirectional=bidirectional)
+        self.gru = nn.GRU(
+            embed_dim,
+            hidden_dim,
+            layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
         self.out_dim = hidden_dim * (2 if bidirectional else 1)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, fast: bool = False):
@@ -144,9 +163,10 @@ class Encoder(nn.Module):
         finals = []
         for layer in range(g.num_layers):
             outs = []
-            for suffix in (f"_l{layer}", f"_l{layer}_reverse")[:2 if g.bidirectional else 1]:
-                W_ih, W_hh, b_ih, b_hh = (getattr(g, name + suffix)
-                                          for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            for suffix in (f"_l{layer}", f"_l{layer}_reverse")[: 2 if g.bidirectional else 1]:
+                W_ih, W_hh, b_ih, b_hh = (
+                    getattr(g, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                )
                 reverse = suffix.endswith("reverse")
                 gi = F.linear(x.flip(0) if reverse else x, W_ih, b_ih)  # (S, B, 3H): all steps at once
                 states = GRUScan.apply(gi, x.new_zeros(B, H), W_hh, b_hh)  # (S, B, H)
@@ -200,8 +220,15 @@ class BahdanauAttention(nn.Module):
         # W_h h_j does not depend on the decoder step: computed once per batch.
         return self.W_h(enc_out)  # (B, S, A)
 
-    def attend(self, query: torch.Tensor, keys: torch.Tensor, enc_out: torch.Tensor,
-               mask: torch.Tensor, prev: torch.Tensor | None = None, uniform: bool = False):
+    def attend(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        enc_out: torch.Tensor,
+        mask: torch.Tensor,
+        prev: torch.Tensor | None = None,
+        uniform: bool = False,
+    ):
         """The attention's definition, plainly, under autograd (the reference model's; engine/fast
         runs the same maths in its decoder step).
         query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real;
@@ -232,8 +259,16 @@ class Decoder(nn.Module):
     with its hand-written backward pass) and decoding (decode_step, for greedy and beam).
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, enc_dim: int,
-                 layers: int, dropout: float, location_kernel: int = 0):
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        hidden_dim: int,
+        enc_dim: int,
+        layers: int,
+        dropout: float,
+        location_kernel: int = 0,
+    ):
         super().__init__()
         H = hidden_dim
         self.hidden_dim, self.layers = H, layers
@@ -254,28 +289,43 @@ class Decoder(nn.Module):
         # just looked at reaches the prediction without squeezing through the GRU state.
         self.out = nn.Linear(H + enc_dim, vocab_size)
 
-    def step(self, y: torch.Tensor, h: list[torch.Tensor], enc_out: torch.Tensor, keys: torch.Tensor,
-             mask: torch.Tensor, prev: torch.Tensor, uniform: bool = False):
+    def step(
+        self,
+        y: torch.Tensor,
+        h: list[torch.Tensor],
+        enc_out: torch.Tensor,
+        keys: torch.Tensor,
+        mask: torch.Tensor,
+        prev: torch.Tensor,
+        uniform: bool = False,
+    ):
         """One decoder step, the reference: attend with the previous top state, feed
         [embedding; context] through the GRU layers, predict from [new state; context].
         y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
         -> logits (B, V), new states per layer (B, H), weights (B, S)"""
-        s = h[-1]                                                    # (B, H) previous top state
-        query = self.attention.W_s(s)                                # (B, A)
+        s = h[-1]  # (B, H) previous top state
+        query = self.attention.W_s(s)  # (B, A)
         context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform)  # (B, K), (B, S)
-        emb = self.dropout(self.embedding(y))                        # (B, E)
+        emb = self.dropout(self.embedding(y))  # (B, E)
         x = F.linear(emb, self.W_ie, self.b_ih[0]) + F.linear(context, self.W_ic)  # (B, 3H)
         new = []
         for layer in range(self.layers):
             gh = F.linear(h[layer], self.W_hh[layer], self.b_hh[layer])  # (B, 3H)
-            state = gru_cell(x, gh, h[layer])                         # (B, H)
+            state = gru_cell(x, gh, h[layer])  # (B, H)
             new.append(state)
             if layer + 1 < self.layers:  # the next layer's input projection
                 x = F.linear(self.dropout(state), self.W_ih[layer], self.b_ih[layer + 1])
         return self.logits(new[-1], context), new, weights
 
-    def run_all_steps(self, tgt_in: torch.Tensor, teacher_forcing: torch.Tensor, hidden: torch.Tensor,
-                      enc_out: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor):
+    def run_all_steps(
+        self,
+        tgt_in: torch.Tensor,
+        teacher_forcing: torch.Tensor,
+        hidden: torch.Tensor,
+        enc_out: torch.Tensor,
+        keys: torch.Tensor,
+        mask: torch.Tensor,
+    ):
         """Every training step at once through engine/fast/decoder_loop.py, with its hand-written
         backward pass (tests/test_recurrence.py and tests/test_parity.py hold it equal to forward_reference,
         the same steps under autograd). Dropout masks for all steps are drawn in one call each.
@@ -293,9 +343,20 @@ class Decoder(nn.Module):
         # teacher_forcing (T,) bool: on a CPU the loop reads it as Python bools; elsewhere it
         # goes along to the device (an upload, never a read back) and the loop selects with it
         forcing = teacher_forcing.to(tgt_in.device, non_blocking=True)
-        return decoder_loop(spec, LoopArgs(tgt_in=tgt_in, forcing=forcing, h0=hidden, enc_out=enc_out, keys=keys, mask=mask,
-                                           weights=self.loop_weights(), drop_emb=drop_emb,
-                                           drop_between=drop_between))
+        return decoder_loop(
+            spec,
+            LoopArgs(
+                tgt_in=tgt_in,
+                forcing=forcing,
+                h0=hidden,
+                enc_out=enc_out,
+                keys=keys,
+                mask=mask,
+                weights=self.loop_weights(),
+                drop_emb=drop_emb,
+                drop_between=drop_between,
+            ),
+        )
 
     def loop_weights(self) -> DecoderWeights:
         """The weights by the names the decoder step reads them (engine/fast/decoder_loop.py), built
@@ -303,16 +364,32 @@ class Decoder(nn.Module):
         stacked so that one matmul per step gives the recurrent projection and the query."""
         loc = self.attention.location
         return DecoderWeights(
-            emb=self.embedding.weight, W_ie=self.W_ie, b_i0=self.b_ih[0], W_ic=self.W_ic,
+            emb=self.embedding.weight,
+            W_ie=self.W_ie,
+            b_i0=self.b_ih[0],
+            W_ic=self.W_ic,
             W_top=torch.cat([self.W_hh[-1], self.attention.W_s.weight], 0),
             b_top=torch.cat([self.b_hh[-1], self.attention.W_s.bias], 0),
-            v=self.attention.v.weight, W_out=self.out.weight, b_out=self.out.bias,
+            v=self.attention.v.weight,
+            W_out=self.out.weight,
+            b_out=self.out.bias,
             W_loc=loc.weight.flatten(1) if loc is not None else None,
-            lower_W_hh=list(self.W_hh[:-1]), lower_b_hh=list(self.b_hh[:-1]), lower_W_ih=list(self.W_ih),
-            lower_b_ih=list(self.b_ih[1:]))
+            lower_W_hh=list(self.W_hh[:-1]),
+            lower_b_hh=list(self.b_hh[:-1]),
+            lower_W_ih=list(self.W_ih),
+            lower_b_ih=list(self.b_ih[1:]),
+        )
 
-    def decode_step(self, W: DecoderWeights, steps, y: torch.Tensor, h: list[torch.Tensor],
-                    prev: torch.Tensor | None, W_loc2: torch.Tensor | None, out: StepOut) -> None:
+    def decode_step(
+        self,
+        W: DecoderWeights,
+        steps,
+        y: torch.Tensor,
+        h: list[torch.Tensor],
+        prev: torch.Tensor | None,
+        W_loc2: torch.Tensor | None,
+        out: StepOut,
+    ) -> None:
         """One decoding step (no dropout, no gradients) through the training loop's own step,
         written into out (out.h the new states, out.w the weights (B, S), out.c the context):
         y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
@@ -327,9 +404,9 @@ class Decoder(nn.Module):
 
 @dataclass
 class Decoded:
-    tokens: torch.Tensor     # (B, T) predicted ids, EOS then PAD after it
+    tokens: torch.Tensor  # (B, T) predicted ids, EOS then PAD after it
     attention: torch.Tensor  # (B, T, S) the weights that produced each step
-    length: torch.Tensor     # (B,) steps up to and including EOS (T if EOS never came)
+    length: torch.Tensor  # (B,) steps up to and including EOS (T if EOS never came)
 
 
 class Seq2Seq(nn.Module):
@@ -340,13 +417,18 @@ class Seq2Seq(nn.Module):
         # is the mean of the encoder outputs, whatever the decoder state); everything else,
         # the training loop included, is the same
         self.use_attention = cfg.attention
-        self.encoder = Encoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.layers,
-                               cfg.dropout, cfg.bidirectional)
-        self.decoder = Decoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, self.encoder.out_dim,
-                               cfg.layers, cfg.dropout, cfg.location_kernel)
+        self.encoder = Encoder(vocab_size, cfg.embed_dim, cfg.hidden_dim, cfg.layers, cfg.dropout, cfg.bidirectional)
+        self.decoder = Decoder(
+            vocab_size,
+            cfg.embed_dim,
+            cfg.hidden_dim,
+            self.encoder.out_dim,
+            cfg.layers,
+            cfg.dropout,
+            cfg.location_kernel,
+        )
         # A bidirectional encoder has two final states per layer: a learned bridge joins them.
-        self.bridge = (nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim)
-                       if cfg.bidirectional else None)
+        self.bridge = nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim) if cfg.bidirectional else None
         self.layers = cfg.layers
         self.impl = choose_impl(cfg)  # "reference" or "fast": forward, greedy and beam follow it
         if not self.use_attention:
@@ -373,8 +455,13 @@ class Seq2Seq(nn.Module):
         keys = self.decoder.attention.project_keys(enc_out)
         return enc_out, hidden.contiguous(), keys, mask
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
-                teacher_forcing: torch.Tensor | Sequence[bool]):
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        teacher_forcing: torch.Tensor | Sequence[bool],
+    ):
         """Training pass. teacher_forcing (T,) bools (a tensor, best on the host, or a list):
         whether step t reads the true previous word (step 0 always reads SOS). src_len: best
         the batch's host copy (see encode). Returns logits (B, T, V) and attention (B, T, S)."""
@@ -383,20 +470,20 @@ class Seq2Seq(nn.Module):
         if self.impl == "reference":
             return self.forward_reference(src, src_len, tgt_in, teacher_forcing)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden,
-                                                            enc_out, keys, mask)
+        states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden, enc_out, keys, mask)
         return self.decoder.logits(states, contexts), attn
 
-    def forward_reference(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
-                          teacher_forcing: torch.Tensor):
+    def forward_reference(
+        self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing: torch.Tensor
+    ):
         """forward, one Decoder.step at a time under autograd: the model as written above.
         A step that is not teacher-forced reads the previous step's argmax."""
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        h = list(hidden.unbind(0))                                # per layer (B, H)
+        h = list(hidden.unbind(0))  # per layer (B, H)
         w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (B, S) no previous attention
         forced = teacher_forcing.tolist()
         logits, attention = [], []
-        y = tgt_in[:, 0]                                          # SOS
+        y = tgt_in[:, 0]  # SOS
         for t in range(tgt_in.size(1)):
             if t > 0:
                 y = tgt_in[:, t] if forced[t] else logits[-1].argmax(-1)
@@ -406,8 +493,9 @@ class Seq2Seq(nn.Module):
         return torch.stack(logits, 1), torch.stack(attention, 1)  # (B, T, V), (B, T, S)
 
     @torch.inference_mode()
-    def greedy_reference(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
-                         attend: bool | None = None) -> Decoded:
+    def greedy_reference(
+        self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None, attend: bool | None = None
+    ) -> Decoded:
         """greedy, one Decoder.step at a time: each sentence takes its argmax word until EOS
         or its budget of 2n + 5 steps (capped at max_steps); PAD after that."""
         src_len = host_lengths(src_len)
@@ -423,7 +511,7 @@ class Seq2Seq(nn.Module):
         tokens, attention = [], []
         for t in range(int(budget.max())):
             logits, h, w = self.decoder.step(y, h, enc_out, keys, mask, w, uniform=attend is False)
-            y = logits.argmax(-1).masked_fill(done, PAD)          # (B,)
+            y = logits.argmax(-1).masked_fill(done, PAD)  # (B,)
             newly = (y == EOS) & ~done
             length = torch.where(newly, t + 1, length)
             done = done | newly | (budget <= t + 1)
@@ -442,17 +530,18 @@ class Seq2Seq(nn.Module):
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         budget, V, dev = int(2 * src_len[0] + 5), self.decoder.out.out_features, src.device
-        h = list(hidden.unbind(0))                                # per layer (n, H), n live hypotheses
+        h = list(hidden.unbind(0))  # per layer (n, H), n live hypotheses
         w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=dev)
         y = torch.full((1,), SOS, dtype=torch.long, device=dev)
         scores = torch.zeros(1, device=dev)
-        seqs, rows = [[]], [[]]                                   # each live hypothesis's words, weights
-        finished = []                                             # (score, words, weights)
+        seqs, rows = [[]], [[]]  # each live hypothesis's words, weights
+        finished = []  # (score, words, weights)
         for t in range(budget):
             n = y.size(0)
-            logits, h, w = self.decoder.step(y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1),
-                                             mask.expand(n, -1), w)
-            total = (scores[:, None] + torch.log_softmax(logits, -1)).view(-1)   # (n * V,)
+            logits, h, w = self.decoder.step(
+                y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1), mask.expand(n, -1), w
+            )
+            total = (scores[:, None] + torch.log_softmax(logits, -1)).view(-1)  # (n * V,)
             top = torch.topk(total, min(k, total.numel()))
             keep = []
             for score, index in zip(top.values.tolist(), top.indices.tolist()):
@@ -470,8 +559,7 @@ class Seq2Seq(nn.Module):
             scores = torch.tensor([score for score, *_ in keep], device=dev)
             seqs, rows = [seq for *_, seq, _ in keep], [att for *_, att in keep]
         _, seq, att = max(finished, key=lambda f: f[0])
-        return Decoded(torch.tensor([seq], device=dev), torch.stack(att)[None],
-                       torch.tensor([len(seq)], device=dev))
+        return Decoded(torch.tensor([seq], device=dev), torch.stack(att)[None], torch.tensor([len(seq)], device=dev))
 
     def decoding_weights(self, attend: bool | None = None):
         """The decoder's weights for a decoding call, and twice the location weights (the
@@ -484,8 +572,9 @@ class Seq2Seq(nn.Module):
     CHECK_EVERY = 4  # greedy decoding off the CPU: steps between two reads of "all done"
 
     @torch.inference_mode()
-    def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None,
-               attend: bool | None = None) -> Decoded:
+    def greedy(
+        self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None, attend: bool | None = None
+    ) -> Decoded:
         """Batched greedy decoding; stops as soon as every sentence has emitted EOS or used
         its step budget (2n + 5 for n source tokens, from its real length, so padding cannot
         change it). attend=False swaps the learned attention for uniform weights (an ablation):
@@ -532,7 +621,7 @@ class Seq2Seq(nn.Module):
             tokens.append(y)
             if (on_cpu or (t + 1) % self.CHECK_EVERY == 0) and bool(done.all()):
                 break
-        return Decoded(torch.stack(tokens, 1), attn[:len(tokens)].transpose(0, 1).contiguous(), length)
+        return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length)
 
     @torch.inference_mode()
     def beam(self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0) -> Decoded:
@@ -563,7 +652,7 @@ class Seq2Seq(nn.Module):
         rank = torch.arange(k, device=dev)
         scores = torch.zeros(k, device=dev).masked_fill_(rank > 0, float("-inf"))  # one live row at first
         seqs = torch.zeros(k, budget, dtype=torch.long, device=dev)  # the live hypotheses' words
-        rows = keys.new_zeros(k, budget, S)                            # and their attention
+        rows = keys.new_zeros(k, budget, S)  # and their attention
         # finished hypotheses, in the order they finished: fewer than k before the last step
         # that records, at most k in it; slot `cap` takes the writes of those that do not end
         cap = 2 * k

@@ -7,10 +7,11 @@ is instead one pass over each parameter's memory (engine/fast/native/fused.c, ad
 same arithmetic in the same order, ~2.4x faster than the foreach passes (measured against
 seven; there are nine since the step size became a device tensor, see Adam._device_scalars).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -25,8 +26,14 @@ class Adam:
     (tests/test_loss_and_optim.py checks 100 steps); the C kernel agrees with them to float
     rounding (its multiply-adds are fused)."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, use_native: bool = True):
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        use_native: bool = True,
+    ):
         self.use_native = use_native  # the C kernel where it applies; False: the foreach ops
         # every parameter, as torch.optim.Adam keeps them: a frozen one (the no-attention
         # control's v) never gets a .grad, so step() skips it, and the state's list still lines
@@ -60,20 +67,30 @@ class Adam:
         dll = native.kernels_for(*params, *grads, *m, *v, allow=self.use_native and flat)
         if dll is not None:
             threads = torch.get_num_threads()
-            bias1 = 1 - self.beta1 ** self.t  # host floats: the C kernel takes them as arguments
-            bias2_sqrt = math.sqrt(1 - self.beta2 ** self.t)
+            bias1 = 1 - self.beta1**self.t  # host floats: the C kernel takes them as arguments
+            bias2_sqrt = math.sqrt(1 - self.beta2**self.t)
             for p, g, m_p, v_p in zip(params, grads, m, v):
-                dll.adam_step(threads=threads, n=p.numel(), p=p.data_ptr(), g=g.data_ptr(), m=m_p.data_ptr(),
-                              v=v_p.data_ptr(), b1=self.beta1, b2=self.beta2, step_size=-self.lr / bias1,
-                              bias2_sqrt=bias2_sqrt, eps=self.eps)
+                dll.adam_step(
+                    threads=threads,
+                    n=p.numel(),
+                    p=p.data_ptr(),
+                    g=g.data_ptr(),
+                    m=m_p.data_ptr(),
+                    v=v_p.data_ptr(),
+                    b1=self.beta1,
+                    b2=self.beta2,
+                    step_size=-self.lr / bias1,
+                    bias2_sqrt=bias2_sqrt,
+                    eps=self.eps,
+                )
             return
         step_size, bias2_sqrt = self._device_scalars(params[0].device, params[0].dtype)
-        torch._foreach_lerp_(m, grads, 1 - self.beta1)             # m = b1 m + (1-b1) g
+        torch._foreach_lerp_(m, grads, 1 - self.beta1)  # m = b1 m + (1-b1) g
         torch._foreach_mul_(v, self.beta2)
-        torch._foreach_addcmul_(v, grads, grads, 1 - self.beta2)   # v = b2 v + (1-b2) g^2
+        torch._foreach_addcmul_(v, grads, grads, 1 - self.beta2)  # v = b2 v + (1-b2) g^2
         denom = torch._foreach_sqrt(v)
         torch._foreach_div_(denom, bias2_sqrt)
-        torch._foreach_add_(denom, self.eps)                       # sqrt(v_hat) + eps
+        torch._foreach_add_(denom, self.eps)  # sqrt(v_hat) + eps
         # p += step_size * m / denom, in addcdiv's order ((value * m) / denom), with a tensor value
         update = torch._foreach_mul(m, step_size)
         torch._foreach_div_(update, denom)
@@ -103,14 +120,19 @@ class Adam:
             p.grad = None
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr, "betas": (self.beta1, self.beta2), "eps": self.eps,
-                "t": self.t, "m": [x.clone() for x in self.m], "v": [x.clone() for x in self.v]}
+        return {
+            "lr": self.lr,
+            "betas": (self.beta1, self.beta2),
+            "eps": self.eps,
+            "t": self.t,
+            "m": [x.clone() for x in self.m],
+            "v": [x.clone() for x in self.v],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["m"]) != len(self.params) or len(state["v"]) != len(self.params):
             raise ValueError("optimizer state does not match the model's parameters")
-        for buf, saved, p in zip(self.m + self.v, list(state["m"]) + list(state["v"]),
-                                 self.params + self.params):
+        for buf, saved, p in zip(self.m + self.v, list(state["m"]) + list(state["v"]), self.params + self.params):
             if saved.shape != p.shape:
                 raise ValueError(f"optimizer state shape {tuple(saved.shape)} != parameter {tuple(p.shape)}")
             buf.copy_(saved)

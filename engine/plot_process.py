@@ -12,6 +12,7 @@ time but never a figure.
     ...                                # evaluate
     paths = plotter.draw([heatmap_job(...), loss_curve_job(...)])   # None: draw here instead
 """
+
 from __future__ import annotations
 
 import json
@@ -19,24 +20,33 @@ import os
 import subprocess
 import sys
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 
 
-def heatmap_job(attention: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str],
-                path: str | os.PathLike) -> dict:
-    return {"kind": "attention_heatmap", "attention": np.asarray(attention, dtype=float).tolist(),
-            "source_tokens": list(source_tokens), "output_tokens": list(output_tokens),
-            "path": str(Path(path).resolve())}
+def heatmap_job(
+    attention: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str], path: str | os.PathLike
+) -> dict:
+    return {
+        "kind": "attention_heatmap",
+        "attention": np.asarray(attention, dtype=float).tolist(),
+        "source_tokens": list(source_tokens),
+        "output_tokens": list(output_tokens),
+        "path": str(Path(path).resolve()),
+    }
 
 
 def loss_curve_job(history: Sequence[dict], path: str | os.PathLike, best_epoch: int | None) -> dict:
-    return {"kind": "loss_curve", "history": [dict(h) for h in history], "best_epoch": best_epoch,
-            "path": str(Path(path).resolve())}
+    return {
+        "kind": "loss_curve",
+        "history": [dict(h) for h in history],
+        "best_epoch": best_epoch,
+        "path": str(Path(path).resolve()),
+    }
 
 
 def timeline_job(snapshots: Sequence[dict], path: str | os.PathLike) -> dict:
@@ -46,22 +56,33 @@ def timeline_job(snapshots: Sequence[dict], path: str | os.PathLike) -> dict:
 def draw_here(job: dict) -> Path:
     """One figure, in this process."""
     from . import plots
+
     if job["kind"] == "attention_timeline":
         return plots.attention_timeline_gif(job["snapshots"], job["path"])
     if job["kind"] == "attention_heatmap":
-        return plots.attention_heatmap(np.array(job["attention"], dtype=float), job["source_tokens"],
-                                       job["output_tokens"], job["path"])
+        return plots.attention_heatmap(
+            np.array(job["attention"], dtype=float), job["source_tokens"], job["output_tokens"], job["path"]
+        )
     return plots.loss_curve(job["history"], job["path"], job["best_epoch"])
 
 
 class PlotProcess:
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+        }
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-m", "engine.plot_process"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                [sys.executable, "-m", "engine.plot_process"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
         except OSError:
             self.proc = None
         # a run abandoned mid-way (the app quit during training) drops its PlotProcess: the
@@ -120,6 +141,7 @@ def draw_all(plotter: PlotProcess | None, jobs: list[dict]) -> list[Path]:
 def _serve() -> None:
     """The child: import first (that is the point), then draw what arrives on stdin."""
     from . import plots
+
     plots.warm_up()
     jobs = json.loads(sys.stdin.read() or "[]")
     print(json.dumps({"written": [str(draw_here(job)) for job in jobs]}))

@@ -4,20 +4,23 @@
 matplotlib and seaborn are imported on first use, not with this module: seaborn pulls in
 scipy.stats, and the two cost ~2.5 s of start-up that the app and --no-ui would otherwise
 spend before their first line."""
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 
 def _figure(**kwargs):
     import matplotlib
+
     matplotlib.use("Agg")  # files only; never a window, also without a display
     from matplotlib.figure import Figure
+
     return Figure(**kwargs)
 
 
@@ -28,20 +31,37 @@ def warm_up() -> None:
     import seaborn  # noqa: F401
 
 
-def attention_heatmap(attention: np.ndarray, source_tokens: Sequence[str],
-                      output_tokens: Sequence[str], path: str | os.PathLike,
-                      title: str | None = None) -> Path:
+def attention_heatmap(
+    attention: np.ndarray,
+    source_tokens: Sequence[str],
+    output_tokens: Sequence[str],
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> Path:
     """x: encoder tokens, y: decoder steps, each cell its weight, with a colour bar."""
     rows, cols = attention.shape
     fig = _figure(figsize=(max(5.0, 0.7 * cols + 2.5), max(4.0, 0.55 * rows + 1.8)), dpi=150)
     ax = fig.add_subplot()
     import seaborn as sns  # after _figure: the Agg backend is chosen first
+
     # the labels are set below, not by seaborn: its check of whether labels overlap draws the
     # figure once per label (5 s for a 30-word sentence)
-    sns.heatmap(attention, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", square=False,
-                xticklabels=False, yticklabels=False,
-                annot=cols <= 16 and rows <= 16, fmt=".2f", annot_kws={"fontsize": 7},
-                linewidths=0.4, linecolor="white", cbar_kws={"label": "attention weight"})
+    sns.heatmap(
+        attention,
+        ax=ax,
+        vmin=0.0,
+        vmax=1.0,
+        cmap="viridis",
+        square=False,
+        xticklabels=False,
+        yticklabels=False,
+        annot=cols <= 16 and rows <= 16,
+        fmt=".2f",
+        annot_kws={"fontsize": 7},
+        linewidths=0.4,
+        linecolor="white",
+        cbar_kws={"label": "attention weight"},
+    )
     ax.set_xticks(np.arange(cols) + 0.5, list(source_tokens))
     ax.set_yticks(np.arange(rows) + 0.5, list(output_tokens))
     ax.set_xlabel("encoder tokens (input)")
@@ -113,8 +133,14 @@ def loss_curve(history: Sequence[dict], path: str | os.PathLike, best_epoch: int
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
     ax2 = ax.twinx()
-    ax2.plot([h["epoch"] for h in history], [100 * h["val_exact_match"] for h in history],
-             color="tab:green", linestyle="--", marker=".", label="val exact match")
+    ax2.plot(
+        [h["epoch"] for h in history],
+        [100 * h["val_exact_match"] for h in history],
+        color="tab:green",
+        linestyle="--",
+        marker=".",
+        label="val exact match",
+    )
     ax2.set_ylabel("val exact match (%)")
     ax2.set_ylim(0, 101)
     h1, l1 = ax.get_legend_handles_labels()
@@ -142,6 +168,7 @@ def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, f
     rows = min(max(len(w["weights"]) for w in first), len(source) + 1)
     fig = _figure(figsize=(max(4.5, 0.42 * len(source) + 2.2), max(3.5, 0.3 * rows + 1.6)), dpi=80)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(fig)  # the frames are read back as pixels
     ax = fig.add_subplot()
     grid = np.full((rows, len(source)), np.nan)
@@ -154,13 +181,16 @@ def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, f
     for snap, w in zip((s for s in snapshots if s["sentences"]), first):
         grid = np.full((rows, len(source)), np.nan)
         weights = np.asarray(w["weights"], dtype=float)[:rows]
-        grid[:len(weights), :weights.shape[1] if weights.size else 0] = weights
+        grid[: len(weights), : weights.shape[1] if weights.size else 0] = weights
         image.set_data(grid)
-        labels = (w["output"] + ["<eos>"])[:len(weights)] + [""] * (rows - len(weights))
+        labels = (w["output"] + ["<eos>"])[: len(weights)] + [""] * (rows - len(weights))
         ax.set_yticks(np.arange(rows), labels, fontsize=7)
         verdict = "match" if w["match"] else "no match"
-        ax.set_title(f"epoch {snap['epoch']}, batch {snap['batch']}/{snap['batches']}: {verdict}\n"
-                     f"{' '.join(w['output'])[:70] or '(nothing)'}", fontsize=8)
+        ax.set_title(
+            f"epoch {snap['epoch']}, batch {snap['batch']}/{snap['batches']}: {verdict}\n"
+            f"{' '.join(w['output'])[:70] or '(nothing)'}",
+            fontsize=8,
+        )
         fig.tight_layout()
         canvas.draw()
         frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy()))

@@ -1,6 +1,7 @@
 """After training: reload the best checkpoint, evaluate the test set, and write every
 artefact (heatmap, loss curve, metrics.csv, analysis.md, report.json). Shared by the
 headless run and the terminal app, so the two faces never compute anything twice."""
+
 from __future__ import annotations
 
 import csv
@@ -10,9 +11,9 @@ import random
 import statistics
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -22,18 +23,19 @@ from .config import Config
 from .data import splits_for, with_unseen_words
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .lengths import LengthCurve, length_curve, sweep_sentences
-from .threads import evaluation_workers, in_parallel
 from .plot_process import PlotProcess, draw_here, heatmap_job, loss_curve_job, timeline_job
 from .runs import last_path
+from .threads import evaluation_workers, in_parallel
+from .train import EPOCH_FIELDS
 from .watch import Snapshot, write_timeline
 from .watch import summary as watch_summary
-from .train import EPOCH_FIELDS
 
 
 @dataclass
 class UnseenWords:
     """Exact match on the test set with one to three words per sentence swapped for words
     outside the vocabulary: copied back through the attention (<unk> replaced), and not."""
+
     with_replacement: float
     without_replacement: float
 
@@ -41,6 +43,7 @@ class UnseenWords:
 @dataclass
 class NotebookTest:
     """Exact match on the notebook's own test set (1,000 sentences of 3-10 words)."""
+
     exact_match: float
     sentences: int
     correct: int
@@ -58,6 +61,7 @@ class BeamSearch:
 @dataclass
 class Control:
     """The same model trained without attention (--compare-no-attention)."""
+
     checkpoint: str
     attention: bool
     test_exact_match: float
@@ -67,23 +71,24 @@ class Control:
 @dataclass
 class Results:
     """What finish_run measured; both faces read these fields, and report.json is built from them."""
+
     config: Config
     checkpoint: Path
     best_epoch: int | None
     best_val_loss: float | None
-    evaluation: EvalResult             # the test set
-    stats: dict                        # the attention statistics (engine/analysis.py's attention_stats)
-    uniform_exact_match: float         # the same model decoding with uniform attention
+    evaluation: EvalResult  # the test set
+    stats: dict  # the attention statistics (engine/analysis.py's attention_stats)
+    uniform_exact_match: float  # the same model decoding with uniform attention
     unseen: UnseenWords
-    unknown: LengthCurve               # every word unknown, training lengths and past them
-    known: LengthCurve                 # known words, past the training lengths
+    unknown: LengthCurve  # every word unknown, training lengths and past them
+    known: LengthCurve  # known words, past the training lengths
     heatmap_example: SentenceResult
-    analysis: str                      # analysis.md
+    analysis: str  # analysis.md
     files: dict[str, Path]
-    report: dict                       # report.json, as written
+    report: dict  # report.json, as written
     notebook_test: NotebookTest | None = None  # see notebook_test_set
-    beam: BeamSearch | None = None     # --beam K > 1
-    control: Control | None = None     # --compare-no-attention
+    beam: BeamSearch | None = None  # --beam K > 1
+    control: Control | None = None  # --compare-no-attention
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
@@ -92,22 +97,29 @@ class Results:
 @dataclass
 class EvalPhase:
     """One part of the evaluation after training has ended: the faces show these as they come."""
-    done: int        # parts finished so far, this one included
+
+    done: int  # parts finished so far, this one included
     total: int
-    name: str        # what was measured, for a person
-    seconds: float   # this part's own time (parts run side by side on a CPU's cores)
+    name: str  # what was measured, for a person
+    seconds: float  # this part's own time (parts run side by side on a CPU's cores)
     detail: str = ""
 
     def line(self) -> str:
-        return f"evaluated {self.name}{' (' + self.detail + ')' if self.detail else ''} in {self.seconds:.2f}s [{self.done}/{self.total}]"
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"evaluated {self.name}{detail} in {self.seconds:.2f}s [{self.done}/{self.total}]"
 
 
 PHASE_NAMES = {
-    "test": "the test set", "uniform": "the uniform-attention ablation",
-    "unseen": "unseen words with <unk> replacement", "unseen_raw": "unseen words without replacement",
-    "known": "known words past the training lengths", "unknown": "every word unknown, by length",
-    "notebook_test": "the notebook's test set", "beam": "beam search",
-    "control_test": "the no-attention control", "control_beyond": "the control past the training lengths",
+    "test": "the test set",
+    "uniform": "the uniform-attention ablation",
+    "unseen": "unseen words with <unk> replacement",
+    "unseen_raw": "unseen words without replacement",
+    "known": "known words past the training lengths",
+    "unknown": "every word unknown, by length",
+    "notebook_test": "the notebook's test set",
+    "beam": "beam search",
+    "control_test": "the no-attention control",
+    "control_beyond": "the control past the training lengths",
 }
 
 
@@ -133,6 +145,7 @@ class _Progress:
             result = job()
             self.done(PHASE_NAMES.get(name, name), time.perf_counter() - t0, _phase_detail(result))
             return result
+
         return run
 
     def done(self, name: str, seconds: float, detail: str = "") -> None:
@@ -168,8 +181,13 @@ def notebook_test_set(cfg: Config) -> list[list[str]] | None:
     if cfg.corpus:
         return None
     ref = Config.notebook(seed=cfg.seed)
-    if (cfg.min_len, cfg.max_len, cfg.training_sentences, cfg.val_size, cfg.test_size) == \
-            (ref.min_len, ref.max_len, ref.training_sentences, ref.val_size, ref.test_size):
+    if (cfg.min_len, cfg.max_len, cfg.training_sentences, cfg.val_size, cfg.test_size) == (
+        ref.min_len,
+        ref.max_len,
+        ref.training_sentences,
+        ref.val_size,
+        ref.test_size,
+    ):
         return None
     return splits_for(ref)[0].test
 
@@ -205,7 +223,7 @@ def latest_state(checkpoint: Path, payload: dict) -> dict:
         return payload
     try:
         later = load(last)
-        same_run = list(later["history"])[:len(payload["history"])] == list(payload["history"])
+        same_run = list(later["history"])[: len(payload["history"])] == list(payload["history"])
     except (CheckpointError, TypeError):
         return payload
     return later if same_run else payload
@@ -224,12 +242,18 @@ def run_snapshots(checkpoint: Path, payload: dict) -> list[Snapshot]:
         return []
 
 
-def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out_dir: str | Path,
-               device: torch.device, extra: dict | None = None,
-               control_checkpoint: str | Path | None = None, plotter: PlotProcess | None = None,
-               history: Sequence[dict] | None = None,
-               on_phase: Callable[[EvalPhase], None] | None = None,
-               snapshots: Sequence[Snapshot] | None = None) -> Results:
+def finish_run(
+    checkpoint: str | Path,
+    test_sentences: Sequence[Sequence[str]],
+    out_dir: str | Path,
+    device: torch.device,
+    extra: dict | None = None,
+    control_checkpoint: str | Path | None = None,
+    plotter: PlotProcess | None = None,
+    history: Sequence[dict] | None = None,
+    on_phase: Callable[[EvalPhase], None] | None = None,
+    snapshots: Sequence[Snapshot] | None = None,
+) -> Results:
     """Evaluate the best checkpoint on the test set and write the artefacts to out_dir.
     history: every epoch the run trained (the trainer's); without it, read from the
     checkpoints (run_history). control_checkpoint: a model trained the same way without
@@ -240,17 +264,26 @@ def finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _finish_run(checkpoint, test_sentences, out, device, extra, control_checkpoint, plotter,
-                           history, on_phase, snapshots)
+        return _finish_run(
+            checkpoint, test_sentences, out, device, extra, control_checkpoint, plotter, history, on_phase, snapshots
+        )
     finally:
         if plotter is not None:
             plotter.close()
 
 
-def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]], out: Path,
-                device: torch.device, extra: dict | None, control_checkpoint: str | Path | None,
-                plotter: PlotProcess | None, history: Sequence[dict] | None,
-                on_phase: Callable[[EvalPhase], None] | None, snapshots: Sequence[Snapshot] | None) -> Results:
+def _finish_run(
+    checkpoint: str | Path,
+    test_sentences: Sequence[Sequence[str]],
+    out: Path,
+    device: torch.device,
+    extra: dict | None,
+    control_checkpoint: str | Path | None,
+    plotter: PlotProcess | None,
+    history: Sequence[dict] | None,
+    on_phase: Callable[[EvalPhase], None] | None,
+    snapshots: Sequence[Snapshot] | None,
+) -> Results:
     loaded: Loaded = load_model(checkpoint, device)
     cfg = loaded.config
     history = [dict(h) for h in history] if history is not None else run_history(Path(checkpoint), loaded.payload)
@@ -276,9 +309,9 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         ev = evaluate(model, vocab, test_sentences, device)
         example = typical_example(ev.results)
         figures["jobs"] = [
-            heatmap_job(example.attention, example.source_tokens, example.output_tokens,
-                        out / "attention_heatmap.png"),
-            loss_curve_job(history, out / "loss_curve.png", best_epoch)]
+            heatmap_job(example.attention, example.source_tokens, example.output_tokens, out / "attention_heatmap.png"),
+            loss_curve_job(history, out / "loss_curve.png", best_epoch),
+        ]
         if snapshots:  # the first watch sentence's attention, frame by frame
             figures["jobs"].append(timeline_job([s.as_dict() for s in snapshots], out / "attention_timeline.gif"))
         figures["sent"] = plotter is not None and plotter.submit(figures["jobs"])
@@ -303,8 +336,7 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         # the same sentences past the training lengths, one length at a time (it runs on)
         jobs["control_beyond"] = lambda: length_curve(c_model, c_vocab, sweep.known, device).evaluation
     progress = _Progress(on_phase, len(jobs) + 1)  # the evaluations, then the files
-    done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()},
-                       evaluation_workers(device))
+    done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()}, evaluation_workers(device))
     ev, known, unknown = done["test"], done["known"], done["unknown"]
     uniform = done["uniform"].exact_match
     stats = attention_stats(ev.results)
@@ -321,11 +353,24 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         notebook = NotebookTest(nev.exact_match, len(nev.results), sum(r.match for r in nev.results))
     if control_model is not None:
         c_test, c_beyond = done["control_test"], done["control_beyond"]
-        control = Control(str(control_checkpoint), control_model.config.attention, c_test.exact_match,
-                          {**c_test.per_length, **c_beyond.per_length})
-    analysis = write_analysis(stats, uniform, trained, beyond_stats, asdict(unseen),
-                              asdict(control) if control else None, {**ev.per_length, **beyond.per_length},
-                              cfg.attention, known, unknown)
+        control = Control(
+            str(control_checkpoint),
+            control_model.config.attention,
+            c_test.exact_match,
+            {**c_test.per_length, **c_beyond.per_length},
+        )
+    analysis = write_analysis(
+        stats,
+        uniform,
+        trained,
+        beyond_stats,
+        asdict(unseen),
+        asdict(control) if control else None,
+        {**ev.per_length, **beyond.per_length},
+        cfg.attention,
+        known,
+        unknown,
+    )
     example = typical_example(ev.results)
     t_files = time.perf_counter()
     drawn = plotter.collect() if figures["sent"] else None
@@ -345,8 +390,13 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         "test_exact_match": ev.exact_match,
         "per_length": {str(n): acc for n, acc in ev.per_length.items()},
         "per_length_counts": {str(n): list(ct) for n, ct in ev.counts.items()},
-        "epochs": [{**{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_exact_match", "seconds")},
-                    "best_model": h["epoch"] == best_epoch} for h in history],
+        "epochs": [
+            {
+                **{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_exact_match", "seconds")},
+                "best_model": h["epoch"] == best_epoch,
+            }
+            for h in history
+        ],
         "epoch_details": history,
         "best_epoch": best_epoch,
         "best_val_loss": best_val_loss,
@@ -365,18 +415,40 @@ def _finish_run(checkpoint: str | Path, test_sentences: Sequence[Sequence[str]],
         "unknown_words_by_length": {str(n): acc for n, acc in unknown.per_length.items()},
         "length_limits": {"known_words": known.as_dict(), "unknown_words": unknown.as_dict()},
         "attention": stats,
-        "examples": [{"input": " ".join(r.source), "output": " ".join(r.output),
-                      "reference": " ".join(r.reference), "match": r.match} for r in ev.results[:10]],
+        "examples": [
+            {
+                "input": " ".join(r.source),
+                "output": " ".join(r.output),
+                "reference": " ".join(r.reference),
+                "match": r.match,
+            }
+            for r in ev.results[:10]
+        ],
         "heatmap_sentence": " ".join(example.source),
         "attention_timeline": watch_summary(snapshots),
         **(extra or {}),
     }
     files["report"] = write_text_atomic(out / "report.json", json.dumps(report, indent=1, default=str))
     progress.done("figures and files", time.perf_counter() - t_files, f"in {out}")
-    return Results(config=cfg, checkpoint=Path(checkpoint), best_epoch=best_epoch, best_val_loss=best_val_loss,
-                   evaluation=ev, stats=stats, uniform_exact_match=uniform, unseen=unseen, unknown=unknown,
-                   known=known, heatmap_example=example, analysis=analysis, files=files, report=report,
-                   notebook_test=notebook, beam=beam, control=control)
+    return Results(
+        config=cfg,
+        checkpoint=Path(checkpoint),
+        best_epoch=best_epoch,
+        best_val_loss=best_val_loss,
+        evaluation=ev,
+        stats=stats,
+        uniform_exact_match=uniform,
+        unseen=unseen,
+        unknown=unknown,
+        known=known,
+        heatmap_example=example,
+        analysis=analysis,
+        files=files,
+        report=report,
+        notebook_test=notebook,
+        beam=beam,
+        control=control,
+    )
 
 
 def _plain(figures) -> dict | None:
@@ -391,4 +463,15 @@ def _plain(figures) -> dict | None:
     return d
 
 
-__all__ = ["BeamSearch", "Control", "EvalPhase", "NotebookTest", "Results", "UnseenWords", "finish_run", "format_example", "typical_example", "write_metrics_csv"]
+__all__ = [
+    "BeamSearch",
+    "Control",
+    "EvalPhase",
+    "NotebookTest",
+    "Results",
+    "UnseenWords",
+    "finish_run",
+    "format_example",
+    "typical_example",
+    "write_metrics_csv",
+]

@@ -14,12 +14,12 @@ files unless told to (--overwrite): every check here happens before anything is 
 A model is found from a run's name, either of its folders, `latest`, or a checkpoint file;
 the flat checkpoints/best.pt of earlier versions still loads.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -30,11 +30,10 @@ CHECKPOINTS = Path("checkpoints")
 RUNS = Path("runs")
 LATEST = "latest"
 BEST = "best.pt"
-LEGACY_CHECKPOINT = CHECKPOINTS / BEST   # where earlier versions kept their one model
+LEGACY_CHECKPOINT = CHECKPOINTS / BEST  # where earlier versions kept their one model
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # what makes a folder a run's: any of these means it holds another run's results
-ARTEFACTS = ("report.json", "metrics.csv", "config.toml", "analysis.md", "attention_heatmap.png",
-             "loss_curve.png")
+ARTEFACTS = ("report.json", "metrics.csv", "config.toml", "analysis.md", "attention_heatmap.png", "loss_curve.png")
 
 
 class RunError(Exception):
@@ -49,15 +48,16 @@ def last_path(checkpoint: Path) -> Path:
 def best_path(last: Path) -> Path:
     """The best model beside a latest-state file: best.last.pt -> best.pt (else itself)."""
     stem = last.stem
-    return last.with_name(stem[:-len(".last")] + last.suffix) if stem.endswith(".last") else last
+    return last.with_name(stem[: -len(".last")] + last.suffix) if stem.endswith(".last") else last
 
 
 @dataclass(frozen=True)
 class RunPaths:
     """The files of one run. name: None for a run given only explicit paths of its own."""
+
     name: str | None
     checkpoint: Path  # the best model
-    out: Path         # config.toml, metrics, PNGs, analysis, report
+    out: Path  # config.toml, metrics, PNGs, analysis, report
 
     @property
     def last(self) -> Path:
@@ -65,14 +65,20 @@ class RunPaths:
 
     def record(self) -> dict:
         """What a checkpoint and report.json keep of where the run lives (plain values)."""
-        return {"name": self.name, "checkpoint": str(self.checkpoint), "last_checkpoint": str(self.last),
-                "out": str(self.out)}
+        return {
+            "name": self.name,
+            "checkpoint": str(self.checkpoint),
+            "last_checkpoint": str(self.last),
+            "out": str(self.out),
+        }
 
 
 def check_name(name: str) -> str:
     if name == LATEST or not NAME_PATTERN.fullmatch(name):
-        raise RunError(f"--name {name!r}: a run's name is 1-100 letters, digits, '.', '_' or '-', "
-                       f"starting with a letter or digit, and not {LATEST!r}")
+        raise RunError(
+            f"--name {name!r}: a run's name is 1-100 letters, digits, '.', '_' or '-', "
+            f"starting with a letter or digit, and not {LATEST!r}"
+        )
     return name
 
 
@@ -87,13 +93,21 @@ def holds_artefacts(directory: Path) -> list[str]:
 
 
 def _refuse(what: str) -> RunError:
-    return RunError(f"{what}; nothing was written (--overwrite replaces it, --name NAME or no "
-                    "--checkpoint/--out starts a run of its own)")
+    return RunError(
+        f"{what}; nothing was written (--overwrite replaces it, --name NAME or no "
+        "--checkpoint/--out starts a run of its own)"
+    )
 
 
-def new_run(name: str | None = None, checkpoint: Path | None = None, out: Path | None = None,
-            overwrite: bool = False, reserve: bool = True, checkpoints: Path = CHECKPOINTS,
-            runs: Path = RUNS) -> RunPaths:
+def new_run(
+    name: str | None = None,
+    checkpoint: Path | None = None,
+    out: Path | None = None,
+    overwrite: bool = False,
+    reserve: bool = True,
+    checkpoints: Path = CHECKPOINTS,
+    runs: Path = RUNS,
+) -> RunPaths:
     """The paths of a new run, checked and (reserve) taken: its folders made, `latest`
     pointed at it. RunError, with nothing written, when it would write over another run.
     reserve=False (torchrun's other processes) only works the paths out."""
@@ -118,8 +132,14 @@ def new_run(name: str | None = None, checkpoint: Path | None = None, out: Path |
     for k in range(1, 1000):
         candidate = base if k == 1 else f"{base}-{k}"
         paths = RunPaths(candidate, checkpoint or checkpoints / candidate / BEST, out or runs / candidate)
-        mine = [d for d in (checkpoints / candidate if checkpoint is None else None,
-                            runs / candidate if out is None else None) if d is not None]
+        mine = [
+            d
+            for d in (
+                checkpoints / candidate if checkpoint is None else None,
+                runs / candidate if out is None else None,
+            )
+            if d is not None
+        ]
         if any(d.exists() for d in mine):
             if explicit_name and not overwrite:
                 taken = next(d for d in mine if d.exists())
@@ -216,11 +236,13 @@ def _run_folder_checkpoint(folder: Path, checkpoints: Path) -> Path | None:
     return by_name if by_name.is_file() else None
 
 
-def find_checkpoint(spec: str | Path | None, checkpoints: Path = CHECKPOINTS, runs: Path = RUNS,
-                    want_last: bool = False) -> Path:
+def find_checkpoint(
+    spec: str | Path | None, checkpoints: Path = CHECKPOINTS, runs: Path = RUNS, want_last: bool = False
+) -> Path:
     """The checkpoint file a user means: a file; a run's name; its checkpoints/ or runs/
     folder; `latest`; nothing (the newest run, else the flat checkpoints/best.pt of earlier
     versions). want_last: the run's latest state (for --resume) where it has one."""
+
     def pick(best: Path) -> Path:
         return last_path(best) if want_last and last_path(best).is_file() else best
 
@@ -231,8 +253,10 @@ def find_checkpoint(spec: str | Path | None, checkpoints: Path = CHECKPOINTS, ru
         legacy = checkpoints / BEST
         if legacy.is_file():
             return pick(legacy)
-        raise RunError(f"no trained model yet (no {checkpoints / LATEST} or {legacy}); "
-                       "train one with `reverse-tui` or `reverse-tui --no-ui`")
+        raise RunError(
+            f"no trained model yet (no {checkpoints / LATEST} or {legacy}); "
+            "train one with `reverse-tui` or `reverse-tui --no-ui`"
+        )
     path = Path(spec)
     if path.name == LATEST:  # a pointer: the run it names
         path = read_pointer(path) or path
@@ -252,12 +276,18 @@ def find_checkpoint(spec: str | Path | None, checkpoints: Path = CHECKPOINTS, ru
             found = _run_folder_checkpoint(runs / path, checkpoints)
             if found is not None:
                 return pick(found)
-    raise RunError(f"{spec}: no such checkpoint file, run name or run folder (the runs are in "
-                   f"{checkpoints}/)")
+    raise RunError(f"{spec}: no such checkpoint file, run name or run folder (the runs are in {checkpoints}/)")
 
 
-def resumed_run(last: Path, record: dict | None, checkpoint: Path | None = None, out: Path | None = None,
-                checkpoints: Path = CHECKPOINTS, runs: Path = RUNS, reserve: bool = True) -> RunPaths:
+def resumed_run(
+    last: Path,
+    record: dict | None,
+    checkpoint: Path | None = None,
+    out: Path | None = None,
+    checkpoints: Path = CHECKPOINTS,
+    runs: Path = RUNS,
+    reserve: bool = True,
+) -> RunPaths:
     """Where a resumed run goes on writing: its own files (as its checkpoint recorded them,
     else beside the file resumed from), unless --checkpoint/--out say elsewhere, which must
     not hold another run's files."""
@@ -307,8 +337,10 @@ def remove_run(paths: RunPaths) -> None:
         d.rmdir()
         pointer = d.parent / LATEST
         if pointer.is_symlink() or (pointer.is_file() and read_pointer(pointer) is None):
-            others = sorted((p for p in d.parent.iterdir() if p.is_dir() and not p.is_symlink()
-                             and p.name != LATEST), key=lambda p: p.stat().st_mtime_ns)
+            others = sorted(
+                (p for p in d.parent.iterdir() if p.is_dir() and not p.is_symlink() and p.name != LATEST),
+                key=lambda p: p.stat().st_mtime_ns,
+            )
             if others:
                 _write_pointer(pointer, others[-1].name)
             elif not pointer.exists():

@@ -18,11 +18,13 @@ threads: a model whose matrices are too small to gain from a second thread (hidd
 runs on one, and loses nothing alone; a larger one takes every usable core, and its run
 says so when the machine is already busy.
 """
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
@@ -49,10 +51,12 @@ def busy_cores(window: float = 0.2) -> float | None:
     """How many cores other work keeps busy right now: the machine's busy time over a short
     window, while this process waits (Linux /proc/stat; None elsewhere). Not the load
     average, which still counts this very run's own last minute."""
+
     def snap() -> tuple[int, int]:
         with open("/proc/stat") as f:
             ticks = [int(x) for x in f.readline().split()[1:9]]
         return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
     try:
         total0, idle0 = snap()
         time.sleep(window)
@@ -71,9 +75,11 @@ def busy_note(threads: int) -> str | None:
     busy = busy_cores()
     if busy is None or busy < 0.75:
         return None
-    return (f"note: other work keeps {busy:.1f} of {os.cpu_count()} cores busy; {threads} threads that "
-            "share cores with another job wait on each other (measured 3-7x slower): "
-            "--threads 1 keeps this run at full speed")
+    return (
+        f"note: other work keeps {busy:.1f} of {os.cpu_count()} cores busy; {threads} threads that "
+        "share cores with another job wait on each other (measured 3-7x slower): "
+        "--threads 1 keeps this run at full speed"
+    )
 
 
 def evaluation_workers(device: torch.device) -> int:
@@ -93,6 +99,7 @@ def in_parallel(jobs: dict[str, Callable[[], T]], workers: int) -> dict[str, T]:
     if workers <= 1 or len(jobs) <= 1:
         return {name: job() for name, job in jobs.items()}
     from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="evaluate") as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         return {name: f.result() for name, f in futures.items()}

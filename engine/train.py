@@ -12,13 +12,14 @@ torchrun `dp` is None and those lines do nothing.
 A batch's loss travels as a detached 0-dim tensor: reading it is the consumer's choice (the
 app reads a few per second for its chart); the epoch's losses are read once, at its end.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Generator, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -37,17 +38,17 @@ from .watch import take as take_snapshot
 
 @dataclass
 class EpochTrainStats:
-    loss: float           # mean training loss over the epoch's batches
-    grad_norm: float      # mean pre-clipping gradient norm
+    loss: float  # mean training loss over the epoch's batches
+    grad_norm: float  # mean pre-clipping gradient norm
     grad_norm_max: float
-    tokens: int           # target tokens trained on
+    tokens: int  # target tokens trained on
     batch_losses: list[float]
 
 
 @dataclass
 class BatchDone:
     epoch: int
-    batch: int    # 1-based
+    batch: int  # 1-based
     batches: int
     loss: torch.Tensor | None = None  # this batch's training loss, detached, 0-dim, on the device
 
@@ -64,20 +65,22 @@ class EpochDone:
     val_loss: float
     val_exact_match: float
     seconds: float
-    grad_norm: float      # mean pre-clipping gradient norm over the epoch's batches
+    grad_norm: float  # mean pre-clipping gradient norm over the epoch's batches
     grad_norm_max: float
-    tokens: int           # target tokens trained on
-    best: bool            # this epoch's model was saved as the best so far
+    tokens: int  # target tokens trained on
+    best: bool  # this epoch's model was saved as the best so far
     batch_losses: list[float] = field(default_factory=list)  # the training loss of every batch
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, h: dict) -> "EpochDone":
+    def from_dict(cls, h: dict) -> EpochDone:
         """A history entry (checkpoint, report); fields an older checkpoint lacks read as zero."""
-        return cls(**{k: h.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS},
-                   batch_losses=list(h.get("batch_losses") or []))
+        return cls(
+            **{k: h.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS},
+            batch_losses=list(h.get("batch_losses") or []),
+        )
 
 
 # an epoch's scalar figures: the table, metrics.csv, a checkpoint's history
@@ -126,13 +129,13 @@ def with_unknown_words(batch: Batch, rate: float, rng: torch.Generator) -> Batch
     hide = (torch.rand(batch.src.shape, generator=rng) < rate) & is_word
     mirror = (words[:, None] - 1 - pos[None, :]).clamp(min=0)  # target step t reads source n-1-t
     hide_tgt = hide.gather(1, mirror) & is_word
-    return Batch(batch.src.masked_fill(hide, UNK), batch.src_len,
-                 batch.tgt.masked_fill(hide_tgt, UNK), batch.index)
+    return Batch(batch.src.masked_fill(hide, UNK), batch.src_len, batch.tgt.masked_fill(hide_tgt, UNK), batch.index)
 
 
 class Trainer:
-    def __init__(self, cfg: Config, checkpoint_path: str | Path, splits: Splits | None = None,
-                 device: torch.device | None = None):
+    def __init__(
+        self, cfg: Config, checkpoint_path: str | Path, splits: Splits | None = None, device: torch.device | None = None
+    ):
         cfg.validate()
         self.cfg = cfg
         self.device = device or resolve_device(cfg.device)
@@ -152,7 +155,7 @@ class Trainer:
         self.best_val_loss = math.inf
         self.best_epoch: int | None = None
         self.run_record: dict | None = None  # where this run's files live (engine/runs.py)
-        self.watch: list[list[str]] = []     # sentences decoded as it learns (engine/watch.py)
+        self.watch: list[list[str]] = []  # sentences decoded as it learns (engine/watch.py)
         self.snapshots: list[Snapshot] = []
 
     # -- one epoch of training, read top to bottom ------------------------------------------
@@ -181,7 +184,7 @@ class Trainer:
             self.optimizer.zero_grad()
             if len(batch.index):  # a rank's share of a short last batch can be empty
                 # lengths: the host copy (padding and packing are decided from it, no read back)
-                logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[:b.tgt.size(1)])  # (B, T, V)
+                logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[: b.tgt.size(1)])  # (B, T, V)
                 loss = masked_loss(logits, b.tgt)
                 if dp:
                     loss = loss * share  # its token losses / the global batch's tokens
@@ -191,8 +194,7 @@ class Trainer:
             if dp:  # sum of the ranks' gradients = the whole batch's; loss too, in one bucket
                 loss = dp.sum_gradients(self.optimizer.params, loss)
             norm = clip_grad_norm(model.parameters(), cfg.clip)
-            self.optimizer.lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.optimizer.t,
-                                             cfg.epochs * n)
+            self.optimizer.lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.optimizer.t, cfg.epochs * n)
             self.optimizer.step()
             # bookkeeping stays on the device: no .item() per batch
             loss = loss.detach()
@@ -207,8 +209,13 @@ class Trainer:
             yield BatchDone(epoch, i + 1, n, loss)
             if epoch == 1 and i + 1 in watch_marks:  # attention as it forms: 1, 2, 4, 8, ... batches
                 yield self.snapshot(epoch, i + 1, n)
-        return EpochTrainStats(float(loss_sum) / n, float(norm_sum) / n, float(norm_max), tokens,
-                               torch.stack(losses).tolist() if losses else [])
+        return EpochTrainStats(
+            float(loss_sum) / n,
+            float(norm_sum) / n,
+            float(norm_max),
+            tokens,
+            torch.stack(losses).tolist() if losses else [],
+        )
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -231,9 +238,16 @@ class Trainer:
             pred = logits.argmax(-1)
             correct += ((pred == b.tgt) | (b.tgt == PAD)).all(dim=1).sum()
         if dp:  # loss, exact matches and tokens summed over the ranks, in one all-reduce
-            sums = dp.sum_(torch.stack([loss_sum.double(), correct.double(),
-                                        torch.tensor(float(tokens), dtype=torch.float64, device=self.device)]),
-                           "validation")
+            sums = dp.sum_(
+                torch.stack(
+                    [
+                        loss_sum.double(),
+                        correct.double(),
+                        torch.tensor(float(tokens), dtype=torch.float64, device=self.device),
+                    ]
+                ),
+                "validation",
+            )
             loss_sum, correct, tokens = sums[0], sums[1], int(sums[2])
         return float(loss_sum) / tokens, int(correct) / len(self.val_set)
 
@@ -241,9 +255,16 @@ class Trainer:
     def run(self) -> Iterator[BatchDone | EpochDone | Snapshot]:
         cfg, dp = self.cfg, distributed.current()
         if dp:  # same data and model everywhere, the same weights, each rank its own dropout
-            dp.check_same("data or models (train, val, vocabulary, batches, parameters)",
-                          [len(self.train_set), len(self.val_set), len(self.vocab),
-                           self.train_set.num_batches(cfg.batch_size), sum(p.numel() for p in self.model.parameters())])
+            dp.check_same(
+                "data or models (train, val, vocabulary, batches, parameters)",
+                [
+                    len(self.train_set),
+                    len(self.val_set),
+                    len(self.vocab),
+                    self.train_set.num_batches(cfg.batch_size),
+                    sum(p.numel() for p in self.model.parameters()),
+                ],
+            )
             dp.broadcast_(p.data for p in self.model.parameters())
             dp.seed_dropout()
         start = len(self.history) + 1
@@ -257,8 +278,18 @@ class Trainer:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
             best = val_loss < self.best_val_loss
-            done = EpochDone(epoch, stats.loss, val_loss, val_em, seconds, stats.grad_norm,
-                             stats.grad_norm_max, stats.tokens, best, stats.batch_losses)
+            done = EpochDone(
+                epoch,
+                stats.loss,
+                val_loss,
+                val_em,
+                seconds,
+                stats.grad_norm,
+                stats.grad_norm_max,
+                stats.tokens,
+                best,
+                stats.batch_losses,
+            )
             self.history.append(done.as_dict())
             epoch_snapshot = self.snapshot(epoch, n_batches, n_batches) if self.watching else None
             if best:
@@ -291,8 +322,9 @@ class Trainer:
         return {
             "format": FORMAT,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": {k: [t.cpu() for t in v] if isinstance(v, list) else v
-                          for k, v in self.optimizer.state_dict().items()},
+            "optimizer": {
+                k: [t.cpu() for t in v] if isinstance(v, list) else v for k, v in self.optimizer.state_dict().items()
+            },
             "config": self.cfg.to_dict(),
             "vocab": self.vocab.words(),
             "epoch": len(self.history),
@@ -303,9 +335,12 @@ class Trainer:
             "watch": [list(w) for w in self.watch],
             "snapshots": [s.as_dict() for s in self.snapshots],
             # random state, so a resumed run draws the same batches, forcing and dropout
-            "rng": {"batches": self.rng.get_state(), "torch": torch.get_rng_state(),
-                    # CUDA's generators too (dropout masks on a GPU), when CUDA is in use
-                    **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_initialized() else {})},
+            "rng": {
+                "batches": self.rng.get_state(),
+                "torch": torch.get_rng_state(),
+                # CUDA's generators too (dropout masks on a GPU), when CUDA is in use
+                **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_initialized() else {}),
+            },
         }
 
     @property
@@ -314,16 +349,23 @@ class Trainer:
         return last_path(self.checkpoint_path)
 
     @classmethod
-    def resume(cls, payload: dict, checkpoint_path: str | Path, device: torch.device | None = None,
-               epochs: int | None = None, device_name: str | None = None) -> "Trainer":
+    def resume(
+        cls,
+        payload: dict,
+        checkpoint_path: str | Path,
+        device: torch.device | None = None,
+        epochs: int | None = None,
+        device_name: str | None = None,
+    ) -> Trainer:
         """Continue a run from a checkpoint's full state (model, optimiser, history, random
         state); with `epochs`, train up to that many epochs in all."""
         t = cls(resumed_config(payload, epochs, device_name), checkpoint_path, device=device)
         if t.vocab.words() != list(payload["vocab"]):
             raise ValueError("the checkpoint's vocabulary differs from the data it would resume on")
         t.model.load_state_dict(payload["model"])
-        t.optimizer.load_state_dict({k: ([x.to(t.device) for x in v] if isinstance(v, list) else v)
-                                     for k, v in payload["optimizer"].items()})
+        t.optimizer.load_state_dict(
+            {k: ([x.to(t.device) for x in v] if isinstance(v, list) else v) for k, v in payload["optimizer"].items()}
+        )
         t.history = [dict(h) for h in payload["history"]]
         t.best_epoch = payload.get("best_epoch")
         t.best_val_loss = payload.get("best_val_loss", math.inf)
@@ -334,7 +376,7 @@ class Trainer:
             torch.set_rng_state(payload["rng"]["torch"])  # after manual_seed, which reset both
             cuda_states = payload["rng"].get("cuda")
             if cuda_states and torch.cuda.is_available():
-                for i, state in enumerate(cuda_states[:torch.cuda.device_count()]):
+                for i, state in enumerate(cuda_states[: torch.cuda.device_count()]):
                     torch.cuda.set_rng_state(state, i)
         return t
 

@@ -12,13 +12,14 @@ in the checkpoint (a resumed run goes on with them) and written at the end as
 runs/NAME/attention_timeline.json, summarised in report.json, and drawn as
 attention_timeline.gif.
 """
+
 from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -63,6 +64,7 @@ def watch_sentences(texts: Sequence[str] | None, test_sentences: Sequence[Sequen
 @dataclass
 class Watched:
     """One watch sentence at one moment of training."""
+
     source: list[str]
     output: list[str]
     weights: list[list[float]]  # (output steps incl. EOS, source tokens incl. EOS)
@@ -72,7 +74,7 @@ class Watched:
 @dataclass
 class Snapshot:
     epoch: int
-    batch: int    # batches of this epoch trained so far
+    batch: int  # batches of this epoch trained so far
     batches: int  # in the epoch
     sentences: list[Watched]
 
@@ -82,27 +84,62 @@ class Snapshot:
         return self.epoch - 1 + self.batch / self.batches
 
     def as_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch, "batches": self.batches,
-                "sentences": [{"source": s.source, "output": s.output, "match": s.match,
-                               "weights": [[round(w, DIGITS) for w in row] for row in s.weights]}
-                              for s in self.sentences]}
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "batches": self.batches,
+            "sentences": [
+                {
+                    "source": s.source,
+                    "output": s.output,
+                    "match": s.match,
+                    "weights": [[round(w, DIGITS) for w in row] for row in s.weights],
+                }
+                for s in self.sentences
+            ],
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Snapshot":
-        return cls(d["epoch"], d["batch"], d["batches"],
-                   [Watched(list(s["source"]), list(s["output"]), [list(r) for r in s["weights"]], bool(s["match"]))
-                    for s in d["sentences"]])
+    def from_dict(cls, d: dict) -> Snapshot:
+        return cls(
+            d["epoch"],
+            d["batch"],
+            d["batches"],
+            [
+                Watched(list(s["source"]), list(s["output"]), [list(r) for r in s["weights"]], bool(s["match"]))
+                for s in d["sentences"]
+            ],
+        )
 
 
-def take(model: torch.nn.Module, vocab, sentences: list[list[str]], device: torch.device,
-         epoch: int, batch: int, batches: int) -> Snapshot:
+def take(
+    model: torch.nn.Module,
+    vocab,
+    sentences: list[list[str]],
+    device: torch.device,
+    epoch: int,
+    batch: int,
+    batches: int,
+) -> Snapshot:
     """Decode the watch sentences greedily as the model stands (eval mode, no gradients, no
     random numbers drawn); the caller puts the model back in training mode."""
     from .evaluate import decode
+
     results = decode(model, vocab, sentences, device)
-    return Snapshot(epoch, batch, batches,  # rounded as kept: what is shown is what is saved
-                    [Watched(list(r.source), list(r.output), [[round(float(x), DIGITS) for x in row] for row in r.attention], bool(r.match))
-                     for r in results])
+    return Snapshot(
+        epoch,
+        batch,
+        batches,  # rounded as kept: what is shown is what is saved
+        [
+            Watched(
+                list(r.source),
+                list(r.output),
+                [[round(float(x), DIGITS) for x in row] for row in r.attention],
+                bool(r.match),
+            )
+            for r in results
+        ],
+    )
 
 
 def write_timeline(snapshots: Sequence[Snapshot], path: Path) -> Path:
@@ -118,10 +155,16 @@ def summary(snapshots: Sequence[Snapshot]) -> list[dict]:
     how often a step's strongest weight sits on the mirrored word (the reversal's alignment)."""
     rows = []
     for s in snapshots:
-        rows.append({"epoch": s.epoch, "batch": s.batch, "batches": s.batches,
-                     "outputs": [" ".join(w.output) for w in s.sentences],
-                     "match": [w.match for w in s.sentences],
-                     "mirror_peak_rate": [mirror_peak_rate(w) for w in s.sentences]})
+        rows.append(
+            {
+                "epoch": s.epoch,
+                "batch": s.batch,
+                "batches": s.batches,
+                "outputs": [" ".join(w.output) for w in s.sentences],
+                "match": [w.match for w in s.sentences],
+                "mirror_peak_rate": [mirror_peak_rate(w) for w in s.sentences],
+            }
+        )
     return rows
 
 

@@ -1,4 +1,5 @@
 """Fixtures and helpers shared by the test files, imported one way: `from tests.conftest import ...`."""
+
 import os
 import random
 import shutil
@@ -22,20 +23,50 @@ from engine.train import Trainer  # noqa: E402
 
 # Small enough to train in a few seconds on 2 CPU cores, big enough to learn short sentences.
 # Its training settings are pinned (not the defaults, which are tuned for 3-30 words).
-TINY = dict(train_size=600, val_size=100, test_size=100, min_len=3, max_len=6, embed_dim=16,
-            hidden_dim=32, epochs=2, batch_size=32, lr=3e-3, unk_rate=0.03, device="cpu")
+TINY = dict(
+    train_size=600,
+    val_size=100,
+    test_size=100,
+    min_len=3,
+    max_len=6,
+    embed_dim=16,
+    hidden_dim=32,
+    epochs=2,
+    batch_size=32,
+    lr=3e-3,
+    unk_rate=0.03,
+    device="cpu",
+)
 # TINY as command-line flags, for the runs started through tui.cli.main or `python -m tui`
-TINY_FLAGS = ["--train-size", "600", "--val-size", "100", "--test-size", "100", "--max-len", "6",
-              "--embed-dim", "16", "--hidden-dim", "32", "--epochs", "2", "--batch-size", "32",
-              "--device", "cpu"]
+TINY_FLAGS = [
+    "--train-size",
+    "600",
+    "--val-size",
+    "100",
+    "--test-size",
+    "100",
+    "--max-len",
+    "6",
+    "--embed-dim",
+    "16",
+    "--hidden-dim",
+    "32",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+]
 
 PY = sys.executable
 
 # The C kernels (engine/fast/native): built where there is a compiler, unless turned off
 HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
 TURNED_OFF = os.environ.get("REVERSE_TUI_NATIVE", "1") == "0"  # this process runs the torch path
-needs_kernels = pytest.mark.skipif(not HAVE_CC or TURNED_OFF,
-                                   reason="no C compiler here, or REVERSE_TUI_NATIVE=0: the torch path runs instead")
+needs_kernels = pytest.mark.skipif(
+    not HAVE_CC or TURNED_OFF, reason="no C compiler here, or REVERSE_TUI_NATIVE=0: the torch path runs instead"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -71,21 +102,21 @@ HOSTILE_STRINGS: dict[str, list[str]] = {
     "!!! ... ,,,": [],
     "🐱🐶": [],
     "\x00\x07": [],
-    "[/]": [],                                           # Rich markup: a closing tag alone
-    "\x1b[2J\x1b[H": ["2j", "h"],                        # ANSI: clear the screen, go home
+    "[/]": [],  # Rich markup: a closing tag alone
+    "\x1b[2J\x1b[H": ["2j", "h"],  # ANSI: clear the screen, go home
     "the cat, sat!": ["the", "cat", "sat"],
     "is it? here": ["is", "it", "here"],
-    "the\x00cat\x1bsat": ["the", "cat", "sat"],          # NUL and ESC between words
+    "the\x00cat\x1bsat": ["the", "cat", "sat"],  # NUL and ESC between words
     "\x1b[31mthe cat\x1b[0m sat": ["31mthe", "cat", "0m", "sat"],
     "[bold]the cat[/bold] sat": ["bold", "the", "cat", "bold", "sat"],
     "[link=https://x.y]cat[/link] [/]": ["link", "https", "x", "y", "cat", "link"],
     "the 🐱 cat sat ✨": ["the", "cat", "sat"],
     "café déjà vu": ["café", "déjà", "vu"],
     "The Zebra ate MY hat, today!": ["the", "zebra", "ate", "my", "hat", "today"],
-    "שלום עולם the cat": ["שלום", "עולם", "the", "cat"],   # right to left
-    "\u202ethe cat sat": ["the", "cat", "sat"],          # RTL override
-    " ".join(["fast"] * 600): ["fast"] * 600,            # too many words to probe
-    "x" * 2000: ["x" * 2000],                            # one very long word
+    "שלום עולם the cat": ["שלום", "עולם", "the", "cat"],  # right to left
+    "\u202ethe cat sat": ["the", "cat", "sat"],  # RTL override
+    " ".join(["fast"] * 600): ["fast"] * 600,  # too many words to probe
+    "x" * 2000: ["x" * 2000],  # one very long word
 }
 
 
@@ -166,13 +197,21 @@ def decoder_inputs(L=2, loc=3, drop=True, seed=0):
     spec = LoopSpec(L, loc)
     drop_emb = (torch.rand(B, T, E) > 0.3).double() / 0.7 if drop else None
     drop_between = (torch.rand(L - 1, T, B, H) > 0.3).double() / 0.7 if drop and L > 1 else None
-    grads = [torch.randn(L, B, H, **d), torch.randn(B, S, K, **d), torch.randn(B, S, A, **d),
-             torch.randn(V - 1, E, **d), torch.randn(3 * H, E, **d), torch.randn(3 * H, **d),
-             torch.randn(3 * H, K, **d), torch.randn(3 * H + A, H, **d), torch.randn(3 * H + A, **d),
-             torch.randn(1, A, **d), torch.randn(A, loc, **d) if loc else None]
+    grads = [
+        torch.randn(L, B, H, **d),
+        torch.randn(B, S, K, **d),
+        torch.randn(B, S, A, **d),
+        torch.randn(V - 1, E, **d),
+        torch.randn(3 * H, E, **d),
+        torch.randn(3 * H, **d),
+        torch.randn(3 * H, K, **d),
+        torch.randn(3 * H + A, H, **d),
+        torch.randn(3 * H + A, **d),
+        torch.randn(1, A, **d),
+        torch.randn(A, loc, **d) if loc else None,
+    ]
     out = (torch.randn(V, H + K, **d), torch.randn(V, **d))
-    lower = [torch.randn(*shape, **d) for _ in range(L - 1)
-             for shape in ((3 * H, H), (3 * H,), (3 * H, H), (3 * H,))]
+    lower = [torch.randn(*shape, **d) for _ in range(L - 1) for shape in ((3 * H, H), (3 * H,), (3 * H, H), (3 * H,))]
     leaves = [g.requires_grad_() for g in grads + lower if g is not None]
     return spec, tgt_in, drop_emb, drop_between, mask, grads, out, lower, leaves
 
@@ -184,8 +223,30 @@ def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low, forcing=FORCING
     """LoopArgs from decoder_inputs()'s lists: g = h0, enc_out, keys, emb, W_ie, b_i0, W_ic,
     W_top, b_top, v, W_loc; out = W_out, b_out; low = (W_hh, b_hh, W_ih, b_ih) per lower layer."""
     h0, enc_out, keys, emb, W_ie, b_i0, W_ic, W_top, b_top, v, W_loc = g
-    W = DecoderWeights(emb=emb, W_ie=W_ie, b_i0=b_i0, W_ic=W_ic, W_top=W_top, b_top=b_top, v=v,
-                       W_out=out[0], b_out=out[1], W_loc=W_loc, lower_W_hh=low[0::4], lower_b_hh=low[1::4],
-                       lower_W_ih=low[2::4], lower_b_ih=low[3::4])
-    return LoopArgs(tgt_in=tgt_in, forcing=forcing, h0=h0, enc_out=enc_out, keys=keys, mask=mask, weights=W,
-                    drop_emb=drop_emb, drop_between=drop_between)
+    W = DecoderWeights(
+        emb=emb,
+        W_ie=W_ie,
+        b_i0=b_i0,
+        W_ic=W_ic,
+        W_top=W_top,
+        b_top=b_top,
+        v=v,
+        W_out=out[0],
+        b_out=out[1],
+        W_loc=W_loc,
+        lower_W_hh=low[0::4],
+        lower_b_hh=low[1::4],
+        lower_W_ih=low[2::4],
+        lower_b_ih=low[3::4],
+    )
+    return LoopArgs(
+        tgt_in=tgt_in,
+        forcing=forcing,
+        h0=h0,
+        enc_out=enc_out,
+        keys=keys,
+        mask=mask,
+        weights=W,
+        drop_emb=drop_emb,
+        drop_between=drop_between,
+    )

@@ -1,5 +1,6 @@
 """engine/analysis.py: the analysis is computed from the attention (different attention,
 different numbers), and says how many sentences each length measured."""
+
 import numpy as np
 
 from engine.analysis import attention_stats, write_analysis
@@ -33,8 +34,10 @@ def test_analysis_numbers_follow_the_attention():
 
 
 def test_analysis_by_length_and_uniform_ablation_are_reported():
-    rs = [sentence_result("the cat sat".split(), mirrored(3)),
-          sentence_result("a b c d e f".replace("a", "old").split(), shifted(6))]
+    rs = [
+        sentence_result("the cat sat".split(), mirrored(3)),
+        sentence_result("a b c d e f".replace("a", "old").split(), shifted(6)),
+    ]
     s = attention_stats(rs)
     assert set(s["by_length"]) == {3, 6}
     assert s["by_length"][3]["mirror_peak_rate"] == 1.0 and s["by_length"][6]["mirror_peak_rate"] == 0.0
@@ -44,6 +47,9 @@ def test_analysis_by_length_and_uniform_ablation_are_reported():
 
 def test_analysis_says_how_many_sentences_each_length_measured():
     from engine.analysis import _counts_text
-    assert _counts_text({3: (1, 100), 6: (1, 100), 60: (1, 100), 80: (1, 50), 180: (2, 50)}) == \
-        "sentences per length: 100 at 3-60 words, 50 at 80-180 words"
+
+    assert (
+        _counts_text({3: (1, 100), 6: (1, 100), 60: (1, 100), 80: (1, 50), 180: (2, 50)})
+        == "sentences per length: 100 at 3-60 words, 50 at 80-180 words"
+    )
     assert _counts_text({3: (1, 100), 6: (1, 100)}) == "100 sentences per length"

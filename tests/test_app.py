@@ -6,6 +6,7 @@ needs, and fails with a message when the state never comes.
 
 Across modules by design: tui/app.py with its screens (tui/screens/) and widgets
 (tui/widgets/), driven as a user drives them, so it is not one module's test_<module>.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,15 +22,14 @@ import pytest
 import torch
 from textual._xterm_parser import XTermParser
 
-from tests.conftest import HOSTILE_STRINGS, TINY
 from engine.checkpoint import load_model
 from engine.config import Config
 from engine.evaluate import MAX_PROBE_WORDS, probe
 from engine.train import BatchDone, NonFiniteLoss, Trainer
-
+from tests.conftest import HOSTILE_STRINGS, TINY
 from tui import cli
-from tui.common import RunOptions
 from tui.app import CannotStart, ReverseApp, describe
+from tui.common import RunOptions
 from tui.screens.help import HelpScreen
 from tui.screens.probe import ProbeScreen
 from tui.screens.results import ResultsScreen
@@ -42,8 +42,7 @@ SIZE = (100, 32)
 
 
 def make_app(tmp_path: Path, checkpoint: Path | None = None, **overrides) -> ReverseApp:
-    args = RunOptions(checkpoint=checkpoint or tmp_path / "ck" / "best.pt",
-                              out=tmp_path / "out", threads=None)
+    args = RunOptions(checkpoint=checkpoint or tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None)
     return ReverseApp(Config(**{**TINY, **overrides}), args)
 
 
@@ -57,8 +56,9 @@ async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
 
 
 async def type_text(pilot, text: str) -> None:
-    await pilot.press(*[{" ": "space", "!": "exclamation_mark", ",": "comma",
-                         ".": "full_stop"}.get(c, c) for c in text])
+    await pilot.press(
+        *[{" ": "space", "!": "exclamation_mark", ",": "comma", ".": "full_stop"}.get(c, c) for c in text]
+    )
 
 
 async def type_as_a_terminal(pilot, text: str) -> None:
@@ -99,8 +99,7 @@ def test_training_fills_table_and_chart_then_results(tmp_path):
             assert examples.count("Input:") == 10 and examples.count("Reference:") == 10
             assert "Test exact match" in str(app.screen.query_one("#summary").render())
             assert "report.json" in str(app.screen.query_one("#files").render())
-            for name in ("attention_heatmap.png", "loss_curve.png", "metrics.csv", "analysis.md",
-                         "report.json"):
+            for name in ("attention_heatmap.png", "loss_curve.png", "metrics.csv", "analysis.md", "report.json"):
                 assert (tmp_path / "out" / name).exists(), name
 
     run(body())
@@ -113,8 +112,11 @@ def test_stop_mid_run_ends_worker_and_keeps_checkpoint(tmp_path):
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: len(app.epochs) >= 1 and app.progress is not None
-                        and app.progress.epoch >= 2, "the second epoch to start")
+            await until(
+                pilot,
+                lambda: len(app.epochs) >= 1 and app.progress is not None and app.progress.epoch >= 2,
+                "the second epoch to start",
+            )
             t0 = time.monotonic()
             await pilot.press("s")
             await until(pilot, lambda: not app.training, "the worker to stop", timeout=10)
@@ -149,6 +151,7 @@ def test_quit_mid_training_returns_quickly(tmp_path):
 
 def test_batch_progress_is_throttled(tmp_path, monkeypatch):
     import tui.app as app_module
+
     seen: list[tuple[int, int]] = []
     losses: list[int] = []
     live: list[list[tuple[float, float]]] = []
@@ -168,8 +171,11 @@ def test_batch_progress_is_throttled(tmp_path, monkeypatch):
         async with app.run_test(size=SIZE) as pilot:
             # wait for the evaluation that follows training too, so that the app is not torn
             # down while its results arrive
-            await until(pilot, lambda: not app.training and not app.evaluating and app.results is not None,
-                        "training and evaluation to end")
+            await until(
+                pilot,
+                lambda: not app.training and not app.evaluating and app.results is not None,
+                "training and evaluation to end",
+            )
 
     run(body())
     batches = -(-TINY["train_size"] // TINY["batch_size"])
@@ -241,7 +247,8 @@ def test_opens_on_checkpoint_and_probes(tmp_path, trained_checkpoint):
             assert [str(c.label).strip() for c in grid.columns.values()] == ["the", "cat", "sat", "<eos>"]
             first = grid.get_row_at(0)
             assert [c.plain.strip() for c in first] == [
-                "1.0" if x >= 0.995 else f"{x:.2f}"[1:] for x in expected.attention[0]]
+                "1.0" if x >= 0.995 else f"{x:.2f}"[1:] for x in expected.attention[0]
+            ]
             assert screen.history == ["the cat sat"]
 
     run(body())
@@ -424,8 +431,10 @@ def test_hostile_input_in_the_probe_screen_gets_a_verdict(tmp_path, trained_chec
                     assert not verdict.has_class("-error"), repr(text)
                     assert screen.result.source == words, repr(text)
                     assert "Output:" in shown, repr(text)
-                    assert (f"match: the exact reversal of the {len(words)} words" in shown
-                            or f"Reference: {' '.join(words[::-1])}" in shown), repr(text)
+                    assert (
+                        f"match: the exact reversal of the {len(words)} words" in shown
+                        or f"Reference: {' '.join(words[::-1])}" in shown
+                    ), repr(text)
                     assert screen.query_one(AttentionGrid).display, repr(text)
             assert app.screen is screen
 
@@ -447,8 +456,7 @@ def test_a_new_run_after_opening_a_model_leaves_it_as_it_was(tmp_path, trained_c
             # the opened model's own history is on the table
             assert app.screen.query_one(EpochTable).row_count == 3
             await pilot.press("n")  # no question: nothing is replaced
-            await until(pilot, lambda: app.paths is not None and app.results is not None,
-                        "the new run's results")
+            await until(pilot, lambda: app.paths is not None and app.results is not None, "the new run's results")
 
     run(body())
     assert ckpt.read_bytes() == before
@@ -541,8 +549,9 @@ def test_resume_continues_the_run_in_the_app(tmp_path):
 
 
 def test_compare_no_attention_in_the_app(tmp_path):
-    args = RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None,
-                              compare_no_attention=True)
+    args = RunOptions(
+        checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None, compare_no_attention=True
+    )
     app = ReverseApp(Config(**{**TINY, "epochs": 1}), args)
 
     async def body():

@@ -1,6 +1,7 @@
 """Checkpoints hold plain values, load with weights_only=True and round-trip exactly; a bad or
 untrusted file is one clear error and runs no code; a save killed midway never leaves a
 broken checkpoint."""
+
 import os
 import pickle
 import random

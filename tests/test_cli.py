@@ -1,6 +1,7 @@
 """tui/cli.py, the command line: config.toml written by every run and read back by --config
 (flags override it), --version, invalid flags refused with the usage, and a plain
 `reverse-tui` without a terminal running headless."""
+
 from __future__ import annotations
 
 import json
@@ -40,13 +41,16 @@ def test_a_flag_overrides_the_file(tmp_path):
     assert got == replace(Config.notebook(), epochs=5, lr=1.0)
 
 
-@pytest.mark.parametrize("text, words", [
-    ("hiden_dim = 3\n", "unknown setting(s) hiden_dim"),
-    ('hidden_dim = "big"\n', "hidden_dim must be int, got str"),
-    ("bidirectional = 1\n", "bidirectional must be bool"),
-    ("epochs = 2.5\n", "epochs must be int, got float"),
-    ("epochs = \n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("hiden_dim = 3\n", "unknown setting(s) hiden_dim"),
+        ('hidden_dim = "big"\n', "hidden_dim must be int, got str"),
+        ("bidirectional = 1\n", "bidirectional must be bool"),
+        ("epochs = 2.5\n", "epochs must be int, got float"),
+        ("epochs = \n", "not valid TOML"),
+    ],
+)
 def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, words):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -67,15 +71,18 @@ def test_version(capsys):
     assert re.fullmatch(r"reverse-tui \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--train-size", "-1"], "--train-size"),
-    (["--hidden-dim", "-3"], "--hidden-dim"),
-    (["--min-len", "8", "--max-len", "4"], "--min-len"),
-    (["--teacher-forcing", "1.5"], "--teacher-forcing"),
-    (["--device", "tpu"], "invalid choice"),
-    (["--epochs", "many"], "invalid int"),
-    (["--location-kernel", "4"], "--location-kernel"),
-])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--train-size", "-1"], "--train-size"),
+        (["--hidden-dim", "-3"], "--hidden-dim"),
+        (["--min-len", "8", "--max-len", "4"], "--min-len"),
+        (["--teacher-forcing", "1.5"], "--teacher-forcing"),
+        (["--device", "tpu"], "invalid choice"),
+        (["--epochs", "many"], "invalid int"),
+        (["--location-kernel", "4"], "--location-kernel"),
+    ],
+)
 def test_invalid_flags_are_refused_with_usage(flags, words, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--no-ui", *flags])
@@ -93,6 +100,7 @@ def test_cuda_without_cuda_is_refused(capsys):
 
 def test_missing_corpus_is_refused(capsys):
     import pytest
+
     with pytest.raises(SystemExit) as e:
         main(["--no-ui", "--corpus", "/nonexistent/file.txt"])
     assert e.value.code == 2 and "no such file" in capsys.readouterr().err
@@ -102,10 +110,15 @@ def test_missing_corpus_is_refused(capsys):
 def test_without_a_terminal_the_app_runs_headless_and_says_so(tmp_path):
     flags = [f for f in TINY_FLAGS]
     flags[flags.index("--epochs") + 1] = "1"
-    r = subprocess.run([sys.executable, "-m", "tui", *flags, "--out", str(tmp_path / "o"),
-                        "--checkpoint", str(tmp_path / "c.pt")], cwd=ROOT, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
-                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    r = subprocess.run(
+        [sys.executable, "-m", "tui", *flags, "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "c.pt")],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     first = r.stdout.splitlines()[0]
     assert first == "reverse-tui: no terminal (stdin and stdout not a tty), running headless as --no-ui"
@@ -115,7 +128,13 @@ def test_without_a_terminal_the_app_runs_headless_and_says_so(tmp_path):
     assert (tmp_path / "o" / "config.toml").exists()
     # an existing checkpoint the app would have opened is not trained over
     before = (tmp_path / "c.pt").read_bytes()
-    r = subprocess.run([sys.executable, "-m", "tui", "--checkpoint", str(tmp_path / "c.pt")], cwd=ROOT,
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "tui", "--checkpoint", str(tmp_path / "c.pt")],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "exists" in r.stderr
     assert (tmp_path / "c.pt").read_bytes() == before

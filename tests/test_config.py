@@ -1,5 +1,6 @@
 """engine/config.py: config.toml round-trips every configuration; the notebook preset keeps the
 notebook's data; with --corpus the vocabulary drops words seen once unless a flag says otherwise."""
+
 import pytest
 
 from engine.config import Config
@@ -7,9 +8,21 @@ from engine.data import Vocab, read_corpus
 from tests.conftest import write_corpus
 
 
-@pytest.mark.parametrize("cfg", [Config(), Config.notebook(),
-                                 Config(corpus='my "odd" file\\name.txt', lr=1e-4, dropout=0.25,
-                                        bidirectional=False, lr_schedule="constant", device="cpu")])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        Config(),
+        Config.notebook(),
+        Config(
+            corpus='my "odd" file\\name.txt',
+            lr=1e-4,
+            dropout=0.25,
+            bidirectional=False,
+            lr_schedule="constant",
+            device="cpu",
+        ),
+    ],
+)
 def test_config_toml_round_trip(tmp_path, cfg):
     path = tmp_path / "config.toml"
     path.write_text(cfg.to_toml("a comment\nof two lines"))
@@ -21,6 +34,7 @@ def test_corpus_defaults_drop_words_seen_once_and_a_flag_overrides(tmp_path):
     copies it through attention); the built-in corpus keeps every word; a flag wins."""
     from engine.config import Config
     from tui.cli import config_from_args, main_parser
+
     text = str(write_corpus(tmp_path / "c.txt", 400))
     auto = config_from_args(main_parser().parse_args(["--corpus", text]))
     assert auto.min_freq == 0 and auto.word_min_freq == 2
@@ -39,6 +53,7 @@ def test_corpus_defaults_drop_words_seen_once_and_a_flag_overrides(tmp_path):
 def test_the_notebook_preset_keeps_the_notebooks_data():
     """The defaults train on 3-30 words; --preset notebook is still the notebook's baseline."""
     from engine.config import Config
+
     nb = Config.notebook()
     assert (nb.train_size, nb.val_size, nb.test_size, nb.min_len, nb.max_len) == (8000, 1000, 1000, 3, 10)
     assert (nb.min_freq, nb.unk_rate, nb.epochs, nb.lr, nb.hidden_dim) == (1, 0.0, 30, 1e-3, 256)

@@ -1,11 +1,11 @@
 """engine/data.py: the tokenisation rule, the built-in corpus, length-grouped batches, and a
 user's --corpus text file (tokenised by the project's rule, split with a seed); the vocabulary."""
+
 import tracemalloc
 
 import torch
 
-from engine.data import (EOS, PAD, SOS, PairDataset, Vocab, WORDS, builtin_splits, corpus_splits, read_corpus,
-                         tokenize)
+from engine.data import EOS, PAD, SOS, WORDS, PairDataset, Vocab, builtin_splits, corpus_splits, read_corpus, tokenize
 from tests.conftest import write_corpus
 
 
@@ -37,6 +37,7 @@ def test_vocab_and_targets():
     b = ds.batch(torch.tensor([0]))
     assert b.tgt_in[0].tolist() == [SOS] + v.encode(["sat", "cat", "the"])
     from engine.evaluate import output_words
+
     ids = ds.tgt[0].tolist() + [PAD]
     assert output_words(ids, None, [], v, replace_unk=False) == ["sat", "cat", "the"]
 
@@ -58,6 +59,7 @@ def test_pair_dataset_tensors_match_a_sentence_by_sentence_build():
     """The dataset is built with a few scatters per block of sentences; each row must be
     what encoding that sentence alone gives (ids then EOS, reversed ids then EOS, PAD)."""
     import random
+
     rng = random.Random(3)
     for n in (0, 1, 7, 300):
         sentences = [[rng.choice(["a", "b", "c", "rare"]) for _ in range(rng.randint(1, 12))] for _ in range(n)]
@@ -75,6 +77,7 @@ def test_pair_dataset_tensors_match_a_sentence_by_sentence_build():
 
 def test_a_corpus_file_stores_each_distinct_word_once(tmp_path):
     from engine.data import read_corpus
+
     path = tmp_path / "c.txt"
     path.write_text("The cat sat.\n\nthe dog\ncat, the CAT sat on it\none\n")
     kept, stats = read_corpus(str(path), 2, 5)
@@ -84,6 +87,7 @@ def test_a_corpus_file_stores_each_distinct_word_once(tmp_path):
 
 
 # -- a user's text file (--corpus) ------------------------------------------------------------
+
 
 def test_read_corpus_counts_what_it_drops(tmp_path):
     path = write_corpus(tmp_path / "c.txt", 1000)

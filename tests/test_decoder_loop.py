@@ -1,6 +1,7 @@
 """The decoder loop's hand-written backward pass (engine/fast/decoder_loop.py, engine/fast/gru_cell.py)
 against finite differences, and the fused loop against the step-by-step reference
 (engine/model.py's reference, under autograd)."""
+
 import pytest
 import torch
 
@@ -41,10 +42,12 @@ def test_decoder_loop_gradients_match_finite_differences(L, loc, drop):
     assert torch.autograd.gradcheck(f, tuple(leaves))
 
 
-ARCHS = [dict(layers=1, bidirectional=True, location_kernel=5),
-         dict(layers=2, bidirectional=False, location_kernel=0),
-         dict(layers=3, bidirectional=True, location_kernel=3),
-         dict(layers=2, bidirectional=True, location_kernel=3, attention=False)]
+ARCHS = [
+    dict(layers=1, bidirectional=True, location_kernel=5),
+    dict(layers=2, bidirectional=False, location_kernel=0),
+    dict(layers=3, bidirectional=True, location_kernel=3),
+    dict(layers=2, bidirectional=True, location_kernel=3, attention=False),
+]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -67,8 +70,7 @@ def test_fused_decoder_equals_step_by_step_autograd(arch):
         else:
             logits, attn = model.forward_reference(src, src_len, tgt_in, torch.tensor(forcing))
         logits.sin().sum().backward()
-        return logits.detach(), attn, {n: p.grad.clone() for n, p in model.named_parameters()
-                                       if p.requires_grad}
+        return logits.detach(), attn, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
     logits, attn, grads = run(True)
     ref_logits, ref_attn, ref_grads = run(False)
@@ -100,6 +102,7 @@ def test_decoding_location_windows_equal_the_training_band(S, k):
     """Decoding computes the location term from each position's k neighbours; training from
     the banded matrix. Same numbers (the band's extra terms are exact zeros)."""
     from engine.fast.decoder_loop import location_band, location_term
+
     torch.manual_seed(S)
     W = torch.randn(16, k, dtype=torch.float64)
     prev = torch.rand(4, S, dtype=torch.float64)

@@ -32,6 +32,7 @@ Across modules by design (engine/train.py, engine/evaluate.py, engine/model.py, 
 engine/checkpoint.py): it is the GPU-readiness of the training step and decoding as a whole,
 so it is not one module's test_<module>.py.
 """
+
 from dataclasses import replace
 
 import pytest
@@ -42,8 +43,8 @@ from torch.utils._pytree import tree_flatten
 from engine.checkpoint import load_model
 from engine.config import Config
 from engine.data import PairDataset
-from engine.fast.decoder_loop import LoopSpec, decoder_loop
 from engine.evaluate import evaluate
+from engine.fast.decoder_loop import decoder_loop
 from engine.train import BatchDone, Trainer, resumed_config
 from tests.conftest import decoder_inputs, loop_args
 
@@ -89,8 +90,17 @@ class HostReads(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-SMALL = dict(train_size=200, val_size=40, test_size=20, min_len=4, max_len=4, embed_dim=8,
-             hidden_dim=16, batch_size=8, device="cpu")  # 25 batches of one length
+SMALL = dict(
+    train_size=200,
+    val_size=40,
+    test_size=20,
+    min_len=4,
+    max_len=4,
+    embed_dim=8,
+    hidden_dim=16,
+    batch_size=8,
+    device="cpu",
+)  # 25 batches of one length
 CONFIGS = {
     "default": Config(**SMALL),  # bidirectional, location-aware, <unk> training, cosine lr
     "notebook": Config.notebook(**{**SMALL, "epochs": 2}),  # 2 layers, dropout, constant lr
@@ -157,8 +167,13 @@ def test_beam_on_the_device_equals_the_reference_beam(trained_checkpoint, k, alp
     training lengths, longer ones, and unknown words."""
     loaded = load_model(trained_checkpoint)
     model, vocab = loaded.model, loaded.vocab
-    for text in ["the cat sat", "big red car on the mat", "dog " * 4, "the zebra sat on a purple mat today",
-                 "one two three four five six seven eight nine ten eleven twelve"]:
+    for text in [
+        "the cat sat",
+        "big red car on the mat",
+        "dog " * 4,
+        "the zebra sat on a purple mat today",
+        "one two three four five six seven eight nine ten eleven twelve",
+    ]:
         ds = PairDataset([text.split()], vocab)
         ref = model.beam_reference(ds.src, ds.src_len, k, alpha)
         out = model.beam(ds.src, ds.src_len, k, alpha)
@@ -188,8 +203,7 @@ def test_teacher_forcing_by_selection_equals_branching():
         spec = replace(spec, select=select)
         g = list(grads)
         g[3] = torch.cat([torch.zeros_like(g[3][:1]), g[3]])  # the embedding's PAD row
-        states, contexts, attn = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask,
-                                                              g, out, lower))
+        states, contexts, attn = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask, g, out, lower))
         (states.square().sum() + contexts.sum()).backward()
         results.append([states, contexts, attn] + [leaf.grad for leaf in leaves])
     for a, b in zip(*results):

@@ -6,6 +6,7 @@ stuck.
 Each torchrun run starts two Python processes that import torch (a few seconds on 2 cores),
 so the runs are tiny: 193 sentences (the last batch of 1 leaves rank 1 without rows), 41
 validation sentences (two batches, one per rank), hidden 32."""
+
 from __future__ import annotations
 
 import os
@@ -20,15 +21,28 @@ import torch
 from engine import distributed
 from engine.config import Config
 from engine.data import PAD
-from engine.train import EpochDone, Trainer, masked_loss
+from engine.train import Trainer, masked_loss
 from tests.conftest import ROOT
 from tui.cli import main
 
 pytestmark = pytest.mark.slow  # torchrun: each run starts processes
 
-SIZES = dict(train_size=193, val_size=41, test_size=20, min_len=3, max_len=6, embed_dim=16,
-             hidden_dim=32, batch_size=32, lr=0.003, unk_rate=0.1, min_freq=1, dropout=0.0,
-             device="cpu", seed=7)
+SIZES = dict(
+    train_size=193,
+    val_size=41,
+    test_size=20,
+    min_len=3,
+    max_len=6,
+    embed_dim=16,
+    hidden_dim=32,
+    batch_size=32,
+    lr=0.003,
+    unk_rate=0.1,
+    min_freq=1,
+    dropout=0.0,
+    device="cpu",
+    seed=7,
+)
 FLAGS = [a for k, v in SIZES.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 TIMEOUT = 240  # seconds: a hang fails the test instead of the suite
 
@@ -36,9 +50,28 @@ TIMEOUT = 240  # seconds: a hang fails the test instead of the suite
 def torchrun(*args: str, nproc: int = 2, dist_timeout: int = 60) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-         "-m", "tui", "--no-ui", *FLAGS, "--threads", "1", "--dist-timeout", str(dist_timeout), *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            "-m",
+            "tui",
+            "--no-ui",
+            *FLAGS,
+            "--threads",
+            "1",
+            "--dist-timeout",
+            str(dist_timeout),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -87,8 +120,17 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
     assert "data-parallel: 2 processes (gloo)" in text and text.count("test exact match") == 1
     assert sorted(p.name for p in ck.iterdir()) == ["best.last.pt", "best.pt"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["analysis.md", "attention_heatmap.png", "attention_timeline.gif", "attention_timeline.json",
-         "config.toml", "loss_curve.png", "metrics.csv", "report.json"])
+        [
+            "analysis.md",
+            "attention_heatmap.png",
+            "attention_timeline.gif",
+            "attention_timeline.json",
+            "config.toml",
+            "loss_curve.png",
+            "metrics.csv",
+            "report.json",
+        ]
+    )
 
     # one process, the same global batch of 32
     single = Trainer(Config(**{**SIZES, "epochs": 2}), tmp_path / "single.pt")
@@ -98,8 +140,18 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
 
     # --resume under torchrun continues as a single process continues from the same state
     payload = torch.load(ck / "best.last.pt", weights_only=True)
-    code, text = finish(torchrun("--resume", str(ck / "best.last.pt"), "--epochs", "3",
-                                 "--checkpoint", str(ck / "best.pt"), "--out", str(out)))
+    code, text = finish(
+        torchrun(
+            "--resume",
+            str(ck / "best.last.pt"),
+            "--epochs",
+            "3",
+            "--checkpoint",
+            str(ck / "best.pt"),
+            "--out",
+            str(out),
+        )
+    )
     assert code == 0, text[-3000:]
     assert "resuming" in text and text.count("epoch   3/3") == 1
     single = Trainer.resume(payload, tmp_path / "single-resumed.pt", epochs=3, device_name="cpu")

@@ -1,10 +1,12 @@
 """engine/evaluate.py: a probe tokenises by the documented rule, and whatever is typed it answers
 or raises one clear line; the example block has the notebook's exact form."""
+
 import random
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.checkpoint import load_model
 from engine.evaluate import MAX_PROBE_WORDS, format_example, probe
@@ -16,12 +18,16 @@ def loaded(trained_checkpoint):
     return load_model(trained_checkpoint)
 
 
-@pytest.mark.parametrize("text, expect", [
-    ("the cat sat", ["the", "cat", "sat"]),
-    ("The CAT  sat", ["the", "cat", "sat"]),
-    ("the\tcat\nsat", ["the", "cat", "sat"]),
-    ("the zebra sat", ["the", "zebra", "sat"]),
-] + [(text, words) for text, words in HOSTILE_STRINGS.items() if 0 < len(words) <= MAX_PROBE_WORDS])
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("the cat sat", ["the", "cat", "sat"]),
+        ("The CAT  sat", ["the", "cat", "sat"]),
+        ("the\tcat\nsat", ["the", "cat", "sat"]),
+        ("the zebra sat", ["the", "zebra", "sat"]),
+    ]
+    + [(text, words) for text, words in HOSTILE_STRINGS.items() if 0 < len(words) <= MAX_PROBE_WORDS],
+)
 def test_probe_tokenises_by_the_documented_rule(loaded, text, expect):
     r = probe(loaded.model, loaded.vocab, text, torch.device("cpu"))
     assert r.source == expect and r.reference == expect[::-1]
@@ -61,5 +67,9 @@ def test_example_block_has_the_notebooks_exact_form():
     r = sentence_result("the cat sat".split(), mirrored(3))
     assert format_example(r) == 'Input: "the cat sat"\nOutput: "sat cat the"\nReference: "sat cat the"\nmatch'
     bad = sentence_result("the cat sat".split(), mirrored(3), output="sat the".split())
-    assert format_example(bad).splitlines() == ['Input: "the cat sat"', 'Output: "sat the"',
-                                                'Reference: "sat cat the"', "no match"]
+    assert format_example(bad).splitlines() == [
+        'Input: "the cat sat"',
+        'Output: "sat the"',
+        'Reference: "sat cat the"',
+        "no match",
+    ]

@@ -1,5 +1,6 @@
 """The encoder's hand-written GRU scan (engine/fast/gru_scan.py): its gradients against finite
 differences, and the encoder through it equal to torch.nn.GRU under autograd."""
+
 import pytest
 import torch
 
@@ -22,8 +23,7 @@ def test_encoder_scan_equals_torch_gru(layers, bidirectional):
     """Outputs, final states and every parameter's gradient (dropout off: the two paths
     draw their masks differently)."""
     torch.manual_seed(1)
-    enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=layers, dropout=0.0,
-                  bidirectional=bidirectional)
+    enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=layers, dropout=0.0, bidirectional=bidirectional)
     src = torch.randint(1, 13, (7, 5))
     x = enc.embedding(src)
     seeds = torch.randn(7, 5, enc.out_dim), torch.randn(layers * (2 if bidirectional else 1), 7, 10)

@@ -1,12 +1,12 @@
 """tui/headless.py: `reverse-tui --no-ui` end to end on a tiny configuration (also on a corpus
 file, and resumed); stopped by a signal, failing to write, failing to save."""
+
 import csv
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -17,8 +17,16 @@ from engine.train import EpochDone, Trainer
 from tests.conftest import PY, ROOT, TINY, TINY_FLAGS, write_corpus
 from tui.cli import main
 
-REPORT_KEYS = {"test_exact_match", "per_length", "epochs", "best_epoch", "checkpoint", "device",
-               "config", "test_eval_seconds"}
+REPORT_KEYS = {
+    "test_exact_match",
+    "per_length",
+    "epochs",
+    "best_epoch",
+    "checkpoint",
+    "device",
+    "config",
+    "test_eval_seconds",
+}
 
 
 def test_headless_run_writes_every_artefact(tmp_path, capsys):
@@ -64,12 +72,20 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
     """The GPU box has torch, rich, matplotlib and seaborn but no textual, and a GPU runs
     the PyTorch-ops path of every step (as does a machine without a C compiler): the whole
     job, with the kernels turned off."""
-    code = ("import sys; sys.modules['textual'] = None; sys.modules['plotext'] = None\n"
-            "from tui.cli import main\n"
-            f"sys.exit(main(['--no-ui', *{TINY_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
-            f" '--checkpoint', {str(tmp_path / 'c.pt')!r}]))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                       env={**os.environ, "REVERSE_TUI_NATIVE": "0"})
+    code = (
+        "import sys; sys.modules['textual'] = None; sys.modules['plotext'] = None\n"
+        "from tui.cli import main\n"
+        f"sys.exit(main(['--no-ui', *{TINY_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
+        f" '--checkpoint', {str(tmp_path / 'c.pt')!r}]))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "REVERSE_TUI_NATIVE": "0"},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["native_kernels"].startswith("C kernels: off (turned off")
@@ -104,8 +120,19 @@ def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):
     torch.manual_seed(12345)  # whatever happened to the global RNG in between
     # --device cpu: the comparison is with a CPU run, whatever this machine has (without it, a
     # CPU checkpoint stays on the CPU anyway: engine.train.resumed_config)
-    code = main(["--no-ui", "--resume", str(last), "--checkpoint", str(tmp_path / "part.pt"),
-                 "--out", str(tmp_path / "out"), "--device", "cpu"])
+    code = main(
+        [
+            "--no-ui",
+            "--resume",
+            str(last),
+            "--checkpoint",
+            str(tmp_path / "part.pt"),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     resumed = [(e["train_loss"], e["val_loss"]) for e in report["epochs"]]
@@ -115,9 +142,29 @@ def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):
 def test_headless_run_on_a_corpus(tmp_path, capsys):
     path = write_corpus(tmp_path / "c.txt", 3000, vocab_size=40)
     out = tmp_path / "out"
-    code = main(["--no-ui", "--corpus", str(path), "--max-len", "10", "--train-size", "1500",
-                 "--epochs", "1", "--embed-dim", "16", "--hidden-dim", "32", "--device", "cpu",
-                 "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")])
+    code = main(
+        [
+            "--no-ui",
+            "--corpus",
+            str(path),
+            "--max-len",
+            "10",
+            "--train-size",
+            "1500",
+            "--epochs",
+            "1",
+            "--embed-dim",
+            "16",
+            "--hidden-dim",
+            "32",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(tmp_path / "c.pt"),
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "kept 2,820 of 3,000 lines" in text
@@ -127,25 +174,31 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
 
 # -- interrupted and failing runs --------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_after_the_batch_keeps_the_best_and_writes_results(tmp_path, sig, code):
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
     flags = [f for f in TINY_FLAGS]
     flags[flags.index("--epochs") + 1] = "200"
-    p = subprocess.Popen([PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    p = subprocess.Popen(
+        [PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     for line in p.stdout:
         if line.startswith("epoch   2/"):
             break
     p.send_signal(sig)
-    t0 = time.monotonic()
     rest, err = p.communicate(timeout=120)
     assert p.returncode == code, err
     assert "Traceback" not in err
     assert f"stopped by {sig.name}" in rest
     import json
+
     report = json.loads((out / "report.json").read_text())
     assert report["interrupted"] is True and len(report["epochs"]) >= 2
     assert load(ckpt)["epoch"] >= 2

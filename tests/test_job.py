@@ -1,4 +1,5 @@
 """engine/job.py, the one run both faces consume: its events, stopping, resuming, failing."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,7 @@ import pytest
 import torch
 
 from engine.config import Config
-from engine.job import (Evaluating, Failed, Finished, Started, TrainingEnded, control_path, describe,
-                        run_job)
+from engine.job import Evaluating, Failed, Finished, Started, TrainingEnded, control_path, describe, run_job
 from engine.train import BatchDone, EpochDone
 from tests.conftest import TINY
 
@@ -26,14 +26,13 @@ def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
     n = -(-TINY["train_size"] // TINY["batch_size"])
     assert len(batches) == 2 * n and len(epochs) == 2
     # the loss of a batch travels as a 0-dim tensor, read by whoever wants it
-    assert all(isinstance(b.loss, torch.Tensor) and b.loss.dim() == 0 and not b.loss.requires_grad
-               for b in batches)
+    assert all(isinstance(b.loss, torch.Tensor) and b.loss.dim() == 0 and not b.loss.requires_grad for b in batches)
     for e in epochs:  # the epoch's own list of batch losses, read once at its end
         mine = [float(b.loss) for b in batches if b.epoch == e.epoch]
         assert e.batch_losses == pytest.approx(mine)
         assert sum(e.batch_losses) / len(e.batch_losses) == pytest.approx(e.train_loss, rel=1e-5)
     k = next(i for i, e in enumerate(events) if isinstance(e, TrainingEnded))
-    ended, phases, finished = events[k], events[k + 1:-1], events[-1]
+    ended, phases, finished = events[k], events[k + 1 : -1], events[-1]
     assert isinstance(ended, TrainingEnded) and ended.reason == "finished" and ended.epochs == 2
     # the evaluation's parts, each as it ends, counted to the last: the files
     assert all(isinstance(e, Evaluating) for e in phases) and phases
@@ -41,7 +40,8 @@ def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
     assert {e.phase.total for e in phases} == {len(phases)}
     assert phases[-1].phase.name == "figures and files"
     assert {"the test set", "known words past the training lengths", "every word unknown, by length"} <= {
-        e.phase.name for e in phases}
+        e.phase.name for e in phases
+    }
     assert isinstance(finished, Finished)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["interrupted"] is False and report["native_kernels"] == started.native
@@ -54,8 +54,7 @@ def test_should_stop_ends_training_and_still_evaluates(tmp_path):
     def stop() -> bool:
         return len(seen) >= 1 and isinstance(seen[-1], EpochDone)
 
-    for ev in run_job(Config(**{**TINY, "epochs": 5}), tmp_path / "best.pt", tmp_path / "out",
-                      should_stop=stop):
+    for ev in run_job(Config(**{**TINY, "epochs": 5}), tmp_path / "best.pt", tmp_path / "out", should_stop=stop):
         seen.append(ev)
     ended = next(e for e in seen if isinstance(e, TrainingEnded))
     assert ended.reason == "stopped" and ended.epochs == 1 and ended.best_epoch == 1
@@ -63,8 +62,7 @@ def test_should_stop_ends_training_and_still_evaluates(tmp_path):
 
 
 def test_a_bad_resume_fails_at_the_start(tmp_path):
-    events = list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out",
-                          resume=tmp_path / "missing.pt"))
+    events = list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out", resume=tmp_path / "missing.pt"))
     assert len(events) == 1 and isinstance(events[0], Failed)
     assert events[0].stage == "start" and events[0].error.startswith("cannot resume: ")
 
@@ -72,5 +70,3 @@ def test_a_bad_resume_fails_at_the_start(tmp_path):
 def test_control_checkpoint_name_and_describe():
     assert control_path("ck/best.pt").as_posix() == "ck/best.no-attention.pt"
     assert "could not write ck/best.pt" in describe(OSError(28, "No space left on device"), "ck/best.pt")
-
-

@@ -3,6 +3,7 @@ functions count too), the run is written once, in engine/job.py, the engine and 
 line import no textual, and start-up leaves the plotting libraries for later.
 
 Across modules by design (the whole package), so not one module's test_<module>.py."""
+
 from __future__ import annotations
 
 import ast
@@ -55,7 +56,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -98,9 +99,11 @@ def test_the_faces_do_not_train_or_evaluate_by_themselves():
 
 @pytest.mark.slow
 def test_engine_and_cli_do_not_import_textual():
-    code = ("import sys, engine.train, engine.report, engine.plots, tui.cli, tui.headless, "
-            "tui.probe_cli; bad = [m for m in sys.modules if m.startswith('textual')]; "
-            "sys.exit(f'textual imported: {bad}' if bad else 0)")
+    code = (
+        "import sys, engine.train, engine.report, engine.plots, tui.cli, tui.headless, "
+        "tui.probe_cli; bad = [m for m in sys.modules if m.startswith('textual')]; "
+        "sys.exit(f'textual imported: {bad}' if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr or done.stdout
 
@@ -109,8 +112,10 @@ def test_engine_and_cli_do_not_import_textual():
 def test_start_up_leaves_the_plotting_libraries_for_later():
     """seaborn (and scipy.stats under it) and matplotlib cost ~2.5 s to import: the app and
     --no-ui load them when the first PNG is drawn, not before their first line."""
-    code = ("import sys, tui.app, tui.headless, engine.report, engine.plots; "
-            "bad = [m for m in ('seaborn', 'matplotlib', 'scipy') if m in sys.modules]; "
-            "sys.exit(f'imported at start-up: {bad}' if bad else 0)")
+    code = (
+        "import sys, tui.app, tui.headless, engine.report, engine.plots; "
+        "bad = [m for m in ('seaborn', 'matplotlib', 'scipy') if m in sys.modules]; "
+        "sys.exit(f'imported at start-up: {bad}' if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr or done.stdout

@@ -1,5 +1,6 @@
 """How far the model goes past its training lengths, on known and on unknown words
 (engine/lengths.py), and how finish_run reports it."""
+
 import json
 import random
 
@@ -21,7 +22,7 @@ def test_sweep_reaches_six_times_the_training_length(min_len, max_len):
     assert beyond[:10] == list(range(max_len + 1, max_len + 11))  # the first ten one by one
     assert beyond[-1] == max(60, 6 * max_len)
     assert beyond == sorted(set(beyond)) and len(beyond) <= 20
-    assert every[0] == min_len and every[-len(beyond):] == beyond
+    assert every[0] == min_len and every[-len(beyond) :] == beyond
     assert set(every) - set(beyond) <= set(range(min_len, max_len + 1))
 
 
@@ -53,8 +54,11 @@ def test_first_drops_and_why():
     c = curve({11: (100, 0, 0, 0), 12: (98, 2, 0, 0), 13: (70, 10, 15, 5), 14: (40, 0, 60, 0)})
     assert c.first_below(0.99) == 12 and c.first_below(0.5) == 14
     d = c.as_dict()
-    assert d["first_below_99"] == {"length": 12, "exact_match": 0.98,
-                                   "failures": {"stopped_early": 2, "ran_on": 0, "wrong_word": 0}}
+    assert d["first_below_99"] == {
+        "length": 12,
+        "exact_match": 0.98,
+        "failures": {"stopped_early": 2, "ran_on": 0, "wrong_word": 0},
+    }
     assert d["first_below_50"]["length"] == 14 and d["first_below_50"]["failures"]["ran_on"] == 60
     text = describe_limit(c, "Known words")
     assert "below 99% at 12 words" in text and "mostly stopped early" in text
@@ -79,8 +83,10 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
     report = json.loads((tmp_path / "report.json").read_text())
     beyond, every = sweep_lengths(cfg.min_len, cfg.max_len)
     # each sweep is measured from its shortest length up, and stops where it is lost
-    for key, kind, lengths_ in (("beyond_training_lengths", "known_words", beyond),
-                                ("unknown_words_by_length", "unknown_words", every)):
+    for key, kind, lengths_ in (
+        ("beyond_training_lengths", "known_words", beyond),
+        ("unknown_words_by_length", "unknown_words", every),
+    ):
         measured = [int(n) for n in report[key]]
         assert measured + report["length_limits"][kind]["not_measured"] == lengths_
     assert every[-1] >= 60
@@ -93,7 +99,8 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
             assert sum(f.values()) == round((1 - per[int(n)]) * limits["sentences"][n])
         far = max(60, 2 * cfg.max_len)  # fewer sentences past it, where each costs the most
         assert {int(n): t for n, t in limits["sentences"].items()} == {
-            n: 100 if n <= far else 50 for n in curve_.per_length}
+            n: 100 if n <= far else 50 for n in curve_.per_length
+        }
     analysis = (tmp_path / "analysis.md").read_text()
     assert "| length | known words | every word unknown |" in analysis
     assert describe_limit(res.unknown, "Every word unknown") in analysis
@@ -105,6 +112,7 @@ def unk_models(tmp_path_factory):
     from engine.config import Config
     from engine.train import Trainer
     from tests.conftest import TINY
+
     paths = {}
     for rate in (0.0, 0.3):
         path = tmp_path_factory.mktemp("unk") / f"unk{rate}.pt"
@@ -119,13 +127,18 @@ def test_unknown_word_figures_follow_the_unk_training(unk_models):
     shown as <unk> copies sentences of made-up words within its training lengths; the same
     model trained without <unk> cannot."""
     from engine.lengths import length_curve, sweep_sentences
+
     curves = {}
     for rate, path in unk_models.items():
         loaded = load_model(path)
         s = sweep_sentences(loaded.vocab, 3, 6, random.Random(7))
-        curves[rate] = length_curve(loaded.model, loaded.vocab, s.unknown, torch.device("cpu"),
-                                    stop_when_lost=False)  # the whole curve, lost or not
-    inside = lambda c: np.mean([c.per_length[n] for n in range(3, 7)])
+        curves[rate] = length_curve(
+            loaded.model, loaded.vocab, s.unknown, torch.device("cpu"), stop_when_lost=False
+        )  # the whole curve, lost or not
+
+    def inside(c) -> float:
+        return float(np.mean([c.per_length[n] for n in range(3, 7)]))
+
     assert inside(curves[0.3]) >= 0.9
     assert inside(curves[0.0]) <= 0.5
     assert curves[0.0].first_below(0.99) == 3  # and the report says so, from the shortest length
@@ -143,6 +156,7 @@ def test_a_sweep_stops_after_two_lengths_under_one_percent(monkeypatch):
         right = round(accuracy[n] * len(sentences))
         results = [result(s, s[::-1] if k < right else s) for k, s in enumerate(sentences)]
         return EvalResult(results, 0.0, {n: (right, len(sentences))})
+
     monkeypatch.setattr(lengths, "evaluate", fake_evaluate)
     by_length = {n: [[f"w{k}-{i}" for i in range(n)] for k in range(200)] for n in accuracy}
     curve = lengths.length_curve(None, None, by_length, torch.device("cpu"))
@@ -162,13 +176,13 @@ def test_stopping_a_lost_sweep_leaves_a_trained_models_curve_as_it_was(trained_c
         full = lengths.length_curve(loaded.model, loaded.vocab, by_length, torch.device("cpu"), stop_when_lost=False)
         cut = lengths.length_curve(loaded.model, loaded.vocab, by_length, torch.device("cpu"))
         measured = list(cut.per_length)
-        assert measured == list(full.per_length)[:len(measured)]  # the shortest lengths, in order
+        assert measured == list(full.per_length)[: len(measured)]  # the shortest lengths, in order
         assert cut.per_length == {n: full.per_length[n] for n in measured}
         assert cut.failures == {n: full.failures[n] for n in measured}
         assert cut.first_below(0.99) == full.first_below(0.99)
         assert cut.first_below(0.5) == full.first_below(0.5)
-        assert cut.not_measured == list(full.per_length)[len(measured):]
+        assert cut.not_measured == list(full.per_length)[len(measured) :]
         if cut.not_measured:  # it stopped after two lengths under 1% in a row
-            assert all(full.per_length[n] < lengths.LOST for n in measured[-lengths.LOST_RUN:])
+            assert all(full.per_length[n] < lengths.LOST for n in measured[-lengths.LOST_RUN :])
     # the tiny model (3-6 words) is lost well before 60 known words: the stop was exercised
     assert lengths.length_curve(loaded.model, loaded.vocab, sweep.known, torch.device("cpu")).not_measured

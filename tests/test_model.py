@@ -1,13 +1,13 @@
 """The model's contract: padding never changes an answer, attention is a proper
 distribution over real tokens, the context is its weighted sum, and the hand-written GRU
 follows torch.nn.GRU's equations."""
+
 import pytest
 import torch
 
 from engine.config import Config
-from engine.data import EOS, PAD, PairDataset, Vocab, WORDS
+from engine.data import EOS, PAD, WORDS, PairDataset, Vocab
 from engine.model import Seq2Seq
-
 from engine.model import gru_cell as gru
 
 
@@ -18,8 +18,14 @@ def make(cfg_kwargs=None, seed=0):
     return Seq2Seq(len(vocab), cfg).eval(), vocab
 
 
-ARCHS = [{}, {"bidirectional": True}, {"layers": 2, "dropout": 0.1}, {"layers": 2, "bidirectional": True},
-         {"location_kernel": 5}, {"bidirectional": True, "location_kernel": 3}]
+ARCHS = [
+    {},
+    {"bidirectional": True},
+    {"layers": 2, "dropout": 0.1},
+    {"layers": 2, "bidirectional": True},
+    {"location_kernel": 5},
+    {"bidirectional": True, "location_kernel": 3},
+]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -47,15 +53,19 @@ def test_same_output_alone_in_a_batch_and_padded(arch):
     for other, row in ((m, 1), (w, 0)):
         assert int(other.length[row]) == steps
         assert torch.equal(other.tokens[row, :steps], a.tokens[0, :steps])
-        torch.testing.assert_close(other.attention[row, :steps, :S], a.attention[0, :steps, :S],
-                                   atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(other.attention[row, :steps, :S], a.attention[0, :steps, :S], atol=1e-5, rtol=1e-4)
         assert torch.all(other.attention[row, :steps, S:] == 0)
 
 
 def test_attention_is_a_distribution_over_real_tokens_and_context_is_weighted_sum():
     model, vocab = make({"bidirectional": True})
-    ds = PairDataset(["a b c".replace("a", "the").replace("b", "cat").replace("c", "sat").split(),
-                      "the quick brown fox jumps over".split()], vocab)
+    ds = PairDataset(
+        [
+            "a b c".replace("a", "the").replace("b", "cat").replace("c", "sat").split(),
+            "the quick brown fox jumps over".split(),
+        ],
+        vocab,
+    )
     b = ds.batch(torch.arange(2))
     enc_out, hidden, keys, mask = model.encode(b.src, b.src_len)
     query = model.decoder.attention.W_s(hidden[-1])
@@ -140,7 +150,8 @@ def test_location_weights_keep_the_conv1d_checkpoint_layout():
     loc = type(model.decoder.attention.location)(24, 5)
     assert torch.equal(loc.weight, conv.weight)  # same shape, same draw
     model.decoder.attention.load_state_dict(  # a Conv1d-era state dict
-        {**model.decoder.attention.state_dict(), "location.weight": conv.weight.detach()})
+        {**model.decoder.attention.state_dict(), "location.weight": conv.weight.detach()}
+    )
     assert torch.equal(model.decoder.attention.location.weight, conv.weight)
 
 
@@ -187,6 +198,7 @@ def test_the_uniform_ablation_is_a_zero_v():
 
 def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_checkpoint):
     from engine.checkpoint import load_model
+
     loaded = load_model(trained_checkpoint)
     model, vocab = loaded.model, loaded.vocab
     for words in ["the cat sat".split(), "big red car on the mat".split(), "dog".split() * 4]:
@@ -197,7 +209,7 @@ def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_checkp
         assert b1.tokens[0].tolist() == g.tokens[0, :n].tolist()
         torch.testing.assert_close(b1.attention[0], g.attention[0, :n])
 
-        def norm_logprob(tokens):
+        def norm_logprob(tokens, ds=ds):
             tgt = tokens[None]
             tgt_in = torch.cat([torch.tensor([[1]]), tgt[:, :-1]], 1)
             with torch.no_grad():

@@ -5,6 +5,7 @@ torch path runs and says why where they cannot be, and one function decides wher
 The ctypes declarations (engine/fast/native/__init__.py, DECLARATIONS) against the C prototypes
 in fused.c: same kernels, same argument names and types, in the same order. ctypes trusts
 the declaration, so a slip there would corrupt memory, not raise; those tests are the check."""
+
 import ctypes
 import os
 import re
@@ -47,8 +48,10 @@ def mismatches(source: str, declarations: dict) -> list[str]:
     for name in c.keys() & declarations.keys():
         ours = [(arg, ctype) for arg, ctype in declarations[name]]
         if ours != c[name]:
-            problems.append(f"{name}: declared {[(a, t.__name__) for a, t in ours]}, "
-                            f"fused.c {[(a, t.__name__) for a, t in c[name]]}")
+            problems.append(
+                f"{name}: declared {[(a, t.__name__) for a, t in ours]}, "
+                f"fused.c {[(a, t.__name__) for a, t in c[name]]}"
+            )
     return problems
 
 
@@ -56,8 +59,7 @@ SOURCE = native.SOURCE.read_text()
 
 
 def test_every_declaration_equals_its_c_prototype():
-    assert set(prototypes(SOURCE)) == {"gru_forward", "gru_backward", "attend_forward",
-                                       "attend_backward", "adam_step"}
+    assert set(prototypes(SOURCE)) == {"gru_forward", "gru_backward", "attend_forward", "attend_backward", "adam_step"}
     assert mismatches(SOURCE, native.DECLARATIONS) == []
 
 
@@ -65,26 +67,34 @@ def edited(declarations: dict, name: str, change) -> dict:
     return {**declarations, name: tuple(change(list(declarations[name])))}
 
 
-@pytest.mark.parametrize("change", [
-    lambda a: a[:3] + [a[4], a[3]] + a[5:],                 # two arguments swapped
-    lambda a: a[:-1],                                        # one left out
-    lambda a: a + [("extra", ctypes.c_int)],                 # one added
-    lambda a: [("gates", a[0][1])] + a[1:],                  # one renamed
-    lambda a: [(a[0][0], ctypes.c_float)] + a[1:],           # one retyped
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda a: a[:3] + [a[4], a[3]] + a[5:],  # two arguments swapped
+        lambda a: a[:-1],  # one left out
+        lambda a: a + [("extra", ctypes.c_int)],  # one added
+        lambda a: [("gates", a[0][1])] + a[1:],  # one renamed
+        lambda a: [(a[0][0], ctypes.c_float)] + a[1:],  # one retyped
+    ],
+)
 def test_a_changed_declaration_is_reported(change):
     assert mismatches(SOURCE, edited(native.DECLARATIONS, "gru_forward", change))
 
 
-@pytest.mark.parametrize("old,new", [
-    ("const float *gi, int gi_rs, const float *gh, int gh_rs",      # reordered in C
-     "const float *gh, int gh_rs, const float *gi, int gi_rs"),
-    ("float *rz, float *n) {", "float *rz, float *n, int extra) {"),  # added in C
-    ("float *rz, float *n) {", "float *rz) {"),                       # removed in C
-    ("float *rz, float *n) {", "float *rz, float *gates) {"),         # renamed in C
-    ("float *rz, float *n) {", "float *rz, int n) {"),                # retyped in C
-    ("void adam_step(", "void adam_step_v2("),                        # a kernel renamed
-])
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        (
+            "const float *gi, int gi_rs, const float *gh, int gh_rs",  # reordered in C
+            "const float *gh, int gh_rs, const float *gi, int gi_rs",
+        ),
+        ("float *rz, float *n) {", "float *rz, float *n, int extra) {"),  # added in C
+        ("float *rz, float *n) {", "float *rz) {"),  # removed in C
+        ("float *rz, float *n) {", "float *rz, float *gates) {"),  # renamed in C
+        ("float *rz, float *n) {", "float *rz, int n) {"),  # retyped in C
+        ("void adam_step(", "void adam_step_v2("),  # a kernel renamed
+    ],
+)
 def test_a_changed_c_prototype_is_reported(old, new):
     assert SOURCE.count(old) == 1
     assert mismatches(SOURCE.replace(old, new), native.DECLARATIONS)
@@ -102,6 +112,7 @@ def test_a_kernel_takes_every_argument_by_name_exactly_once():
 
 # -- building the kernels, and the torch path where they cannot be built ---------------------
 
+
 @pytest.mark.skipif(not HAVE_CC or TURNED_OFF, reason="no C compiler here, or turned off")
 def test_the_kernels_build_where_there_is_a_compiler():
     assert native.kernels() is not None, native.why_not()
@@ -109,9 +120,14 @@ def test_the_kernels_build_where_there_is_a_compiler():
 
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={**{k: v for k, v in os.environ.items() if k != "REVERSE_TUI_NATIVE"}, **env},
-                          timeout=120)  # each child decides for itself, whatever this process runs
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**{k: v for k, v in os.environ.items() if k != "REVERSE_TUI_NATIVE"}, **env},
+        timeout=120,
+    )  # each child decides for itself, whatever this process runs
 
 
 FALLBACK = """
@@ -124,11 +140,14 @@ print(native.why_not())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env,why", [
-    (dict(CC="/nonexistent/cc"), "no C compiler"),
-    (dict(CC="false"), "could not build"),
-    (dict(REVERSE_TUI_NATIVE="0"), "REVERSE_TUI_NATIVE=0"),
-])
+@pytest.mark.parametrize(
+    "env,why",
+    [
+        (dict(CC="/nonexistent/cc"), "no C compiler"),
+        (dict(CC="false"), "could not build"),
+        (dict(REVERSE_TUI_NATIVE="0"), "REVERSE_TUI_NATIVE=0"),
+    ],
+)
 def test_without_the_kernels_the_torch_path_runs_and_says_why(tmp_path, env, why):
     done = run_python(FALLBACK, XDG_CACHE_HOME=str(tmp_path), **env)
     assert done.returncode == 0, done.stderr
@@ -167,6 +186,9 @@ def test_a_compiler_without_openmp_or_march_native_still_builds_them(tmp_path):
     fussy = tmp_path / "fussy-cc"
     fussy.write_text(f'#!/bin/sh\ncase "$*" in *-march=native*|*-fopenmp\\ *) exit 1;; esac\nexec {real} "$@"\n')
     fussy.chmod(0o755)
-    done = run_python(FALLBACK.replace("print(native.why_not())", "print(native.why_not(), 'ok')"),
-                      XDG_CACHE_HOME=str(tmp_path / "cache"), CC=str(fussy))
+    done = run_python(
+        FALLBACK.replace("print(native.why_not())", "print(native.why_not(), 'ok')"),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        CC=str(fussy),
+    )
     assert done.stdout.strip().splitlines() == ["False False", "None ok"], done.stdout + done.stderr

@@ -1,11 +1,12 @@
 """engine/optim.py: the hand-written Adam against torch.optim.Adam (and its C kernel against its
 foreach ops), clipping, the LR schedule."""
+
 import pytest
 import torch
 
-from engine.fast import native
 from engine.config import Config
-from engine.data import PairDataset, Vocab, WORDS
+from engine.data import WORDS, PairDataset, Vocab
+from engine.fast import native
 from engine.model import Seq2Seq
 from engine.optim import Adam, clip_grad_norm, scheduled_lr
 from engine.train import masked_loss

@@ -5,6 +5,7 @@ engine/model.py's maths that the fast layer lacks fails here first.
 
 Across modules by design (engine/fast/ against engine/model.py), so not one module's
 test_<module>.py."""
+
 from dataclasses import replace
 
 import pytest
@@ -48,7 +49,7 @@ def test_loss_and_every_gradient_are_the_reference_ones(name, lengths):
     fast, reference = pair(CONFIGS[name])
     ds, _ = batch(lengths)
     b = next(ds.batches(len(lengths)))
-    forcing = torch.tensor([True, False, True, True, False, True, False][:b.tgt.size(1)])
+    forcing = torch.tensor([True, False, True, True, False, True, False][: b.tgt.size(1)])
     results = []
     for model in (fast, reference):
         model.train()
@@ -117,9 +118,33 @@ def test_the_reference_trains_as_the_fast_layer_does(tmp_path, capsys):
     assert reference.batch_losses[:5] == pytest.approx(fast.batch_losses[:5], rel=1e-4)
     assert reference.val_loss == pytest.approx(fast.val_loss, rel=1e-2)
     assert reference.batch_losses[-1] < reference.batch_losses[0]  # it learns
-    code = main(["--no-ui", "--impl", "reference", "--train-size", "300", "--val-size", "50", "--test-size",
-                 "50", "--max-len", "6", "--epochs", "1", "--hidden-dim", "32", "--embed-dim", "16",
-                 "--device", "cpu", "--checkpoint", str(tmp_path / "ck" / "best.pt"), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "--no-ui",
+            "--impl",
+            "reference",
+            "--train-size",
+            "300",
+            "--val-size",
+            "50",
+            "--test-size",
+            "50",
+            "--max-len",
+            "6",
+            "--epochs",
+            "1",
+            "--hidden-dim",
+            "32",
+            "--embed-dim",
+            "16",
+            "--device",
+            "cpu",
+            "--checkpoint",
+            str(tmp_path / "ck" / "best.pt"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "model: reference (engine/model.py, plain PyTorch under autograd)"

@@ -1,5 +1,6 @@
 """The PNGs are drawn by a child process started early; a child that cannot draw costs time,
 never a figure."""
+
 import subprocess
 
 import numpy as np
@@ -10,14 +11,25 @@ from engine.plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_j
 
 pytestmark = pytest.mark.slow  # every test starts the plot process
 
-HISTORY = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val_exact_match": e / 3,
-            "seconds": 1.0, "batch_losses": [1.0 / e] * 4} for e in (1, 2, 3)]
+HISTORY = [
+    {
+        "epoch": e,
+        "train_loss": 1.0 / e,
+        "val_loss": 1.2 / e,
+        "val_exact_match": e / 3,
+        "seconds": 1.0,
+        "batch_losses": [1.0 / e] * 4,
+    }
+    for e in (1, 2, 3)
+]
 
 
 def jobs(tmp_path):
     a = np.eye(4)[::-1].copy()
-    return [heatmap_job(a, ["c", "b", "a", "<eos>"], ["a", "b", "c", "<eos>"], tmp_path / "h.png"),
-            loss_curve_job(HISTORY, tmp_path / "l.png", 3)]
+    return [
+        heatmap_job(a, ["c", "b", "a", "<eos>"], ["a", "b", "c", "<eos>"], tmp_path / "h.png"),
+        loss_curve_job(HISTORY, tmp_path / "l.png", 3),
+    ]
 
 
 def is_png(path):
@@ -36,8 +48,9 @@ def test_the_child_draws_both_figures(tmp_path):
 def test_a_failing_child_is_replaced_by_drawing_here(tmp_path, monkeypatch):
     real = subprocess.Popen
     # a child that dies at once, as one without matplotlib would
-    monkeypatch.setattr(plot_process.subprocess, "Popen",
-                        lambda cmd, **kw: real([cmd[0], "-c", "raise SystemExit(3)"], **kw))
+    monkeypatch.setattr(
+        plot_process.subprocess, "Popen", lambda cmd, **kw: real([cmd[0], "-c", "raise SystemExit(3)"], **kw)
+    )
     plotter = PlotProcess()
     assert plotter.draw(jobs(tmp_path)) is None
     paths = draw_all(PlotProcess(), jobs(tmp_path))
@@ -61,10 +74,12 @@ def test_figures_submitted_early_still_come_when_the_child_fails(tmp_path, monke
     from engine.checkpoint import load_model
     from engine.data import random_sentences
     from engine.report import finish_run
+
     loaded = load_model(trained_checkpoint)
     test = random_sentences(20, 3, 6, random.Random(1), loaded.vocab.words())
     real = subprocess.Popen
-    monkeypatch.setattr(plot_process.subprocess, "Popen",
-                        lambda cmd, **kw: real([cmd[0], "-c", "raise SystemExit(3)"], **kw))
+    monkeypatch.setattr(
+        plot_process.subprocess, "Popen", lambda cmd, **kw: real([cmd[0], "-c", "raise SystemExit(3)"], **kw)
+    )
     res = finish_run(trained_checkpoint, test, tmp_path, torch.device("cpu"), plotter=PlotProcess())
     assert is_png(res.files["attention_heatmap"]) and is_png(res.files["loss_curve"])

@@ -1,13 +1,16 @@
 """engine/plots.py: the loss curve's points, one per batch where the history has them, and
 their smoothing."""
+
 import math
 
 from engine.plots import batch_points, smooth
 
 
 def test_batch_points_and_smoothing():
-    history = [{"epoch": 1, "train_loss": 2.0, "batch_losses": [4.0, 2.0, 1.0, 0.5]},
-               {"epoch": 2, "train_loss": 0.3}]  # an older checkpoint: no per-batch losses
+    history = [
+        {"epoch": 1, "train_loss": 2.0, "batch_losses": [4.0, 2.0, 1.0, 0.5]},
+        {"epoch": 2, "train_loss": 0.3},
+    ]  # an older checkpoint: no per-batch losses
     pts = batch_points(history)
     assert [x for x, _ in pts] == [0.25, 0.5, 0.75, 1.0, 2.0]
     assert pts[-1] == (2.0, 0.3)

@@ -1,6 +1,7 @@
 """tui/probe_cli.py: `reverse-tui probe --checkpoint PATH "the cat sat"` prints the reversal (and
 the grid); bad input or a bad checkpoint is one line and status 2. With no sentence (or `-`):
 one output line per line of standard input, in order, notes on standard error."""
+
 import io
 import subprocess
 import sys
@@ -15,11 +16,11 @@ from tests.conftest import HOSTILE_STRINGS, ROOT, bad_checkpoints, run_cli
 
 LINES = [
     "the cat sat",
-    "",                                  # no words: an empty line back, no note
-    "!!! ...",                           # no words either: an empty line back, and a note
-    "The Zebra ate MY hat, today!",      # unknown words, punctuation, capitals
-    "dog",                               # shorter than training
-    " ".join(["fast"] * 600),            # too long to probe: an empty line back, and a note
+    "",  # no words: an empty line back, no note
+    "!!! ...",  # no words either: an empty line back, and a note
+    "The Zebra ate MY hat, today!",  # unknown words, punctuation, capitals
+    "dog",  # shorter than training
+    " ".join(["fast"] * 600),  # too long to probe: an empty line back, and a note
     "slow dog ran",
 ] + [text for text in HOSTILE_STRINGS if "\n" not in text and "\r" not in text]  # one line each
 
@@ -31,8 +32,18 @@ def loaded(trained_checkpoint):
 
 @pytest.mark.slow
 def test_probe_prints_the_reversal(trained_checkpoint):
-    cmd = [sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), "--grid", "--beam", "2",
-           "the cat sat"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tui",
+        "probe",
+        "--checkpoint",
+        str(trained_checkpoint),
+        "--grid",
+        "--beam",
+        "2",
+        "the cat sat",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
@@ -63,9 +74,14 @@ def test_lines_come_back_in_order_with_notes_apart(loaded, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("args", [[], ["-"]])
 def test_cli_reads_standard_input(trained_checkpoint, loaded, args):
-    p = subprocess.run([sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), *args],
-                       input="the cat sat\n\nslow dog ran\n", capture_output=True, text=True, cwd=ROOT,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "tui", "probe", "--checkpoint", str(trained_checkpoint), *args],
+        input="the cat sat\n\nslow dog ran\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
@@ -78,8 +94,14 @@ def test_cli_reads_standard_input(trained_checkpoint, loaded, args):
 def test_cli_stdin_with_a_bad_checkpoint_exits_2(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    p = subprocess.run([sys.executable, "-m", "tui", "probe", "--checkpoint", str(bad)],
-                       input="the cat sat\n", capture_output=True, text=True, cwd=ROOT, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "tui", "probe", "--checkpoint", str(bad)],
+        input="the cat sat\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert p.returncode == 2
     assert p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
 

@@ -1,7 +1,9 @@
 """Every epoch trained reaches report.json, metrics.csv and loss_curve.png, whichever epoch
 was best, however the run ended (engine/report.py, through engine/job.py)."""
+
 import csv
 import json
+
 import pytest
 import torch
 
@@ -27,6 +29,7 @@ def validation_losses(monkeypatch):
         if isinstance(loss, Exception):
             raise loss
         return loss, exact_match
+
     monkeypatch.setattr(Trainer, "validate", validate)
     return queue
 
@@ -40,6 +43,7 @@ def drawn(monkeypatch):
     def loss_curve_job(history, path, best_epoch):
         jobs.append(real(history, path, best_epoch))
         return jobs[-1]
+
     monkeypatch.setattr(report_module, "loss_curve_job", loss_curve_job)
     return jobs
 
@@ -93,8 +97,9 @@ def test_a_stopped_run_keeps_the_epochs_it_finished(tmp_path, validation_losses,
         return len(seen) >= 2
 
     ended = None
-    for ev in run_job(Config(**{**TINY, "epochs": 4}), tmp_path / "ck" / "best.pt", tmp_path / "out",
-                      should_stop=should_stop):
+    for ev in run_job(
+        Config(**{**TINY, "epochs": 4}), tmp_path / "ck" / "best.pt", tmp_path / "out", should_stop=should_stop
+    ):
         if isinstance(ev, EpochDone):
             seen.append(ev)
             # the log grows epoch by epoch: a run killed here would keep what it finished

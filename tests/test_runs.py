@@ -1,5 +1,6 @@
 """Every run keeps its own files: names, folders, `latest`, refusals that write nothing, and
 finding a model from a run's name or folder (engine/runs.py, through the command line too)."""
+
 import json
 import os
 import threading
@@ -15,8 +16,26 @@ from engine.train import Trainer
 from tests.conftest import TINY
 from tui.cli import main
 
-FLAGS = ["--train-size", "300", "--val-size", "50", "--test-size", "50", "--max-len", "6",
-         "--embed-dim", "16", "--hidden-dim", "32", "--epochs", "1", "--batch-size", "32", "--device", "cpu"]
+FLAGS = [
+    "--train-size",
+    "300",
+    "--val-size",
+    "50",
+    "--test-size",
+    "50",
+    "--max-len",
+    "6",
+    "--embed-dim",
+    "16",
+    "--hidden-dim",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+]
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -25,7 +44,9 @@ def snapshot(root: Path) -> dict[str, bytes]:
     seen = {}
     for p in sorted(root.rglob("*")):
         key = str(p.relative_to(root))
-        seen[key] = (b"link:" + os.readlink(p).encode()) if p.is_symlink() else p.read_bytes() if p.is_file() else b"dir"
+        seen[key] = (
+            (b"link:" + os.readlink(p).encode()) if p.is_symlink() else p.read_bytes() if p.is_file() else b"dir"
+        )
     return seen
 
 
@@ -44,6 +65,7 @@ def test_runs_started_in_the_same_second_get_names_of_their_own(here, monkeypatc
         paths = new_run()
         with lock:
             names.append(paths.name)
+
     threads = [threading.Thread(target=start) for _ in range(8)]
     for t in threads:
         t.start()
@@ -54,7 +76,10 @@ def test_runs_started_in_the_same_second_get_names_of_their_own(here, monkeypatc
         assert (here / "checkpoints" / name).is_dir() and (here / "runs" / name).is_dir()
     # the names sort by start: a suffix sorts before the next second
     assert sorted(["20261203-094507-2", "20261203-094508", "20261203-094507"]) == [
-        "20261203-094507", "20261203-094507-2", "20261203-094508"]
+        "20261203-094507",
+        "20261203-094507-2",
+        "20261203-094508",
+    ]
 
 
 def test_latest_points_at_the_newest_run_and_a_file_stands_in_for_a_link(here, monkeypatch):
@@ -66,6 +91,7 @@ def test_latest_points_at_the_newest_run_and_a_file_stands_in_for_a_link(here, m
 
     def no_links(*a, **k):
         raise OSError(38, "Function not implemented")
+
     monkeypatch.setattr(os, "symlink", no_links)
     new_run("third")
     assert Path("runs/latest").is_file() and Path("runs/latest").read_text().strip() == "third"
@@ -119,8 +145,16 @@ def test_a_model_is_found_by_run_name_folder_latest_or_file(here):
     torch.save({"x": 1}, a.checkpoint)
     torch.save({"x": 2}, a.last)
     (a.out / "report.json").write_text(json.dumps({"checkpoint": str(a.checkpoint)}))
-    for spec in ("a", "checkpoints/a", "runs/a", "latest", "checkpoints/latest", "runs/latest", None,
-                 str(a.checkpoint)):
+    for spec in (
+        "a",
+        "checkpoints/a",
+        "runs/a",
+        "latest",
+        "checkpoints/latest",
+        "runs/latest",
+        None,
+        str(a.checkpoint),
+    ):
         assert find_checkpoint(spec) == a.checkpoint, spec
     assert find_checkpoint("a", want_last=True) == a.last
     with pytest.raises(RunError, match="no such checkpoint file, run name or run folder"):

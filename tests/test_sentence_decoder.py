@@ -1,19 +1,22 @@
 """The probe's NumPy path (engine/fast/sentence_decoder.py) gives Seq2Seq.greedy's answer."""
+
 import pytest
 import torch
 
 from engine.config import Config
 from engine.data import EOS, WORDS, PairDataset, Vocab
 from engine.evaluate import decode, probe
-from engine.model import Seq2Seq
 from engine.fast.sentence_decoder import sentence_decoder
+from engine.model import Seq2Seq
 
-ARCHS = [{}, {"bidirectional": False, "location_kernel": 0},
-         {"layers": 2, "bidirectional": True, "location_kernel": 3},
-         {"layers": 3, "bidirectional": False, "location_kernel": 5},
-         {"layers": 2, "attention": False}]  # the control: v = 0, uniform weights
-SENTENCES = ["the cat sat", "the quick brown fox jumps over the lazy dog on the mat",
-             "zebra the cat", "dog"]
+ARCHS = [
+    {},
+    {"bidirectional": False, "location_kernel": 0},
+    {"layers": 2, "bidirectional": True, "location_kernel": 3},
+    {"layers": 3, "bidirectional": False, "location_kernel": 5},
+    {"layers": 2, "attention": False},
+]  # the control: v = 0, uniform weights
+SENTENCES = ["the cat sat", "the quick brown fox jumps over the lazy dog on the mat", "zebra the cat", "dog"]
 
 
 def make(arch, seed=0):
@@ -42,9 +45,15 @@ def test_probe_equals_the_batched_decode_path():
     for text in SENTENCES:
         fast = probe(model, vocab, text, torch.device("cpu"))
         slow = decode(model, vocab, [text.split()], torch.device("cpu"), batch_size=1)[0]
-        assert (fast.source, fast.output, fast.reference, fast.steps) == (slow.source, slow.output, slow.reference, slow.steps)
-        torch.testing.assert_close(torch.from_numpy(fast.attention), torch.from_numpy(slow.attention),
-                                   atol=2e-5, rtol=1e-4)
+        assert (fast.source, fast.output, fast.reference, fast.steps) == (
+            slow.source,
+            slow.output,
+            slow.reference,
+            slow.steps,
+        )
+        torch.testing.assert_close(
+            torch.from_numpy(fast.attention), torch.from_numpy(slow.attention), atol=2e-5, rtol=1e-4
+        )
 
 
 def test_weights_are_copied_again_after_the_model_changes():

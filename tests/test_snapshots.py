@@ -4,6 +4,7 @@ change with `pytest tests/test_snapshots.py --snapshot-update`, and look at the 
 
 Across modules by design: the pictures of tui/app.py's screens and widgets, not one module's
 test_<module>.py."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,17 +15,35 @@ import pytest
 from engine.config import Config
 from engine.evaluate import EvalResult, SentenceResult
 from engine.train import BatchDone, EpochDone
-from tui.common import RunOptions
 from tui.app import ReverseApp
+from tui.common import RunOptions
 from tui.messages import BatchProgress, EpochFinished
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.title_bar import TitleBar
 
 # every field pinned, so that a change of the engine's defaults does not move the pictures
-CFG = dict(train_size=2000, val_size=200, test_size=200, min_len=3, max_len=10, embed_dim=32,
-           hidden_dim=64, layers=1, dropout=0.0, bidirectional=True, location_kernel=5, epochs=6,
-           lr=3e-3, lr_schedule="cosine", batch_size=64, teacher_forcing=0.5, clip=1.0,
-           patience=0, seed=42, device="cpu")
+CFG = dict(
+    train_size=2000,
+    val_size=200,
+    test_size=200,
+    min_len=3,
+    max_len=10,
+    embed_dim=32,
+    hidden_dim=64,
+    layers=1,
+    dropout=0.0,
+    bidirectional=True,
+    location_kernel=5,
+    epochs=6,
+    lr=3e-3,
+    lr_schedule="cosine",
+    batch_size=64,
+    teacher_forcing=0.5,
+    clip=1.0,
+    patience=0,
+    seed=42,
+    device="cpu",
+)
 
 EPOCHS = [  # epoch, train loss, val loss, val exact match, seconds, best
     (1, 3.2417, 2.8043, 0.0, 1.6, True),
@@ -42,8 +61,10 @@ def batch_losses(e: int, mean: float) -> list[float]:
     """Fixed per-batch losses for epoch e: falling through the epoch around its mean, with a
     deterministic wobble, so the chart has a curve to draw."""
     prev = EPOCHS[e - 2][1] if e > 1 else 2 * mean
-    return [(prev ** (1 - (k + 1) / BATCHES) * mean ** ((k + 1) / BATCHES)) * (1 + 0.15 * ((k * 7) % 5 - 2) / 2)
-            for k in range(BATCHES)]
+    return [
+        (prev ** (1 - (k + 1) / BATCHES) * mean ** ((k + 1) / BATCHES)) * (1 + 0.15 * ((k * 7) % 5 - 2) / 2)
+        for k in range(BATCHES)
+    ]
 
 
 def epoch(e, train, val, em, sec, best) -> EpochDone:
@@ -76,8 +97,19 @@ class FixedResults:
     """What the results screen reads of engine.report.Results, and nothing else: the
     engine may grow fields without moving this picture."""
 
-    def __init__(self, evaluation, uniform_exact_match, analysis, files, config, checkpoint,
-                 best_epoch, best_val_loss, notebook_test=None, beam=None):
+    def __init__(
+        self,
+        evaluation,
+        uniform_exact_match,
+        analysis,
+        files,
+        config,
+        checkpoint,
+        best_epoch,
+        best_val_loss,
+        notebook_test=None,
+        beam=None,
+    ):
         self.evaluation, self.uniform_exact_match = evaluation, uniform_exact_match
         self.analysis, self.files, self.config, self.checkpoint = analysis, files, config, checkpoint
         self.best_epoch, self.best_val_loss = best_epoch, best_val_loss
@@ -88,24 +120,51 @@ class FixedResults:
 
 
 def fixed_results() -> FixedResults:
-    examples = [sentence(s) for s in (
-        "the cat sat on the mat", "quick brown fox jumps over the lazy dog",
-        "red car", "big house in the tree", "fish eats old hat",
-        "happy dog ran fast", "the bird drinks cold water", "slow new blue car",
-        "sad fox sat", "hot red sun")]
+    examples = [
+        sentence(s)
+        for s in (
+            "the cat sat on the mat",
+            "quick brown fox jumps over the lazy dog",
+            "red car",
+            "big house in the tree",
+            "fish eats old hat",
+            "happy dog ran fast",
+            "the bird drinks cold water",
+            "slow new blue car",
+            "sad fox sat",
+            "hot red sun",
+        )
+    ]
     examples[4] = sentence("fish eats old hat", "hat old fish eats")
     counts = {2: (2, 2), 3: (2, 2), 4: (2, 3), 5: (1, 1), 6: (1, 1), 8: (1, 1)}
     ev = EvalResult(examples, 0.12, counts)
-    analysis = ("## 1. What attention pattern emerges?\n\n"
-                "At 97.3% of output steps the strongest weight is on the mirrored input word "
-                "(mean weight 0.91).\n\n"
-                "## 2. Without attention?\n\n"
-                "The same model with uniform attention gets 3.1% of the test set right.\n")
-    files = {name: Path("runs/demo") / f for name, f in (
-        ("attention_heatmap", "attention_heatmap.png"), ("loss_curve", "loss_curve.png"),
-        ("metrics", "metrics.csv"), ("analysis", "analysis.md"), ("report", "report.json"))}
-    return FixedResults(ev, 0.031, analysis, files, Config(min_len=3, max_len=6),
-                        Path("checkpoints/demo/best.pt"), best_epoch=5, best_val_loss=0.0451)
+    analysis = (
+        "## 1. What attention pattern emerges?\n\n"
+        "At 97.3% of output steps the strongest weight is on the mirrored input word "
+        "(mean weight 0.91).\n\n"
+        "## 2. Without attention?\n\n"
+        "The same model with uniform attention gets 3.1% of the test set right.\n"
+    )
+    files = {
+        name: Path("runs/demo") / f
+        for name, f in (
+            ("attention_heatmap", "attention_heatmap.png"),
+            ("loss_curve", "loss_curve.png"),
+            ("metrics", "metrics.csv"),
+            ("analysis", "analysis.md"),
+            ("report", "report.json"),
+        )
+    }
+    return FixedResults(
+        ev,
+        0.031,
+        analysis,
+        files,
+        Config(min_len=3, max_len=6),
+        Path("checkpoints/demo/best.pt"),
+        best_epoch=5,
+        best_val_loss=0.0451,
+    )
 
 
 async def show_training(pilot) -> None:
@@ -117,8 +176,11 @@ async def show_training(pilot) -> None:
     app.screen.sync()
     for e in EPOCHS:
         app.post_message(EpochFinished(app.run_id, epoch(*e)))
-    app.post_message(BatchProgress(app.run_id, BatchDone(6, 11, BATCHES),
-                                   [0.06 * (1 + 0.1 * ((k * 3) % 4 - 1.5)) for k in range(11)]))
+    app.post_message(
+        BatchProgress(
+            app.run_id, BatchDone(6, 11, BATCHES), [0.06 * (1 + 0.1 * ((k * 3) % 4 - 1.5)) for k in range(11)]
+        )
+    )
     await pilot.pause()
     app.refresh_bindings()
     await pilot.pause()
@@ -136,8 +198,7 @@ def test_results_screen(snap_compare, tmp_path, monkeypatch):
         app.action_show("results")
         await pilot.pause()
 
-    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(100, 32),
-                        run_before=run_before)
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(100, 32), run_before=run_before)
 
 
 def probe_screen(text: str, result: SentenceResult, notes: list[str], history: list[str]):
@@ -154,42 +215,94 @@ def probe_screen(text: str, result: SentenceResult, notes: list[str], history: l
         screen.show_result(result, notes)
         screen.query_one(TitleBar).show("probe checkpoints/demo/best.pt: epoch 5")
         await pilot.pause()
+
     return run_before
 
 
 def test_probe_screen(snap_compare, tmp_path, monkeypatch):
     r = sentence("the cat sat on the mat")
-    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(100, 32),
-                        run_before=probe_screen("the cat sat on the mat", r, [],
-                                                ["red car", "the cat sat on the mat"]))
+    assert snap_compare(
+        make_app(tmp_path, monkeypatch),
+        terminal_size=(100, 32),
+        run_before=probe_screen("the cat sat on the mat", r, [], ["red car", "the cat sat on the mat"]),
+    )
 
 
 def test_probe_screen_forty_words_80x24(snap_compare, tmp_path, monkeypatch):
     """A typed 40-word sentence, more columns and rows than fit: the grid scrolls, its row
     and column labels stay put."""
-    text = ("yesterday my old friend from the village told me a long story about the summer "
-            "when the river flooded the fields and everyone in town carried sandbags to the "
-            "old school while all the children watched from the green hill")
+    text = (
+        "yesterday my old friend from the village told me a long story about the summer "
+        "when the river flooded the fields and everyone in town carried sandbags to the "
+        "old school while all the children watched from the green hill"
+    )
     assert len(text.split()) == 40
     r = sentence(text)
-    notes = ["not in the vocabulary (30 words): yesterday, my, old, friend, ...",
-             "40 words: outside the training lengths 3-30"]
-    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24),
-                        run_before=probe_screen(text, r, notes, [text]))
+    notes = [
+        "not in the vocabulary (30 words): yesterday, my, old, friend, ...",
+        "40 words: outside the training lengths 3-30",
+    ]
+    assert snap_compare(
+        make_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=probe_screen(text, r, notes, [text])
+    )
 
 
 def test_probe_screen_bad_input(snap_compare, tmp_path, monkeypatch):
     async def run_before(pilot):
         await probe_screen("?!", sentence("red car"), [], [])(pilot)
-        pilot.app.screen.show_error("Cannot probe that: no words in the input (a word is a run of "
-                                    "letters or digits; punctuation, symbols and emoji only "
-                                    "separate words).")
+        pilot.app.screen.show_error(
+            "Cannot probe that: no words in the input (a word is a run of "
+            "letters or digits; punctuation, symbols and emoji only "
+            "separate words)."
+        )
         await pilot.pause()
 
-    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24),
-                        run_before=run_before)
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_help_screen(snap_compare, tmp_path, monkeypatch):
-    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24),
-                        press=["question_mark"])
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24), press=["question_mark"])
+
+
+# -- attention over training (tui/widgets/watch_view.py, tui/screens/timeline.py) -------------
+def watch_snapshots() -> list:
+    """Fixed snapshots of two watch sentences: the alignment sharpening over the first epoch
+    and the output coming right at its end."""
+    from engine.watch import Snapshot, Watched
+    words = ["the cat sat on the mat".split(), "big red dog".split()]
+    marks = [(1, 1), (1, 2), (1, 4), (1, 8), (1, 16), (1, 32), (2, 32), (3, 32)]
+    snaps = []
+    for k, (e, b) in enumerate(marks):
+        sharp = min(0.95, 0.2 + 0.12 * k)
+        watched = []
+        for src in words:
+            right = k >= 5
+            out = src[::-1] if right else (src[-1:] + src[:1] * (len(src) - 1))
+            watched.append(Watched(src, out, attention(len(src), len(out) + 1, sharp).round(3).tolist(), right))
+        snaps.append(Snapshot(e, b, BATCHES, watched))
+    return snaps
+
+
+async def show_watching(pilot) -> None:
+    """The training screen mid-run, with the snapshots so far: the grid beside the chart."""
+    await show_training(pilot)
+    pilot.app.snapshots = watch_snapshots()[:6]
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+def test_training_screen_watching(snap_compare, tmp_path, monkeypatch, size):
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=show_watching)
+
+
+@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+def test_timeline_screen(snap_compare, tmp_path, monkeypatch, size):
+    """The third of eight snapshots, second watch sentence."""
+    async def run_before(pilot):
+        await show_training(pilot)
+        pilot.app.snapshots = watch_snapshots()
+        await pilot.pause()
+        await pilot.press("w", "home", "right", "right", "down")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=run_before)

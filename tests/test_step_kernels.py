@@ -1,6 +1,7 @@
 """The fused C kernels (engine/fast/native/fused.c through engine/fast/step_kernels.NativeSteps)
 against the same maths in torch ops (TorchSteps); which steps run where (steps_for). Building
 the kernels, and the fallback where they cannot be built: tests/test_native.py."""
+
 import pytest
 import torch
 
@@ -28,7 +29,7 @@ def test_gru_kernels_equal_torch(threads, extra):
     B, H, A = 37, 48, 8  # odd sizes: the vector loops' remainders run too
     ref, nat = TorchSteps(), NativeSteps(native.kernels())
     gi = torch.randn(B, 3 * H) * 2
-    gh = torch.randn(B, 3 * H + A)[:, :3 * H] * 2  # a strided view, as the decoder passes it
+    gh = torch.randn(B, 3 * H + A)[:, : 3 * H] * 2  # a strided view, as the decoder passes it
     h = torch.randn(B, H)
     outs = [[torch.full(s, float("nan")) for s in ((B, H), (B, 2 * H), (B, H))] for _ in range(2)]
     ref.gru_forward(gi, gh, h, *outs[0])
@@ -39,10 +40,11 @@ def test_gru_kernels_equal_torch(threads, extra):
     out, rz, n = outs[0]
     dh = torch.randn(B, 2 * H)[:, :H]
     dh_extra = torch.randn(B, 4, H)[:, 1] if extra else None
-    grads = [[torch.full((B, 3 * H), float("nan")), torch.full((B, 3 * H + A), float("nan"))[:, :3 * H]]
-             for _ in range(2)]
-    d_ref = ref.gru_backward(dh, dh_extra, h, rz, n, gh[:, 2 * H:], *grads[0])
-    d_nat = nat.gru_backward(dh, dh_extra, h, rz, n, gh[:, 2 * H:], *grads[1])
+    grads = [
+        [torch.full((B, 3 * H), float("nan")), torch.full((B, 3 * H + A), float("nan"))[:, : 3 * H]] for _ in range(2)
+    ]
+    d_ref = ref.gru_backward(dh, dh_extra, h, rz, n, gh[:, 2 * H :], *grads[0])
+    d_nat = nat.gru_backward(dh, dh_extra, h, rz, n, gh[:, 2 * H :], *grads[1])
     close(d_ref, d_nat)
     for a, b in zip(*grads):
         close(a, b)
@@ -58,7 +60,7 @@ def test_attention_kernels_equal_torch(threads, loc, extra):
     enc_out, keys, v = torch.randn(B, S, K), torch.randn(B, S, A), torch.randn(1, A)
     mask = torch.arange(S)[None, :] < torch.randint(1, S + 1, (B,))[:, None]
     ref, nat = both(enc_out, v, mask, keys)
-    q = torch.randn(B, 3 * A)[:, A:2 * A]  # a strided view, as the decoder passes it
+    q = torch.randn(B, 3 * A)[:, A : 2 * A]  # a strided view, as the decoder passes it
     loc2 = torch.randn(B, S, A) if loc else None
     outs = [[torch.full(s, float("nan")) for s in ((B, S, A), (B, S), (B, K))] for _ in range(2)]
     ref.attend(q, loc2, *outs[0])
@@ -87,8 +89,13 @@ def test_attention_kernels_equal_torch(threads, loc, extra):
 def test_a_nan_comes_out_of_the_kernels_as_nan():
     """A diverging run must show a non-finite loss, not a clamped finite one."""
     B, H, S, A, K = 4, 16, 5, 8, 8
-    nat = NativeSteps(native.kernels(), torch.randn(B, S, K), torch.randn(1, A), torch.ones(B, S, dtype=torch.bool),
-                      torch.randn(B, S, A))
+    nat = NativeSteps(
+        native.kernels(),
+        torch.randn(B, S, K),
+        torch.randn(1, A),
+        torch.ones(B, S, dtype=torch.bool),
+        torch.randn(B, S, A),
+    )
     gi, gh = torch.randn(B, 3 * H), torch.randn(B, 3 * H)
     gi[1, 0] = float("nan")
     out, rz, n = torch.empty(B, H), torch.empty(B, 2 * H), torch.empty(B, H)
@@ -113,8 +120,19 @@ def test_decoder_loop_native_equals_torch_path(L, loc):
     forcing = (True, False, True, True, False, False, True)
     drop_emb = (torch.rand(B, T, E) > 0.2).float() / 0.8
     drop_between = (torch.rand(L - 1, T, B, H) > 0.2).float() / 0.8 if L > 1 else None
-    shapes = [(L, B, H), (B, S, K), (B, S, A), (V, E), (3 * H, E), (3 * H,), (3 * H, K),
-              (3 * H + A, H), (3 * H + A,), (1, A), (A, loc) if loc else None]
+    shapes = [
+        (L, B, H),
+        (B, S, K),
+        (B, S, A),
+        (V, E),
+        (3 * H, E),
+        (3 * H,),
+        (3 * H, K),
+        (3 * H + A, H),
+        (3 * H + A,),
+        (1, A),
+        (A, loc) if loc else None,
+    ]
     lower_shapes = [s for _ in range(L - 1) for s in ((3 * H, H), (3 * H,), (3 * H, H), (3 * H,))]
     values = [torch.randn(s) * 0.5 if s else None for s in shapes + lower_shapes]
     out = (torch.randn(V, H + K), torch.randn(V))
@@ -123,9 +141,10 @@ def test_decoder_loop_native_equals_torch_path(L, loc):
     results = []
     for native_path in (False, True):
         leaves = [x.clone().requires_grad_() if x is not None else None for x in values]
-        states, contexts, attn = decoder_loop(LoopSpec(L, loc, native_path),
-                                              loop_args(tgt_in, drop_emb, drop_between, mask, leaves[:11], out,
-                                                        leaves[11:], torch.tensor(forcing)))
+        states, contexts, attn = decoder_loop(
+            LoopSpec(L, loc, native_path),
+            loop_args(tgt_in, drop_emb, drop_between, mask, leaves[:11], out, leaves[11:], torch.tensor(forcing)),
+        )
         ((states * seeds[0]).sum() + (contexts * seeds[1]).sum()).backward()
         results.append([states, contexts, attn] + [x.grad for x in leaves if x is not None])
     for a, b in zip(*results):
@@ -142,11 +161,21 @@ def test_a_tensor_of_the_wrong_shape_is_refused_before_the_kernel_runs():
     """The C code trusts its sizes: a mismatch must be an exception, not a wild write."""
     nat = NativeSteps(native.kernels())
     B, H = 4, 8
-    args = [torch.randn(B, 3 * H), torch.randn(B, 3 * H), torch.randn(B, H), torch.empty(B, H),
-            torch.empty(B, 2 * H), torch.empty(B, H)]
+    args = [
+        torch.randn(B, 3 * H),
+        torch.randn(B, 3 * H),
+        torch.randn(B, H),
+        torch.empty(B, H),
+        torch.empty(B, 2 * H),
+        torch.empty(B, H),
+    ]
     nat.gru_forward(*args)
-    for i, wrong in [(3, torch.empty(B - 1, H)), (4, torch.empty(B, H)), (0, torch.randn(B, 3 * H, 2)[..., 0]),
-                     (2, torch.randn(B, H, dtype=torch.float64))]:
+    for i, wrong in [
+        (3, torch.empty(B - 1, H)),
+        (4, torch.empty(B, H)),
+        (0, torch.randn(B, 3 * H, 2)[..., 0]),
+        (2, torch.randn(B, H, dtype=torch.float64)),
+    ]:
         bad = list(args)
         bad[i] = wrong
         with pytest.raises(ValueError, match="native kernels need"):

@@ -1,5 +1,6 @@
 """The default thread count (engine/threads.py): one thread for a model too small to gain
 from a second, every usable core otherwise; a note only when other work is already busy."""
+
 import json
 import subprocess
 import sys
@@ -38,9 +39,26 @@ def test_busy_cores_reads_a_fraction_of_the_machine():
 def test_headless_runs_pick_the_thread_count(tmp_path):
     for extra, expected in (([], 1), (["--threads", "2"], 2)):
         out = tmp_path / f"out{expected}"
-        p = subprocess.run([sys.executable, "-m", "tui", "--no-ui", *TINY_FLAGS, *extra, "--epochs", "1",
-                            "--out", str(out), "--checkpoint", str(out / "b.pt")],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tui",
+                "--no-ui",
+                *TINY_FLAGS,
+                *extra,
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(out / "b.pt"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr
         assert json.loads((out / "report.json").read_text())["threads"] == expected
         assert f"{expected} thread" in p.stdout.splitlines()[0]

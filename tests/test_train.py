@@ -1,13 +1,14 @@
 """engine/train.py: the masked loss, <unk> masking of a batch, the same seed giving the same
 losses, a non-finite loss stopping the run with its epoch and batch, and resuming a checkpoint
 from before the vocabulary cap."""
+
 import pytest
 import torch
 
 import engine.train as train_mod
 from engine.checkpoint import load
 from engine.config import Config
-from engine.data import EOS, PAD, PairDataset, Vocab, WORDS
+from engine.data import EOS, PAD, WORDS, PairDataset, Vocab
 from engine.train import EpochDone, NonFiniteLoss, Trainer, masked_loss
 from tests.conftest import TINY, write_corpus
 
@@ -30,8 +31,9 @@ def test_padded_targets_give_zero_loss_and_zero_gradient():
 
 
 def test_unknown_word_masking_mirrors_source_into_target():
-    from engine.train import with_unknown_words
     from engine.data import UNK
+    from engine.train import with_unknown_words
+
     v = Vocab(WORDS)
     ds = PairDataset(["the cat sat on".split(), "big red car".split()], v)
     b = with_unknown_words(ds.batch(torch.arange(2)), 0.5, torch.Generator().manual_seed(3))
@@ -47,6 +49,7 @@ def test_same_seed_same_losses_on_cpu(tmp_path):
     def losses(seed):
         t = Trainer(Config(**{**TINY, "seed": seed}), tmp_path / f"s{seed}.pt")
         return [(e.train_loss, e.val_loss) for e in t.run() if isinstance(e, EpochDone)]
+
     a, b = losses(7), losses(7)
     assert a == b
     assert losses(8) != a
@@ -82,6 +85,7 @@ def test_a_checkpoint_from_before_the_vocabulary_cap_resumes_with_every_word(tmp
     from engine.config import Config
     from engine.train import Trainer
     from tests.conftest import TINY
+
     text = str(write_corpus(tmp_path / "c.txt", 400, vocab_size=60))
     cfg = Config(**{**TINY, "corpus": text, "min_freq": 1, "max_vocab": 0, "epochs": 1})
     trainer = Trainer(cfg, tmp_path / "old.pt")

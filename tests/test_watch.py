@@ -1,5 +1,6 @@
 """Attention over training (engine/watch.py): when snapshots are taken, that taking them
 changes nothing of the training, that they survive a resume, and what the run writes."""
+
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from engine.checkpoint import load
 from engine.config import Config
 from engine.job import Finished, Started, run_job
 from engine.train import EpochDone, Trainer
-from engine.watch import Snapshot, default_watch, first_epoch_batches, mirror_peak_rate, watch_sentences, Watched
+from engine.watch import Snapshot, Watched, default_watch, first_epoch_batches, mirror_peak_rate, watch_sentences
 from tests.conftest import TINY
 
 
@@ -70,7 +71,7 @@ def test_a_resumed_run_goes_on_with_its_snapshots(tmp_path):
     assert resumed.watch == [["big", "red", "car"]] and resumed.snapshots == first.snapshots
     list(resumed.run())
     assert [s.epoch for s in resumed.snapshots][-2:] == [1, 2]
-    assert resumed.snapshots[:len(first.snapshots)] == first.snapshots
+    assert resumed.snapshots[: len(first.snapshots)] == first.snapshots
 
 
 def test_the_run_writes_the_timeline(tmp_path):

@@ -23,10 +23,11 @@ _positions know that autograd.Function.apply takes them positionally.
 Shapes: B batch, S source positions, T target steps, E embedding, H hidden, K encoder
 output, A attention size, V vocabulary, L layers, k location kernel. Time-major inside.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Iterator, Sequence
 
 import torch
 
@@ -37,9 +38,10 @@ from .step_kernels import steps_for
 @dataclass(frozen=True)
 class LoopSpec:
     """The loop's shape, the same for every batch (teacher forcing is a tensor in LoopArgs)."""
+
     layers: int
-    location_kernel: int               # 0: content-only attention
-    native: bool = True                # the C kernels where they apply (engine/fast/native, kernels_for)
+    location_kernel: int  # 0: content-only attention
+    native: bool = True  # the C kernels where they apply (engine/fast/native, kernels_for)
     # How a step's input word is chosen. On a CPU the loop reads LoopArgs.forcing as Python
     # bools (the tensor is on the host, so that is free) and runs only the branch taken. On
     # any other device it never reads it: every step past the first computes the model's
@@ -54,34 +56,36 @@ class DecoderWeights:
     them; training and decoding take the same). W_out and b_out choose the next word where
     it is not teacher-forced: an argmax, no gradient through the loop (the caller computes
     the logits from the returned states and contexts)."""
-    emb: torch.Tensor                         # (V, E) the decoder's embedding
-    W_ie: torch.Tensor                        # (3H, E) first layer, embedding part
-    b_i0: torch.Tensor                        # (3H,)   its input bias
-    W_ic: torch.Tensor                        # (3H, K) first layer, context part
-    W_top: torch.Tensor                       # (3H + A, H) [W_hh; W_s] of the top layer
-    b_top: torch.Tensor                       # (3H + A,)
-    v: torch.Tensor                           # (1, A) the score vector
-    W_out: torch.Tensor                       # (V, H + K)
-    b_out: torch.Tensor                       # (V,)
-    W_loc: torch.Tensor | None = None         # (A, k) the location term, or None
+
+    emb: torch.Tensor  # (V, E) the decoder's embedding
+    W_ie: torch.Tensor  # (3H, E) first layer, embedding part
+    b_i0: torch.Tensor  # (3H,)   its input bias
+    W_ic: torch.Tensor  # (3H, K) first layer, context part
+    W_top: torch.Tensor  # (3H + A, H) [W_hh; W_s] of the top layer
+    b_top: torch.Tensor  # (3H + A,)
+    v: torch.Tensor  # (1, A) the score vector
+    W_out: torch.Tensor  # (V, H + K)
+    b_out: torch.Tensor  # (V,)
+    W_loc: torch.Tensor | None = None  # (A, k) the location term, or None
     # per layer under the top one: its recurrent weights, and the input weights of the layer above
-    lower_W_hh: Sequence[torch.Tensor] = ()   # (3H, H) each
-    lower_b_hh: Sequence[torch.Tensor] = ()   # (3H,)
-    lower_W_ih: Sequence[torch.Tensor] = ()   # (3H, H)
-    lower_b_ih: Sequence[torch.Tensor] = ()   # (3H,)
+    lower_W_hh: Sequence[torch.Tensor] = ()  # (3H, H) each
+    lower_b_hh: Sequence[torch.Tensor] = ()  # (3H,)
+    lower_W_ih: Sequence[torch.Tensor] = ()  # (3H, H)
+    lower_b_ih: Sequence[torch.Tensor] = ()  # (3H,)
 
 
 @dataclass
 class LoopArgs:
     """Everything the training loop reads, by name. Dropout masks are already scaled by 1/(1-p)."""
-    tgt_in: torch.Tensor                      # (B, T) the true previous words
-    forcing: torch.Tensor                     # (T,) bool: step t reads the true word (t = 0: SOS always)
-    h0: torch.Tensor                          # (L, B, H)
-    enc_out: torch.Tensor                     # (B, S, K)
-    keys: torch.Tensor                        # (B, S, A) W_h enc_out
-    mask: torch.Tensor                        # (B, S) True on real positions
+
+    tgt_in: torch.Tensor  # (B, T) the true previous words
+    forcing: torch.Tensor  # (T,) bool: step t reads the true word (t = 0: SOS always)
+    h0: torch.Tensor  # (L, B, H)
+    enc_out: torch.Tensor  # (B, S, K)
+    keys: torch.Tensor  # (B, S, A) W_h enc_out
+    mask: torch.Tensor  # (B, S) True on real positions
     weights: DecoderWeights
-    drop_emb: torch.Tensor | None = None      # (B, T, E) or None
+    drop_emb: torch.Tensor | None = None  # (B, T, E) or None
     drop_between: torch.Tensor | None = None  # (L-1, T, B, H) or None
 
 
@@ -89,26 +93,42 @@ class LoopArgs:
 class StepOut:
     """Where one decoder step writes: the training loop hands in its per-step slots (which the
     backward pass reads), decoding fresh tensors (StepOut.empty)."""
-    G: torch.Tensor                         # (B, 3H + A) the top layer's gh and the query
-    sig: torch.Tensor                       # (B, S, A) the attention's sigmoids
-    w: torch.Tensor                         # (B, S) the attention weights
-    c: torch.Tensor                         # (B, K) the context
-    h: Sequence[torch.Tensor]               # per layer (B, H) the new states
-    rz: Sequence[torch.Tensor]              # per layer (B, 2H) the r and z gates
-    n: Sequence[torch.Tensor]               # per layer (B, H) the candidates
-    gh_lower: Sequence[torch.Tensor]        # per lower layer (B, 3H) its recurrent projection
-    x_in: Sequence[torch.Tensor] | None     # per lower layer (B, H) with dropout: the input above
+
+    G: torch.Tensor  # (B, 3H + A) the top layer's gh and the query
+    sig: torch.Tensor  # (B, S, A) the attention's sigmoids
+    w: torch.Tensor  # (B, S) the attention weights
+    c: torch.Tensor  # (B, K) the context
+    h: Sequence[torch.Tensor]  # per layer (B, H) the new states
+    rz: Sequence[torch.Tensor]  # per layer (B, 2H) the r and z gates
+    n: Sequence[torch.Tensor]  # per layer (B, H) the candidates
+    gh_lower: Sequence[torch.Tensor]  # per lower layer (B, 3H) its recurrent projection
+    x_in: Sequence[torch.Tensor] | None  # per lower layer (B, H) with dropout: the input above
 
     @classmethod
-    def empty(cls, keys: torch.Tensor, enc_out: torch.Tensor, L: int, H: int) -> "StepOut":
+    def empty(cls, keys: torch.Tensor, enc_out: torch.Tensor, L: int, H: int) -> StepOut:
         (B, S, A), K, new = keys.shape, enc_out.size(2), keys.new_empty
-        return cls(new(B, 3 * H + A), new(B, S, A), new(B, S), new(B, K), [new(B, H) for _ in range(L)],
-                   [new(B, 2 * H) for _ in range(L)], [new(B, H) for _ in range(L)],
-                   [new(B, 3 * H) for _ in range(L - 1)], None)
+        return cls(
+            new(B, 3 * H + A),
+            new(B, S, A),
+            new(B, S),
+            new(B, K),
+            [new(B, H) for _ in range(L)],
+            [new(B, 2 * H) for _ in range(L)],
+            [new(B, H) for _ in range(L)],
+            [new(B, 3 * H) for _ in range(L - 1)],
+            None,
+        )
 
 
-def decoder_step(steps, W: DecoderWeights, gi: torch.Tensor, h: Sequence[torch.Tensor],
-                 loc2: torch.Tensor | None, out: StepOut, drop: torch.Tensor | None = None) -> None:
+def decoder_step(
+    steps,
+    W: DecoderWeights,
+    gi: torch.Tensor,
+    h: Sequence[torch.Tensor],
+    loc2: torch.Tensor | None,
+    out: StepOut,
+    drop: torch.Tensor | None = None,
+) -> None:
     """One decoder step, forward, for training and decoding alike: attend with the previous
     top state, then advance the GRU layers bottom to top. steps: engine/fast/step_kernels.py's
     TorchSteps or NativeSteps; gi (B, 3H) the embedding half of the first layer's input
@@ -116,11 +136,14 @@ def decoder_step(steps, W: DecoderWeights, gi: torch.Tensor, h: Sequence[torch.T
     term, or None; drop (L-1, B, H) dropout masks between layers, or None."""
     L, H = len(h), h[0].size(1)
     g = torch.addmm(W.b_top, h[-1], W.W_top.t(), out=out.G)  # (B, 3H + A)
-    steps.attend(g[:, 3 * H:], loc2, out.sig, out.w, out.c)  # weights, context
+    steps.attend(g[:, 3 * H :], loc2, out.sig, out.w, out.c)  # weights, context
     x = torch.addmm(gi, out.c, W.W_ic.t())  # (B, 3H)
     for l in range(L):
-        gh = (g[:, :3 * H] if l == L - 1 else
-              torch.addmm(W.lower_b_hh[l], h[l], W.lower_W_hh[l].t(), out=out.gh_lower[l]))
+        gh = (
+            g[:, : 3 * H]
+            if l == L - 1
+            else torch.addmm(W.lower_b_hh[l], h[l], W.lower_W_hh[l].t(), out=out.gh_lower[l])
+        )
         steps.gru_forward(x, gh, h[l], out.h[l], out.rz[l], out.n[l])
         if l < L - 1:
             below = out.h[l] if drop is None else torch.mul(out.h[l], drop[l], out=out.x_in[l])
@@ -135,17 +158,18 @@ def next_words(W: DecoderWeights, state: torch.Tensor, context: torch.Tensor) ->
 @dataclass
 class Saved:
     """What the forward pass keeps for the backward pass (through ctx.save_for_backward)."""
-    y_in: torch.Tensor                # (B, T) the words read: true or the model's own guesses
-    G: torch.Tensor                   # (T, B, 3H + A) the top layer's gh and the query
-    sig: torch.Tensor                 # (T, B, S, A) the attention's sigmoids
-    w_all: torch.Tensor               # (T, B, S) the weights
-    c_all: torch.Tensor               # (T, B, K) the contexts
-    hs: Sequence[torch.Tensor]        # per layer (T + 1, B, H): h0, then each step's state
-    rz: Sequence[torch.Tensor]        # per layer (T, B, 2H) the r and z gates
-    n: Sequence[torch.Tensor]         # per layer (T, B, H) the candidates
+
+    y_in: torch.Tensor  # (B, T) the words read: true or the model's own guesses
+    G: torch.Tensor  # (T, B, 3H + A) the top layer's gh and the query
+    sig: torch.Tensor  # (T, B, S, A) the attention's sigmoids
+    w_all: torch.Tensor  # (T, B, S) the weights
+    c_all: torch.Tensor  # (T, B, K) the contexts
+    hs: Sequence[torch.Tensor]  # per layer (T + 1, B, H): h0, then each step's state
+    rz: Sequence[torch.Tensor]  # per layer (T, B, 2H) the r and z gates
+    n: Sequence[torch.Tensor]  # per layer (T, B, H) the candidates
     gh_lower: Sequence[torch.Tensor]  # per lower layer (T, B, 3H) its recurrent projection
-    x_in: Sequence[torch.Tensor]      # per lower layer (T, B, H) the input of the layer above
-    args: LoopArgs                    # the loop's inputs (the weights and masks)
+    x_in: Sequence[torch.Tensor]  # per lower layer (T, B, H) the input of the layer above
+    args: LoopArgs  # the loop's inputs (the weights and masks)
 
 
 def _flatten(obj) -> tuple[tuple, list]:
@@ -244,8 +268,11 @@ def location_band_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
     # dense: taps outside the band add zeros at a clamped index (a boolean index would be a
     # nonzero, i.e. a host sync, on a GPU); adding 0.0 leaves every sum exactly as it was
     dM = dM.view(S, S, A) * inside[..., None]
-    return torch.zeros(k, A, dtype=dM.dtype, device=dM.device).index_add_(
-        0, offset.clamp(0, k - 1).reshape(-1), dM.reshape(S * S, A)).t()
+    return (
+        torch.zeros(k, A, dtype=dM.dtype, device=dM.device)
+        .index_add_(0, offset.clamp(0, k - 1).reshape(-1), dM.reshape(S * S, A))
+        .t()
+    )
 
 
 class DecoderLoop(torch.autograd.Function):
@@ -299,11 +326,20 @@ class DecoderLoop(torch.autograd.Function):
                 gi = torch.addmm(W.b_i0, x, W.W_ie.t())
             # the location term reads the previous weights (none before the first step)
             loc2 = (w_all[t - 1] @ M2).view(B, S, A) if M2 is not None and t > 0 else None
-            out = StepOut(G[t], sig[t], w_all[t], c_all[t], [h[t + 1] for h in hs], [r[t] for r in rz],
-                          [x[t] for x in n], [g[t] for g in gh_lower],
-                          [x[t] for x in x_in] if drop_between is not None else None)
-            decoder_step(steps, W, gi, [h[t] for h in hs], loc2, out,
-                         drop_between[:, t] if drop_between is not None else None)
+            out = StepOut(
+                G[t],
+                sig[t],
+                w_all[t],
+                c_all[t],
+                [h[t + 1] for h in hs],
+                [r[t] for r in rz],
+                [x[t] for x in n],
+                [g[t] for g in gh_lower],
+                [x[t] for x in x_in] if drop_between is not None else None,
+            )
+            decoder_step(
+                steps, W, gi, [h[t] for h in hs], loc2, out, drop_between[:, t] if drop_between is not None else None
+            )
 
         ctx.spec, ctx.arg_layout = spec, layout
         saved = Saved(y_in, G, sig, w_all, c_all, hs, rz, n, gh_lower, x_in, a)
@@ -348,9 +384,16 @@ class DecoderLoop(torch.autograd.Function):
             # the GRU layers, top to bottom; the top one also gets this step's output gradient
             for l in range(L - 1, -1, -1):
                 top = l == L - 1
-                direct = steps.gru_backward(dh[l], d_states[:, t] if top else None, hs[l][t], rz[l][t],
-                                            n[l][t], (G[t, :, 2 * H:3 * H] if top else gh_lower[l][t, :, 2 * H:]),
-                                            d_x[l][t], dG[t, :, :3 * H] if top else d_gh[l][t])
+                direct = steps.gru_backward(
+                    dh[l],
+                    d_states[:, t] if top else None,
+                    hs[l][t],
+                    rz[l][t],
+                    n[l][t],
+                    (G[t, :, 2 * H : 3 * H] if top else gh_lower[l][t, :, 2 * H :]),
+                    d_x[l][t],
+                    dG[t, :, : 3 * H] if top else d_gh[l][t],
+                )
                 if top:
                     direct_top = direct
                 else:
@@ -363,8 +406,9 @@ class DecoderLoop(torch.autograd.Function):
             # attention
             dc = torch.addmm(d_contexts[:, t], d_x[0][t], W.W_ic, out=d_c[t])  # (B, K)
             # dL/dscore, dL/denergy (into d_keys, and d_energy[t] when kept), dL/dquery
-            steps.attend_backward(dc, dw_next, w_all[t], sig[t], d_score[t], d_keys,
-                                  d_energy[t] if loc else None, dG[t, :, 3 * H:])
+            steps.attend_backward(
+                dc, dw_next, w_all[t], sig[t], d_score[t], d_keys, d_energy[t] if loc else None, dG[t, :, 3 * H :]
+            )
             if loc:
                 dw_next = d_energy[t].view(B, S * A) @ M.t()  # (B, S): the previous step's weights
             dh[L - 1] = torch.addmm(direct_top, dG[t], W.W_top)
@@ -372,8 +416,12 @@ class DecoderLoop(torch.autograd.Function):
         # every weight's gradient: one matmul over all steps
         TB = T * B
         d_gi, dG, d_c = d_x[0].view(TB, -1), dG.view(TB, -1), d_c.view(TB, -1)
-        dW = {"W_top": dG.t() @ hs[-1][:-1].reshape(TB, H), "b_top": dG.sum(0),  # by DecoderWeights' names
-              "W_ic": d_gi.t() @ c_all.view(TB, -1), "b_i0": d_gi.sum(0)}
+        dW = {
+            "W_top": dG.t() @ hs[-1][:-1].reshape(TB, H),
+            "b_top": dG.sum(0),  # by DecoderWeights' names
+            "W_ic": d_gi.t() @ c_all.view(TB, -1),
+            "b_i0": d_gi.sum(0),
+        }
         x_emb = W.emb[y_in.t()]  # (T, B, E)
         if drop_emb is not None:
             x_emb = x_emb * drop_emb.transpose(0, 1)

@@ -9,6 +9,7 @@ x W_ih^T + b_ih stays outside, under autograd: it is one matmul over all steps a
 
 Shapes: S steps, B batch, H hidden. Time-major.
 """
+
 from __future__ import annotations
 
 import torch
@@ -48,8 +49,7 @@ class GRUScan(torch.autograd.Function):
         d_gi, d_gh = hs.new_empty(S, B, 3 * H), hs.new_empty(S, B, 3 * H)
         dh = hs.new_zeros(B, H)  # dL/dh_t through the later steps
         for t in range(S - 1, -1, -1):
-            direct = steps.gru_backward(dh, d_states[t], hs[t], rz[t], n[t], gh[t, :, 2 * H:],
-                                        d_gi[t], d_gh[t])
+            direct = steps.gru_backward(dh, d_states[t], hs[t], rz[t], n[t], gh[t, :, 2 * H :], d_gi[t], d_gh[t])
             dh = torch.addmm(direct, d_gh[t], W_hh)  # (B, H)
         d_gh_rows = d_gh.view(S * B, 3 * H)
         d_W_hh = d_gh_rows.t() @ hs[:-1].reshape(S * B, H)  # every step's share in one matmul

@@ -10,6 +10,7 @@ tokens equal and its attention within float rounding of greedy()'s.
 Two exact shortcuts: the decoder's embedding half of the first layer's input projection is
 a (V, 3H) table computed once, and the encoder runs both directions in one batched step.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -35,15 +36,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _gru(gi: np.ndarray, gh: np.ndarray, h: np.ndarray, H: int) -> np.ndarray:
     """torch.nn.GRU's update on (3H,) projections: gates r, z, n in that order."""
-    rz = _sigmoid(gi[:2 * H] + gh[:2 * H])
-    n = np.tanh(gi[2 * H:] + rz[:H] * gh[2 * H:])
+    rz = _sigmoid(gi[: 2 * H] + gh[: 2 * H])
+    n = np.tanh(gi[2 * H :] + rz[:H] * gh[2 * H :])
     return n + rz[H:] * (h - n)
 
 
 def _gate_major(parts: list[np.ndarray], H: int) -> np.ndarray:
     """Per-direction (..., 3H) blocks -> (..., 3DH) laid out [r_1..r_D, z_1..z_D, n_1..n_D], so
     that D directions step together as one GRU of hidden size D*H."""
-    return np.concatenate([p[..., g * H:(g + 1) * H] for g in range(3) for p in parts], -1)
+    return np.concatenate([p[..., g * H : (g + 1) * H] for g in range(3) for p in parts], -1)
 
 
 class SentenceDecoder:
@@ -60,17 +61,17 @@ class SentenceDecoder:
         # block-diagonal, and the backward direction's inputs are fed in reversed order.
         self.enc_layers = []
         for l in range(g.num_layers):
-            w = {name: [_np(getattr(g, f"{name}_l{l}{d}")) for d in dirs]
-                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            w = {
+                name: [_np(getattr(g, f"{name}_l{l}{d}")) for d in dirs]
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            }
             W_hh = np.zeros((D * H, 3 * D * H), dtype=np.float32)
             for i, W in enumerate(w["weight_hh"]):
                 block = np.zeros((D * H, 3 * H), dtype=np.float32)
-                block[i * H:(i + 1) * H] = W.T
+                block[i * H : (i + 1) * H] = W.T
                 W_hh += _gate_major([block if j == i else np.zeros_like(block) for j in range(D)], H)
-            self.enc_layers.append((
-                [W.T for W in w["weight_ih"]], w["bias_ih"], W_hh, _gate_major(w["bias_hh"], H)))
-        self.bridge = ((_np(model.bridge.weight).T, _np(model.bridge.bias))
-                       if model.bridge is not None else None)
+            self.enc_layers.append(([W.T for W in w["weight_ih"]], w["bias_ih"], W_hh, _gate_major(w["bias_hh"], H)))
+        self.bridge = (_np(model.bridge.weight).T, _np(model.bridge.bias)) if model.bridge is not None else None
         att = dec.attention
         self.W_h = _np(att.W_h.weight).T  # (K, A)
         self.v = _np(att.v.weight)[0]  # (A,)
@@ -90,8 +91,10 @@ class SentenceDecoder:
         self.W_out_h = W_out[:H]
         # |score| <= sum|v|: below ~80, exp cannot overflow and softmax needs no max shift
         self.shift_scores = float(np.abs(self.v).sum()) > 80
-        self.lower = [(_np(dec.W_hh[l]).T, _np(dec.b_hh[l]), _np(dec.W_ih[l]).T, _np(dec.b_ih[l + 1]))
-                      for l in range(dec.layers - 1)]
+        self.lower = [
+            (_np(dec.W_hh[l]).T, _np(dec.b_hh[l]), _np(dec.W_ih[l]).T, _np(dec.b_ih[l + 1]))
+            for l in range(dec.layers - 1)
+        ]
         self._location: dict[int, np.ndarray] = {}
 
     def location_matrix(self, S: int) -> np.ndarray:
@@ -112,14 +115,14 @@ class SentenceDecoder:
             gi = _gate_major(gi, H)  # (S, 3DH)
             DH = D * H
             # b_hh's r and z parts are added to the inputs once; its n part is scaled by r
-            gi_rz = gi[:, :2 * DH] + b_hh[:2 * DH]
-            gi_n, b_hn = gi[:, 2 * DH:].copy(), b_hh[2 * DH:]
+            gi_rz = gi[:, : 2 * DH] + b_hh[: 2 * DH]
+            gi_n, b_hn = gi[:, 2 * DH :].copy(), b_hh[2 * DH :]
             h = np.zeros(DH, dtype=np.float32)
             out = np.empty((S, DH), dtype=np.float32)
             for t in range(S):
                 gh = dot(h, W_hh)
-                rz = _sigmoid(gi_rz[t] + gh[:2 * DH])
-                n = np.tanh(gi_n[t] + rz[:DH] * (gh[2 * DH:] + b_hn))
+                rz = _sigmoid(gi_rz[t] + gh[: 2 * DH])
+                n = np.tanh(gi_n[t] + rz[:DH] * (gh[2 * DH :] + b_hn))
                 h = n + rz[DH:] * (h - n)
                 out[t] = h
             if D == 2:
@@ -174,7 +177,7 @@ class SentenceDecoder:
         return out, np.stack(rows)
 
 
-_decoders: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_decoders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def sentence_decoder(model) -> SentenceDecoder:

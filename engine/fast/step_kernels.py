@@ -12,6 +12,7 @@ Attention here is in the decoder loop's sigmoid form (engine/fast/decoder_loop.p
 score_s = (2v) . sigmoid(2 (W_h h_s + q) [+ 2 loc_s]), softmax over real positions.
 Shapes: B batch, S source positions, A attention size, K encoder output, H hidden.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,13 @@ class TorchSteps:
     real positions and keys (B, S, A) = W_h enc_out, needed forward only. The GRU steps need
     none of them (the encoder's scan passes none)."""
 
-    def __init__(self, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
-                 mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
+    def __init__(
+        self,
+        enc_out: torch.Tensor | None = None,
+        v: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+    ):
         self.scratch = None
         if enc_out is None:
             return
@@ -38,8 +44,9 @@ class TorchSteps:
         self.keys2 = keys * 2 if keys is not None else None  # tanh(e) = 2 sigmoid(2e) - 1
         self.v2 = (v.reshape(A, 1) * 2).expand(B, A, 1)
         self.v4 = v.reshape(1, 1, A) * 4  # d/de of (2v) . sigmoid(2e)
-        self.no_score = (enc_out.new_zeros(B, S, 1).masked_fill_(~mask.unsqueeze(2), float("-inf"))
-                         if mask is not None else None)
+        self.no_score = (
+            enc_out.new_zeros(B, S, 1).masked_fill_(~mask.unsqueeze(2), float("-inf")) if mask is not None else None
+        )
 
     def gru_forward(self, gi, gh, h, out, rz, n) -> None:
         """One GRU update into out (B, H); keeps rz (B, 2H) and n (B, H) for the backward."""
@@ -84,24 +91,33 @@ def _rows(t: torch.Tensor, rows: int, cols: int) -> tuple[int, int]:
     The kernels trust these shapes, so they are checked here: a wrong one would be a wild
     write, not an exception."""
     if t.dtype != torch.float32 or t.shape != (rows, cols) or t.stride(1) != 1:
-        raise ValueError(f"native kernels need float32 ({rows}, {cols}) rows of unit stride, "
-                         f"got {t.dtype} {tuple(t.shape)} strides {t.stride()}")
+        raise ValueError(
+            f"native kernels need float32 ({rows}, {cols}) rows of unit stride, "
+            f"got {t.dtype} {tuple(t.shape)} strides {t.stride()}"
+        )
     return t.data_ptr(), t.stride(0)
 
 
 def _dense(t: torch.Tensor, *shape: int, dtype: torch.dtype = torch.float32) -> int:
     """Data pointer of a contiguous tensor of this shape and dtype (checked, see _rows)."""
     if t.dtype != dtype or t.shape != shape or not t.is_contiguous():
-        raise ValueError(f"native kernels need a contiguous {dtype} {shape}, "
-                         f"got {t.dtype} {tuple(t.shape)} strides {t.stride()}")
+        raise ValueError(
+            f"native kernels need a contiguous {dtype} {shape}, got {t.dtype} {tuple(t.shape)} strides {t.stride()}"
+        )
     return t.data_ptr()
 
 
 class NativeSteps:
     """TorchSteps' interface on the C kernels (CPU, float32)."""
 
-    def __init__(self, dll: native.Kernels, enc_out: torch.Tensor | None = None, v: torch.Tensor | None = None,
-                 mask: torch.Tensor | None = None, keys: torch.Tensor | None = None):
+    def __init__(
+        self,
+        dll: native.Kernels,
+        enc_out: torch.Tensor | None = None,
+        v: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+    ):
         self.dll = dll
         self.threads = torch.get_num_threads()  # OpenMP's own default is per calling thread
         if enc_out is None:
@@ -117,9 +133,19 @@ class NativeSteps:
     def gru_forward(self, gi, gh, h, out, rz, n) -> None:
         B, H = h.shape
         (gi_p, gi_rs), (gh_p, gh_rs) = _rows(gi, B, 3 * H), _rows(gh, B, 3 * H)
-        self.dll.gru_forward(threads=self.threads, B=B, H=H, gi=gi_p, gi_rs=gi_rs, gh=gh_p, gh_rs=gh_rs,
-                             h=_dense(h, B, H), out=_dense(out, B, H), rz=_dense(rz, B, 2 * H),
-                             n=_dense(n, B, H))
+        self.dll.gru_forward(
+            threads=self.threads,
+            B=B,
+            H=H,
+            gi=gi_p,
+            gi_rs=gi_rs,
+            gh=gh_p,
+            gh_rs=gh_rs,
+            h=_dense(h, B, H),
+            out=_dense(out, B, H),
+            rz=_dense(rz, B, 2 * H),
+            n=_dense(n, B, H),
+        )
 
     def gru_backward(self, dh, dh_extra, h, rz, n, gh_n, dgi, dgh) -> torch.Tensor:
         B, H = h.shape
@@ -128,30 +154,69 @@ class NativeSteps:
         ex_p, ex_rs = _rows(dh_extra, B, H) if dh_extra is not None else (None, 0)
         ghn_p, ghn_rs = _rows(gh_n, B, H)
         (dgi_p, dgi_rs), (dgh_p, dgh_rs) = _rows(dgi, B, 3 * H), _rows(dgh, B, 3 * H)
-        self.dll.gru_backward(threads=self.threads, B=B, H=H, dh=dh_p, dh_rs=dh_rs, dh_extra=ex_p,
-                              extra_rs=ex_rs, h=_dense(h, B, H), rz=_dense(rz, B, 2 * H), n=_dense(n, B, H),
-                              gh_n=ghn_p, ghn_rs=ghn_rs, dgi=dgi_p, dgi_rs=dgi_rs, dgh=dgh_p, dgh_rs=dgh_rs,
-                              direct=_dense(direct, B, H))
+        self.dll.gru_backward(
+            threads=self.threads,
+            B=B,
+            H=H,
+            dh=dh_p,
+            dh_rs=dh_rs,
+            dh_extra=ex_p,
+            extra_rs=ex_rs,
+            h=_dense(h, B, H),
+            rz=_dense(rz, B, 2 * H),
+            n=_dense(n, B, H),
+            gh_n=ghn_p,
+            ghn_rs=ghn_rs,
+            dgi=dgi_p,
+            dgi_rs=dgi_rs,
+            dgh=dgh_p,
+            dgh_rs=dgh_rs,
+            direct=_dense(direct, B, H),
+        )
         return direct
 
     def attend(self, q, loc2, sig, w, ctx) -> None:
         B, S, A, K = self.B, self.S, self.A, self.K
         q_p, q_rs = _rows(q, B, A)
-        self.dll.attend_forward(threads=self.threads, B=B, S=S, A=A, K=K, keys2=_dense(self.keys2, B, S, A),
-                                q=q_p, q_rs=q_rs, loc=_dense(loc2, B, S, A) if loc2 is not None else None,
-                                v2=_dense(self.v2, A), mask=_dense(self.mask, B, S, dtype=torch.uint8),
-                                enc=_dense(self.enc_out, B, S, K), sig=_dense(sig, B, S, A),
-                                w=_dense(w, B, S), ctx=_dense(ctx, B, K))
+        self.dll.attend_forward(
+            threads=self.threads,
+            B=B,
+            S=S,
+            A=A,
+            K=K,
+            keys2=_dense(self.keys2, B, S, A),
+            q=q_p,
+            q_rs=q_rs,
+            loc=_dense(loc2, B, S, A) if loc2 is not None else None,
+            v2=_dense(self.v2, A),
+            mask=_dense(self.mask, B, S, dtype=torch.uint8),
+            enc=_dense(self.enc_out, B, S, K),
+            sig=_dense(sig, B, S, A),
+            w=_dense(w, B, S),
+            ctx=_dense(ctx, B, K),
+        )
 
     def attend_backward(self, dc, dw_extra, w, sig, dscore, d_keys, den, dq) -> None:
         B, S, A, K = self.B, self.S, self.A, self.K
         dq_p, dq_rs = _rows(dq, B, A)
-        self.dll.attend_backward(threads=self.threads, B=B, S=S, A=A, K=K, dc=_dense(dc, B, K),
-                                 enc=_dense(self.enc_out, B, S, K),
-                                 dw_extra=_dense(dw_extra, B, S) if dw_extra is not None else None,
-                                 w=_dense(w, B, S), sig=_dense(sig, B, S, A), v4=_dense(self.v4, A),
-                                 dscore=_dense(dscore, B, S), d_keys=_dense(d_keys, B, S, A),
-                                 den=_dense(den, B, S, A) if den is not None else None, dq=dq_p, dq_rs=dq_rs)
+        self.dll.attend_backward(
+            threads=self.threads,
+            B=B,
+            S=S,
+            A=A,
+            K=K,
+            dc=_dense(dc, B, K),
+            enc=_dense(self.enc_out, B, S, K),
+            dw_extra=_dense(dw_extra, B, S) if dw_extra is not None else None,
+            w=_dense(w, B, S),
+            sig=_dense(sig, B, S, A),
+            v4=_dense(self.v4, A),
+            dscore=_dense(dscore, B, S),
+            d_keys=_dense(d_keys, B, S, A),
+            den=_dense(den, B, S, A) if den is not None else None,
+            dq=dq_p,
+            dq_rs=dq_rs,
+        )
 
 
 def steps_for(like: torch.Tensor, allow_native: bool = True, **attention) -> TorchSteps | NativeSteps:

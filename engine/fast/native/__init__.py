@@ -15,6 +15,7 @@ ops (engine/fast/step_kernels.py's TorchSteps, Adam's foreach ops); `why_not()` 
 `kernels_for` is the one place that decides which implementation runs (the decoder loop,
 the encoder's scan, Adam all ask it).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,8 +35,7 @@ _FLOAT32 = torch.float32
 
 SOURCE = Path(__file__).with_name("fused.c")
 # FMA contraction on purpose: the exp polynomial and the gates run ~2x faster with it.
-FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast",
-         "-shared", "-fPIC", "-std=c99"]
+FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-shared", "-fPIC", "-std=c99"]
 # Tried in this order, the first that builds wins. -fopenmp links libgomp.so.1, which torch
 # has already loaded: the kernels share torch's threads. Without OpenMP (Apple's clang) they
 # run on one thread; without -march=native, with the compiler's baseline vector width.
@@ -50,23 +50,85 @@ _P, _I, _I64, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
 # count (torch.get_num_threads()); `_rs` is a row stride in elements; pointers may be None.
 DECLARATIONS: dict[str, tuple[tuple[str, type], ...]] = {
     "gru_forward": (
-        ("threads", _I), ("B", _I), ("H", _I), ("gi", _P), ("gi_rs", _I), ("gh", _P), ("gh_rs", _I),
-        ("h", _P), ("out", _P), ("rz", _P), ("n", _P)),
+        ("threads", _I),
+        ("B", _I),
+        ("H", _I),
+        ("gi", _P),
+        ("gi_rs", _I),
+        ("gh", _P),
+        ("gh_rs", _I),
+        ("h", _P),
+        ("out", _P),
+        ("rz", _P),
+        ("n", _P),
+    ),
     "gru_backward": (
-        ("threads", _I), ("B", _I), ("H", _I), ("dh", _P), ("dh_rs", _I), ("dh_extra", _P),
-        ("extra_rs", _I), ("h", _P), ("rz", _P), ("n", _P), ("gh_n", _P), ("ghn_rs", _I),
-        ("dgi", _P), ("dgi_rs", _I), ("dgh", _P), ("dgh_rs", _I), ("direct", _P)),
+        ("threads", _I),
+        ("B", _I),
+        ("H", _I),
+        ("dh", _P),
+        ("dh_rs", _I),
+        ("dh_extra", _P),
+        ("extra_rs", _I),
+        ("h", _P),
+        ("rz", _P),
+        ("n", _P),
+        ("gh_n", _P),
+        ("ghn_rs", _I),
+        ("dgi", _P),
+        ("dgi_rs", _I),
+        ("dgh", _P),
+        ("dgh_rs", _I),
+        ("direct", _P),
+    ),
     "attend_forward": (
-        ("threads", _I), ("B", _I), ("S", _I), ("A", _I), ("K", _I), ("keys2", _P), ("q", _P),
-        ("q_rs", _I), ("loc", _P), ("v2", _P), ("mask", _P), ("enc", _P), ("sig", _P), ("w", _P),
-        ("ctx", _P)),
+        ("threads", _I),
+        ("B", _I),
+        ("S", _I),
+        ("A", _I),
+        ("K", _I),
+        ("keys2", _P),
+        ("q", _P),
+        ("q_rs", _I),
+        ("loc", _P),
+        ("v2", _P),
+        ("mask", _P),
+        ("enc", _P),
+        ("sig", _P),
+        ("w", _P),
+        ("ctx", _P),
+    ),
     "attend_backward": (
-        ("threads", _I), ("B", _I), ("S", _I), ("A", _I), ("K", _I), ("dc", _P), ("enc", _P),
-        ("dw_extra", _P), ("w", _P), ("sig", _P), ("v4", _P), ("dscore", _P), ("d_keys", _P),
-        ("den", _P), ("dq", _P), ("dq_rs", _I)),
+        ("threads", _I),
+        ("B", _I),
+        ("S", _I),
+        ("A", _I),
+        ("K", _I),
+        ("dc", _P),
+        ("enc", _P),
+        ("dw_extra", _P),
+        ("w", _P),
+        ("sig", _P),
+        ("v4", _P),
+        ("dscore", _P),
+        ("d_keys", _P),
+        ("den", _P),
+        ("dq", _P),
+        ("dq_rs", _I),
+    ),
     "adam_step": (
-        ("threads", _I), ("n", _I64), ("p", _P), ("g", _P), ("m", _P), ("v", _P), ("b1", _F),
-        ("b2", _F), ("step_size", _F), ("bias2_sqrt", _F), ("eps", _F)),
+        ("threads", _I),
+        ("n", _I64),
+        ("p", _P),
+        ("g", _P),
+        ("m", _P),
+        ("v", _P),
+        ("b1", _F),
+        ("b2", _F),
+        ("step_size", _F),
+        ("bias2_sqrt", _F),
+        ("eps", _F),
+    ),
 }
 
 
@@ -132,8 +194,9 @@ def _compile(cc: str, lib: Path) -> None:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)
         os.close(fd)
         try:
-            done = subprocess.run([cc, *FLAGS, *variant, str(SOURCE), "-o", tmp],
-                                  capture_output=True, text=True, timeout=COMPILE_SECONDS)
+            done = subprocess.run(
+                [cc, *FLAGS, *variant, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=COMPILE_SECONDS
+            )
             if done.returncode == 0:
                 os.replace(tmp, lib)
                 _prune(lib)
@@ -149,10 +212,10 @@ def _build() -> Kernels:
     cc = shutil.which(os.environ.get("CC", "cc"))
     if cc is None:
         raise RuntimeError("no C compiler (cc) on PATH")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                             timeout=COMPILE_SECONDS).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), repr((FLAGS, VARIANTS)), version, _cpu_key()])
-                         .encode()).hexdigest()[:16]
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=COMPILE_SECONDS).stdout
+    key = hashlib.sha256(
+        "\0".join([SOURCE.read_text(), repr((FLAGS, VARIANTS)), version, _cpu_key()]).encode()
+    ).hexdigest()[:16]
     lib = _cache_dir() / f"fused-{key}.so"
     if not lib.exists():
         _compile(cc, lib)
