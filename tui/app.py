@@ -24,14 +24,15 @@ from engine.checkpoint import CheckpointError, Loaded, load_model
 from engine.config import Config
 from engine.job import (ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started,
                         TrainingEnded, describe, evaluate_run, param_count, run_job)
-from engine.report import run_history
+from engine.report import run_history, run_snapshots
 from engine.runs import RunError, RunPaths, find_checkpoint, new_run
 from engine.threads import default_threads
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
+from engine.watch import Snapshot
 
 from .common import RunOptions, check_writable, opened_run_folder, paths_for, writable_folder
 from .messages import (BatchProgress, EpochFinished, EvaluationProgress, ResultsFailed, ResultsReady,
-                       RunMessage, StatusChanged, TrainingDone, TrainingStarted)
+                       RunMessage, SnapshotTaken, StatusChanged, TrainingDone, TrainingStarted)
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.probe import ProbeScreen
@@ -71,6 +72,7 @@ class ReverseApp(App):
     progress: var[BatchDone | None] = var(None, always_update=True)  # the last batch reported
     live_losses: var[list[tuple[float, float]]] = var(list, always_update=True)  # (x, loss), this epoch
     status: var[tuple[str, str]] = var(("", "info"), always_update=True)  # (text, info|done|error)
+    snapshots: var[list[Snapshot]] = var(list, always_update=True)  # the attention as it formed
     training: var[bool] = var(False, always_update=True, bindings=True)
     evaluating: var[bool] = var(False, always_update=True)
     eval_phase = var(None, always_update=True)            # engine.report.EvalPhase: the last part done
@@ -133,6 +135,7 @@ class ReverseApp(App):
             self.run_cfg = self.loaded.config
             self.run_facts = f"vocab {len(self.loaded.vocab)} · {param_count(self.loaded.model):,} params"
             self.epochs = epochs_from_history(run_history(self.checkpoint, self.loaded.payload))
+            self.snapshots = run_snapshots(self.checkpoint, self.loaded.payload)
             self.status = self.ended = (
                 f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
                 f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.", "done")
@@ -232,6 +235,8 @@ class ReverseApp(App):
         self.run_cfg = self.cfg if resume is None else self.run_cfg
         self.run_facts, self.epochs, self.progress = "", [], None
         self.live_losses = []
+        # a resumed run goes on with its own snapshots (the trainer does too); a new one has none yet
+        self.snapshots = [Snapshot.from_dict(d) for d in (resume or {}).get("snapshots") or []]
         self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
         self.training = True
         self.status = ("Preparing data and model...", "info")
@@ -271,6 +276,8 @@ class ReverseApp(App):
                         post(BatchProgress(run_id, ev, losses))
                 elif isinstance(ev, EpochDone):
                     post(EpochFinished(run_id, ev))
+                elif isinstance(ev, Snapshot):
+                    post(SnapshotTaken(run_id, ev))
                 elif isinstance(ev, Started):
                     post(TrainingStarted(run_id, ev))
                 elif isinstance(ev, ControlStarted):
@@ -320,6 +327,9 @@ class ReverseApp(App):
     def on_epoch_finished(self, msg: EpochFinished) -> None:
         self.live_losses = []  # the epoch's own list of losses takes over
         self.epochs = [*self.epochs, msg.event]
+
+    def on_snapshot_taken(self, msg: SnapshotTaken) -> None:
+        self.snapshots = [*self.snapshots, msg.snapshot]
 
     def on_status_changed(self, msg: StatusChanged) -> None:
         self.set_status(msg.text)

@@ -14,6 +14,7 @@ from textual.message import Message
 from engine.job import Started, TrainingEnded
 from engine.report import EvalPhase, Results
 from engine.train import BatchDone, EpochDone
+from engine.watch import Snapshot
 
 
 @dataclass
@@ -38,6 +39,13 @@ class BatchProgress(RunMessage):
 @dataclass
 class EpochFinished(RunMessage):
     event: EpochDone
+
+
+@dataclass
+class SnapshotTaken(RunMessage):
+    """The watch sentences decoded as the model stood after a batch of the first epoch
+    (1, 2, 4, 8, ...) or after an epoch: the attention as it forms (engine/watch.py)."""
+    snapshot: Snapshot
 
 
 @dataclass

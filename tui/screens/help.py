@@ -11,6 +11,7 @@ from textual.widgets import Footer, Static
 
 from .probe import ProbeScreen, SentenceInput
 from .results import ResultsScreen
+from .timeline import TimelineScreen
 from .train import TrainScreen
 
 ABOUT = ("A GRU encoder-decoder with Bahdanau attention learns to reverse the word order of "
@@ -41,6 +42,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
         sections = [("Everywhere", type(self.app).BINDINGS), ("Training", TrainScreen.BINDINGS),
+                    ("Timeline (w)", TimelineScreen.BINDINGS),
                     ("Results", ResultsScreen.BINDINGS), ("Probe", SentenceInput.BINDINGS + ProbeScreen.BINDINGS)]
         for title, bindings in sections:
             table.add_row(Text(title, style="bold underline"), "")

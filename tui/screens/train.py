@@ -1,5 +1,6 @@
 """Training screen: the run's configuration in brief, progress of the epoch and of the run,
-a row per finished epoch and the loss chart. It only draws: the app owns the worker and the
+a row per finished epoch, the loss chart and beside it the first watch sentence's attention
+at the newest snapshot (w: every snapshot, on the timeline screen). It only draws: the app owns the worker and the
 run's state, in reactive attributes that this screen watches."""
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from engine.train import BatchDone
 from ..widgets.epoch_table import EpochTable
 from ..widgets.loss_chart import LossChart
 from ..widgets.title_bar import TitleBar
+from ..widgets.watch_view import WatchView
+from .timeline import TimelineScreen
 
 
 def config_brief(cfg: Config, facts: str = "") -> str:
@@ -56,6 +59,8 @@ class TrainScreen(Screen):
         Binding("n", "new_run", "New run", tooltip="start a new run with the command-line configuration"),
         Binding("r", "app.show('results')", "Results", tooltip="the results screen: test set, examples, analysis"),
         Binding("p", "app.show('probe')", "Probe", tooltip="the probe screen: type your own sentences"),
+        Binding("w", "timeline", "Timeline", tooltip="the attention timeline: every snapshot of the "
+                "watch sentences, to step through and play"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -69,14 +74,17 @@ class TrainScreen(Screen):
             yield Label("epoch", id="batch-label")
             yield ProgressBar(id="batch-bar", show_eta=False)
         yield EpochTable(id="epochs")
-        yield LossChart(id="chart")
+        with Horizontal(id="train-lower"):
+            yield LossChart(id="chart")
+            yield WatchView("Attention: from batch 1 on.",
+                            compact=True, id="watch", classes="-one-line")
         yield Footer()
 
     def on_mount(self) -> None:
         for name, draw in (("run_cfg", self._draw_config), ("run_facts", self._draw_config),
                            ("epochs", self._draw_epochs), ("live_losses", self._draw_chart),
                            ("progress", self._draw_progress), ("status", self._draw_status),
-                           ("training", self._epoch_bar)):
+                           ("training", self._epoch_bar), ("snapshots", self._draw_watch)):
             self.watch(self.app, name, _unless_gone(draw))
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -90,12 +98,16 @@ class TrainScreen(Screen):
     def action_new_run(self) -> None:
         self.app.request_new_run()
 
+    def action_timeline(self) -> None:
+        self.app.push_screen(TimelineScreen())
+
     def sync(self) -> None:
         """Redraw everything from the app's state."""
         self._draw_config()
         self._draw_epochs()
         self._draw_progress()
         self._draw_status()
+        self._draw_watch()
 
     def _draw_config(self) -> None:
         self.query_one("#config", Static).update(config_brief(self.app.run_cfg, self.app.run_facts))
@@ -108,6 +120,10 @@ class TrainScreen(Screen):
 
     def _draw_chart(self) -> None:
         self.query_one(LossChart).show(self.app.epochs, self.app.live_losses)
+
+    def _draw_watch(self) -> None:
+        snaps = self.app.snapshots
+        self.query_one(WatchView).show(snaps[-1] if snaps else None)
 
     def _draw_progress(self) -> None:
         ev: BatchDone | None = self.app.progress

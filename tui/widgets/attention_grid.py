@@ -28,6 +28,7 @@ PALETTE: list[tuple[int, str]] = [
     (226, "color(16)"),   # #ffff00
 ]
 MIN_CELL = 5  # ".73" plus a space either side
+COMPACT_CELL = 4  # ".73" and a space: a grid beside a chart on an 80-column screen
 
 
 def shade(weight: float) -> str:
@@ -60,19 +61,24 @@ class AttentionGrid(DataTable):
     }
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, compact: bool = False, **kwargs) -> None:
         super().__init__(show_row_labels=True, cursor_type="none", zebra_stripes=False,
                          cell_padding=0, **kwargs)
+        self.min_cell, self.max_cell = (COMPACT_CELL, 8) if compact else (MIN_CELL, 12)
 
     def show(self, attention: np.ndarray, source_tokens: Sequence[str],
              output_tokens: Sequence[str]) -> None:
         """Replace the grid with a sentence's weights: attention is (steps, n + 1)."""
         self.clear(columns=True)
-        widths = [max(MIN_CELL, min(12, len(tok) + 2)) for tok in source_tokens]
+        pad = self.min_cell - 3  # around the three characters of a weight
+        widths = [max(self.min_cell, min(self.max_cell, len(tok) + pad)) for tok in source_tokens]
+        # compact: a space, then the word and its weights left-aligned, so that neighbours
+        # never touch; else centred
+        place = (lambda t, w: " " + t.ljust(w - 1)) if pad == 1 else (lambda t, w: t.center(w))
         for tok, w in zip(source_tokens, widths):
-            self.add_column(Text(_clip(tok, w - 1).center(w), style="bold"), width=w)
+            self.add_column(Text(place(_clip(tok, w - 1), w), style="bold"), width=w)
         for step, (word, row) in enumerate(zip(output_tokens, attention)):
-            cells = [Text(weight_text(float(x)).center(w), style=shade(float(x)))
+            cells = [Text(place(weight_text(float(x)), w), style=shade(float(x)))
                      for x, w in zip(row, widths)]
             self.add_row(*cells, key=str(step), label=Text(f" {_clip(word, 12)} ", style="bold"))
 

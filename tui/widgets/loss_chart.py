@@ -8,6 +8,7 @@ import math
 import time
 from typing import Sequence
 
+from rich.text import Text
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
@@ -27,6 +28,7 @@ class LossChart(PlotextPlot):
     """
     # the legend sits in the top border: plotext's own would cover the first points
     LEGEND = "[cyan]━[/] train loss per batch, smoothed  [orange1]●[/] val loss per epoch  (log)"
+    SHORT_LEGEND = "[cyan]━[/] train loss  [orange1]●[/] val loss  (log)"  # a narrow chart
 
     # Redraws at most this often (seconds): building and painting a plotext figure holds the
     # GIL that the training thread needs. Default run, 1 training thread, seconds per epoch
@@ -41,6 +43,10 @@ class LossChart(PlotextPlot):
         self._last = -math.inf  # monotonic time of the last redraw: the first is at once
         self._pending = None
         self.border_title = self.LEGEND
+
+    def on_resize(self) -> None:
+        long = len(Text.from_markup(self.LEGEND)) + 4 <= self.size.width
+        self.border_title = self.LEGEND if long else self.SHORT_LEGEND
 
     @property
     def data_points(self) -> int:

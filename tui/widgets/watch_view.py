@@ -1,0 +1,89 @@
+"""One watch sentence at one snapshot of training (engine/watch.py): when it was taken, what
+the model said and whether that is the reversal, and the attention grid that produced it.
+The training screen shows the newest snapshot live; the timeline screen steps through them."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from engine.data import EOS, SPECIALS
+from engine.watch import Snapshot
+
+from .attention_grid import AttentionGrid
+
+
+def when(snap: Snapshot) -> str:
+    """"epoch 1, batch 4/19": the batches of that epoch trained when it was taken."""
+    return f"epoch {snap.epoch}, batch {snap.batch}/{snap.batches}"
+
+
+class WatchView(Vertical):
+    DEFAULT_CSS = """
+    WatchView {
+        width: auto;
+        height: 1fr;
+        border-top: solid $foreground 20%;
+        border-title-align: left;
+    }
+    WatchView > .watch-caption {
+        width: auto;
+        height: auto;
+        max-width: 60;
+    }
+    WatchView.-one-line > .watch-caption {
+        text-wrap: nowrap;  /* beside the chart: a long output costs one line, not the grid's rows */
+        text-overflow: ellipsis;
+    }
+    WatchView > AttentionGrid {
+        height: auto;
+        max-height: 1fr;
+    }
+    """
+
+    def __init__(self, empty: str = "No attention snapshot yet.", compact: bool = False,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.empty, self.compact = empty, compact
+        self.snapshot: Snapshot | None = None
+        self.sentence = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.empty, classes="watch-caption")
+        yield AttentionGrid(compact=self.compact)
+
+    def on_mount(self) -> None:
+        self.query_one(AttentionGrid).display = False
+
+    def show(self, snap: Snapshot | None, sentence: int = 0, where: str | None = None) -> None:
+        """Sentence `sentence` of this snapshot; where: the title in the top border (default:
+        when it was taken); None shows the empty line."""
+        self.snapshot, self.sentence = snap, sentence
+        caption = self.query_one(".watch-caption", Static)
+        grid = self.query_one(AttentionGrid)
+        if snap is None or not snap.sentences:
+            self.border_title = None
+            caption.update(Text(self.empty))
+            grid.display = False
+            return
+        w = snap.sentences[min(sentence, len(snap.sentences) - 1)]
+        self.border_title = Text(where if where is not None else f"attention, {when(snap)}", style="bold")
+        text = Text(" ".join(w.output) or "(nothing)")
+        text.append("  ")
+        text.append("match" if w.match else "no match", style="bold green" if w.match else "bold red")
+        caption.update(text)
+        grid.show(np.asarray(w.weights, dtype=float), tokens(w.source), tokens(w.output)[:len(w.weights)])
+        grid.display = True
+
+    @property
+    def grid(self) -> AttentionGrid:
+        return self.query_one(AttentionGrid)
+
+
+def tokens(words: Sequence[str]) -> list[str]:
+    """The words and the end token: the grid's columns (source) or rows (output)."""
+    return [*words, SPECIALS[EOS]]
