@@ -72,9 +72,9 @@ class WatchView(Vertical):
             return
         w = snap.sentences[min(sentence, len(snap.sentences) - 1)]
         self.border_title = Text(where if where is not None else f"attention, {when(snap)}", style="bold")
-        text = Text(" ".join(w.output) or "(nothing)")
-        text.append("  ")
-        text.append("match" if w.match else "no match", style="bold green" if w.match else "bold red")
+        # the verdict first: a long output is cut at the end of the line, never the verdict
+        text = Text("match" if w.match else "no match", style="bold green" if w.match else "bold red")
+        text.append(": " + (" ".join(w.output) or "(nothing)"))
         caption.update(text)
         grid.show(np.asarray(w.weights, dtype=float), tokens(w.source), tokens(w.output)[:len(w.weights)])
         grid.display = True
