@@ -5,6 +5,7 @@ user probe the model and look at its attention.
 The worker posts messages (tui/messages.py) and never touches a widget; the app turns them
 into state on its own thread, and drops those of a run that is no longer on show in one
 place (`_on_message`)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,19 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.checkpoint import CheckpointError, Loaded, load_model
 from engine.config import Config
-from engine.job import (ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started,
-                        TrainingEnded, describe, evaluate_run, param_count, run_job)
+from engine.job import (
+    ControlEpoch,
+    ControlStarted,
+    Evaluating,
+    Failed,
+    Finished,
+    Started,
+    TrainingEnded,
+    describe,
+    evaluate_run,
+    param_count,
+    run_job,
+)
 from engine.report import run_history, run_snapshots
 from engine.runs import RunError, RunPaths, find_checkpoint, new_run
 from engine.threads import default_threads
@@ -31,8 +43,18 @@ from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_devi
 from engine.watch import Snapshot
 
 from .common import RunOptions, check_writable, opened_run_folder, paths_for, writable_folder
-from .messages import (BatchProgress, EpochFinished, EvaluationProgress, ResultsFailed, ResultsReady,
-                       RunMessage, SnapshotTaken, StatusChanged, TrainingDone, TrainingStarted)
+from .messages import (
+    BatchProgress,
+    EpochFinished,
+    EvaluationProgress,
+    ResultsFailed,
+    ResultsReady,
+    RunMessage,
+    SnapshotTaken,
+    StatusChanged,
+    TrainingDone,
+    TrainingStarted,
+)
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.probe import ProbeScreen
@@ -59,15 +81,16 @@ class ReverseApp(App):
         # f1 opens help from anywhere; "?" only where no text field has focus: a field that
         # takes the key (Input, TextArea) drops it from the chain, so "?" typed is text
         Binding("f1", "help", "Help", priority=True, tooltip="this help, from anywhere"),
-        Binding("question_mark", "help", "Help", priority=True, show=False,
-                tooltip="this help, outside a text field"),
-        Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="quit; a run in progress stops, its best model is kept"),
+        Binding("question_mark", "help", "Help", priority=True, show=False, tooltip="this help, outside a text field"),
+        Binding(
+            "ctrl+q", "quit", "Quit", priority=True, tooltip="quit; a run in progress stops, its best model is kept"
+        ),
     ]
 
     # The run on show; the screens watch these. Lists are replaced, never changed in place
     # (a watcher fires on assignment), and every assignment fires (always_update).
     run_cfg: var[Config] = var(Config, always_update=True)
-    run_facts: var[str] = var("", always_update=True)       # vocabulary, parameters, device
+    run_facts: var[str] = var("", always_update=True)  # vocabulary, parameters, device
     epochs: var[list[EpochDone]] = var(list, always_update=True)  # finished epochs
     progress: var[BatchDone | None] = var(None, always_update=True)  # the last batch reported
     live_losses: var[list[tuple[float, float]]] = var(list, always_update=True)  # (x, loss), this epoch
@@ -75,8 +98,8 @@ class ReverseApp(App):
     snapshots: var[list[Snapshot]] = var(list, always_update=True)  # the attention as it formed
     training: var[bool] = var(False, always_update=True, bindings=True)
     evaluating: var[bool] = var(False, always_update=True)
-    eval_phase = var(None, always_update=True)            # engine.report.EvalPhase: the last part done
-    results = var(None, always_update=True)               # engine.report.Results
+    eval_phase = var(None, always_update=True)  # engine.report.EvalPhase: the last part done
+    results = var(None, always_update=True)  # engine.report.Results
     results_error: var[str | None] = var(None, always_update=True)
 
     def __init__(self, cfg: Config, opts: RunOptions, autostart: bool = True) -> None:
@@ -129,8 +152,10 @@ class ReverseApp(App):
                 # folders of its own (the unreadable file may be a model of another version)
                 self.load_error = str(e)
                 self.autostart = False
-                self.status = self.ended = (f"{e}. n trains a new run in folders of its own; "
-                                            "--checkpoint another path opens another model.", "error")
+                self.status = self.ended = (
+                    f"{e}. n trains a new run in folders of its own; --checkpoint another path opens another model.",
+                    "error",
+                )
                 return
             self.run_cfg = self.loaded.config
             self.run_facts = f"vocab {len(self.loaded.vocab)} · {param_count(self.loaded.model):,} params"
@@ -138,7 +163,9 @@ class ReverseApp(App):
             self.snapshots = run_snapshots(self.checkpoint, self.loaded.payload)
             self.status = self.ended = (
                 f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
-                f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.", "done")
+                f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.",
+                "done",
+            )
             return
         try:  # the first run's files, checked now (nothing written), taken when it starts
             first = paths_for(opts, reserve=False)[0]
@@ -204,10 +231,14 @@ class ReverseApp(App):
     def request_new_run(self) -> None:
         """n: a new run in folders of its own, after a yes/no when it would end a run."""
         if self.training:
-            self.push_screen(ConfirmScreen("This stops the run in progress (its best model is kept) "
-                                           "and starts a new run with the command-line "
-                                           "configuration. Go on?"),
-                             lambda yes: self.start_training() if yes else None)
+            self.push_screen(
+                ConfirmScreen(
+                    "This stops the run in progress (its best model is kept) "
+                    "and starts a new run with the command-line "
+                    "configuration. Go on?"
+                ),
+                lambda yes: self.start_training() if yes else None,
+            )
         else:
             self.start_training()
 
@@ -248,16 +279,23 @@ class ReverseApp(App):
             self.set_status("Stopping after this batch...")
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def _train(self, run_id: int, cfg: Config, resume: dict | None, stop: threading.Event,
-               paths: RunPaths) -> None:
+    def _train(self, run_id: int, cfg: Config, resume: dict | None, stop: threading.Event, paths: RunPaths) -> None:
         """The job's events as messages. Quitting or a new run cancels the worker: it leaves
         after the batch; the stop key ends training and still evaluates the best model."""
         worker = get_current_worker()
         post = self.post_message
-        job = run_job(cfg, paths.checkpoint, paths.out, resume=resume, epochs=self.opts.epochs,
-                      compare_no_attention=self.compare_no_attention,
-                      should_stop=lambda: worker.is_cancelled or stop.is_set(), extra={"face": "tui"},
-                      run=paths.record(), watch=list(self.opts.watch))
+        job = run_job(
+            cfg,
+            paths.checkpoint,
+            paths.out,
+            resume=resume,
+            epochs=self.opts.epochs,
+            compare_no_attention=self.compare_no_attention,
+            should_stop=lambda: worker.is_cancelled or stop.is_set(),
+            extra={"face": "tui"},
+            run=paths.record(),
+            watch=list(self.opts.watch),
+        )
         ended = None
         with self._train_lock:
             if worker.is_cancelled:
@@ -283,9 +321,14 @@ class ReverseApp(App):
                 elif isinstance(ev, ControlStarted):
                     post(StatusChanged(run_id, f"Training the no-attention control -> {ev.checkpoint}"))
                 elif isinstance(ev, ControlEpoch):
-                    post(StatusChanged(run_id, f"Training the no-attention control: epoch "
-                                       f"{ev.event.epoch}/{cfg.epochs}, val exact match "
-                                       f"{100 * ev.event.val_exact_match:.1f}%"))
+                    post(
+                        StatusChanged(
+                            run_id,
+                            f"Training the no-attention control: epoch "
+                            f"{ev.event.epoch}/{cfg.epochs}, val exact match "
+                            f"{100 * ev.event.val_exact_match:.1f}%",
+                        )
+                    )
                 elif isinstance(ev, TrainingEnded):
                     ended = ev
                     break
@@ -320,8 +363,9 @@ class ReverseApp(App):
         ev = msg.event
         live = [] if ev.batch - len(msg.losses) <= 0 else self.live_losses
         first = ev.batch - len(msg.losses)  # the batches these losses belong to: first+1..batch
-        self.live_losses = live + [(ev.epoch - 1 + (first + k + 1) / ev.batches, loss)
-                                   for k, loss in enumerate(msg.losses)]
+        self.live_losses = live + [
+            (ev.epoch - 1 + (first + k + 1) / ev.batches, loss) for k, loss in enumerate(msg.losses)
+        ]
         self.progress = ev
 
     def on_epoch_finished(self, msg: EpochFinished) -> None:
@@ -339,20 +383,23 @@ class ReverseApp(App):
         self.training = False
         self.test_sentences = ended.test_sentences or None
         done = len(self.epochs)
-        kept = (f"the best model (epoch {ended.best_epoch}) is in {self.checkpoint}"
-                if ended.best_epoch else "no epoch finished, so no model was saved")
+        kept = (
+            f"the best model (epoch {ended.best_epoch}) is in {self.checkpoint}"
+            if ended.best_epoch
+            else "no epoch finished, so no model was saved"
+        )
         if ended.reason == "failed":
             self.ended = (f"Training failed: {ended.error}. {kept}.", "error")
-            self.notify(ended.error or "training failed", title="Training failed", severity="error",
-                        timeout=12)
+            self.notify(ended.error or "training failed", title="Training failed", severity="error", timeout=12)
         elif ended.reason == "stopped":
             self.ended = (f"Stopped after {done} finished epoch(s); {kept}.", "done")
         else:
-            self.ended = (f"Finished {done} epochs; {kept}" + (f" ({ended.error})" if ended.error else "")
-                          + ".", "done")
+            self.ended = (
+                f"Finished {done} epochs; {kept}" + (f" ({ended.error})" if ended.error else "") + ".",
+                "done",
+            )
         evaluating = ended.best_epoch is not None  # the worker goes on to finish_run
-        self.set_status(self.ended[0] + (" Evaluating it on the test set..." if evaluating else ""),
-                        self.ended[1])
+        self.set_status(self.ended[0] + (" Evaluating it on the test set..." if evaluating else ""), self.ended[1])
         if evaluating:
             self.results, self.results_error, self.evaluating, self.eval_phase = None, None, True, None
             if ended.reason == "finished" and self.screen is self.get_screen("train"):
@@ -372,8 +419,14 @@ class ReverseApp(App):
     @work(thread=True, exclusive=True, group="results", exit_on_error=False)
     def _evaluate(self, run_id: int, checkpoint: Path, out: Path, test: list[list[str]] | None) -> None:
         try:
-            res = evaluate_run(checkpoint, out, self.device, test, {"face": "tui"},
-                               on_phase=lambda phase: self.post_message(EvaluationProgress(run_id, phase)))
+            res = evaluate_run(
+                checkpoint,
+                out,
+                self.device,
+                test,
+                {"face": "tui"},
+                on_phase=lambda phase: self.post_message(EvaluationProgress(run_id, phase)),
+            )
         except Exception as e:  # a checkpoint gone bad, a corpus moved: one line on screen
             self.post_message(ResultsFailed(run_id, describe(e)))
         else:
@@ -382,8 +435,11 @@ class ReverseApp(App):
     def on_evaluation_progress(self, msg: EvaluationProgress) -> None:
         self.eval_phase = phase = msg.phase
         if not self.training:
-            self.set_status(f"{self.ended[0]} Evaluating: {phase.done}/{phase.total} parts done "
-                            f"({phase.name}, {phase.seconds:.1f}s)...", self.ended[1])
+            self.set_status(
+                f"{self.ended[0]} Evaluating: {phase.done}/{phase.total} parts done "
+                f"({phase.name}, {phase.seconds:.1f}s)...",
+                self.ended[1],
+            )
 
     def on_results_ready(self, msg: ResultsReady) -> None:
         self.evaluating, self.results = False, msg.results
@@ -391,8 +447,7 @@ class ReverseApp(App):
         if self.screen is not self.get_screen("results"):
             self.notify(f"Test exact match {em:.1f}%; r shows the results", title="Evaluated")
         if not self.training:
-            self.set_status(f"{self.ended[0]} Test exact match {em:.1f}%: r for results, p to probe.",
-                            self.ended[1])
+            self.set_status(f"{self.ended[0]} Test exact match {em:.1f}%: r for results, p to probe.", self.ended[1])
 
     def on_results_failed(self, msg: ResultsFailed) -> None:
         self.evaluating, self.results_error = False, msg.error

@@ -1,5 +1,6 @@
 """What the command line, the headless run and the app share, importing none of them (and
 not textual): the check that a folder can be written."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,21 +13,24 @@ from pathlib import Path
 class RunOptions:
     """What the command line says besides the model's configuration: where the run's files
     go and how it runs. Both faces take a Config and one of these."""
-    name: str | None = None          # --name: checkpoints/NAME/, runs/NAME/
-    checkpoint: Path | None = None   # --checkpoint: where the best model goes (or, in the app, a model to open)
-    out: Path | None = None          # --out
-    overwrite: bool = False          # --overwrite
-    resume: str | None = None        # --resume: a run's name, folder or best.last.pt
-    epochs: int | None = None        # --epochs as given: a resumed run trains up to it
+
+    name: str | None = None  # --name: checkpoints/NAME/, runs/NAME/
+    checkpoint: Path | None = None  # --checkpoint: where the best model goes (or, in the app, a model to open)
+    out: Path | None = None  # --out
+    overwrite: bool = False  # --overwrite
+    resume: str | None = None  # --resume: a run's name, folder or best.last.pt
+    epochs: int | None = None  # --epochs as given: a resumed run trains up to it
     compare_no_attention: bool = False
-    threads: int | None = None       # --threads
+    threads: int | None = None  # --threads
     dist_timeout: float | None = None  # --dist-timeout, under torchrun
-    watch: tuple[str, ...] = ()      # --watch: sentences decoded as it learns
+    watch: tuple[str, ...] = ()  # --watch: sentences decoded as it learns
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "RunOptions":
-        given = {f.name: getattr(args, f.name, None) if f.type != "bool" else bool(getattr(args, f.name, False))
-                 for f in fields(cls)}
+    def from_args(cls, args: argparse.Namespace) -> RunOptions:
+        given = {
+            f.name: getattr(args, f.name, None) if f.type != "bool" else bool(getattr(args, f.name, False))
+            for f in fields(cls)
+        }
         return cls(**{**given, "watch": tuple(given["watch"] or ())})
 
 
@@ -60,8 +64,7 @@ def paths_for(opts: RunOptions, reserve: bool = True):
             except CheckpointError as e:
                 raise RunError(f"cannot resume: {e}") from None
             return resumed_run(last, payload.get("run"), checkpoint, out, reserve=reserve), payload
-        return new_run(opts.name, checkpoint, out,
-                       overwrite=opts.overwrite, reserve=reserve), None
+        return new_run(opts.name, checkpoint, out, overwrite=opts.overwrite, reserve=reserve), None
     except OSError as e:
         where = e.filename or checkpoint or out or "checkpoints/, runs/"
         raise RunError(f"{where}: cannot write there ({e.strerror or e})") from None
@@ -71,6 +74,7 @@ def writable_folder(folder: Path) -> Path:
     """The folder to test for writing before a run takes its own there: a run's folder
     (checkpoints/NAME) is made when the run starts, so its parent stands in for it."""
     from engine.runs import CHECKPOINTS, RUNS
+
     return folder.parent if folder.parent in (CHECKPOINTS, RUNS) and not folder.exists() else folder
 
 
@@ -79,6 +83,7 @@ def opened_run_folder(checkpoint: Path) -> Path:
     saved heatmap): its run's folder as its checkpoint recorded it, else runs/<its name>."""
     from engine.checkpoint import CheckpointError, load
     from engine.runs import BEST, LEGACY_CHECKPOINT, RUNS
+
     try:
         record = load(checkpoint).get("run")
     except CheckpointError:

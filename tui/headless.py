@@ -7,12 +7,12 @@ written, the best checkpoint is kept, and the exit status is 130 or 143.
 Under torchrun every process runs this; rank 0 prints and writes, the others print only
 their errors (prefixed with their rank), and all of them stop after the same batch when any
 one is signalled (engine/distributed.py)."""
+
 from __future__ import annotations
 
 import json
 import signal
 import time
-from pathlib import Path
 
 from rich.console import Console
 
@@ -20,21 +20,21 @@ from engine import distributed
 from engine.checkpoint import CheckpointError
 from engine.config import Config
 from engine.evaluate import format_example
+from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded, run_job
 from engine.lengths import describe_limit
-from engine.job import (ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started,
-                        TrainingEnded, run_job)
-from engine.train import EpochDone
-
 from engine.runs import RunError, RunPaths, remove_run
+from engine.train import EpochDone
 
 from .common import RunOptions, check_writable, paths_for
 
 
 def epoch_line(ev: EpochDone, epochs: int) -> str:
     mark = "  * saved best" if ev.best else ""
-    return (f"epoch {ev.epoch:>3}/{epochs}  train loss {ev.train_loss:.4f}  val loss {ev.val_loss:.4f}  "
-            f"val exact match {100 * ev.val_exact_match:5.1f}%  {ev.seconds:5.1f}s  "
-            f"grad norm {ev.grad_norm:.2f} (max {ev.grad_norm_max:.2f}){mark}")
+    return (
+        f"epoch {ev.epoch:>3}/{epochs}  train loss {ev.train_loss:.4f}  val loss {ev.val_loss:.4f}  "
+        f"val exact match {100 * ev.val_exact_match:5.1f}%  {ev.seconds:5.1f}s  "
+        f"grad norm {ev.grad_norm:.2f} (max {ev.grad_norm_max:.2f}){mark}"
+    )
 
 
 class StopSignals:
@@ -82,8 +82,10 @@ def run_headless(cfg: Config, opts: RunOptions, first_line: str | None = None) -
     # torchrun: join the other processes first (a bad setting fails on every rank alike)
     try:
         if cfg.batch_size < distributed.env_world():
-            raise ValueError(f"--batch-size {cfg.batch_size} is the global batch; with {distributed.env_world()} "
-                             f"processes it must be at least {distributed.env_world()}")
+            raise ValueError(
+                f"--batch-size {cfg.batch_size} is the global batch; with {distributed.env_world()} "
+                f"processes it must be at least {distributed.env_world()}"
+            )
         group = distributed.init(cfg.device, opts.dist_timeout or distributed.DEFAULT_TIMEOUT_S)
     except ValueError as e:
         if distributed.env_rank() == 0:
@@ -97,8 +99,14 @@ def run_headless(cfg: Config, opts: RunOptions, first_line: str | None = None) -
         distributed.shutdown(forget=True)
 
 
-def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
-         payload: dict | None, group: distributed.Group | None = None) -> int:
+def _run(
+    cfg: Config,
+    opts: RunOptions,
+    first_line: str | None,
+    paths: RunPaths,
+    payload: dict | None,
+    group: distributed.Group | None = None,
+) -> int:
     main = group is None or group.is_main
     # plain text, no markup: "[no attention] epoch ..." and paths in [brackets] print as written
     console = Console(highlight=False, soft_wrap=True, markup=False, quiet=not main)  # torchrun: rank 0 speaks
@@ -107,13 +115,15 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
     if first_line:
         console.print(first_line)
     import torch
+
     from engine.threads import default_threads
+
     threads = default_threads(cfg.hidden_dim)
     if group is not None:  # N processes on one box share its cores
         threads = distributed.threads_per_process(threads)
     torch.set_num_threads(opts.threads or threads)
     checkpoint, out = paths.checkpoint, paths.out
-    for d in ({checkpoint.parent, out} if main else ()):
+    for d in {checkpoint.parent, out} if main else ():
         problem = check_writable(d)
         if problem:
             err.print(f"reverse-tui: {problem}")
@@ -122,6 +132,7 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
     resume = opts.resume
     status, evaluating, res = 0, False, None
     with StopSignals() as stop:
+
         def should_stop() -> bool:  # after every batch; torchrun: every rank stops at the same one
             if group is None:
                 return stop.signum is not None
@@ -131,9 +142,18 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
             return stop.agreed is not None
 
         extra = None if group is None else {"processes": group.world, "backend": group.backend}
-        job = run_job(cfg, checkpoint, out, resume=payload, epochs=opts.epochs,
-                      compare_no_attention=opts.compare_no_attention,
-                      should_stop=should_stop, extra=extra, run=paths.record(), watch=list(opts.watch))
+        job = run_job(
+            cfg,
+            checkpoint,
+            out,
+            resume=payload,
+            epochs=opts.epochs,
+            compare_no_attention=opts.compare_no_attention,
+            should_stop=should_stop,
+            extra=extra,
+            run=paths.record(),
+            watch=list(opts.watch),
+        )
         while True:
             try:
                 ev = next(job)
@@ -172,8 +192,10 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
             elif isinstance(ev, TrainingEnded):
                 if ev.reason == "stopped":
                     status = stop.exit_code or 130
-                    console.print(f"stopped by {signal.Signals(stop.requested or signal.SIGINT).name} after "
-                                  f"{ev.epochs} finished epoch(s); the best checkpoint is kept")
+                    console.print(
+                        f"stopped by {signal.Signals(stop.requested or signal.SIGINT).name} after "
+                        f"{ev.epochs} finished epoch(s); the best checkpoint is kept"
+                    )
                 if ev.error:
                     err.print(f"{who}: {ev.error}")
                     if ev.reason == "failed":
@@ -181,12 +203,14 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
                 if not main:
                     continue  # rank 0 evaluates and writes
                 if ev.best_epoch is None:
-                    err.print("reverse-tui: no epoch finished, so there is no model to evaluate; "
-                              f"wrote {out / 'metrics.csv'}")
+                    err.print(
+                        f"reverse-tui: no epoch finished, so there is no model to evaluate; wrote {out / 'metrics.csv'}"
+                    )
                     return status or 1
                 evaluating = True
-                console.print(f"\ntraining ended after {ev.seconds:.1f}s; evaluating the best model "
-                              f"(epoch {ev.best_epoch}):")
+                console.print(
+                    f"\ntraining ended after {ev.seconds:.1f}s; evaluating the best model (epoch {ev.best_epoch}):"
+                )
             elif isinstance(ev, Evaluating):
                 console.print("  " + ev.phase.line())
             elif isinstance(ev, Failed):
@@ -200,32 +224,39 @@ def _run(cfg: Config, opts: RunOptions, first_line: str | None, paths: RunPaths,
         return (status or 1) if main else status
 
     ev = res.evaluation
-    console.print(f"\nbest epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}), "
-                  f"reloaded from {checkpoint}")
-    console.print(f"\n10 examples from the test set:\n")
+    console.print(f"\nbest epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}), reloaded from {checkpoint}")
+    console.print("\n10 examples from the test set:\n")
     for r in res.examples(10):
         console.print(format_example(r) + "\n")
-    console.print(f"test exact match: {100 * ev.exact_match:.2f}% "
-                  f"({sum(r.match for r in ev.results)}/{len(ev.results)}), "
-                  f"evaluated in {ev.seconds:.2f}s")
+    console.print(
+        f"test exact match: {100 * ev.exact_match:.2f}% "
+        f"({sum(r.match for r in ev.results)}/{len(ev.results)}), "
+        f"evaluated in {ev.seconds:.2f}s"
+    )
     console.print("by length: " + "  ".join(f"{n}: {100 * a:.1f}%" for n, a in ev.per_length.items()))
     if res.notebook_test:
         nb = res.notebook_test
-        console.print(f"the notebook's test set (3-10 words): {100 * nb.exact_match:.2f}% "
-                      f"({nb.correct}/{nb.sentences})")
+        console.print(
+            f"the notebook's test set (3-10 words): {100 * nb.exact_match:.2f}% ({nb.correct}/{nb.sentences})"
+        )
     if res.beam:
-        console.print(f"beam search (width {res.beam.width}): {100 * res.beam.exact_match:.2f}% "
-                      f"in {res.beam.seconds:.2f}s; greedy above")
+        console.print(
+            f"beam search (width {res.beam.width}): {100 * res.beam.exact_match:.2f}% "
+            f"in {res.beam.seconds:.2f}s; greedy above"
+        )
     console.print(f"with uniform attention instead: {100 * res.uniform_exact_match:.2f}%")
-    console.print(f"unseen words (1-3 per sentence): {100 * res.unseen.with_replacement:.2f}% with <unk> "
-                  f"replacement, {100 * res.unseen.without_replacement:.2f}% without")
-    console.print("beyond the training lengths, known words: " + "  ".join(
-        f"{n}: {100 * a:.0f}%" for n, a in res.known.per_length.items()))
-    console.print("every word unknown: " + "  ".join(
-        f"{n}: {100 * a:.0f}%" for n, a in res.unknown.per_length.items()))
+    console.print(
+        f"unseen words (1-3 per sentence): {100 * res.unseen.with_replacement:.2f}% with <unk> "
+        f"replacement, {100 * res.unseen.without_replacement:.2f}% without"
+    )
+    console.print(
+        "beyond the training lengths, known words: "
+        + "  ".join(f"{n}: {100 * a:.0f}%" for n, a in res.known.per_length.items())
+    )
+    console.print("every word unknown: " + "  ".join(f"{n}: {100 * a:.0f}%" for n, a in res.unknown.per_length.items()))
     console.print(describe_limit(res.known, "known words past the training lengths"))
     console.print(describe_limit(res.unknown, "every word unknown"))
     console.print(f"total {time.perf_counter() - t_start:.1f}s\n")
-    for name, path in res.files.items():
+    for path in res.files.values():
         console.print(f"wrote {path}")
     return status

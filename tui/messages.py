@@ -4,6 +4,7 @@ of these and the app updates its state on its own thread; the screens watch that
 Every run message carries the id of the run it belongs to, so that news from a run the
 user has already replaced (a stopped thread finishing its last batch, an evaluation still
 going) is recognised and dropped, in one place: ReverseApp._on_message."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class RunMessage(Message):
 @dataclass
 class TrainingStarted(RunMessage):
     """The trainer is built (data, vocabulary, model) and the first batch is next."""
+
     started: Started
 
 
@@ -32,6 +34,7 @@ class TrainingStarted(RunMessage):
 class BatchProgress(RunMessage):
     """Throttled: at most one per BATCH_INTERVAL, plus the first batch of the run and the last
     of every epoch. losses: the training loss of every batch since the previous one."""
+
     event: BatchDone
     losses: list[float] = field(default_factory=list)
 
@@ -45,12 +48,14 @@ class EpochFinished(RunMessage):
 class SnapshotTaken(RunMessage):
     """The watch sentences decoded as the model stood after a batch of the first epoch
     (1, 2, 4, 8, ...) or after an epoch: the attention as it forms (engine/watch.py)."""
+
     snapshot: Snapshot
 
 
 @dataclass
 class StatusChanged(RunMessage):
     """A line for the status bar from the worker (the no-attention control's progress)."""
+
     text: str
 
 
@@ -62,6 +67,7 @@ class TrainingDone(RunMessage):
 @dataclass
 class EvaluationProgress(RunMessage):
     """A part of the evaluation after training has ended."""
+
     phase: EvalPhase
 
 

@@ -1,16 +1,18 @@
 """`reverse-tui probe --checkpoint PATH "some words"`: one sentence, printed for scripts.
 `reverse-tui probe --checkpoint PATH < file` (or `-`): every line of standard input, one
 output line per input line, decoded in batches."""
+
 from __future__ import annotations
 
 import argparse
 import itertools
 import sys
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from engine.checkpoint import CheckpointError, Loaded, load_model
-from engine.runs import RunError, find_checkpoint
 from engine.evaluate import decode, probe, probe_notes, probe_words
+from engine.runs import RunError, find_checkpoint
 from engine.train import resolve_device
 
 CHUNK = 4096  # lines read, decoded and printed at a time: output flows, memory stays flat
@@ -44,8 +46,7 @@ def run_probe(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         if args.grid:
             parser.error("--grid shows one sentence; give it as an argument")
         if sys.stdin.isatty():
-            print("reverse-tui: reading sentences from standard input, one per line (ctrl+d ends)",
-                  file=sys.stderr)
+            print("reverse-tui: reading sentences from standard input, one per line (ctrl+d ends)", file=sys.stderr)
         probe_lines(loaded, sys.stdin, sys.stdout, sys.stderr, device, args.beam)
         return 0
     text = " ".join(args.sentence)

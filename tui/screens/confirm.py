@@ -1,4 +1,5 @@
 """A yes/no question, answered with y or n (Escape is no)."""
+
 from __future__ import annotations
 
 from textual.app import ComposeResult

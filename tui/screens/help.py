@@ -1,4 +1,5 @@
 """Help: every key of every screen, read from the bindings themselves so it cannot drift."""
+
 from __future__ import annotations
 
 from rich.table import Table
@@ -14,15 +15,19 @@ from .results import ResultsScreen
 from .timeline import TimelineScreen
 from .train import TrainScreen
 
-ABOUT = ("A GRU encoder-decoder with Bahdanau attention learns to reverse the word order of "
-         "a sentence. Train it, read its test results, then probe it with your own sentences "
-         "and see which input word each output step looks at.")
+ABOUT = (
+    "A GRU encoder-decoder with Bahdanau attention learns to reverse the word order of "
+    "a sentence. Train it, read its test results, then probe it with your own sentences "
+    "and see which input word each output step looks at."
+)
 
-MORE = [("tab", "next field: the attention grid, the history list"),
-        ("shift+tab", "previous field"),
-        ("arrows", "scroll the tables, the results and the attention grid"),
-        ("pgup pgdn", "scroll a page"),
-        ("enter", "in the history: bring a sentence back")]
+MORE = [
+    ("tab", "next field: the attention grid, the history list"),
+    ("shift+tab", "previous field"),
+    ("arrows", "scroll the tables, the results and the attention grid"),
+    ("pgup pgdn", "scroll a page"),
+    ("enter", "in the history: bring a sentence back"),
+]
 
 
 def _keys(app, bindings) -> list[tuple[str, str]]:
@@ -41,9 +46,13 @@ class HelpScreen(ModalScreen[None]):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        sections = [("Everywhere", type(self.app).BINDINGS), ("Training", TrainScreen.BINDINGS),
-                    ("Timeline (w)", TimelineScreen.BINDINGS),
-                    ("Results", ResultsScreen.BINDINGS), ("Probe", SentenceInput.BINDINGS + ProbeScreen.BINDINGS)]
+        sections = [
+            ("Everywhere", type(self.app).BINDINGS),
+            ("Training", TrainScreen.BINDINGS),
+            ("Timeline (w)", TimelineScreen.BINDINGS),
+            ("Results", ResultsScreen.BINDINGS),
+            ("Probe", SentenceInput.BINDINGS + ProbeScreen.BINDINGS),
+        ]
         for title, bindings in sections:
             table.add_row(Text(title, style="bold underline"), "")
             for key, what in _keys(self.app, bindings):

@@ -3,6 +3,7 @@ attention grid; save the grid as a PNG; bring back earlier sentences from the hi
 
 A probe is a few milliseconds of greedy decoding, so it runs on the UI thread; saving the PNG
 (matplotlib) takes longer and runs in a thread worker."""
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,10 @@ class SentenceInput(Input):
     # Input's own Enter binding is hidden; this one shows in the Footer. Keys typed before
     # the app has put the terminal in raw mode arrive through the tty's line discipline,
     # which turns Enter into a newline: ctrl+j. It submits too, so they are not lost.
-    BINDINGS = [Binding("enter", "submit", "Probe", tooltip="probe the sentence typed"),
-                Binding("ctrl+j", "submit", show=False)]
+    BINDINGS = [
+        Binding("enter", "submit", "Probe", tooltip="probe the sentence typed"),
+        Binding("ctrl+j", "submit", show=False),
+    ]
 
     def validate_value(self, value: str) -> str:
         # a control character would reach the terminal raw (ESC [2J clears it); the tokenizer
@@ -56,8 +59,13 @@ class SentenceInput(Input):
 
 class ProbeScreen(Screen):
     BINDINGS = [
-        Binding("ctrl+s", "save", "Save PNG", tooltip="save the attention heatmap of the sentence on screen "
-                "as probe-N.png in the run's folder (a new file each time)"),
+        Binding(
+            "ctrl+s",
+            "save",
+            "Save PNG",
+            tooltip="save the attention heatmap of the sentence on screen "
+            "as probe-N.png in the run's folder (a new file each time)",
+        ),
         Binding("ctrl+t", "app.show('train')", "Train", tooltip="the training screen"),
         Binding("ctrl+r", "app.show('results')", "Results", tooltip="the results screen"),
         Binding("escape", "focus_input", "Input", show=False, tooltip="back to the sentence input"),
@@ -71,8 +79,7 @@ class ProbeScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        yield SentenceInput(placeholder="type a sentence and press Enter, e.g. the cat sat",
-                            id="sentence")
+        yield SentenceInput(placeholder="type a sentence and press Enter, e.g. the cat sat", id="sentence")
         with Horizontal(id="probe-body"):
             with Vertical(id="probe-main"):
                 yield Static(id="verdict")
@@ -91,7 +98,8 @@ class ProbeScreen(Screen):
         self.describe_model()
         self.query_one("#verdict", Static).update(
             "Type a sentence and press Enter to see its reversal and where the model looks at "
-            "each step. Words it never saw reach it as <unk> and are copied through its attention.")
+            "each step. Words it never saw reach it as <unk> and are copied through its attention."
+        )
         self.action_focus_input()
 
     def on_screen_resume(self) -> None:
@@ -132,8 +140,9 @@ class ProbeScreen(Screen):
         except CheckpointError as e:
             return self.show_error(str(e))
         if loaded is None:
-            return self.show_error("There is no trained model yet: the first finished epoch saves "
-                                   "one (ctrl+t shows the training).")
+            return self.show_error(
+                "There is no trained model yet: the first finished epoch saves one (ctrl+t shows the training)."
+            )
         self.describe_model()
         try:  # the engine's rules for typed input: ValueError with a sentence for the user
             r = probe(loaded.model, loaded.vocab, text, app.device, beam=loaded.config.beam)
@@ -189,8 +198,7 @@ class ProbeScreen(Screen):
 
     def action_save(self) -> None:
         if self.result is None:
-            self.notify("Probe a sentence first; ctrl+s saves its attention heatmap.",
-                        severity="warning")
+            self.notify("Probe a sentence first; ctrl+s saves its attention heatmap.", severity="warning")
             return
         self.save_heatmap(self.result, self.app.out)
 
@@ -214,4 +222,3 @@ class ProbeScreen(Screen):
         saved.update(Text(f"saved {msg.path}"))  # a path may hold "[": not markup
         saved.display = True
         self.notify(f"Saved {msg.path}", title="Heatmap")
-

@@ -1,6 +1,7 @@
 """Results screen: what finish_run measured on the test set (exact match overall and by
 length, ten examples in the notebook's form, the measured analysis) and where the files
 went. It draws the app's `results` (watched); the evaluation itself runs in the app's worker."""
+
 from __future__ import annotations
 
 from rich.text import Text
@@ -28,8 +29,7 @@ def example_text(r: SentenceResult) -> Text:
     return t
 
 
-def per_length_text(per_length: dict[int, float], counts: dict[int, tuple[int, int]],
-                    trained: tuple[int, int]) -> Text:
+def per_length_text(per_length: dict[int, float], counts: dict[int, tuple[int, int]], trained: tuple[int, int]) -> Text:
     t = Text()
     for n, acc in per_length.items():
         filled = round(acc * BAR)
@@ -48,7 +48,9 @@ class ResultsScreen(Screen):
     BINDINGS = [
         Binding("t", "app.show('train')", "Train", tooltip="the training screen"),
         Binding("p", "app.show('probe')", "Probe", tooltip="the probe screen"),
-        Binding("e", "evaluate", "Evaluate again", tooltip="evaluate the checkpoint on disk again (writes the files again)"),
+        Binding(
+            "e", "evaluate", "Evaluate again", tooltip="evaluate the checkpoint on disk again (writes the files again)"
+        ),
     ]
 
     def compose(self) -> ComposeResult:
@@ -61,8 +63,7 @@ class ResultsScreen(Screen):
             yield Static(id="per-length")
             yield Static("Ten test examples", classes="section")
             yield Static(id="examples")
-            yield Static("Analysis (measured from the attention this model produced)",
-                         classes="section")
+            yield Static("Analysis (measured from the attention this model produced)", classes="section")
             yield Markdown(id="analysis")
             yield Static("Files", classes="section")
             yield Static(id="files")
@@ -106,12 +107,15 @@ class ResultsScreen(Screen):
                 status.update(f"The evaluation failed: {error}")
             elif app.evaluating:
                 phase = app.eval_phase
-                status.update(f"Evaluating {app.checkpoint}: the test set, then how far it goes past "
-                              "the training lengths..." + (
-                                  f"\nlast done: {phase.name} in {phase.seconds:.1f}s" if phase else ""))
+                status.update(
+                    f"Evaluating {app.checkpoint}: the test set, then how far it goes past "
+                    "the training lengths..." + (f"\nlast done: {phase.name} in {phase.seconds:.1f}s" if phase else "")
+                )
             elif app.training:
-                status.update("Training is running; its best model is evaluated on the test set "
-                              "when it ends (t shows the training).")
+                status.update(
+                    "Training is running; its best model is evaluated on the test set "
+                    "when it ends (t shows the training)."
+                )
             else:
                 status.update(f"No model to evaluate yet ({app.checkpoint} does not exist).")
             return
@@ -127,17 +131,19 @@ class ResultsScreen(Screen):
             summary.append(f"beam search (width {res.beam.width}): {100 * res.beam.exact_match:.1f}%   ")
         summary.append(f"with uniform attention instead: {100 * res.uniform_exact_match:.1f}%   ")
         best = res.best_val_loss
-        summary.append(f"best epoch {res.best_epoch}"
-                       + (f" (val loss {best:.4f})" if isinstance(best, float) else "")
-                       + f" from {res.checkpoint}")
+        summary.append(
+            f"best epoch {res.best_epoch}"
+            + (f" (val loss {best:.4f})" if isinstance(best, float) else "")
+            + f" from {res.checkpoint}"
+        )
         folders = sorted({str(p.parent) for p in res.files.values()})
         summary.append(f"\nfiles written to {', '.join(folders)}: ", style="bold")
         summary.append(", ".join(p.name for p in res.files.values()))
         self.query_one("#summary", Static).update(summary)
-        self.query_one("#per-length", Static).update(per_length_text(
-            ev.per_length, ev.counts, (res.config.min_len, res.config.max_len)))
+        self.query_one("#per-length", Static).update(
+            per_length_text(ev.per_length, ev.counts, (res.config.min_len, res.config.max_len))
+        )
         examples = Text("\n\n").join(example_text(r) for r in res.examples(10))
         self.query_one("#examples", Static).update(examples)
         self.query_one("#analysis", Markdown).update(res.analysis)
-        self.query_one("#files", Static).update(
-            "\n".join(f"{name:<18} {path}" for name, path in res.files.items()))
+        self.query_one("#files", Static).update("\n".join(f"{name:<18} {path}" for name, path in res.files.items()))

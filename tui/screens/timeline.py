@@ -1,6 +1,7 @@
 """Timeline screen: the run's attention snapshots (engine/watch.py), one at a time, to step
 through with the arrows or play as a film, for each watch sentence. It reads the app's
 `snapshots` and follows them while a run goes on; it only draws."""
+
 from __future__ import annotations
 
 from rich.text import Text
@@ -20,32 +21,55 @@ FPS = 4  # frames a second when playing: a first epoch's ~8 snapshots in two sec
 class TimelineScreen(Screen):
     # priority: the grid (a DataTable) would take the arrows to scroll
     BINDINGS = [
-        Binding("left", "step(-1)", "Back", priority=True, show=False, key_display="←",
-                tooltip="timeline: the snapshot before"),
-        Binding("right", "step(1)", "Step", priority=True, key_display="←/→",
-                tooltip="timeline: the snapshot after (left: the one before)"),
+        Binding(
+            "left",
+            "step(-1)",
+            "Back",
+            priority=True,
+            show=False,
+            key_display="←",
+            tooltip="timeline: the snapshot before",
+        ),
+        Binding(
+            "right",
+            "step(1)",
+            "Step",
+            priority=True,
+            key_display="←/→",
+            tooltip="timeline: the snapshot after (left: the one before)",
+        ),
         Binding("home", "jump(0)", "First", priority=True, show=False, tooltip="timeline: the first snapshot"),
         Binding("end", "jump(-1)", "Last", priority=True, show=False, tooltip="timeline: the last snapshot"),
-        Binding("space", "play", "Play/pause", priority=True,
-                tooltip=f"timeline: play the snapshots ({FPS} a second, stops at the last), or pause"),
-        Binding("down,tab", "sentence(1)", "Sentence", priority=True, key_display="↓/tab",
-                tooltip="timeline: the next watch sentence (up/shift+tab: the one before)"),
+        Binding(
+            "space",
+            "play",
+            "Play/pause",
+            priority=True,
+            tooltip=f"timeline: play the snapshots ({FPS} a second, stops at the last), or pause",
+        ),
+        Binding(
+            "down,tab",
+            "sentence(1)",
+            "Sentence",
+            priority=True,
+            key_display="↓/tab",
+            tooltip="timeline: the next watch sentence (up/shift+tab: the one before)",
+        ),
         Binding("up,shift+tab", "sentence(-1)", show=False, priority=True),
         Binding("escape,w", "app.pop_screen", "Close", tooltip="timeline: back to the training screen"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.index = 0      # the snapshot on show
-        self.sentence = 0   # the watch sentence on show
+        self.index = 0  # the snapshot on show
+        self.sentence = 0  # the watch sentence on show
         self.player: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static(id="timeline-where")
         yield Static(legend(), id="timeline-legend")
-        yield WatchView("No attention snapshots in this run: nothing to step through.",
-                        id="timeline-view")
+        yield WatchView("No attention snapshots in this run: nothing to step through.", id="timeline-view")
         yield Footer()
 
     @property
@@ -153,8 +177,7 @@ def strip(snaps, index: int, sentence: int, width: int) -> Text:
             t.append(" ")
         s = snap.sentences[min(sentence, len(snap.sentences) - 1)] if snap.sentences else None
         mark = "█" if k == index else "▪"
-        t.append(mark, style="bold green" if s is not None and s.match else
-                 ("bold" if k == index else "dim"))
+        t.append(mark, style="bold green" if s is not None and s.match else ("bold" if k == index else "dim"))
     if t.cell_len > width:  # a run too long for one line: no strip
         return Text("")
     return t

@@ -2,6 +2,7 @@
 a row per finished epoch, the loss chart and beside it the first watch sentence's attention
 at the newest snapshot (w: every snapshot, on the timeline screen). It only draws: the app owns the worker and the
 run's state, in reactive attributes that this screen watches."""
+
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -30,11 +31,13 @@ def config_brief(cfg: Config, facts: str = "") -> str:
         model += f" loc {cfg.location_kernel}"
     source = f"{cfg.corpus} " if getattr(cfg, "corpus", "") else ""
     train = getattr(cfg, "training_sentences", cfg.train_size) or "all"
-    first = (f"data {source}{train}/{cfg.val_size}/{cfg.test_size}, "
-             f"{cfg.min_len}-{cfg.max_len} words · {model}")
-    second = (f"Adam lr {cfg.lr:g} {cfg.lr_schedule} · batch {cfg.batch_size} · forcing "
-              f"{cfg.teacher_forcing:g} · clip {cfg.clip:g} · {cfg.epochs} epochs"
-              + (f" · patience {cfg.patience}" if cfg.patience else "") + f" · seed {cfg.seed}")
+    first = f"data {source}{train}/{cfg.val_size}/{cfg.test_size}, {cfg.min_len}-{cfg.max_len} words · {model}"
+    second = (
+        f"Adam lr {cfg.lr:g} {cfg.lr_schedule} · batch {cfg.batch_size} · forcing "
+        f"{cfg.teacher_forcing:g} · clip {cfg.clip:g} · {cfg.epochs} epochs"
+        + (f" · patience {cfg.patience}" if cfg.patience else "")
+        + f" · seed {cfg.seed}"
+    )
     return f"{first}{' · ' + facts if facts else ''}\n{second}"
 
 
@@ -45,11 +48,13 @@ def _clock(seconds: float) -> str:
 
 def _unless_gone(draw):
     """A watcher that does nothing once the screen's widgets are gone (the app exiting)."""
+
     def watcher() -> None:
         try:
             draw()
         except NoMatches:
             pass
+
     return watcher
 
 
@@ -59,8 +64,12 @@ class TrainScreen(Screen):
         Binding("n", "new_run", "New run", tooltip="start a new run with the command-line configuration"),
         Binding("r", "app.show('results')", "Results", tooltip="the results screen: test set, examples, analysis"),
         Binding("p", "app.show('probe')", "Probe", tooltip="the probe screen: type your own sentences"),
-        Binding("w", "timeline", "Timeline", tooltip="the attention timeline: every snapshot of the "
-                "watch sentences, to step through and play"),
+        Binding(
+            "w",
+            "timeline",
+            "Timeline",
+            tooltip="the attention timeline: every snapshot of the watch sentences, to step through and play",
+        ),
     ]
 
     def compose(self) -> ComposeResult:
@@ -76,15 +85,20 @@ class TrainScreen(Screen):
         yield EpochTable(id="epochs")
         with Horizontal(id="train-lower"):
             yield LossChart(id="chart")
-            yield WatchView("Attention: from batch 1 on.",
-                            compact=True, id="watch", classes="-one-line")
+            yield WatchView("Attention: from batch 1 on.", compact=True, id="watch", classes="-one-line")
         yield Footer()
 
     def on_mount(self) -> None:
-        for name, draw in (("run_cfg", self._draw_config), ("run_facts", self._draw_config),
-                           ("epochs", self._draw_epochs), ("live_losses", self._draw_chart),
-                           ("progress", self._draw_progress), ("status", self._draw_status),
-                           ("training", self._epoch_bar), ("snapshots", self._draw_watch)):
+        for name, draw in (
+            ("run_cfg", self._draw_config),
+            ("run_facts", self._draw_config),
+            ("epochs", self._draw_epochs),
+            ("live_losses", self._draw_chart),
+            ("progress", self._draw_progress),
+            ("status", self._draw_status),
+            ("training", self._epoch_bar),
+            ("snapshots", self._draw_watch),
+        ):
             self.watch(self.app, name, _unless_gone(draw))
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:

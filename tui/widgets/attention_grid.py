@@ -6,9 +6,10 @@ Built on DataTable so that the header row and the row labels stay put while a lo
 sentence scrolls in both directions. The shades are xterm-256 palette colours picked to
 follow viridis: a 256-colour terminal shows exactly these, not a rounded truecolor, and
 the text on each shade is black or white, whichever contrasts."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from rich.text import Text
@@ -16,16 +17,16 @@ from textual.widgets import DataTable
 
 # (xterm-256 index, text colour) for weights in [0, .1), [.1, .2), ... [.9, 1]
 PALETTE: list[tuple[int, str]] = [
-    (53, "color(250)"),   # #5f005f; near-zero cells get grey text so the peaks stand out
-    (60, "color(231)"),   # #5f5f87
-    (24, "color(231)"),   # #005f87
-    (30, "color(231)"),   # #008787
-    (36, "color(16)"),    # #00af87
-    (71, "color(16)"),    # #5faf5f
-    (77, "color(16)"),    # #5fd75f
-    (113, "color(16)"),   # #87d75f
-    (184, "color(16)"),   # #d7d700
-    (226, "color(16)"),   # #ffff00
+    (53, "color(250)"),  # #5f005f; near-zero cells get grey text so the peaks stand out
+    (60, "color(231)"),  # #5f5f87
+    (24, "color(231)"),  # #005f87
+    (30, "color(231)"),  # #008787
+    (36, "color(16)"),  # #00af87
+    (71, "color(16)"),  # #5faf5f
+    (77, "color(16)"),  # #5fd75f
+    (113, "color(16)"),  # #87d75f
+    (184, "color(16)"),  # #d7d700
+    (226, "color(16)"),  # #ffff00
 ]
 MIN_CELL = 5  # ".73" plus a space either side
 COMPACT_CELL = 4  # ".73" and a space: a grid beside a chart on an 80-column screen
@@ -62,12 +63,10 @@ class AttentionGrid(DataTable):
     """
 
     def __init__(self, compact: bool = False, **kwargs) -> None:
-        super().__init__(show_row_labels=True, cursor_type="none", zebra_stripes=False,
-                         cell_padding=0, **kwargs)
+        super().__init__(show_row_labels=True, cursor_type="none", zebra_stripes=False, cell_padding=0, **kwargs)
         self.min_cell, self.max_cell = (COMPACT_CELL, 8) if compact else (MIN_CELL, 12)
 
-    def show(self, attention: np.ndarray, source_tokens: Sequence[str],
-             output_tokens: Sequence[str]) -> None:
+    def show(self, attention: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str]) -> None:
         """Replace the grid with a sentence's weights: attention is (steps, n + 1)."""
         self.clear(columns=True)
         pad = self.min_cell - 3  # around the three characters of a weight
@@ -78,8 +77,7 @@ class AttentionGrid(DataTable):
         for tok, w in zip(source_tokens, widths):
             self.add_column(Text(place(_clip(tok, w - 1), w), style="bold"), width=w)
         for step, (word, row) in enumerate(zip(output_tokens, attention)):
-            cells = [Text(place(weight_text(float(x)), w), style=shade(float(x)))
-                     for x, w in zip(row, widths)]
+            cells = [Text(place(weight_text(float(x)), w), style=shade(float(x))) for x, w in zip(row, widths)]
             self.add_row(*cells, key=str(step), label=Text(f" {_clip(word, 12)} ", style="bold"))
 
 

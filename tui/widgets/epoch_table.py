@@ -1,4 +1,5 @@
 """A row per finished epoch; the epoch whose model is on disk as the best carries a star."""
+
 from __future__ import annotations
 
 from rich.text import Text
@@ -6,8 +7,7 @@ from textual.widgets import DataTable
 
 from engine.train import EpochDone
 
-COLUMNS = [("epoch", 5), ("train loss", 10), ("val loss", 8), ("val exact", 9), ("time", 6),
-           ("best", 6)]
+COLUMNS = [("epoch", 5), ("train loss", 10), ("val loss", 8), ("val exact", 9), ("time", 6), ("best", 6)]
 
 
 class EpochTable(DataTable):
@@ -49,7 +49,8 @@ class EpochTable(DataTable):
             Text(f"{100 * ev.val_exact_match:.1f}%", justify="right"),
             Text(f"{ev.seconds:.1f}s", justify="right"),
             "",
-            key=str(ev.epoch))
+            key=str(ev.epoch),
+        )
         self._shown.append(ev)
         if ev.best:
             # only one model is on disk: move the mark to the epoch that replaced it

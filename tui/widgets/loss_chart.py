@@ -2,11 +2,12 @@
 batches on, and the validation loss of every finished epoch as points on the same axes. x is
 in epochs (1.37 = the second epoch, 37% through). Log scale: the loss of this task falls by
 orders of magnitude, and on a linear axis every epoch after the second would sit on the floor."""
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import RenderResult

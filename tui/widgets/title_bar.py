@@ -3,6 +3,7 @@
 A plain Static that the screens update themselves. Textual's Header redraws from watchers
 on the app's and the screen's titles, and such a watcher can still fire after the Header
 has been taken down when the app exits right after a screen change (NoMatches)."""
+
 from __future__ import annotations
 
 from textual.widgets import Static

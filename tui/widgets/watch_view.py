@@ -1,6 +1,7 @@
 """One watch sentence at one snapshot of training (engine/watch.py): when it was taken, what
 the model said and whether that is the reversal, and the attention grid that produced it.
 The training screen shows the newest snapshot live; the timeline screen steps through them."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from .attention_grid import AttentionGrid
 
 
 def when(snap: Snapshot) -> str:
-    """"epoch 1, batch 4/19": the batches of that epoch trained when it was taken."""
+    """ "epoch 1, batch 4/19": the batches of that epoch trained when it was taken."""
     return f"epoch {snap.epoch}, batch {snap.batch}/{snap.batches}"
 
 
@@ -45,8 +46,7 @@ class WatchView(Vertical):
     }
     """
 
-    def __init__(self, empty: str = "No attention snapshot yet.", compact: bool = False,
-                 **kwargs) -> None:
+    def __init__(self, empty: str = "No attention snapshot yet.", compact: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.empty, self.compact = empty, compact
         self.snapshot: Snapshot | None = None
@@ -76,7 +76,7 @@ class WatchView(Vertical):
         text = Text("match" if w.match else "no match", style="bold green" if w.match else "bold red")
         text.append(": " + (" ".join(w.output) or "(nothing)"))
         caption.update(text)
-        grid.show(np.asarray(w.weights, dtype=float), tokens(w.source), tokens(w.output)[:len(w.weights)])
+        grid.show(np.asarray(w.weights, dtype=float), tokens(w.source), tokens(w.output)[: len(w.weights)])
         grid.display = True
 
     @property
