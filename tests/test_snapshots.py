@@ -269,6 +269,7 @@ def watch_snapshots() -> list:
     """Fixed snapshots of two watch sentences: the alignment sharpening over the first epoch
     and the output coming right at its end."""
     from engine.watch import Snapshot, Watched
+
     words = ["the cat sat on the mat".split(), "big red dog".split()]
     marks = [(1, 1), (1, 2), (1, 4), (1, 8), (1, 16), (1, 32), (2, 32), (3, 32)]
     snaps = []
@@ -298,6 +299,7 @@ def test_training_screen_watching(snap_compare, tmp_path, monkeypatch, size):
 @pytest.mark.parametrize("size", [(100, 32), (80, 24)])
 def test_timeline_screen(snap_compare, tmp_path, monkeypatch, size):
     """The third of eight snapshots, second watch sentence."""
+
     async def run_before(pilot):
         await show_training(pilot)
         pilot.app.snapshots = watch_snapshots()
