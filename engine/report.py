@@ -234,10 +234,10 @@ def run_history(checkpoint: Path, payload: dict) -> list[dict]:
     return list(latest_state(checkpoint, payload)["history"])
 
 
-def run_snapshots(checkpoint: Path, payload: dict) -> list[Snapshot]:
-    """Every attention snapshot of that run (engine/watch.py); [] for a run without them."""
+def snapshots_of(payload: dict) -> list[Snapshot]:
+    """A checkpoint's attention snapshots (engine/watch.py); [] for a run without them."""
     try:
-        return [Snapshot.from_dict(d) for d in latest_state(checkpoint, payload).get("snapshots") or []]
+        return [Snapshot.from_dict(d) for d in payload.get("snapshots") or []]
     except (KeyError, TypeError, ValueError):
         return []
 
@@ -256,7 +256,7 @@ def finish_run(
 ) -> Results:
     """Evaluate the best checkpoint on the test set and write the artefacts to out_dir.
     history: every epoch the run trained (the trainer's); without it, read from the
-    checkpoints (run_history). control_checkpoint: a model trained the same way without
+    checkpoints (latest_state). control_checkpoint: a model trained the same way without
     attention, compared by length. on_phase: told as each part of the evaluation ends (from
     the evaluation's threads).
     plotter: a PlotProcess started earlier, best when training began (its imports then run
@@ -286,8 +286,11 @@ def _finish_run(
 ) -> Results:
     loaded: Loaded = load_model(checkpoint, device)
     cfg = loaded.config
-    history = [dict(h) for h in history] if history is not None else run_history(Path(checkpoint), loaded.payload)
-    snapshots = list(snapshots) if snapshots is not None else run_snapshots(Path(checkpoint), loaded.payload)
+    if history is None or snapshots is None:  # a model opened from disk: its run's latest state, read once
+        state = latest_state(Path(checkpoint), loaded.payload)
+        history = list(state["history"]) if history is None else history
+        snapshots = snapshots_of(state) if snapshots is None else snapshots
+    history, snapshots = [dict(h) for h in history], list(snapshots)
     best_epoch, best_val_loss = loaded.payload.get("best_epoch"), loaded.payload.get("best_val_loss")
     model, vocab = loaded.model, loaded.vocab
     # every sentence set first, from one seeded generator, so the evaluations below are

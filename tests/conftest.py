@@ -37,27 +37,25 @@ TINY = dict(
     unk_rate=0.03,
     device="cpu",
 )
+
+
+def cli_flags(**values) -> list[str]:
+    """Config values as command-line flags: cli_flags(max_len=6) -> ["--max-len", "6"]."""
+    return [a for k, v in values.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
 # TINY as command-line flags, for the runs started through tui.cli.main or `python -m tui`
-TINY_FLAGS = [
-    "--train-size",
-    "600",
-    "--val-size",
-    "100",
-    "--test-size",
-    "100",
-    "--max-len",
-    "6",
-    "--embed-dim",
-    "16",
-    "--hidden-dim",
-    "32",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "32",
-    "--device",
-    "cpu",
-]
+TINY_FLAGS = cli_flags(
+    train_size=600,
+    val_size=100,
+    test_size=100,
+    max_len=6,
+    embed_dim=16,
+    hidden_dim=32,
+    epochs=2,
+    batch_size=32,
+    device="cpu",
+)
 
 PY = sys.executable
 

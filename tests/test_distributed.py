@@ -22,7 +22,7 @@ from engine import distributed
 from engine.config import Config
 from engine.data import PAD
 from engine.train import Trainer, masked_loss
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cli_flags
 from tui.cli import main
 
 pytestmark = pytest.mark.slow  # torchrun: each run starts processes
@@ -43,7 +43,7 @@ SIZES = dict(
     device="cpu",
     seed=7,
 )
-FLAGS = [a for k, v in SIZES.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+FLAGS = cli_flags(**SIZES)
 TIMEOUT = 240  # seconds: a hang fails the test instead of the suite
 
 

@@ -107,7 +107,7 @@ def test_the_reference_trains_as_the_fast_layer_does(tmp_path, capsys):
     """The same seed, data and batches: the first batches' losses agree (float rounding then
     drifts apart slowly, as with one thread against two), and the run says which model ran."""
     from engine.train import EpochDone, Trainer
-    from tests.conftest import TINY
+    from tests.conftest import TINY, cli_flags
     from tui.cli import main
 
     runs = {}
@@ -118,33 +118,18 @@ def test_the_reference_trains_as_the_fast_layer_does(tmp_path, capsys):
     assert reference.batch_losses[:5] == pytest.approx(fast.batch_losses[:5], rel=1e-4)
     assert reference.val_loss == pytest.approx(fast.val_loss, rel=1e-2)
     assert reference.batch_losses[-1] < reference.batch_losses[0]  # it learns
-    code = main(
-        [
-            "--no-ui",
-            "--impl",
-            "reference",
-            "--train-size",
-            "300",
-            "--val-size",
-            "50",
-            "--test-size",
-            "50",
-            "--max-len",
-            "6",
-            "--epochs",
-            "1",
-            "--hidden-dim",
-            "32",
-            "--embed-dim",
-            "16",
-            "--device",
-            "cpu",
-            "--checkpoint",
-            str(tmp_path / "ck" / "best.pt"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
+    flags = cli_flags(
+        impl="reference",
+        train_size=300,
+        val_size=50,
+        test_size=50,
+        max_len=6,
+        epochs=1,
+        hidden_dim=32,
+        embed_dim=16,
+        device="cpu",
     )
+    code = main(["--no-ui", *flags, "--checkpoint", str(tmp_path / "ck" / "best.pt"), "--out", str(tmp_path / "out")])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "model: reference (engine/model.py, plain PyTorch under autograd)"

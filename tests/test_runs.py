@@ -13,29 +13,20 @@ from engine import runs
 from engine.config import Config
 from engine.runs import RunError, find_checkpoint, new_run, read_pointer
 from engine.train import Trainer
-from tests.conftest import TINY
+from tests.conftest import TINY, cli_flags
 from tui.cli import main
 
-FLAGS = [
-    "--train-size",
-    "300",
-    "--val-size",
-    "50",
-    "--test-size",
-    "50",
-    "--max-len",
-    "6",
-    "--embed-dim",
-    "16",
-    "--hidden-dim",
-    "32",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "32",
-    "--device",
-    "cpu",
-]
+FLAGS = cli_flags(
+    train_size=300,
+    val_size=50,
+    test_size=50,
+    max_len=6,
+    embed_dim=16,
+    hidden_dim=32,
+    epochs=1,
+    batch_size=32,
+    device="cpu",
+)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

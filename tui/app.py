@@ -36,7 +36,7 @@ from engine.job import (
     param_count,
     run_job,
 )
-from engine.report import run_history, run_snapshots
+from engine.report import latest_state, snapshots_of
 from engine.runs import RunError, RunPaths, find_checkpoint, new_run
 from engine.threads import default_threads
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
@@ -144,7 +144,7 @@ class ReverseApp(App):
                 opened = None  # a path to train to
         if opened is not None:
             self.checkpoint = opened
-            self.out = Path(opts.out or opened_run_folder(opened))
+            self.out = Path(opts.out or opened_run_folder(opened, None))
             try:
                 self.probe_model()
             except CheckpointError as e:
@@ -159,8 +159,10 @@ class ReverseApp(App):
                 return
             self.run_cfg = self.loaded.config
             self.run_facts = f"vocab {len(self.loaded.vocab)} · {param_count(self.loaded.model):,} params"
-            self.epochs = epochs_from_history(run_history(self.checkpoint, self.loaded.payload))
-            self.snapshots = run_snapshots(self.checkpoint, self.loaded.payload)
+            self.out = Path(opts.out or opened_run_folder(opened, self.loaded.payload.get("run")))
+            state = latest_state(self.checkpoint, self.loaded.payload)  # its epochs after the best too
+            self.epochs = epochs_from_history(state["history"])
+            self.snapshots = snapshots_of(state)
             self.status = self.ended = (
                 f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
                 f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.",

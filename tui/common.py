@@ -78,16 +78,12 @@ def writable_folder(folder: Path) -> Path:
     return folder.parent if folder.parent in (CHECKPOINTS, RUNS) and not folder.exists() else folder
 
 
-def opened_run_folder(checkpoint: Path) -> Path:
+def opened_run_folder(checkpoint: Path, record: dict | None) -> Path:
     """Where a model opened from disk writes what the app makes of it (an evaluation again, a
-    saved heatmap): its run's folder as its checkpoint recorded it, else runs/<its name>."""
-    from engine.checkpoint import CheckpointError, load
+    saved heatmap): its run's folder as its checkpoint recorded it (record: the checkpoint's
+    "run"), else runs/<its name>."""
     from engine.runs import BEST, LEGACY_CHECKPOINT, RUNS
 
-    try:
-        record = load(checkpoint).get("run")
-    except CheckpointError:
-        record = None
     if isinstance(record, dict) and isinstance(record.get("out"), str):
         return Path(record["out"])
     if checkpoint == LEGACY_CHECKPOINT and (RUNS / "latest").is_dir():
