@@ -18,6 +18,7 @@ from engine.watch import Snapshot, Watched, first_epoch_batches
 from tests.conftest import TINY
 from tui.app import ReverseApp
 from tui.common import RunOptions
+from tui.screens import timeline
 from tui.screens.timeline import TimelineScreen
 from tui.screens.train import TrainScreen
 from tui.widgets.watch_view import WatchView
@@ -130,16 +131,27 @@ def test_timeline_scrubs_and_plays_to_the_end(tmp_path, monkeypatch):
             assert screen.sentence == 0 and view.grid.row_count == 4
             await pilot.press("tab")
             assert screen.sentence == 1
-            # space plays from here, a frame at a time, and stops on the last
+            # space plays from here, a frame at a time, and stops on the last. The frames are
+            # stepped by hand under a timer too slow to fire, so no assertion races the clock.
+            monkeypatch.setattr(timeline, "FPS", 1 / 3600)
             await pilot.press("space")
-            assert screen.playing and "playing" in where()
-            await until(pilot, lambda: not screen.playing, "the film to end", timeout=20)
-            assert screen.index == 4 and view.snapshot is snaps[4] and "playing" not in where()
+            assert screen.playing and screen.index == 0 and "playing" in where()
+            for index in (1, 2, 3):
+                screen.next_frame()
+                assert screen.playing and screen.index == index and view.snapshot is snaps[index]
+            screen.next_frame()
+            assert not screen.playing and screen.index == 4 and view.snapshot is snaps[4]
+            assert "playing" not in where()
             # at the end, space starts again from the first; space again pauses
             await pilot.press("space")
             assert screen.playing and screen.index == 0
             await pilot.press("space")
-            assert not screen.playing
+            assert not screen.playing and screen.index == 0
+            # the timer itself plays the film to its end
+            monkeypatch.setattr(timeline, "FPS", 100)
+            await pilot.press("space")
+            await until(pilot, lambda: not screen.playing, "the film to end", timeout=20)
+            assert screen.index == 4 and view.snapshot is snaps[4]
             await pilot.press("escape")
             assert isinstance(app.screen, TrainScreen)
 

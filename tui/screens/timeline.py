@@ -144,10 +144,11 @@ class TimelineScreen(Screen):
         elif self.snapshots:
             if self.index >= len(self.snapshots) - 1:
                 self.index = 0  # from the start again
-            self.player = self.set_interval(1 / FPS, self._tick)
+            self.player = self.set_interval(1 / FPS, self.next_frame)
         self.draw()
 
-    def _tick(self) -> None:
+    def next_frame(self) -> None:
+        """One frame on while playing; on the last one, the film stops."""
         if self.index >= len(self.snapshots) - 1:
             self._pause()
         else:
