@@ -1,0 +1,97 @@
+"""What watching the attention form costs an epoch in the terminal app: the default run
+trained by the app (headless, through Textual's test driver, drawing every screen update as
+it would on a terminal) with its watch sentence, against the same run with none, alternating.
+
+    python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--json bench/results/app-watch-cost.json]
+
+An epoch's seconds run from one epoch's row reaching the app to the next (the first: from
+the run's start), so they hold everything the app does for it: the batches, the snapshots
+decoded in the worker and drawn on the training screen, validation and the table and chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import engine.job  # noqa: E402
+from engine.config import Config  # noqa: E402
+from tui.app import ReverseApp  # noqa: E402
+from tui.common import RunOptions  # noqa: E402
+
+WATCH_SENTENCES = engine.job.watch_sentences
+
+
+def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
+    """One run in the app; the wall seconds of each epoch as the app saw them."""
+    engine.job.watch_sentences = WATCH_SENTENCES if watch else (lambda texts, test: [])
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    arrivals: list[float] = []
+
+    # Textual dispatches a message to the handler of every class in the MRO: these only time
+    class TimedApp(ReverseApp):
+        CSS_PATH = str(ROOT / "tui" / "app.tcss")  # a relative one would be read beside this file
+
+        def on_training_started(self, msg) -> None:
+            arrivals.append(time.perf_counter())
+
+        def on_epoch_finished(self, msg) -> None:
+            arrivals.append(time.perf_counter())
+
+    app = TimedApp(cfg, RunOptions(checkpoint=folder / "best.pt", out=folder / "out", threads=None))
+
+    async def body() -> None:
+        async with app.run_test(size=(100, 32)) as pilot:
+            while len(arrivals) < cfg.epochs + 1:
+                assert app._exception is None, app._exception
+                await pilot.pause(0.05)
+            app.stop_training()
+
+    asyncio.run(body())
+    snapshots = len(app.snapshots)
+    assert (snapshots > 0) == watch, f"watch={watch} but {snapshots} snapshots"
+    return [b - a for a, b in zip(arrivals, arrivals[1:])]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    cfg = replace(Config(device="cpu"), epochs=args.epochs)
+    runs: dict[bool, list[list[float]]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            for watch in (False, True):
+                runs[watch].append(epochs(cfg, watch, Path(tmp)))
+    rows = {}
+    for k in range(args.epochs):
+        off = statistics.median(r[k] for r in runs[False])
+        on = statistics.median(r[k] for r in runs[True])
+        rows[k + 1] = {"without": round(off, 3), "with": round(on, 3), "cost": round(on / off - 1, 4)}
+        print(f"epoch {k + 1}: without {off:.3f}s  with {on:.3f}s  ({100 * (on / off - 1):+.1f}%)")
+    total_off = sum(statistics.median(r[k] for r in runs[False]) for k in range(args.epochs))
+    total_on = sum(statistics.median(r[k] for r in runs[True]) for k in range(args.epochs))
+    print(f"all {args.epochs} epochs: {100 * (total_on / total_off - 1):+.1f}%")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"repeats": args.repeats, "epochs": rows, "total_cost": round(total_on / total_off - 1, 4)}, indent=1
+            )
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
