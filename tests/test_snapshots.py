@@ -308,3 +308,21 @@ def test_timeline_screen(snap_compare, tmp_path, monkeypatch, size):
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=run_before)
+
+
+def long_watch_snapshots() -> list:
+    """A 16-word watch sentence, too big for a numbered grid beside the chart: the map."""
+    from engine.watch import Snapshot, Watched
+
+    src = "the quick brown fox saw a lazy dog jump over the old red fence near home".split()
+    return [Snapshot(2, BATCHES, BATCHES, [Watched(src, src[::-1], attention(16).round(3).tolist(), True)])]
+
+
+@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+def test_training_screen_watching_a_long_sentence(snap_compare, tmp_path, monkeypatch, size):
+    async def run_before(pilot):
+        await show_training(pilot)
+        pilot.app.snapshots = long_watch_snapshots()
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=run_before)

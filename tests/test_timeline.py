@@ -60,7 +60,9 @@ def idle_app(tmp_path: Path, monkeypatch) -> ReverseApp:
 
 
 def test_snapshots_of_a_run_reach_the_training_grid(tmp_path):
-    app = ReverseApp(Config(**TINY), RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out"))
+    app = ReverseApp(
+        Config(**TINY), RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out"), autostart=False
+    )
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
@@ -68,6 +70,8 @@ def test_snapshots_of_a_run_reach_the_training_grid(tmp_path):
             assert isinstance(train, TrainScreen)
             view = train.query_one(WatchView)
             assert view.snapshot is None  # nothing yet: one line says so
+            assert str(view.query_one(".watch-caption").render()) == "Attention: from batch 1 on."
+            app.start_training()
             await until(pilot, lambda: bool(app.snapshots), "the first snapshot")
             first = app.snapshots[0]
             assert (first.epoch, first.batch) == (1, 1)

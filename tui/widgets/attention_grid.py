@@ -66,11 +66,21 @@ class AttentionGrid(DataTable):
         super().__init__(show_row_labels=True, cursor_type="none", zebra_stripes=False, cell_padding=0, **kwargs)
         self.min_cell, self.max_cell = (COMPACT_CELL, 8) if compact else (MIN_CELL, 12)
 
+    def widths(self, source_tokens: Sequence[str]) -> list[int]:
+        """A column's width: its token's, within the cell sizes."""
+        pad = self.min_cell - 3  # around the three characters of a weight
+        return [max(self.min_cell, min(self.max_cell, len(tok) + pad)) for tok in source_tokens]
+
+    def size_for(self, source_tokens: Sequence[str], output_tokens: Sequence[str]) -> tuple[int, int]:
+        """(width, height) the whole grid of this sentence takes: its labels, columns and header."""
+        label = max((len(_clip(w, 12)) for w in output_tokens), default=0) + 2
+        return label + sum(self.widths(source_tokens)), len(output_tokens) + 1
+
     def show(self, attention: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str]) -> None:
         """Replace the grid with a sentence's weights: attention is (steps, n + 1)."""
         self.clear(columns=True)
-        pad = self.min_cell - 3  # around the three characters of a weight
-        widths = [max(self.min_cell, min(self.max_cell, len(tok) + pad)) for tok in source_tokens]
+        pad = self.min_cell - 3
+        widths = self.widths(source_tokens)
         # compact: a space, then the word and its weights left-aligned, so that neighbours
         # never touch; else centred
         place = (lambda t, w: " " + t.ljust(w - 1)) if pad == 1 else (lambda t, w: t.center(w))

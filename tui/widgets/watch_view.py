@@ -1,6 +1,10 @@
 """One watch sentence at one snapshot of training (engine/watch.py): when it was taken, what
 the model said and whether that is the reversal, and the attention grid that produced it.
-The training screen shows the newest snapshot live; the timeline screen steps through them."""
+The training screen shows the newest snapshot live; the timeline screen steps through them.
+
+The numbered grid when it fits whole in the view's space, else the map (attention_map.py),
+which shows the whole alignment without the numbers: a corner of a grid hides the shape a
+learner looks for."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from engine.data import EOS, SPECIALS
 from engine.watch import Snapshot
 
 from .attention_grid import AttentionGrid
+from .attention_map import render_map
 
 
 def when(snap: Snapshot) -> str:
@@ -44,6 +49,10 @@ class WatchView(Vertical):
         height: auto;
         max-height: 1fr;
     }
+    WatchView > .watch-map {
+        width: auto;
+        height: auto;
+    }
     """
 
     def __init__(self, empty: str = "No attention snapshot yet.", compact: bool = False, **kwargs) -> None:
@@ -51,24 +60,27 @@ class WatchView(Vertical):
         self.empty, self.compact = empty, compact
         self.snapshot: Snapshot | None = None
         self.sentence = 0
+        self.where: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self.empty, classes="watch-caption")
         yield AttentionGrid(compact=self.compact)
+        yield Static(classes="watch-map")
 
     def on_mount(self) -> None:
         self.query_one(AttentionGrid).display = False
+        self.query_one(".watch-map").display = False
 
     def show(self, snap: Snapshot | None, sentence: int = 0, where: str | None = None) -> None:
         """Sentence `sentence` of this snapshot; where: the title in the top border (default:
         when it was taken); None shows the empty line."""
-        self.snapshot, self.sentence = snap, sentence
+        self.snapshot, self.sentence, self.where = snap, sentence, where
         caption = self.query_one(".watch-caption", Static)
-        grid = self.query_one(AttentionGrid)
+        grid, map_ = self.query_one(AttentionGrid), self.query_one(".watch-map", Static)
         if snap is None or not snap.sentences:
             self.border_title = None
             caption.update(Text(self.empty))
-            grid.display = False
+            grid.display = map_.display = False
             return
         w = snap.sentences[min(sentence, len(snap.sentences) - 1)]
         self.border_title = Text(where if where is not None else f"attention, {when(snap)}", style="bold")
@@ -76,8 +88,31 @@ class WatchView(Vertical):
         text = Text("match" if w.match else "no match", style="bold green" if w.match else "bold red")
         text.append(": " + (" ".join(w.output) or "(nothing)"))
         caption.update(text)
-        grid.show(np.asarray(w.weights, dtype=float), tokens(w.source), tokens(w.output)[: len(w.weights)])
-        grid.display = True
+        weights = np.asarray(w.weights, dtype=float)  # (steps, n + 1)
+        source, output = tokens(w.source), tokens(w.output)[: len(w.weights)]
+        width, height = self.room()
+        if width <= 0 or height <= 0:  # not laid out yet: on_resize draws it
+            return
+        grid_width, grid_height = grid.size_for(source, output)
+        if grid_width <= width and grid_height <= height:
+            grid.show(weights, source, output)
+            grid.display, map_.display = True, False
+        else:
+            map_.update(render_map(weights, source, output, width, height))
+            grid.display, map_.display = False, True
+
+    def room(self) -> tuple[int, int]:
+        """Cells the grid or map may take: the view's height under the caption; its width,
+        or beside a chart (compact) half of the row it shares (its CSS max-width)."""
+        width = self.parent.content_size.width // 2 - 1 if self.compact else self.content_size.width
+        return width, self.content_size.height - 1
+
+    def redraw(self) -> None:
+        if self.snapshot is not None:
+            self.show(self.snapshot, self.sentence, self.where)
+
+    def on_resize(self) -> None:
+        self.redraw()
 
     @property
     def grid(self) -> AttentionGrid:
