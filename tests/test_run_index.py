@@ -5,6 +5,7 @@ compared; and every damaged, half-written or foreign folder listed with its prob
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -222,3 +223,28 @@ def test_a_runs_folder_that_cannot_be_listed_is_one_line(tmp_path):
     with pytest.raises(RunIndexError, match="not a folder"):
         list_runs(tmp_path / "file")
     assert list_runs(tmp_path) == []  # a folder with no runs: none
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_is_listed_as_not_running(tmp_path):
+    """A real run in another process: running while it trains; after kill -9 (no end written)
+    a run that did not finish, with the way to continue it."""
+    code = (
+        "from engine.config import Config; from engine.job import run_job; from engine.runs import new_run; "
+        f"cfg = Config(**{dict(TINY, epochs=500)!r}); p = new_run('victim'); "
+        "[None for _ in run_job(cfg, p.checkpoint, p.out, run=p.record())]"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "runs" / "victim" / "metrics.csv").exists():  # an epoch done: a model to resume
+            assert child.poll() is None and time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.1)
+        (run,) = list_runs(tmp_path / "runs")
+        assert run.status == "running" and run.problem is None
+    finally:
+        child.kill()
+        child.wait()
+    (run,) = list_runs(tmp_path / "runs")
+    assert run.status == "failed" and "--resume" in run.problem and run.epochs >= 1
+    assert run.checkpoint == tmp_path / "checkpoints" / "victim" / "best.pt"
