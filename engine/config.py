@@ -92,6 +92,14 @@ class Config:
         return None if self.corpus else self.BUILTIN_TRAIN_SIZE
 
     @property
+    def on_notebook_data(self) -> bool:
+        """Whether this run's data is the notebook's: the built-in corpus at its lengths and
+        sizes, so that its own test set is the notebook's test set."""
+        ref = Config.notebook()
+        keys = ("min_len", "max_len", "training_sentences", "val_size", "test_size")
+        return not self.corpus and all(getattr(self, k) == getattr(ref, k) for k in keys)
+
+    @property
     def word_min_freq(self) -> int:
         """min_freq with auto resolved: 2 for a user's text, 1 for the built-in words."""
         return self.min_freq or (2 if self.corpus else 1)

@@ -17,6 +17,7 @@ nothing more (the app quitting) simply stops iterating.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -34,6 +35,7 @@ from .fast import native
 from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
+from .run_status import StatusFile
 from .threads import busy_note
 from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
 from .watch import Snapshot, watch_sentences
@@ -209,7 +211,43 @@ def evaluate_run(
     )
 
 
+def records_status(job: Callable[..., Iterator[Event]]) -> Callable[..., Iterator[Event]]:
+    """The job's events, unchanged, while rank 0 keeps OUT/status.json (engine/run_status.py)
+    saying that the run is going and, at its end, how it ended: what `reverse-tui runs`
+    reads. A consumer that stops iterating (the app quitting) ends it as stopped."""
+
+    @functools.wraps(job)
+    def recorded(cfg: Config, checkpoint: str | Path, out: str | Path, **kwargs) -> Iterator[Event]:
+        events = job(cfg, checkpoint, out, **kwargs)
+        status: StatusFile | None = None
+        ended: TrainingEnded | None = None
+        try:
+            for ev in events:
+                if isinstance(ev, Started) and distributed.is_main():
+                    status = StatusFile(Path(out), (kwargs.get("run") or {}).get("name"), Path(checkpoint))
+                elif isinstance(ev, TrainingEnded) and status is not None:
+                    ended = ev
+                    evaluating = ev.best_epoch is not None and not isinstance(ev.exception, distributed.PeerLost)
+                    status.training_ended(ev.reason, ev.epochs, evaluating, ev.error)
+                elif isinstance(ev, Finished) and status is not None:
+                    status.end(ended.reason if ended else "finished", evaluated=True)
+                elif isinstance(ev, Failed) and ev.stage == "evaluate" and status is not None:
+                    status.end("failed", evaluated=False, error=f"evaluation: {ev.error}")
+                yield ev
+        except Exception as e:
+            if status is not None:
+                status.end("failed", evaluated=False, error=describe(e, checkpoint))
+            raise
+        finally:  # GeneratorExit (the consumer stopped), KeyboardInterrupt, or the end
+            events.close()
+            if status is not None:
+                status.end(ended.reason if ended else "stopped", evaluated=False)
+
+    return recorded
+
+
 # -- the run -----------------------------------------------------------------------------------
+@records_status
 def run_job(
     cfg: Config,
     checkpoint: str | Path,

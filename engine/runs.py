@@ -33,7 +33,15 @@ BEST = "best.pt"
 LEGACY_CHECKPOINT = CHECKPOINTS / BEST  # where earlier versions kept their one model
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # what makes a folder a run's: any of these means it holds another run's results
-ARTEFACTS = ("report.json", "metrics.csv", "config.toml", "analysis.md", "attention_heatmap.png", "loss_curve.png")
+ARTEFACTS = (
+    "report.json",
+    "metrics.csv",
+    "config.toml",
+    "analysis.md",
+    "attention_heatmap.png",
+    "loss_curve.png",
+    "status.json",
+)
 
 
 class RunError(Exception):

@@ -1,8 +1,10 @@
 """Fixtures and helpers shared by the test files, imported one way: `from tests.conftest import ...`."""
 
+import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -248,3 +250,111 @@ def loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low, forcing=FORCING
         drop_emb=drop_emb,
         drop_between=drop_between,
     )
+
+
+def write_fake_run(
+    runs_dir: Path,
+    name: str,
+    *,
+    config: dict | None = None,
+    val_losses: tuple[float, ...] = (0.9, 0.3, 0.05),
+    state: str | None = "finished",
+    report: bool = True,
+    started: float = 1_700_000_000.0,
+    test_exact_match: float = 0.99,
+    known_below: tuple[int | None, int | None] = (40, 55),
+    unknown_below: tuple[int | None, int | None] = (36, 50),
+    batches: int = 47,
+    checkpoint: bool = True,
+) -> Path:
+    """A run folder as a real run writes it (config.toml, metrics.csv, status.json and
+    report.json in their own formats, through the engine's writers where it has them), with
+    made-up figures and no model: checkpoints/NAME/best.pt beside runs_dir holds bytes that
+    are no checkpoint, so anything that loaded it would fail. state None: no status.json
+    (a run of an earlier version); "running": this test process runs it."""
+    from engine.report import write_metrics_csv
+    from engine.run_status import process_start, write_status
+
+    folder = Path(runs_dir) / name
+    folder.mkdir(parents=True)
+    cfg = Config(**{**TINY, "epochs": max(1, len(val_losses)), **(config or {})})
+    (folder / "config.toml").write_text(cfg.to_toml("made by tests.conftest.write_fake_run"))
+    best = min(range(len(val_losses)), key=val_losses.__getitem__) + 1 if val_losses else None
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1.2 * v,
+            "val_loss": v,
+            "val_exact_match": max(0.0, 1 - v),
+            "seconds": 2.0 + 0.1 * e,
+            "grad_norm": 0.5,
+            "grad_norm_max": 1.0,
+            "tokens": 20000,
+            "best": v == min(val_losses[:e]),
+            "batch_losses": [1.2 * v * (1 + 0.01 * (k % 7)) for k in range(batches)],
+        }
+        for e, v in enumerate(val_losses, start=1)
+    ]
+    write_metrics_csv(history, folder / "metrics.csv", best)
+    ckpt = Path(runs_dir).parent / "checkpoints" / name / "best.pt"
+    if checkpoint:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        ckpt.write_bytes(b"not a checkpoint")
+    if state is not None:
+        status = {
+            "name": name,
+            "checkpoint": str(ckpt),
+            "state": state,
+            "phase": "training" if state == "running" else "ended",
+            "started": started,
+            "resumed": None,
+            "ended": None if state == "running" else started + 60,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "process_start": process_start(os.getpid()),
+            "training": None if state == "running" else state,
+            "epochs": len(val_losses),
+            "evaluated": None if state == "running" else report,
+            "error": "the training loss became NaN" if state == "failed" else None,
+        }
+        write_status(folder, status)
+    if report and val_losses:
+        lengths = range(cfg.min_len, cfg.max_len + 1)
+        beyond = list(range(cfg.max_len + 1, cfg.max_len + 11)) + list(range(40, 181, 5))
+
+        def curve(below: tuple[int | None, int | None], lengths) -> dict:
+            def acc(n: int) -> float:
+                return 1.0 if below[0] is None or n < below[0] else 0.6 if below[1] is None or n < below[1] else 0.1
+
+            at = {"failures": {"stopped_early": 3, "ran_on": 0, "wrong_word": 1}}
+            return {
+                "per_length": {str(n): acc(n) for n in lengths},
+                "sentences": {str(n): 100 for n in lengths},
+                "failures": {str(n): at["failures"] for n in lengths},
+                "first_below_99": None if below[0] is None else {"length": below[0], "exact_match": 0.6, **at},
+                "first_below_50": None if below[1] is None else {"length": below[1], "exact_match": 0.1, **at},
+                "not_measured": [],
+            }
+
+        body = {
+            "test_exact_match": test_exact_match,
+            "per_length": {str(n): test_exact_match for n in lengths},
+            "epochs": [
+                {k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_exact_match", "seconds")} for h in history
+            ],
+            "epoch_details": history,
+            "best_epoch": best,
+            "best_val_loss": val_losses[best - 1],
+            "checkpoint": str(ckpt),
+            "config": cfg.to_dict(),
+            "notebook_test": None if cfg.on_notebook_data else {"exact_match": 0.97, "sentences": 1000, "correct": 970},
+            "length_limits": {
+                "known_words": curve(known_below, beyond),
+                "unknown_words": curve(unknown_below, [*lengths, *beyond]),
+            },
+            "interrupted": state == "stopped",
+            "failure": "the training loss became NaN" if state == "failed" else None,
+            "train_seconds": sum(h["seconds"] for h in history),
+        }
+        (folder / "report.json").write_text(json.dumps(body, indent=1))
+    return folder

@@ -21,6 +21,7 @@ import torch
 from engine import distributed
 from engine.config import Config
 from engine.data import PAD
+from engine.run_status import read_status
 from engine.train import Trainer, masked_loss
 from tests.conftest import ROOT, cli_flags
 from tui.cli import main
@@ -129,8 +130,10 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
             "loss_curve.png",
             "metrics.csv",
             "report.json",
+            "status.json",
         ]
     )
+    assert read_status(out)["state"] == "finished"  # rank 0's, written once
 
     # one process, the same global batch of 32
     single = Trainer(Config(**{**SIZES, "epochs": 2}), tmp_path / "single.pt")

@@ -9,6 +9,7 @@ import torch
 
 from engine.config import Config
 from engine.job import Evaluating, Failed, Finished, Started, TrainingEnded, control_path, describe, run_job
+from engine.run_status import read_status
 from engine.train import BatchDone, EpochDone
 from tests.conftest import TINY
 
@@ -70,3 +71,50 @@ def test_a_bad_resume_fails_at_the_start(tmp_path):
 def test_control_checkpoint_name_and_describe():
     assert control_path("ck/best.pt").as_posix() == "ck/best.no-attention.pt"
     assert "could not write ck/best.pt" in describe(OSError(28, "No space left on device"), "ck/best.pt")
+
+
+# -- status.json: running, then how the run ended (engine/run_status.py) -----------------------
+def test_a_run_records_that_it_runs_and_how_it_ended(tmp_path):
+    out = tmp_path / "out"
+    seen = {}
+    for ev in run_job(Config(**{**TINY, "epochs": 1}), tmp_path / "best.pt", out, run={"name": "demo"}):
+        if isinstance(ev, (Started, TrainingEnded)):  # the consumer sees each after it is on disk
+            seen[type(ev).__name__] = read_status(out)
+    assert seen["Started"]["state"] == "running" and seen["Started"]["phase"] == "training"
+    assert seen["Started"]["name"] == "demo" and seen["Started"]["checkpoint"] == str(tmp_path / "best.pt")
+    assert seen["TrainingEnded"]["phase"] == "evaluating" and seen["TrainingEnded"]["training"] == "finished"
+    end = read_status(out)
+    assert (end["state"], end["evaluated"], end["epochs"], end["error"]) == ("finished", True, 1, None)
+
+
+def test_a_run_stopped_before_its_first_epoch_is_stopped(tmp_path):
+    list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out", should_stop=lambda: True))
+    end = read_status(tmp_path / "out")
+    assert (end["state"], end["epochs"], end["evaluated"]) == ("stopped", 0, False)
+
+
+def test_a_consumer_that_stops_listening_leaves_a_stopped_run(tmp_path):
+    job = run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out")
+    for ev in job:
+        if isinstance(ev, BatchDone):
+            break
+    assert read_status(tmp_path / "out")["state"] == "running"
+    job.close()  # the app quitting mid-epoch
+    assert read_status(tmp_path / "out")["state"] == "stopped"
+
+
+def test_a_failed_training_records_its_error(tmp_path, monkeypatch):
+    def broken(self):
+        raise RuntimeError("the GPU fell off")
+        yield  # a generator, as Trainer.run is
+
+    monkeypatch.setattr("engine.job.Trainer.run", broken)
+    events = list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out"))
+    assert isinstance(events[-1], TrainingEnded) and events[-1].reason == "failed"
+    end = read_status(tmp_path / "out")
+    assert end["state"] == "failed" and "the GPU fell off" in end["error"]
+
+
+def test_a_run_that_cannot_start_writes_no_status(tmp_path):
+    list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out", resume=tmp_path / "missing.pt"))
+    assert not (tmp_path / "out").exists()  # the folder stays empty, so its name is free again

@@ -59,6 +59,7 @@ from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.probe import ProbeScreen
 from .screens.results import ResultsScreen
+from .screens.runs import RunsScreen
 from .screens.train import TrainScreen
 
 BATCH_INTERVAL = 0.25  # seconds between progress messages: 4 a second move the bars smoothly;
@@ -76,7 +77,7 @@ class ReverseApp(App):
     TITLE = "reverse-tui"
     ENABLE_COMMAND_PALETTE = False  # every action has its own key, shown in the Footer
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (96, "-wide")]
-    SCREENS = {"train": TrainScreen, "results": ResultsScreen, "probe": ProbeScreen}
+    SCREENS = {"train": TrainScreen, "results": ResultsScreen, "probe": ProbeScreen, "runs": RunsScreen}
     BINDINGS = [
         # f1 opens help from anywhere; "?" only where no text field has focus: a field that
         # takes the key (Input, TextArea) drops it from the chain, so "?" typed is text
@@ -85,6 +86,7 @@ class ReverseApp(App):
         Binding(
             "ctrl+q", "quit", "Quit", priority=True, tooltip="quit; a run in progress stops, its best model is kept"
         ),
+        Binding("f2", "runs", "Runs", tooltip="every run so far, side by side: compare them, open one to probe"),
     ]
 
     # The run on show; the screens watch these. Lists are replaced, never changed in place
@@ -209,6 +211,50 @@ class ReverseApp(App):
             self.pop_screen()
         else:
             self.push_screen(HelpScreen())
+
+    def action_runs(self) -> None:
+        """f2: the runs screen over the screen on show; f2 again goes back to that screen."""
+        runs = self.get_screen("runs")
+        if runs not in self.screen_stack:
+            self.push_screen(runs)
+            return
+        while self.screen is not runs:  # the comparison, help
+            self.pop_screen()
+        self.pop_screen()
+
+    def open_run(self, checkpoint: Path, out: Path) -> bool:
+        """A run from the runs screen, on the probe screen, as --checkpoint opens one: its
+        model, epochs and snapshots. Not while a run trains (the screens follow that run)."""
+        if self.training:
+            self.notify("A run is training: s stops it, then another run can be opened.", severity="warning")
+            return False
+        before = (self.checkpoint, self.loaded, self._loaded_key)
+        self.checkpoint, self.loaded = Path(checkpoint), None
+        try:
+            loaded = self.probe_model()
+            if loaded is None:
+                raise CheckpointError(f"{checkpoint}: no such file")
+        except CheckpointError as e:
+            self.checkpoint, self.loaded, self._loaded_key = before
+            self.notify(str(e), title="Cannot open the run", severity="error", timeout=12)
+            return False
+        self.run_id += 1  # news still coming from the run on show until now is dropped
+        self.out, self.paths, self.resume_payload = Path(out), None, None
+        state = latest_state(self.checkpoint, loaded.payload)  # its epochs after the best too
+        self.run_cfg = loaded.config
+        self.run_facts = f"vocab {len(loaded.vocab)} · {param_count(loaded.model):,} params"
+        self.epochs, self.progress, self.live_losses = epochs_from_history(state["history"]), None, []
+        self.snapshots = snapshots_of(state)
+        self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
+        self.status = self.ended = (
+            f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
+            f"epoch {loaded.payload.get('best_epoch')}. n starts a new run.",
+            "done",
+        )
+        while len(self.screen_stack) > 2:  # the runs screen, and whatever was pushed under it
+            self.pop_screen()
+        self.action_show("probe")
+        return True
 
     async def action_quit(self) -> None:
         self.workers.cancel_all()

@@ -1,5 +1,6 @@
 """Command line: `reverse-tui [flags]` (app), `reverse-tui --no-ui [flags]` (headless),
-`reverse-tui probe --checkpoint PATH "some words"` (one-shot probe)."""
+`reverse-tui probe --checkpoint PATH "some words"` (one-shot probe), `reverse-tui runs`
+(the runs, side by side)."""
 
 from __future__ import annotations
 
@@ -123,7 +124,8 @@ def main_parser() -> argparse.ArgumentParser:
         prog="reverse-tui",
         description="Train, watch and probe a GRU encoder-decoder with Bahdanau attention that "
         "reverses the word order of sentences. Opens the terminal app; --no-ui runs "
-        'the whole job headless. One-shot probe: reverse-tui probe --checkpoint PATH "words".',
+        'the whole job headless. One-shot probe: reverse-tui probe --checkpoint PATH "words". '
+        "The runs so far: reverse-tui runs [--json].",
         formatter_class=_HelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"reverse-tui {version()}")
@@ -239,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         from .probe_cli import run_probe
 
         return run_probe(probe_parser(), argv[1:])
+    if argv[:1] == ["runs"]:  # no torch: the runs' small files only
+        from .runs_cli import run_runs, runs_parser
+
+        return run_runs(runs_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
     from engine import distributed  # imports torch: after --help and --version

@@ -10,8 +10,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from ..widgets.runs_table import RunsTable
+from .compare import CompareScreen
 from .probe import ProbeScreen, SentenceInput
 from .results import ResultsScreen
+from .runs import RunsScreen
 from .timeline import TimelineScreen
 from .train import TrainScreen
 
@@ -52,6 +55,8 @@ class HelpScreen(ModalScreen[None]):
             ("Timeline (w)", TimelineScreen.BINDINGS),
             ("Results", ResultsScreen.BINDINGS),
             ("Probe", SentenceInput.BINDINGS + ProbeScreen.BINDINGS),
+            ("Runs (f2)", RunsTable.BINDINGS + RunsScreen.BINDINGS),
+            ("Compare (c)", CompareScreen.BINDINGS),
         ]
         for title, bindings in sections:
             table.add_row(Text(title, style="bold underline"), "")

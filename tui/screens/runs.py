@@ -1,0 +1,141 @@
+"""Runs screen: every run under runs/ as a row (engine/run_index.py), oldest first, with the
+configuration values that differ; space selects runs to compare (c), enter opens one on the
+probe screen. The folder is read in a thread: a hundred runs, or a slow disk, never hold up
+the screen."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from engine.run_index import RunIndexError, RunSummary, differing_keys, list_runs
+from engine.runs import RUNS
+
+from ..run_table import config_value
+from ..widgets.overlay_chart import PALETTE
+from ..widgets.runs_table import RunsTable
+from ..widgets.title_bar import TitleBar
+from .compare import CompareScreen
+
+MAX_COMPARED = len(PALETTE)  # a colour each
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            tooltip="runs: the selected runs' loss and accuracy-by-length curves on shared axes, "
+            "with the configuration values that differ",
+        ),
+        Binding("g", "reload", "Reload", tooltip="runs: read the runs folder again"),
+        Binding("escape", "app.pop_screen", "Back", tooltip="runs: back to the screen before"),
+    ]
+
+    def __init__(self, runs_dir: Path = RUNS) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir)
+        self.keys: list[str] = []
+        self.problem: str | None = None  # the folder itself cannot be listed
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar()
+        yield Static(id="runs-where")
+        yield RunsTable(limit=MAX_COMPARED, id="runs-table")
+        yield Static(id="run-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TitleBar).show(f"runs in {self.runs_dir}/")
+        self.query_one("#runs-where", Static).update(Text(f"Reading {self.runs_dir}/ ..."))
+
+    def on_screen_resume(self) -> None:  # each time it is shown: the runs as they are now
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self.read_runs(self.runs_dir)
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def read_runs(self, runs_dir: Path) -> None:
+        try:
+            runs, problem = list_runs(runs_dir), None
+        except RunIndexError as e:
+            runs, problem = [], str(e)
+        self.app.call_from_thread(self.show_runs, runs, problem)
+
+    def show_runs(self, runs: list[RunSummary], problem: str | None = None) -> None:
+        try:
+            table = self.query_one(RunsTable)
+        except NoMatches:  # the screen was closed while the folder was read
+            return
+        self.keys = differing_keys(runs)
+        table.show(runs, self.keys)
+        table.focus()
+        self.problem = problem
+        self._describe()
+
+    def _describe(self) -> None:
+        table = self.query_one(RunsTable)
+        where = self.query_one("#runs-where", Static)
+        if self.problem:
+            where.update(Text(self.problem, style="red"))
+        elif not table.runs:
+            where.update(Text(f"No runs in {self.runs_dir}/ yet: every run writes its files there."))
+        else:
+            n, chosen = len(table.runs), len(table.selected)
+            text = Text(f"{n} run{'s' if n != 1 else ''}")
+            text.append(f", {chosen} selected" if chosen else "")
+            text.append(" · space selects, c compares, enter probes", style="dim")
+            where.update(text)
+        self._detail(table.current())
+
+    def _detail(self, run: RunSummary | None) -> None:
+        detail = self.query_one("#run-detail", Static)
+        if run is None:
+            detail.update("")
+            return
+        text = Text(f"{run.folder}", style="bold")
+        if run.started is not None:
+            text.append(time.strftime(" · started %Y-%m-%d %H:%M", time.localtime(run.started)))
+        text.append(f" · model {run.checkpoint}" if run.checkpoint else " · no model")
+        if self.keys and run.config is not None:
+            text.append("\n" + " ".join(f"{k}={config_value(run.config.get(k))}" for k in self.keys))
+        if run.problem:
+            text.append(f"\n{run.problem}", style="red")
+        detail.update(text)
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def highlighted(self) -> None:
+        self._detail(self.query_one(RunsTable).current())
+
+    @on(RunsTable.SelectionChanged)
+    def selection_changed(self) -> None:
+        self._describe()
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def open_run(self) -> None:
+        run = self.query_one(RunsTable).current()
+        if run is None:
+            return
+        if run.checkpoint is None:
+            self.notify(f"{run.name} has no model to probe ({run.problem or 'no best.pt'}).", severity="warning")
+            return
+        self.app.open_run(run.checkpoint, run.folder)
+
+    def action_compare(self) -> None:
+        table = self.query_one(RunsTable)
+        by_name = {r.name: r for r in table.runs}
+        chosen = [by_name[n] for n in table.selected if n in by_name]
+        if len(chosen) < 2:
+            self.notify("Select two or more runs with space, then c compares them.", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(chosen))
