@@ -151,6 +151,11 @@ def loss_curve(history: Sequence[dict], path: str | os.PathLike, best_epoch: int
     return _save(fig, Path(path))
 
 
+def _cut(text: str, width: int) -> str:
+    """text in at most width characters, an ellipsis marking a cut"""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, frame_ms: int = 600) -> Path:
     """The first watch sentence's attention at each snapshot (engine/watch.py), one frame
     each: how the anti-diagonal forms. Every frame has the same grid (up to the sentence's
@@ -188,7 +193,7 @@ def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, f
         verdict = "match" if w["match"] else "no match"
         ax.set_title(
             f"epoch {snap['epoch']}, batch {snap['batch']}/{snap['batches']}: {verdict}\n"
-            f"{' '.join(w['output'])[:70] or '(nothing)'}",
+            f"{_cut(' '.join(w['output']), 80) or '(nothing)'}",
             fontsize=8,
         )
         fig.tight_layout()
