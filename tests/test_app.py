@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 from textual._xterm_parser import XTermParser
+from textual.widgets import ProgressBar
 
 from engine.checkpoint import load_model
 from engine.config import Config
@@ -250,6 +251,22 @@ def test_opens_on_checkpoint_and_probes(tmp_path, trained_checkpoint):
                 "1.0" if x >= 0.995 else f"{x:.2f}"[1:] for x in expected.attention[0]
             ]
             assert screen.history == ["the cat sat"]
+
+    run(body())
+
+
+def test_a_run_opened_from_its_files_shows_still_full_bars(tmp_path, trained_checkpoint):
+    # an indeterminate bar pulses as if something were training, and repaints all the while
+    app = make_app(tmp_path, checkpoint=trained_checkpoint)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            assert not app.training and app.epochs
+            for bar in app.screen.query(ProgressBar):
+                assert bar.total is not None and bar.progress == bar.total, bar.id
 
     run(body())
 

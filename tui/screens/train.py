@@ -144,7 +144,9 @@ class TrainScreen(Screen):
         bar = self.query_one("#batch-bar", ProgressBar)
         label = self.query_one("#batch-label", Label)
         if ev is None:
-            bar.update(total=None, progress=0)
+            # no batch yet, or a run opened from its files: a still bar (an indeterminate one
+            # pulses, which reads as work going on and repaints the screen for nothing)
+            bar.update(total=1, progress=1 if self.app.epochs and not self.app.training else 0)
             label.update("epoch")
             return
         bar.update(total=ev.batches, progress=ev.batch)
@@ -161,6 +163,8 @@ class TrainScreen(Screen):
         app = self.app
         done, total = len(app.epochs), app.run_cfg.epochs
         self.query_one("#epoch-bar", ProgressBar).update(total=total, progress=done)
+        if self.app.progress is None:
+            self._draw_progress()  # its still bar follows whether a run is on and has epochs
         self.query_one(TitleBar).show("training" if app.training else "training (idle)")
         text = f"run {done}/{total} epochs"
         if app.training and app.epochs and done < total:
