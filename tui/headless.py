@@ -148,6 +148,7 @@ def _run(
             extra=extra,
             run=paths.record(),
             watch=list(opts.watch),
+            tensorboard=opts.tensorboard,
         )
         while True:
             try:
