@@ -41,6 +41,8 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
     assert 0.0 <= report["test_exact_match"] <= 1.0
     assert [e["epoch"] for e in report["epochs"]] == [1, 2]
     assert set(report["epochs"][0]) >= {"epoch", "train_loss", "val_loss", "val_exact_match", "seconds"}
+    # what each epoch cost the machine (engine/resources.py), kept per epoch
+    assert set(report["epoch_details"][0]) >= {"lr", "tokens_per_s", "seconds_left", "rss_mib", "gpu_peak_mib"}
     assert set(report["per_length"]) == {str(n) for n in range(3, 7)}
     assert report["config"]["hidden_dim"] == 32 and report["device"] == "cpu"
     assert report["native_kernels"].startswith("C kernels: ")  # on, or off and why
