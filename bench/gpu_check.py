@@ -304,7 +304,7 @@ def resume(device: torch.device, tmp: Path, **_) -> dict:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     for line in p.stdout:
-        if line.startswith("epoch   1/"):
+        if line.lstrip().startswith("1/"):  # the first epoch's line of the table
             p.send_signal(signal.SIGINT)  # stops after the current batch of epoch 2
             break
     p.communicate(timeout=600)

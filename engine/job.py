@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
+from . import distributed, tensorboard_log
 from .checkpoint import CheckpointError, load
 from .config import Config
 from .data import splits_for
@@ -36,6 +36,7 @@ from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
 from .run_status import StatusFile
+from .tensorboard_log import TensorBoardLog
 from .threads import busy_note
 from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
 from .watch import Snapshot, watch_sentences
@@ -260,12 +261,14 @@ def run_job(
     extra: dict | None = None,
     run: dict | None = None,
     watch: list[str] | None = None,
+    tensorboard: bool = False,
 ) -> Iterator[Event]:
     """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
     `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json.
     run: where the run's files live (engine.runs.RunPaths.record()), kept in its checkpoints
     and report.json. watch: sentences to decode as it learns (engine/watch.py; default a
-    test sentence of typical length)."""
+    test sentence of typical length). tensorboard: log every epoch in OUT/tensorboard/ too
+    (engine/tensorboard_log.py; the caller has checked that the package is there)."""
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
@@ -297,8 +300,13 @@ def run_job(
                     f"  reverse-tui --config {out / 'config.toml'}   (flags given as well override it)"
                 ),
             )
+        # OUT/tensorboard/ (the control run's in a folder inside: TensorBoard shows them side by side)
+        board = TensorBoardLog(out / tensorboard_log.FOLDER) if tensorboard and distributed.is_main() else None
     except OSError as e:
         yield Failed("start", describe(e), e)
+        return
+    except ImportError as e:  # the command line checks first; a caller of its own may not have
+        yield Failed("start", tensorboard_log.INSTALL, e)
         return
     yield Started(
         cfg,
@@ -325,11 +333,15 @@ def run_job(
     try:
         for ev in trainer.run():
             if isinstance(ev, Snapshot):  # rank 0's alone: not a batch, no stop check (a collective)
+                if board:
+                    board.add_snapshot(ev)
                 yield ev
                 continue
             if isinstance(ev, EpochDone) and distributed.is_main():
                 # the log grows with the run: a run killed outright still has every epoch it finished
                 write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
+                if board:
+                    board.add_epoch(ev)
             yield ev
             if should_stop():  # after every batch
                 reason = "stopped"
@@ -344,10 +356,14 @@ def run_job(
     if reason == "finished" and compare_no_attention and cfg.attention:
         path = control_path(checkpoint)
         yield ControlStarted(path, cfg.epochs)
+        control_board = None
         try:
             c = Trainer(replace(cfg, attention=False), path, splits=trainer.splits, device=device)
+            control_board = TensorBoardLog(board.folder / tensorboard_log.CONTROL_FOLDER) if board else None
             for ev in c.run():
                 if isinstance(ev, EpochDone):
+                    if control_board:
+                        control_board.add_epoch(ev)
                     yield ControlEpoch(ev)
                 if should_stop():
                     reason = "stopped"
@@ -359,6 +375,11 @@ def run_job(
         except Exception as e:  # the main model stands; the comparison is missing, and why
             error, exception = f"control run: {describe(e, path)}", e
             distributed.abandon(e)
+        finally:
+            if control_board:
+                control_board.close()
+    if board:
+        board.close()
 
     seconds = time.perf_counter() - t0
     yield TrainingEnded(

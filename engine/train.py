@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, splits_for
 from .errors import NonFiniteLoss
 from .model import Seq2Seq
 from .optim import Adam, clip_grad_norm, scheduled_lr
+from .resources import UsageMeter, seconds_left, tokens_per_second
 from .runs import last_path
 from .watch import Snapshot, first_epoch_batches
 from .watch import take as take_snapshot
@@ -70,21 +71,31 @@ class EpochDone:
     tokens: int  # target tokens trained on
     best: bool  # this epoch's model was saved as the best so far
     batch_losses: list[float] = field(default_factory=list)  # the training loss of every batch
+    # what the epoch cost the machine (engine/resources.py); None: not known (off CUDA, no NVML)
+    lr: float = 0.0  # the learning rate of its last batch
+    tokens_per_s: float = 0.0  # tokens trained on per second of the epoch (validation included)
+    seconds_left: float = 0.0  # the mean epoch so far times the epochs still to train
+    rss_mib: float | None = None  # the process's resident memory
+    gpu_mib: float | None = None  # CUDA memory held by tensors at the epoch's end
+    gpu_peak_mib: float | None = None  # the most CUDA memory held during the epoch
+    gpu_util: float | None = None  # GPU utilisation in %, from NVML
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, h: dict) -> EpochDone:
-        """A history entry (checkpoint, report); fields an older checkpoint lacks read as zero."""
+        """A history entry (checkpoint, report); the figures an older checkpoint lacks read as
+        zero, or as their default where they have one."""
         return cls(
-            **{k: h.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS},
+            **{k: h[k] if k in h else _DEFAULTS.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS},
             batch_losses=list(h.get("batch_losses") or []),
         )
 
 
 # an epoch's scalar figures: the table, metrics.csv, a checkpoint's history
 EPOCH_FIELDS = [f.name for f in fields(EpochDone) if f.name != "batch_losses"]
+_DEFAULTS = {f.name: f.default for f in fields(EpochDone) if f.default is not MISSING}
 
 
 def epochs_from_history(history) -> list[EpochDone]:
@@ -270,7 +281,9 @@ class Trainer:
         start = len(self.history) + 1
         n_batches = self.train_set.num_batches(cfg.batch_size)
         bad_epochs = start - 1 - self.best_epoch if self.best_epoch else 0  # resumed runs too
+        meter = UsageMeter(self.device)
         for epoch in range(start, cfg.epochs + 1):
+            meter.start_epoch()
             t0 = time.perf_counter()
             stats = yield from self.train_epoch(epoch)
             val_loss, val_em = self.validate()
@@ -278,6 +291,7 @@ class Trainer:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
             best = val_loss < self.best_val_loss
+            usage = meter.read()
             done = EpochDone(
                 epoch,
                 stats.loss,
@@ -289,6 +303,13 @@ class Trainer:
                 stats.tokens,
                 best,
                 stats.batch_losses,
+                lr=float(self.optimizer.lr),
+                tokens_per_s=tokens_per_second(stats.tokens, seconds),
+                seconds_left=seconds_left([h["seconds"] for h in self.history] + [seconds], cfg.epochs - epoch),
+                rss_mib=usage.rss_mib,
+                gpu_mib=usage.gpu_mib,
+                gpu_peak_mib=usage.gpu_peak_mib,
+                gpu_util=usage.gpu_util,
             )
             self.history.append(done.as_dict())
             epoch_snapshot = self.snapshot(epoch, n_batches, n_batches) if self.watching else None

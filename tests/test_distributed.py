@@ -117,7 +117,7 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
     code, text = finish(torchrun("--epochs", "2", "--checkpoint", str(ck / "best.pt"), "--out", str(out)))
     assert code == 0, text[-3000:]
     # rank 0 alone prints and writes: each epoch line once, one checkpoint and its last state
-    assert text.count("epoch   1/2") == 1 and text.count("epoch   2/2") == 1
+    assert text.count("\n  1/2 ") == 1 and text.count("\n  2/2 ") == 1
     assert "data-parallel: 2 processes (gloo)" in text and text.count("test exact match") == 1
     assert sorted(p.name for p in ck.iterdir()) == ["best.last.pt", "best.pt"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
@@ -156,7 +156,7 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
         )
     )
     assert code == 0, text[-3000:]
-    assert "resuming" in text and text.count("epoch   3/3") == 1
+    assert "resuming" in text and text.count("\n  3/3 ") == 1
     single = Trainer.resume(payload, tmp_path / "single-resumed.pt", epochs=3, device_name="cpu")
     for _ in single.run():
         pass
@@ -175,7 +175,7 @@ def assert_same_training(two: list[dict], one: list[dict], epochs: list[int]) ->
 def test_a_signal_to_one_process_stops_every_process_after_the_same_batch(tmp_path):
     ck, out = tmp_path / "ck", tmp_path / "out"
     proc = torchrun("--epochs", "300", "--checkpoint", str(ck / "best.pt"), "--out", str(out))
-    head = read_until(proc, "epoch   1/300")
+    head = read_until(proc, "  1/300 ")
     os.kill(worker_pid(proc.pid, 1), signal.SIGTERM)  # rank 1 only: rank 0 hears it from rank 1
     code, text = finish(proc)
     text = head + text
@@ -197,7 +197,7 @@ def test_a_killed_process_ends_the_run_with_a_clear_error(tmp_path):
     # that send too, so nothing above gloo can cut it short). 10 s is under torchrun's 30 s
     # before its SIGKILL, so the one line still comes.
     proc = torchrun("--epochs", "300", "--checkpoint", str(ck / "best.pt"), "--out", str(out), dist_timeout=10)
-    head = read_until(proc, "epoch   1/300")
+    head = read_until(proc, "  1/300 ")
     os.kill(worker_pid(proc.pid, 1), signal.SIGKILL)
     code, text = finish(proc)  # within TIMEOUT: no hang
     text = head + text
@@ -215,7 +215,7 @@ def test_a_stuck_process_ends_the_run_after_the_timeout(tmp_path):
     act on it until it is continued: SIGCONT, or torchrun's SIGKILL 30 s later.)"""
     ck, out = tmp_path / "ck", tmp_path / "out"
     proc = torchrun("--epochs", "300", "--checkpoint", str(ck / "best.pt"), "--out", str(out), dist_timeout=8)
-    head = read_until(proc, "epoch   1/300")
+    head = read_until(proc, "  1/300 ")
     stuck = worker_pid(proc.pid, 1)
     os.kill(stuck, signal.SIGSTOP)
     head += read_until(proc, "lost another process")  # after 8 s, not never

@@ -41,6 +41,8 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
     assert 0.0 <= report["test_exact_match"] <= 1.0
     assert [e["epoch"] for e in report["epochs"]] == [1, 2]
     assert set(report["epochs"][0]) >= {"epoch", "train_loss", "val_loss", "val_exact_match", "seconds"}
+    # what each epoch cost the machine (engine/resources.py), kept per epoch
+    assert set(report["epoch_details"][0]) >= {"lr", "tokens_per_s", "seconds_left", "rss_mib", "gpu_peak_mib"}
     assert set(report["per_length"]) == {str(n) for n in range(3, 7)}
     assert report["config"]["hidden_dim"] == 32 and report["device"] == "cpu"
     assert report["native_kernels"].startswith("C kernels: ")  # on, or off and why
@@ -48,7 +50,10 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     text = capsys.readouterr().out
-    assert "epoch   1/2" in text and "epoch   2/2" in text and "test exact match" in text
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["epoch", "loss", "loss"])
+    assert lines[header + 1].startswith("  1/2 ") and lines[header + 2].startswith("  2/2 ")
+    assert "s/epoch" in lines[header] and "tok/s" in lines[header] and "test exact match" in text
     assert report["native_kernels"] in text.splitlines()[0]
     assert text.count("\nReference: ") == 10
     # the analysis quotes the measured numbers of this run
@@ -96,7 +101,7 @@ def test_no_attention_control_is_trained_and_compared(tmp_path, capsys):
     flags = [f for f in TINY_FLAGS]
     flags[flags.index("--epochs") + 1] = "1"
     assert main(["--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt), "--compare-no-attention"]) == 0
-    assert "\n[no attention] epoch   1/1" in capsys.readouterr().out  # printed as written, not as markup
+    assert "\n[no attn]   1/1 " in capsys.readouterr().out  # printed as written, not as markup
     report = json.loads((out / "report.json").read_text())
     control = report["no_attention_control"]
     assert control["attention"] is False and 0 <= control["test_exact_match"] <= 1
@@ -190,7 +195,7 @@ def test_signal_stops_after_the_batch_keeps_the_best_and_writes_results(tmp_path
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     for line in p.stdout:
-        if line.startswith("epoch   2/"):
+        if line.split()[:1] == ["2/200"]:  # the second epoch's line
             break
     p.send_signal(sig)
     rest, err = p.communicate(timeout=120)

@@ -67,8 +67,25 @@ def batch_losses(e: int, mean: float) -> list[float]:
     ]
 
 
-def epoch(e, train, val, em, sec, best) -> EpochDone:
-    return EpochDone(e, train, val, em, sec, 0.5, 1.0, 20000, best, batch_losses(e, train))
+def epoch(e, train, val, em, sec, best, gpu: bool = False) -> EpochDone:
+    """Fixed figures, the machine's included (on CUDA: GPU memory and utilisation too)."""
+    return EpochDone(
+        e,
+        train,
+        val,
+        em,
+        sec,
+        0.5,
+        1.0,
+        20000,
+        best,
+        batch_losses(e, train),
+        lr=0.005,
+        tokens_per_s=20000 / sec,
+        seconds_left=1.4 * (10 - e),
+        rss_mib=300.0 + 2 * e,
+        **({"gpu_mib": 180.0, "gpu_peak_mib": 1400.0 + 10 * e, "gpu_util": 87.0} if gpu else {}),
+    )
 
 
 def attention(n: int, steps: int | None = None, sharp: float = 0.9) -> np.ndarray:
@@ -167,7 +184,7 @@ def fixed_results() -> FixedResults:
     )
 
 
-async def show_training(pilot) -> None:
+async def show_training(pilot, gpu: bool = False) -> None:
     """The training screen mid-run: five epochs done, the sixth a third through."""
     app = pilot.app
     app.training = True
@@ -175,7 +192,7 @@ async def show_training(pilot) -> None:
     app.set_status("Training run demo · best model -> checkpoints/demo/best.pt · results -> runs/demo")
     app.screen.sync()
     for e in EPOCHS:
-        app.post_message(EpochFinished(app.run_id, epoch(*e)))
+        app.post_message(EpochFinished(app.run_id, epoch(*e, gpu=gpu)))
     app.post_message(
         BatchProgress(
             app.run_id, BatchDone(6, 11, BATCHES), [0.06 * (1 + 0.1 * ((k * 3) % 4 - 1.5)) for k in range(11)]
@@ -189,6 +206,15 @@ async def show_training(pilot) -> None:
 @pytest.mark.parametrize("size", [(100, 32), (80, 24)])
 def test_training_screen(snap_compare, tmp_path, monkeypatch, size):
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=show_training)
+
+
+def test_training_screen_on_cuda(snap_compare, tmp_path, monkeypatch):
+    """The GPU's memory column and figures fit beside the rest at 80x24."""
+
+    async def run_before(pilot):
+        await show_training(pilot, gpu=True)
+
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_results_screen(snap_compare, tmp_path, monkeypatch):

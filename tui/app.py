@@ -343,6 +343,7 @@ class ReverseApp(App):
             extra={"face": "tui"},
             run=paths.record(),
             watch=list(self.opts.watch),
+            tensorboard=self.opts.tensorboard,
         )
         ended = None
         with self._train_lock:

@@ -187,6 +187,13 @@ def main_parser() -> argparse.ArgumentParser:
         "after every epoch, in runs/NAME/attention_timeline.gif and .json",
     )
     p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log every epoch's losses, exact match, learning rate, gradient norm, throughput "
+        "and memory, and the watch sentence's attention, for TensorBoard in runs/NAME/tensorboard/ "
+        "(needs the tensorboard extra: pip install 'reverse-tui[tensorboard]')",
+    )
+    p.add_argument(
         "--compare-no-attention",
         action="store_true",
         help="after training, also train the same model without attention and compare accuracy by length "
@@ -278,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     if args.dist_timeout is not None and not args.dist_timeout > 0:
         parser.error(f"--dist-timeout must be positive, got {args.dist_timeout}")
+    if args.tensorboard:
+        from engine.tensorboard_log import missing
+
+        if problem := missing():  # before anything is trained, for both faces
+            print(f"reverse-tui: {problem}", file=sys.stderr)
+            return 2
     if args.no_ui:
         from .headless import run_headless
 

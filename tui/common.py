@@ -24,6 +24,7 @@ class RunOptions:
     threads: int | None = None  # --threads
     dist_timeout: float | None = None  # --dist-timeout, under torchrun
     watch: tuple[str, ...] = ()  # --watch: sentences decoded as it learns
+    tensorboard: bool = False  # --tensorboard: OUT/tensorboard/ (engine/tensorboard_log.py)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:

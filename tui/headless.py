@@ -26,15 +26,9 @@ from engine.runs import RunError, RunPaths, remove_run
 from engine.train import EpochDone
 
 from .common import RunOptions, check_writable, paths_for
+from .epoch_lines import EpochLines
 
-
-def epoch_line(ev: EpochDone, epochs: int) -> str:
-    mark = "  * saved best" if ev.best else ""
-    return (
-        f"epoch {ev.epoch:>3}/{epochs}  train loss {ev.train_loss:.4f}  val loss {ev.val_loss:.4f}  "
-        f"val exact match {100 * ev.val_exact_match:5.1f}%  {ev.seconds:5.1f}s  "
-        f"grad norm {ev.grad_norm:.2f} (max {ev.grad_norm_max:.2f}){mark}"
-    )
+CONTROL_PREFIX = "[no attn] "
 
 
 class StopSignals:
@@ -131,6 +125,7 @@ def _run(
     t_start = time.perf_counter()
     resume = opts.resume
     status, evaluating, res = 0, False, None
+    table: EpochLines | None = None  # the epochs' columns, set once the run has started
     with StopSignals() as stop:
 
         def should_stop() -> bool:  # after every batch; torchrun: every rank stops at the same one
@@ -153,6 +148,7 @@ def _run(
             extra=extra,
             run=paths.record(),
             watch=list(opts.watch),
+            tensorboard=opts.tensorboard,
         )
         while True:
             try:
@@ -166,7 +162,7 @@ def _run(
                 stop.signum = stop.signum or signal.SIGINT
                 continue
             if isinstance(ev, EpochDone):
-                console.print(epoch_line(ev, cfg.epochs))
+                console.print(table.line(ev))
             elif isinstance(ev, Started):
                 cfg = ev.cfg
                 if ev.resumed_after is not None:
@@ -185,10 +181,14 @@ def _run(
                 console.print(f"best checkpoint -> {checkpoint}")
                 for words in ev.watch:
                     console.print(f"watching the attention of: {' '.join(words)}")
+                table = EpochLines(cfg.epochs, cuda=ev.device.type == "cuda")
+                console.print("\n".join(table.header()))
             elif isinstance(ev, ControlStarted):
                 console.print(f"\ncontrol: the same training without attention -> {ev.checkpoint}")
+                table = EpochLines(ev.epochs, cuda=table.cuda, prefix=CONTROL_PREFIX)
+                console.print("\n".join(table.header()))
             elif isinstance(ev, ControlEpoch):
-                console.print("[no attention] " + epoch_line(ev.event, cfg.epochs))
+                console.print(table.line(ev.event))
             elif isinstance(ev, TrainingEnded):
                 if ev.reason == "stopped":
                     status = stop.exit_code or 130

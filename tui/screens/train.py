@@ -13,8 +13,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, ProgressBar, Static
 
 from engine.config import Config
-from engine.train import BatchDone
+from engine.resources import seconds_left
+from engine.train import BatchDone, EpochDone
 
+from .. import units
 from ..widgets.epoch_table import EpochTable
 from ..widgets.loss_chart import LossChart
 from ..widgets.title_bar import TitleBar
@@ -41,9 +43,16 @@ def config_brief(cfg: Config, facts: str = "") -> str:
     return f"{first}{' · ' + facts if facts else ''}\n{second}"
 
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m}:{s:02d}"
+def machine_brief(ev: EpochDone) -> str:
+    """What the newest epoch cost the machine, for the title bar."""
+    parts = [f"{units.rate(ev.tokens_per_s)} tok/s"] if ev.tokens_per_s else []
+    if ev.rss_mib is not None:
+        parts.append(f"mem {units.mebibytes(ev.rss_mib)}")
+    if ev.gpu_mib is not None:
+        # the peak is in the epoch table; utilisation only where NVML answers
+        gpu = f"gpu {units.mebibytes(ev.gpu_mib)}"
+        parts.append(gpu + (f" {units.percent(ev.gpu_util)} busy" if ev.gpu_util is not None else ""))
+    return " · ".join(parts)
 
 
 def _unless_gone(draw):
@@ -165,10 +174,14 @@ class TrainScreen(Screen):
         self.query_one("#epoch-bar", ProgressBar).update(total=total, progress=done)
         if self.app.progress is None:
             self._draw_progress()  # its still bar follows whether a run is on and has epochs
-        self.query_one(TitleBar).show("training" if app.training else "training (idle)")
+        title = "training" if app.training else "training (idle)"
         text = f"run {done}/{total} epochs"
         if app.training and app.epochs and done < total:
             # a steadier estimate than the bar's own: whole epochs, measured
-            mean = sum(e.seconds for e in app.epochs) / done
-            text += f" ~{_clock(mean * (total - done))} left"
+            left = units.clock(seconds_left([e.seconds for e in app.epochs], total - done))
+            text += f" ~{left} left"
+            title += f" · {left} left"
+        if app.training and app.epochs and (brief := machine_brief(app.epochs[-1])):
+            title += f" · {brief}"
+        self.query_one(TitleBar).show(title)
         self.query_one("#epoch-label", Label).update(text)

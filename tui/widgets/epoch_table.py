@@ -1,4 +1,7 @@
-"""A row per finished epoch; the epoch whose model is on disk as the best carries a star."""
+"""A row per finished epoch; the epoch whose model is on disk as the best carries a star.
+
+Besides the losses and the time: the epoch's throughput and the process's memory, and on
+CUDA the GPU memory at its peak (a column that appears with the first epoch that has it)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,38 @@ from textual.widgets import DataTable
 
 from engine.train import EpochDone
 
-COLUMNS = [("epoch", 5), ("train loss", 10), ("val loss", 8), ("val exact", 9), ("time", 6), ("best", 6)]
+from .. import units
+
+COLUMNS = [
+    ("epoch", 5),
+    ("train loss", 10),
+    ("val loss", 8),
+    ("val exact", 9),
+    ("time", 6),
+    ("tok/s", 5),
+    ("mem", 4),
+    ("best", 6),
+]
+GPU_COLUMN = ("gpu", 4)  # before "best", on CUDA
+
+
+def columns(gpu: bool) -> list[tuple[str, int]]:
+    return [*COLUMNS[:-1], GPU_COLUMN, COLUMNS[-1]] if gpu else list(COLUMNS)
+
+
+def cells(ev: EpochDone, gpu: bool) -> list[Text | str]:
+    row = [
+        Text(str(ev.epoch), justify="right"),
+        Text(f"{ev.train_loss:.4f}", justify="right"),
+        Text(f"{ev.val_loss:.4f}", justify="right"),
+        Text(f"{100 * ev.val_exact_match:.1f}%", justify="right"),
+        Text(f"{ev.seconds:.1f}s", justify="right"),
+        Text(units.rate(ev.tokens_per_s) if ev.tokens_per_s else units.UNKNOWN, justify="right"),
+        Text(units.mebibytes(ev.rss_mib), justify="right"),
+    ]
+    if gpu:
+        row.append(Text(units.mebibytes(ev.gpu_peak_mib), justify="right"))
+    return [*row, ""]
 
 
 class EpochTable(DataTable):
@@ -21,10 +55,14 @@ class EpochTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.best_epoch: int | None = None
+        self.gpu = False  # the GPU column is on show
         self._shown: list[EpochDone] = []
 
     def on_mount(self) -> None:
-        for label, width in COLUMNS:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for label, width in columns(self.gpu):
             self.add_column(Text(label, justify="right"), width=width, key=label)
 
     def reset(self) -> None:
@@ -33,8 +71,16 @@ class EpochTable(DataTable):
         self._shown = []
 
     def show(self, epochs: list[EpochDone]) -> None:
-        """Show these epochs: new rows only, when the rows on show are where the list starts."""
+        """Show these epochs: new rows only, when the rows on show are where the list starts
+        (and the columns stay those that they need)."""
+        gpu = any(ev.gpu_peak_mib is not None for ev in epochs)
         n = len(self._shown)
+        if gpu != self.gpu:
+            self.clear(columns=True)
+            self.gpu = gpu
+            self._add_columns()
+            self.reset()
+            n = 0
         if len(epochs) < n or any(a is not b for a, b in zip(self._shown, epochs)):
             self.reset()
             n = 0
@@ -42,15 +88,7 @@ class EpochTable(DataTable):
             self.add_epoch(ev)
 
     def add_epoch(self, ev: EpochDone) -> None:
-        self.add_row(
-            Text(str(ev.epoch), justify="right"),
-            Text(f"{ev.train_loss:.4f}", justify="right"),
-            Text(f"{ev.val_loss:.4f}", justify="right"),
-            Text(f"{100 * ev.val_exact_match:.1f}%", justify="right"),
-            Text(f"{ev.seconds:.1f}s", justify="right"),
-            "",
-            key=str(ev.epoch),
-        )
+        self.add_row(*cells(ev, self.gpu), key=str(ev.epoch))
         self._shown.append(ev)
         if ev.best:
             # only one model is on disk: move the mark to the epoch that replaced it
