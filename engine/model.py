@@ -421,6 +421,56 @@ class BeamTrace:
     stopped: bool  # the search ends after this step
 
 
+def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | None = None, device=None) -> Decoded:
+    """Beam search, written plainly, over a step function: step(y (n,), parents (n,) or None)
+    -> (log-probabilities (n, V), attention weights (n, S)) for the n live hypotheses, whose
+    last words are y and whose states are the previous call's rows `parents` (None: the first
+    call, from SOS, n = 1).
+
+    Each step ranks the 2k best continuations by summed log-probability: one that ends (EOS,
+    or any at the budget's last step) is set aside as finished, scored by its sum /
+    length**alpha; the first k others live on, so k hypotheses live every step whatever ends;
+    the rest are pruned. The search stops when no live hypothesis can beat the best finished
+    one (log-probabilities only lower a sum s <= 0, so a live one ends at best at
+    s / budget**alpha), when none lives, or at the budget. The answer is the best finished,
+    the first of equals. trace: a list that gets a BeamTrace per step, for engine/stepper.py."""
+    y = torch.full((1,), SOS, dtype=torch.long, device=device)
+    parents = None
+    scores = torch.zeros(1, device=device)
+    seqs, rows = [[]], [[]]  # each live hypothesis's words, weights
+    best = None  # the best finished: (score, words, weights)
+    for t in range(budget):
+        logp, w = step(y, parents)  # (n, V), (n, S)
+        V = logp.size(1)
+        total = (scores[:, None] + logp).view(-1)  # (n * V,)
+        top = torch.topk(total, min(2 * k, total.numel()))
+        keep, candidates = [], []
+        for score, index in zip(top.values.tolist(), top.indices.tolist()):
+            b, word = divmod(index, V)
+            seq, att = seqs[b] + [word], rows[b] + [w[b]]
+            if word == EOS or t + 1 == budget:
+                fate = "finished"
+                if best is None or score / len(seq) ** alpha > best[0]:
+                    best = (score / len(seq) ** alpha, seq, att)
+            elif len(keep) < k:
+                fate = "survives"
+                keep.append((score, b, word, seq, att))
+            else:
+                fate = "pruned"
+            candidates.append((b, word, score, fate))
+        stop = not keep or (best is not None and best[0] >= keep[0][0] / budget**alpha)
+        if trace is not None:
+            trace.append(BeamTrace(seqs, scores.tolist(), w, logp, candidates, best, stop))
+        if stop:
+            break
+        parents = torch.tensor([b for _, b, *_ in keep], device=device)
+        y = torch.tensor([word for _, _, word, *_ in keep], device=device)
+        scores = torch.tensor([score for score, *_ in keep], device=device)
+        seqs, rows = [seq for *_, seq, _ in keep], [att for *_, att in keep]
+    _, seq, att = best
+    return Decoded(torch.tensor([seq], device=device), torch.stack(att)[None], torch.tensor([len(seq)], device=device))
+
+
 class Seq2Seq(nn.Module):
     def __init__(self, vocab_size: int, cfg: Config):
         super().__init__()
@@ -545,57 +595,24 @@ class Seq2Seq(nn.Module):
     def beam_reference(
         self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0, trace: list | None = None
     ) -> Decoded:
-        """beam, written plainly: the live hypotheses of one sentence (src (1, S)) are the batch.
-        Each step ranks the 2k best continuations by summed log-probability: one that ends (EOS,
-        or any at the budget's last step) is set aside as finished, scored by its sum /
-        length**alpha; the first k others live on, so k hypotheses live every step whatever
-        ends; the rest are pruned. The search stops when no live hypothesis can beat the best
-        finished one: log-probabilities only lower a sum s <= 0, so a live one ends at best at
-        s / budget**alpha; or at the budget. The answer is the best finished, the first of equals.
-        trace: a list that gets a BeamTrace per step, for engine/stepper.py."""
+        """beam_search over Decoder.step for one sentence (src (1, S)): its live hypotheses
+        are the batch; the budget is 2n + 5 steps. trace: see beam_search."""
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        budget, V, dev = int(2 * src_len[0] + 5), self.decoder.out.out_features, src.device
         h = list(hidden.unbind(0))  # per layer (n, H), n live hypotheses
-        w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=dev)
-        y = torch.full((1,), SOS, dtype=torch.long, device=dev)
-        scores = torch.zeros(1, device=dev)
-        seqs, rows = [[]], [[]]  # each live hypothesis's words, weights
-        best = None  # the best finished: (score, words, weights)
-        for t in range(budget):
+        w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (n, S)
+
+        def step(y: torch.Tensor, parents: torch.Tensor | None):
+            nonlocal h, w
+            if parents is not None:
+                h, w = [state[parents] for state in h], w[parents]
             n = y.size(0)
             logits, h, w = self.decoder.step(
                 y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1), mask.expand(n, -1), w
             )
-            logp = torch.log_softmax(logits, -1)  # (n, V)
-            total = (scores[:, None] + logp).view(-1)  # (n * V,)
-            top = torch.topk(total, min(2 * k, total.numel()))
-            keep, candidates = [], []
-            for score, index in zip(top.values.tolist(), top.indices.tolist()):
-                b, word = divmod(index, V)
-                seq, att = seqs[b] + [word], rows[b] + [w[b]]
-                if word == EOS or t + 1 == budget:
-                    fate = "finished"
-                    if best is None or score / len(seq) ** alpha > best[0]:
-                        best = (score / len(seq) ** alpha, seq, att)
-                elif len(keep) < k:
-                    fate = "survives"
-                    keep.append((score, b, word, seq, att))
-                else:
-                    fate = "pruned"
-                candidates.append((b, word, score, fate))
-            stop = not keep or (best is not None and best[0] >= keep[0][0] / budget**alpha)
-            if trace is not None:
-                trace.append(BeamTrace(seqs, scores.tolist(), w, logp, candidates, best, stop))
-            if stop:
-                break
-            beams = torch.tensor([b for _, b, *_ in keep], device=dev)
-            h, w = [state[beams] for state in h], w[beams]
-            y = torch.tensor([word for _, _, word, *_ in keep], device=dev)
-            scores = torch.tensor([score for score, *_ in keep], device=dev)
-            seqs, rows = [seq for *_, seq, _ in keep], [att for *_, att in keep]
-        _, seq, att = best
-        return Decoded(torch.tensor([seq], device=dev), torch.stack(att)[None], torch.tensor([len(seq)], device=dev))
+            return torch.log_softmax(logits, -1), w
+
+        return beam_search(step, k, int(2 * src_len[0] + 5), alpha, trace, src.device)
 
     def decoding_weights(self, attend: bool | None = None):
         """The decoder's weights for a decoding call, and twice the location weights (the
