@@ -91,7 +91,6 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-
 @pytest.fixture(scope="session")
 def reversing_checkpoint(tmp_path_factory) -> Path:
     """A small default-shaped model trained until it reverses its test sentences (3-8 words,
@@ -102,6 +101,7 @@ def reversing_checkpoint(tmp_path_factory) -> Path:
     for _ in Trainer(cfg, path).run():
         pass
     return path
+
 
 # What a user might type or paste where a sentence goes, each with the words the tokenizer
 # keeps (engine/data.py: runs of letters or digits); no words is a clear error, and so is

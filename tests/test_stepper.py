@@ -29,7 +29,7 @@ def test_greedy_steps_are_the_probe_answer_and_its_grid_rows(loaded, text):
     assert len(s.steps) == r.steps
     np.testing.assert_allclose(np.stack([step.attention for step in s.steps]), r.attention, atol=1e-5)
     assert s.steps[-1].output == r.output
-    for t, step in enumerate(s.steps):
+    for step in s.steps:
         assert step.output == r.output[: len(step.output)]
         assert len(step.top) == TOP and step.top[0][0] == step.chosen  # greedy takes the likeliest
         probs = [p for _, p in step.top]
