@@ -131,8 +131,8 @@ def _beam(model, vocab, words, src, src_len, n, k) -> Stepping:
         ids, att = record.live[b] + [word], rows[b] + [weights[b]]
         best = None
         if record.best is not None:
-            score, ids, att = record.best
-            best = Hypothesis(said(ids, [a[:n].float().cpu().numpy() for a in att]), score, "finished")
+            score, best_ids, best_att = record.best
+            best = Hypothesis(said(best_ids, [a[:n].float().cpu().numpy() for a in best_att]), score, "finished")
         steps.append(
             Step(
                 attention=weights[b],

@@ -63,6 +63,8 @@ def test_beam_steps_end_in_the_beam_answer(loaded, text, k):
         assert len(step.candidates) == 2 * k
         fates = [h.fate for h in step.candidates]
         assert fates.count("survives") == k or step.stopped
+        lead = step.candidates[0]  # the step is drawn from the best continuation's view
+        assert step.output == [w for w in lead.words if w != "<eos>"] and step.chosen in (lead.words[-1], "<unk>")
         scores = [h.score for h in step.candidates]
         assert scores == sorted(scores, reverse=True)
         for h in step.candidates:  # a continuation is its parent's words and one more
