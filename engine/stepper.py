@@ -29,6 +29,7 @@ class Hypothesis:
     score: float
     fate: str = ""
     parent: int = -1  # the live hypothesis it continues (its row in Step.live)
+    copies: list[bool] = field(default_factory=list)  # which of its words are an <unk>'s copy
 
 
 @dataclass
@@ -116,14 +117,15 @@ def _beam(model, vocab, words, src, src_len, n, k) -> Stepping:
     for record in trace:
         weights = record.weights[:, :n].float().cpu().numpy()  # (live, n + 1)
 
-        def said(ids, att) -> list[str]:
-            return hypothesis_words(ids, att, words, vocab)
+        def said(ids, att, score, fate="", parent=-1) -> Hypothesis:
+            copies = [i == UNK for i in ids]
+            return Hypothesis(hypothesis_words(ids, att, words, vocab), score, fate, parent, copies)
 
-        live = [Hypothesis(said(ids, rows[i]), s) for i, (ids, s) in enumerate(zip(record.live, record.scores))]
+        live = [said(ids, rows[i], s) for i, (ids, s) in enumerate(zip(record.live, record.scores))]
         candidates, next_rows = [], []
         for b, word, score, fate in record.candidates:
             ids, att = record.live[b] + [word], rows[b] + [weights[b]]
-            candidates.append(Hypothesis(said(ids, att), score, fate, b))
+            candidates.append(said(ids, att, score, fate, b))
             if fate == "survives":
                 next_rows.append(att)
         lead = record.candidates[0]  # the best continuation: its parent's view of the step
@@ -132,7 +134,7 @@ def _beam(model, vocab, words, src, src_len, n, k) -> Stepping:
         best = None
         if record.best is not None:
             score, best_ids, best_att = record.best
-            best = Hypothesis(said(best_ids, [a[:n].float().cpu().numpy() for a in best_att]), score, "finished")
+            best = said(best_ids, [a[:n].float().cpu().numpy() for a in best_att], score, "finished")
         steps.append(
             Step(
                 attention=weights[b],

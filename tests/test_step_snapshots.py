@@ -28,6 +28,11 @@ def greedy_stepping() -> Stepping:
     return Stepping(SIXTEEN, steps, out)
 
 
+def H(words: list[str], score: float, fate: str = "", parent: int = -1) -> Hypothesis:
+    """A hypothesis whose unknown words came as <unk> and were copied."""
+    return Hypothesis(words, score, fate, parent, [w in UNKNOWN for w in words])
+
+
 def beam_stepping() -> Stepping:
     """The greedy steps, each with a beam of 3's ranking: the right hypothesis and two
     others survive, a short one finishes, two are pruned."""
@@ -35,28 +40,28 @@ def beam_stepping() -> Stepping:
     best = None
     for t, step in enumerate(s.steps):
         sofar = step.output[:-1] if step.chosen != "<eos>" else step.output
-        live = [Hypothesis(sofar, -0.01 * t), Hypothesis(sofar[:-1] + ["the"], -6.2), Hypothesis(["my"], -8.5)]
+        live = [H(sofar, -0.01 * t), H(sofar[:-1] + ["the"], -6.2), H(["my"], -8.5)]
         if step.chosen == "<eos>":
             candidates = [
-                Hypothesis(sofar + ["<eos>"], -0.01 * t - 0.002, "finished", 0),
-                Hypothesis(live[1].words + ["<eos>"], -6.3, "finished", 1),
-                Hypothesis(sofar + ["the"], -9.1, "survives", 0),
-                Hypothesis(sofar + ["cat"], -9.4, "survives", 0),
-                Hypothesis(live[1].words + ["cat"], -11.0, "survives", 1),
-                Hypothesis(["my", "the"], -12.5, "pruned", 2),
+                H(sofar + ["<eos>"], -0.01 * t - 0.002, "finished", 0),
+                H(live[1].words + ["<eos>"], -6.3, "finished", 1),
+                H(sofar + ["the"], -9.1, "survives", 0),
+                H(sofar + ["cat"], -9.4, "survives", 0),
+                H(live[1].words + ["cat"], -11.0, "survives", 1),
+                H(["my", "the"], -12.5, "pruned", 2),
             ]
-            best = Hypothesis(sofar + ["<eos>"], (-0.01 * t - 0.002) / (t + 1), "finished")
+            best = H(sofar + ["<eos>"], (-0.01 * t - 0.002) / (t + 1), "finished")
         else:
             candidates = [
-                Hypothesis(step.output, -0.01 * t - 0.001, "survives", 0),
-                Hypothesis(live[1].words + [step.output[-1]], -6.25, "survives", 1),
-                Hypothesis(sofar + ["<eos>"], -7.0, "finished", 0),
-                Hypothesis(sofar + ["the"], -7.4, "survives", 0),
-                Hypothesis(["my", "old"], -9.0, "pruned", 2),
-                Hypothesis(["my", "<eos>"], -9.2, "finished", 2),
+                H(step.output, -0.01 * t - 0.001, "survives", 0),
+                H(live[1].words + [step.output[-1]], -6.25, "survives", 1),
+                H(sofar + ["<eos>"], -7.0, "finished", 0),
+                H(sofar + ["the"], -7.4, "survives", 0),
+                H(["my", "old"], -9.0, "pruned", 2),
+                H(["my", "<eos>"], -9.2, "finished", 2),
             ]
             if best is None or -7.0 / (t + 2) > best.score:
-                best = Hypothesis(sofar + ["<eos>"], -7.0 / (t + 2), "finished")
+                best = H(sofar + ["<eos>"], -7.0 / (t + 2), "finished")
         step.live, step.candidates, step.best = live, candidates, best
         step.stopped = step.chosen == "<eos>"
     s.beam = 3

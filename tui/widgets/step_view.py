@@ -156,6 +156,44 @@ def _tail(words: Sequence[str], width: int) -> str:
     return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
 
 
+def hypothesis_text(h: Hypothesis, lead: Hypothesis, width: int, style: str = "") -> Text:
+    """A hypothesis in width characters, the words where it differs from the leading one
+    highlighted and an <unk>'s copy underlined; when it does not fit, the words before its
+    first difference that fit (a "…" for those cut), its middle cut when it still does not,
+    to keep its last word."""
+    words = h.words
+    marks = list(zip(lead.words, lead.copies or [False] * len(lead.words)))
+    copies = h.copies or [False] * len(words)
+    differs = [j >= len(marks) or (w, c) != marks[j] for j, (w, c) in enumerate(zip(words, copies))]
+    first = next((j for j, d in enumerate(differs) if d), len(words))
+    start = max(0, min(first - 1, len(words) - 1))
+    while start > 0 and len(" ".join(words[start - 1 :])) + 1 <= width:  # as much before it as fits
+        start -= 1
+    if len(" ".join(words)) <= width:
+        start = 0
+    shown = list(range(start, len(words)))
+    prefix = "…" if start else ""
+
+    def length(idx: list[int]) -> int:
+        return len(prefix) + sum(len(words[j]) + 1 for j in idx) - 1
+
+    middle_cut = False
+    while length(shown) + (2 if middle_cut else 0) > width and len(shown) > 2:
+        del shown[len(shown) // 2 if len(shown) > 3 else 1]  # keep its first and last words
+        middle_cut = True
+    out = Text(prefix, style="dim")
+    for pos, j in enumerate(shown):
+        if pos and shown[pos - 1] != j - 1:
+            out.append(" …", style="dim")
+        out.append(" " if pos else "")
+        look = "color(214)" if differs[j] else style
+        out.append(words[j], style=f"{look} underline" if copies[j] else look)  # underlined: an <unk>'s copy
+    if not words:
+        out.append("(start)", style="dim")
+    out.truncate(width)
+    return out
+
+
 def hypotheses_table(step: Step, k: int, width: int, height: int) -> Text:
     """The continuations the step ranked, best first, each with its fate and summed
     log-probability; the best finished so far; whether the search ends here."""
@@ -165,10 +203,12 @@ def hypotheses_table(step: Step, k: int, width: int, height: int) -> Text:
     rows = step.candidates
     room = max(1, height - 3)
     cut = len(rows) > room
+    lead = rows[0] if rows else Hypothesis([], 0.0)
     for h in rows[: room - 1 if cut else room]:
         out.append(f"{FATE_MARK[h.fate]} {h.fate:<8} ", style=FATE_STYLE[h.fate])
         out.append(f"{h.score:6.2f} ")
-        out.append(_tail(h.words, words_w) + "\n", style="" if h.fate != "pruned" else "color(244)")
+        out.append(hypothesis_text(h, lead, words_w, "" if h.fate != "pruned" else "color(244)"))
+        out.append("\n")
     if cut:
         out.append(f"… {len(rows) - room + 1} more\n", style="dim")
     out.append(_best_line(step.best, step.stopped, width))
