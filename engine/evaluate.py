@@ -62,6 +62,13 @@ class EvalResult:
         return cls([r for p in parts for r in p.results], sum(p.seconds for p in parts), dict(sorted(counts.items())))
 
 
+def copied_word(weights: np.ndarray, source: Sequence[str], vocab: Vocab) -> str:
+    """The word an emitted <unk> stands for: the source word the step's attention weights
+    (n + 1,) weighted most, or <unk> when that is the EOS position."""
+    p = int(weights.argmax())
+    return source[p] if p < len(source) else vocab.itos[UNK]
+
+
 @torch.no_grad()
 def output_words(
     ids: Sequence[int], attention: np.ndarray, source: Sequence[str], vocab: Vocab, replace_unk: bool = True
@@ -76,8 +83,7 @@ def output_words(
         if i in (PAD, SOS):
             continue
         if i == UNK and replace_unk:
-            p = int(attention[t].argmax())
-            words.append(source[p] if p < len(source) else vocab.itos[UNK])
+            words.append(copied_word(attention[t], source, vocab))
         else:
             words.append(vocab.itos[i])
     return words

@@ -407,6 +407,70 @@ class Decoded:
     length: torch.Tensor  # (B,) steps up to and including EOS (T if EOS never came)
 
 
+@dataclass
+class BeamTrace:
+    """One step of beam_reference, as engine/stepper.py shows it."""
+
+    live: list[list[int]]  # the hypotheses entering the step: their words
+    scores: list[float]  # and their summed log-probabilities
+    weights: torch.Tensor  # (n, S) each one's attention at this step
+    logp: torch.Tensor  # (n, V) each one's next-word log-probabilities
+    candidates: list[tuple[int, int, float, str]]  # the 2k best continuations: (hypothesis, word, sum, fate)
+    best: tuple[float, list[int], list[torch.Tensor]] | None  # the best finished so far: (sum / length**alpha,
+    # words, their weights (S,) per step)
+    stopped: bool  # the search ends after this step
+
+
+def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | None = None, device=None) -> Decoded:
+    """Beam search, written plainly, over a step function: step(y (n,), parents (n,) or None)
+    -> (log-probabilities (n, V), attention weights (n, S)) for the n live hypotheses, whose
+    last words are y and whose states are the previous call's rows `parents` (None: the first
+    call, from SOS, n = 1).
+
+    Each step ranks the 2k best continuations by summed log-probability: one that ends (EOS,
+    or any at the budget's last step) is set aside as finished, scored by its sum /
+    length**alpha; the first k others live on, so k hypotheses live every step whatever ends;
+    the rest are pruned. The search stops when no live hypothesis can beat the best finished
+    one (log-probabilities only lower a sum s <= 0, so a live one ends at best at
+    s / budget**alpha), when none lives, or at the budget. The answer is the best finished,
+    the first of equals. trace: a list that gets a BeamTrace per step, for engine/stepper.py."""
+    y = torch.full((1,), SOS, dtype=torch.long, device=device)
+    parents = None
+    scores = torch.zeros(1, device=device)
+    seqs, rows = [[]], [[]]  # each live hypothesis's words, weights
+    best = None  # the best finished: (score, words, weights)
+    for t in range(budget):
+        logp, w = step(y, parents)  # (n, V), (n, S)
+        V = logp.size(1)
+        total = (scores[:, None] + logp).view(-1)  # (n * V,)
+        top = torch.topk(total, min(2 * k, total.numel()))
+        keep, candidates = [], []
+        for score, index in zip(top.values.tolist(), top.indices.tolist()):
+            b, word = divmod(index, V)
+            seq, att = seqs[b] + [word], rows[b] + [w[b]]
+            if word == EOS or t + 1 == budget:
+                fate = "finished"
+                if best is None or score / len(seq) ** alpha > best[0]:
+                    best = (score / len(seq) ** alpha, seq, att)
+            elif len(keep) < k:
+                fate = "survives"
+                keep.append((score, b, word, seq, att))
+            else:
+                fate = "pruned"
+            candidates.append((b, word, score, fate))
+        stop = not keep or (best is not None and best[0] >= keep[0][0] / budget**alpha)
+        if trace is not None:
+            trace.append(BeamTrace(seqs, scores.tolist(), w, logp, candidates, best, stop))
+        if stop:
+            break
+        parents = torch.tensor([b for _, b, *_ in keep], device=device)
+        y = torch.tensor([word for _, _, word, *_ in keep], device=device)
+        scores = torch.tensor([score for score, *_ in keep], device=device)
+        seqs, rows = [seq for *_, seq, _ in keep], [att for *_, att in keep]
+    _, seq, att = best
+    return Decoded(torch.tensor([seq], device=device), torch.stack(att)[None], torch.tensor([len(seq)], device=device))
+
+
 class Seq2Seq(nn.Module):
     def __init__(self, vocab_size: int, cfg: Config):
         super().__init__()
@@ -492,10 +556,16 @@ class Seq2Seq(nn.Module):
 
     @torch.inference_mode()
     def greedy_reference(
-        self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None, attend: bool | None = None
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        max_steps: int | None = None,
+        attend: bool | None = None,
+        trace: list | None = None,
     ) -> Decoded:
         """greedy, one Decoder.step at a time: each sentence takes its argmax word until EOS
-        or its budget of 2n + 5 steps (capped at max_steps); PAD after that."""
+        or its budget of 2n + 5 steps (capped at max_steps); PAD after that. trace: a list that
+        gets each step's (logits (B, V), weights (B, S)), for engine/stepper.py."""
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
@@ -509,6 +579,8 @@ class Seq2Seq(nn.Module):
         tokens, attention = [], []
         for t in range(int(budget.max())):
             logits, h, w = self.decoder.step(y, h, enc_out, keys, mask, w, uniform=attend is False)
+            if trace is not None:
+                trace.append((logits, w))
             y = logits.argmax(-1).masked_fill(done, PAD)  # (B,)
             newly = (y == EOS) & ~done
             length = torch.where(newly, t + 1, length)
@@ -520,44 +592,27 @@ class Seq2Seq(nn.Module):
         return Decoded(torch.stack(tokens, 1), torch.stack(attention, 1), length)
 
     @torch.inference_mode()
-    def beam_reference(self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0) -> Decoded:
-        """beam, written plainly: the live hypotheses of one sentence (src (1, S)) are the batch;
-        each step keeps the k best continuations by summed log-probability; a hypothesis ends
-        at EOS or at the budget's last step, scored by its sum / length**alpha; the search
-        stops when k have ended or none lives, and the best ended one is the answer."""
+    def beam_reference(
+        self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0, trace: list | None = None
+    ) -> Decoded:
+        """beam_search over Decoder.step for one sentence (src (1, S)): its live hypotheses
+        are the batch; the budget is 2n + 5 steps. trace: see beam_search."""
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        budget, V, dev = int(2 * src_len[0] + 5), self.decoder.out.out_features, src.device
         h = list(hidden.unbind(0))  # per layer (n, H), n live hypotheses
-        w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=dev)
-        y = torch.full((1,), SOS, dtype=torch.long, device=dev)
-        scores = torch.zeros(1, device=dev)
-        seqs, rows = [[]], [[]]  # each live hypothesis's words, weights
-        finished = []  # (score, words, weights)
-        for t in range(budget):
+        w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (n, S)
+
+        def step(y: torch.Tensor, parents: torch.Tensor | None):
+            nonlocal h, w
+            if parents is not None:
+                h, w = [state[parents] for state in h], w[parents]
             n = y.size(0)
             logits, h, w = self.decoder.step(
                 y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1), mask.expand(n, -1), w
             )
-            total = (scores[:, None] + torch.log_softmax(logits, -1)).view(-1)  # (n * V,)
-            top = torch.topk(total, min(k, total.numel()))
-            keep = []
-            for score, index in zip(top.values.tolist(), top.indices.tolist()):
-                b, word = divmod(index, V)
-                seq, att = seqs[b] + [word], rows[b] + [w[b]]
-                if word == EOS or t + 1 == budget:
-                    finished.append((score / len(seq) ** alpha, seq, att))
-                else:
-                    keep.append((score, b, word, seq, att))
-            if len(finished) >= k or not keep:
-                break
-            beams = torch.tensor([b for _, b, *_ in keep], device=dev)
-            h, w = [state[beams] for state in h], w[beams]
-            y = torch.tensor([word for _, _, word, *_ in keep], device=dev)
-            scores = torch.tensor([score for score, *_ in keep], device=dev)
-            seqs, rows = [seq for *_, seq, _ in keep], [att for *_, att in keep]
-        _, seq, att = max(finished, key=lambda f: f[0])
-        return Decoded(torch.tensor([seq], device=dev), torch.stack(att)[None], torch.tensor([len(seq)], device=dev))
+            return torch.log_softmax(logits, -1), w
+
+        return beam_search(step, k, int(2 * src_len[0] + 5), alpha, trace, src.device)
 
     def decoding_weights(self, attend: bool | None = None):
         """The decoder's weights for a decoding call, and twice the location weights (the
@@ -627,12 +682,13 @@ class Seq2Seq(nn.Module):
         log-probability divided by length**alpha, so short ones do not win just for being short.
         Returns the best hypothesis, in greedy()'s format.
 
-        Each step the k best continuations of the live hypotheses are taken; those that end
-        (EOS, or the last step of the budget 2n + 5) are finished, the others live on. The
-        search stops once k have finished or none lives. Everything stays on the device, at a
-        fixed width of k rows (a dead row scores -inf): the host reads "stopped" every step on
-        a CPU (free) and every CHECK_EVERY steps elsewhere (the steps after a stop record
-        nothing), and the answer's length once at the end."""
+        beam_reference's search: each step ranks the 2k best continuations; those that end (EOS,
+        or any at the budget's last step, 2n + 5) are set aside, only the best of them kept; the
+        first k others live on. It stops once the best finished scores at least the best live
+        sum over budget**alpha (what a live one could still reach) or none lives. Everything stays
+        on the device, at a fixed width of k rows (a dead row scores -inf): the host reads
+        "stopped" every step on a CPU (free) and every CHECK_EVERY steps elsewhere (the steps
+        after a stop change nothing), and the answer's length once at the end."""
         if self.impl == "reference":
             return self.beam_reference(src, src_len, k, alpha)
         dec = self.decoder
@@ -647,46 +703,48 @@ class Seq2Seq(nn.Module):
         out = StepOut.empty(K_, E_, self.layers, dec.hidden_dim)  # reused: the states are reindexed copies
         hidden = [h.expand(k, -1).contiguous() for h in hidden.unbind(0)]  # per layer (k, H)
         y = torch.full((k,), SOS, dtype=torch.long, device=dev)
-        rank = torch.arange(k, device=dev)
-        scores = torch.zeros(k, device=dev).masked_fill_(rank > 0, float("-inf"))  # one live row at first
+        rank = torch.arange(2 * k, device=dev)
+        scores = torch.zeros(k, device=dev).masked_fill_(rank[:k] > 0, float("-inf"))  # one live row at first
         seqs = torch.zeros(k, budget, dtype=torch.long, device=dev)  # the live hypotheses' words
         rows = keys.new_zeros(k, budget, S)  # and their attention
-        # finished hypotheses, in the order they finished: fewer than k before the last step
-        # that records, at most k in it; slot `cap` takes the writes of those that do not end
-        cap = 2 * k
-        fin_score = torch.full((cap + 1,), float("-inf"), dtype=torch.float64, device=dev)
-        fin_seq = seqs.new_zeros(cap + 1, budget)
-        fin_rows = rows.new_zeros(cap + 1, budget, S)
-        fin_len = torch.zeros(cap + 1, dtype=torch.long, device=dev)
-        n_fin = torch.zeros((), dtype=torch.long, device=dev)
+        best_score = torch.full((), float("-inf"), dtype=torch.float64, device=dev)  # the best finished
+        best_seq, best_rows = seqs[:1].clone(), rows[:1].clone()
+        best_len = torch.zeros(1, dtype=torch.long, device=dev)
         stopped = torch.zeros((), dtype=torch.bool, device=dev)
         w = None  # the previous step's weights, per row
         for t in range(budget):
             dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
             logp = torch.log_softmax(dec.logits(out.h[-1], out.c), -1)  # (k, V)
-            top = torch.topk((scores[:, None] + logp).view(-1), k)
+            top = torch.topk((scores[:, None] + logp).view(-1), 2 * k)  # (2k,) best first
             beams, words = top.indices // V, top.indices % V
             valid = top.values > float("-inf")
-            ends = valid & ~stopped & ((words == EOS) if t + 1 < budget else True)
-            seqs = seqs[beams]
-            seqs[:, t] = words
-            w = out.w[beams]
-            rows = rows[beams]
-            rows[:, t] = w
-            slot = torch.where(ends, n_fin + ends.long().cumsum(0) - 1, cap)
-            fin_score.index_copy_(0, slot, top.values.double() / (t + 1) ** alpha)
-            fin_seq.index_copy_(0, slot, seqs)
-            fin_rows.index_copy_(0, slot, rows)
-            fin_len.index_fill_(0, slot, t + 1)
-            n_fin = n_fin + ends.sum()
-            live = valid & ~ends
-            stopped = stopped | (n_fin >= k) | ~live.any()
+            ends = valid & ((words == EOS) if t + 1 < budget else True)
+            goes = valid & ~ends
+            live = goes & (goes.long().cumsum(0) <= k)  # the first k that go on
+            # the best that ends here replaces the best finished if it beats it (first of equals)
+            fin = torch.where(ends, top.values.double() / (t + 1) ** alpha, float("-inf"))
+            fin_best, j = fin.max(0)
+            better = (fin_best > best_score) & ~stopped
+            bj, j = beams.index_select(0, j.view(1)), j.view(1)  # index_select: a tensor index would be read
+            seq, att = seqs.index_select(0, bj), rows.index_select(0, bj)  # (1, budget), (1, budget, S)
+            seq[:, t], att[:, t] = words.index_select(0, j), out.w.index_select(0, bj)
+            best_seq, best_rows = torch.where(better, seq, best_seq), torch.where(better, att, best_rows)
+            best_len = torch.where(better, t + 1, best_len)
+            best_score = torch.where(better, fin_best, best_score)
+            # the live ones into the k rows, in rank order; the rest of the rows dead
+            order = torch.where(live, rank, rank + 2 * k).argsort()[:k]
+            kept = live[order]
+            parents = beams[order]
+            scores = top.values[order].masked_fill(~kept, float("-inf"))
+            stopped = stopped | ~kept.any() | (best_score >= scores.max().double() / budget**alpha)
             if (on_cpu or (t + 1) % self.CHECK_EVERY == 0) and bool(stopped):
                 break
-            hidden = [h[beams] for h in out.h]
-            y = words
-            scores = top.values.masked_fill(~live, float("-inf"))
-        best = fin_score[:cap].argmax().view(1)  # the first of equals, as max() over them in order
-        length = fin_len.index_select(0, best)  # (1,); index_select: a tensor index would be read
-        n = int(length)  # the one read of the answer
-        return Decoded(fin_seq.index_select(0, best)[:, :n], fin_rows.index_select(0, best)[:, :n], length)
+            seqs = seqs[parents]
+            seqs[:, t] = words[order]
+            w = out.w[parents]
+            rows = rows[parents]
+            rows[:, t] = w
+            hidden = [h[parents] for h in out.h]
+            y = words[order]
+        n = int(best_len)  # the one read of the answer
+        return Decoded(best_seq[:, :n], best_rows[:, :n], best_len)

@@ -91,6 +91,18 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def reversing_checkpoint(tmp_path_factory) -> Path:
+    """A small default-shaped model trained until it reverses its test sentences (3-8 words,
+    unknown words copied through <unk>): for the tests that need right answers to compare."""
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp("ckpt") / "reversing.pt"
+    cfg = Config(train_size=2000, val_size=100, test_size=100, min_len=3, max_len=8, epochs=6, device="cpu")
+    for _ in Trainer(cfg, path).run():
+        pass
+    return path
+
+
 # What a user might type or paste where a sentence goes, each with the words the tokenizer
 # keeps (engine/data.py: runs of letters or digits); no words is a clear error, and so is
 # more than engine.evaluate.MAX_PROBE_WORDS. The engine, CLI and app tests all probe these.

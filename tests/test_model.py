@@ -196,18 +196,16 @@ def test_the_uniform_ablation_is_a_zero_v():
     assert not torch.equal(model.greedy(b.src, b.src_len).attention[:, :1], out.attention[:, :1])
 
 
-def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_checkpoint):
+def test_beams_score_no_worse_than_greedy_by_their_measure(trained_checkpoint):
+    """A beam of one follows greedy's path while its word is not EOS and sets greedy's answer
+    aside when it is, so its answer scores (summed log-probability / length) no worse;
+    a wider beam, in these sentences, no worse again."""
     from engine.checkpoint import load_model
 
     loaded = load_model(trained_checkpoint)
     model, vocab = loaded.model, loaded.vocab
     for words in ["the cat sat".split(), "big red car on the mat".split(), "dog".split() * 4]:
         ds = PairDataset([words], vocab)
-        g = model.greedy(ds.src, ds.src_len)
-        b1 = model.beam(ds.src, ds.src_len, 1)
-        n = int(g.length[0])
-        assert b1.tokens[0].tolist() == g.tokens[0, :n].tolist()
-        torch.testing.assert_close(b1.attention[0], g.attention[0, :n])
 
         def norm_logprob(tokens, ds=ds):
             tgt = tokens[None]
@@ -216,6 +214,92 @@ def test_beam_of_one_equals_greedy_and_wider_beams_score_no_worse(trained_checkp
                 logits, _ = model(ds.src, ds.src_len, tgt_in, [True] * tgt.size(1))
             return float(torch.log_softmax(logits, -1).gather(2, tgt[..., None]).sum()) / tgt.size(1)
 
-        b4 = model.beam(ds.src, ds.src_len, 4)
-        if b4.tokens[0, -1] == EOS and b1.tokens[0, -1] == EOS:
-            assert norm_logprob(b4.tokens[0]) >= norm_logprob(b1.tokens[0]) - 1e-5
+        g = model.greedy(ds.src, ds.src_len)
+        b1, b4 = model.beam(ds.src, ds.src_len, 1), model.beam(ds.src, ds.src_len, 4)
+        assert norm_logprob(b1.tokens[0]) >= norm_logprob(g.tokens[0, : int(g.length[0])]) - 1e-5
+        assert norm_logprob(b4.tokens[0]) >= norm_logprob(b1.tokens[0]) - 1e-5
+
+
+# A hand-made next-word table for beam_search: ids 3..6 are A B C D. From SOS, A (.55) or B
+# (.45); after B the sentence ends (.99); after A it ends (.52) or goes on A B C D, each word
+# near certain, to the best sentence by length-normalised score: -1.34 / 5 against B's -0.81 / 2.
+A, B, C, D = 3, 4, 5, 6
+TABLE = {
+    (): {A: 0.55, B: 0.45},
+    (B,): {EOS: 0.99, A: 0.01},
+    (A,): {EOS: 0.52, B: 0.48},
+    (A, B): {C: 0.999},
+    (A, B, C): {D: 0.999},
+}
+
+
+def table_step():
+    """beam_search's step function over TABLE (anything else ends at once); it keeps each
+    row's prefix as its state, reindexed by the parents it is given."""
+    prefixes: list[tuple[int, ...]] = [()]
+
+    def step(y, parents):
+        nonlocal prefixes
+        if parents is not None:
+            prefixes = [prefixes[p] + (int(w),) for p, w in zip(parents.tolist(), y.tolist())]
+        p = torch.full((len(prefixes), 7), 1e-6)
+        for row, prefix in enumerate(prefixes):
+            for word, q in TABLE.get(prefix, {EOS: 0.999}).items():
+                p[row, word] = q
+        return torch.log(p / p.sum(1, keepdim=True)), torch.ones(len(prefixes), 1)
+
+    return step
+
+
+def test_beam_search_a_short_finished_hypothesis_does_not_block_the_longer_right_one():
+    """At step 2 the two best continuations both end ("B <eos>", "A <eos>"): a search that
+    gave finished hypotheses beam slots and stopped once k had finished answered "B". The
+    search keeps k live hypotheses ("A B" among them) and finds A B C D."""
+    from engine.model import beam_search
+
+    trace = []
+    out = beam_search(table_step(), 2, 12, trace=trace)
+    assert out.tokens[0].tolist() == [A, B, C, D, EOS]
+    second = trace[1].candidates
+    assert [(b, w, fate) for b, w, _, fate in second[:2]] == [(1, EOS, "finished"), (0, EOS, "finished")]
+    assert [fate for *_, fate in second].count("survives") == 2  # k live despite two ending
+    assert trace[-1].stopped and len(trace) == 5  # stopped once nothing live could beat A B C D
+
+
+def test_beam_search_stops_when_no_live_hypothesis_can_beat_the_best_finished():
+    from engine.model import beam_search
+
+    trace = []
+    beam_search(table_step(), 2, 40, trace=trace)
+    for record in trace[:-1]:  # every step before the last had a live one that might still win
+        assert (
+            record.best is None or record.best[0] < max(s for _, _, s, f in record.candidates if f == "survives") / 40
+        )
+    assert len(trace) < 40
+
+
+def test_beam_keeps_k_live_hypotheses_while_finished_ones_wait_aside(trained_checkpoint):
+    from engine.checkpoint import load_model
+
+    loaded = load_model(trained_checkpoint)
+    ds = PairDataset(["the cat sat on the mat".split()], loaded.vocab)
+    trace = []
+    loaded.model.beam_reference(ds.src, ds.src_len, 3, trace=trace)
+    assert [len(r.live) for r in trace[1:]] == [3] * (len(trace) - 1)
+
+
+def test_wider_beams_keep_what_greedy_gets_right(reversing_checkpoint):
+    """On sentences the greedy decoder reverses, a beam of 2-4 (whose search can only add
+    hypotheses greedy never looked at) answers the same reversal."""
+    from engine.checkpoint import load_model
+    from engine.data import splits_for
+    from engine.evaluate import evaluate
+
+    loaded = load_model(reversing_checkpoint)
+    model, vocab = loaded.model, loaded.vocab
+    sentences = splits_for(loaded.config)[0].test[:40]
+    greedy = evaluate(model, vocab, sentences, torch.device("cpu"))
+    right = [r.source for r in greedy.results if r.match]
+    assert len(right) >= 30  # the fixture's model reverses most of them
+    for k in (2, 3, 4):
+        assert evaluate(model, vocab, right, torch.device("cpu"), beam=k).exact_match == 1.0, k

@@ -508,6 +508,11 @@ class ReverseApp(App):
             self.notify(describe(event.worker.error), title="Error", severity="error", timeout=12)
 
     # -- the model for probing ---------------------------------------------------------------
+    def beam_width(self, loaded: Loaded) -> int:
+        """The probe's and step-through's beam: the command line's --beam when above 1 (a
+        checkpoint opened with --beam 3 probes with a beam of 3), else the model's own."""
+        return self.cfg.beam if self.cfg.beam > 1 else loaded.config.beam
+
     def probe_model(self) -> Loaded | None:
         """The checkpoint on disk, reloaded when it changed (during training: the best so far).
         None when there is none yet; CheckpointError when it cannot be read."""

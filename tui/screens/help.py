@@ -15,6 +15,7 @@ from .compare import CompareScreen
 from .probe import ProbeScreen, SentenceInput
 from .results import ResultsScreen
 from .runs import RunsScreen
+from .step import StepScreen
 from .timeline import TimelineScreen
 from .train import TrainScreen
 
@@ -55,6 +56,7 @@ class HelpScreen(ModalScreen[None]):
             ("Timeline (w)", TimelineScreen.BINDINGS),
             ("Results", ResultsScreen.BINDINGS),
             ("Probe", SentenceInput.BINDINGS + ProbeScreen.BINDINGS),
+            ("Step through (f3)", StepScreen.BINDINGS),
             ("Runs (f2)", RunsTable.BINDINGS + RunsScreen.BINDINGS),
             ("Compare (c)", CompareScreen.BINDINGS),
         ]

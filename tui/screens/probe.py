@@ -21,10 +21,12 @@ from textual.widgets import Footer, Input, Label, OptionList, Static
 from engine.checkpoint import CheckpointError
 from engine.evaluate import SentenceResult, probe, probe_notes
 from engine.plots import attention_heatmap
+from engine.stepper import step_through
 
 from ..messages import HeatmapSaved
 from ..widgets.attention_grid import AttentionGrid, legend
 from ..widgets.title_bar import TitleBar
+from .step import StepScreen
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 
@@ -65,6 +67,12 @@ class ProbeScreen(Screen):
             "Save PNG",
             tooltip="save the attention heatmap of the sentence on screen "
             "as probe-N.png in the run's folder (a new file each time)",
+        ),
+        Binding(
+            "f3",
+            "step",
+            "Step",
+            tooltip="step through the decoding of the sentence on screen, one output word at a time",
         ),
         Binding("ctrl+t", "app.show('train')", "Train", tooltip="the training screen"),
         Binding("ctrl+r", "app.show('results')", "Results", tooltip="the results screen"),
@@ -145,7 +153,7 @@ class ProbeScreen(Screen):
             )
         self.describe_model()
         try:  # the engine's rules for typed input: ValueError with a sentence for the user
-            r = probe(loaded.model, loaded.vocab, text, app.device, beam=loaded.config.beam)
+            r = probe(loaded.model, loaded.vocab, text, app.device, beam=app.beam_width(loaded))
         except ValueError as e:
             return self.show_error(f"Cannot probe that: {e}.")
         except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
@@ -201,6 +209,27 @@ class ProbeScreen(Screen):
             self.notify("Probe a sentence first; ctrl+s saves its attention heatmap.", severity="warning")
             return
         self.save_heatmap(self.result, self.app.out)
+
+    def action_step(self) -> None:
+        """The decoding of the sentence on screen, step by step, on the UI thread as the
+        probe: the reference decoder's steps, a few milliseconds more than the probe."""
+        if self.result is None:
+            self.notify("Probe a sentence first; F3 steps through its decoding.", severity="warning")
+            return
+        try:
+            loaded = self.app.probe_model()
+            if loaded is None:
+                return
+            beam = self.app.beam_width(loaded)
+            stepping = step_through(loaded.model, loaded.vocab, " ".join(self.result.source), self.app.device, beam)
+        except (CheckpointError, ValueError) as e:
+            self.notify(str(e), title="Step", severity="error")
+            return
+        except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
+            self.notify(f"{type(e).__name__}: {e}", title="Step", severity="error")
+            return
+        mode = "greedy" if beam == 1 else f"beam {beam}"
+        self.app.push_screen(StepScreen(stepping, f"step through ({mode}): {' '.join(self.result.source)}"))
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def save_heatmap(self, r: SentenceResult, folder) -> None:

@@ -1,0 +1,282 @@
+"""One step of a decoding (engine/stepper.py) drawn for the terminal: the step's attention
+over the input as a row of bars (height and shade the weight, with its number below), the
+output so far with this step's word highlighted, the five likeliest next words with bars,
+the input word an <unk> copies and, with a beam, the continuations the step ranked and what
+became of each (survives, pruned, finished).
+
+Every colour is an xterm-256 palette index (attention_grid.PALETTE), so a 256-colour
+terminal over plain ssh shows exactly these. A bar row too wide for the screen shows the
+words around where the step looks, with "← N more" / "→ N more" counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from engine.stepper import Hypothesis, Step, Stepping
+
+from .attention_grid import PALETTE, weight_text
+
+BAR_ROWS = 3  # lines of a bar: 8 eighths each, so 24 heights
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+HBAR = " ▏▎▍▌▋▊▉█"  # horizontal eighths, for probabilities
+FATE_STYLE = {"survives": "bold color(77)", "pruned": "color(244)", "finished": "bold color(226)"}
+FATE_MARK = {"survives": "✓", "pruned": "✗", "finished": "■"}
+NO_WORD = ("<eos>", "<sos>", "<pad>")  # emitted, but no word of the output (engine.evaluate.output_words)
+MORE = 11  # room kept for a "← 12 more" count at either end of a cut bar row
+
+
+def colour(weight: float) -> str:
+    return f"color({PALETTE[min(9, max(0, int(weight * 10)))][0]})"
+
+
+def cell_widths(tokens: Sequence[str], width: int) -> list[int]:
+    """A column per token: its word and a space, 4-9 characters; 4-6 when that does not fit."""
+    natural = [min(9, max(4, len(t) + 1)) for t in tokens]
+    if sum(natural) <= width:
+        return natural
+    return [min(6, max(4, len(t) + 1)) for t in tokens]
+
+
+def window(widths: Sequence[int], focus: int, width: int) -> tuple[int, int]:
+    """[start, stop) of the tokens shown: all when they fit, else as many as fit around focus."""
+    if sum(widths) <= width:
+        return 0, len(widths)
+    room = width - 2 * MORE
+    start = stop = focus
+    used = 0
+    while True:  # grow to the right, then the left, one token at a time
+        grew = False
+        for side in (1, -1):
+            j = stop if side == 1 else start - 1
+            if 0 <= j < len(widths) and used + widths[j] <= room:
+                used += widths[j]
+                start, stop = (start, stop + 1) if side == 1 else (start - 1, stop)
+                grew = True
+        if not grew:
+            return start, max(stop, start + 1)
+
+
+def _clip(word: str, width: int) -> str:
+    return word if len(word) <= width else word[: max(1, width - 1)] + "…"
+
+
+def bar_row(attention: np.ndarray, tokens: Sequence[str], width: int, copied: int | None = None) -> Text:
+    """The step's weights (n + 1,) over tokens: BAR_ROWS lines of bars, a line of weights,
+    a line of words (the copied one, for an <unk>, underlined)."""
+    widths = cell_widths(tokens, width)
+    focus = int(np.argmax(attention))
+    start, stop = window(widths, focus, width)
+    cut = (start, stop) != (0, len(tokens))
+    left = f"← {start} more".ljust(MORE) if cut and start else " " * (MORE if cut else 0)
+    right = f" → {len(tokens) - stop} more" if stop < len(tokens) else ""
+    out = Text(no_wrap=True, overflow="crop")
+    levels = [round(float(w) * 8 * BAR_ROWS) for w in attention]
+    for line in range(BAR_ROWS):
+        out.append(left if line == BAR_ROWS - 1 else " " * len(left), style="dim")
+        for j in range(start, stop):
+            filled = min(8, max(0, levels[j] - 8 * (BAR_ROWS - 1 - line)))
+            out.append(EIGHTHS[filled] * (widths[j] - 1), style=colour(float(attention[j])))
+            out.append(" ")
+        if line == BAR_ROWS - 1:
+            out.append(right, style="dim")
+        out.append("\n")
+    out.append(" " * len(left))
+    for j in range(start, stop):
+        w = float(attention[j])
+        out.append(weight_text(w).ljust(widths[j]), style="bold" if j == focus else "color(244)")
+    out.append("\n" + " " * len(left))
+    for j in range(start, stop):
+        style = "bold underline" if j == copied else ("bold" if j == focus else "")
+        out.append(_clip(tokens[j], widths[j] - 1), style=style)
+        out.append(" " * (widths[j] - len(_clip(tokens[j], widths[j] - 1))))
+    return out
+
+
+def output_line(step: Step, final: bool, answer: Sequence[str]) -> Text:
+    """The output so far, this step's word highlighted (<eos>: the decoding ends here)."""
+    out = Text()
+    out.append("Output:  ", style="bold")
+    adds = step.chosen not in NO_WORD and step.output  # the step's word joined the output
+    before = step.output[:-1] if adds else step.output
+    if before:
+        out.append(" ".join(before) + " ")
+    shown = step.output[-1] if adds else step.chosen
+    out.append(f" {shown} ", style="bold reverse")
+    if final and answer != step.output:
+        out.append("\nAnswer:  ", style="bold")
+        out.append(" ".join(answer) or "(nothing)")
+    return out
+
+
+def chosen_line(step: Step, stepping: Stepping) -> Text:
+    out = Text()
+    p = dict(step.top).get(step.chosen)
+    out.append("Chosen:  ", style="bold")
+    out.append(step.chosen, style="bold")
+    if p is not None:
+        out.append(f"  p = {p:.3f}")
+    if step.copied is not None:
+        j = stepping.source.index(step.copied) if step.copied in stepping.source else None
+        where = f" (input word {j + 1}, weight {weight_text(float(step.attention[j]))})" if j is not None else ""
+        out.append(f"   <unk> copies “{step.copied}”{where}", style="bold color(214)")
+    elif step.chosen == "<unk>":
+        out.append("   <unk> at <eos>: nothing to copy", style="color(214)")
+    if step.chosen == "<eos>":
+        out.append("   the decoding ends here", style="dim")
+    return out
+
+
+def top_table(step: Step, width: int) -> Text:
+    """The five likeliest next words: word, probability, a bar; the chosen one marked."""
+    word_w = min(14, max(len(w) for w, _ in step.top))
+    bar_w = max(4, min(20, width - word_w - 12))
+    out = Text(no_wrap=True, overflow="crop")
+    out.append("Next word     p\n", style="bold")
+    for word, p in step.top:
+        mark = "▶" if word == step.chosen else " "
+        out.append(f"{mark} {_clip(word, word_w):<{word_w}} ", style="bold" if mark != " " else "")
+        out.append(f"{p:5.3f} ")
+        eighths = round(p * bar_w * 8)
+        out.append("█" * (eighths // 8) + (HBAR[eighths % 8] if eighths % 8 else ""), style=colour(p))
+        out.append("\n")
+    out.rstrip()
+    return out
+
+
+def _tail(words: Sequence[str], width: int) -> str:
+    """The last words that fit: a hypothesis differs from its neighbours at its end."""
+    text = " ".join(words) or "(start)"
+    return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
+
+
+def hypothesis_text(h: Hypothesis, lead: Hypothesis, width: int, style: str = "") -> Text:
+    """A hypothesis in width characters, the words where it differs from the leading one
+    highlighted and an <unk>'s copy underlined; when it does not fit, the words before its
+    first difference that fit (a "…" for those cut), its middle cut when it still does not,
+    to keep its last word."""
+    words = h.words
+    marks = list(zip(lead.words, lead.copies or [False] * len(lead.words)))
+    copies = h.copies or [False] * len(words)
+    differs = [j >= len(marks) or (w, c) != marks[j] for j, (w, c) in enumerate(zip(words, copies))]
+    first = next((j for j, d in enumerate(differs) if d), len(words))
+    start = max(0, min(first - 1, len(words) - 1))
+    while start > 0 and len(" ".join(words[start - 1 :])) + 1 <= width:  # as much before it as fits
+        start -= 1
+    if len(" ".join(words)) <= width:
+        start = 0
+    shown = list(range(start, len(words)))
+    prefix = "…" if start else ""
+
+    def length(idx: list[int]) -> int:
+        return len(prefix) + sum(len(words[j]) + 1 for j in idx) - 1
+
+    middle_cut = False
+    while length(shown) + (2 if middle_cut else 0) > width and len(shown) > 2:
+        del shown[len(shown) // 2 if len(shown) > 3 else 1]  # keep its first and last words
+        middle_cut = True
+    out = Text(prefix, style="dim")
+    for pos, j in enumerate(shown):
+        if pos and shown[pos - 1] != j - 1:
+            out.append(" …", style="dim")
+        out.append(" " if pos else "")
+        look = "color(214)" if differs[j] else style
+        out.append(words[j], style=f"{look} underline" if copies[j] else look)  # underlined: an <unk>'s copy
+    if not words:
+        out.append("(start)", style="dim")
+    out.truncate(width)
+    return out
+
+
+def hypotheses_table(step: Step, k: int, width: int, height: int) -> Text:
+    """The continuations the step ranked, best first, each with its fate and summed
+    log-probability; the best finished so far; whether the search ends here."""
+    out = Text(no_wrap=True, overflow="crop")
+    out.append(f"Beam {k}: {len(step.candidates)} best continuations\n", style="bold")
+    words_w = max(8, width - 19)  # after the mark, the fate and the score
+    rows = step.candidates
+    room = max(1, height - 3)
+    cut = len(rows) > room
+    lead = rows[0] if rows else Hypothesis([], 0.0)
+    for h in rows[: room - 1 if cut else room]:
+        out.append(f"{FATE_MARK[h.fate]} {h.fate:<8} ", style=FATE_STYLE[h.fate])
+        out.append(f"{h.score:6.2f} ")
+        out.append(hypothesis_text(h, lead, words_w, "" if h.fate != "pruned" else "color(244)"))
+        out.append("\n")
+    if cut:
+        out.append(f"… {len(rows) - room + 1} more\n", style="dim")
+    out.append(_best_line(step.best, step.stopped, width))
+    return out
+
+
+def _best_line(best: Hypothesis | None, stopped: bool, width: int) -> Text:
+    out = Text(no_wrap=True, overflow="crop")
+    if best is None:
+        out.append("best finished: none yet", style="dim")
+        return out
+    n = len(best.words)
+    out.append("best finished: ", style="bold")
+    out.append(f"{best.score:.3f} (sum / {n}) ", style=FATE_STYLE["finished"])
+    out.append(_tail(best.words, max(8, width - len(out) - 1)))
+    if stopped:
+        out.append("\nsearch ends: no live one can beat it", style="bold")
+    return out
+
+
+class StepView(Widget):
+    """A Stepping and which step is on screen; draws that step to fit its size."""
+
+    DEFAULT_CSS = """
+    StepView {
+        height: 1fr;
+        padding: 0 1;
+    }
+    """
+
+    index: reactive[int] = reactive(0)
+
+    def __init__(self, stepping: Stepping, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stepping = stepping
+
+    def validate_index(self, index: int) -> int:
+        return max(0, min(len(self.stepping.steps) - 1, index))
+
+    @property
+    def step(self) -> Step:
+        return self.stepping.steps[self.index]
+
+    def render(self) -> Group:
+        s, step = self.stepping, self.step
+        width, height = max(20, self.size.width), max(10, self.size.height)
+        final = self.index == len(s.steps) - 1
+        mode = "greedy" if s.beam == 1 else f"beam {s.beam}: the leading hypothesis"
+        head = Text()
+        head.append(f"Step {self.index + 1} of {len(s.steps)}", style="bold")
+        head.append(f"   {mode}   attention over the input:", style="dim")
+        copied = s.source.index(step.copied) if step.copied in s.source else None
+        parts = [
+            head,
+            bar_row(step.attention, s.source_tokens, width, copied),
+            Text(),
+            output_line(step, final, s.output),
+            chosen_line(step, s),
+            Text(),
+        ]
+        if s.beam == 1:
+            parts.append(top_table(step, width))
+            return Group(*parts)
+        used = 1 + BAR_ROWS + 2 + 1 + 2 + (1 if final else 0) + 1
+        right = max(24, width - 36)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(width=width - right - 2)
+        grid.add_column(width=right)
+        grid.add_row(top_table(step, width - right - 2), hypotheses_table(step, s.beam, right, height - used))
+        parts.append(grid)
+        return Group(*parts)
