@@ -6,11 +6,12 @@ import random
 import pytest
 import torch
 
+from engine.analysis import attention_stats, copy_stats, write_analysis
 from engine.checkpoint import load, load_model, save_atomic
 from engine.config import Config
 from engine.copy import copy_mixture, extended_size
 from engine.data import EOS, PAD, UNK, PairDataset, Vocab
-from engine.evaluate import decode, output_words, probe
+from engine.evaluate import SentenceResult, decode, output_words, probe
 from engine.model import Seq2Seq, choose_impl
 from engine.train import Trainer, masked_loss, with_unknown_words
 from tests.conftest import TINY
@@ -218,3 +219,45 @@ def test_old_checkpoint_without_copy_loads_and_probes_as_before(tmp_path, traine
             probe(now.model, now.vocab, text, torch.device("cpu")),
         )
         assert a.output == b.output and (a.attention == b.attention).all() and b.copy is None
+
+
+def copied_result(words, gate):
+    """A correct reversal of words whose steps had these p_copy values (EOS step last)."""
+    import numpy as np
+
+    n = len(words)
+    attention = np.zeros((n + 1, n + 1))
+    for t in range(n):
+        attention[t, n - 1 - t] = 1.0
+    attention[n, n] = 1.0
+    return SentenceResult(list(words), words[::-1], words[::-1], attention, n + 1, np.asarray(gate, dtype=float))
+
+
+def test_analysis_reports_how_often_the_model_copies():
+    results = [copied_result(["a", "b", "c"], [0.9, 0.8, 0.2, 0.6]), copied_result(["d", "e"], [1.0, 0.4, 0.1])]
+    c = copy_stats(results)
+    assert c["steps"] == 7
+    assert c["p_copy_mean"] == pytest.approx((0.9 + 0.8 + 0.2 + 0.6 + 1.0 + 0.4 + 0.1) / 7)
+    assert c["copy_dominates"] == pytest.approx(4 / 7)
+    assert c["word_steps"]["copy_dominates"] == pytest.approx(3 / 5)
+    assert c["eos_step"]["p_copy_mean"] == pytest.approx(0.35)
+    text = write_analysis(attention_stats(results))
+    assert "copy mechanism" in text and "57.1% of steps" in text
+    # a model without it: nothing said
+    plain = [SentenceResult(r.source, r.output, r.reference, r.attention, r.steps) for r in results]
+    assert attention_stats(plain)["copy"] is None and "copy mechanism" not in write_analysis(attention_stats(plain))
+
+
+def test_grid_text_and_snapshots_carry_the_gate():
+    from engine.watch import Snapshot, Watched
+    from tui.probe_cli import grid_text
+
+    r = copied_result(["a", "b"], [0.25, 0.5, 0.75])
+    lines = grid_text(r).splitlines()
+    assert lines[0].split()[-1] == "copy"
+    assert [line.split()[-1] for line in lines[1:]] == ["0.25", "0.50", "0.75"]
+    snap = Snapshot(1, 1, 2, [Watched(["a", "b"], ["b", "a"], [[0.0, 1.0, 0.0]] * 3, True, [0.25, 0.5, 0.75])])
+    assert Snapshot.from_dict(snap.as_dict()).sentences[0].copy == [0.25, 0.5, 0.75]
+    old = snap.as_dict()
+    del old["sentences"][0]["copy"]  # a snapshot from before the copy mechanism
+    assert Snapshot.from_dict(old).sentences[0].copy is None

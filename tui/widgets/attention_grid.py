@@ -1,8 +1,8 @@
 """The attention weights of one sentence as a terminal heatmap: a row per decoder step
 (labelled with the word it emitted), a column per encoder token (the input words, then
 <eos>), each cell shaded by its weight and printed as a number (".73"). A model with the copy
-mechanism has one more column, "copy": p_copy, the share of each step's word that was copied
-from where it looked rather than generated (engine/copy.py), shaded the same way.
+mechanism has one more column, first, "copy": p_copy, the share of each step's word that was
+copied from where it looked rather than generated (engine/copy.py), shaded the same way.
 
 Built on DataTable so that the header row and the row labels stay put while a long
 sentence scrolls in both directions. The shades are xterm-256 palette colours picked to
@@ -97,16 +97,16 @@ class AttentionGrid(DataTable):
         # compact: a space, then the word and its weights left-aligned, so that neighbours
         # never touch; else centred
         place = (lambda t, w: " " + t.ljust(w - 1)) if pad == 1 else (lambda t, w: t.center(w))
+        copy_width = self.widths([COPY])[0]
+        if copy is not None:  # first, beside the word it is about: a wide grid scrolls, it stays in view
+            self.add_column(Text(place(COPY, copy_width), style="bold italic"), width=copy_width)
         for tok, w in zip(source_tokens, widths):
             self.add_column(Text(place(_clip(tok, w - 1), w), style="bold"), width=w)
-        copy_width = self.widths([COPY])[0]
-        if copy is not None:
-            self.add_column(Text(place(COPY, copy_width), style="bold italic"), width=copy_width)
         for step, (word, row) in enumerate(zip(output_tokens, attention)):
             cells = [Text(place(weight_text(float(x)), w), style=shade(float(x))) for x, w in zip(row, widths)]
             if copy is not None:
                 p = float(copy[step]) if step < len(copy) else 0.0
-                cells.append(Text(place(weight_text(p), copy_width), style=shade(p)))
+                cells.insert(0, Text(place(weight_text(p), copy_width), style=shade(p)))
             self.add_row(*cells, key=str(step), label=Text(f" {_clip(word, 12)} ", style="bold"))
 
 
