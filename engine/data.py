@@ -288,7 +288,9 @@ class Batch:
 class PairDataset:
     """Sentences and their reversals as padded tensors, built once."""
 
-    def __init__(self, sentences: Sequence[Sequence[str]], vocab: Vocab):
+    def __init__(self, sentences: Sequence[Sequence[str]], vocab: Vocab, extended: bool = True):
+        """extended: also the extended ids of the sentences with unknown words (the copy
+        mechanism's; a Python loop over those sentences, which a model without it skips)."""
         # a list is kept as it is, not copied (a --corpus split's sentences are not held twice)
         self.sentences = [s if isinstance(s, list) else list(s) for s in sentences]
         n = len(self.sentences)
@@ -314,7 +316,7 @@ class PairDataset:
         self.tgt[torch.arange(n), words] = EOS
         self.src_len = words + 1
         # extended ids only where a sentence has an unknown word (a view of src elsewhere)
-        unknown_rows = (self.src == UNK).any(1).nonzero().flatten().tolist()
+        unknown_rows = (self.src == UNK).any(1).nonzero().flatten().tolist() if extended else []
         self.src_ext, self.tgt_ext = self.src, self.tgt
         if unknown_rows:
             self.src_ext, self.tgt_ext = self.src.clone(), self.tgt.clone()

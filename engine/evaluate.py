@@ -104,7 +104,7 @@ def decode(
     sentence at a time); results in the input order. max_steps caps greedy decoding's
     steps (its own budget is 2n + 5 for n source tokens)."""
     model.eval()
-    ds = PairDataset(sentences, vocab)
+    ds = PairDataset(sentences, vocab, extended=model.copy)
     results: list[SentenceResult | None] = [None] * len(ds)
     for batch in ds.batches(batch_size if beam == 1 else 1):
         b = batch.to(device)

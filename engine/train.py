@@ -157,8 +157,8 @@ class Trainer:
             splits, self.corpus_stats = splits_for(cfg)
         self.splits = splits
         self.vocab = Vocab.build(self.splits.train, cfg.word_min_freq, cfg.max_vocab)
-        self.train_set = PairDataset(self.splits.train, self.vocab)
-        self.val_set = PairDataset(self.splits.val, self.vocab)
+        self.train_set = PairDataset(self.splits.train, self.vocab, extended=cfg.copy_on)
+        self.val_set = PairDataset(self.splits.val, self.vocab, extended=cfg.copy_on)
         self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)
         self.optimizer = Adam(self.model.parameters(), lr=cfg.lr)
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)  # batch order, teacher forcing
