@@ -100,6 +100,7 @@ def attention_stats(results: Sequence[SentenceResult]) -> dict:
     off_total = sum(offsets.values()) or 1
     n_eos = sum(eos_step_argmax.values()) or 1
     return {
+        "copy": copy_stats(results),
         "sentences": len(results),
         "word_steps": word_steps,
         "exact_match": mean([r.match for r in results]),
@@ -193,6 +194,46 @@ def _degree(rate: float) -> str:
     if rate >= 0.5:
         return "at a majority of steps"
     return "at only a minority of steps"
+
+
+def copy_stats(results: Sequence[SentenceResult]) -> dict | None:
+    """How often the copy mechanism copies: p_copy (engine/copy.py) over every output step,
+    over the word steps (t < n) and the EOS step alone; None for a model without it."""
+    gates = [r for r in results if r.copy is not None]
+    if not gates:
+        return None
+    every = np.concatenate([np.asarray(r.copy, dtype=float) for r in gates])
+    words = np.concatenate([np.asarray(r.copy[: len(r.source)], dtype=float) for r in gates])
+    ends = np.asarray([r.copy[len(r.source)] for r in gates if len(r.copy) > len(r.source)], dtype=float)
+
+    def share(x: np.ndarray) -> float | None:
+        return float((x > 0.5).mean()) if len(x) else None
+
+    return {
+        "steps": int(len(every)),
+        "p_copy_mean": float(every.mean()) if len(every) else None,
+        "copy_dominates": share(every),  # share of steps with p_copy > 0.5
+        "word_steps": {"p_copy_mean": float(words.mean()) if len(words) else None, "copy_dominates": share(words)},
+        "eos_step": {"p_copy_mean": float(ends.mean()) if len(ends) else None, "copy_dominates": share(ends)},
+    }
+
+
+def copy_lines(c: dict | None) -> list[str]:
+    """The copy mechanism's paragraph: how much of the output was copied rather than generated."""
+    if not c or not c["steps"]:
+        return []
+    w, e = c["word_steps"], c["eos_step"]
+    text = (
+        f"The copy mechanism: over {c['steps']} output steps the gate gives copying a mean weight "
+        f"p_copy = {c['p_copy_mean']:.3f}, and copying outweighs generating (p_copy > 0.5) at "
+        f"{_pct(c['copy_dominates'])} of steps"
+    )
+    if w["p_copy_mean"] is not None:
+        text += f"; on word steps {w['p_copy_mean']:.3f} ({_pct(w['copy_dominates'])} copied)"
+    if e["p_copy_mean"] is not None:
+        text += f", on the EOS step {e['p_copy_mean']:.3f} ({_pct(e['copy_dominates'])} copied)"
+    lean = "copies" if c["copy_dominates"] >= 0.5 else "generates"
+    return [text + f". The model mostly {lean} its words.", ""]
 
 
 def write_analysis(
@@ -361,6 +402,7 @@ def write_analysis(
             "the attention to fetch each word.",
             "",
         ]
+    lines += copy_lines(s.get("copy"))
     lines += [
         f"With {s['mirror_weight_mean']:.3f} of the weight on the mirrored word on average, the "
         "context vector is "

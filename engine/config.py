@@ -41,6 +41,8 @@ class Config:
     bidirectional: bool = True
     location_kernel: int = 5  # > 0: location-aware attention, a conv of this width over the last weights
     attention: bool = True  # False: the no-attention control (fixed mean context)
+    copy: str = "auto"  # the copy mechanism (engine/copy.py): on | off | auto = on for a --corpus
+    # run (own texts: measured better, bench/copy_study.py), off on the built-in words
     # training
     epochs: int = 9
     lr: float = 5e-3
@@ -100,6 +102,11 @@ class Config:
         return not self.corpus and all(getattr(self, k) == getattr(ref, k) for k in keys)
 
     @property
+    def copy_on(self) -> bool:
+        """Whether the model copies: --copy / --no-copy as given, else on for a --corpus run."""
+        return self.copy == "on" or (self.copy == "auto" and bool(self.corpus))
+
+    @property
     def word_min_freq(self) -> int:
         """min_freq with auto resolved: 2 for a user's text, 1 for the built-in words."""
         return self.min_freq or (2 if self.corpus else 1)
@@ -110,10 +117,10 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> Config:
         """A checkpoint's configuration. A field it predates takes today's default, except
-        max_vocab: a model saved before the cap had every word, and resuming it must rebuild
-        the same vocabulary."""
+        max_vocab (a model saved before the cap had every word, and resuming it must rebuild
+        the same vocabulary) and copy (a model saved before it has no copy gate)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{"max_vocab": 0, **{k: v for k, v in d.items() if k in known}})
+        return cls(**{"max_vocab": 0, "copy": "off", **{k: v for k, v in d.items() if k in known}})
 
     def to_toml(self, header: str = "") -> str:
         """Every field as `name = value`, which `read_toml` (tomllib) reads back to this Config."""
@@ -207,6 +214,8 @@ class Config:
             raise ValueError(f"--impl must be auto, reference or fast, got {self.impl!r}")
         if self.location_kernel < 0 or (self.location_kernel and self.location_kernel % 2 == 0):
             raise ValueError(f"--location-kernel must be 0 (off) or an odd width, got {self.location_kernel}")
+        if self.copy not in ("auto", "on", "off"):
+            raise ValueError(f"--copy must be auto, on or off, got {self.copy!r}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(f"--lr-schedule must be cosine or constant, got {self.lr_schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):

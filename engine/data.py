@@ -237,6 +237,17 @@ class Vocab:
         """The non-special words, as stored in a checkpoint."""
         return self.itos[len(SPECIALS) :]
 
+    def source_unknowns(self, words: Sequence[str]) -> list[str]:
+        """A sentence's words outside the vocabulary, each once, in order of first appearance:
+        the copy mechanism's extended vocabulary for it, where unknown word k has id len(self) + k."""
+        return list(dict.fromkeys(w for w in words if w not in self.stoi))
+
+    def encode_extended(self, words: Sequence[str]) -> list[int]:
+        """encode, except that an unknown word gets its extended id (source_unknowns) instead
+        of <unk>; a word repeated in the sentence gets the same id each time."""
+        extra = {w: len(self) + k for k, w in enumerate(self.source_unknowns(words))}
+        return [self.stoi.get(w) if w in self.stoi else extra[w] for w in words]
+
 
 @dataclass
 class Batch:
@@ -244,15 +255,28 @@ class Batch:
     src_len: torch.Tensor  # (B,) real length including EOS
     tgt: torch.Tensor  # (B, T) reversed word ids then EOS, PAD after
     index: torch.Tensor  # (B,) rows of the dataset, to map results back
+    # the same with each sentence's unknown words at their extended ids (Vocab.encode_extended),
+    # which the copy mechanism predicts; None: as src and tgt
+    src_ext: torch.Tensor | None = None  # (B, S)
+    tgt_ext: torch.Tensor | None = None  # (B, T)
 
     def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=nb)
+
         return Batch(
-            self.src.to(device, non_blocking=nb),
-            self.src_len.to(device, non_blocking=nb),
-            self.tgt.to(device, non_blocking=nb),
-            self.index,
+            move(self.src), move(self.src_len), move(self.tgt), self.index, move(self.src_ext), move(self.tgt_ext)
         )
+
+    @property
+    def source_ext(self) -> torch.Tensor:
+        return self.src if self.src_ext is None else self.src_ext
+
+    @property
+    def target_ext(self) -> torch.Tensor:
+        return self.tgt if self.tgt_ext is None else self.tgt_ext
 
     @property
     def tgt_in(self) -> torch.Tensor:
@@ -264,7 +288,9 @@ class Batch:
 class PairDataset:
     """Sentences and their reversals as padded tensors, built once."""
 
-    def __init__(self, sentences: Sequence[Sequence[str]], vocab: Vocab):
+    def __init__(self, sentences: Sequence[Sequence[str]], vocab: Vocab, extended: bool = True):
+        """extended: also the extended ids of the sentences with unknown words (the copy
+        mechanism's; a Python loop over those sentences, which a model without it skips)."""
         # a list is kept as it is, not copied (a --corpus split's sentences are not held twice)
         self.sentences = [s if isinstance(s, list) else list(s) for s in sentences]
         n = len(self.sentences)
@@ -289,6 +315,16 @@ class PairDataset:
         self.src[torch.arange(n), words] = EOS
         self.tgt[torch.arange(n), words] = EOS
         self.src_len = words + 1
+        # extended ids only where a sentence has an unknown word (a view of src elsewhere)
+        unknown_rows = (self.src == UNK).any(1).nonzero().flatten().tolist() if extended else []
+        self.src_ext, self.tgt_ext = self.src, self.tgt
+        if unknown_rows:
+            self.src_ext, self.tgt_ext = self.src.clone(), self.tgt.clone()
+            for r in unknown_rows:
+                ext = torch.tensor(vocab.encode_extended(self.sentences[r]), dtype=torch.long)
+                k = len(ext)
+                self.src_ext[r, :k] = ext
+                self.tgt_ext[r, :k] = ext.flip(0)
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -299,7 +335,14 @@ class PairDataset:
     def batch(self, rows: torch.Tensor) -> Batch:
         """Rows gathered and trimmed to their longest sentence."""
         s = int(self.src_len[rows].max())
-        return Batch(self.src[rows, :s], self.src_len[rows], self.tgt[rows, :s], rows)
+        return Batch(
+            self.src[rows, :s],
+            self.src_len[rows],
+            self.tgt[rows, :s],
+            rows,
+            self.src_ext[rows, :s],
+            self.tgt_ext[rows, :s],
+        )
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None

@@ -127,6 +127,8 @@ class Group:
             src_len,  # the C kernels read rows whole
             batch.tgt[rows, :width].contiguous(),
             batch.index[rows],
+            batch.source_ext[rows, :width].contiguous(),
+            batch.target_ext[rows, :width].contiguous(),
         )
         local = int(src_len.sum())  # target tokens = words + EOS = src_len, on the host
         return mine, local / tokens

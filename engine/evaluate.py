@@ -22,6 +22,7 @@ class SentenceResult:
     reference: list[str]  # the true reversal
     attention: np.ndarray  # (steps, n + 1): a row per decoder step up to EOS, a column per input word and EOS
     steps: int  # decoder steps taken (including the EOS step)
+    copy: np.ndarray | None = None  # (steps,) p_copy per step, for a model with the copy mechanism
 
     @property
     def match(self) -> bool:
@@ -73,16 +74,21 @@ def copied_word(weights: np.ndarray, source: Sequence[str], vocab: Vocab) -> str
 def output_words(
     ids: Sequence[int], attention: np.ndarray, source: Sequence[str], vocab: Vocab, replace_unk: bool = True
 ) -> list[str]:
-    """Ids to words up to EOS. With replace_unk, an <unk> the model emits becomes the source
-    word its attention weighted most at that step (when that is a word, not EOS): the model
-    learned *where* the word is, so an unseen word can still be copied across."""
+    """Ids to words up to EOS. An id past the vocabulary is the source's unknown word the
+    copy mechanism copied (Vocab.source_unknowns). With replace_unk, an <unk> the model emits
+    becomes the source word its attention weighted most at that step (when that is a word,
+    not EOS): the model learned *where* the word is, so an unseen word can still be copied across."""
     words = []
+    unknowns = vocab.source_unknowns(source)
     for t, i in enumerate(ids):
         if i == EOS:
             break
         if i in (PAD, SOS):
             continue
-        if i == UNK and replace_unk:
+        if i >= len(vocab):
+            k = i - len(vocab)
+            words.append(unknowns[k] if k < len(unknowns) else vocab.itos[UNK])
+        elif i == UNK and replace_unk:
             words.append(copied_word(attention[t], source, vocab))
         else:
             words.append(vocab.itos[i])
@@ -104,16 +110,18 @@ def decode(
     sentence at a time); results in the input order. max_steps caps greedy decoding's
     steps (its own budget is 2n + 5 for n source tokens)."""
     model.eval()
-    ds = PairDataset(sentences, vocab)
+    ds = PairDataset(sentences, vocab, extended=model.copy)
     results: list[SentenceResult | None] = [None] * len(ds)
     for batch in ds.batches(batch_size if beam == 1 else 1):
         b = batch.to(device)
+        src_ext = b.source_ext if model.copy else None
         out = (
-            model.greedy(b.src, batch.src_len, max_steps, attend=attend)
+            model.greedy(b.src, batch.src_len, max_steps, attend=attend, src_ext=src_ext)
             if beam == 1  # lengths: the host copy
-            else model.beam(b.src, batch.src_len, beam)
+            else model.beam(b.src, batch.src_len, beam, src_ext=src_ext)
         )
         tokens, attn, length = out.tokens.cpu(), out.attention.float().cpu(), out.length.cpu()
+        gates = out.copy.float().cpu() if out.copy is not None else None
         for j, row in enumerate(batch.index.tolist()):
             n_src, steps = int(batch.src_len[j]), int(length[j])
             src = ds.sentences[row]
@@ -124,6 +132,7 @@ def decode(
                 reference=ds.references(row),
                 attention=a,
                 steps=steps,
+                copy=gates[j, :steps].numpy() if gates is not None else None,
             )
     return results  # type: ignore[return-value]
 

@@ -104,13 +104,18 @@ class Started:
         )
 
     def impl_line(self) -> str:
-        return describe_impl(self.impl)
+        line = describe_impl(self.impl)
+        if self.cfg.copy_on:  # why the reference: the fast layer has no copy mechanism yet
+            line += "; copy mechanism on (--no-copy: off)"
+        return line
 
     def brief(self) -> str:
         """The same facts in a few words, for the app's configuration line."""
         where = f"{self.device} x{self.threads}" if self.device.type == "cpu" else str(self.device)
         if self.impl == "reference":
             where += " · reference model"
+        if self.cfg.copy_on:
+            where += " · copy"
         if self.device.type == "cpu" and not self.native.startswith("C kernels: on"):
             where += " · no C kernels"  # the slower torch-ops path: say so
         return f"vocab {self.vocab} · {self.params:,} params · {where}"

@@ -5,6 +5,9 @@
               the real positions,  c_t = sum_j a_tj h_j        (BahdanauAttention.attend)
     decoder   s_t = GRU([embed(y_{t-1}); c_t], s_{t-1})         (Decoder.step)
     output    p(y_t) = softmax(W_o [s_t; c_t] + b_o)
+    copy      (Config.copy, on for --corpus runs) p(y_t) mixes that with the attention weights
+              scattered onto the source's words, by a gate from [c_t; s_t; embed(y_{t-1})],
+              over an extended vocabulary holding the source's unknown words (engine/copy.py)
 
 Seq2Seq.forward_reference, greedy_reference and beam_reference run these in plain PyTorch
 under autograd, one step at a time: `--impl reference` trains, evaluates and probes through
@@ -34,7 +37,8 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import Config
-from .data import EOS, PAD, SOS
+from .copy import copy_mixture, extended_size
+from .data import EOS, PAD, SOS, UNK
 from .fast.decoder_loop import (
     DecoderWeights,
     LoopArgs,
@@ -57,8 +61,8 @@ def fast_lacks(cfg: Config) -> list[str]:
     """What of cfg engine/fast does not implement (empty: it runs this configuration). A
     change to this file's maths that the fast layer does not have belongs here too, so that
     `--impl auto` trains the reference until the fast layer catches up. Today it implements
-    every configuration Config.validate accepts."""
-    return []
+    every configuration Config.validate accepts, except the copy mechanism."""
+    return ["the copy mechanism (--no-copy turns it off)"] if cfg.copy_on else []
 
 
 def choose_impl(cfg: Config) -> str:
@@ -266,6 +270,7 @@ class Decoder(nn.Module):
         layers: int,
         dropout: float,
         location_kernel: int = 0,
+        copy: bool = False,
     ):
         super().__init__()
         H = hidden_dim
@@ -286,6 +291,9 @@ class Decoder(nn.Module):
         # The output layer reads the new state and the context it attended to, so the word
         # just looked at reaches the prediction without squeezing through the GRU state.
         self.out = nn.Linear(H + enc_dim, vocab_size)
+        # copy: p_gen from [context; new state; embedded input] (engine/copy.py); absent
+        # without copy, so a checkpoint from before it has exactly the keys it needs
+        self.copy_gate = nn.Linear(enc_dim + H + embed_dim, 1) if copy else None
 
     def step(
         self,
@@ -296,15 +304,21 @@ class Decoder(nn.Module):
         mask: torch.Tensor,
         prev: torch.Tensor,
         uniform: bool = False,
+        src_ext: torch.Tensor | None = None,
+        n_ext: int = 0,
     ):
         """One decoder step, the reference: attend with the previous top state, feed
         [embedding; context] through the GRU layers, predict from [new state; context].
-        y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
-        -> logits (B, V), new states per layer (B, H), weights (B, S)"""
+        y (B,) previous word ids (extended ids read as <unk>); h per layer (B, H); prev (B, S)
+        the previous step's weights; src_ext (B, S) the source's extended ids and n_ext the
+        extended vocabulary's size (copy only)
+        -> scores (B, V) logits, or with copy (B, n_ext) log-probabilities; new states per
+        layer (B, H); weights (B, S); p_copy (B,) or None without copy"""
         s = h[-1]  # (B, H) previous top state
         query = self.attention.W_s(s)  # (B, A)
         context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform)  # (B, K), (B, S)
-        emb = self.dropout(self.embedding(y))  # (B, E)
+        V = self.embedding.num_embeddings
+        emb = self.dropout(self.embedding(y.masked_fill(y >= V, UNK)))  # (B, E)
         x = F.linear(emb, self.W_ie, self.b_ih[0]) + F.linear(context, self.W_ic)  # (B, 3H)
         new = []
         for layer in range(self.layers):
@@ -313,7 +327,12 @@ class Decoder(nn.Module):
             new.append(state)
             if layer + 1 < self.layers:  # the next layer's input projection
                 x = F.linear(self.dropout(state), self.W_ih[layer], self.b_ih[layer + 1])
-        return self.logits(new[-1], context), new, weights
+        logits = self.logits(new[-1], context)  # (B, V)
+        if self.copy_gate is None:
+            return logits, new, weights, None
+        gate = self.copy_gate(torch.cat([context, new[-1], emb], -1))  # (B, 1)
+        logp, p_copy = copy_mixture(logits, gate, weights, src_ext, max(n_ext, V))
+        return logp, new, weights, p_copy
 
     def run_all_steps(
         self,
@@ -405,6 +424,7 @@ class Decoded:
     tokens: torch.Tensor  # (B, T) predicted ids, EOS then PAD after it
     attention: torch.Tensor  # (B, T, S) the weights that produced each step
     length: torch.Tensor  # (B,) steps up to and including EOS (T if EOS never came)
+    copy: torch.Tensor | None = None  # (B, T) p_copy per step (the copy mechanism's), else None
 
 
 @dataclass
@@ -423,7 +443,8 @@ class BeamTrace:
 
 def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | None = None, device=None) -> Decoded:
     """Beam search, written plainly, over a step function: step(y (n,), parents (n,) or None)
-    -> (log-probabilities (n, V), attention weights (n, S)) for the n live hypotheses, whose
+    -> (log-probabilities (n, V), attention weights (n, S), p_copy (n,) or None without the
+    copy mechanism) for the n live hypotheses, whose
     last words are y and whose states are the previous call's rows `parents` (None: the first
     call, from SOS, n = 1).
 
@@ -437,10 +458,10 @@ def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | Non
     y = torch.full((1,), SOS, dtype=torch.long, device=device)
     parents = None
     scores = torch.zeros(1, device=device)
-    seqs, rows = [[]], [[]]  # each live hypothesis's words, weights
-    best = None  # the best finished: (score, words, weights)
+    seqs, rows, gates = [[]], [[]], [[]]  # each live hypothesis's words, weights, p_copy
+    best, best_gates = None, []  # the best finished: (score, words, weights), and its p_copy
     for t in range(budget):
-        logp, w = step(y, parents)  # (n, V), (n, S)
+        logp, w, gate = step(y, parents)  # (n, V), (n, S), (n,) or None
         V = logp.size(1)
         total = (scores[:, None] + logp).view(-1)  # (n * V,)
         top = torch.topk(total, min(2 * k, total.numel()))
@@ -448,13 +469,14 @@ def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | Non
         for score, index in zip(top.values.tolist(), top.indices.tolist()):
             b, word = divmod(index, V)
             seq, att = seqs[b] + [word], rows[b] + [w[b]]
+            g = gates[b] + [None if gate is None else gate[b]]
             if word == EOS or t + 1 == budget:
                 fate = "finished"
                 if best is None or score / len(seq) ** alpha > best[0]:
-                    best = (score / len(seq) ** alpha, seq, att)
+                    best, best_gates = (score / len(seq) ** alpha, seq, att), g
             elif len(keep) < k:
                 fate = "survives"
-                keep.append((score, b, word, seq, att))
+                keep.append((score, b, word, seq, att, g))
             else:
                 fate = "pruned"
             candidates.append((b, word, score, fate))
@@ -466,9 +488,12 @@ def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | Non
         parents = torch.tensor([b for _, b, *_ in keep], device=device)
         y = torch.tensor([word for _, _, word, *_ in keep], device=device)
         scores = torch.tensor([score for score, *_ in keep], device=device)
-        seqs, rows = [seq for *_, seq, _ in keep], [att for *_, att in keep]
+        seqs, rows, gates = [h[3] for h in keep], [h[4] for h in keep], [h[5] for h in keep]
     _, seq, att = best
-    return Decoded(torch.tensor([seq], device=device), torch.stack(att)[None], torch.tensor([len(seq)], device=device))
+    copy = None if best_gates[0] is None else torch.stack(best_gates)[None]  # (1, T)
+    return Decoded(
+        torch.tensor([seq], device=device), torch.stack(att)[None], torch.tensor([len(seq)], device=device), copy
+    )
 
 
 class Seq2Seq(nn.Module):
@@ -488,7 +513,9 @@ class Seq2Seq(nn.Module):
             cfg.layers,
             cfg.dropout,
             cfg.location_kernel,
+            cfg.copy_on,
         )
+        self.copy = cfg.copy_on
         # A bidirectional encoder has two final states per layer: a learned bridge joins them.
         self.bridge = nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim) if cfg.bidirectional else None
         self.layers = cfg.layers
@@ -523,23 +550,32 @@ class Seq2Seq(nn.Module):
         src_len: torch.Tensor,
         tgt_in: torch.Tensor,
         teacher_forcing: torch.Tensor | Sequence[bool],
+        src_ext: torch.Tensor | None = None,
     ):
         """Training pass. teacher_forcing (T,) bools (a tensor, best on the host, or a list):
         whether step t reads the true previous word (step 0 always reads SOS). src_len: best
-        the batch's host copy (see encode). Returns logits (B, T, V) and attention (B, T, S)."""
+        the batch's host copy (see encode). src_ext (B, S): the source's extended ids (copy;
+        None: src's). Returns logits (B, T, V), with copy log-probabilities (B, T, V + unknowns),
+        and attention (B, T, S)."""
         if not isinstance(teacher_forcing, torch.Tensor):
             teacher_forcing = torch.tensor(list(teacher_forcing), dtype=torch.bool)
         if self.impl == "reference":
-            return self.forward_reference(src, src_len, tgt_in, teacher_forcing)
+            return self.forward_reference(src, src_len, tgt_in, teacher_forcing, src_ext)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden, enc_out, keys, mask)
         return self.decoder.logits(states, contexts), attn
 
     def forward_reference(
-        self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, teacher_forcing: torch.Tensor
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        teacher_forcing: torch.Tensor,
+        src_ext: torch.Tensor | None = None,
     ):
         """forward, one Decoder.step at a time under autograd: the model as written above.
         A step that is not teacher-forced reads the previous step's argmax."""
+        src_ext, n_ext = self.extended(src, src_ext)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         h = list(hidden.unbind(0))  # per layer (B, H)
         w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (B, S) no previous attention
@@ -549,10 +585,18 @@ class Seq2Seq(nn.Module):
         for t in range(tgt_in.size(1)):
             if t > 0:
                 y = tgt_in[:, t] if forced[t] else logits[-1].argmax(-1)
-            step_logits, h, w = self.decoder.step(y, h, enc_out, keys, mask, w)
+            step_logits, h, w, _ = self.decoder.step(y, h, enc_out, keys, mask, w, src_ext=src_ext, n_ext=n_ext)
             logits.append(step_logits)
             attention.append(w)
         return torch.stack(logits, 1), torch.stack(attention, 1)  # (B, T, V), (B, T, S)
+
+    def extended(self, src: torch.Tensor, src_ext: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
+        """The source's extended ids (src's when none are given) and the extended vocabulary's
+        size, for the copy mechanism; (None, 0) without it."""
+        if not self.copy:
+            return None, 0
+        src_ext = src if src_ext is None else src_ext
+        return src_ext, extended_size(self.decoder.out.out_features, src_ext)
 
     @torch.inference_mode()
     def greedy_reference(
@@ -561,11 +605,15 @@ class Seq2Seq(nn.Module):
         src_len: torch.Tensor,
         max_steps: int | None = None,
         attend: bool | None = None,
+        src_ext: torch.Tensor | None = None,
         trace: list | None = None,
     ) -> Decoded:
         """greedy, one Decoder.step at a time: each sentence takes its argmax word until EOS
-        or its budget of 2n + 5 steps (capped at max_steps); PAD after that. trace: a list that
-        gets each step's (logits (B, V), weights (B, S)), for engine/stepper.py."""
+        or its budget of 2n + 5 steps (capped at max_steps); PAD after that. With copy the
+        words are extended ids: an unknown word copied is its extended id. trace: a list that
+        gets each step's (logits (B, V), weights (B, S), p_copy (B,) or None), for
+        engine/stepper.py."""
+        src_ext, n_ext = self.extended(src, src_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
@@ -576,11 +624,14 @@ class Seq2Seq(nn.Module):
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         length = budget.clone().to(dev)
         budget = budget.to(dev)
-        tokens, attention = [], []
+        tokens, attention, copies = [], [], []
         for t in range(int(budget.max())):
-            logits, h, w = self.decoder.step(y, h, enc_out, keys, mask, w, uniform=attend is False)
+            logits, h, w, p_copy = self.decoder.step(
+                y, h, enc_out, keys, mask, w, uniform=attend is False, src_ext=src_ext, n_ext=n_ext
+            )
+            copies.append(p_copy)
             if trace is not None:
-                trace.append((logits, w))
+                trace.append((logits, w, p_copy))
             y = logits.argmax(-1).masked_fill(done, PAD)  # (B,)
             newly = (y == EOS) & ~done
             length = torch.where(newly, t + 1, length)
@@ -589,14 +640,22 @@ class Seq2Seq(nn.Module):
             attention.append(w)
             if bool(done.all()):
                 break
-        return Decoded(torch.stack(tokens, 1), torch.stack(attention, 1), length)
+        copy = torch.stack(copies, 1) if self.copy else None
+        return Decoded(torch.stack(tokens, 1), torch.stack(attention, 1), length, copy)
 
     @torch.inference_mode()
     def beam_reference(
-        self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0, trace: list | None = None
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        k: int,
+        alpha: float = 1.0,
+        src_ext: torch.Tensor | None = None,
+        trace: list | None = None,
     ) -> Decoded:
         """beam_search over Decoder.step for one sentence (src (1, S)): its live hypotheses
         are the batch; the budget is 2n + 5 steps. trace: see beam_search."""
+        src_ext, n_ext = self.extended(src, src_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         h = list(hidden.unbind(0))  # per layer (n, H), n live hypotheses
@@ -607,10 +666,12 @@ class Seq2Seq(nn.Module):
             if parents is not None:
                 h, w = [state[parents] for state in h], w[parents]
             n = y.size(0)
-            logits, h, w = self.decoder.step(
-                y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1), mask.expand(n, -1), w
+            ext = src_ext.expand(n, -1) if src_ext is not None else None
+            logits, h, w, p_copy = self.decoder.step(
+                y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1), mask.expand(n, -1), w, src_ext=ext, n_ext=n_ext
             )
-            return torch.log_softmax(logits, -1), w
+            logp = logits if self.copy else torch.log_softmax(logits, -1)  # copy's are log-probabilities
+            return logp, w, p_copy
 
         return beam_search(step, k, int(2 * src_len[0] + 5), alpha, trace, src.device)
 
@@ -626,7 +687,12 @@ class Seq2Seq(nn.Module):
 
     @torch.inference_mode()
     def greedy(
-        self, src: torch.Tensor, src_len: torch.Tensor, max_steps: int | None = None, attend: bool | None = None
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        max_steps: int | None = None,
+        attend: bool | None = None,
+        src_ext: torch.Tensor | None = None,
     ) -> Decoded:
         """Batched greedy decoding; stops as soon as every sentence has emitted EOS or used
         its step budget (2n + 5 for n source tokens, from its real length, so padding cannot
@@ -637,7 +703,7 @@ class Seq2Seq(nn.Module):
         done is read every step (free); on another device every CHECK_EVERY steps, so the
         host waits on the device once per few steps (finished sentences just emit PAD)."""
         if self.impl == "reference":
-            return self.greedy_reference(src, src_len, max_steps, attend)
+            return self.greedy_reference(src, src_len, max_steps, attend, src_ext)
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
@@ -677,7 +743,9 @@ class Seq2Seq(nn.Module):
         return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length)
 
     @torch.inference_mode()
-    def beam(self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0) -> Decoded:
+    def beam(
+        self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0, src_ext: torch.Tensor | None = None
+    ) -> Decoded:
         """Beam search for one sentence (src (1, S)). Hypotheses are ranked by their summed
         log-probability divided by length**alpha, so short ones do not win just for being short.
         Returns the best hypothesis, in greedy()'s format.
@@ -690,7 +758,7 @@ class Seq2Seq(nn.Module):
         "stopped" every step on a CPU (free) and every CHECK_EVERY steps elsewhere (the steps
         after a stop change nothing), and the answer's length once at the end."""
         if self.impl == "reference":
-            return self.beam_reference(src, src_len, k, alpha)
+            return self.beam_reference(src, src_len, k, alpha, src_ext)
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)

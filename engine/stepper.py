@@ -39,6 +39,7 @@ class Step:
     chosen: str  # the vocabulary's word emitted: "<unk>" and "<eos>" as such
     copied: str | None  # for an emitted <unk>: the input word it stands for
     output: list[str]  # the output so far, this step's word included (<eos> not)
+    copy: float | None = None  # the copy mechanism's p_copy at this step; None without it
     # beam search only: the live hypotheses entering the step, the continuations it ranked,
     # the best finished so far, and whether the search ends here
     live: list[Hypothesis] = field(default_factory=list)
@@ -59,10 +60,22 @@ class Stepping:
         return self.source + ["<eos>"]
 
 
-def top_words(logp: torch.Tensor, vocab: Vocab) -> list[tuple[str, float]]:
-    """logp (V,) log-probabilities -> the TOP likeliest words with their probabilities."""
+def word_of(i: int, source: list[str], vocab: Vocab) -> str:
+    """An id as a word: past the vocabulary, the source's unknown word the copy mechanism's
+    extended vocabulary gave it (Vocab.source_unknowns)."""
+    if i < len(vocab):
+        return vocab.itos[i]
+    unknowns = vocab.source_unknowns(source)
+    return unknowns[i - len(vocab)] if i - len(vocab) < len(unknowns) else vocab.itos[UNK]
+
+
+def top_words(logp: torch.Tensor, vocab: Vocab, source: list[str] | None = None) -> list[tuple[str, float]]:
+    """logp (V,) log-probabilities (V past the vocabulary with copy: the source's unknown
+    words) -> the TOP likeliest words with their probabilities."""
     top = torch.topk(logp.float(), min(TOP, logp.numel()))
-    return [(vocab.itos[i], float(p)) for p, i in zip(top.values.exp().tolist(), top.indices.tolist())]
+    return [
+        (word_of(i, source or [], vocab), float(p)) for p, i in zip(top.values.exp().tolist(), top.indices.tolist())
+    ]
 
 
 def step_through(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: int = 1) -> Stepping:
@@ -70,26 +83,28 @@ def step_through(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, 
     engine.evaluate.probe), greedy or with a beam of `beam`."""
     words = probe_words(text)
     model.eval()
-    ds = PairDataset([words], vocab)
+    ds = PairDataset([words], vocab, extended=model.copy)
     src = ds.src.to(device)
+    src_ext = ds.src_ext.to(device) if model.copy else None  # unknown words at their extended ids
     n = len(words) + 1  # the input words and EOS
     if beam > 1:
-        return _beam(model, vocab, words, src, ds.src_len, n, beam)
+        return _beam(model, vocab, words, src, src_ext, ds.src_len, n, beam)
     trace: list = []
-    out = model.greedy_reference(src, ds.src_len, trace=trace)
+    out = model.greedy_reference(src, ds.src_len, trace=trace, src_ext=src_ext)
     length = int(out.length[0])
     ids = out.tokens[0, :length].tolist()
     attention = out.attention[0, :length, :n].float().cpu().numpy()  # (steps, n + 1)
     steps = []
-    for t, (logits, _) in enumerate(trace[:length]):
+    for t, (logits, _, gate) in enumerate(trace[:length]):
         word = ids[t]
         steps.append(
             Step(
                 attention=attention[t],
-                top=top_words(torch.log_softmax(logits[0], -1), vocab),
-                chosen=vocab.itos[word],
+                top=top_words(torch.log_softmax(logits[0], -1), vocab, words),  # (copy's: already log-probs)
+                chosen=word_of(word, words, vocab),
                 copied=_copy(word, attention[t], words, vocab),
                 output=output_words(ids[: t + 1], attention, words, vocab),
+                copy=None if gate is None else float(gate[0]),
             )
         )
     return Stepping(words, steps, output_words(ids, attention, words, vocab))
@@ -98,16 +113,16 @@ def step_through(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, 
 def hypothesis_words(ids: list[int], rows: list[np.ndarray], source: list[str], vocab: Vocab) -> list[str]:
     """A hypothesis's words as emitted, <eos> included, an <unk> shown as the input word it
     copies (the probe's rule, engine.evaluate.copied_word); rows: its weights (n + 1,) per step."""
-    return [copied_word(a, source, vocab) if i == UNK else vocab.itos[i] for i, a in zip(ids, rows)]
+    return [copied_word(a, source, vocab) if i == UNK else word_of(i, source, vocab) for i, a in zip(ids, rows)]
 
 
 def _copy(word: int, weights: np.ndarray, source: list[str], vocab: Vocab) -> str | None:
     return copied_word(weights, source, vocab) if word == UNK else None
 
 
-def _beam(model, vocab, words, src, src_len, n, k) -> Stepping:
+def _beam(model, vocab, words, src, src_ext, src_len, n, k) -> Stepping:
     trace: list = []
-    out = model.beam_reference(src, src_len, k, trace=trace)
+    out = model.beam_reference(src, src_len, k, trace=trace, src_ext=src_ext)
     length = int(out.length[0])
     answer = output_words(
         out.tokens[0, :length].tolist(), out.attention[0, :length, :n].float().cpu().numpy(), words, vocab
@@ -138,8 +153,8 @@ def _beam(model, vocab, words, src, src_len, n, k) -> Stepping:
         steps.append(
             Step(
                 attention=weights[b],
-                top=top_words(record.logp[b], vocab),
-                chosen=vocab.itos[word],
+                top=top_words(record.logp[b], vocab, words),
+                chosen=word_of(word, words, vocab),
                 copied=_copy(word, weights[b], words, vocab),
                 output=output_words(ids, np.stack(att), words, vocab),
                 live=live,

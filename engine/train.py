@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from . import distributed
 from .checkpoint import FORMAT, save_atomic
 from .config import Config
+from .copy import extended_size
 from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, splits_for
 from .errors import NonFiniteLoss
 from .model import Seq2Seq
@@ -129,10 +130,14 @@ def masked_loss(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=PAD)
 
 
-def with_unknown_words(batch: Batch, rate: float, rng: torch.Generator) -> Batch:
+def with_unknown_words(batch: Batch, rate: float, rng: torch.Generator, copy_from: int = 0) -> Batch:
     """Show a random share of the words as <unk>, in the source and at the mirrored place in
     the target, so the model learns to emit <unk> where an unknown word sits (and the
-    decoder's <unk> replacement can then copy the real word)."""
+    decoder's <unk> replacement can then copy the real word).
+
+    copy_from: the vocabulary's size, for a model that copies: a hidden word is then an
+    unknown word as a test sentence's are, <unk> to the encoder and a fresh extended id
+    (engine/copy.py) that the target asks the model to copy."""
     words = batch.src_len - 1  # (B,) words per sentence, EOS excluded
     S = batch.src.size(1)
     pos = torch.arange(S)
@@ -140,7 +145,13 @@ def with_unknown_words(batch: Batch, rate: float, rng: torch.Generator) -> Batch
     hide = (torch.rand(batch.src.shape, generator=rng) < rate) & is_word
     mirror = (words[:, None] - 1 - pos[None, :]).clamp(min=0)  # target step t reads source n-1-t
     hide_tgt = hide.gather(1, mirror) & is_word
-    return Batch(batch.src.masked_fill(hide, UNK), batch.src_len, batch.tgt.masked_fill(hide_tgt, UNK), batch.index)
+    src, tgt = batch.src.masked_fill(hide, UNK), batch.tgt.masked_fill(hide_tgt, UNK)
+    if not copy_from:
+        return Batch(src, batch.src_len, tgt, batch.index)
+    first_free = extended_size(copy_from, batch.source_ext)
+    src_ext = torch.where(hide, first_free + pos[None, :], batch.source_ext)  # (B, S) one id per hidden place
+    tgt_ext = torch.where(hide_tgt, src_ext.gather(1, mirror), batch.target_ext)  # (B, T)
+    return Batch(src, batch.src_len, tgt, batch.index, src_ext, tgt_ext)
 
 
 class Trainer:
@@ -157,8 +168,8 @@ class Trainer:
             splits, self.corpus_stats = splits_for(cfg)
         self.splits = splits
         self.vocab = Vocab.build(self.splits.train, cfg.word_min_freq, cfg.max_vocab)
-        self.train_set = PairDataset(self.splits.train, self.vocab)
-        self.val_set = PairDataset(self.splits.val, self.vocab)
+        self.train_set = PairDataset(self.splits.train, self.vocab, extended=cfg.copy_on)
+        self.val_set = PairDataset(self.splits.val, self.vocab, extended=cfg.copy_on)
         self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)
         self.optimizer = Adam(self.model.parameters(), lr=cfg.lr)
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)  # batch order, teacher forcing
@@ -184,7 +195,7 @@ class Trainer:
         tokens = 0
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
             if cfg.unk_rate:
-                batch = with_unknown_words(batch, cfg.unk_rate, self.rng)
+                batch = with_unknown_words(batch, cfg.unk_rate, self.rng, len(self.vocab) if model.copy else 0)
             # drawn on the host; the model reads it there on a CPU, uploads it elsewhere
             forcing = torch.rand(batch.tgt.size(1), generator=self.rng) < cfg.teacher_forcing  # (T,)
             batch_tokens = int(batch.src_len.sum())  # the CPU copy: no device sync
@@ -195,8 +206,9 @@ class Trainer:
             self.optimizer.zero_grad()
             if len(batch.index):  # a rank's share of a short last batch can be empty
                 # lengths: the host copy (padding and packing are decided from it, no read back)
-                logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[: b.tgt.size(1)])  # (B, T, V)
-                loss = masked_loss(logits, b.tgt)
+                src_ext = b.source_ext if model.copy else None
+                logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[: b.tgt.size(1)], src_ext)  # (B, T, V)
+                loss = masked_loss(logits, b.target_ext if model.copy else b.tgt)
                 if dp:
                     loss = loss * share  # its token losses / the global batch's tokens
                 loss.backward()
@@ -242,12 +254,14 @@ class Trainer:
                 continue  # data-parallel: whole batches, round robin
             b = batch.to(self.device)
             forcing = torch.zeros(b.tgt.size(1), dtype=torch.bool)  # the model feeds itself
-            logits, _ = self.model(b.src, batch.src_len, b.tgt_in, forcing)
+            copy = self.model.copy
+            logits, _ = self.model(b.src, batch.src_len, b.tgt_in, forcing, b.source_ext if copy else None)
+            tgt = b.target_ext if copy else b.tgt  # copy: unknown words at their extended ids
             n_tok = int((batch.tgt != PAD).sum())  # the CPU copy: no device sync
-            loss_sum += masked_loss(logits, b.tgt) * n_tok
+            loss_sum += masked_loss(logits, tgt) * n_tok
             tokens += n_tok
             pred = logits.argmax(-1)
-            correct += ((pred == b.tgt) | (b.tgt == PAD)).all(dim=1).sum()
+            correct += ((pred == tgt) | (tgt == PAD)).all(dim=1).sum()
         if dp:  # loss, exact matches and tokens summed over the ranks, in one all-reduce
             sums = dp.sum_(
                 torch.stack(

@@ -69,6 +69,7 @@ class Watched:
     output: list[str]
     weights: list[list[float]]  # (output steps incl. EOS, source tokens incl. EOS)
     match: bool
+    copy: list[float] | None = None  # p_copy per output step (a model with the copy mechanism)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Snapshot:
                     "output": s.output,
                     "match": s.match,
                     "weights": [[round(w, DIGITS) for w in row] for row in s.weights],
+                    **({"copy": [round(p, DIGITS) for p in s.copy]} if s.copy is not None else {}),
                 }
                 for s in self.sentences
             ],
@@ -106,7 +108,13 @@ class Snapshot:
             d["batch"],
             d["batches"],
             [
-                Watched(list(s["source"]), list(s["output"]), [list(r) for r in s["weights"]], bool(s["match"]))
+                Watched(
+                    list(s["source"]),
+                    list(s["output"]),
+                    [list(r) for r in s["weights"]],
+                    bool(s["match"]),
+                    list(s["copy"]) if s.get("copy") is not None else None,
+                )
                 for s in d["sentences"]
             ],
         )
@@ -136,6 +144,7 @@ def take(
                 list(r.output),
                 [[round(float(x), DIGITS) for x in row] for row in r.attention],
                 bool(r.match),
+                [round(float(p), DIGITS) for p in r.copy] if r.copy is not None else None,
             )
             for r in results
         ],

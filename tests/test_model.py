@@ -246,7 +246,7 @@ def table_step():
         for row, prefix in enumerate(prefixes):
             for word, q in TABLE.get(prefix, {EOS: 0.999}).items():
                 p[row, word] = q
-        return torch.log(p / p.sum(1, keepdim=True)), torch.ones(len(prefixes), 1)
+        return torch.log(p / p.sum(1, keepdim=True)), torch.ones(len(prefixes), 1), None
 
     return step
 

@@ -33,6 +33,8 @@ HELP = {
     "location_kernel": "location-aware attention: width of a conv over the previous step's weights (odd; 0 = off)",
     "attention": "Bahdanau attention; --no-attention trains the control model whose context is the fixed mean "
     "of the encoder outputs",
+    "copy": "copy mechanism: each output word generated or copied from the input by a learned gate "
+    "(--no-copy: generate only; default: on with --corpus, off on the built-in words)",
     "lr": "peak learning rate of the hand-written Adam",
     "lr_schedule": "cosine (warm-up, then decay to lr/20) or constant",
     "batch_size": "sentences per batch (batches group sentences of equal length)",
@@ -86,6 +88,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         if f.name == "corpus":
             g.add_argument(flag, default=None, metavar="FILE", help=HELP[f.name])
             continue
+        if f.name == "copy":  # a switch whose default depends on --corpus: Config.copy_on
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP[f.name])
+            continue
         typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
         extra = {"choices": ["auto", "cpu", "cuda"]} if f.name == "device" else {}
         if f.name == "impl":
@@ -108,6 +113,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if getattr(args, "config", None) is not None:
         base = replace(base, **Config.read_toml(args.config))  # ValueError: one line
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    if isinstance(overrides.get("copy"), bool):  # --copy / --no-copy
+        overrides["copy"] = "on" if overrides["copy"] else "off"
     return replace(base, **overrides)
 
 

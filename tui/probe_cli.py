@@ -19,13 +19,16 @@ CHUNK = 4096  # lines read, decoded and printed at a time: output flows, memory 
 
 
 def grid_text(result) -> str:
-    """The attention weights as a plain table: a row per output step, a column per input token."""
-    cols = result.source_tokens
+    """The attention weights as a plain table: a row per output step, a column per input token,
+    and for a model with the copy mechanism a last column "copy": p_copy at that step."""
+    copy = result.copy
+    cols = result.source_tokens + (["copy"] if copy is not None else [])
     width = max(6, *(len(c) for c in cols)) + 1
     label = max(6, *(len(w) for w in result.output_tokens)) + 1
     lines = [" " * label + "".join(c.rjust(width) for c in cols)]
-    for word, row in zip(result.output_tokens, result.attention):
-        lines.append(word.ljust(label) + "".join(f"{x:.2f}".rjust(width) for x in row))
+    for t, (word, row) in enumerate(zip(result.output_tokens, result.attention)):
+        cells = [*row, *([copy[t]] if copy is not None else [])]
+        lines.append(word.ljust(label) + "".join(f"{x:.2f}".rjust(width) for x in cells))
     return "\n".join(lines)
 
 

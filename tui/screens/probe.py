@@ -179,7 +179,7 @@ class ProbeScreen(Screen):
         verdict.update(text)
         verdict.remove_class("-error")
         grid = self.query_one(AttentionGrid)
-        grid.show(r.attention, r.source_tokens, r.output_tokens)
+        grid.show(r.attention, r.source_tokens, r.output_tokens, r.copy)
         grid.display = True
         self.query_one("#legend", Static).update(legend())
         self.query_one("#legend", Static).display = True

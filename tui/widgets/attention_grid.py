@@ -1,6 +1,8 @@
 """The attention weights of one sentence as a terminal heatmap: a row per decoder step
 (labelled with the word it emitted), a column per encoder token (the input words, then
-<eos>), each cell shaded by its weight and printed as a number (".73").
+<eos>), each cell shaded by its weight and printed as a number (".73"). A model with the copy
+mechanism has one more column, first, "copy": p_copy, the share of each step's word that was
+copied from where it looked rather than generated (engine/copy.py), shaded the same way.
 
 Built on DataTable so that the header row and the row labels stay put while a long
 sentence scrolls in both directions. The shades are xterm-256 palette colours picked to
@@ -28,6 +30,7 @@ PALETTE: list[tuple[int, str]] = [
     (184, "color(16)"),  # #d7d700
     (226, "color(16)"),  # #ffff00
 ]
+COPY = "copy"  # the copy column's header
 MIN_CELL = 5  # ".73" plus a space either side
 COMPACT_CELL = 4  # ".73" and a space: a grid beside a chart on an 80-column screen
 
@@ -71,23 +74,39 @@ class AttentionGrid(DataTable):
         pad = self.min_cell - 3  # around the three characters of a weight
         return [max(self.min_cell, min(self.max_cell, len(tok) + pad)) for tok in source_tokens]
 
-    def size_for(self, source_tokens: Sequence[str], output_tokens: Sequence[str]) -> tuple[int, int]:
-        """(width, height) the whole grid of this sentence takes: its labels, columns and header."""
+    def size_for(
+        self, source_tokens: Sequence[str], output_tokens: Sequence[str], copy: bool = False
+    ) -> tuple[int, int]:
+        """(width, height) the whole grid of this sentence takes: its labels, columns and header
+        (copy: and the copy column)."""
         label = max((len(_clip(w, 12)) for w in output_tokens), default=0) + 2
-        return label + sum(self.widths(source_tokens)), len(output_tokens) + 1
+        return label + sum(self.widths([*source_tokens, *([COPY] if copy else [])])), len(output_tokens) + 1
 
-    def show(self, attention: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str]) -> None:
-        """Replace the grid with a sentence's weights: attention is (steps, n + 1)."""
+    def show(
+        self,
+        attention: np.ndarray,
+        source_tokens: Sequence[str],
+        output_tokens: Sequence[str],
+        copy: np.ndarray | Sequence[float] | None = None,
+    ) -> None:
+        """Replace the grid with a sentence's weights: attention is (steps, n + 1); copy (steps,)
+        p_copy per step, shown as a last column, or None (a model without the copy mechanism)."""
         self.clear(columns=True)
         pad = self.min_cell - 3
         widths = self.widths(source_tokens)
         # compact: a space, then the word and its weights left-aligned, so that neighbours
         # never touch; else centred
         place = (lambda t, w: " " + t.ljust(w - 1)) if pad == 1 else (lambda t, w: t.center(w))
+        copy_width = self.widths([COPY])[0]
+        if copy is not None:  # first, beside the word it is about: a wide grid scrolls, it stays in view
+            self.add_column(Text(place(COPY, copy_width), style="bold italic"), width=copy_width)
         for tok, w in zip(source_tokens, widths):
             self.add_column(Text(place(_clip(tok, w - 1), w), style="bold"), width=w)
         for step, (word, row) in enumerate(zip(output_tokens, attention)):
             cells = [Text(place(weight_text(float(x)), w), style=shade(float(x))) for x, w in zip(row, widths)]
+            if copy is not None:
+                p = float(copy[step]) if step < len(copy) else 0.0
+                cells.insert(0, Text(place(weight_text(p), copy_width), style=shade(p)))
             self.add_row(*cells, key=str(step), label=Text(f" {_clip(word, 12)} ", style="bold"))
 
 

@@ -128,6 +128,8 @@ def chosen_line(step: Step, stepping: Stepping) -> Text:
         out.append(f"   <unk> copies “{step.copied}”{where}", style="bold color(214)")
     elif step.chosen == "<unk>":
         out.append("   <unk> at <eos>: nothing to copy", style="color(214)")
+    if step.copy is not None:  # the copy mechanism's gate: how much of the word came from the input
+        out.append(f"   copy {weight_text(step.copy)}", style="color(214)" if step.copy >= 0.5 else "")
     if step.chosen == "<eos>":
         out.append("   the decoding ends here", style="dim")
     return out

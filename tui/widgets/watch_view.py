@@ -93,9 +93,9 @@ class WatchView(Vertical):
         width, height = self.room()
         if width <= 0 or height <= 0:  # not laid out yet: on_resize draws it
             return
-        grid_width, grid_height = grid.size_for(source, output)
+        grid_width, grid_height = grid.size_for(source, output, copy=w.copy is not None)
         if grid_width <= width and grid_height <= height:
-            grid.show(weights, source, output)
+            grid.show(weights, source, output, w.copy)
             grid.display, map_.display = True, False
         else:
             map_.update(render_map(weights, source, output, width, height))
