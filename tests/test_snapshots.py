@@ -67,8 +67,21 @@ def batch_losses(e: int, mean: float) -> list[float]:
     ]
 
 
+# validation sentences right of 25 per length (3-10 words), epoch by epoch: the short ones
+# first, adding up to each epoch's exact match in EPOCHS
+RIGHT_BY_LENGTH = {
+    1: [0] * 8,
+    2: [5, 2, 0, 0, 0, 0, 0, 0],
+    3: [25, 25, 20, 15, 12, 8, 5, 2],
+    4: [25, 25, 25, 25, 24, 23, 22, 19],
+    5: [25] * 8,
+}
+
+
 def epoch(e, train, val, em, sec, best) -> EpochDone:
-    return EpochDone(e, train, val, em, sec, 0.5, 1.0, 20000, best, batch_losses(e, train))
+    by_length = {n: [c, 25] for n, c in zip(range(3, 11), RIGHT_BY_LENGTH[e])}
+    assert sum(c for c, _ in by_length.values()) == round(200 * em)
+    return EpochDone(e, train, val, em, sec, 0.5, 1.0, 20000, best, batch_losses(e, train), by_length)
 
 
 def attention(n: int, steps: int | None = None, sharp: float = 0.9) -> np.ndarray:
@@ -189,6 +202,24 @@ async def show_training(pilot) -> None:
 @pytest.mark.parametrize("size", [(100, 32), (80, 24)])
 def test_training_screen(snap_compare, tmp_path, monkeypatch, size):
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=show_training)
+
+
+@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+def test_training_screen_by_length(snap_compare, tmp_path, monkeypatch, size):
+    """Four epochs in: the newest epoch's exact match by length falls from 100% at 3 words
+    to 76% at 10, each bar with its figure where the width allows."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        app.training = True
+        app.set_status("Training run demo · best model -> checkpoints/demo/best.pt · results -> runs/demo")
+        app.screen.sync()
+        for e in EPOCHS[:4]:
+            app.post_message(EpochFinished(app.run_id, epoch(*e)))
+        app.post_message(BatchProgress(app.run_id, BatchDone(5, 11, BATCHES), [0.1] * 11))
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=run_before)
 
 
 def test_results_screen(snap_compare, tmp_path, monkeypatch):
