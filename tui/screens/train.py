@@ -1,7 +1,8 @@
 """Training screen: the run's configuration in brief, progress of the epoch and of the run,
-a row per finished epoch beside the newest one's validation exact match by length, the loss chart and beside it the first watch sentence's attention
-at the newest snapshot (w: every snapshot, on the timeline screen). It only draws: the app owns the worker and the
-run's state, in reactive attributes that this screen watches."""
+a row per finished epoch beside the newest one's validation exact match by length, the loss
+chart and beside it the first watch sentence's attention at the newest snapshot (w: every
+snapshot, on the timeline screen). It only draws: the app owns the worker and the run's
+state, in reactive attributes that this screen watches."""
 
 from __future__ import annotations
 
@@ -133,7 +134,9 @@ class TrainScreen(Screen):
     def _draw_epochs(self) -> None:
         app = self.app
         self.query_one(EpochTable).show(app.epochs)
-        self.query_one(LengthChart).show(app.epochs[-1] if app.epochs else None, (app.run_cfg.min_len, app.run_cfg.max_len))
+        self.query_one(LengthChart).show(
+            app.epochs[-1] if app.epochs else None, (app.run_cfg.min_len, app.run_cfg.max_len)
+        )
         self._draw_chart()
         self._epoch_bar()
 

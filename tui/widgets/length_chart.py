@@ -112,7 +112,9 @@ class LengthChart(Widget):
             t.append("\n")
             for c in cols:
                 s = c.share
-                t.append(("" if s is None else percent(s)).rjust(bar).ljust(slot), style=colour(s) if s is not None else "")
+                t.append(
+                    ("" if s is None else percent(s)).rjust(bar).ljust(slot), style=colour(s) if s is not None else ""
+                )
         for r in range(rows, 0, -1):  # top row first
             t.append("\n")
             for c in cols:
