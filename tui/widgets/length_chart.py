@@ -5,7 +5,8 @@ tall a bar of eighth blocks reads better than a braille line, and it needs no re
 (it changes once an epoch).
 
 A full bar means every sentence of that length was right: a bar is never drawn full for less
-than 100%, nor empty for more than 0%."""
+than 100%, nor empty for more than 0%. Where no figures fit above the bars, a red 0 marks a
+length none of whose sentences was right, and a dim dot one without validation sentences."""
 
 from __future__ import annotations
 
@@ -122,6 +123,9 @@ class LengthChart(Widget):
                 if s is None:
                     cell = "·" if r == 1 else " "
                     t.append(cell.rjust(bar).ljust(slot), style="dim")
+                    continue
+                if s == 0 and r == 1 and not values:  # no figure above: say 0, not nothing
+                    t.append("0".rjust(bar).ljust(slot), style="red")
                     continue
                 part = filled_eighths(s, rows) - 8 * (r - 1)
                 t.append((EIGHTHS[max(0, min(8, part))] * bar).ljust(slot), style=colour(s))
