@@ -167,7 +167,8 @@ class ResultsScreen(Screen):
         lo, hi = trained
         chart.show(SWEEP_LEGEND.format(lo=lo, hi=hi), series, percent=True, marks=[lo, hi] if series else [])
         chart.display = bool(series)
-        lines = [describe_limit(c, what) for c, what in ((known, "Known words"), (unknown, "Unknown words")) if c]
+        curves = ((known, "Known words"), (unknown, "Unknown words"))
+        lines = [describe_limit(c, what) for c, what in curves if c and c.per_length]
         limits.update("\n".join(lines))
         limits.display = bool(lines)
 

@@ -98,9 +98,10 @@ class LengthChart(Widget):
         width, height = self.size.width, self.size.height
         lo, hi = self.trained
         e = self.epoch
-        if e is None or not e.val_by_length:
-            waiting = "after each epoch: exact match by length" if e is None else "no counts by length in this run"
-            return Text(f"Validation {waiting}, {lo}-{hi} words.", style="dim")
+        if e is None:
+            return Text(f"Validation exact match by length ({lo}-{hi} words): after each epoch.", style="dim")
+        if not e.val_by_length:  # an epoch from a checkpoint older than the counts
+            return Text(f"Epoch {e.epoch} has no validation counts by length.", style="dim")
         cols = self.bars(width)
         slot = max(1, min(4, width // len(cols)))
         bar = slot - 1 if slot >= 2 else 1  # a gap between bars
