@@ -91,8 +91,14 @@ class LengthChart(Widget):
         self.refresh()
 
     def bars(self, width: int) -> list[Column]:
+        """A bar a length, with its figure above (3 columns each) where they fit, else
+        without (2 each); when even that does not fit, groups of lengths with figures:
+        a figure reads better than one more bar."""
         by_length = self.epoch.val_by_length if self.epoch else {}
-        return columns(by_length, *self.trained, most=max(1, width // 2))
+        lo, hi = self.trained
+        lengths = max([hi, *by_length]) - min([lo, *by_length]) + 1
+        most = width // 2 if 3 * lengths > width >= 2 * lengths else width // 3
+        return columns(by_length, lo, hi, most=max(1, most))
 
     def render(self) -> RenderResult:
         width, height = self.size.width, self.size.height
