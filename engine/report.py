@@ -26,7 +26,7 @@ from .lengths import LengthCurve, length_curve, sweep_sentences
 from .plot_process import PlotProcess, draw_here, heatmap_job, loss_curve_job, timeline_job
 from .runs import last_path
 from .threads import evaluation_workers, in_parallel
-from .train import EPOCH_FIELDS
+from .train import EPOCH_FIELDS, by_length_of
 from .watch import Snapshot, write_timeline
 from .watch import summary as watch_summary
 
@@ -388,6 +388,8 @@ def _finish_run(
             {
                 **{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_exact_match", "seconds")},
                 "best_model": h["epoch"] == best_epoch,
+                # words -> [correct, sentences] of the validation pass ({} for an older run)
+                "val_by_length": {str(n): ct for n, ct in by_length_of(h.get("val_by_length")).items()},
             }
             for h in history
         ],

@@ -48,6 +48,13 @@ class EpochTrainStats:
 
 
 @dataclass
+class Validation:
+    loss: float
+    exact_match: float
+    by_length: dict[int, list[int]]  # words -> [correct, sentences]
+
+
+@dataclass
 class BatchDone:
     epoch: int
     batch: int  # 1-based
@@ -80,6 +87,8 @@ class EpochDone:
     gpu_mib: float | None = None  # CUDA memory held by tensors at the epoch's end
     gpu_peak_mib: float | None = None  # the most CUDA memory held during the epoch
     gpu_util: float | None = None  # GPU utilisation in %, from NVML
+    # validation exact match by sentence length: words -> [correct, sentences]
+    val_by_length: dict[int, list[int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,12 +100,22 @@ class EpochDone:
         return cls(
             **{k: h[k] if k in h else _DEFAULTS.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS},
             batch_losses=list(h.get("batch_losses") or []),
+            val_by_length=by_length_of(h.get("val_by_length")),
         )
 
 
 # an epoch's scalar figures: the table, metrics.csv, a checkpoint's history
-EPOCH_FIELDS = [f.name for f in fields(EpochDone) if f.name != "batch_losses"]
+EPOCH_FIELDS = [f.name for f in fields(EpochDone) if f.name not in ("batch_losses", "val_by_length")]
 _DEFAULTS = {f.name: f.default for f in fields(EpochDone) if f.default is not MISSING}
+
+
+def by_length_of(d) -> dict[int, list[int]]:
+    """Counts by length as a checkpoint keeps them (int keys) or JSON does (str keys);
+    {} for an older history without them or anything that is not such a mapping."""
+    try:
+        return {int(n): [int(c), int(t)] for n, (c, t) in sorted(d.items(), key=lambda kv: int(kv[0]))}
+    except (AttributeError, TypeError, ValueError):
+        return {}
 
 
 def epochs_from_history(history) -> list[EpochDone]:
@@ -240,14 +259,23 @@ class Trainer:
             torch.stack(losses).tolist() if losses else [],
         )
 
-    @torch.no_grad()
     def validate(self) -> tuple[float, float]:
+        """(loss, exact match) of the validation pass (see validation)."""
+        v = self.validation()
+        return v.loss, v.exact_match
+
+    @torch.no_grad()
+    def validation(self) -> Validation:
         """Loss and exact match with the model feeding itself (no teacher forcing), in one
-        pass: a sentence matches when its first T argmax tokens equal the target and EOS."""
+        pass: a sentence matches when its first T argmax tokens equal the target and EOS.
+        Its matches are counted by sentence length on the device and read once, at the end,
+        with the loss: the overall figure is their sum, so by length costs no extra read."""
         self.model.eval()
         dp = distributed.current()
+        words_of = self.val_set.src_len - 1  # (N,) words per sentence, on the host
+        width = int(words_of.max()) + 1 if len(words_of) else 1
         loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        correct = torch.zeros(width, dtype=torch.long, device=self.device)  # (L,) matches by length
         tokens = 0
         for k, batch in enumerate(self.val_set.batches(self.cfg.batch_size)):
             if dp and k % dp.world != dp.rank:
@@ -261,20 +289,25 @@ class Trainer:
             loss_sum += masked_loss(logits, tgt) * n_tok
             tokens += n_tok
             pred = logits.argmax(-1)
-            correct += ((pred == tgt) | (tgt == PAD)).all(dim=1).sum()
-        if dp:  # loss, exact matches and tokens summed over the ranks, in one all-reduce
+            match = ((pred == tgt) | (tgt == PAD)).all(dim=1)  # (B,)
+            correct.index_add_(0, (batch.src_len - 1).to(self.device), match.long())
+        if dp:  # loss, tokens and the matches by length summed over the ranks, in one all-reduce
             sums = dp.sum_(
-                torch.stack(
+                torch.cat(
                     [
-                        loss_sum.double(),
+                        loss_sum.double().reshape(1),
+                        torch.tensor([float(tokens)], dtype=torch.float64, device=self.device),
                         correct.double(),
-                        torch.tensor(float(tokens), dtype=torch.float64, device=self.device),
                     ]
                 ),
                 "validation",
             )
-            loss_sum, correct, tokens = sums[0], sums[1], int(sums[2])
-        return float(loss_sum) / tokens, int(correct) / len(self.val_set)
+            loss_sum, tokens, correct = sums[0], int(sums[1]), sums[2:].round().long()
+        by_length_correct = correct.cpu().tolist()  # the one read of the matches
+        totals = torch.bincount(words_of, minlength=width).tolist()  # known without the model
+        by_length = {n: [by_length_correct[n], t] for n, t in enumerate(totals) if t}
+        matched = sum(c for c, _ in by_length.values())
+        return Validation(float(loss_sum) / tokens, matched / len(self.val_set), by_length)
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> Iterator[BatchDone | EpochDone | Snapshot]:
@@ -300,7 +333,8 @@ class Trainer:
             meter.start_epoch()
             t0 = time.perf_counter()
             stats = yield from self.train_epoch(epoch)
-            val_loss, val_em = self.validate()
+            val = self.validation()
+            val_loss, val_em = val.loss, val.exact_match
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
@@ -324,6 +358,7 @@ class Trainer:
                 gpu_mib=usage.gpu_mib,
                 gpu_peak_mib=usage.gpu_peak_mib,
                 gpu_util=usage.gpu_util,
+                val_by_length=val.by_length,
             )
             self.history.append(done.as_dict())
             epoch_snapshot = self.snapshot(epoch, n_batches, n_batches) if self.watching else None

@@ -37,6 +37,7 @@ from tui.screens.results import ResultsScreen
 from tui.screens.train import TrainScreen
 from tui.widgets.attention_grid import AttentionGrid
 from tui.widgets.epoch_table import EpochTable
+from tui.widgets.length_chart import LengthChart
 from tui.widgets.loss_chart import LossChart
 
 SIZE = (100, 32)
@@ -83,10 +84,15 @@ def test_training_fills_table_and_chart_then_results(tmp_path):
             assert isinstance(app.screen, TrainScreen)
             table = app.screen.query_one(EpochTable)
             chart = app.screen.query_one(LossChart)
+            by_length = app.screen.query_one(LengthChart)
             await until(pilot, lambda: not app.training, "training to end")
             assert table.row_count == 3
             assert chart.data_points == 3
             assert [r[0].plain for r in (table.get_row_at(i) for i in range(3))] == ["1", "2", "3"]
+            # beside the table, the last epoch's validation counts by length, every sentence once
+            assert by_length.epoch is app.epochs[-1]
+            assert sum(t for _, t in by_length.epoch.val_by_length.values()) == TINY["val_size"]
+            assert "epoch 3" in str(by_length.render()).split("\n")[0]
             best = app.best_epoch()
             assert best is not None
             assert "best" in str(table.get_cell(str(best), "best"))
@@ -99,6 +105,9 @@ def test_training_fills_table_and_chart_then_results(tmp_path):
             examples = str(app.screen.query_one("#examples").render())
             assert examples.count("Input:") == 10 and examples.count("Reference:") == 10
             assert "Test exact match" in str(app.screen.query_one("#summary").render())
+            sweep = app.screen.query_one("#sweep-chart")
+            assert [x.label for x in sweep.series] == ["known words", "unknown words"]
+            assert max(x for x, _ in sweep.series[0].points) > TINY["max_len"]  # past the training lengths
             assert "report.json" in str(app.screen.query_one("#files").render())
             for name in ("attention_heatmap.png", "loss_curve.png", "metrics.csv", "analysis.md", "report.json"):
                 assert (tmp_path / "out" / name).exists(), name

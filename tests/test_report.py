@@ -2,6 +2,7 @@
 was best, however the run ended (engine/report.py, through engine/job.py)."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -21,16 +22,16 @@ def validation_losses(monkeypatch):
     """Sets the validation loss of each epoch in turn (the real pass still runs and gives the
     exact match), so that the best epoch is chosen by the test, not by the numerics."""
     queue: list = []
-    real = Trainer.validate
+    real = Trainer.validation
 
-    def validate(self):
-        _, exact_match = real(self)
+    def validation(self):
+        measured = real(self)
         loss = queue.pop(0)
         if isinstance(loss, Exception):
             raise loss
-        return loss, exact_match
+        return dataclasses.replace(measured, loss=loss)
 
-    monkeypatch.setattr(Trainer, "validate", validate)
+    monkeypatch.setattr(Trainer, "validation", validation)
     return queue
 
 
@@ -60,6 +61,11 @@ def run(cfg: Config, tmp_path, **kw) -> tuple[TrainingEnded, dict]:
 def assert_every_epoch(tmp_path, report: dict, drawn: list, epochs: list[int], best: int) -> None:
     assert [e["epoch"] for e in report["epochs"]] == epochs
     assert [e["epoch"] for e in report["epoch_details"]] == epochs
+    # every epoch's validation counts by length, as JSON keeps them: they add up to its exact match
+    for e in report["epochs"]:
+        counts = e["val_by_length"].values()
+        assert sum(t for _, t in counts) == TINY["val_size"]
+        assert sum(c for c, _ in counts) / TINY["val_size"] == pytest.approx(e["val_exact_match"])
     assert report["best_epoch"] == best
     assert [e["best_model"] for e in report["epochs"]] == [n == best for n in epochs]
     rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))

@@ -14,6 +14,7 @@ import pytest
 
 from engine.config import Config
 from engine.evaluate import EvalResult, SentenceResult
+from engine.lengths import LengthCurve
 from engine.train import BatchDone, EpochDone
 from tui.app import ReverseApp
 from tui.common import RunOptions
@@ -67,8 +68,21 @@ def batch_losses(e: int, mean: float) -> list[float]:
     ]
 
 
+# validation sentences right of 25 per length (3-10 words), epoch by epoch: the short ones
+# first, adding up to each epoch's exact match in EPOCHS
+RIGHT_BY_LENGTH = {
+    1: [0] * 8,
+    2: [5, 2, 0, 0, 0, 0, 0, 0],
+    3: [25, 25, 20, 15, 12, 8, 5, 2],
+    4: [25, 25, 25, 25, 24, 23, 22, 19],
+    5: [25] * 8,
+}
+
+
 def epoch(e, train, val, em, sec, best, gpu: bool = False) -> EpochDone:
     """Fixed figures, the machine's included (on CUDA: GPU memory and utilisation too)."""
+    by_length = {n: [c, 25] for n, c in zip(range(3, 11), RIGHT_BY_LENGTH[e])}
+    assert sum(c for c, _ in by_length.values()) == round(200 * em)
     return EpochDone(
         e,
         train,
@@ -85,6 +99,7 @@ def epoch(e, train, val, em, sec, best, gpu: bool = False) -> EpochDone:
         seconds_left=1.4 * (10 - e),
         rss_mib=300.0 + 2 * e,
         **({"gpu_mib": 180.0, "gpu_peak_mib": 1400.0 + 10 * e, "gpu_util": 87.0} if gpu else {}),
+        val_by_length=by_length,
     )
 
 
@@ -126,14 +141,41 @@ class FixedResults:
         best_val_loss,
         notebook_test=None,
         beam=None,
+        known=None,
+        unknown=None,
     ):
         self.evaluation, self.uniform_exact_match = evaluation, uniform_exact_match
         self.analysis, self.files, self.config, self.checkpoint = analysis, files, config, checkpoint
         self.best_epoch, self.best_val_loss = best_epoch, best_val_loss
         self.notebook_test, self.beam = notebook_test, beam
+        self.known, self.unknown = known, unknown
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
+
+
+def fixed_curve(right: dict[int, int], not_measured: list[int]) -> LengthCurve:
+    """A length sweep of 100 sentences a length, `right` of them right; the wrong ones mostly
+    stopped early, as a model past its training lengths does."""
+    counts = {n: (c, 100) for n, c in right.items()}
+    failures = {
+        n: {"stopped_early": (100 - c) - (100 - c) // 4, "ran_on": (100 - c) // 4, "wrong_word": 0}
+        for n, c in right.items()
+    }
+    return LengthCurve(EvalResult([], 1.0, counts), failures, not_measured)
+
+
+def fixed_sweep() -> tuple[LengthCurve, LengthCurve]:
+    """(known, unknown) past the training lengths 3-6 (engine/lengths.py's lengths)."""
+    known = fixed_curve(
+        {7: 100, 8: 100, 9: 100, 10: 100, 11: 100, 12: 99, 13: 97, 14: 90, 15: 78, 16: 64, 20: 21, 25: 0, 30: 0},
+        [35, 40, 45, 50, 55, 60],
+    )
+    unknown = fixed_curve(
+        {3: 100, 4: 100, 5: 100, 6: 99, 7: 97, 8: 93, 9: 85, 10: 70, 11: 52, 12: 33, 13: 15, 14: 4, 15: 0, 16: 0},
+        [20, 25, 30, 35, 40, 45, 50, 55, 60],
+    )
+    return known, unknown
 
 
 def fixed_results() -> FixedResults:
@@ -181,6 +223,8 @@ def fixed_results() -> FixedResults:
         Path("checkpoints/demo/best.pt"),
         best_epoch=5,
         best_val_loss=0.0451,
+        known=fixed_sweep()[0],
+        unknown=fixed_sweep()[1],
     )
 
 
@@ -217,6 +261,24 @@ def test_training_screen_on_cuda(snap_compare, tmp_path, monkeypatch):
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=run_before)
 
 
+@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+def test_training_screen_by_length(snap_compare, tmp_path, monkeypatch, size):
+    """Four epochs in: the newest epoch's exact match by length falls from 100% at 3 words
+    to 76% at 10, each bar with its figure where the width allows."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        app.training = True
+        app.set_status("Training run demo · best model -> checkpoints/demo/best.pt · results -> runs/demo")
+        app.screen.sync()
+        for e in EPOCHS[:4]:
+            app.post_message(EpochFinished(app.run_id, epoch(*e)))
+        app.post_message(BatchProgress(app.run_id, BatchDone(5, 11, BATCHES), [0.1] * 11))
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=run_before)
+
+
 def test_results_screen(snap_compare, tmp_path, monkeypatch):
     async def run_before(pilot):
         app = pilot.app
@@ -225,6 +287,20 @@ def test_results_screen(snap_compare, tmp_path, monkeypatch):
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(100, 32), run_before=run_before)
+
+
+def test_results_screen_sweep_80x24(snap_compare, tmp_path, monkeypatch):
+    """Scrolled to the length sweep: known and unknown words' curves past the training lengths."""
+
+    async def run_before(pilot):
+        app = pilot.app
+        app.results = fixed_results()
+        app.action_show("results")
+        await pilot.pause()
+        app.screen.query_one("#sweep-chart").scroll_visible(top=True, animate=False)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=run_before)
 
 
 def probe_screen(text: str, result: SentenceResult, notes: list[str], history: list[str]):

@@ -2,6 +2,8 @@
 losses, a non-finite loss stopping the run with its epoch and batch, and resuming a checkpoint
 from before the vocabulary cap."""
 
+import json
+
 import pytest
 import torch
 
@@ -99,3 +101,40 @@ def test_a_checkpoint_from_before_the_vocabulary_cap_resumes_with_every_word(tmp
     assert resumed.vocab.words() == trainer.vocab.words()
     capped = Config(**{**TINY, "corpus": text, "min_freq": 1, "max_vocab": 30})
     assert len(Trainer(capped, tmp_path / "new.pt").vocab) == 30 + 4  # the cap, plus PAD SOS EOS UNK
+
+
+def test_validation_counts_by_length_add_up_to_its_exact_match(tmp_path):
+    """The validation pass's matches by length: every validation sentence counted once under
+    its length, the matches of a length the same as validating those sentences alone, and the
+    sum the epoch's exact match; kept in the checkpoint (weights_only) and read back from JSON."""
+    from collections import Counter
+
+    # a short real run that gets some sentences right and some wrong, more of the short ones
+    trainer = Trainer(Config(**{**TINY, "epochs": 4, "lr": 1e-2, "min_len": 2, "max_len": 5}), tmp_path / "best.pt")
+    for _ in trainer.run():
+        pass
+    payload = load(trainer.last_path)  # weights_only=True
+    v = trainer.validation()
+    lengths = Counter(len(s) for s in trainer.splits.val)
+    assert {n: t for n, (_, t) in v.by_length.items()} == dict(sorted(lengths.items()))
+    assert sum(c for c, _ in v.by_length.values()) / len(trainer.splits.val) == v.exact_match
+    assert (v.loss, v.exact_match) == trainer.validate()
+    assert 0 < v.exact_match < 1, "a tiny run's model gets some sentences right, not all: the test can tell"
+    whole = trainer.val_set
+    for n, (correct, total) in v.by_length.items():
+        trainer.val_set = PairDataset([s for s in trainer.splits.val if len(s) == n], trainer.vocab)
+        assert trainer.validate()[1] * total == pytest.approx(correct)
+    trainer.val_set = whole
+
+    history = payload["history"]
+    assert len(history) == 4
+    for h in history:
+        e = EpochDone.from_dict(h)
+        assert sum(t for _, t in e.val_by_length.values()) == len(trainer.splits.val)
+        assert sum(c for c, _ in e.val_by_length.values()) / len(trainer.splits.val) == h["val_exact_match"]
+    last = EpochDone.from_dict(history[-1])
+    as_json = json.loads(json.dumps(history[-1]))  # str keys
+    assert EpochDone.from_dict(as_json).val_by_length == last.val_by_length
+    old = {k: x for k, x in history[-1].items() if k != "val_by_length"}  # a history from before
+    assert EpochDone.from_dict(old).val_by_length == {}
+    assert EpochDone.from_dict({**old, "val_by_length": "garbage"}).val_by_length == {}

@@ -1,6 +1,7 @@
 """Results screen: what finish_run measured on the test set (exact match overall and by
-length, ten examples in the notebook's form, the measured analysis) and where the files
-went. It draws the app's `results` (watched); the evaluation itself runs in the app's worker."""
+length; a chart of how far past the training lengths it holds, on known and on unknown
+words; ten examples in the notebook's form, the measured analysis) and where the files went.
+It draws the app's `results` (watched); the evaluation itself runs in the app's worker."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Markdown, ProgressBar, Static
 
 from engine.evaluate import SentenceResult
+from engine.lengths import describe_limit
 
+from ..widgets.overlay_chart import PALETTE, OverlayChart, Series
 from ..widgets.title_bar import TitleBar
 
 BAR = 24  # characters for a 100% bar
@@ -59,7 +62,10 @@ class ResultsScreen(Screen):
             yield Static(id="results-status")
             yield ProgressBar(id="eval-progress", show_eta=False)
             yield Static(id="summary")
-            yield Static("Accuracy by length", classes="section")
+            yield Static("Accuracy by length, past the training lengths", classes="section")
+            yield OverlayChart("No length sweep in these results.", id="sweep-chart")
+            yield Static(id="sweep-limits")
+            yield Static("Accuracy by length on the test set", classes="section")
             yield Static(id="per-length")
             yield Static("Ten test examples", classes="section")
             yield Static(id="examples")
@@ -93,7 +99,9 @@ class ResultsScreen(Screen):
             status = self.query_one("#results-status", Static)
         except NoMatches:  # being taken down as the app exits
             return
-        for node in self.query(".section, #summary, #per-length, #examples, #analysis, #files"):
+        for node in self.query(
+            ".section, #summary, #sweep-chart, #sweep-limits, #per-length, #examples, #analysis, #files"
+        ):
             node.display = res is not None
         status.display = res is None
         status.set_class(error is not None, "-error")
@@ -140,10 +148,43 @@ class ResultsScreen(Screen):
         summary.append(f"\nfiles written to {', '.join(folders)}: ", style="bold")
         summary.append(", ".join(p.name for p in res.files.values()))
         self.query_one("#summary", Static).update(summary)
-        self.query_one("#per-length", Static).update(
-            per_length_text(ev.per_length, ev.counts, (res.config.min_len, res.config.max_len))
-        )
+        trained = (res.config.min_len, res.config.max_len)
+        self.query_one("#per-length", Static).update(per_length_text(ev.per_length, ev.counts, trained))
+        self._draw_sweep(res, trained)
         examples = Text("\n\n").join(example_text(r) for r in res.examples(10))
         self.query_one("#examples", Static).update(examples)
         self.query_one("#analysis", Markdown).update(res.analysis)
         self.query_one("#files", Static).update("\n".join(f"{name:<18} {path}" for name, path in res.files.items()))
+
+    def _draw_sweep(self, res, trained: tuple[int, int]) -> None:
+        """Known and unknown words' exact match by length on one chart, the training lengths
+        between the two grey lines; known words come from the test set inside them and from
+        the sweep past them."""
+        chart = self.query_one("#sweep-chart", OverlayChart)
+        limits = self.query_one("#sweep-limits", Static)
+        known, unknown = getattr(res, "known", None), getattr(res, "unknown", None)
+        series = sweep_series(res.evaluation.per_length, known, unknown)
+        lo, hi = trained
+        chart.show(SWEEP_LEGEND.format(lo=lo, hi=hi), series, percent=True, marks=[lo, hi] if series else [])
+        chart.display = bool(series)
+        curves = ((known, "Known words"), (unknown, "Unknown words"))
+        lines = [describe_limit(c, what) for c, what in curves if c and c.per_length]
+        limits.update("\n".join(lines))
+        limits.display = bool(lines)
+
+
+KNOWN, UNKNOWN = PALETTE[0], PALETTE[1]
+# the border title is Textual markup: the same 256-colour codes as hex (xterm's palette)
+SWEEP_LEGEND = "[#00d7ff]━[/] known words  [#ff8700]━[/] unknown words  [#585858]│[/] trained {lo}-{hi} words"
+
+
+def sweep_series(test_per_length: dict[int, float], known, unknown) -> list[Series]:
+    """The two curves: known words (the test set's lengths, then the sweep's past them) and
+    unknown words (the sweep's, at every length it measured)."""
+    series = []
+    if known is not None:
+        points = {**test_per_length, **known.per_length}
+        series.append(Series("known words", KNOWN, sorted(points.items())))
+    if unknown is not None and unknown.per_length:
+        series.append(Series("unknown words", UNKNOWN, sorted(unknown.per_length.items())))
+    return series

@@ -1,7 +1,8 @@
 """Training screen: the run's configuration in brief, progress of the epoch and of the run,
-a row per finished epoch, the loss chart and beside it the first watch sentence's attention
-at the newest snapshot (w: every snapshot, on the timeline screen). It only draws: the app owns the worker and the
-run's state, in reactive attributes that this screen watches."""
+a row per finished epoch beside the newest one's validation exact match by length, the loss
+chart and beside it the first watch sentence's attention at the newest snapshot (w: every
+snapshot, on the timeline screen). It only draws: the app owns the worker and the run's
+state, in reactive attributes that this screen watches."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from engine.train import BatchDone, EpochDone
 
 from .. import units
 from ..widgets.epoch_table import EpochTable
+from ..widgets.length_chart import LengthChart
 from ..widgets.loss_chart import LossChart
 from ..widgets.title_bar import TitleBar
 from ..widgets.watch_view import WatchView
@@ -91,7 +93,9 @@ class TrainScreen(Screen):
         with Horizontal(classes="bar-row"):
             yield Label("epoch", id="batch-label")
             yield ProgressBar(id="batch-bar", show_eta=False)
-        yield EpochTable(id="epochs")
+        with Horizontal(id="epochs-row"):
+            yield EpochTable(id="epochs")
+            yield LengthChart(id="by-length")
         with Horizontal(id="train-lower"):
             yield LossChart(id="chart")
             yield WatchView("Attention: from batch 1 on.", compact=True, id="watch", classes="-one-line")
@@ -136,8 +140,15 @@ class TrainScreen(Screen):
         self.query_one("#config", Static).update(config_brief(self.app.run_cfg, self.app.run_facts))
         self._epoch_bar()  # the run's length
 
+    def on_resize(self) -> None:
+        self.query_one(EpochTable).show(self.app.epochs)  # its columns follow the screen's width
+
     def _draw_epochs(self) -> None:
-        self.query_one(EpochTable).show(self.app.epochs)
+        app = self.app
+        self.query_one(EpochTable).show(app.epochs)
+        self.query_one(LengthChart).show(
+            app.epochs[-1] if app.epochs else None, (app.run_cfg.min_len, app.run_cfg.max_len)
+        )
         self._draw_chart()
         self._epoch_bar()
 

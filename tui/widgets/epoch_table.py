@@ -1,7 +1,9 @@
 """A row per finished epoch; the epoch whose model is on disk as the best carries a star.
 
-Besides the losses and the time: the epoch's throughput and the process's memory, and on
-CUDA the GPU memory at its peak (a column that appears with the first epoch that has it)."""
+Besides the losses and the time, on a screen wide enough for them beside the chart of exact
+match by length: the epoch's throughput and the process's memory, and on CUDA the GPU memory at
+its peak (a column that appears with the first epoch that has it). Narrower, the title bar
+shows the newest epoch's figures instead."""
 
 from __future__ import annotations
 
@@ -23,13 +25,16 @@ COLUMNS = [
     ("best", 6),
 ]
 GPU_COLUMN = ("gpu", 4)  # before "best", on CUDA
+MACHINE = ("tok/s", "mem", "gpu")  # the machine's figures
+MACHINE_FROM = 120  # screen columns from which they have room in the table
 
 
-def columns(gpu: bool) -> list[tuple[str, int]]:
-    return [*COLUMNS[:-1], GPU_COLUMN, COLUMNS[-1]] if gpu else list(COLUMNS)
+def columns(gpu: bool, machine: bool = True) -> list[tuple[str, int]]:
+    cols = [*COLUMNS[:-1], GPU_COLUMN, COLUMNS[-1]] if gpu else list(COLUMNS)
+    return cols if machine else [c for c in cols if c[0] not in MACHINE]
 
 
-def cells(ev: EpochDone, gpu: bool) -> list[Text | str]:
+def cells(ev: EpochDone, gpu: bool, machine: bool = True) -> list[Text | str]:
     row = [
         Text(str(ev.epoch), justify="right"),
         Text(f"{ev.train_loss:.4f}", justify="right"),
@@ -41,7 +46,7 @@ def cells(ev: EpochDone, gpu: bool) -> list[Text | str]:
     ]
     if gpu:
         row.append(Text(units.mebibytes(ev.gpu_peak_mib), justify="right"))
-    return [*row, ""]
+    return [*(row if machine else row[:5]), ""]
 
 
 class EpochTable(DataTable):
@@ -56,13 +61,14 @@ class EpochTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.best_epoch: int | None = None
         self.gpu = False  # the GPU column is on show
+        self.machine = True  # the machine's columns are on show
         self._shown: list[EpochDone] = []
 
     def on_mount(self) -> None:
         self._add_columns()
 
     def _add_columns(self) -> None:
-        for label, width in columns(self.gpu):
+        for label, width in columns(self.gpu, self.machine):
             self.add_column(Text(label, justify="right"), width=width, key=label)
 
     def reset(self) -> None:
@@ -74,10 +80,11 @@ class EpochTable(DataTable):
         """Show these epochs: new rows only, when the rows on show are where the list starts
         (and the columns stay those that they need)."""
         gpu = any(ev.gpu_peak_mib is not None for ev in epochs)
+        machine = self.app.size.width >= MACHINE_FROM
         n = len(self._shown)
-        if gpu != self.gpu:
+        if (gpu, machine) != (self.gpu, self.machine):
             self.clear(columns=True)
-            self.gpu = gpu
+            self.gpu, self.machine = gpu, machine
             self._add_columns()
             self.reset()
             n = 0
@@ -88,7 +95,7 @@ class EpochTable(DataTable):
             self.add_epoch(ev)
 
     def add_epoch(self, ev: EpochDone) -> None:
-        self.add_row(*cells(ev, self.gpu), key=str(ev.epoch))
+        self.add_row(*cells(ev, self.gpu, self.machine), key=str(ev.epoch))
         self._shown.append(ev)
         if ev.best:
             # only one model is on disk: move the mark to the epoch that replaced it

@@ -16,6 +16,7 @@ from textual_plotext.plot import Plot
 # 256-colour codes, told apart on a dark background and by most colour-blind eyes: plotext
 # draws with the code, rich writes the legend with the same colour(N)
 PALETTE = [45, 208, 76, 170, 220, 203, 69, 250]
+MARK_COLOUR = 240  # a dim grey: the marks stay behind the curves
 
 
 def rich_colour(code: int) -> str:
@@ -45,10 +46,18 @@ class OverlayChart(PlotextPlot):
         self.series: list[Series] = []
         self.log_y = False
         self.percent = False  # y is a share, drawn 0-100%
+        self.marks: list[float] = []  # x values marked by a vertical line (the training lengths' ends)
 
-    def show(self, title: str, series: Sequence[Series], log_y: bool = False, percent: bool = False) -> None:
+    def show(
+        self,
+        title: str,
+        series: Sequence[Series],
+        log_y: bool = False,
+        percent: bool = False,
+        marks: Sequence[float] = (),
+    ) -> None:
         self.border_title = title
-        self.series, self.log_y, self.percent = list(series), log_y, percent
+        self.series, self.log_y, self.percent, self.marks = list(series), log_y, percent, list(marks)
         self.refresh()
 
     def drawn(self) -> list[Series]:
@@ -64,6 +73,8 @@ class OverlayChart(PlotextPlot):
         self._plot = plt = Plot()
         if self.log_y:
             plt.yscale("log")
+        for x in self.marks:  # first, so that the curves draw over them
+            plt.vline(x, MARK_COLOUR)
         for s in series:
             xs, ys = zip(*s.points)
             ys = [100 * y for y in ys] if self.percent else list(ys)
@@ -71,9 +82,17 @@ class OverlayChart(PlotextPlot):
         if self.percent:
             plt.ylim(0, 100)
             plt.yticks([0, 50, 99], ["0%", "50%", "99%"])
-        xs = [x for s in series for x, _ in s.points]
-        plt.xticks(whole_ticks(min(xs), max(xs)))  # epochs and lengths are whole numbers
+        xs = [x for s in series for x, _ in s.points] + self.marks
+        plt.xticks(ticks_with_marks(min(xs), max(xs), self.marks))  # epochs and lengths are whole numbers
         return super().render()
+
+
+def ticks_with_marks(lo: float, hi: float, marks: Sequence[float]) -> list[float]:
+    """Round ticks, and the marked values (the training lengths' ends) labelled too: a round
+    tick too close to a mark for both labels to read gives way to it."""
+    near = (hi - lo) / 12
+    ticks = [t for t in whole_ticks(lo, hi) if all(abs(t - m) > near for m in marks)]
+    return sorted({*ticks, *marks})
 
 
 def whole_ticks(lo: float, hi: float, most: int = 6) -> list[int]:
