@@ -32,6 +32,7 @@ from .checkpoint import CheckpointError, load
 from .config import Config
 from .data import splits_for
 from .fast import native
+from .live import LiveFiles
 from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
@@ -300,7 +301,7 @@ def run_job(
     except OSError as e:
         yield Failed("start", describe(e), e)
         return
-    yield Started(
+    started = Started(
         cfg,
         device,
         checkpoint,
@@ -317,6 +318,11 @@ def run_job(
         trainer.model.impl,
         [list(w) for w in trainer.watch],
     )
+    # what a follower reads (engine/follow.py): rank 0 writes it, as it writes the rest
+    live = None
+    if distributed.is_main():
+        live = LiveFiles(out, started.brief(), trainer.history, [s.as_dict() for s in trainer.snapshots])
+    yield started
 
     # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
     # the core that training leaves free (engine/plot_process.py)
@@ -325,11 +331,16 @@ def run_job(
     try:
         for ev in trainer.run():
             if isinstance(ev, Snapshot):  # rank 0's alone: not a batch, no stop check (a collective)
+                if live is not None:
+                    live.snapshot(ev.as_dict())
                 yield ev
                 continue
-            if isinstance(ev, EpochDone) and distributed.is_main():
+            if isinstance(ev, BatchDone) and live is not None:
+                live.batch(ev.epoch, ev.batch, ev.batches, ev.loss)
+            if isinstance(ev, EpochDone) and live is not None:
                 # the log grows with the run: a run killed outright still has every epoch it finished
                 write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
+                live.epoch(ev.as_dict())
             yield ev
             if should_stop():  # after every batch
                 reason = "stopped"
@@ -339,6 +350,9 @@ def run_job(
     except Exception as e:
         reason, error, exception = "failed", describe(e, checkpoint), e
         distributed.abandon(e)  # data-parallel: a failure of this rank alone ends the others' wait
+    finally:
+        if live is not None:
+            live.close()
 
     control = None
     if reason == "finished" and compare_no_attention and cfg.attention:

@@ -97,6 +97,7 @@ class TrainScreen(Screen):
             ("progress", self._draw_progress),
             ("status", self._draw_status),
             ("training", self._epoch_bar),
+            ("following", self._epoch_bar),
             ("snapshots", self._draw_watch),
         ):
             self.watch(self.app, name, _unless_gone(draw))
@@ -161,9 +162,12 @@ class TrainScreen(Screen):
         app = self.app
         done, total = len(app.epochs), app.run_cfg.epochs
         self.query_one("#epoch-bar", ProgressBar).update(total=total, progress=done)
-        self.query_one(TitleBar).show("training" if app.training else "training (idle)")
+        going = app.training or app.following
+        self.query_one(TitleBar).show(
+            "watching a run" if app.following else "training" if app.training else "training (idle)"
+        )
         text = f"run {done}/{total} epochs"
-        if app.training and app.epochs and done < total:
+        if going and app.epochs and done < total:
             # a steadier estimate than the bar's own: whole epochs, measured
             mean = sum(e.seconds for e in app.epochs) / done
             text += f" ~{_clock(mean * (total - done))} left"
