@@ -219,9 +219,11 @@ class Follower:
 
     def _config(self) -> Config | None:
         try:
-            return Config.from_dict(Config.read_toml(self.folder / "config.toml"))
+            values = Config.read_toml(self.folder / "config.toml")
+            # the run writes every field: one without them is not this run's yet
+            return Config.from_dict(values) if "epochs" in values else None
         except (OSError, ValueError, TypeError):
-            return None  # not written yet (the run is building its data), or being replaced
+            return None  # not written yet (the run is building its data)
 
     def _facts(self) -> str:
         try:
