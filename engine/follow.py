@@ -209,10 +209,9 @@ class Follower:
             if (snap.epoch, snap.batch) > self.last_snapshot:
                 self.last_snapshot = (snap.epoch, snap.batch)
                 events.append(snap)
-        if status is None or status["state"] == "running":
-            progress = self._progress()
-            if progress is not None:
-                events.append(progress)
+        progress = self._progress()
+        if progress is not None:
+            events.append(progress)
         if status is not None:
             events.extend(self._state(status))
         return events
@@ -249,11 +248,12 @@ class Follower:
             losses = [float(x) for x in p.get("losses") or []]
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        if batches <= 0 or (epoch, batch) <= self.last_batch or epoch <= self.last_epoch:
+        if batches <= 0 or (epoch, batch) <= self.last_batch:
             return None
         seen = self.last_batch[1] if self.last_batch[0] == epoch else 0
         first = batch - len(losses)  # losses[k] is batch first+k+1's
-        fresh = losses[max(0, seen - first) :]
+        # an epoch already given: its own line holds its losses; the bars still move
+        fresh = losses[max(0, seen - first) :] if epoch > self.last_epoch else []
         self.last_batch = (epoch, batch)
         return Progress(BatchDone(epoch, batch, batches), fresh, str(p.get("facts") or ""))
 
