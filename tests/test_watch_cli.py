@@ -15,6 +15,7 @@ from tests.test_follow import epoch, running, snapshot, start_run
 from tui.app import ReverseApp
 from tui.cli import main
 from tui.common import RunOptions
+from tui.screens.runs import RunsScreen
 from tui.screens.train import TrainScreen
 from tui.widgets.epoch_table import EpochTable
 
@@ -96,5 +97,23 @@ def test_a_running_run_picked_on_the_runs_screen_is_followed(tmp_path):
             assert app.open_run(folder / "best.pt", folder)  # what the runs screen's enter calls
             await until(pilot, lambda: "Watching run sim" in app.status[0], "the run followed")
             assert isinstance(app.screen, TrainScreen)
+
+    asyncio.run(body())
+
+
+def test_enter_on_a_running_run_in_the_runs_screen_watches_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    start_run(tmp_path)  # in its first epoch: no model yet
+    app = ReverseApp(Config(**TINY), RunOptions(name="demo"), autostart=False)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("f2")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query("RunsTable"), "runs")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("enter")
+            await until(pilot, lambda: "Watching run sim" in app.status[0], "the run followed")
+            assert isinstance(app.screen, TrainScreen) and app.following
 
     asyncio.run(body())

@@ -249,11 +249,7 @@ class ReverseApp(App):
             self.notify("A run is training: s stops it, then another run can be opened.", severity="warning")
             return False
         if is_running(out):  # trained by another process: followed, as `reverse-tui watch` does
-            while len(self.screen_stack) > 2:
-                self.pop_screen()
-            self.follow_run(Path(out))
-            self.action_show("train")
-            return True
+            return self.watch_run(Path(out))
         before = (self.checkpoint, self.loaded, self._loaded_key)
         self.checkpoint, self.loaded = Path(checkpoint), None
         try:
@@ -482,6 +478,17 @@ class ReverseApp(App):
                 self.switch_screen("results")
 
     # -- following a run another process trains (engine/follow.py) --------------------------
+    def watch_run(self, folder: Path) -> bool:
+        """A running run from the runs screen, followed on the training screen."""
+        if self.training:
+            self.notify("A run is training: s stops it, then another run can be watched.", severity="warning")
+            return False
+        while len(self.screen_stack) > 2:  # the runs screen, and whatever was pushed under it
+            self.pop_screen()
+        self.follow_run(folder)
+        self.action_show("train")
+        return True
+
     def follow_run(self, folder: Path) -> None:
         """Show the run in folder as it trains elsewhere: the training screen, fed from its
         files. Nothing is written into the run."""
