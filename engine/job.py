@@ -7,8 +7,10 @@ checkpoint and write the artefacts.
 Neither face trains, resumes or evaluates by itself, so the two cannot drift apart.
 
 Under torchrun (engine/distributed.py) every rank runs this same generator and trains its
-share; rank 0 alone writes config.toml, the checkpoints, metrics.csv and the evaluation's
-artefacts; the others end after training (their TrainingEnded is their last event).
+share; rank 0 alone writes config.toml, the checkpoints, metrics.csv, the files another
+process follows the run by (engine/live.py: epochs.jsonl, snapshots.jsonl, progress.json) and
+the evaluation's artefacts; the others end after training (their TrainingEnded is their last
+event).
 
 Stopping: `should_stop()` is asked after every batch (the headless run's signal flag, the
 app's stop key). A stopped run still evaluates its best checkpoint; a consumer that wants
