@@ -15,6 +15,7 @@ from tests.test_follow import epoch, running, snapshot, start_run
 from tui.app import ReverseApp
 from tui.cli import main
 from tui.common import RunOptions
+from tui.screens.probe import ProbeScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.train import TrainScreen
 from tui.widgets.epoch_table import EpochTable
@@ -101,7 +102,10 @@ def test_a_running_run_picked_on_the_runs_screen_is_followed(tmp_path):
     asyncio.run(body())
 
 
-def test_enter_on_a_running_run_in_the_runs_screen_watches_it(tmp_path, monkeypatch):
+def test_enter_on_a_running_run_in_the_runs_screen_watches_it(tmp_path, monkeypatch, trained_checkpoint):
+    trained = tmp_path / "other" / "best.pt"
+    trained.parent.mkdir()
+    trained.write_bytes(trained_checkpoint.read_bytes())
     monkeypatch.chdir(tmp_path)
     start_run(tmp_path)  # in its first epoch: no model yet
     app = ReverseApp(Config(**TINY), RunOptions(name="demo"), autostart=False)
@@ -115,5 +119,10 @@ def test_enter_on_a_running_run_in_the_runs_screen_watches_it(tmp_path, monkeypa
             await pilot.press("enter")
             await until(pilot, lambda: "Watching run sim" in app.status[0], "the run followed")
             assert isinstance(app.screen, TrainScreen) and app.following
+            # another run opened: the one watched is left to itself
+            assert app.open_run(trained, trained.parent)
+            await until(pilot, lambda: isinstance(app.screen, ProbeScreen), "the probe screen")
+            await pilot.pause()
+            assert not app.following and not [w for w in app.workers if w.group == "follow" and w.is_running]
 
     asyncio.run(body())

@@ -261,6 +261,8 @@ class ReverseApp(App):
             self.notify(str(e), title="Cannot open the run", severity="error", timeout=12)
             return False
         self.run_id += 1  # news still coming from the run on show until now is dropped
+        self.workers.cancel_group(self, "follow")  # a run watched until now is left to itself
+        self.following = False
         self.out, self.paths, self.resume_payload = Path(out), None, None
         state = latest_state(self.checkpoint, loaded.payload)  # its epochs after the best too
         self.run_cfg = loaded.config
