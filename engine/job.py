@@ -7,8 +7,10 @@ checkpoint and write the artefacts.
 Neither face trains, resumes or evaluates by itself, so the two cannot drift apart.
 
 Under torchrun (engine/distributed.py) every rank runs this same generator and trains its
-share; rank 0 alone writes config.toml, the checkpoints, metrics.csv and the evaluation's
-artefacts; the others end after training (their TrainingEnded is their last event).
+share; rank 0 alone writes config.toml, the checkpoints, metrics.csv, the files another
+process follows the run by (engine/live.py: epochs.jsonl, snapshots.jsonl, progress.json) and
+the evaluation's artefacts; the others end after training (their TrainingEnded is their last
+event).
 
 Stopping: `should_stop()` is asked after every batch (the headless run's signal flag, the
 app's stop key). A stopped run still evaluates its best checkpoint; a consumer that wants
@@ -32,6 +34,7 @@ from .checkpoint import CheckpointError, load
 from .config import Config
 from .data import splits_for
 from .fast import native
+from .live import LiveFiles
 from .model import describe_impl
 from .plot_process import PlotProcess
 from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
@@ -313,7 +316,7 @@ def run_job(
     except ImportError as e:  # the command line checks first; a caller of its own may not have
         yield Failed("start", tensorboard_log.INSTALL, e)
         return
-    yield Started(
+    started = Started(
         cfg,
         device,
         checkpoint,
@@ -330,6 +333,11 @@ def run_job(
         trainer.model.impl,
         [list(w) for w in trainer.watch],
     )
+    # what a follower reads (engine/follow.py): rank 0 writes it, as it writes the rest
+    live = None
+    if distributed.is_main():
+        live = LiveFiles(out, started.brief(), trainer.history, [s.as_dict() for s in trainer.snapshots])
+    yield started
 
     # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
     # the core that training leaves free (engine/plot_process.py)
@@ -340,11 +348,16 @@ def run_job(
             if isinstance(ev, Snapshot):  # rank 0's alone: not a batch, no stop check (a collective)
                 if board:
                     board.add_snapshot(ev)
+                if live is not None:
+                    live.snapshot(ev.as_dict())
                 yield ev
                 continue
-            if isinstance(ev, EpochDone) and distributed.is_main():
+            if isinstance(ev, BatchDone) and live is not None:
+                live.batch(ev.epoch, ev.batch, ev.batches, ev.loss)
+            if isinstance(ev, EpochDone) and live is not None:
                 # the log grows with the run: a run killed outright still has every epoch it finished
                 write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
+                live.epoch(ev.as_dict())
                 if board:
                     board.add_epoch(ev)
             yield ev
@@ -356,6 +369,9 @@ def run_job(
     except Exception as e:
         reason, error, exception = "failed", describe(e, checkpoint), e
         distributed.abandon(e)  # data-parallel: a failure of this rank alone ends the others' wait
+    finally:
+        if live is not None:
+            live.close()
 
     control = None
     if reason == "finished" and compare_no_attention and cfg.attention:

@@ -41,6 +41,9 @@ ARTEFACTS = (
     "attention_heatmap.png",
     "loss_curve.png",
     "status.json",
+    "epochs.jsonl",
+    "snapshots.jsonl",
+    "progress.json",
 )
 
 

@@ -9,6 +9,7 @@ validation sentences (two batches, one per rank), hidden 32."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,8 +22,9 @@ import torch
 from engine import distributed
 from engine.config import Config
 from engine.data import PAD
+from engine.follow import Follower, RunEnded
 from engine.run_status import read_status
-from engine.train import Trainer, masked_loss
+from engine.train import EpochDone, Trainer, masked_loss
 from tests.conftest import ROOT, cli_flags
 from tui.cli import main
 
@@ -127,13 +129,20 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
             "attention_timeline.gif",
             "attention_timeline.json",
             "config.toml",
+            "epochs.jsonl",
             "loss_curve.png",
             "metrics.csv",
+            "progress.json",
             "report.json",
+            "snapshots.jsonl",
             "status.json",
         ]
     )
     assert read_status(out)["state"] == "finished"  # rank 0's, written once
+    # what `reverse-tui watch` reads: rank 0's epochs, each once
+    followed = Follower(out).poll()
+    assert [e.epoch for e in followed if isinstance(e, EpochDone)] == [1, 2]
+    assert isinstance(followed[-1], RunEnded) and followed[-1].state == "finished"
 
     # one process, the same global batch of 32
     single = Trainer(Config(**{**SIZES, "epochs": 2}), tmp_path / "single.pt")
@@ -157,6 +166,7 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
     )
     assert code == 0, text[-3000:]
     assert "resuming" in text and text.count("\n  3/3 ") == 1
+    assert [json.loads(line)["epoch"] for line in (out / "epochs.jsonl").read_text().splitlines()] == [1, 2, 3]
     single = Trainer.resume(payload, tmp_path / "single-resumed.pt", epochs=3, device_name="cpu")
     for _ in single.run():
         pass

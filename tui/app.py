@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.checkpoint import CheckpointError, Loaded, load_model
 from engine.config import Config
+from engine.follow import FollowError, Note, Progress, RunEnded, Watching, follow, is_running, resolve_run
 from engine.job import (
     ControlEpoch,
     ControlStarted,
@@ -37,7 +38,7 @@ from engine.job import (
     run_job,
 )
 from engine.report import latest_state, snapshots_of
-from engine.runs import RunError, RunPaths, find_checkpoint, new_run
+from engine.runs import BEST, CHECKPOINTS, RunError, RunPaths, find_checkpoint, new_run
 from engine.threads import default_threads
 from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
 from engine.watch import Snapshot
@@ -47,6 +48,8 @@ from .messages import (
     BatchProgress,
     EpochFinished,
     EvaluationProgress,
+    FollowEnded,
+    FollowStarted,
     ResultsFailed,
     ResultsReady,
     RunMessage,
@@ -99,12 +102,13 @@ class ReverseApp(App):
     status: var[tuple[str, str]] = var(("", "info"), always_update=True)  # (text, info|done|error)
     snapshots: var[list[Snapshot]] = var(list, always_update=True)  # the attention as it formed
     training: var[bool] = var(False, always_update=True, bindings=True)
+    following: var[bool] = var(False, always_update=True)  # watching a run another process trains
     evaluating: var[bool] = var(False, always_update=True)
     eval_phase = var(None, always_update=True)  # engine.report.EvalPhase: the last part done
     results = var(None, always_update=True)  # engine.report.Results
     results_error: var[str | None] = var(None, always_update=True)
 
-    def __init__(self, cfg: Config, opts: RunOptions, autostart: bool = True) -> None:
+    def __init__(self, cfg: Config, opts: RunOptions, autostart: bool = True, follow: Path | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.opts = opts
@@ -123,6 +127,19 @@ class ReverseApp(App):
         self.load_error: str | None = None
         # --compare-no-attention: after training, the same model without attention, compared
         self.compare_no_attention = opts.compare_no_attention
+        # reverse-tui watch RUN, or --checkpoint of a run going on: that run's folder, followed
+        self.follow_folder: Path | None = Path(follow) if follow is not None else None
+        if self.follow_folder is None and opts.checkpoint is not None and not opts.resume:
+            try:
+                folder = resolve_run(opts.checkpoint)
+            except FollowError:
+                folder = None
+            if folder is not None and is_running(folder):
+                self.follow_folder = folder
+        if self.follow_folder is not None:
+            self.autostart = False
+            self.checkpoint, self.out = self.follow_folder / "best.pt", self.follow_folder  # until its status says
+            return
         # the run on show: its name and files. The first run takes the command line's --name,
         # --checkpoint and --out; every later one (n) gets folders of its own
         self.paths: RunPaths | None = None
@@ -189,7 +206,10 @@ class ReverseApp(App):
 
     # -- screens ---------------------------------------------------------------------------
     def on_mount(self) -> None:
-        if self.loaded is not None:
+        if self.follow_folder is not None:
+            self.push_screen("train")
+            self.follow_run(self.follow_folder)
+        elif self.loaded is not None:
             self.push_screen("probe")
         else:
             self.push_screen("train")
@@ -203,7 +223,7 @@ class ReverseApp(App):
     def action_show(self, name: str) -> None:
         if self.screen is not self.get_screen(name):
             self.switch_screen(name)
-        if name == "results" and self.results is None and not self.evaluating and not self.training:
+        if name == "results" and self.results is None and not (self.evaluating or self.training or self.following):
             self.evaluate()
 
     def action_help(self) -> None:
@@ -228,6 +248,8 @@ class ReverseApp(App):
         if self.training:
             self.notify("A run is training: s stops it, then another run can be opened.", severity="warning")
             return False
+        if is_running(out):  # trained by another process: followed, as `reverse-tui watch` does
+            return self.watch_run(Path(out))
         before = (self.checkpoint, self.loaded, self._loaded_key)
         self.checkpoint, self.loaded = Path(checkpoint), None
         try:
@@ -239,6 +261,8 @@ class ReverseApp(App):
             self.notify(str(e), title="Cannot open the run", severity="error", timeout=12)
             return False
         self.run_id += 1  # news still coming from the run on show until now is dropped
+        self.workers.cancel_group(self, "follow")  # a run watched until now is left to itself
+        self.following = False
         self.out, self.paths, self.resume_payload = Path(out), None, None
         state = latest_state(self.checkpoint, loaded.payload)  # its epochs after the best too
         self.run_cfg = loaded.config
@@ -309,6 +333,8 @@ class ReverseApp(App):
         self.paths, self.checkpoint, self.out = paths, paths.checkpoint, paths.out
         self.loaded, self._loaded_key = None, None  # the probe screen follows the new run
         self.run_id += 1
+        self.workers.cancel_group(self, "follow")  # a run followed until now is left to itself
+        self.following = False
         self._stop = threading.Event()
         resume, self.resume_payload = self.resume_payload, None  # only the first run resumes
         self.run_cfg = self.cfg if resume is None else self.run_cfg
@@ -454,12 +480,71 @@ class ReverseApp(App):
             if ended.reason == "finished" and self.screen is self.get_screen("train"):
                 self.switch_screen("results")
 
+    # -- following a run another process trains (engine/follow.py) --------------------------
+    def watch_run(self, folder: Path) -> bool:
+        """A running run from the runs screen, followed on the training screen."""
+        if self.training:
+            self.notify("A run is training: s stops it, then another run can be watched.", severity="warning")
+            return False
+        while len(self.screen_stack) > 2:  # the runs screen, and whatever was pushed under it
+            self.pop_screen()
+        self.follow_run(folder)
+        self.action_show("train")
+        return True
+
+    def follow_run(self, folder: Path) -> None:
+        """Show the run in folder as it trains elsewhere: the training screen, fed from its
+        files. Nothing is written into the run."""
+        self.run_id += 1  # news of the run on show until now is dropped
+        self.paths, self.resume_payload, self.loaded, self._loaded_key = None, None, None, None
+        self.checkpoint, self.out = folder / "best.pt", folder
+        self.run_facts, self.epochs, self.progress, self.live_losses, self.snapshots = "", [], None, [], []
+        self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
+        self.following = True
+        self.status = (f"Watching {folder}: waiting for the run to write its configuration...", "info")
+        self._follow(self.run_id, folder)
+
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def _follow(self, run_id: int, folder: Path) -> None:
+        """The followed run's events as the messages a run trained here posts."""
+        worker = get_current_worker()
+        post = self.post_message
+        for ev in follow(folder, should_stop=lambda: worker.is_cancelled):
+            if isinstance(ev, Progress):
+                post(BatchProgress(run_id, ev.event, ev.losses))
+            elif isinstance(ev, EpochDone):
+                post(EpochFinished(run_id, ev))
+            elif isinstance(ev, Snapshot):
+                post(SnapshotTaken(run_id, ev))
+            elif isinstance(ev, Watching):
+                post(FollowStarted(run_id, ev))
+            elif isinstance(ev, Note):
+                post(StatusChanged(run_id, f"Watching {folder.name}: {ev.text}"))
+            elif isinstance(ev, RunEnded):
+                post(FollowEnded(run_id, ev))
+
+    def on_follow_started(self, msg: FollowStarted) -> None:
+        w = msg.watching
+        self.run_cfg, self.run_facts = w.cfg, w.facts
+        self.checkpoint = w.checkpoint or CHECKPOINTS / w.name / BEST  # p probes the best so far
+        where = f" (pid {w.pid} on {w.host})" if w.pid else ""
+        self.set_status(f"Watching run {w.name}{where}, trained by another process · its files: {w.folder}")
+
+    def on_follow_ended(self, msg: FollowEnded) -> None:
+        ended = msg.ended
+        self.following = False
+        if ended.checkpoint is not None:
+            self.checkpoint = ended.checkpoint
+        probe = " p probes its best model." if self.checkpoint.exists() else ""
+        kind = "error" if ended.state in ("failed", "gone") else "done"
+        self.status = self.ended = (f"{ended.line[0].upper()}{ended.line[1:]}.{probe}", kind)
+
     # -- results ---------------------------------------------------------------------------
     def evaluate(self) -> None:
         """The engine's evaluation of the checkpoint on disk (engine.job.evaluate_run, as the
         run's own), in a thread: on this run's test set, or for a model opened from disk on
         its own test set, rebuilt from its configuration."""
-        if not self.checkpoint.exists():
+        if not self.checkpoint.exists() or self.following:  # a run followed writes its own results
             self.results_error = None
             return
         self.results, self.results_error, self.evaluating, self.eval_phase = None, None, True, None

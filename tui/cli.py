@@ -1,6 +1,6 @@
 """Command line: `reverse-tui [flags]` (app), `reverse-tui --no-ui [flags]` (headless),
 `reverse-tui probe --checkpoint PATH "some words"` (one-shot probe), `reverse-tui runs`
-(the runs, side by side)."""
+(the runs, side by side), `reverse-tui watch RUN` (a run in progress, followed from its files)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def main_parser() -> argparse.ArgumentParser:
         description="Train, watch and probe a GRU encoder-decoder with Bahdanau attention that "
         "reverses the word order of sentences. Opens the terminal app; --no-ui runs "
         'the whole job headless. One-shot probe: reverse-tui probe --checkpoint PATH "words". '
-        "The runs so far: reverse-tui runs [--json].",
+        "The runs so far: reverse-tui runs [--json]. A run in progress: reverse-tui watch RUN.",
         formatter_class=_HelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"reverse-tui {version()}")
@@ -255,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         from .probe_cli import run_probe
 
         return run_probe(probe_parser(), argv[1:])
+    if argv[:1] == ["watch"]:  # a run another process trains, followed from its files
+        from .watch_cli import run_watch, watch_parser
+
+        return run_watch(watch_parser(), argv[1:])
     if argv[:1] == ["runs"]:  # no torch: the runs' small files only
         from .runs_cli import run_runs, runs_parser
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from textual.message import Message
 
+from engine.follow import RunEnded, Watching
 from engine.job import Started, TrainingEnded
 from engine.report import EvalPhase, Results
 from engine.train import BatchDone, EpochDone
@@ -79,6 +80,20 @@ class ResultsReady(RunMessage):
 @dataclass
 class ResultsFailed(RunMessage):
     error: str
+
+
+@dataclass
+class FollowStarted(RunMessage):
+    """reverse-tui watch: the followed run's configuration is on disk (engine/follow.py)."""
+
+    watching: Watching
+
+
+@dataclass
+class FollowEnded(RunMessage):
+    """The followed run ended, or its process is gone."""
+
+    ended: RunEnded
 
 
 @dataclass

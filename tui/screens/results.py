@@ -77,14 +77,14 @@ class ResultsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(TitleBar).show("results on the test set")
-        for name in ("results", "results_error", "evaluating", "training", "eval_phase"):
+        for name in ("results", "results_error", "evaluating", "training", "following", "eval_phase"):
             self.watch(self.app, name, self.sync, init=False)
         self.sync()
         self.query_one("#results-body").focus()
 
     def action_evaluate(self) -> None:
         app = self.app
-        if app.training:
+        if app.training or app.following:
             self.notify("Training is running; its best model is evaluated when it ends.")
         elif app.evaluating:
             self.notify("The evaluation is already running.")
@@ -118,6 +118,11 @@ class ResultsScreen(Screen):
                 status.update(
                     f"Evaluating {app.checkpoint}: the test set, then how far it goes past "
                     "the training lengths..." + (f"\nlast done: {phase.name} in {phase.seconds:.1f}s" if phase else "")
+                )
+            elif app.following:
+                status.update(
+                    "The run is training in another process; it evaluates its best model itself "
+                    "when it ends (t shows the training)."
                 )
             elif app.training:
                 status.update(

@@ -126,6 +126,9 @@ class RunsScreen(Screen):
         run = self.query_one(RunsTable).current()
         if run is None:
             return
+        if run.status == "running":  # trained by another process now: watched as it goes
+            self.app.watch_run(run.folder)
+            return
         if run.checkpoint is None:
             self.notify(f"{run.name} has no model to probe ({run.problem or 'no best.pt'}).", severity="warning")
             return

@@ -110,6 +110,7 @@ class TrainScreen(Screen):
             ("progress", self._draw_progress),
             ("status", self._draw_status),
             ("training", self._epoch_bar),
+            ("following", self._epoch_bar),
             ("snapshots", self._draw_watch),
         ):
             self.watch(self.app, name, _unless_gone(draw))
@@ -185,14 +186,15 @@ class TrainScreen(Screen):
         self.query_one("#epoch-bar", ProgressBar).update(total=total, progress=done)
         if self.app.progress is None:
             self._draw_progress()  # its still bar follows whether a run is on and has epochs
-        title = "training" if app.training else "training (idle)"
+        going = app.training or app.following
+        title = "watching a run" if app.following else "training" if app.training else "training (idle)"
         text = f"run {done}/{total} epochs"
-        if app.training and app.epochs and done < total:
+        if going and app.epochs and done < total:
             # a steadier estimate than the bar's own: whole epochs, measured
             left = units.clock(seconds_left([e.seconds for e in app.epochs], total - done))
             text += f" ~{left} left"
             title += f" · {left} left"
-        if app.training and app.epochs and (brief := machine_brief(app.epochs[-1])):
+        if going and app.epochs and (brief := machine_brief(app.epochs[-1])):
             title += f" · {brief}"
         self.query_one(TitleBar).show(title)
         self.query_one("#epoch-label", Label).update(text)
