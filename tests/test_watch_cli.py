@@ -15,6 +15,7 @@ from tests.test_follow import epoch, running, snapshot, start_run
 from tui.app import ReverseApp
 from tui.cli import main
 from tui.common import RunOptions
+from tui.epoch_lines import BEST_MARK, EpochLines
 from tui.screens.probe import ProbeScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.train import TrainScreen
@@ -38,9 +39,11 @@ def test_headless_prints_the_epochs_and_the_end(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"watching run sim (pid {os.getpid()} on {socket.gethostname()}): {folder}/"
     assert lines[1].startswith("vocab 38")
-    assert lines[2].startswith("epoch   1/2  train loss 1.0000") and lines[2].endswith("* saved best")
-    assert lines[3].startswith("epoch   2/2") and "saved best" not in lines[3]
-    assert lines[4] == "run finished after 2 epochs; its best model was evaluated"
+    table = EpochLines(2)  # the lines as --no-ui prints them, under its header
+    assert lines[2:4] == table.header()
+    assert lines[4] == table.line(epoch(1)) and lines[4].endswith(BEST_MARK)
+    assert lines[5] == table.line(epoch(2, best=False)) and BEST_MARK not in lines[5]
+    assert lines[6] == "run finished after 2 epochs; its best model was evaluated"
 
 
 def test_headless_exits_1_when_the_process_is_gone(tmp_path, capsys):

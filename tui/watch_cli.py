@@ -57,9 +57,9 @@ def watch_headless(folder) -> int:
     from engine.follow import Note, RunEnded, Watching, follow
     from engine.train import EpochDone
 
-    from .headless import epoch_line
+    from .epoch_lines import EpochLines
 
-    epochs, code = 0, 1
+    epochs, code, table = 0, 1, None
     try:
         for ev in follow(folder):
             if isinstance(ev, Watching):
@@ -69,7 +69,10 @@ def watch_headless(folder) -> int:
                 if ev.facts:
                     print(ev.facts, flush=True)
             elif isinstance(ev, EpochDone):
-                print(epoch_line(ev, epochs), flush=True)
+                if table is None:  # the first epoch says whether the run has GPU figures
+                    table = EpochLines(epochs, cuda=ev.gpu_peak_mib is not None)
+                    print("\n".join(table.header()), flush=True)
+                print(table.line(ev), flush=True)
             elif isinstance(ev, Note):
                 print(ev.text, flush=True)
             elif isinstance(ev, RunEnded):
