@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.config import Config
 
-from .common import RunOptions
+from .common import RunOptions, isatty
 
 # flag -> help; every Config field gets one, named as in the baseline script
 HELP = {
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         from .headless import run_headless
 
         return run_headless(cfg, RunOptions.from_args(args))
-    no_tty = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not _isatty(f)]
+    no_tty = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not isatty(f)]
     if no_tty:  # nohup, a pipe, cron: the same job, headless
         if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None and not args.overwrite:
             print(
@@ -351,13 +351,6 @@ def refuse_app_under_torchrun() -> int:
         file=sys.stderr,
     )
     return 2
-
-
-def _isatty(f) -> bool:
-    try:
-        return f is not None and f.isatty()
-    except (AttributeError, ValueError):  # closed or replaced by something without one
-        return False
 
 
 def entry() -> None:

@@ -1,5 +1,5 @@
 """What the command line, the headless run and the app share, importing none of them (and
-not textual): the check that a folder can be written."""
+not textual): the check that a folder can be written, and whether a stream is a terminal."""
 
 from __future__ import annotations
 
@@ -90,3 +90,11 @@ def opened_run_folder(checkpoint: Path, record: dict | None) -> Path:
     if checkpoint == LEGACY_CHECKPOINT and (RUNS / "latest").is_dir():
         return RUNS / "latest"  # where earlier versions wrote that model's files
     return RUNS / (checkpoint.parent.name if checkpoint.name == BEST else checkpoint.stem)
+
+
+def isatty(f) -> bool:
+    """f is a terminal (False for a stream closed or replaced by something without isatty)."""
+    try:
+        return f is not None and f.isatty()
+    except (AttributeError, ValueError):
+        return False

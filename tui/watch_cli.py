@@ -37,9 +37,9 @@ def run_watch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except FollowError as e:
         print(f"reverse-tui watch: {e}", file=sys.stderr)
         return 2
-    from .cli import _isatty
+    from .common import isatty
 
-    if args.no_ui or not (_isatty(sys.stdin) and _isatty(sys.stdout)):
+    if args.no_ui or not (isatty(sys.stdin) and isatty(sys.stdout)):
         return watch_headless(folder)
     try:
         from engine.config import Config
