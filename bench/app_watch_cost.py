@@ -11,7 +11,8 @@ decoded in the worker and drawn on the training screen, validation and the table
 On two shared cores that difference is within the machine's noise, so the watching's own work
 is also counted, in CPU seconds of the thread that does it: decoding the snapshots (the
 worker) and laying out the grid or map (the app's thread). Its share of an epoch without
-watching is the cost whatever the noise (painting the cells at the next refresh is not in it).
+watching is the cost whatever the noise (painting the cells at the next refresh is not in it);
+so is the app thread's whole CPU time over the run, painting included, with against without.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tui.widgets.watch_view import WatchView  # noqa: E402
 WATCH_SENTENCES = engine.job.watch_sentences
 TAKE, SHOW = engine.train.take_snapshot, WatchView.show
 WORK = {"decode": 0.0, "draw": 0.0}  # CPU seconds of the thread doing each
+MAIN_CPU: dict[bool, list[float]] = {False: [], True: []}  # the app thread's CPU seconds a run, by watch
 
 
 def counted(kind: str, f):
@@ -61,6 +63,7 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
     engine.job.watch_sentences = WATCH_SENTENCES if watch else (lambda texts, test: [])
     folder = Path(tempfile.mkdtemp(dir=tmp))
     arrivals: list[float] = []
+    cpu: list[float] = []  # the app thread's CPU clock at the same moments
 
     # Textual dispatches a message to the handler of every class in the MRO: these only time
     class TimedApp(ReverseApp):
@@ -68,9 +71,11 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
 
         def on_training_started(self, msg) -> None:
             arrivals.append(time.perf_counter())
+            cpu.append(time.thread_time())
 
         def on_epoch_finished(self, msg) -> None:
             arrivals.append(time.perf_counter())
+            cpu.append(time.thread_time())
 
     app = TimedApp(cfg, RunOptions(checkpoint=folder / "best.pt", out=folder / "out", threads=None))
 
@@ -84,6 +89,7 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
     asyncio.run(body())
     snapshots = len(app.snapshots)
     assert (snapshots > 0) == watch, f"watch={watch} but {snapshots} snapshots"
+    MAIN_CPU[watch].append(cpu[-1] - cpu[0])
     return [b - a for a, b in zip(arrivals, arrivals[1:])]
 
 
@@ -110,6 +116,12 @@ def main() -> None:
     total_on = sum(statistics.median(r[k] for r in runs[True]) for k in range(args.epochs))
     print(f"all {args.epochs} epochs: {100 * (total_on / total_off - 1):+.1f}%")
     share = sum(work.values()) / total_off
+    main_extra = statistics.median(MAIN_CPU[True]) - statistics.median(MAIN_CPU[False])
+    print(
+        f"the app thread's CPU a run: {statistics.median(MAIN_CPU[False]):.3f}s without, "
+        f"{statistics.median(MAIN_CPU[True]):.3f}s with: +{main_extra:.3f}s"
+        f" (+ decoding {work['decode']:.3f}s = {100 * (main_extra + work['decode']) / total_off:.2f}% of the run)"
+    )
     print(
         f"watching's own work: decoding {work['decode']:.3f}s, drawing {work['draw']:.3f}s CPU per run"
         f" = {100 * share:.2f}% of its {total_off:.2f}s without"
@@ -123,6 +135,11 @@ def main() -> None:
                     "total_cost": round(total_on / total_off - 1, 4),
                     "work_cpu_s": {k: round(v, 4) for k, v in work.items()},
                     "work_share": round(share, 4),
+                    "app_thread_cpu_s": {
+                        "without": round(statistics.median(MAIN_CPU[False]), 4),
+                        "with": round(statistics.median(MAIN_CPU[True]), 4),
+                    },
+                    "app_thread_and_decode_share": round((main_extra + work["decode"]) / total_off, 4),
                 },
                 indent=1,
             )

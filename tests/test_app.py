@@ -609,3 +609,23 @@ def test_an_opened_model_is_evaluated_on_its_own_test_set(tmp_path, trained_chec
     assert res.best_epoch == load_model(trained_checkpoint).payload["best_epoch"]
     assert [e["epoch"] for e in res.report["epochs"]] == [1, 2, 3]
     assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_the_workers_last_words_after_the_app_closed_are_dropped(tmp_path):
+    # quitting pops every screen; a worker's TrainingDone handled after that would raise from
+    # the bindings refresh it triggers (ScreenStackError) as the app exits
+    from engine.job import TrainingEnded
+    from tui.messages import TrainingDone
+
+    app = ReverseApp(
+        Config(**TINY), RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out"), autostart=False
+    )
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            app.training = True
+        assert not app.screen_stack  # closed
+        await app._on_message(TrainingDone(app.run_id, TrainingEnded("stopped", 1, 1, [], 1.0)))
+
+    run(body())

@@ -199,8 +199,9 @@ class ReverseApp(App):
                 raise CannotStart(problem)
 
     async def _on_message(self, message) -> None:
-        # the one place where news of a replaced run is dropped
-        if isinstance(message, RunMessage) and message.run_id != self.run_id:
+        # the one place where news of a replaced run is dropped, and news that reaches an app
+        # already closing (its screens gone: the worker's last words after a quit)
+        if isinstance(message, RunMessage) and (message.run_id != self.run_id or not self.screen_stack):
             return
         await super()._on_message(message)
 
