@@ -1,6 +1,6 @@
 """What watching the attention form costs an epoch in the terminal app: the default run
 trained by the app (headless, through Textual's test driver, drawing every screen update as
-it would on a terminal) with its watch sentence, against the same run with none, alternating.
+it would on a terminal) with its watch sentence, against the same run with none, alternating (ABBA).
 
     python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--json bench/results/app-watch-cost.json]
 
@@ -85,6 +85,8 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
                 assert app._exception is None, app._exception
                 await pilot.pause(0.05)
             app.stop_training()
+            # the run's evaluation to its end: left running, it would share the next run's cores
+            await app.workers.wait_for_complete()
 
     asyncio.run(body())
     snapshots = len(app.snapshots)
@@ -102,8 +104,10 @@ def main() -> None:
     cfg = replace(Config(device="cpu"), epochs=args.epochs)
     runs: dict[bool, list[list[float]]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeats):
-            for watch in (False, True):
+        for r in range(args.repeats):
+            # ABBA: a run that comes second in a pair (a process grown, a machine warmed) is
+            # as often the one with watching as the one without
+            for watch in (False, True) if r % 2 == 0 else (True, False):
                 runs[watch].append(epochs(cfg, watch, Path(tmp)))
     work = {k: v / args.repeats for k, v in WORK.items()}  # per run of args.epochs epochs
     rows = {}
