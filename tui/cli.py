@@ -197,7 +197,7 @@ def main_parser() -> argparse.ArgumentParser:
         "--tensorboard",
         action="store_true",
         help="also log every epoch's losses, exact match, learning rate, gradient norm, throughput "
-        "and memory, and the watch sentence's attention, for TensorBoard in runs/NAME/tensorboard/ "
+        "and memory, and the watch sentence's attention, for TensorBoard in OUT/tensorboard/ "
         "(needs the tensorboard extra: pip install 'reverse-tui[tensorboard]')",
     )
     p.add_argument(
