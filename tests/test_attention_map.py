@@ -113,7 +113,7 @@ def test_training_screen_shows_the_grid_when_it_fits_else_the_map(tmp_path, monk
             app.snapshots = [*app.snapshots, snapshot_of(16)]
             await pilot.pause()
             assert map_.display and not view.grid.display
-            drawn = str(map_.render()).split("\n")
+            drawn = map_.text.plain.split("\n")
             width, height = view.room()
             assert len(drawn) <= height and max(len(r) for r in drawn) <= width
             assert drawn[0].replace(" ", "") == "w" * 16 + "$"

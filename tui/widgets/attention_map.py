@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from rich.text import Text
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
 
 from .attention_grid import PALETTE
 
@@ -48,6 +51,19 @@ def choose(steps: int, tokens: int, width: int, height: int) -> Layout:
     return LAYOUTS[-1]
 
 
+def append_merged(out: Text, runs: Sequence[tuple[str, str]]) -> None:
+    """Append the runs, neighbours of one style as one span: a trained alignment is a row of
+    one shade with a bright cell, and every span costs the terminal app when it paints."""
+    text, style = "", None
+    for chars, s in runs:
+        if s != style and text:
+            out.append(text, style=style)
+            text = ""
+        text, style = text + chars, s
+    if text:
+        out.append(text, style=style)
+
+
 def render_map(
     attention: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str], width: int, height: int
 ) -> Text:
@@ -67,23 +83,58 @@ def render_map(
     shown = min(lines, room - 1) if cut else lines  # the last line, when cut, says what is missing
     for line in range(shown):
         out.append("\n")
+        runs: list[tuple[str, str]] = []  # (characters, style) of the line's cells
         if layout.steps_per_line == 1:
             t = line
             word = output_tokens[t] if t < len(output_tokens) else ""
             out.append(f"{word[: layout.label - 1]:<{layout.label}}", style="bold")
-            for w in attention[t, :columns]:
-                out.append(" " * cell, style=f"on {colour(float(w))}")
+            runs = [(" " * cell, f"on {colour(float(w))}") for w in attention[t, :columns]]
         else:
             upper, lower = 2 * line, 2 * line + 1
             for j in range(columns):
                 top = colour(float(attention[upper, j]))
-                if lower < steps:
-                    out.append("▀" * cell, style=f"{top} on {colour(float(attention[lower, j]))}")
-                else:
-                    out.append("▀" * cell, style=top)
+                style = f"{top} on {colour(float(attention[lower, j]))}" if lower < steps else top
+                runs.append(("▀" * cell, style))
+        append_merged(out, runs)
     if cut:
         hidden = max(0, steps - shown * layout.steps_per_line)
         missing = [f"↓ {hidden} more steps"] if hidden else []
         missing += [f"→ {tokens - columns} more words"] if columns < tokens else []
         out.append("\n" + ", ".join(missing)[:width], style="dim")
     return out
+
+
+class AttentionMap(Widget):
+    """A map (render_map) drawn as prepared lines: a live view redraws it at every snapshot,
+    and lines made once cost a fraction of what a Static spends turning the map's many
+    coloured spans into its own content each time."""
+
+    DEFAULT_CSS = """
+    AttentionMap {
+        width: auto;
+        height: auto;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
+        self.strips: list[Strip] = []
+
+    def show(self, text: Text) -> None:
+        """Draw this map; a layout only when its size changes (a layout reflows and paints
+        the whole screen, and a run's maps keep one size once its output's length settles)."""
+        lines = text.split("\n", allow_blank=True)
+        strips = [Strip(line.render(self.app.console), line.cell_len) for line in lines]
+        resized = [s.cell_length for s in strips] != [s.cell_length for s in self.strips]
+        self.text, self.strips = text, strips
+        self.refresh(layout=resized)
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return max((s.cell_length for s in self.strips), default=0)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.strips)
+
+    def render_line(self, y: int) -> Strip:
+        return self.strips[y] if y < len(self.strips) else Strip.blank(self.size.width)

@@ -20,7 +20,7 @@ from engine.data import EOS, SPECIALS
 from engine.watch import Snapshot
 
 from .attention_grid import AttentionGrid
-from .attention_map import render_map
+from .attention_map import AttentionMap, render_map
 
 
 def when(snap: Snapshot) -> str:
@@ -42,16 +42,14 @@ class WatchView(Vertical):
         max-width: 60;
     }
     WatchView.-one-line > .watch-caption {
+        width: 1fr;  /* one line of fixed size: a new output repaints it, with no layout */
+        height: 1;
         text-wrap: nowrap;  /* beside the chart: a long output costs one line, not the grid's rows */
         text-overflow: ellipsis;
     }
     WatchView > AttentionGrid {
         height: auto;
         max-height: 1fr;
-    }
-    WatchView > .watch-map {
-        width: auto;
-        height: auto;
     }
     """
 
@@ -65,7 +63,7 @@ class WatchView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self.empty, classes="watch-caption")
         yield AttentionGrid(compact=self.compact)
-        yield Static(classes="watch-map")
+        yield AttentionMap(classes="watch-map")
 
     def on_mount(self) -> None:
         self.query_one(AttentionGrid).display = False
@@ -76,7 +74,7 @@ class WatchView(Vertical):
         when it was taken); None shows the empty line."""
         self.snapshot, self.sentence, self.where = snap, sentence, where
         caption = self.query_one(".watch-caption", Static)
-        grid, map_ = self.query_one(AttentionGrid), self.query_one(".watch-map", Static)
+        grid, map_ = self.query_one(AttentionGrid), self.query_one(AttentionMap)
         if snap is None or not snap.sentences:
             self.border_title = None
             caption.update(Text(self.empty))
@@ -87,7 +85,7 @@ class WatchView(Vertical):
         # the verdict first: a long output is cut at the end of the line, never the verdict
         text = Text("match" if w.match else "no match", style="bold green" if w.match else "bold red")
         text.append(": " + (" ".join(w.output) or "(nothing)"))
-        caption.update(text)
+        caption.update(text, layout=not self.has_class("-one-line"))
         weights = np.asarray(w.weights, dtype=float)  # (steps, n + 1)
         source, output = tokens(w.source), tokens(w.output)[: len(w.weights)]
         width, height = self.room()
@@ -98,7 +96,7 @@ class WatchView(Vertical):
             grid.show(weights, source, output, w.copy)
             grid.display, map_.display = True, False
         else:
-            map_.update(render_map(weights, source, output, width, height))
+            map_.show(render_map(weights, source, output, width, height))
             grid.display, map_.display = False, True
 
     def room(self) -> tuple[int, int]:
