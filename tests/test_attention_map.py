@@ -14,7 +14,7 @@ from engine.watch import Snapshot, Watched
 from tests.conftest import TINY
 from tui.app import ReverseApp
 from tui.common import RunOptions
-from tui.widgets.attention_map import LAYOUTS, choose, colour, render_map
+from tui.widgets.attention_map import LAYOUTS, AttentionMap, choose, colour, render_map
 from tui.widgets.watch_view import WatchView, tokens
 
 
@@ -74,6 +74,60 @@ def test_every_cell_is_its_weights_shade():
         for j in range(n + 1):
             spans = [s for s in rows[1 + line].spans if s.start <= 2 * j < s.end]
             assert str(spans[-1].style) == f"{colour(a[2 * line, j])} on {colour(a[2 * line + 1, j])}"
+
+
+def test_neighbours_of_one_shade_are_one_span():
+    """A trained row (one bright cell in a row of one shade) is three spans, not a span a
+    cell; a line of half blocks (two steps, two bright cells) five."""
+    n = 12
+    a = reversal(n)
+    src, out = tokens(words(n)), tokens(words(n)[::-1])
+    for height, most in ((20, 3), (8, 5)):  # a line per step, then half blocks
+        rows = lines_of(render_map(a, src, out, 60, height))
+        for row in rows[1:]:
+            cells = [s for s in row.spans if str(s.style) != "bold"]  # the row's word aside
+            assert len(cells) <= most, (height, row.plain, cells)
+            assert all(x.style != y.style for x, y in zip(cells, cells[1:]))  # no two alike side by side
+    rows = lines_of(render_map(np.full((n + 1, n + 1), 0.3), src, out, 60, 20))
+    assert all(len([s for s in row.spans if str(s.style) != "bold"]) == 1 for row in rows[1:])
+
+
+def test_the_map_widget_draws_the_map_and_lays_out_only_when_its_size_changes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = ReverseApp(
+        Config(**TINY), RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out"), autostart=False
+    )
+
+    async def body():
+        async with app.run_test(size=(100, 32)) as pilot:
+            map_ = app.screen.query_one(WatchView).query_one(AttentionMap)
+            layouts: list[bool] = []  # what each show asked of the screen
+            refresh = map_.refresh
+
+            def counted(*regions, layout: bool = False, **kwargs):
+                layouts.append(layout)
+                return refresh(*regions, layout=layout, **kwargs)
+
+            monkeypatch.setattr(map_, "refresh", counted)
+            n = 16
+            src, out = tokens(words(n)), tokens(words(n)[::-1])
+            first = render_map(reversal(n), src, out, 45, 20)
+            map_.show(first)
+            map_.show(render_map(np.full((n + 1, n + 1), 0.2), src, out, 45, 20))  # same size, new shades
+            map_.show(render_map(reversal(n, steps=5), src, out[:5], 45, 20))  # fewer steps: smaller
+            assert layouts == [True, False, True]
+            map_.show(first)
+            map_.display = True
+            await pilot.pause()
+            assert map_.size == (max(r.cell_len for r in lines_of(first)), len(lines_of(first)))
+            for y, row in enumerate(lines_of(first)):
+                strip = map_.render_line(y)
+                assert strip.text == row.plain  # every character where the map puts it
+                assert {seg.style.bgcolor for seg in strip if seg.style and seg.style.bgcolor} == {
+                    s.bgcolor for s in (app.console.get_style(str(sp.style)) for sp in row.spans) if s.bgcolor
+                }  # and every shade
+
+    asyncio.run(body())
 
 
 def test_rows_that_cannot_fit_are_counted():
