@@ -41,6 +41,8 @@ class Config:
     bidirectional: bool = True
     location_kernel: int = 5  # > 0: location-aware attention, a conv of this width over the last weights
     attention: bool = True  # False: the no-attention control (fixed mean context)
+    coverage: bool = False  # the score also reads how much each position has been attended so
+    # far (the coverage of Tu et al. 2016, See et al. 2017): repeated words (bench/coverage_study.py)
     copy: str = "auto"  # the copy mechanism (engine/copy.py): on | off | auto = on for a --corpus
     # run (own texts: measured better, bench/copy_study.py), off on the built-in words
     # training

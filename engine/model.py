@@ -62,7 +62,8 @@ def fast_lacks(cfg: Config) -> list[str]:
     change to this file's maths that the fast layer does not have belongs here too, so that
     `--impl auto` trains the reference until the fast layer catches up. Today it implements
     every configuration Config.validate accepts, except the copy mechanism."""
-    return ["the copy mechanism (--no-copy turns it off)"] if cfg.copy_on else []
+    lacks = ["the copy mechanism (--no-copy turns it off)"] if cfg.copy_on else []
+    return lacks + (["coverage attention (--coverage)"] if cfg.coverage else [])
 
 
 def choose_impl(cfg: Config) -> str:
@@ -211,12 +212,15 @@ class BahdanauAttention(nn.Module):
     location_band: its gradient is one matmul too) and a window of k neighbours in decoding
     (location_term: linear, not quadratic, in the sentence's length)."""
 
-    def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int, location_kernel: int = 0):
+    def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int, location_kernel: int = 0, coverage: bool = False):
         super().__init__()
         self.W_h = nn.Linear(enc_dim, attn_dim, bias=False)
         self.W_s = nn.Linear(dec_dim, attn_dim, bias=True)
         self.v = nn.Linear(attn_dim, 1, bias=False)
         self.location = LocationKernel(attn_dim, location_kernel) if location_kernel else None
+        # w_c of e_tj = v . tanh(W_h h_j + W_s s + w_c cov_tj): absent without coverage, so a
+        # checkpoint from before it has exactly the keys it needs
+        self.coverage = nn.Parameter(torch.empty(attn_dim).uniform_(-0.1, 0.1)) if coverage else None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         # W_h h_j does not depend on the decoder step: computed once per batch.
@@ -230,15 +234,19 @@ class BahdanauAttention(nn.Module):
         mask: torch.Tensor,
         prev: torch.Tensor | None = None,
         uniform: bool = False,
+        cov: torch.Tensor | None = None,
     ):
         """The attention's definition, plainly, under autograd (the reference model's; engine/fast
         runs the same maths in its decoder step).
         query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real;
         prev (B, S): the previous step's weights (zeros before the first step). uniform: every
-        real position the same weight (the ablation: the decoder without what it learned to look at)"""
+        real position the same weight (the ablation: the decoder without what it learned to look at).
+        cov (B, S): the sum of every earlier step's weights (coverage only)"""
         energy = keys + query.unsqueeze(1)  # (B, S, A)
         if self.location is not None and prev is not None:
             energy = energy + (prev @ self.location.band(keys.size(1))).view_as(energy)
+        if self.coverage is not None and cov is not None:
+            energy = energy + cov.unsqueeze(-1) * self.coverage  # (B, S, A)
         scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
         if uniform:
             scores = torch.zeros_like(scores)
@@ -271,13 +279,14 @@ class Decoder(nn.Module):
         dropout: float,
         location_kernel: int = 0,
         copy: bool = False,
+        coverage: bool = False,
     ):
         super().__init__()
         H = hidden_dim
         self.hidden_dim, self.layers = H, layers
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.attention = BahdanauAttention(enc_dim, H, H, location_kernel)
+        self.attention = BahdanauAttention(enc_dim, H, H, location_kernel, coverage)
         # first layer input = [embedding; context]; its input weights are split by part
         self.W_ie = nn.Parameter(torch.empty(3 * H, embed_dim))
         self.W_ic = nn.Parameter(torch.empty(3 * H, enc_dim))
@@ -306,17 +315,19 @@ class Decoder(nn.Module):
         uniform: bool = False,
         src_ext: torch.Tensor | None = None,
         n_ext: int = 0,
+        cov: torch.Tensor | None = None,
     ):
         """One decoder step, the reference: attend with the previous top state, feed
         [embedding; context] through the GRU layers, predict from [new state; context].
         y (B,) previous word ids (extended ids read as <unk>); h per layer (B, H); prev (B, S)
         the previous step's weights; src_ext (B, S) the source's extended ids and n_ext the
-        extended vocabulary's size (copy only)
+        extended vocabulary's size (copy only); cov (B, S) the earlier steps' weights summed
+        (coverage only: the caller adds each step's weights)
         -> scores (B, V) logits, or with copy (B, n_ext) log-probabilities; new states per
         layer (B, H); weights (B, S); p_copy (B,) or None without copy"""
         s = h[-1]  # (B, H) previous top state
         query = self.attention.W_s(s)  # (B, A)
-        context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform)  # (B, K), (B, S)
+        context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform, cov)  # (B, K), (B, S)
         V = self.embedding.num_embeddings
         emb = self.dropout(self.embedding(y.masked_fill(y >= V, UNK)))  # (B, E)
         x = F.linear(emb, self.W_ie, self.b_ih[0]) + F.linear(context, self.W_ic)  # (B, 3H)
@@ -514,6 +525,7 @@ class Seq2Seq(nn.Module):
             cfg.dropout,
             cfg.location_kernel,
             cfg.copy_on,
+            cfg.coverage,
         )
         self.copy = cfg.copy_on
         # A bidirectional encoder has two final states per layer: a learned bridge joins them.
@@ -581,11 +593,15 @@ class Seq2Seq(nn.Module):
         w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (B, S) no previous attention
         forced = teacher_forcing.tolist()
         logits, attention = [], []
+        cov = torch.zeros_like(w)  # (B, S) nothing attended yet
         y = tgt_in[:, 0]  # SOS
         for t in range(tgt_in.size(1)):
             if t > 0:
                 y = tgt_in[:, t] if forced[t] else logits[-1].argmax(-1)
-            step_logits, h, w, _ = self.decoder.step(y, h, enc_out, keys, mask, w, src_ext=src_ext, n_ext=n_ext)
+            step_logits, h, w, _ = self.decoder.step(
+                y, h, enc_out, keys, mask, w, src_ext=src_ext, n_ext=n_ext, cov=cov
+            )
+            cov = cov + w
             logits.append(step_logits)
             attention.append(w)
         return torch.stack(logits, 1), torch.stack(attention, 1)  # (B, T, V), (B, T, S)
@@ -624,11 +640,13 @@ class Seq2Seq(nn.Module):
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         length = budget.clone().to(dev)
         budget = budget.to(dev)
+        cov = torch.zeros_like(w)
         tokens, attention, copies = [], [], []
         for t in range(int(budget.max())):
             logits, h, w, p_copy = self.decoder.step(
-                y, h, enc_out, keys, mask, w, uniform=attend is False, src_ext=src_ext, n_ext=n_ext
+                y, h, enc_out, keys, mask, w, uniform=attend is False, src_ext=src_ext, n_ext=n_ext, cov=cov
             )
+            cov = cov + w
             copies.append(p_copy)
             if trace is not None:
                 trace.append((logits, w, p_copy))
@@ -660,16 +678,26 @@ class Seq2Seq(nn.Module):
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         h = list(hidden.unbind(0))  # per layer (n, H), n live hypotheses
         w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (n, S)
+        cov = torch.zeros_like(w)  # (n, S) each hypothesis's own
 
         def step(y: torch.Tensor, parents: torch.Tensor | None):
-            nonlocal h, w
+            nonlocal h, w, cov
             if parents is not None:
-                h, w = [state[parents] for state in h], w[parents]
+                h, w, cov = [state[parents] for state in h], w[parents], cov[parents]
             n = y.size(0)
             ext = src_ext.expand(n, -1) if src_ext is not None else None
             logits, h, w, p_copy = self.decoder.step(
-                y, h, enc_out.expand(n, -1, -1), keys.expand(n, -1, -1), mask.expand(n, -1), w, src_ext=ext, n_ext=n_ext
+                y,
+                h,
+                enc_out.expand(n, -1, -1),
+                keys.expand(n, -1, -1),
+                mask.expand(n, -1),
+                w,
+                src_ext=ext,
+                n_ext=n_ext,
+                cov=cov,
             )
+            cov = cov + w
             logp = logits if self.copy else torch.log_softmax(logits, -1)  # copy's are log-probabilities
             return logp, w, p_copy
 

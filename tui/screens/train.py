@@ -33,6 +33,8 @@ def config_brief(cfg: Config, facts: str = "") -> str:
         model += f" dropout {cfg.dropout:g}"
     if getattr(cfg, "location_kernel", 0):
         model += f" loc {cfg.location_kernel}"
+    if getattr(cfg, "coverage", False):
+        model += " coverage"
     source = f"{cfg.corpus} " if getattr(cfg, "corpus", "") else ""
     train = getattr(cfg, "training_sentences", cfg.train_size) or "all"
     first = f"data {source}{train}/{cfg.val_size}/{cfg.test_size}, {cfg.min_len}-{cfg.max_len} words · {model}"
