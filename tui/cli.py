@@ -34,7 +34,7 @@ HELP = {
     "attention": "Bahdanau attention; --no-attention trains the control model whose context is the fixed mean "
     "of the encoder outputs",
     "coverage": "coverage attention: the score also reads the weight each input word has had so far, "
-    "so that a word looked at is not looked at again (the reference model; slower)",
+    "so that a word looked at is not looked at again (trains the reference model, slower than the default)",
     "copy": "copy mechanism: each output word generated or copied from the input by a learned gate "
     "(--no-copy: generate only; default: on with --corpus, off on the built-in words)",
     "lr": "peak learning rate of the hand-written Adam",
