@@ -29,7 +29,11 @@ from engine.evaluate import evaluate  # noqa: E402
 from engine.threads import default_threads  # noqa: E402
 from engine.train import EpochDone, Trainer  # noqa: E402
 
-CONFIGS = {"default": Config(device="cpu"), "notebook": Config.notebook(device="cpu")}
+CONFIGS = {
+    "default": Config(device="cpu"),
+    "notebook": Config.notebook(device="cpu"),
+    "copy": Config(device="cpu", copy="on"),  # the default with the copy mechanism (--copy)
+}
 
 
 def measure(cfg: Config, epochs: int, tmp: Path) -> dict:

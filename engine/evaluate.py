@@ -184,7 +184,7 @@ def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: i
     as batched greedy decoding, at a fraction of the latency (the no-attention control too:
     its zero score vector gives the uniform weights there as well)."""
     words = probe_words(text)
-    if beam > 1 or model.impl == "reference":  # the reference decodes through engine/model.py
+    if beam > 1 or model.impl == "reference" or model.copy:  # these decode through engine/model.py
         return decode(model, vocab, [words], device, batch_size=1, beam=beam)[0]
     ids, attention = sentence_decoder(model).greedy(vocab.encode(words) + [EOS])
     return SentenceResult(

@@ -108,7 +108,7 @@ class Started:
 
     def impl_line(self) -> str:
         line = describe_impl(self.impl)
-        if self.cfg.copy_on:  # why the reference: the fast layer has no copy mechanism yet
+        if self.cfg.copy_on:
             line += "; copy mechanism on (--no-copy: off)"
         return line
 

@@ -61,9 +61,9 @@ def fast_lacks(cfg: Config) -> list[str]:
     """What of cfg engine/fast does not implement (empty: it runs this configuration). A
     change to this file's maths that the fast layer does not have belongs here too, so that
     `--impl auto` trains the reference until the fast layer catches up. Today it implements
-    every configuration Config.validate accepts, except the copy mechanism."""
-    lacks = ["the copy mechanism (--no-copy turns it off)"] if cfg.copy_on else []
-    return lacks + (["coverage attention (--coverage)"] if cfg.coverage else [])
+    every configuration Config.validate accepts, except coverage; a copy model it trains
+    (its decoding goes through the reference's steps: greedy and beam route it there)."""
+    return ["coverage attention (--coverage)"] if cfg.coverage else []
 
 
 def choose_impl(cfg: Config) -> str:
@@ -353,11 +353,14 @@ class Decoder(nn.Module):
         enc_out: torch.Tensor,
         keys: torch.Tensor,
         mask: torch.Tensor,
+        src_ext: torch.Tensor | None = None,
     ):
         """Every training step at once through engine/fast/decoder_loop.py, with its hand-written
         backward pass (tests/test_recurrence.py and tests/test_parity.py hold it equal to forward_reference,
         the same steps under autograd). Dropout masks for all steps are drawn in one call each.
-        -> top states (B, T, H), contexts (B, T, K), attention (B, T, S)"""
+        src_ext (B, S): the source's extended ids (copy only).
+        -> top states (B, T, H), contexts (B, T, K), attention (B, T, S), and with copy the
+        embedded words the steps read (B, T, E), dropout included (the gate reads them), else None"""
         B, T = tgt_in.shape
         L, H = self.layers, self.hidden_dim
         p = self.dropout.p if self.training else 0.0
@@ -367,11 +370,11 @@ class Decoder(nn.Module):
             if L > 1:
                 drop_between = dropout_mask((L - 1, T, B, H), p, tgt_in.device)
         loc = self.attention.location
-        spec = LoopSpec(L, loc.kernel_size if loc is not None else 0)
+        spec = LoopSpec(L, loc.kernel_size if loc is not None else 0, copy=self.copy_gate is not None)
         # teacher_forcing (T,) bool: on a CPU the loop reads it as Python bools; elsewhere it
         # goes along to the device (an upload, never a read back) and the loop selects with it
         forcing = teacher_forcing.to(tgt_in.device, non_blocking=True)
-        return decoder_loop(
+        states, contexts, attn, y_in = decoder_loop(
             spec,
             LoopArgs(
                 tgt_in=tgt_in,
@@ -383,8 +386,13 @@ class Decoder(nn.Module):
                 weights=self.loop_weights(),
                 drop_emb=drop_emb,
                 drop_between=drop_between,
+                src_ext=src_ext,
             ),
         )
+        if self.copy_gate is None:
+            return states, contexts, attn, None
+        emb = self.embedding(y_in)  # (B, T, E): the words read, <unk> for a copied unknown
+        return states, contexts, attn, emb if drop_emb is None else emb * drop_emb
 
     def loop_weights(self) -> DecoderWeights:
         """The weights by the names the decoder step reads them (engine/fast/decoder_loop.py), built
@@ -402,6 +410,8 @@ class Decoder(nn.Module):
             W_out=self.out.weight,
             b_out=self.out.bias,
             W_loc=loc.weight.flatten(1) if loc is not None else None,
+            W_gate=self.copy_gate.weight if self.copy_gate is not None else None,
+            b_gate=self.copy_gate.bias if self.copy_gate is not None else None,
             lower_W_hh=list(self.W_hh[:-1]),
             lower_b_hh=list(self.b_hh[:-1]),
             lower_W_ih=list(self.W_ih),
@@ -573,9 +583,24 @@ class Seq2Seq(nn.Module):
             teacher_forcing = torch.tensor(list(teacher_forcing), dtype=torch.bool)
         if self.impl == "reference":
             return self.forward_reference(src, src_len, tgt_in, teacher_forcing, src_ext)
+        src_ext, n_ext = self.extended(src, src_ext)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
-        states, contexts, attn = self.decoder.run_all_steps(tgt_in, teacher_forcing, hidden, enc_out, keys, mask)
-        return self.decoder.logits(states, contexts), attn
+        dec = self.decoder
+        states, contexts, attn, emb = dec.run_all_steps(tgt_in, teacher_forcing, hidden, enc_out, keys, mask, src_ext)
+        logits = dec.logits(states, contexts)  # (B, T, V)
+        if emb is None:
+            return logits, attn
+        # the copy mixture of every step at once, as Decoder.step mixes one
+        (B, T, V), S = logits.shape, attn.size(2)
+        gate = dec.copy_gate(torch.cat([contexts, states, emb], -1))  # (B, T, 1)
+        logp, _ = copy_mixture(
+            logits.reshape(B * T, V),
+            gate.reshape(B * T, 1),
+            attn.reshape(B * T, S),
+            src_ext.repeat_interleave(T, 0),
+            n_ext,
+        )
+        return logp.view(B, T, -1), attn
 
     def forward_reference(
         self,
@@ -730,7 +755,7 @@ class Seq2Seq(nn.Module):
         src_len: best the host copy (the budget is read from it). On a CPU, whether all are
         done is read every step (free); on another device every CHECK_EVERY steps, so the
         host waits on the device once per few steps (finished sentences just emit PAD)."""
-        if self.impl == "reference":
+        if self.impl == "reference" or self.copy:  # the fast layer trains copy; it decodes here
             return self.greedy_reference(src, src_len, max_steps, attend, src_ext)
         dec = self.decoder
         src_len = host_lengths(src_len)
@@ -785,7 +810,7 @@ class Seq2Seq(nn.Module):
         on the device, at a fixed width of k rows (a dead row scores -inf): the host reads
         "stopped" every step on a CPU (free) and every CHECK_EVERY steps elsewhere (the steps
         after a stop change nothing), and the answer's length once at the end."""
-        if self.impl == "reference":
+        if self.impl == "reference" or self.copy:
             return self.beam_reference(src, src_len, k, alpha, src_ext)
         dec = self.decoder
         src_len = host_lengths(src_len)

@@ -18,7 +18,7 @@ def test_the_loop_maps_each_gradient_to_its_argument_by_name():
     g = list(grads)
     g[3] = torch.cat([torch.zeros_like(g[3][:1]), g[3]])  # the PAD row
     args = loop_args(tgt_in, drop_emb, drop_between, mask, g, out, lower)
-    states, contexts, _ = decoder_loop(spec, args)
+    states, contexts, _, _ = decoder_loop(spec, args)
     (states.sum() + contexts.sum()).backward()
     for leaf in leaves:
         assert leaf.grad is not None and leaf.grad.shape == leaf.shape
@@ -36,7 +36,7 @@ def test_decoder_loop_gradients_match_finite_differences(L, loc, drop):
         # the PAD row is a constant: like nn.Embedding(padding_idx=PAD), the loop gives it no
         # gradient, though the model may read it
         g[3] = torch.cat([torch.zeros_like(g[3][:1]), g[3]])
-        states, contexts, _ = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low))
+        states, contexts, _, _ = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low))
         return states, contexts
 
     assert torch.autograd.gradcheck(f, tuple(leaves))

@@ -203,7 +203,7 @@ def test_teacher_forcing_by_selection_equals_branching():
         spec = replace(spec, select=select)
         g = list(grads)
         g[3] = torch.cat([torch.zeros_like(g[3][:1]), g[3]])  # the embedding's PAD row
-        states, contexts, attn = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask, g, out, lower))
+        states, contexts, attn, _ = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask, g, out, lower))
         (states.square().sum() + contexts.sum()).backward()
         results.append([states, contexts, attn] + [leaf.grad for leaf in leaves])
     for a, b in zip(*results):

@@ -69,6 +69,44 @@ def test_loss_and_every_gradient_are_the_reference_ones(name, lengths):
         torch.testing.assert_close(grads_f[n], g, atol=1e-5, rtol=1e-3, msg=f"{name}: gradient of {n}")
 
 
+COPY_CONFIGS = {
+    "copy": Config(copy="on"),
+    "copy, two layers, location 3": Config(copy="on", layers=2, location_kernel=3, hidden_dim=24),
+}
+
+
+@pytest.mark.parametrize("name", list(COPY_CONFIGS))
+@pytest.mark.parametrize("lengths", [[5, 5, 5], [6, 3, 4, 6]], ids=["no padding", "padded"])
+def test_the_copy_mixtures_loss_and_every_gradient_are_the_reference_ones(name, lengths):
+    """With copy the fast loop's guesses are the mixture's argmax (an unknown word copied is
+    read as <unk>) and its attention is differentiable: the mixture's gradient reaches the
+    scores through it. Sentences with unknown words, some repeated, on extended ids."""
+    fast, reference = pair(COPY_CONFIGS[name])
+    g = torch.Generator().manual_seed(2)
+    pool = WORDS + ["zebra", "piano", "moon"]  # three words outside the vocabulary
+    sentences = [[pool[int(i)] for i in torch.randint(len(pool), (n,), generator=g)] for n in lengths]
+    ds = PairDataset(sentences, Vocab.build([WORDS], 1))
+    b = next(ds.batches(len(lengths)))
+    assert int(b.source_ext.max()) >= len(WORDS) + 4  # an unknown word at an extended id
+    forcing = torch.tensor([True, False, False, True, False, True, False][: b.tgt.size(1)])
+    results = []
+    for model in (fast, reference):
+        model.train()
+        model.zero_grad()
+        logp, attention = model(b.src, b.src_len, b.tgt_in, forcing, b.source_ext)
+        loss = masked_loss(logp, b.target_ext)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((loss.detach(), logp.detach(), grads))
+    (loss_f, logp_f, grads_f), (loss_r, logp_r, grads_r) = results
+    torch.testing.assert_close(loss_f, loss_r, atol=1e-5, rtol=1e-5)
+    real = (b.tgt != PAD)[..., None]
+    torch.testing.assert_close(logp_f * real, logp_r * real, atol=1e-4, rtol=1e-4)
+    assert "decoder.copy_gate.weight" in grads_r and set(grads_f) == set(grads_r)
+    for n, grad in grads_r.items():
+        torch.testing.assert_close(grads_f[n], grad, atol=1e-5, rtol=1e-3, msg=f"{name}: gradient of {n}")
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_greedy_words_and_attention_are_the_reference_ones(name):
     fast, reference = pair(CONFIGS[name], seed=3)
@@ -96,7 +134,7 @@ def test_beam_and_probe_are_the_reference_ones(name):
 
 
 def test_auto_picks_the_fast_layer_where_it_implements_the_configuration():
-    for cfg in CONFIGS.values():
+    for cfg in [*CONFIGS.values(), *COPY_CONFIGS.values()]:
         assert fast_lacks(cfg) == [] and choose_impl(cfg) == "fast"
         assert choose_impl(replace(cfg, impl="reference")) == "reference"
     with pytest.raises(ValueError, match="--impl must be"):

@@ -141,7 +141,7 @@ def test_decoder_loop_native_equals_torch_path(L, loc):
     results = []
     for native_path in (False, True):
         leaves = [x.clone().requires_grad_() if x is not None else None for x in values]
-        states, contexts, attn = decoder_loop(
+        states, contexts, attn, _ = decoder_loop(
             LoopSpec(L, loc, native_path),
             loop_args(tgt_in, drop_emb, drop_between, mask, leaves[:11], out, leaves[11:], torch.tensor(forcing)),
         )

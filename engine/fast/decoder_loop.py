@@ -31,7 +31,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..data import PAD
+from ..copy import copy_mixture, extended_size
+from ..data import PAD, UNK
 from .step_kernels import steps_for
 
 
@@ -48,6 +49,10 @@ class LoopSpec:
     # guess and picks with torch.where (no host sync, one graph for every pattern). select=True
     # asks for that device form on a CPU too (tests hold the two equal).
     select: bool = False
+    # the copy mechanism (engine/copy.py): a step the model guesses reads the mixture's argmax
+    # (an unknown word copied is read as <unk>, as Decoder.step reads it), and the attention
+    # it returns is differentiable (the mixture, computed by the caller, reads it)
+    copy: bool = False
 
 
 @dataclass
@@ -67,6 +72,8 @@ class DecoderWeights:
     W_out: torch.Tensor  # (V, H + K)
     b_out: torch.Tensor  # (V,)
     W_loc: torch.Tensor | None = None  # (A, k) the location term, or None
+    W_gate: torch.Tensor | None = None  # (1, K + H + E) the copy gate, or None (guesses only)
+    b_gate: torch.Tensor | None = None  # (1,)
     # per layer under the top one: its recurrent weights, and the input weights of the layer above
     lower_W_hh: Sequence[torch.Tensor] = ()  # (3H, H) each
     lower_b_hh: Sequence[torch.Tensor] = ()  # (3H,)
@@ -87,6 +94,7 @@ class LoopArgs:
     weights: DecoderWeights
     drop_emb: torch.Tensor | None = None  # (B, T, E) or None
     drop_between: torch.Tensor | None = None  # (L-1, T, B, H) or None
+    src_ext: torch.Tensor | None = None  # (B, S) the source's extended ids (copy), or None
 
 
 @dataclass
@@ -155,6 +163,23 @@ def next_words(W: DecoderWeights, state: torch.Tensor, context: torch.Tensor) ->
     return torch.addmm(W.b_out, torch.cat([state, context], 1), W.W_out.t()).argmax(1)
 
 
+def next_words_copying(
+    W: DecoderWeights,
+    state: torch.Tensor,
+    context: torch.Tensor,
+    weights: torch.Tensor,
+    emb: torch.Tensor,
+    src_ext: torch.Tensor,
+) -> torch.Tensor:
+    """The greedy choice of the copy mixture (engine/copy.py, Decoder.step's): state (B, H),
+    context (B, K), weights (B, S), emb (B, E) the embedded word this step read, src_ext
+    (B, S) -> extended ids (B,)"""
+    logits = torch.addmm(W.b_out, torch.cat([state, context], 1), W.W_out.t())  # (B, V)
+    gate = torch.addmm(W.b_gate, torch.cat([context, state, emb], 1), W.W_gate.t())  # (B, 1)
+    logp, _ = copy_mixture(logits, gate, weights, src_ext, extended_size(logits.size(1), src_ext))
+    return logp.argmax(1)
+
+
 @dataclass
 class Saved:
     """What the forward pass keeps for the backward pass (through ctx.save_for_backward)."""
@@ -220,8 +245,9 @@ def _positions(layout: tuple, grads: dict) -> tuple:
 
 
 def decoder_loop(spec: LoopSpec, args: LoopArgs):
-    """states (B, T, H), contexts (B, T, K), attention (B, T, S): the loop over all target
-    steps, differentiable with respect to every tensor in args."""
+    """states (B, T, H), contexts (B, T, K), attention (B, T, S) (differentiable with copy),
+    and the words each step read (B, T): the loop over all target steps, differentiable with
+    respect to every tensor in args."""
     layout, flat = _flatten(args)
     return DecoderLoop.apply(spec, layout, *flat)
 
@@ -314,16 +340,24 @@ class DecoderLoop(torch.autograd.Function):
         sig = new(T, B, S, A)
         w_all = new(T, B, S)
         c_all = new(T, B, a.enc_out.size(2))
+        V = W.emb.size(0)
+        x_prev = None  # copy: the embedded word the previous step read (B, E)
         for t in range(T):
             if t == 0 or (forced is not None and forced[t]):
                 gi = gi_forced[t]
+                x = x_emb[t]
             else:  # the model's own previous guess (or, selecting, the true word where forced)
-                y = next_words(W, hs[-1][t], c_all[t - 1])  # (B,)
+                if spec.copy:
+                    y = next_words_copying(W, hs[-1][t], c_all[t - 1], w_all[t - 1], x_prev, a.src_ext)
+                    y = y.masked_fill(y >= V, UNK)  # an unknown word copied is read as <unk>
+                else:
+                    y = next_words(W, hs[-1][t], c_all[t - 1])  # (B,)
                 if select:
                     y = torch.where(a.forcing[t], a.tgt_in[:, t], y)
                 y_in[:, t] = y
                 x = W.emb[y] if drop_emb is None else W.emb[y] * drop_emb[:, t]
                 gi = torch.addmm(W.b_i0, x, W.W_ie.t())
+            x_prev = x
             # the location term reads the previous weights (none before the first step)
             loc2 = (w_all[t - 1] @ M2).view(B, S, A) if M2 is not None and t > 0 else None
             out = StepOut(
@@ -346,11 +380,13 @@ class DecoderLoop(torch.autograd.Function):
         ctx.saved_layout, tensors = _flatten(saved)
         ctx.save_for_backward(*tensors)
         attn = w_all.transpose(0, 1)  # (B, T, S)
-        ctx.mark_non_differentiable(attn)
-        return hs[-1][1:].transpose(0, 1), c_all.transpose(0, 1), attn
+        if not spec.copy:
+            ctx.mark_non_differentiable(attn)
+        ctx.mark_non_differentiable(y_in)
+        return hs[-1][1:].transpose(0, 1), c_all.transpose(0, 1), attn, y_in
 
     @staticmethod
-    def backward(ctx, d_states, d_contexts, _d_attn):
+    def backward(ctx, d_states, d_contexts, d_attn, _d_y_in):
         spec = ctx.spec
         L = spec.layers
         saved = _unflatten(Saved, ctx.saved_layout, iter(ctx.saved_tensors))
@@ -369,6 +405,8 @@ class DecoderLoop(torch.autograd.Function):
         d_states = sig.new_zeros(B, T, H) if d_states is None else d_states.contiguous()
         if d_contexts is None:
             d_contexts = torch.zeros_like(c_all).transpose(0, 1)
+        # copy: dL/dw_t from the mixture, (T, B, S) rows of unit stride
+        d_w_out = d_attn.transpose(0, 1).contiguous() if d_attn is not None else None
 
         dh = [sig.new_zeros(B, H) for _ in range(L)]
         dw_next = None  # dL/dw_t through step t+1's location term
@@ -406,8 +444,11 @@ class DecoderLoop(torch.autograd.Function):
             # attention
             dc = torch.addmm(d_contexts[:, t], d_x[0][t], W.W_ic, out=d_c[t])  # (B, K)
             # dL/dscore, dL/denergy (into d_keys, and d_energy[t] when kept), dL/dquery
+            dw_extra = dw_next
+            if d_w_out is not None:
+                dw_extra = d_w_out[t] if dw_extra is None else dw_extra + d_w_out[t]
             steps.attend_backward(
-                dc, dw_next, w_all[t], sig[t], d_score[t], d_keys, d_energy[t] if loc else None, dG[t, :, 3 * H :]
+                dc, dw_extra, w_all[t], sig[t], d_score[t], d_keys, d_energy[t] if loc else None, dG[t, :, 3 * H :]
             )
             if loc:
                 dw_next = d_energy[t].view(B, S * A) @ M.t()  # (B, S): the previous step's weights
