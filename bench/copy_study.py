@@ -5,9 +5,10 @@ and on the built-in words?
 
 texts:   the three texts of bench/make_corpora.py (licenses, pydoc: English; german), each
          trained as a user would, `reverse-tui --no-ui --corpus FILE` with no other flag (copy
-         on), then with --no-copy (today's model), then copy with --unk-rate 0 (is the <unk>-rate
-         trick still needed?). Each is a whole run in a child process, timed by the wall clock:
-         training, evaluation and files. Figures from its report.json, plus sentences of 2-3
+         on, joined sentences on), then without the joined sentences (--join 0), then with
+         --no-copy, then copy with --unk-rate 0 (is the <unk>-rate trick still needed?). Each
+         is a whole run in a child process, timed by the wall clock: training, evaluation and
+         files. Figures from its report.json, plus sentences of 2-3
          repeated words of its vocabulary at the training lengths (6-12 words).
 builtin: the default model on the built-in words, copy off (the default) and on (--copy), on
          three seeds: every figure report.json has, plus sentences of 2-3 repeated words, where
@@ -37,7 +38,12 @@ from engine.checkpoint import load_model  # noqa: E402
 from engine.data import SPECIALS  # noqa: E402
 from engine.evaluate import evaluate  # noqa: E402
 
-TEXT_VARIANTS = {"copy (default)": [], "--no-copy": ["--no-copy"], "copy, --unk-rate 0": ["--unk-rate", "0"]}
+TEXT_VARIANTS = {
+    "copy (default)": [],
+    "copy, --join 0": ["--join", "0"],
+    "--no-copy": ["--no-copy"],
+    "copy, --unk-rate 0": ["--unk-rate", "0"],
+}
 BUILTIN_VARIANTS = {"default (copy off)": [], "--copy": ["--copy"]}
 
 

@@ -29,6 +29,10 @@ class Config:
     lowercase: bool = True
     train_size: int = 0  # 0 = auto: 3,000 built-in sentences, or all of a --corpus (less
     # its validation and test sentences); a number caps a corpus
+    join: int = -1  # training sentences made of 2-4 training sentences end to end, up to
+    # max_len words: a text of short sentences trains for long ones (bench/copy_study.py).
+    # -1 = auto: with --corpus 1,000 or a quarter of its training sentences, whichever is
+    # fewer; none on the built-in words (they already run to 30 words); 0 = none
     val_size: int = 500  # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
     test_size: int = 1000
     min_len: int = 3
@@ -103,6 +107,12 @@ class Config:
         keys = ("min_len", "max_len", "training_sentences", "val_size", "test_size")
         return not self.corpus and all(getattr(self, k) == getattr(ref, k) for k in keys)
 
+    def joined_count(self, training: int) -> int:
+        """How many joined sentences to train on beside `training` sentences of the text."""
+        if self.join >= 0:
+            return self.join
+        return min(1000, training // 4) if self.corpus else 0
+
     @property
     def copy_on(self) -> bool:
         """Whether the model copies: --copy / --no-copy as given, else on for a --corpus run."""
@@ -120,9 +130,10 @@ class Config:
     def from_dict(cls, d: dict) -> Config:
         """A checkpoint's configuration. A field it predates takes today's default, except
         max_vocab (a model saved before the cap had every word, and resuming it must rebuild
-        the same vocabulary) and copy (a model saved before it has no copy gate)."""
+        the same vocabulary), copy (a model saved before it has no copy gate) and join (resuming
+        one must train on the sentences it trained on)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{"max_vocab": 0, "copy": "off", **{k: v for k, v in d.items() if k in known}})
+        return cls(**{"max_vocab": 0, "copy": "off", "join": 0, **{k: v for k, v in d.items() if k in known}})
 
     def to_toml(self, header: str = "") -> str:
         """Every field as `name = value`, which `read_toml` (tomllib) reads back to this Config."""
@@ -210,6 +221,8 @@ class Config:
             raise ValueError(f"--min-freq must be 0 (auto) or more, got {self.min_freq}")
         if self.max_vocab < 0:
             raise ValueError(f"--max-vocab must be 0 (no cap) or more, got {self.max_vocab}")
+        if self.join < -1:
+            raise ValueError(f"--join must be -1 (auto), 0 (none) or more, got {self.join}")
         if self.patience < 0:
             raise ValueError(f"--patience must be 0 or more, got {self.patience}")
         if self.impl not in ("auto", "reference", "fast"):

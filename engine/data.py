@@ -178,6 +178,27 @@ def read_corpus(path: str, min_len: int, max_len: int, lowercase: bool = True) -
     return kept, stats
 
 
+def joined_sentences(sentences: Sequence[Sequence[str]], count: int, max_len: int, seed: int) -> list[list[str]]:
+    """count sentences, each 2-4 of `sentences` end to end (drawn at random, seeded) within
+    max_len words: reversing one is reversing a long sentence, so a model trained on a text
+    of short sentences learns to keep its place through long ones. Fewer when the text's
+    sentences are too long to join within max_len."""
+    rng = random.Random(seed + 7_919)  # its own stream: the splits' shuffle stays as it was
+    out: list[list[str]] = []
+    for _ in range(10 * count if sentences else 0):  # bounded: long sentences join rarely
+        if len(out) == count:
+            break
+        joined, parts = list(rng.choice(sentences)), 1
+        for _ in range(rng.randint(2, 4) - 1):
+            nxt = rng.choice(sentences)
+            if len(joined) + len(nxt) > max_len:
+                break
+            joined, parts = joined + list(nxt), parts + 1
+        if parts > 1:
+            out.append(joined)
+    return out
+
+
 def corpus_splits(
     sentences: list[list[str]], train_size: int | None, val_size: int, test_size: int, seed: int
 ) -> Splits:

@@ -79,7 +79,7 @@ class Started:
     cfg: Config  # what this run trains with (a resumed run: the checkpoint's)
     device: torch.device
     checkpoint: Path
-    sizes: tuple[int, int, int]  # train / val / test sentences
+    sizes: tuple[int, int, int]  # train / val / test sentences (train: the text's own)
     vocab: int
     params: int
     threads: int
@@ -90,13 +90,15 @@ class Started:
     busy_note: str | None = None  # several threads on cores other work keeps busy
     impl: str = "fast"  # which implementation runs: engine/model.py's or engine/fast's
     watch: list[list[str]] = field(default_factory=list)  # decoded as it learns (engine/watch.py)
+    joined: int = 0  # training sentences joined from the text's (Config.join)
 
     def line(self) -> str:
         """The headless run's first facts."""
         cfg = self.cfg
         train, val, test = self.sizes
+        joined = f" (+{self.joined} joined)" if self.joined else ""
         return (
-            f"reverse-tui: {train} train / {val} val / {test} test sentences of "
+            f"reverse-tui: {train} train{joined} / {val} val / {test} test sentences of "
             f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
             f"parameters, device {self.device}"
             + (
@@ -320,7 +322,7 @@ def run_job(
         cfg,
         device,
         checkpoint,
-        (len(trainer.train_set), len(trainer.val_set), len(trainer.splits.test)),
+        (len(trainer.splits.train), len(trainer.val_set), len(trainer.splits.test)),
         len(trainer.vocab),
         param_count(trainer.model),
         torch.get_num_threads(),
@@ -332,6 +334,7 @@ def run_job(
         busy_note(torch.get_num_threads()) if device.type == "cpu" else None,
         trainer.model.impl,
         [list(w) for w in trainer.watch],
+        len(trainer.joined),
     )
     # what a follower reads (engine/follow.py): rank 0 writes it, as it writes the rest
     live = None

@@ -5,7 +5,19 @@ import tracemalloc
 
 import torch
 
-from engine.data import EOS, PAD, SOS, WORDS, PairDataset, Vocab, builtin_splits, corpus_splits, read_corpus, tokenize
+from engine.data import (
+    EOS,
+    PAD,
+    SOS,
+    WORDS,
+    PairDataset,
+    Vocab,
+    builtin_splits,
+    corpus_splits,
+    joined_sentences,
+    read_corpus,
+    tokenize,
+)
 from tests.conftest import write_corpus
 
 
@@ -133,3 +145,67 @@ def test_vocabulary_cap_keeps_the_most_frequent_in_first_seen_order():
     assert Vocab.build(sentences, 1, 4).words() == ["a", "b", "c", "d"]  # a ties e..h, seen first
     assert Vocab.build(sentences, 1, 0).words() == ["a", "b", "c", "d", "e", "f", "g", "h"]
     assert Vocab.build(sentences, 2, 0).words() == ["b", "c", "d"]
+
+
+def numbered(n: int, length) -> list[list[str]]:
+    """n sentences whose words say which sentence and place they are: s3w0 s3w1 ..."""
+    return [[f"s{i}w{j}" for j in range(length(i))] for i in range(n)]
+
+
+def parts_of(joined: list[str], length) -> list[int]:
+    """The sentences a joined one is made of, in order: each must be whole and start at w0."""
+    parts, k = [], 0
+    while k < len(joined):
+        i = int(joined[k].split("w")[0][1:])
+        assert joined[k : k + length(i)] == [f"s{i}w{j}" for j in range(length(i))], joined
+        parts.append(i)
+        k += length(i)
+    return parts
+
+
+def test_joined_sentences_are_two_to_four_whole_sentences_within_the_length():
+    length = lambda i: 3 + i % 8  # noqa: E731 (3-10 words)
+    text = numbered(200, length)
+    joined = joined_sentences(text, 300, 30, seed=1)
+    assert len(joined) == 300
+    counts = [len(parts_of(j, length)) for j in joined]
+    assert min(counts) == 2 and max(counts) == 4  # every size is drawn
+    assert max(len(j) for j in joined) <= 30 and max(len(j) for j in joined) > 20
+    assert joined == joined_sentences(text, 300, 30, seed=1)  # seeded
+    assert joined != joined_sentences(text, 300, 30, seed=2)
+    # sentences too long to join within the length: fewer, none when no two fit
+    assert joined_sentences(numbered(50, lambda i: 16), 100, 30, seed=1) == []
+    assert joined_sentences([], 10, 30, seed=1) == []
+
+
+def test_the_joined_count_and_configurations_from_before_it():
+    from engine.config import Config
+
+    assert Config().joined_count(3000) == 0  # the built-in words already run to 30 words
+    assert Config(corpus="x.txt").joined_count(4000) == 1000
+    assert Config(corpus="x.txt").joined_count(400) == 100  # a quarter of a small text
+    assert Config(corpus="x.txt", join=0).joined_count(4000) == 0
+    assert Config(join=50).joined_count(3000) == 50
+    old = {k: v for k, v in Config(corpus="x.txt").to_dict().items() if k != "join"}
+    assert Config.from_dict(old).joined_count(4000) == 0  # resumed, it trains on what it trained on
+    import pytest
+
+    with pytest.raises(ValueError, match="--join"):
+        Config(join=-2).validate()
+
+
+def test_a_corpus_run_trains_on_its_joined_sentences_with_the_texts_own_vocabulary(tmp_path):
+    from engine.config import Config
+    from engine.train import Trainer
+
+    lines = [" ".join(f"w{(i * 7 + j) % 40}" for j in range(3 + i % 5)) for i in range(400)]
+    lines.append("once only here")  # words seen once: <unk> at min-freq 2, joined or not
+    (tmp_path / "text.txt").write_text("\n".join(lines) + "\n")
+    cfg = Config(corpus=str(tmp_path / "text.txt"), val_size=20, test_size=20, max_len=12, epochs=1)
+    trainer = Trainer(cfg, tmp_path / "ck.pt")
+    text = trainer.splits.train
+    assert len(trainer.joined) == len(text) // 4 and len(trainer.train_set) == len(text) + len(trainer.joined)
+    assert all(len(j) <= 12 for j in trainer.joined)
+    plain = Trainer(Config(**{**cfg.to_dict(), "join": 0}), tmp_path / "plain.pt")
+    assert plain.joined == [] and trainer.vocab.itos == plain.vocab.itos
+    assert "once" not in trainer.vocab

@@ -173,6 +173,7 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "kept 2,820 of 3,000 lines" in text
+    assert "1500 train (+375 joined) / " in text  # a quarter of its training sentences, joined
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["corpus"] == str(path) and report["test_sentences"] == 282
 
