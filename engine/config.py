@@ -30,9 +30,11 @@ class Config:
     train_size: int = 0  # 0 = auto: 3,000 built-in sentences, or all of a --corpus (less
     # its validation and test sentences); a number caps a corpus
     join: int = -1  # training sentences made of 2-4 training sentences end to end, up to
-    # max_len words: a text of short sentences trains for long ones (bench/copy_study.py).
+    # join_len words: a text of short sentences trains for long ones (bench/copy_study.py).
     # -1 = auto: with --corpus 1,000 or a quarter of its training sentences, whichever is
     # fewer; none on the built-in words (they already run to 30 words); 0 = none
+    join_len: int = 40  # a joined sentence's most words: sentences of unknown words come back
+    # to 60 words from 40 (from 50 with 30, on one text of three)
     val_size: int = 500  # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
     test_size: int = 1000
     min_len: int = 3
@@ -221,6 +223,8 @@ class Config:
             raise ValueError(f"--min-freq must be 0 (auto) or more, got {self.min_freq}")
         if self.max_vocab < 0:
             raise ValueError(f"--max-vocab must be 0 (no cap) or more, got {self.max_vocab}")
+        if self.join_len < 2:
+            raise ValueError(f"--join-len must be at least 2, got {self.join_len}")
         if self.join < -1:
             raise ValueError(f"--join must be -1 (auto), 0 (none) or more, got {self.join}")
         if self.patience < 0:

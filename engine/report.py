@@ -168,10 +168,11 @@ def longest_trained(cfg: Config, test_sentences: Sequence[Sequence[str]]) -> int
     """Where "beyond the training lengths" starts: --max-len for the built-in corpus (it
     draws every length up to it), and for a --corpus the longest test sentence, drawn from
     the same text as the training ones (a text of 3-10 words trained with --max-len 30 has
-    never seen 20 words)."""
+    never seen 20 words), or, where it trained on joined sentences, their --join-len."""
     if not cfg.corpus or not test_sentences:
         return cfg.max_len
-    return max(cfg.min_len, min(cfg.max_len, max(len(s) for s in test_sentences)))
+    text = max(cfg.min_len, min(cfg.max_len, max(len(s) for s in test_sentences)))
+    return max(text, cfg.join_len) if cfg.join != 0 else text
 
 
 def notebook_test_set(cfg: Config) -> list[list[str]] | None:

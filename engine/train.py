@@ -188,7 +188,7 @@ class Trainer:
         self.splits = splits
         self.vocab = Vocab.build(self.splits.train, cfg.word_min_freq, cfg.max_vocab)  # the text's own counts
         self.joined = joined_sentences(
-            self.splits.train, cfg.joined_count(len(self.splits.train)), cfg.max_len, cfg.seed
+            self.splits.train, cfg.joined_count(len(self.splits.train)), cfg.join_len, cfg.seed
         )
         self.train_set = PairDataset(self.splits.train + self.joined, self.vocab, extended=cfg.copy_on)
         self.val_set = PairDataset(self.splits.val, self.vocab, extended=cfg.copy_on)

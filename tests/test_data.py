@@ -190,8 +190,10 @@ def test_the_joined_count_and_configurations_from_before_it():
     assert Config.from_dict(old).joined_count(4000) == 0  # resumed, it trains on what it trained on
     import pytest
 
-    with pytest.raises(ValueError, match="--join"):
+    with pytest.raises(ValueError, match="--join must"):
         Config(join=-2).validate()
+    with pytest.raises(ValueError, match="--join-len"):
+        Config(join_len=1).validate()
 
 
 def test_a_corpus_run_trains_on_its_joined_sentences_with_the_texts_own_vocabulary(tmp_path):
@@ -201,7 +203,7 @@ def test_a_corpus_run_trains_on_its_joined_sentences_with_the_texts_own_vocabula
     lines = [" ".join(f"w{(i * 7 + j) % 40}" for j in range(3 + i % 5)) for i in range(400)]
     lines.append("once only here")  # words seen once: <unk> at min-freq 2, joined or not
     (tmp_path / "text.txt").write_text("\n".join(lines) + "\n")
-    cfg = Config(corpus=str(tmp_path / "text.txt"), val_size=20, test_size=20, max_len=12, epochs=1)
+    cfg = Config(corpus=str(tmp_path / "text.txt"), val_size=20, test_size=20, join_len=12, epochs=1)
     trainer = Trainer(cfg, tmp_path / "ck.pt")
     text = trainer.splits.train
     assert len(trainer.joined) == len(text) // 4 and len(trainer.train_set) == len(text) + len(trainer.joined)

@@ -147,3 +147,13 @@ def test_run_history_reads_the_epochs_after_the_best_from_the_latest_state(tmp_p
     assert [h["epoch"] for h in run_history(tmp_path / "best.pt", best)] == [1]
     (tmp_path / "best.last.pt").unlink()
     assert [h["epoch"] for h in run_history(tmp_path / "best.pt", best)] == [1]
+
+
+def test_beyond_training_starts_past_the_longest_sentence_trained_on():
+    from engine.report import longest_trained
+
+    text = [["w"] * n for n in (3, 7, 12)]  # a text of 3-12 words
+    assert longest_trained(Config(), text) == 30  # the built-in words: every length to --max-len
+    assert longest_trained(Config(corpus="t.txt", join=0), text) == 12  # the text's own longest
+    assert longest_trained(Config(corpus="t.txt"), text) == 40  # and its joined sentences' length
+    assert longest_trained(Config(corpus="t.txt", join_len=8), text) == 12

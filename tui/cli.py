@@ -21,9 +21,10 @@ HELP = {
     "lowercase": "lower-case the text (--no-lowercase keeps case)",
     "epochs": "training epochs (most; see --patience)",
     "train_size": "training sentences (0 = auto: 3,000 built-in, or all of a --corpus less validation and test)",
-    "join": "also train on sentences of 2-4 training sentences end to end, up to --max-len words, so that a text "
+    "join": "also train on sentences of 2-4 training sentences end to end, up to --join-len words, so that a text "
     "of short sentences trains for long ones (-1 = auto: with --corpus 1,000 or a quarter of its training "
     "sentences, whichever is fewer; none on the built-in words; 0 = none)",
+    "join_len": "a joined training sentence's most words (see --join)",
     "val_size": "validation sentences (pick the best model, early stopping)",
     "test_size": "test sentences (exact match, examples, analysis)",
     "min_len": "shortest sentence, in words",
