@@ -121,6 +121,8 @@ class Started:
             where += " · reference model"
         if self.cfg.copy_on:
             where += " · copy"
+        if self.joined:
+            where += f" · +{self.joined:,} joined"
         if self.device.type == "cpu" and not self.native.startswith("C kernels: on"):
             where += " · no C kernels"  # the slower torch-ops path: say so
         return f"vocab {self.vocab} · {self.params:,} params · {where}"

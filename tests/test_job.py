@@ -22,6 +22,9 @@ def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
     assert started.sizes == (600, 100, 100) and started.device.type == "cpu"
     assert started.params > 0 and started.native.startswith("C kernels: ")
     assert "parameters, device cpu" in started.line() and "params" in started.brief()
+    assert started.joined == 0 and "joined" not in started.line() + started.brief()
+    joined = Started(cfg, started.device, started.checkpoint, (400, 50, 50), 30, 100, 1, "C kernels: on", joined=100)
+    assert "400 train (+100 joined) / 50 val" in joined.line() and "+100 joined" in joined.brief()
     batches = [e for e in events if isinstance(e, BatchDone)]
     epochs = [e for e in events if isinstance(e, EpochDone)]
     n = -(-TINY["train_size"] // TINY["batch_size"])
