@@ -15,6 +15,7 @@ from textual.widgets import Footer, Markdown, ProgressBar, Static
 
 from engine.evaluate import SentenceResult
 from engine.lengths import describe_limit
+from engine.report import longest_trained
 
 from ..widgets.overlay_chart import PALETTE, OverlayChart, Series
 from ..widgets.title_bar import TitleBar
@@ -153,7 +154,9 @@ class ResultsScreen(Screen):
         summary.append(f"\nfiles written to {', '.join(folders)}: ", style="bold")
         summary.append(", ".join(p.name for p in res.files.values()))
         self.query_one("#summary", Static).update(summary)
-        trained = (res.config.min_len, res.config.max_len)
+        # the lengths it trained on, as the report's sweep counts them (a text's own longest,
+        # or its joined sentences')
+        trained = (res.config.min_len, longest_trained(res.config, [r.source for r in ev.results]))
         self.query_one("#per-length", Static).update(per_length_text(ev.per_length, ev.counts, trained))
         self._draw_sweep(res, trained)
         examples = Text("\n\n").join(example_text(r) for r in res.examples(10))
