@@ -170,13 +170,14 @@ def next_words_copying(
     weights: torch.Tensor,
     emb: torch.Tensor,
     src_ext: torch.Tensor,
+    n_ext: int,
 ) -> torch.Tensor:
     """The greedy choice of the copy mixture (engine/copy.py, Decoder.step's): state (B, H),
     context (B, K), weights (B, S), emb (B, E) the embedded word this step read, src_ext
-    (B, S) -> extended ids (B,)"""
+    (B, S) and the extended vocabulary's size n_ext -> extended ids (B,)"""
     logits = torch.addmm(W.b_out, torch.cat([state, context], 1), W.W_out.t())  # (B, V)
     gate = torch.addmm(W.b_gate, torch.cat([context, state, emb], 1), W.W_gate.t())  # (B, 1)
-    logp, _ = copy_mixture(logits, gate, weights, src_ext, extended_size(logits.size(1), src_ext))
+    logp, _ = copy_mixture(logits, gate, weights, src_ext, n_ext)
     return logp.argmax(1)
 
 
@@ -341,6 +342,8 @@ class DecoderLoop(torch.autograd.Function):
         w_all = new(T, B, S)
         c_all = new(T, B, a.enc_out.size(2))
         V = W.emb.size(0)
+        # copy: its size read once a batch (a host sync off the CPU), not at every guessed step
+        n_ext = extended_size(V, a.src_ext) if spec.copy else 0
         x_prev = None  # copy: the embedded word the previous step read (B, E)
         for t in range(T):
             if t == 0 or (forced is not None and forced[t]):
@@ -348,7 +351,7 @@ class DecoderLoop(torch.autograd.Function):
                 x = x_emb[t]
             else:  # the model's own previous guess (or, selecting, the true word where forced)
                 if spec.copy:
-                    y = next_words_copying(W, hs[-1][t], c_all[t - 1], w_all[t - 1], x_prev, a.src_ext)
+                    y = next_words_copying(W, hs[-1][t], c_all[t - 1], w_all[t - 1], x_prev, a.src_ext, n_ext)
                     y = y.masked_fill(y >= V, UNK)  # an unknown word copied is read as <unk>
                 else:
                     y = next_words(W, hs[-1][t], c_all[t - 1])  # (B,)
