@@ -35,6 +35,10 @@ class Config:
     # fewer; none on the built-in words (they already run to 30 words); 0 = none
     join_len: int = 40  # a joined sentence's most words: sentences of unknown words come back
     # to 60 words from 40 (from 50 with 30, on one text of three)
+    repeat_rate: float = -1.0  # share of training sentences of 6+ words rewritten as 2-3 of their
+    # own words drawn per position, so that only position tells the copies apart: the model
+    # learns to stop at the first word (bench/copy_study.py). -1 = auto: 0.1 with --corpus; none
+    # on the built-in words (their figures are met without it); 0 = none
     val_size: int = 500  # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
     test_size: int = 1000
     min_len: int = 3
@@ -116,6 +120,13 @@ class Config:
         return min(1000, training // 4) if self.corpus else 0
 
     @property
+    def repeated_share(self) -> float:
+        """repeat_rate with auto resolved: 0.1 for a user's text, none for the built-in words."""
+        if self.repeat_rate >= 0:
+            return self.repeat_rate
+        return 0.1 if self.corpus else 0.0
+
+    @property
     def copy_on(self) -> bool:
         """Whether the model copies: --copy / --no-copy as given, else on for a --corpus run."""
         return self.copy == "on" or (self.copy == "auto" and bool(self.corpus))
@@ -132,10 +143,18 @@ class Config:
     def from_dict(cls, d: dict) -> Config:
         """A checkpoint's configuration. A field it predates takes today's default, except
         max_vocab (a model saved before the cap had every word, and resuming it must rebuild
-        the same vocabulary), copy (a model saved before it has no copy gate) and join (resuming
-        one must train on the sentences it trained on)."""
+        the same vocabulary), copy (a model saved before it has no copy gate), join and repeat_rate
+        (resuming one must train on the sentences it trained on)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{"max_vocab": 0, "copy": "off", "join": 0, **{k: v for k, v in d.items() if k in known}})
+        return cls(
+            **{
+                "max_vocab": 0,
+                "copy": "off",
+                "join": 0,
+                "repeat_rate": 0.0,
+                **{k: v for k, v in d.items() if k in known},
+            }
+        )
 
     def to_toml(self, header: str = "") -> str:
         """Every field as `name = value`, which `read_toml` (tomllib) reads back to this Config."""
@@ -225,6 +244,8 @@ class Config:
             raise ValueError(f"--max-vocab must be 0 (no cap) or more, got {self.max_vocab}")
         if self.join_len < 2:
             raise ValueError(f"--join-len must be at least 2, got {self.join_len}")
+        if not (self.repeat_rate == -1 or 0 <= self.repeat_rate <= 1):
+            raise ValueError(f"--repeat-rate must be -1 (auto) or in [0, 1], got {self.repeat_rate}")
         if self.join < -1:
             raise ValueError(f"--join must be -1 (auto), 0 (none) or more, got {self.join}")
         if self.patience < 0:

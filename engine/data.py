@@ -199,6 +199,25 @@ def joined_sentences(sentences: Sequence[Sequence[str]], count: int, max_len: in
     return out
 
 
+def repeated_word_rewrites(
+    sentences: Sequence[Sequence[str]], rate: float, seed: int, min_words: int = 6
+) -> tuple[list[list[str]], int]:
+    """`sentences` with a share `rate` of those of min_words or more rewritten, each as 2-3 of
+    its own words drawn per position, at its own length ("to be or not" -> "be to be be to").
+    Where words repeat, content cannot say which copy the attention is on: only position can,
+    so the model learns to keep its place and to stop at the first word rather than at the
+    first word that looks like one. Seeded, and the number rewritten."""
+    rng = random.Random(seed + 104_729)  # its own stream: the splits and the joins stay as they were
+    out, rewritten = [list(s) for s in sentences], 0
+    for i, sentence in enumerate(out):
+        if len(sentence) >= min_words and rng.random() < rate:
+            distinct = sorted(set(sentence))
+            pool = rng.sample(distinct, min(len(distinct), rng.choice((2, 3))))
+            out[i] = [rng.choice(pool) for _ in sentence]
+            rewritten += 1
+    return out, rewritten
+
+
 def corpus_splits(
     sentences: list[list[str]], train_size: int | None, val_size: int, test_size: int, seed: int
 ) -> Splits:

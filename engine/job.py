@@ -91,12 +91,16 @@ class Started:
     impl: str = "fast"  # which implementation runs: engine/model.py's or engine/fast's
     watch: list[list[str]] = field(default_factory=list)  # decoded as it learns (engine/watch.py)
     joined: int = 0  # training sentences joined from the text's (Config.join)
+    rewritten: int = 0  # training sentences rewritten as repeated words (Config.repeat_rate)
 
     def line(self) -> str:
         """The headless run's first facts."""
         cfg = self.cfg
         train, val, test = self.sizes
-        joined = f" (+{self.joined} joined)" if self.joined else ""
+        extra = [f"+{self.joined} joined"] if self.joined else []
+        if self.rewritten:
+            extra.append(f"{self.rewritten} rewritten as repeated words")
+        joined = f" ({', '.join(extra)})" if extra else ""
         return (
             f"reverse-tui: {train} train{joined} / {val} val / {test} test sentences of "
             f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
@@ -337,6 +341,7 @@ def run_job(
         trainer.model.impl,
         [list(w) for w in trainer.watch],
         len(trainer.joined),
+        trainer.rewritten,
     )
     # what a follower reads (engine/follow.py): rank 0 writes it, as it writes the rest
     live = None

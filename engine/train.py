@@ -28,7 +28,7 @@ from . import distributed
 from .checkpoint import FORMAT, save_atomic
 from .config import Config
 from .copy import extended_size
-from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, joined_sentences, splits_for
+from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, joined_sentences, repeated_word_rewrites, splits_for
 from .errors import NonFiniteLoss
 from .model import Seq2Seq
 from .optim import Adam, clip_grad_norm, scheduled_lr
@@ -190,7 +190,8 @@ class Trainer:
         self.joined = joined_sentences(
             self.splits.train, cfg.joined_count(len(self.splits.train)), cfg.join_len, cfg.seed
         )
-        self.train_set = PairDataset(self.splits.train + self.joined, self.vocab, extended=cfg.copy_on)
+        training, self.rewritten = repeated_word_rewrites(self.splits.train + self.joined, cfg.repeated_share, cfg.seed)
+        self.train_set = PairDataset(training, self.vocab, extended=cfg.copy_on)
         self.val_set = PairDataset(self.splits.val, self.vocab, extended=cfg.copy_on)
         self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)
         self.optimizer = Adam(self.model.parameters(), lr=cfg.lr)

@@ -16,6 +16,7 @@ from engine.data import (
     corpus_splits,
     joined_sentences,
     read_corpus,
+    repeated_word_rewrites,
     tokenize,
 )
 from tests.conftest import write_corpus
@@ -196,6 +197,38 @@ def test_the_joined_count_and_configurations_from_before_it():
         Config(join_len=1).validate()
 
 
+def test_repeated_word_rewrites_keep_each_sentences_length_and_draw_from_its_own_words():
+    text = numbered(400, lambda i: 3 + i % 10)  # 3-12 words, every word distinct
+    out, rewritten = repeated_word_rewrites(text, 0.25, seed=1)
+    assert len(out) == len(text) and [len(s) for s in out] == [len(s) for s in text]
+    changed = [(a, b) for a, b in zip(text, out) if a != b]
+    assert rewritten == len(changed) and 0.15 < rewritten / sum(len(s) >= 6 for s in text) < 0.35
+    for before, after in changed:
+        assert len(before) >= 6 and set(after) <= set(before)  # its own words, at its length
+        assert len(set(after)) in (2, 3) or len(set(after)) == 1 and len(before) < 8  # 2-3 drawn
+    assert all(a == b for a, b in zip(text, out) if len(a) < 6)  # short sentences are kept
+    assert repeated_word_rewrites(text, 0.25, seed=1) == (out, rewritten)  # seeded
+    assert repeated_word_rewrites(text, 0.25, seed=2)[0] != out
+    assert repeated_word_rewrites(text, 0.0, seed=1) == (text, 0)
+    assert repeated_word_rewrites(text, 1.0, seed=1)[1] == sum(len(s) >= 6 for s in text)
+    assert text[0] == ["s0w0", "s0w1", "s0w2"]  # the input is not touched
+
+
+def test_the_repeat_rate_is_on_for_a_text_only_and_off_for_configurations_from_before_it():
+    import pytest
+
+    from engine.config import Config
+
+    assert Config().repeated_share == 0.0 and Config(corpus="x.txt").repeated_share == 0.1
+    assert Config(corpus="x.txt", repeat_rate=0).repeated_share == 0.0
+    assert Config(repeat_rate=0.5).repeated_share == 0.5
+    old = {k: v for k, v in Config(corpus="x.txt").to_dict().items() if k != "repeat_rate"}
+    assert Config.from_dict(old).repeated_share == 0.0  # resumed, it trains on what it trained on
+    for bad in (-0.5, 1.5):
+        with pytest.raises(ValueError, match="--repeat-rate must"):
+            Config(repeat_rate=bad).validate()
+
+
 def test_a_corpus_run_trains_on_its_joined_sentences_with_the_texts_own_vocabulary(tmp_path):
     from engine.config import Config
     from engine.train import Trainer
@@ -211,3 +244,9 @@ def test_a_corpus_run_trains_on_its_joined_sentences_with_the_texts_own_vocabula
     plain = Trainer(Config(**{**cfg.to_dict(), "join": 0}), tmp_path / "plain.pt")
     assert plain.joined == [] and trainer.vocab.itos == plain.vocab.itos
     assert "once" not in trainer.vocab
+    # a tenth of the sentences of 6+ words, the text's and the joined, come as repeated words
+    long = [s for s in text + trainer.joined if len(s) >= 6]
+    assert 0.05 * len(long) < trainer.rewritten < 0.15 * len(long)
+    kept = Trainer(Config(**{**cfg.to_dict(), "repeat_rate": 0}), tmp_path / "kept.pt")
+    assert kept.rewritten == 0 and len(kept.train_set) == len(trainer.train_set)
+    assert kept.joined == trainer.joined  # the rewrites draw from their own stream

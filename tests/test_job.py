@@ -25,6 +25,10 @@ def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
     assert started.joined == 0 and "joined" not in started.line() + started.brief()
     joined = Started(cfg, started.device, started.checkpoint, (400, 50, 50), 30, 100, 1, "C kernels: on", joined=100)
     assert "400 train (+100 joined) / 50 val" in joined.line() and "+100 joined" in joined.brief()
+    both = Started(
+        cfg, started.device, started.checkpoint, (400, 50, 50), 30, 100, 1, "C kernels: on", joined=100, rewritten=42
+    )
+    assert "400 train (+100 joined, 42 rewritten as repeated words) / 50 val" in both.line()
     batches = [e for e in events if isinstance(e, BatchDone)]
     epochs = [e for e in events if isinstance(e, EpochDone)]
     n = -(-TINY["train_size"] // TINY["batch_size"])
