@@ -40,6 +40,7 @@ from make_corpora import HELD_OUT, SOURCES, make  # noqa: E402
 from engine.checkpoint import load_model  # noqa: E402
 from engine.data import SPECIALS  # noqa: E402
 from engine.evaluate import evaluate  # noqa: E402
+from engine.lengths import made_up_words  # noqa: E402
 
 TEXT_VARIANTS = {
     "copy (default)": [],
@@ -106,6 +107,30 @@ def repeated_words(checkpoint: Path, lengths: range, per_length: int = 40) -> di
     }
 
 
+def unknown_words(checkpoint: Path, lengths: range, per_length: int = 40) -> dict:
+    """Sentences of made-up words (each reaches the model as <unk>) at every length: the
+    report's sweep measures 41-50 and then every 25 words past a text's --join-len."""
+    loaded = load_model(checkpoint)
+    rng = random.Random(11)
+    pool = made_up_words(loaded.vocab, rng)
+    sents = [rng.choices(pool, k=n) for n in lengths for _ in range(per_length)]
+    ev = evaluate(loaded.model, loaded.vocab, sents, torch.device("cpu"))
+    by = {n: c / t for n, (c, t) in ev.counts.items()}
+
+    def band(a: int, b: int) -> float:
+        c = [ev.counts[n] for n in ev.counts if a <= n <= b]
+        return sum(x for x, _ in c) / sum(t for _, t in c)
+
+    return {
+        "sentences": len(ev.results),
+        "3-40": band(3, 40),
+        "41-60": band(41, 60),
+        "lowest": min(by.values()),
+        "lowest_at": min(by, key=by.get),
+        "per_length": {str(n): v for n, v in sorted(by.items())},
+    }
+
+
 def figures(report: dict, seconds: float) -> dict:
     unknown = {int(k): v for k, v in report["unknown_words_by_length"].items()}
 
@@ -144,13 +169,14 @@ def study_texts(corpora: Path, work: Path, seeds: list[int]) -> dict:
                 report, seconds, ck = run_cli(flags, work, name)
                 row = figures(report, seconds)
                 row["repeated_words_6_40"] = r = repeated_words(ck, range(6, 41))
+                row["unknown_words_3_60"] = u = unknown_words(ck, range(3, 61))
                 row["vocabulary"] = len(load_model(ck).vocab)
                 held = " (held out)" if text in HELD_OUT else ""
                 rows[f"{text}{held}: {variant}" + (f", seed {seed}" if seed != 42 else "")] = row
                 print(
                     f"seed {seed} {text:9} {variant:22} test {row['test_exact_match']:.2%}  {seconds:5.1f} s  "
-                    f"unknown<=40 {row['every_word_unknown_min_3_40']} 41-60 {row['every_word_unknown_min_41_60']}  "
-                    f"repeated 6-40 {r['exact_match']:.2%} (6-12 {r['6-12']:.2%}, 21-40 {r['21-40']:.2%})",
+                    f"repeated 6-40 {r['exact_match']:.2%} (6-12 {r['6-12']:.2%}, 21-40 {r['21-40']:.2%})  "
+                    f"unknown 3-40 {u['3-40']:.2%} 41-60 {u['41-60']:.2%}",
                     flush=True,
                 )
     return rows
