@@ -153,7 +153,7 @@ def figures(report: dict, seconds: float) -> dict:
     }
 
 
-def study_texts(corpora: Path, work: Path, seeds: list[int]) -> dict:
+def study_texts(corpora: Path, work: Path, seeds: list[int], only: list[str] | None = None) -> dict:
     rows = {}
     for seed in seeds:
         for text in SOURCES:
@@ -163,6 +163,7 @@ def study_texts(corpora: Path, work: Path, seeds: list[int]) -> dict:
             variants = HELD_OUT_VARIANTS if text in HELD_OUT else TEXT_VARIANTS
             if seed != seeds[0]:
                 variants = ("copy (default)",)
+            variants = [v for v in variants if not only or v in only]
             for variant in variants:
                 name = f"{text}-{len(rows)}"
                 flags = ["--corpus", str(path), "--seed", str(seed), *TEXT_VARIANTS[variant]]
@@ -219,6 +220,9 @@ def main() -> None:
     p.add_argument(
         "--text-seeds", type=int, nargs="*", default=[42], help="the texts' seeds: every variant on the first"
     )
+    p.add_argument(
+        "--variants", nargs="*", choices=list(TEXT_VARIANTS), help="only these rows of the texts, merged into --json's"
+    )
     p.add_argument("--corpora", type=Path, help="where the texts are (made there if missing; default a temp dir)")
     args = p.parse_args()
     parts = args.only or ["texts", "builtin"]
@@ -230,7 +234,7 @@ def main() -> None:
         work = Path(tmp)
         corpora = args.corpora or work / "corpora"
         if "texts" in parts:
-            out["texts"] = study_texts(corpora, work, args.text_seeds)
+            out["texts"] = study_texts(corpora, work, args.text_seeds, args.variants)
         if "builtin" in parts:
             out["builtin"] = study_builtin(args.seeds, work)
     out["timing_note"] = load_note()
@@ -238,6 +242,8 @@ def main() -> None:
         old = json.loads(args.json.read_text()) if args.json.exists() else {}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.json.with_name(f".{args.json.name}.tmp")
+        if args.variants and "texts" in out:  # a few rows rerun: the others stay, in their order
+            out["texts"] = {**old.get("texts", {}), **out["texts"]}
         tmp.write_text(json.dumps({**old, **out}, indent=1) + "\n")
         tmp.replace(args.json)
         print(f"wrote {args.json}")

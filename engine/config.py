@@ -37,8 +37,8 @@ class Config:
     # to 60 words from 40 (from 50 with 30, on one text of three)
     repeat_rate: float = -1.0  # share of training sentences of 6+ words rewritten as 2-3 of their
     # own words drawn per position, so that only position tells the copies apart: the model
-    # learns to stop at the first word (bench/copy_study.py). -1 = auto: 0.1 with --corpus; none
-    # on the built-in words (their figures are met without it); 0 = none
+    # learns to stop at the first word (bench/copy_study.py). -1 = auto: 0.1 for a copying
+    # --corpus run; none for --no-copy or the built-in words (measured worse or not needed); 0 = none
     val_size: int = 500  # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
     test_size: int = 1000
     min_len: int = 3
@@ -121,10 +121,11 @@ class Config:
 
     @property
     def repeated_share(self) -> float:
-        """repeat_rate with auto resolved: 0.1 for a user's text, none for the built-in words."""
+        """repeat_rate with auto resolved: 0.1 where a model copies a user's text; none for
+        --no-copy (it fell on long sentences of unknown words with them) or the built-in words."""
         if self.repeat_rate >= 0:
             return self.repeat_rate
-        return 0.1 if self.corpus else 0.0
+        return 0.1 if self.corpus and self.copy_on else 0.0
 
     @property
     def copy_on(self) -> bool:

@@ -4,6 +4,7 @@ file, and resumed); stopped by a signal, failing to write, failing to save."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -173,7 +174,8 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "kept 2,820 of 3,000 lines" in text
-    assert "1500 train (+375 joined) / " in text  # a quarter of its training sentences, joined
+    # a quarter of its training sentences joined, and a tenth of those of 6+ words as repeated words
+    assert re.search(r"1500 train \(\+375 joined, \d+ rewritten as repeated words\) / ", text)
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["corpus"] == str(path) and report["test_sentences"] == 282
 

@@ -26,8 +26,8 @@ HELP = {
     "sentences, whichever is fewer; none on the built-in words; 0 = none)",
     "join_len": "a joined training sentence's most words (see --join)",
     "repeat_rate": "share of training sentences of 6+ words rewritten as 2-3 of their own words in random order, "
-    "so that the model learns to keep its place by position (-1 = auto: 0.1 with --corpus, none on the built-in "
-    "words; 0 = none)",
+    "so that the model learns to keep its place by position (-1 = auto: 0.1 with --corpus and copy; none with "
+    "--no-copy or on the built-in words; 0 = none)",
     "val_size": "validation sentences (pick the best model, early stopping)",
     "test_size": "test sentences (exact match, examples, analysis)",
     "min_len": "shortest sentence, in words",
