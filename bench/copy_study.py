@@ -83,28 +83,31 @@ def repeated_word_sentences(words: list[str], lengths: range, per_length: int, s
     return out
 
 
-def repeated_words(checkpoint: Path, lengths: range, per_length: int = 40) -> dict:
-    loaded = load_model(checkpoint)
-    words = [w for w in loaded.vocab.itos if w not in SPECIALS]
-    ev = evaluate(
-        loaded.model, loaded.vocab, repeated_word_sentences(words, lengths, per_length, 5), torch.device("cpu")
-    )
+def pooled(counts: dict[int, tuple[int, int]], a: int, b: int) -> float | None:
+    """Exact match over every sentence of a-b words (None: none measured)."""
+    c = [counts[n] for n in counts if a <= n <= b]
+    return sum(x for x, _ in c) / sum(t for _, t in c) if c else None
+
+
+def by_length(ev, bands: dict[str, tuple[int, int]]) -> dict:
+    """An evaluation's exact match overall, pooled over each band of lengths, and per length."""
     by = {n: c / t for n, (c, t) in ev.counts.items()}
-
-    def band(a: int, b: int) -> float | None:
-        c = [ev.counts[n] for n in ev.counts if a <= n <= b]
-        return sum(x for x, _ in c) / sum(t for _, t in c) if c else None
-
     return {
         "sentences": len(ev.results),
         "exact_match": ev.exact_match,
-        "6-12": band(6, 12),
-        "6-20": band(6, 20),
-        "21-40": band(21, 40),
+        **{name: pooled(ev.counts, a, b) for name, (a, b) in bands.items()},
         "lowest": min(by.values()),
         "lowest_at": min(by, key=by.get),
         "per_length": {str(n): v for n, v in sorted(by.items())},
     }
+
+
+def repeated_words(checkpoint: Path, lengths: range, per_length: int = 40) -> dict:
+    loaded = load_model(checkpoint)
+    words = [w for w in loaded.vocab.itos if w not in SPECIALS]
+    sents = repeated_word_sentences(words, lengths, per_length, 5)
+    ev = evaluate(loaded.model, loaded.vocab, sents, torch.device("cpu"))
+    return by_length(ev, {"6-12": (6, 12), "6-20": (6, 20), "21-40": (21, 40)})
 
 
 def unknown_words(checkpoint: Path, lengths: range, per_length: int = 40) -> dict:
@@ -115,20 +118,7 @@ def unknown_words(checkpoint: Path, lengths: range, per_length: int = 40) -> dic
     pool = made_up_words(loaded.vocab, rng)
     sents = [rng.choices(pool, k=n) for n in lengths for _ in range(per_length)]
     ev = evaluate(loaded.model, loaded.vocab, sents, torch.device("cpu"))
-    by = {n: c / t for n, (c, t) in ev.counts.items()}
-
-    def band(a: int, b: int) -> float:
-        c = [ev.counts[n] for n in ev.counts if a <= n <= b]
-        return sum(x for x, _ in c) / sum(t for _, t in c)
-
-    return {
-        "sentences": len(ev.results),
-        "3-40": band(3, 40),
-        "41-60": band(41, 60),
-        "lowest": min(by.values()),
-        "lowest_at": min(by, key=by.get),
-        "per_length": {str(n): v for n, v in sorted(by.items())},
-    }
+    return by_length(ev, {"3-40": (3, 40), "41-60": (41, 60)})
 
 
 def figures(report: dict, seconds: float) -> dict:

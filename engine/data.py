@@ -203,12 +203,15 @@ def repeated_word_rewrites(
     sentences: Sequence[Sequence[str]], rate: float, seed: int, min_words: int = 6
 ) -> tuple[list[list[str]], int]:
     """`sentences` with a share `rate` of those of min_words or more rewritten, each as 2-3 of
-    its own words drawn per position, at its own length ("to be or not" -> "be to be be to").
+    its own words drawn per position, at its own length ("to be or not to be" -> "be to be be
+    to to").
     Where words repeat, content cannot say which copy the attention is on: only position can,
     so the model learns to keep its place and to stop at the first word rather than at the
     first word that looks like one. Seeded, and the number rewritten."""
+    if not rate:
+        return list(sentences), 0
     rng = random.Random(seed + 104_729)  # its own stream: the splits and the joins stay as they were
-    out, rewritten = [list(s) for s in sentences], 0
+    out, rewritten = list(sentences), 0  # a rewrite is a new list: the sentences given are not touched
     for i, sentence in enumerate(out):
         if len(sentence) >= min_words and rng.random() < rate:
             distinct = sorted(set(sentence))

@@ -97,12 +97,12 @@ class Started:
         """The headless run's first facts."""
         cfg = self.cfg
         train, val, test = self.sizes
-        extra = [f"+{self.joined} joined"] if self.joined else []
+        added = [f"+{self.joined} joined"] if self.joined else []
         if self.rewritten:
-            extra.append(f"{self.rewritten} rewritten as repeated words")
-        joined = f" ({', '.join(extra)})" if extra else ""
+            added.append(f"{self.rewritten} rewritten as repeated words")
+        added_text = f" ({', '.join(added)})" if added else ""
         return (
-            f"reverse-tui: {train} train{joined} / {val} val / {test} test sentences of "
+            f"reverse-tui: {train} train{added_text} / {val} val / {test} test sentences of "
             f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
             f"parameters, device {self.device}"
             + (
