@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -157,15 +158,78 @@ def clip_grad_norm(params: Iterable[torch.nn.Parameter], max_norm: float) -> tor
 
 
 def scheduled_lr(base_lr: float, schedule: str, step: int, total_steps: int) -> float:
-    """Learning rate for optimiser step `step` (0-based) of `total_steps`.
-    cosine: linear warm-up over the first 5% of steps (Adam's early steps are large while its
-    second-moment estimate is young), then a cosine decay to base_lr / 20, so the last epochs
-    settle instead of bouncing between nearly-right answers."""
-    if schedule == "constant":
-        return base_lr
-    warmup = max(1, int(0.05 * total_steps))
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-    floor = base_lr / 20
-    return floor + (base_lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    """Learning rate for optimiser step `step` (0-based) of a fresh run of `total_steps`
+    (LrPlan.fresh says what the schedules are)."""
+    return LrPlan.fresh(base_lr, schedule, total_steps).rate(step)
+
+
+@dataclass(frozen=True)
+class LrPlan:
+    """The learning rate of every optimiser step of a run, as plain values a checkpoint keeps.
+
+    cosine: a linear warm-up to base_lr over the first warmup_steps, then a cosine from
+    decay_from at step decay_start down to min_lr at step total_steps. constant: base_lr at
+    every step. A checkpoint records the plan so that a resumed run goes on with the rates
+    it was following (`resumed`) instead of recomputing them from a new epoch count."""
+
+    schedule: str
+    base_lr: float
+    min_lr: float
+    warmup_steps: int
+    total_steps: int
+    decay_start: int
+    decay_from: float
+
+    @classmethod
+    def fresh(cls, base_lr: float, schedule: str, total_steps: int) -> LrPlan:
+        """A new run's plan. cosine: warm-up over the first 5% of steps (Adam's early steps are
+        large while its second-moment estimate is young), then a cosine decay from base_lr to
+        base_lr / 20, so the last epochs settle instead of bouncing between nearly-right answers."""
+        warmup = max(1, int(0.05 * total_steps))
+        return cls(schedule, base_lr, base_lr / 20, warmup, total_steps, warmup, base_lr)
+
+    def rate(self, step: int) -> float:
+        """The learning rate of optimiser step `step` (0-based)."""
+        if self.schedule == "constant":
+            return self.base_lr
+        if step < self.warmup_steps:
+            return self.base_lr * (step + 1) / self.warmup_steps
+        progress = min(1.0, max(0.0, (step - self.decay_start) / max(1, self.total_steps - self.decay_start)))
+        return self.min_lr + (self.decay_from - self.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def resumed(self, total_steps: int, step: int, last_lr: float) -> LrPlan:
+        """This plan for a run resumed before optimiser step `step` and now `total_steps` long;
+        last_lr: the rate step - 1 used. The same length: the same plan, so every rate is the
+        uninterrupted run's. Another length (--resume with more epochs, or fewer): the rate
+        never rises. A warm-up still under way finishes as planned, then the cosine runs to
+        the new end; past the warm-up, the cosine is planned afresh from last_lr at step - 1
+        down to min_lr at the new end."""
+        if total_steps == self.total_steps:
+            return self
+        if self.schedule == "constant" or step <= self.decay_start:
+            return replace(self, total_steps=total_steps)
+        return replace(self, total_steps=total_steps, decay_start=step - 1, decay_from=last_lr)
+
+    def record(self, step: int, lr: float) -> dict:
+        """The plan as a checkpoint keeps it, with `step`, the optimiser steps taken, and `lr`,
+        the last one's rate, for a reader (resuming takes both from the optimiser's state)."""
+        return {**asdict(self), "step": step, "lr": lr}
+
+    @classmethod
+    def from_record(cls, record: dict) -> LrPlan:
+        """The plan of a checkpoint's record; ValueError, one line, for one that is not."""
+        try:
+            plan = cls(
+                str(record["schedule"]),
+                float(record["base_lr"]),
+                float(record["min_lr"]),
+                int(record["warmup_steps"]),
+                int(record["total_steps"]),
+                int(record["decay_start"]),
+                float(record["decay_from"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("the checkpoint's learning-rate plan is unreadable") from None
+        if plan.schedule not in ("cosine", "constant") or plan.warmup_steps < 1:
+            raise ValueError("the checkpoint's learning-rate plan is unreadable")
+        return plan

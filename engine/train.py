@@ -31,7 +31,7 @@ from .copy import extended_size
 from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, joined_sentences, repeated_word_rewrites, splits_for
 from .errors import NonFiniteLoss
 from .model import Seq2Seq
-from .optim import Adam, clip_grad_norm, scheduled_lr
+from .optim import Adam, LrPlan, clip_grad_norm
 from .resources import UsageMeter, seconds_left, tokens_per_second
 from .runs import last_path
 from .watch import Snapshot, first_epoch_batches
@@ -195,6 +195,7 @@ class Trainer:
         self.val_set = PairDataset(self.splits.val, self.vocab, extended=cfg.copy_on)
         self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)
         self.optimizer = Adam(self.model.parameters(), lr=cfg.lr)
+        self.lr_plan = LrPlan.fresh(cfg.lr, cfg.lr_schedule, cfg.epochs * self.train_set.num_batches(cfg.batch_size))
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)  # batch order, teacher forcing
         self.history: list[dict] = []
         self.best_val_loss = math.inf
@@ -240,7 +241,7 @@ class Trainer:
             if dp:  # sum of the ranks' gradients = the whole batch's; loss too, in one bucket
                 loss = dp.sum_gradients(self.optimizer.params, loss)
             norm = clip_grad_norm(model.parameters(), cfg.clip)
-            self.optimizer.lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.optimizer.t, cfg.epochs * n)
+            self.optimizer.lr = self.lr_plan.rate(self.optimizer.t)
             self.optimizer.step()
             # bookkeeping stays on the device: no .item() per batch
             loss = loss.detach()
@@ -400,6 +401,7 @@ class Trainer:
                 k: [t.cpu() for t in v] if isinstance(v, list) else v for k, v in self.optimizer.state_dict().items()
             },
             "config": self.cfg.to_dict(),
+            "lr_plan": self.lr_plan.record(self.optimizer.t, float(self.optimizer.lr)),
             "vocab": self.vocab.words(),
             "epoch": len(self.history),
             "best_epoch": self.best_epoch,
@@ -431,8 +433,9 @@ class Trainer:
         epochs: int | None = None,
         device_name: str | None = None,
     ) -> Trainer:
-        """Continue a run from a checkpoint's full state (model, optimiser, history, random
-        state); with `epochs`, train up to that many epochs in all."""
+        """Continue a run from a checkpoint's full state (model, optimiser, learning-rate plan,
+        history, random state); with `epochs`, train up to that many epochs in all, the
+        learning rate going on from the last step's without rising (LrPlan.resumed)."""
         t = cls(resumed_config(payload, epochs, device_name), checkpoint_path, device=device)
         if t.vocab.words() != list(payload["vocab"]):
             raise ValueError("the checkpoint's vocabulary differs from the data it would resume on")
@@ -440,6 +443,15 @@ class Trainer:
         t.optimizer.load_state_dict(
             {k: ([x.to(t.device) for x in v] if isinstance(v, list) else v) for k, v in payload["optimizer"].items()}
         )
+        n = t.train_set.num_batches(t.cfg.batch_size)
+        if "lr_plan" in payload:
+            plan = LrPlan.from_record(payload["lr_plan"])
+        else:  # a checkpoint from before plans were kept: its steps followed the fresh plan
+            # over the epochs its own configuration names (a run resumed with other epochs then
+            # had its schedule recomputed from them), so that plan gives the rates it used last
+            saved = Config.from_dict(payload["config"])
+            plan = LrPlan.fresh(saved.lr, saved.lr_schedule, saved.epochs * n)
+        t.lr_plan = plan.resumed(t.cfg.epochs * n, t.optimizer.t, t.optimizer.lr)
         t.history = [dict(h) for h in payload["history"]]
         t.best_epoch = payload.get("best_epoch")
         t.best_val_loss = payload.get("best_val_loss", math.inf)

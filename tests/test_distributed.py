@@ -179,6 +179,7 @@ def assert_same_training(two: list[dict], one: list[dict], epochs: list[int]) ->
         assert a["batch_losses"] == pytest.approx(b["batch_losses"], rel=1e-5)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+        assert a["lr"] == b["lr"]  # the same plan, resumed the same way
         assert a["val_exact_match"] == b["val_exact_match"] and a["tokens"] == b["tokens"]
         # each rank validated its own batches: the counts by length are the whole set's, summed
         assert a["val_by_length"] == b["val_by_length"] and a["val_by_length"]

@@ -8,7 +8,7 @@ from engine.config import Config
 from engine.data import WORDS, PairDataset, Vocab
 from engine.fast import native
 from engine.model import Seq2Seq
-from engine.optim import Adam, clip_grad_norm, scheduled_lr
+from engine.optim import Adam, LrPlan, clip_grad_norm, scheduled_lr
 from engine.train import masked_loss
 
 
@@ -92,6 +92,26 @@ def test_cosine_schedule_warms_up_then_decays_to_a_twentieth():
     assert all(a >= b for a, b in zip(lrs[5:], lrs[6:]))
     assert abs(lrs[-1] - 0.05) < 0.01
     assert scheduled_lr(0.3, "constant", 57, 100) == 0.3
+
+
+def test_a_plan_resumed_at_another_length_goes_on_without_rising():
+    plan = LrPlan.fresh(1.0, "cosine", 100)  # warm-up: steps 0-4
+    assert [plan.rate(s) for s in range(100)] == [scheduled_lr(1.0, "cosine", s, 100) for s in range(100)]
+    assert plan.resumed(100, 40, plan.rate(39)) is plan  # the same length: the same rates
+    # past the warm-up: a cosine from the last step's rate down to the floor at the new end
+    later = plan.resumed(300, 40, plan.rate(39))
+    tail = [later.rate(s) for s in range(40, 300)]
+    assert tail[0] < plan.rate(39) and all(a > b for a, b in zip(tail, tail[1:]))
+    assert later.rate(39) == plan.rate(39) and later.rate(300) == 0.05
+    # during the warm-up: it finishes as planned, then the cosine runs to the new end
+    early = plan.resumed(300, 3, plan.rate(2))
+    assert [early.rate(s) for s in range(3, 6)] == [plan.rate(s) for s in range(3, 6)] == [0.8, 1.0, 1.0]
+    assert early.rate(150) > plan.rate(150)
+    assert LrPlan.fresh(0.3, "constant", 10).resumed(50, 10, 0.3).rate(40) == 0.3
+    # a checkpoint's record, and back
+    assert LrPlan.from_record(later.record(40, plan.rate(39))) == later
+    with pytest.raises(ValueError, match="unreadable"):
+        LrPlan.from_record({**later.record(40, 0.1), "warmup_steps": "x"})
 
 
 @pytest.mark.skipif(native.kernels() is None, reason="no C kernels here: the foreach ops run")

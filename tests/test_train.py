@@ -11,7 +11,7 @@ import engine.train as train_mod
 from engine.checkpoint import load
 from engine.config import Config
 from engine.data import EOS, PAD, WORDS, PairDataset, Vocab
-from engine.train import EpochDone, NonFiniteLoss, Trainer, masked_loss
+from engine.train import BatchDone, EpochDone, NonFiniteLoss, Trainer, masked_loss
 from tests.conftest import TINY, write_corpus
 
 
@@ -138,3 +138,74 @@ def test_validation_counts_by_length_add_up_to_its_exact_match(tmp_path):
     old = {k: x for k, x in history[-1].items() if k != "val_by_length"}  # a history from before
     assert EpochDone.from_dict(old).val_by_length == {}
     assert EpochDone.from_dict({**old, "val_by_length": "garbage"}).val_by_length == {}
+
+
+# -- resuming: the learning rate goes on where it was --------------------------------------
+SCHEDULED = {**TINY, "train_size": 200}  # 7 batches an epoch: a few seconds a run
+
+
+def rates(trainer: Trainer, stop_after: int | None = None) -> list[float]:
+    """The learning rate of every optimiser step the trainer takes (of its epochs up to
+    `stop_after`, as a run stopped there), each epoch's last checked against its figure."""
+    out = []
+    for ev in trainer.run():
+        if isinstance(ev, BatchDone):
+            out.append(trainer.optimizer.lr)  # yielded after the step: the rate it used
+        elif isinstance(ev, EpochDone):
+            assert ev.lr == out[-1]  # metrics.csv's lr column: the epoch's last step
+            if ev.epoch == stop_after:
+                break
+    return out
+
+
+def test_resuming_with_the_same_epochs_gives_the_uninterrupted_runs_rates(tmp_path):
+    cfg = Config(**{**SCHEDULED, "epochs": 3})
+    whole = rates(Trainer(cfg, tmp_path / "whole.pt"))
+    stopped = Trainer(cfg, tmp_path / "part.pt")
+    before = rates(stopped, stop_after=1)
+    after = rates(Trainer.resume(load(stopped.last_path), tmp_path / "part.pt"))
+    assert len(before) == len(whole) // 3
+    assert before + after == whole  # the same floats, step for step
+    assert len(set(whole)) > len(whole) // 2  # the rates do change from step to step
+
+
+@pytest.mark.parametrize("planned, stop_after, epochs", [(4, 1, 6), (2, 2, 3)])
+def test_resuming_with_more_epochs_never_raises_the_rate_and_ends_at_the_floor(tmp_path, planned, stop_after, epochs):
+    """Stopped mid-run, or finished (the rate already near its floor), then resumed with more
+    epochs than planned: no step's rate above the last one before, decaying to lr / 20."""
+    first = Trainer(Config(**{**SCHEDULED, "epochs": planned}), tmp_path / "best.pt")
+    before = rates(first, stop_after=stop_after)
+    resumed = Trainer.resume(load(first.last_path), tmp_path / "best.pt", epochs=epochs)
+    after = rates(resumed)
+    floor = SCHEDULED["lr"] / 20
+    assert len(after) == len(before) * (epochs - stop_after) // stop_after
+    assert all(b <= a for a, b in zip([before[-1]] + after, after))  # never up, from the last rate on
+    # the last step ends the cosine as a fresh run's does: a few % of its range above the floor
+    assert floor <= after[-1] <= floor + 0.05 * (before[-1] - floor)
+    # the checkpoint records the plan, in plain values, with the step reached and its rate
+    record = load(resumed.last_path)["lr_plan"]
+    assert record["step"] == len(before) + len(after) and record["lr"] == after[-1]
+    assert (record["total_steps"], record["min_lr"]) == (len(before) + len(after), floor)
+
+
+def test_a_checkpoint_without_a_plan_resumes_on_the_plan_it_followed(tmp_path):
+    """Checkpoints from before the plan was recorded: the plan they followed is inferred from
+    their configuration, so they resume as a checkpoint with its plan does."""
+    cfg = Config(**{**SCHEDULED, "epochs": 3})
+    stopped = Trainer(cfg, tmp_path / "best.pt")
+    rates(stopped, stop_after=1)
+    payload = load(stopped.last_path)
+    old = {k: v for k, v in payload.items() if k != "lr_plan"}
+    for epochs in (None, 5):
+        with_plan = rates(Trainer.resume(payload, tmp_path / "a.pt", epochs=epochs))
+        without = rates(Trainer.resume(old, tmp_path / "b.pt", epochs=epochs))
+        assert without == with_plan
+
+
+def test_an_unreadable_plan_is_refused_in_one_line(tmp_path):
+    stopped = Trainer(Config(**{**SCHEDULED, "epochs": 2}), tmp_path / "best.pt")
+    rates(stopped, stop_after=1)
+    payload = load(stopped.last_path)
+    payload["lr_plan"] = {"schedule": "cosine"}
+    with pytest.raises(ValueError, match="learning-rate plan is unreadable"):
+        Trainer.resume(payload, tmp_path / "best.pt")
