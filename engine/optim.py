@@ -84,6 +84,10 @@ class Adam:
                     bias2_sqrt=bias2_sqrt,
                     eps=self.eps,
                 )
+            # the kernel wrote through raw pointers, unseen by autograd: count the writes as an
+            # in-place op would, so that whatever keys on a version (autograd's saved tensors,
+            # the probe's copy of the weights, engine/fast/sentence_decoder.py) sees new weights
+            torch.autograd.graph.increment_version(params)
             return
         step_size, bias2_sqrt = self._device_scalars(params[0].device, params[0].dtype)
         torch._foreach_lerp_(m, grads, 1 - self.beta1)  # m = b1 m + (1-b1) g

@@ -328,7 +328,9 @@ class Trainer:
                     sum(p.numel() for p in self.model.parameters()),
                 ],
             )
-            dp.broadcast_(p.data for p in self.model.parameters())
+            params = list(self.model.parameters())
+            dp.broadcast_(p.data for p in params)
+            torch.autograd.graph.increment_version(params)  # .data writes bump no version: count them
             dp.seed_dropout()
         start = len(self.history) + 1
         n_batches = self.train_set.num_batches(cfg.batch_size)

@@ -1,13 +1,18 @@
 """The probe's NumPy path (engine/fast/sentence_decoder.py) gives Seq2Seq.greedy's answer."""
 
+import numpy as np
 import pytest
 import torch
 
 from engine.config import Config
 from engine.data import EOS, WORDS, PairDataset, Vocab
 from engine.evaluate import decode, probe
-from engine.fast.sentence_decoder import sentence_decoder
+from engine.fast import native
+from engine.fast.sentence_decoder import SentenceDecoder, sentence_decoder
 from engine.model import Seq2Seq
+from engine.optim import Adam
+from engine.train import BatchDone, Trainer
+from tests.conftest import TINY
 
 ARCHS = [
     {},
@@ -69,3 +74,38 @@ def test_weights_are_copied_again_after_the_model_changes():
     ref = other.greedy(ds.src, ds.src_len)
     ids, _ = after.greedy(vocab.encode(words) + [EOS])
     assert ids == ref.tokens[0, : int(ref.length[0])].tolist()
+
+
+@pytest.mark.parametrize("use_native", [True, False], ids=["c-kernel", "foreach"])
+def test_a_probe_after_a_training_step_decodes_with_the_new_weights(tmp_path, use_native):
+    """Adam's C kernel writes the weights through raw pointers; the probe's copy of them must
+    still be made afresh after the step, as after the foreach ops' in-place writes."""
+    trainer = Trainer(Config(**{**TINY, "epochs": 1}), tmp_path / "best.pt")
+    trainer.optimizer.use_native = use_native
+    model, vocab, cpu = trainer.model, trainer.vocab, torch.device("cpu")
+    assert model.impl == "fast" and not model.copy  # the probe decodes in NumPy
+    words = "the cat sat on the mat".split()
+    before = probe(model, vocab, " ".join(words), cpu)  # makes the probe's copy of the weights
+    steps = trainer.run()
+    assert isinstance(next(steps), BatchDone)  # one optimiser step, in this process
+    steps.close()
+    model.eval()
+    after = probe(model, vocab, " ".join(words), cpu)
+    ids, attention = SentenceDecoder(model).greedy(vocab.encode(words) + [EOS])  # a copy made now
+    np.testing.assert_array_equal(after.attention, attention)
+    assert not np.array_equal(after.attention, before.attention)  # the step changed the answer
+    ds = PairDataset([words], vocab)
+    ref = model.greedy(ds.src, ds.src_len)  # engine/model.py, on the weights as they are
+    assert ids == ref.tokens[0, : int(ref.length[0])].tolist()
+
+
+def test_the_c_kernel_step_counts_as_a_write_to_every_weight():
+    if native.kernels() is None:
+        pytest.skip("no C kernels here: the foreach ops run, and they count their writes")
+    model, _ = make({})
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.ones_like(p)
+    was = [p._version for p in params]
+    Adam(params, use_native=True).step()
+    assert all(p._version > v for p, v in zip(params, was))

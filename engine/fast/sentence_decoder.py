@@ -183,7 +183,8 @@ _decoders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def sentence_decoder(model) -> SentenceDecoder:
     """The model's SentenceDecoder, rebuilt whenever a parameter has changed since (training,
     load_state_dict): every in-place change bumps a tensor's version counter, and a replaced
-    tensor has a new address."""
+    tensor has a new address. Writes that PyTorch does not see bump the counter themselves:
+    Adam's C kernel (engine/optim.py) and the data-parallel broadcast (engine/train.py)."""
     cached = _decoders.get(model)
     params = cached[0] if cached is not None else list(model.parameters())
     state = tuple((p._version, p.data_ptr()) for p in params)
