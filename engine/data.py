@@ -92,7 +92,7 @@ _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 def tokenize(text: str, lowercase: bool = True) -> list[str]:
     """Split text into words by the rule in this module's docstring (lower case unless
-    lowercase=False, for a --corpus trained with --keep-case)."""
+    lowercase=False, for a --corpus trained with --no-lowercase)."""
     text = unicodedata.normalize("NFKC", text)
     return _WORD.findall(text.lower() if lowercase else text)
 

@@ -356,7 +356,7 @@ class Decoder(nn.Module):
         src_ext: torch.Tensor | None = None,
     ):
         """Every training step at once through engine/fast/decoder_loop.py, with its hand-written
-        backward pass (tests/test_recurrence.py and tests/test_parity.py hold it equal to forward_reference,
+        backward pass (tests/test_decoder_loop.py and tests/test_parity.py hold it equal to forward_reference,
         the same steps under autograd). Dropout masks for all steps are drawn in one call each.
         src_ext (B, S): the source's extended ids (copy only).
         -> top states (B, T, H), contexts (B, T, K), attention (B, T, S), and with copy the

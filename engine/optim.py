@@ -24,7 +24,7 @@ class Adam:
     p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
     The foreach ops follow torch.optim.Adam's order of operations and give its exact weights
-    (tests/test_loss_and_optim.py checks 100 steps); the C kernel agrees with them to float
+    (tests/test_optim.py checks 100 steps); the C kernel agrees with them to float
     rounding (its multiply-adds are fused)."""
 
     def __init__(

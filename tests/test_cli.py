@@ -91,6 +91,27 @@ def test_invalid_flags_are_refused_with_usage(flags, words, capsys):
     assert err.startswith("usage:") and words in err
 
 
+@pytest.mark.parametrize(
+    "flag, auto, number",
+    [("--min-freq", 0, "3"), ("--train-size", 0, "900"), ("--join", -1, "5"), ("--repeat-rate", -1.0, "0.2")],
+)
+def test_the_flags_whose_default_is_auto_take_auto(flag, auto, number):
+    """The README and --help give `auto` as these flags' default: the word is a value too,
+    the same as the number that stands for it (which config.toml keeps)."""
+    field = flag[2:].replace("-", "_")
+    given = config_from_args(main_parser().parse_args([flag, "auto"]))
+    assert getattr(given, field) == auto and given == Config()
+    assert given == config_from_args(main_parser().parse_args([flag, str(auto)]))
+    assert getattr(config_from_args(main_parser().parse_args([flag, number])), field) == type(auto)(number)
+
+
+def test_a_word_other_than_auto_is_refused_with_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--no-ui", "--repeat-rate", "often"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("usage:") and "invalid float value: 'often'" in err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_is_refused(capsys):
     with pytest.raises(SystemExit) as e:

@@ -1,7 +1,9 @@
 """The default thread count (engine/threads.py): one thread for a model too small to gain
 from a second, every usable core otherwise; a note only when other work is already busy."""
 
+import io
 import json
+import os
 import subprocess
 import sys
 
@@ -30,9 +32,37 @@ def test_the_busy_note_only_for_several_threads_on_a_busy_machine(monkeypatch):
     assert threads.busy_note(2) is None
 
 
-def test_busy_cores_reads_a_fraction_of_the_machine():
+def fake_proc_stat(monkeypatch, *lines: str) -> None:
+    """/proc/stat as busy_cores reads it, one first line per read; no waiting between them."""
+    reads = iter(lines)
+    monkeypatch.setattr(threads, "open", lambda path: io.StringIO(next(reads) + "\nintr 1\n"), raising=False)
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+
+
+def test_busy_cores_is_the_busy_share_of_the_ticks_times_the_cores(monkeypatch):
+    # user nice system idle iowait irq softirq steal: 800 ticks pass, 200 of them busy
+    fake_proc_stat(monkeypatch, "cpu  100 0 100 700 100 0 0 0 0 0", "cpu  250 0 150 1250 150 0 0 0 0 0")
+    assert threads.busy_cores(0.2) == pytest.approx(200 / 800 * 4)
+
+
+def test_busy_cores_is_none_without_ticks_or_a_readable_file(monkeypatch):
+    fake_proc_stat(monkeypatch, "cpu  1 0 1 7 1 0 0 0", "cpu  1 0 1 7 1 0 0 0")  # no tick passed
+    assert threads.busy_cores() is None
+    fake_proc_stat(monkeypatch, "cpu  1 0 1", "cpu  1 0 1")  # fewer fields than expected
+    assert threads.busy_cores() is None
+
+    def missing(path):
+        raise FileNotFoundError(path)
+
+    monkeypatch.setattr(threads, "open", missing, raising=False)  # no /proc/stat: not Linux
+    assert threads.busy_cores() is None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="no /proc/stat to read")
+def test_busy_cores_reads_the_real_proc_stat():
     busy = threads.busy_cores(0.05)
-    assert busy is None or 0.0 <= busy <= threads.os.cpu_count()
+    assert busy is not None and 0.0 <= busy <= os.cpu_count()
 
 
 @pytest.mark.slow

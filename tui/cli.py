@@ -16,17 +16,17 @@ from .common import RunOptions, isatty
 # flag -> help; every Config field gets one, named as in the baseline script
 HELP = {
     "corpus": "train on your own text file, one sentence per line (sizes below cap the splits)",
-    "min_freq": "words seen fewer times in training become <unk> (0 = auto: 2 with --corpus, else 1)",
+    "min_freq": "words seen fewer times in training become <unk> (auto, or 0: 2 with --corpus, else 1)",
     "max_vocab": "keep at most this many words, the most frequent; the rest become <unk> (0 = no cap)",
     "lowercase": "lower-case the text (--no-lowercase keeps case)",
     "epochs": "training epochs (most; see --patience)",
-    "train_size": "training sentences (0 = auto: 3,000 built-in, or all of a --corpus less validation and test)",
+    "train_size": "training sentences (auto, or 0: 3,000 built-in, or all of a --corpus less validation and test)",
     "join": "also train on sentences of 2-4 training sentences end to end, up to --join-len words, so that a text "
-    "of short sentences trains for long ones (-1 = auto: with --corpus 1,000 or a quarter of its training "
+    "of short sentences trains for long ones (auto, or -1: with --corpus 1,000 or a quarter of its training "
     "sentences, whichever is fewer; none on the built-in words; 0 = none)",
     "join_len": "a joined training sentence's most words (see --join)",
     "repeat_rate": "share of training sentences of 6+ words rewritten as 2-3 of their own words in random order, "
-    "so that the model learns to keep its place by position (-1 = auto: 0.1 with --corpus and copy; none with "
+    "so that the model learns to keep its place by position (auto, or -1: 0.1 with --corpus and copy; none with "
     "--no-copy or on the built-in words; 0 = none)",
     "val_size": "validation sentences (pick the best model, early stopping)",
     "test_size": "test sentences (exact match, examples, analysis)",
@@ -70,6 +70,18 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+# Config's numbers whose value `auto` is a sentinel (0 or -1): the flag takes the word too
+AUTO = {"min_freq": 0, "train_size": 0, "join": -1, "repeat_rate": -1.0}
+
+
+def _number_or_auto(typ: type, auto: float):
+    def parse(text: str):
+        return auto if text.strip().lower() == "auto" else typ(text)
+
+    parse.__name__ = typ.__name__  # argparse names it in "invalid int value: 'x'"
+    return parse
+
+
 def _type_name(t) -> str:
     return {"int": "N", "float": "X", "str": "NAME"}.get(getattr(t, "__name__", str(t)), "V")
 
@@ -106,13 +118,15 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             extra = {"choices": ["auto", "reference", "fast"]}
         if f.name == "lr_schedule":
             extra = {"choices": ["cosine", "constant"]}
+        default = getattr(defaults, f.name)
+        if f.name in AUTO:
+            default = "auto" if default == AUTO[f.name] else default
+            metavar = f"{_type_name(typ)}|auto"
+            typ = _number_or_auto(typ, AUTO[f.name])
+        else:
+            metavar = _type_name(typ) if not extra else None
         g.add_argument(
-            flag,
-            type=typ,
-            default=None,
-            metavar=_type_name(typ) if not extra else None,
-            help=f"{HELP[f.name]} (default: {getattr(defaults, f.name)})",
-            **extra,
+            flag, type=typ, default=None, metavar=metavar, help=f"{HELP[f.name]} (default: {default})", **extra
         )
 
 

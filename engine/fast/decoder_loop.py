@@ -13,7 +13,7 @@ slow tanh:
   - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix
     (location_band, which decoding and the NumPy probe use too).
 The equations are those of engine/model.py (Decoder.step: the same steps, plainly, under
-autograd); tests/test_recurrence.py holds the outputs and every gradient equal to autograd's,
+autograd); tests/test_decoder_loop.py holds the outputs and every gradient equal to autograd's,
 and checks them against finite differences.
 
 Its interface is by name: decoder_loop(spec, LoopArgs(...)); the tensors kept for the

@@ -44,7 +44,7 @@ COMPILE_SECONDS = 120
 
 _P, _I, _I64, _F = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
 # One declaration per kernel: its arguments' names and ctypes types, in the order of the C
-# prototype in fused.c (tests/test_native_signatures.py parses fused.c and fails when a name,
+# prototype in fused.c (tests/test_native.py parses fused.c and fails when a name,
 # a type or the order differs). Callers pass every argument by name (Kernel.__call__), so an
 # order slip on the Python side cannot happen. Every kernel's first argument is its thread
 # count (torch.get_num_threads()); `_rs` is a row stride in elements; pointers may be None.
