@@ -66,7 +66,7 @@ META = torch.device("meta")
 SCALAR_READS = {aten._local_scalar_dense.default, aten.item.default, aten.is_nonzero.default}
 INDEX_READS = {aten.nonzero.default, aten.masked_select.default}
 COPIES = {aten._to_copy.default, aten.copy_.default, aten.to.dtype_layout, aten.to.device}
-# torch's packed sequences take their lengths and batch sizes on the host, by design
+# torch's packed sequences take their lengths and batch sizes (int64) on the host, by design
 HOST_BY_DESIGN = {aten._pack_padded_sequence.default, aten._pad_packed_sequence.default, aten.gru.data}
 
 
@@ -129,7 +129,9 @@ class HostReads(TorchDispatchMode):
             if src.device.type == "cpu" and target.type != "cpu" and waits:
                 self.blocking.append(f"{func} to the device")
             return func(*args, **kwargs)
-        if func not in HOST_BY_DESIGN and on_device and any(t.device.type == "cpu" and t.dim() > 0 for t in tensors):
+        by_design = func in HOST_BY_DESIGN  # lengths and batch sizes (int64) on the host
+        on_host = [t for t in tensors if t.device.type == "cpu" and t.dim() > 0]
+        if on_device and any(not (by_design and t.dtype == torch.int64) for t in on_host):
             self.mixes.append(f"{func}: {[str(t.device) for t in tensors]}")
         return func(*args, **kwargs)
 
