@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .copy import extended_size
+from .transfer import upload
+
 # The notebook's 34 words.
 WORDS = [
     "the",
@@ -304,14 +307,20 @@ class Batch:
     tgt_ext: torch.Tensor | None = None  # (B, T)
 
     def to(self, device: torch.device) -> Batch:
-        nb = device.type == "cuda"
+        """The batch on the device, uploaded without the host waiting (engine/transfer.py);
+        index stays on the host, where results are mapped back."""
 
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device, non_blocking=nb)
+            return None if t is None else upload(t, device)
 
         return Batch(
             move(self.src), move(self.src_len), move(self.tgt), self.index, move(self.src_ext), move(self.tgt_ext)
         )
+
+    def extended_size(self, vocab_size: int) -> int:
+        """The copy mechanism's extended vocabulary size for this batch (engine/copy.py). Ask
+        the host batch, not its device copy: on the host it is read without a wait."""
+        return extended_size(vocab_size, self.source_ext)
 
     @property
     def source_ext(self) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch
 from .data import EOS, PAD, SOS, UNK, PairDataset, Vocab, tokenize
 from .fast.sentence_decoder import sentence_decoder
 from .model import Seq2Seq
+from .transfer import download
 
 
 @dataclass
@@ -114,14 +115,17 @@ def decode(
     results: list[SentenceResult | None] = [None] * len(ds)
     for batch in ds.batches(batch_size if beam == 1 else 1):
         b = batch.to(device)
-        src_ext = b.source_ext if model.copy else None
+        # lengths and the extended vocabulary's size: from the host copy
+        src_ext, n_ext = (b.source_ext, batch.extended_size(len(vocab))) if model.copy else (None, None)
         out = (
-            model.greedy(b.src, batch.src_len, max_steps, attend=attend, src_ext=src_ext)
-            if beam == 1  # lengths: the host copy
-            else model.beam(b.src, batch.src_len, beam, src_ext=src_ext)
+            model.greedy(b.src, batch.src_len, max_steps, attend=attend, src_ext=src_ext, n_ext=n_ext)
+            if beam == 1
+            else model.beam(b.src, batch.src_len, beam, src_ext=src_ext, n_ext=n_ext)
         )
-        tokens, attn, length = out.tokens.cpu(), out.attention.float().cpu(), out.length.cpu()
-        gates = out.copy.float().cpu() if out.copy is not None else None
+        # the batch's results in one read
+        gates = out.copy.float() if out.copy is not None else out.length.new_zeros(0)
+        tokens, attn, length, gates = download(out.tokens, out.attention.float(), out.length, gates)
+        gates = gates if out.copy is not None else None
         for j, row in enumerate(batch.index.tolist()):
             n_src, steps = int(batch.src_len[j]), int(length[j])
             src = ds.sentences[row]

@@ -53,6 +53,7 @@ from .fast.decoder_loop import (
 from .fast.gru_scan import GRUScan
 from .fast.native import kernels_for
 from .fast.step_kernels import steps_for
+from .transfer import StopCheck, upload
 
 IMPLS = ("auto", "reference", "fast")
 
@@ -152,10 +153,23 @@ class Encoder(nn.Module):
                 return self.scan(x)
             out, hidden = self.gru(x)
         else:
-            packed = pack_padded_sequence(x, src_len, batch_first=True, enforce_sorted=False)
-            out, hidden = self.gru(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+            out, hidden = self.packed(x, src_len)
         return out, hidden  # (B, S, K), (layers * dirs, B, H)
+
+    def packed(self, x: torch.Tensor, src_len: torch.Tensor):
+        """self.gru over packed sequences, rows sorted longest first on the host. What
+        pack_padded_sequence(enforce_sorted=False) does, the same sort and the same gathers
+        (so the same numbers), except that its way back reads the order from the device
+        (pad_packed_sequence: unsorted_indices.cpu()); here both orders are host tensors,
+        uploaded. x (B, S, E), src_len (B,) on the host -> (B, S, K), (layers * dirs, B, H)"""
+        lengths, order = torch.sort(src_len.to(torch.int64), descending=True)  # (B,) as torch sorts
+        back = torch.empty_like(order)
+        back[order] = torch.arange(len(order))  # (B,) the inverse permutation
+        order, back = upload(order, x.device), upload(back, x.device)
+        packed = pack_padded_sequence(x.index_select(0, order), lengths, batch_first=True)
+        out, hidden = self.gru(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        return out.index_select(0, back), hidden.index_select(1, back)
 
     def scan(self, x: torch.Tensor):
         """self.gru(x) for a batch without padding, layer by layer through GRUScan, with the
@@ -354,11 +368,12 @@ class Decoder(nn.Module):
         keys: torch.Tensor,
         mask: torch.Tensor,
         src_ext: torch.Tensor | None = None,
+        n_ext: int | None = None,
     ):
         """Every training step at once through engine/fast/decoder_loop.py, with its hand-written
         backward pass (tests/test_decoder_loop.py and tests/test_parity.py hold it equal to forward_reference,
         the same steps under autograd). Dropout masks for all steps are drawn in one call each.
-        src_ext (B, S): the source's extended ids (copy only).
+        src_ext (B, S): the source's extended ids and n_ext the extended vocabulary's size (copy only).
         -> top states (B, T, H), contexts (B, T, K), attention (B, T, S), and with copy the
         embedded words the steps read (B, T, E), dropout included (the gate reads them), else None"""
         B, T = tgt_in.shape
@@ -370,10 +385,11 @@ class Decoder(nn.Module):
             if L > 1:
                 drop_between = dropout_mask((L - 1, T, B, H), p, tgt_in.device)
         loc = self.attention.location
-        spec = LoopSpec(L, loc.kernel_size if loc is not None else 0, copy=self.copy_gate is not None)
+        copy = self.copy_gate is not None
+        spec = LoopSpec(L, loc.kernel_size if loc is not None else 0, copy=copy, n_ext=n_ext if copy else None)
         # teacher_forcing (T,) bool: on a CPU the loop reads it as Python bools; elsewhere it
         # goes along to the device (an upload, never a read back) and the loop selects with it
-        forcing = teacher_forcing.to(tgt_in.device, non_blocking=True)
+        forcing = upload(teacher_forcing, tgt_in.device)
         states, contexts, attn, y_in = decoder_loop(
             spec,
             LoopArgs(
@@ -557,7 +573,7 @@ class Seq2Seq(nn.Module):
         """src (B, S) on the model's device; src_len (B,) on the host (best: nothing is read
         back) or the device."""
         enc_out, hidden = self.encoder(src, src_len, fast=self.impl == "fast")
-        src_len = src_len.to(src.device, non_blocking=True)  # for the mask: an upload at most
+        src_len = upload(src_len, src.device)  # for the mask: an upload at most
         if self.bridge is not None:
             L, B, H = self.layers, hidden.size(1), hidden.size(2)
             both = hidden.view(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H)
@@ -573,20 +589,24 @@ class Seq2Seq(nn.Module):
         tgt_in: torch.Tensor,
         teacher_forcing: torch.Tensor | Sequence[bool],
         src_ext: torch.Tensor | None = None,
+        n_ext: int | None = None,
     ):
         """Training pass. teacher_forcing (T,) bools (a tensor, best on the host, or a list):
         whether step t reads the true previous word (step 0 always reads SOS). src_len: best
         the batch's host copy (see encode). src_ext (B, S): the source's extended ids (copy;
-        None: src's). Returns logits (B, T, V), with copy log-probabilities (B, T, V + unknowns),
-        and attention (B, T, S)."""
+        None: src's); n_ext: the extended vocabulary's size, best from the host batch
+        (Batch.extended_size; None: read from src_ext, a wait off the CPU). Returns logits
+        (B, T, V), with copy log-probabilities (B, T, V + unknowns), and attention (B, T, S)."""
         if not isinstance(teacher_forcing, torch.Tensor):
             teacher_forcing = torch.tensor(list(teacher_forcing), dtype=torch.bool)
         if self.impl == "reference":
-            return self.forward_reference(src, src_len, tgt_in, teacher_forcing, src_ext)
-        src_ext, n_ext = self.extended(src, src_ext)
+            return self.forward_reference(src, src_len, tgt_in, teacher_forcing, src_ext, n_ext)
+        src_ext, n_ext = self.extended(src, src_ext, n_ext)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         dec = self.decoder
-        states, contexts, attn, emb = dec.run_all_steps(tgt_in, teacher_forcing, hidden, enc_out, keys, mask, src_ext)
+        states, contexts, attn, emb = dec.run_all_steps(
+            tgt_in, teacher_forcing, hidden, enc_out, keys, mask, src_ext, n_ext
+        )
         logits = dec.logits(states, contexts)  # (B, T, V)
         if emb is None:
             return logits, attn
@@ -609,10 +629,11 @@ class Seq2Seq(nn.Module):
         tgt_in: torch.Tensor,
         teacher_forcing: torch.Tensor,
         src_ext: torch.Tensor | None = None,
+        n_ext: int | None = None,
     ):
         """forward, one Decoder.step at a time under autograd: the model as written above.
         A step that is not teacher-forced reads the previous step's argmax."""
-        src_ext, n_ext = self.extended(src, src_ext)
+        src_ext, n_ext = self.extended(src, src_ext, n_ext)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         h = list(hidden.unbind(0))  # per layer (B, H)
         w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=src.device)  # (B, S) no previous attention
@@ -631,13 +652,16 @@ class Seq2Seq(nn.Module):
             attention.append(w)
         return torch.stack(logits, 1), torch.stack(attention, 1)  # (B, T, V), (B, T, S)
 
-    def extended(self, src: torch.Tensor, src_ext: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
+    def extended(
+        self, src: torch.Tensor, src_ext: torch.Tensor | None, n_ext: int | None = None
+    ) -> tuple[torch.Tensor | None, int]:
         """The source's extended ids (src's when none are given) and the extended vocabulary's
-        size, for the copy mechanism; (None, 0) without it."""
+        size (n_ext when given, else read from them: a wait off the CPU), for the copy
+        mechanism; (None, 0) without it."""
         if not self.copy:
             return None, 0
         src_ext = src if src_ext is None else src_ext
-        return src_ext, extended_size(self.decoder.out.out_features, src_ext)
+        return src_ext, extended_size(self.decoder.out.out_features, src_ext) if n_ext is None else n_ext
 
     @torch.inference_mode()
     def greedy_reference(
@@ -648,26 +672,30 @@ class Seq2Seq(nn.Module):
         attend: bool | None = None,
         src_ext: torch.Tensor | None = None,
         trace: list | None = None,
+        n_ext: int | None = None,
     ) -> Decoded:
         """greedy, one Decoder.step at a time: each sentence takes its argmax word until EOS
         or its budget of 2n + 5 steps (capped at max_steps); PAD after that. With copy the
         words are extended ids: an unknown word copied is its extended id. trace: a list that
         gets each step's (logits (B, V), weights (B, S), p_copy (B,) or None), for
-        engine/stepper.py."""
-        src_ext, n_ext = self.extended(src, src_ext)
+        engine/stepper.py. n_ext: see forward. When to stop is asked of a StopCheck
+        (engine/transfer.py): off the CPU the host never waits for it."""
+        src_ext, n_ext = self.extended(src, src_ext, n_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
+        max_len = int(budget.max())  # the host copy: no wait
         B, dev = src.size(0), src.device
         h = list(hidden.unbind(0))
         w = torch.zeros(mask.shape, dtype=enc_out.dtype, device=dev)
         y = torch.full((B,), SOS, dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
-        length = budget.clone().to(dev)
-        budget = budget.to(dev)
+        budget = upload(budget, dev)
+        length = budget.clone()
         cov = torch.zeros_like(w)
         tokens, attention, copies = [], [], []
-        for t in range(int(budget.max())):
+        stop = StopCheck(dev)
+        for t in range(max_len):
             logits, h, w, p_copy = self.decoder.step(
                 y, h, enc_out, keys, mask, w, uniform=attend is False, src_ext=src_ext, n_ext=n_ext, cov=cov
             )
@@ -681,7 +709,7 @@ class Seq2Seq(nn.Module):
             done = done | newly | (budget <= t + 1)
             tokens.append(y)
             attention.append(w)
-            if bool(done.all()):
+            if stop(done):
                 break
         copy = torch.stack(copies, 1) if self.copy else None
         return Decoded(torch.stack(tokens, 1), torch.stack(attention, 1), length, copy)
@@ -695,10 +723,13 @@ class Seq2Seq(nn.Module):
         alpha: float = 1.0,
         src_ext: torch.Tensor | None = None,
         trace: list | None = None,
+        n_ext: int | None = None,
     ) -> Decoded:
         """beam_search over Decoder.step for one sentence (src (1, S)): its live hypotheses
-        are the batch; the budget is 2n + 5 steps. trace: see beam_search."""
-        src_ext, n_ext = self.extended(src, src_ext)
+        are the batch; the budget is 2n + 5 steps. trace: see beam_search. It reads the
+        scores back at every step (the search is Python lists), so a copying model's beam
+        waits on a GPU at every word; one sentence at a time, it is the probe's, not training's."""
+        src_ext, n_ext = self.extended(src, src_ext, n_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         h = list(hidden.unbind(0))  # per layer (n, H), n live hypotheses
@@ -736,8 +767,6 @@ class Seq2Seq(nn.Module):
             W.v = torch.zeros_like(W.v)
         return W, (W.W_loc * 2 if W.W_loc is not None else None)
 
-    CHECK_EVERY = 4  # greedy decoding off the CPU: steps between two reads of "all done"
-
     @torch.inference_mode()
     def greedy(
         self,
@@ -746,17 +775,20 @@ class Seq2Seq(nn.Module):
         max_steps: int | None = None,
         attend: bool | None = None,
         src_ext: torch.Tensor | None = None,
+        n_ext: int | None = None,
     ) -> Decoded:
-        """Batched greedy decoding; stops as soon as every sentence has emitted EOS or used
-        its step budget (2n + 5 for n source tokens, from its real length, so padding cannot
+        """Batched greedy decoding; stops once every sentence has emitted EOS or used its
+        step budget (2n + 5 for n source tokens, from its real length, so padding cannot
         change it). attend=False swaps the learned attention for uniform weights (an ablation):
-        the control's own way, a zero score vector.
+        the control's own way, a zero score vector. src_ext, n_ext: see forward.
 
-        src_len: best the host copy (the budget is read from it). On a CPU, whether all are
-        done is read every step (free); on another device every CHECK_EVERY steps, so the
-        host waits on the device once per few steps (finished sentences just emit PAD)."""
+        src_len: best the host copy (the budget is read from it). Whether all are done is
+        asked of a StopCheck (engine/transfer.py): read every step on a CPU (free); on CUDA
+        it arrives asynchronously and the loop stops a step or a few later, the host never
+        waiting; elsewhere the whole budget runs (finished sentences just emit PAD). Off the
+        CPU, tokens and attention may so run past the last EOS; `length` says where each ends."""
         if self.impl == "reference" or self.copy:  # the fast layer trains copy; it decodes here
-            return self.greedy_reference(src, src_len, max_steps, attend, src_ext)
+            return self.greedy_reference(src, src_len, max_steps, attend, src_ext, n_ext=n_ext)
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
@@ -767,7 +799,7 @@ class Seq2Seq(nn.Module):
         on_cpu = src.device.type == "cpu"
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
         max_len = int(budget.max())  # the host copy: no sync
-        budget = budget.to(src.device, non_blocking=True)
+        budget = upload(budget, src.device)
         y = torch.full((B,), SOS, dtype=torch.long, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
         length = budget.clone()
@@ -777,6 +809,7 @@ class Seq2Seq(nn.Module):
         attn = keys.new_empty(max_len, B, src.size(1))  # (T, B, S)
         spare = out.h
         w = None  # (B, S) the previous step's weights: none before the first step
+        stop = StopCheck(src.device)
         for t in range(max_len):
             out.w, out.h = attn[t], spare
             dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
@@ -791,13 +824,19 @@ class Seq2Seq(nn.Module):
                 done = (y == EOS) | (budget <= t + 1)
                 length = length if not bool(y[0] == EOS) else torch.full_like(length, t + 1)
             tokens.append(y)
-            if (on_cpu or (t + 1) % self.CHECK_EVERY == 0) and bool(done.all()):
+            if stop(done):
                 break
         return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length)
 
     @torch.inference_mode()
     def beam(
-        self, src: torch.Tensor, src_len: torch.Tensor, k: int, alpha: float = 1.0, src_ext: torch.Tensor | None = None
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        k: int,
+        alpha: float = 1.0,
+        src_ext: torch.Tensor | None = None,
+        n_ext: int | None = None,
     ) -> Decoded:
         """Beam search for one sentence (src (1, S)). Hypotheses are ranked by their summed
         log-probability divided by length**alpha, so short ones do not win just for being short.
@@ -807,18 +846,18 @@ class Seq2Seq(nn.Module):
         or any at the budget's last step, 2n + 5) are set aside, only the best of them kept; the
         first k others live on. It stops once the best finished scores at least the best live
         sum over budget**alpha (what a live one could still reach) or none lives. Everything stays
-        on the device, at a fixed width of k rows (a dead row scores -inf): the host reads
-        "stopped" every step on a CPU (free) and every CHECK_EVERY steps elsewhere (the steps
-        after a stop change nothing), and the answer's length once at the end."""
+        on the device, at a fixed width of k rows (a dead row scores -inf): "stopped" is asked
+        of a StopCheck, as in greedy (the steps after a stop change nothing). On a CPU the
+        answer is cut at its length; elsewhere it comes back at the budget's width, PAD after
+        its EOS, with `length` on the device: nothing is read back here."""
         if self.impl == "reference" or self.copy:
-            return self.beam_reference(src, src_len, k, alpha, src_ext)
+            return self.beam_reference(src, src_len, k, alpha, src_ext, n_ext=n_ext)
         dec = self.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
         W, W_loc2 = self.decoding_weights()
         budget = int(2 * src_len[0] + 5)  # the host copy: no sync
         V, S, dev = dec.out.out_features, src.size(1), src.device
-        on_cpu = dev.type == "cpu"
         K_, E_ = keys.expand(k, -1, -1), enc_out.expand(k, -1, -1)  # the same sentence in every row
         steps = steps_for(K_, enc_out=E_, v=W.v, mask=mask.expand(k, -1), keys=K_)
         out = StepOut.empty(K_, E_, self.layers, dec.hidden_dim)  # reused: the states are reindexed copies
@@ -833,6 +872,7 @@ class Seq2Seq(nn.Module):
         best_len = torch.zeros(1, dtype=torch.long, device=dev)
         stopped = torch.zeros((), dtype=torch.bool, device=dev)
         w = None  # the previous step's weights, per row
+        stop = StopCheck(dev)
         for t in range(budget):
             dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
             logp = torch.log_softmax(dec.logits(out.h[-1], out.c), -1)  # (k, V)
@@ -858,7 +898,7 @@ class Seq2Seq(nn.Module):
             parents = beams[order]
             scores = top.values[order].masked_fill(~kept, float("-inf"))
             stopped = stopped | ~kept.any() | (best_score >= scores.max().double() / budget**alpha)
-            if (on_cpu or (t + 1) % self.CHECK_EVERY == 0) and bool(stopped):
+            if stop(stopped):
                 break
             seqs = seqs[parents]
             seqs[:, t] = words[order]
@@ -867,5 +907,7 @@ class Seq2Seq(nn.Module):
             rows[:, t] = w
             hidden = [h[parents] for h in out.h]
             y = words[order]
-        n = int(best_len)  # the one read of the answer
+        if dev.type != "cpu":
+            return Decoded(best_seq, best_rows, best_len)
+        n = int(best_len)  # on the host: free
         return Decoded(best_seq[:, :n], best_rows[:, :n], best_len)

@@ -34,6 +34,7 @@ from .model import Seq2Seq
 from .optim import Adam, LrPlan, clip_grad_norm
 from .resources import UsageMeter, seconds_left, tokens_per_second
 from .runs import last_path
+from .transfer import download, upload
 from .watch import Snapshot, first_epoch_batches
 from .watch import take as take_snapshot
 
@@ -213,7 +214,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         norm_sum = torch.zeros((), device=self.device)
         norm_max = torch.zeros((), device=self.device)
-        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # a fill, not a copy
+        first_bad = torch.zeros((), dtype=torch.long, device=self.device)  # the first bad batch (1-based); 0: none
         watch_marks = first_epoch_batches(n) if self.watching else set()
         losses: list[torch.Tensor] = []  # stacked and read once, at the end of the epoch
         tokens = 0
@@ -229,9 +230,10 @@ class Trainer:
             b = batch.to(self.device)
             self.optimizer.zero_grad()
             if len(batch.index):  # a rank's share of a short last batch can be empty
-                # lengths: the host copy (padding and packing are decided from it, no read back)
+                # lengths and the extended vocabulary's size: from the host copy (no read back)
                 src_ext = b.source_ext if model.copy else None
-                logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[: b.tgt.size(1)], src_ext)  # (B, T, V)
+                n_ext = batch.extended_size(len(self.vocab)) if model.copy else None
+                logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[: b.tgt.size(1)], src_ext, n_ext)  # (B, T, V)
                 loss = masked_loss(logits, b.target_ext if model.copy else b.tgt)
                 if dp:
                     loss = loss * share  # its token losses / the global batch's tokens
@@ -249,20 +251,21 @@ class Trainer:
             loss_sum += loss
             norm_sum += norm
             norm_max = torch.maximum(norm_max, norm)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i + 1, first_bad)
-            # reading first_bad is free on the CPU; on a GPU it waits, so look now and then
-            if (self.device.type == "cpu" or i % 25 == 24 or i + 1 == n) and int(first_bad) >= 0:
+            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), i + 1, first_bad)
+            # reading first_bad is free on the CPU; on a GPU it waits, so look once per 25
+            # batches (the epoch's end looks at the last ones, in its one read)
+            if (self.device.type == "cpu" or (i % 25 == 24 and i + 1 < n)) and int(first_bad) > 0:
                 raise NonFiniteLoss(epoch, int(first_bad))
             yield BatchDone(epoch, i + 1, n, loss)
             if epoch == 1 and i + 1 in watch_marks:  # attention as it forms: 1, 2, 4, 8, ... batches
                 yield self.snapshot(epoch, i + 1, n)
-        return EpochTrainStats(
-            float(loss_sum) / n,
-            float(norm_sum) / n,
-            float(norm_max),
-            tokens,
-            torch.stack(losses).tolist() if losses else [],
+        # the epoch's figures and the last batches' check in one read (bytes: the same values)
+        first_bad, loss_sum, norm_sum, norm_max, batch_losses = download(
+            first_bad, loss_sum, norm_sum, norm_max, torch.stack(losses) if losses else loss_sum.new_zeros(0)
         )
+        if int(first_bad) > 0:
+            raise NonFiniteLoss(epoch, int(first_bad))
+        return EpochTrainStats(float(loss_sum) / n, float(norm_sum) / n, float(norm_max), tokens, batch_losses.tolist())
 
     def validate(self) -> tuple[float, float]:
         """(loss, exact match) of the validation pass (see validation)."""
@@ -288,14 +291,15 @@ class Trainer:
             b = batch.to(self.device)
             forcing = torch.zeros(b.tgt.size(1), dtype=torch.bool)  # the model feeds itself
             copy = self.model.copy
-            logits, _ = self.model(b.src, batch.src_len, b.tgt_in, forcing, b.source_ext if copy else None)
+            src_ext, n_ext = (b.source_ext, batch.extended_size(len(self.vocab))) if copy else (None, None)
+            logits, _ = self.model(b.src, batch.src_len, b.tgt_in, forcing, src_ext, n_ext)
             tgt = b.target_ext if copy else b.tgt  # copy: unknown words at their extended ids
             n_tok = int((batch.tgt != PAD).sum())  # the CPU copy: no device sync
             loss_sum += masked_loss(logits, tgt) * n_tok
             tokens += n_tok
             pred = logits.argmax(-1)
             match = ((pred == tgt) | (tgt == PAD)).all(dim=1)  # (B,)
-            correct.index_add_(0, (batch.src_len - 1).to(self.device), match.long())
+            correct.index_add_(0, upload(batch.src_len - 1, self.device), match.long())
         if dp:  # loss, tokens and the matches by length summed over the ranks, in one all-reduce
             sums = dp.sum_(
                 torch.cat(
@@ -308,7 +312,8 @@ class Trainer:
                 "validation",
             )
             loss_sum, tokens, correct = sums[0], int(sums[1]), sums[2:].round().long()
-        by_length_correct = correct.cpu().tolist()  # the one read of the matches
+        loss_sum, correct = download(loss_sum, correct)  # the one read: the loss and the matches
+        by_length_correct = correct.tolist()
         totals = torch.bincount(words_of, minlength=width).tolist()  # known without the model
         by_length = {n: [by_length_correct[n], t] for n, t in enumerate(totals) if t}
         matched = sum(c for c, _ in by_length.values())

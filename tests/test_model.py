@@ -4,6 +4,7 @@ follows torch.nn.GRU's equations."""
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from engine.config import Config
 from engine.data import EOS, PAD, WORDS, PairDataset, Vocab
@@ -55,6 +56,31 @@ def test_same_output_alone_in_a_batch_and_padded(arch):
         assert torch.equal(other.tokens[row, :steps], a.tokens[0, :steps])
         torch.testing.assert_close(other.attention[row, :steps, :S], a.attention[0, :steps, :S], atol=1e-5, rtol=1e-4)
         assert torch.all(other.attention[row, :steps, S:] == 0)
+
+
+@pytest.mark.parametrize("arch", [{"bidirectional": True}, {"layers": 2, "dropout": 0.1}])
+def test_packing_sorted_on_the_host_is_torchs_own_packing(arch):
+    """Encoder.packed (the rows sorted on the host, no index read back from the device) against
+    pack_padded_sequence(enforce_sorted=False), the packing it replaced: the same outputs,
+    final states and gradients, bit for bit, with lengths out of order and tied."""
+    model, _ = make(arch)
+    enc = model.encoder.train()
+    src_len = torch.tensor([3, 6, 6, 2, 5, 3])
+    results = []
+    for ours in (True, False):
+        torch.manual_seed(1)  # the same dropout masks
+        x = torch.randn(6, 6, 16, requires_grad=True)
+        if ours:
+            out, hidden = enc.packed(x, src_len)
+        else:
+            packed = pack_padded_sequence(x, src_len, batch_first=True, enforce_sorted=False)
+            out, hidden = enc.gru(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=6)
+        (out.square().sum() + hidden.sum()).backward()
+        results.append([out, hidden, x.grad] + [p.grad for p in enc.gru.parameters()])
+        enc.zero_grad()
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
 
 
 def test_attention_is_a_distribution_over_real_tokens_and_context_is_weighted_sum():

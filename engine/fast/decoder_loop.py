@@ -38,7 +38,7 @@ from .step_kernels import steps_for
 
 @dataclass(frozen=True)
 class LoopSpec:
-    """The loop's shape, the same for every batch (teacher forcing is a tensor in LoopArgs)."""
+    """The loop's shape: the same for every batch but n_ext (teacher forcing is a tensor in LoopArgs)."""
 
     layers: int
     location_kernel: int  # 0: content-only attention
@@ -53,6 +53,9 @@ class LoopSpec:
     # (an unknown word copied is read as <unk>, as Decoder.step reads it), and the attention
     # it returns is differentiable (the mixture, computed by the caller, reads it)
     copy: bool = False
+    # copy: the width of this batch's mixture, the extended vocabulary's size, from the host
+    # batch (Batch.extended_size); None: read from LoopArgs.src_ext (a wait off the CPU)
+    n_ext: int | None = None
 
 
 @dataclass
@@ -342,8 +345,7 @@ class DecoderLoop(torch.autograd.Function):
         w_all = new(T, B, S)
         c_all = new(T, B, a.enc_out.size(2))
         V = W.emb.size(0)
-        # copy: its size read once a batch (a host sync off the CPU), not at every guessed step
-        n_ext = extended_size(V, a.src_ext) if spec.copy else 0
+        n_ext = (extended_size(V, a.src_ext) if spec.n_ext is None else spec.n_ext) if spec.copy else 0
         x_prev = None  # copy: the embedded word the previous step read (B, E)
         for t in range(T):
             if t == 0 or (forced is not None and forced[t]):
