@@ -19,7 +19,6 @@ import io
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import Config  # noqa: E402
 from engine.evaluate import evaluate, probe  # noqa: E402
 from engine.fast import native  # noqa: E402
+from engine.machine import peak_rss_mib  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 
 DEFAULT_BASELINE = ROOT.parent / "shared" / "baseline" / "seed_reference.py"
@@ -244,18 +244,6 @@ def run_child(args) -> None:
     side.validate()
     side.test_eval()
     print(peak_rss_mib())
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory. VmHWM, not getrusage: ru_maxrss survives exec, so
-    a child started from a big parent would report the parent's peak."""
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def convergence(side_factory, max_epochs: int, targets=(0.99, 1.0)):

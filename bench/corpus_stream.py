@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -76,20 +75,12 @@ def make_corpus(path: Path, lines: int, seed: int = 0) -> None:
             f.write(text + rng.choice([".", ".", "!", "?", ",", ""]) + "\n")
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def worker(stage: str, path: str, min_len: int, max_len: int, train_size: int) -> dict:
     import torch
 
     from engine.config import Config
     from engine.data import PairDataset, Vocab, read_corpus, splits_for
+    from engine.machine import peak_rss_mib, rss_mib
 
     torch.set_num_threads(1)
     base = rss_mib()

@@ -2,22 +2,20 @@
 memory and, on CUDA, the GPU's.
 
 Every figure here is read without waiting for the device: torch.cuda's allocator counters
-are host-side bookkeeping (no synchronisation), /proc/self/statm is a file read, and NVML
-asks the driver. NVML (the `gpu` extra, nvidia-ml-py) is optional: without it the GPU's
+are host-side bookkeeping (no synchronisation), the process's memory is a question to the
+operating system (engine/machine.py: psutil, or Linux's /proc without it), and NVML asks the
+driver. NVML (the `gpu` extra, nvidia-ml-py) is optional: without it the GPU's
 utilisation is None, unknown, as is every GPU figure of a run off CUDA.
 """
 
 from __future__ import annotations
 
-import os
-import resource
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-MIB = 1024 * 1024
+from .machine import MIB, rss_mib
 
 
 @dataclass
@@ -28,22 +26,6 @@ class Usage:
     gpu_mib: float | None = None  # CUDA memory held by tensors now
     gpu_peak_mib: float | None = None  # the most held during the epoch
     gpu_util: float | None = None  # % of the last sample period a kernel ran (NVML)
-
-
-def rss_mib() -> float | None:
-    """Resident memory of this process now: /proc/self/statm on Linux; elsewhere the peak
-    getrusage reports (the nearest figure without psutil)."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / MIB
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    except (OSError, ValueError):
-        return None
-    return peak / MIB if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def tokens_per_second(tokens: int, seconds: float) -> float:

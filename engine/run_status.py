@@ -26,32 +26,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .machine import pid_exists, process_start
+
 STATUS = "status.json"
 FORMAT = "reverse-tui run status v1"
 STATES = ("running", "finished", "stopped", "failed")
 
 
-def process_start(pid: int) -> int | None:
-    """When a process started, in clock ticks since boot (Linux /proc), so that a process id
-    the system has since given to another process is not taken for the run's; None where
-    there is no /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22, after the name in parentheses
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def process_alive(pid: int, started: int | None) -> bool:
+def process_alive(pid: int, started: float | None) -> bool:
     """Whether the process pid, started at `started` (process_start), still runs here."""
-    if pid <= 0:
+    if not pid_exists(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process of that id: it exists
-        pass
     now = process_start(pid)
     return started is None or now is None or now == started
 

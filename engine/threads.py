@@ -28,6 +28,8 @@ from typing import TypeVar
 
 import torch
 
+from .machine import cpu_times
+
 T = TypeVar("T")
 
 SMALL_HIDDEN = 128  # below this, a second thread measured no faster (see above)
@@ -49,22 +51,17 @@ def default_threads(hidden_dim: int) -> int:
 
 def busy_cores(window: float = 0.2) -> float | None:
     """How many cores other work keeps busy right now: the machine's busy time over a short
-    window, while this process waits (Linux /proc/stat; None elsewhere). Not the load
-    average, which still counts this very run's own last minute."""
-
-    def snap() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:9]]
-        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
-
-    try:
-        total0, idle0 = snap()
-        time.sleep(window)
-        total1, idle1 = snap()
-    except (OSError, ValueError, IndexError):
+    window, while this process waits (engine/machine.py's cpu_times; None where it cannot be
+    read). Not the load average, which still counts this very run's own last minute."""
+    first = cpu_times()
+    if first is None:
         return None
-    total = total1 - total0
-    return None if total <= 0 else (total - (idle1 - idle0)) / total * (os.cpu_count() or 1)
+    time.sleep(window)
+    last = cpu_times()
+    if last is None:
+        return None
+    total, idle = last[0] - first[0], last[1] - first[1]
+    return None if total <= 0 else (total - idle) / total * (os.cpu_count() or 1)
 
 
 def busy_note(threads: int) -> str | None:

@@ -21,6 +21,7 @@ from engine.run_status import process_start, write_status
 from engine.train import EpochDone
 from engine.watch import Snapshot, Watched
 from tests.conftest import PY, ROOT, TINY, TINY_FLAGS
+from tests.fake_machine import MACHINES, as_machine
 
 
 class Clock:
@@ -207,7 +208,9 @@ def test_a_failed_run_says_why(tmp_path):
     assert end.state == "failed" and end.line == "run failed after 0 epochs: disk full"
 
 
-def test_a_dead_process_is_gone(tmp_path):
+@pytest.mark.parametrize("kind", MACHINES)
+def test_a_dead_process_is_gone(tmp_path, monkeypatch, kind):
+    as_machine(monkeypatch, kind)
     folder, live = start_run(tmp_path)
     follower = Follower(folder)
     follower.poll()

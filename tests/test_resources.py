@@ -2,11 +2,11 @@
 
 There is no GPU here: the CUDA branch is tested with torch.cuda's counters and NVML replaced
 by stand-ins that return known numbers (monkeypatch), so what is checked is the arithmetic
-and the fallbacks, not a real device."""
+and the fallbacks, not a real device. The process's memory, with psutil and without, is
+tests/test_machine.py's."""
 
 from __future__ import annotations
 
-import builtins
 import csv
 import sys
 import types
@@ -17,32 +17,11 @@ import torch
 from engine.checkpoint import load
 from engine.config import Config
 from engine.report import write_metrics_csv
-from engine.resources import MIB, UsageMeter, rss_mib, seconds_left, tokens_per_second
+from engine.resources import MIB, UsageMeter, seconds_left, tokens_per_second
 from engine.train import EPOCH_FIELDS, EpochDone, Trainer, epochs_from_history
 from tests.conftest import TINY
 
 NEW_FIELDS = ["lr", "tokens_per_s", "seconds_left", "rss_mib", "gpu_mib", "gpu_peak_mib", "gpu_util"]
-
-
-def test_resident_memory_grows_with_what_the_process_holds():
-    before = rss_mib()
-    block = bytearray(64 * MIB)  # zero-filled: every page is touched
-    after = rss_mib()
-    assert before is not None and before > 0
-    assert after - before >= 48  # MiB; allowing the allocator its own book-keeping
-    del block
-
-
-def test_resident_memory_without_proc_falls_back_to_getrusage(monkeypatch):
-    real_open = builtins.open
-
-    def no_proc(path, *a, **k):
-        if str(path).startswith("/proc/"):
-            raise FileNotFoundError(path)
-        return real_open(path, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", no_proc)
-    assert rss_mib() > 0  # the peak, the nearest figure without /proc
 
 
 def test_time_left_is_the_mean_epoch_times_the_epochs_to_go():

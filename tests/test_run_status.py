@@ -11,6 +11,7 @@ import socket
 import pytest
 
 from engine.run_status import STATUS, StatusFile, observed, process_alive, process_start, read_status, write_status
+from tests.fake_machine import MACHINES, as_machine
 
 NO_SUCH_PID = 4_194_305  # above the largest pid_max Linux allows (2**22)
 
@@ -64,7 +65,9 @@ def test_a_resumed_run_keeps_when_it_first_started(tmp_path):
     assert again["started"] == first["started"] and again["resumed"] is not None and again["state"] == "running"
 
 
-def test_a_process_gone_without_its_end_did_not_finish():
+@pytest.mark.parametrize("kind", [*MACHINES, "macos"])
+def test_a_process_gone_without_its_end_did_not_finish(monkeypatch, kind):
+    as_machine(monkeypatch, kind)
     seen = observed(running(pid=NO_SUCH_PID))
     assert seen.state == "failed" and str(NO_SUCH_PID) in seen.problem and "--resume" in seen.problem
     # gone during its evaluation: training ended as it says; the report is what is missing
@@ -72,11 +75,20 @@ def test_a_process_gone_without_its_end_did_not_finish():
     assert seen.state == "stopped" and "evaluation" in seen.problem
 
 
-@pytest.mark.skipif(process_start(os.getpid()) is None, reason="no /proc: a process's start time cannot be read")
-def test_a_reused_process_id_is_not_the_run():
-    assert process_alive(os.getpid(), process_start(os.getpid()))
-    assert not process_alive(os.getpid(), process_start(os.getpid()) + 1)
-    assert observed(running(process_start=process_start(os.getpid()) + 1)).state == "failed"
+@pytest.mark.parametrize("kind", MACHINES)
+def test_a_reused_process_id_is_not_the_run(monkeypatch, kind):
+    as_machine(monkeypatch, kind)
+    start = process_start(os.getpid())
+    assert process_alive(os.getpid(), start)
+    assert not process_alive(os.getpid(), start + 1)
+    assert observed(running(process_start=start + 1)).state == "failed"
+
+
+def test_without_psutil_or_proc_a_live_process_id_is_taken_for_the_run(monkeypatch):
+    """macOS without psutil: no start time to tell a reused id by, so a live id is the run's."""
+    as_machine(monkeypatch, "macos")
+    assert process_start(os.getpid()) is None
+    assert process_alive(os.getpid(), 12345) and observed(running(process_start=12345)).state == "running"
 
 
 def test_another_host_cannot_be_checked_from_here():

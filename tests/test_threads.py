@@ -9,8 +9,10 @@ import sys
 
 import pytest
 
+import engine.machine as machine
 import engine.threads as threads
 from tests.conftest import ROOT, TINY_FLAGS
+from tests.fake_machine import LinuxTimes, MacTimes, fake_proc, fake_psutil, no_psutil
 
 
 def test_small_models_take_one_thread_larger_ones_the_usable_cores(monkeypatch):
@@ -28,14 +30,16 @@ def test_the_busy_note_only_for_several_threads_on_a_busy_machine(monkeypatch):
     assert "--threads 1" in threads.busy_note(2)
     monkeypatch.setattr(threads, "busy_cores", lambda window=0.2: 0.1)
     assert threads.busy_note(2) is None
-    monkeypatch.setattr(threads, "busy_cores", lambda window=0.2: None)  # no /proc/stat
+    monkeypatch.setattr(threads, "busy_cores", lambda window=0.2: None)  # no psutil, no /proc/stat
     assert threads.busy_note(2) is None
 
 
 def fake_proc_stat(monkeypatch, *lines: str) -> None:
-    """/proc/stat as busy_cores reads it, one first line per read; no waiting between them."""
+    """No psutil, and /proc/stat as busy_cores reads it, one first line per read; no waiting
+    between them."""
+    no_psutil(monkeypatch)
     reads = iter(lines)
-    monkeypatch.setattr(threads, "open", lambda path: io.StringIO(next(reads) + "\nintr 1\n"), raising=False)
+    monkeypatch.setattr(machine, "open", lambda path: io.StringIO(next(reads) + "\nintr 1\n"), raising=False)
     monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
 
@@ -46,21 +50,36 @@ def test_busy_cores_is_the_busy_share_of_the_ticks_times_the_cores(monkeypatch):
     assert threads.busy_cores(0.2) == pytest.approx(200 / 800 * 4)
 
 
+@pytest.mark.parametrize("shape", [LinuxTimes, MacTimes], ids=["linux", "macos"])
+def test_busy_cores_from_psutil_is_the_same_share_of_its_seconds(monkeypatch, shape):
+    # 8 s of CPU time pass over the 4 cores, 2 s of them busy
+    first = {"user": 1.0, "nice": 0.0, "system": 1.0, "idle": 8.0}
+    last = {"user": 2.5, "nice": 0.0, "system": 1.5, "idle": 14.0}
+    extra = {f: 0.0 for f in shape._fields[4:]}
+    fake_psutil(monkeypatch, cpu=[shape(**first, **extra), shape(**last, **extra)])
+    fake_proc(monkeypatch, {})  # not read: psutil answers
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    assert threads.busy_cores(0.2) == pytest.approx(2 / 8 * 4)
+
+
 def test_busy_cores_is_none_without_ticks_or_a_readable_file(monkeypatch):
     fake_proc_stat(monkeypatch, "cpu  1 0 1 7 1 0 0 0", "cpu  1 0 1 7 1 0 0 0")  # no tick passed
     assert threads.busy_cores() is None
     fake_proc_stat(monkeypatch, "cpu  1 0 1", "cpu  1 0 1")  # fewer fields than expected
     assert threads.busy_cores() is None
-
-    def missing(path):
-        raise FileNotFoundError(path)
-
-    monkeypatch.setattr(threads, "open", missing, raising=False)  # no /proc/stat: not Linux
+    fake_proc(monkeypatch, {})  # no /proc/stat, no psutil: neither Linux nor psutil
     assert threads.busy_cores() is None
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="no /proc/stat to read")
-def test_busy_cores_reads_the_real_proc_stat():
+@pytest.mark.parametrize("with_psutil", [True, False], ids=["psutil", "no-psutil"])
+def test_busy_cores_reads_the_real_machine(monkeypatch, with_psutil):
+    if with_psutil:
+        pytest.importorskip("psutil")
+    else:
+        no_psutil(monkeypatch)
+        if not os.path.exists("/proc/stat"):
+            pytest.skip("no /proc/stat to read")
     busy = threads.busy_cores(0.05)
     assert busy is not None and 0.0 <= busy <= os.cpu_count()
 
