@@ -1,6 +1,7 @@
 """Exact match has one definition (engine.evaluate.exact_match): crafted decodings against it,
 its device twin held equal to it, and the figures that count by it."""
 
+import json
 import random
 
 import numpy as np
@@ -186,3 +187,42 @@ def test_validation_counts_by_the_one_rule(reversing_checkpoint, monkeypatch):
                 right += exact_match(ids, attention[j, :, : n + 1].numpy(), source, source[::-1], trainer.vocab)
     assert len(trainer.splits.val) // 2 < right < len(ds)  # the known words' sentences, not every one
     assert val.exact_match == right / len(ds)
+
+
+def test_every_figure_follows_the_one_function(trained_checkpoint, tmp_path, monkeypatch):
+    """With exact_match swapped for a rule of its own (right: the sentences of an even number
+    of words), the test set, its lengths, the sweeps, report.json, the runs table, the watch
+    snapshots and the probe all say what that rule says."""
+    from engine import evaluate as evaluate_module
+    from engine.checkpoint import load_model
+    from engine.data import random_sentences
+    from engine.evaluate import probe
+    from engine.report import finish_run
+    from engine.run_index import list_runs
+    from engine.watch import take
+
+    def even(ids, attention, source, reference, vocab, replace_unk=True):
+        return len(source) % 2 == 0
+
+    monkeypatch.setattr(evaluate_module, "exact_match", even)
+    loaded = load_model(trained_checkpoint)
+    sentences = random_sentences(40, 3, 6, random.Random(1), loaded.vocab.words())
+    out = tmp_path / "runs" / "one"
+    res = finish_run(trained_checkpoint, sentences, out, torch.device("cpu"))
+    share = sum(len(s) % 2 == 0 for s in sentences) / len(sentences)
+    assert res.evaluation.exact_match == share
+    assert res.evaluation.per_length == {3: 0.0, 4: 1.0, 5: 0.0, 6: 1.0}
+    for curve in (res.known, res.unknown):  # the sweeps: odd lengths lost, even ones right
+        assert all(acc == (n % 2 == 0) for n, acc in curve.per_length.items())
+    assert res.unknown.first_below(0.99) == min(res.unknown.per_length)  # its shortest length, 3, is odd
+    report = json.loads((out / "report.json").read_text())
+    assert report["test_exact_match"] == share
+    assert report["unseen_words_exact_match"]["with_replacement"] == share
+    (run,) = list_runs(tmp_path / "runs", tmp_path / "no-checkpoints")
+    assert run.test_exact_match == share and run.unknown.below_99 == min(res.unknown.per_length)
+    snap = take(loaded.model, loaded.vocab, [["the", "cat"], ["the", "cat", "sat"]], torch.device("cpu"), 1, 1, 1)
+    assert [w.match for w in snap.sentences] == [True, False]
+    words = loaded.vocab.words()
+    assert probe(loaded.model, loaded.vocab, " ".join(words[:2]), torch.device("cpu")).match
+    assert not probe(loaded.model, loaded.vocab, " ".join(words[:3]), torch.device("cpu")).match
+    assert probe(loaded.model, loaded.vocab, " ".join(words[:4]), torch.device("cpu"), beam=2).match
