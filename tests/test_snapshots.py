@@ -143,8 +143,10 @@ class FixedResults:
         beam=None,
         known=None,
         unknown=None,
+        failed_parts=(),
     ):
         self.evaluation, self.uniform_exact_match = evaluation, uniform_exact_match
+        self.failed_parts = list(failed_parts)
         self.analysis, self.files, self.config, self.checkpoint = analysis, files, config, checkpoint
         self.best_epoch, self.best_val_loss = best_epoch, best_val_loss
         self.notebook_test, self.beam = notebook_test, beam
