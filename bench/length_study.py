@@ -188,18 +188,18 @@ def evaluate_marked(model, vocab, sentences, device, batch_size: int = 500) -> E
         for j, row in enumerate(batch.index.tolist()):
             n_src, steps, src = int(batch.src_len[j]), int(length[j]), ds.sentences[row]
             a = attn[j, :steps, :n_src].numpy()
-            words = []
-            for t, i in enumerate(tokens[j, :steps].tolist()):
+            words, ids = [], tokens[j, :steps].tolist()
+            for t, i in enumerate(ids):
                 if i == EOS:
                     break
-                if i in (PAD, SOS):
-                    continue
                 if i == UNK:
                     p = int(a[t].argmax())
                     words.append(src[p - 1] if 1 <= p <= len(src) else "<unk>")
-                else:
+                else:  # <pad> and <sos> too, as words that never match (engine.evaluate.exact_match)
                     words.append(vocab.itos[i])
-            results[row] = SentenceResult(list(src), words, ds.references(row), a, steps)
+            reference = ds.references(row)
+            right = EOS in ids and words == reference
+            results[row] = SentenceResult(list(src), words, reference, a, steps, match=right)
     counts: dict = {}
     for r in results:
         c = counts.setdefault(len(r.source), [0, 0])

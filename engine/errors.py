@@ -12,3 +12,9 @@ class NonFiniteLoss(RuntimeError):
             "stopped (the best checkpoint saved before is unchanged)"
         )
         self.epoch, self.batch = epoch, batch
+
+
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}"[:limit] if lines else type(e).__name__

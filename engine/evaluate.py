@@ -1,4 +1,14 @@
-"""Evaluation: batched greedy decoding, exact match overall and by length, examples."""
+"""Evaluation: batched greedy decoding, exact match overall and by length, examples.
+
+Exact match has one definition, `exact_match`: the emitted ids up to the first EOS, read as
+words the way the probe shows them (output_words), equal word for word to the reference; a
+PAD, SOS or an extended id past the sentence's unknown words before EOS is wrong, and so is
+a decoding that never emits EOS. Every figure that counts right answers comes from it: the
+test set and every other evaluation here (SentenceResult.match), the length sweeps
+(engine/lengths.py), the watch snapshots (engine/watch.py), report.json and so the runs
+table, and the probe. Validation decides the same rule on the device, batch by batch
+(exact_match_batch, held equal to exact_match by tests/test_exact_match.py).
+"""
 
 from __future__ import annotations
 
@@ -19,15 +29,13 @@ from .transfer import download
 @dataclass
 class SentenceResult:
     source: list[str]  # input words as the model saw them
-    output: list[str]  # the model's words (EOS stripped)
+    output: list[str]  # a word per decoder step before EOS (output_words: <pad>, <sos> shown as such)
     reference: list[str]  # the true reversal
     attention: np.ndarray  # (steps, n + 1): a row per decoder step up to EOS, a column per input word and EOS
     steps: int  # decoder steps taken (including the EOS step)
     copy: np.ndarray | None = None  # (steps,) p_copy per step, for a model with the copy mechanism
-
-    @property
-    def match(self) -> bool:
-        return self.output == self.reference
+    # whether the decoding is right: exact_match of its ids, decided where they were decoded
+    match: bool = field(kw_only=True)
 
     @property
     def source_tokens(self) -> list[str]:
@@ -71,21 +79,21 @@ def copied_word(weights: np.ndarray, source: Sequence[str], vocab: Vocab) -> str
     return source[p] if p < len(source) else vocab.itos[UNK]
 
 
-@torch.no_grad()
 def output_words(
-    ids: Sequence[int], attention: np.ndarray, source: Sequence[str], vocab: Vocab, replace_unk: bool = True
+    ids: Sequence[int], attention: np.ndarray | None, source: Sequence[str], vocab: Vocab, replace_unk: bool = True
 ) -> list[str]:
-    """Ids to words up to EOS. An id past the vocabulary is the source's unknown word the
-    copy mechanism copied (Vocab.source_unknowns). With replace_unk, an <unk> the model emits
-    becomes the source word its attention weighted most at that step (when that is a word,
-    not EOS): the model learned *where* the word is, so an unseen word can still be copied across."""
+    """Ids to words up to EOS, one word per decoder step, so that a step's attention row and
+    its word always line up. An id past the vocabulary is the source's unknown word the
+    copy mechanism copied (Vocab.source_unknowns); one past those unknowns reads <unk>.
+    With replace_unk, an <unk> the model emits becomes the source word its attention
+    weighted most at that step (when that is a word, not EOS): the model learned *where*
+    the word is, so an unseen word can still be copied across. PAD and SOS, which a model
+    can emit before it has learned not to, show as <pad> and <sos>."""
     words = []
     unknowns = vocab.source_unknowns(source)
     for t, i in enumerate(ids):
         if i == EOS:
             break
-        if i in (PAD, SOS):
-            continue
         if i >= len(vocab):
             k = i - len(vocab)
             words.append(unknowns[k] if k < len(unknowns) else vocab.itos[UNK])
@@ -94,6 +102,60 @@ def output_words(
         else:
             words.append(vocab.itos[i])
     return words
+
+
+def exact_match(
+    ids: Sequence[int],
+    attention: np.ndarray | None,
+    source: Sequence[str],
+    reference: Sequence[str],
+    vocab: Vocab,
+    replace_unk: bool = True,
+) -> bool:
+    """Whether a decoding is right, the one rule every figure counts by: the ids up to the
+    first EOS, as output_words reads them, equal the reference word for word, and EOS was
+    emitted. A PAD, SOS or an extended id past the source's unknown words before EOS is
+    wrong, whatever word it would be shown as. attention: (steps, n + 1), read for an
+    emitted <unk> when replace_unk."""
+    end = next((t for t, i in enumerate(ids) if i == EOS), None)
+    if end is None:
+        return False
+    top = len(vocab) + len(vocab.source_unknowns(source))  # one past the last id that is a word
+    if any(i in (PAD, SOS) or i >= top for i in ids[:end]):
+        return False
+    return output_words(ids[:end], attention, source, vocab, replace_unk) == list(reference)
+
+
+def exact_match_batch(
+    pred: torch.Tensor,
+    attention: torch.Tensor,
+    src_ext: torch.Tensor,
+    tgt_ext: torch.Tensor,
+    words: torch.Tensor,
+    replace_unk: bool = True,
+) -> torch.Tensor:
+    """exact_match for a batch decoded on the device, without reading anything back: the
+    same rule, by position. pred (B, T) the ids emitted at each step, attention (B, T, S)
+    the weights of that step, src_ext (B, S) and tgt_ext (B, T) the source and the reference
+    with every word at its own id (an unknown word at its extended id, Vocab.encode_extended,
+    so that two ids are equal exactly when their words are), words (B,) the sentences'
+    words, each < T. Returns (B,) bool: step t < n emits the reference's word t, step n EOS.
+
+    A step emits word t when it emits its id (no PAD, SOS or EOS), or, with replace_unk, when
+    it emits <unk> and its attention peaks on a source word with that id (on the source's
+    EOS: the word <unk>, as copied_word reads it)."""
+    T = pred.size(1)
+    n = words[:, None]  # (B, 1)
+    steps = torch.arange(T, device=pred.device)[None, :]  # (1, T)
+    same = (pred == tgt_ext) & (pred != PAD) & (pred != SOS) & (pred != EOS)  # (B, T)
+    if replace_unk:
+        same &= pred != UNK
+        peak = attention.argmax(-1)  # (B, T) the first of equal weights, as NumPy's argmax
+        looked_at = torch.where(peak < n, src_ext.gather(1, peak), UNK)  # (B, T) the word copied
+        same |= (pred == UNK) & (looked_at == tgt_ext)
+    words_right = (same | (steps >= n)).all(1)  # (B,)
+    ends = pred.gather(1, n).squeeze(1) == EOS  # (B,) step n emits EOS
+    return words_right & ends
 
 
 def decode(
@@ -130,13 +192,15 @@ def decode(
             n_src, steps = int(batch.src_len[j]), int(length[j])
             src = ds.sentences[row]
             a = attn[j, :steps, :n_src].numpy()
+            ids, reference = tokens[j, :steps].tolist(), ds.references(row)
             results[row] = SentenceResult(
                 source=list(src),
-                output=output_words(tokens[j, :steps].tolist(), a, src, vocab, replace_unk),
-                reference=ds.references(row),
+                output=output_words(ids, a, src, vocab, replace_unk),
+                reference=reference,
                 attention=a,
                 steps=steps,
                 copy=gates[j, :steps].numpy() if gates is not None else None,
+                match=exact_match(ids, a, src, reference, vocab, replace_unk),
             )
     return results  # type: ignore[return-value]
 
@@ -197,6 +261,7 @@ def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: i
         reference=words[::-1],
         attention=attention,
         steps=len(ids),
+        match=exact_match(ids, attention, words, words[::-1], vocab),
     )
 
 

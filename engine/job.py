@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -174,7 +174,8 @@ class Finished:
 @dataclass
 class Failed:
     """stage "start": nothing was trained (bad --resume, bad corpus); "evaluate": the best
-    checkpoint could not be evaluated or its files written."""
+    checkpoint could not be evaluated at all (it could not be loaded). A part of the
+    evaluation that fails while the rest is written is in Finished's results.failed_parts."""
 
     stage: str
     error: str
@@ -247,7 +248,8 @@ def records_status(job: Callable[..., Iterator[Event]]) -> Callable[..., Iterato
                     evaluating = ev.best_epoch is not None and not isinstance(ev.exception, distributed.PeerLost)
                     status.training_ended(ev.reason, ev.epochs, evaluating, ev.error)
                 elif isinstance(ev, Finished) and status is not None:
-                    status.end(ended.reason if ended else "finished", evaluated=True)
+                    lost = [asdict(f) for f in ev.results.failed_parts]  # the rest was written
+                    status.end(ended.reason if ended else "finished", evaluated=True, failed_parts=lost)
                 elif isinstance(ev, Failed) and ev.stage == "evaluate" and status is not None:
                     status.end("failed", evaluated=False, error=f"evaluation: {ev.error}")
                 yield ev

@@ -1,4 +1,4 @@
-"""The run's two PNGs, drawn by a child process that starts while the run is still evaluating.
+"""The run's figures, drawn by a child process that starts while the run is still evaluating.
 
 Why: matplotlib and seaborn (which pulls in scipy.stats and pandas) take ~1.7 s to import,
 and drawing both figures ~0.8 s more. In the run's own process that work would wait for the
@@ -6,7 +6,8 @@ evaluation, or share the GIL with its threads; a child imports them on a core th
 evaluation leaves free (the GIL keeps it to ~1.4 of 2), then draws as soon as the figures'
 data arrive. If the child cannot start or fails, `draw` returns None and the caller draws
 in its own process, with the same functions (engine/plots.py), so a broken child can cost
-time but never a figure.
+time but never a figure. Each figure is drawn by itself: one that raises is reported by
+its path (PlotProcess.failed, draw_figures), and the others are still drawn.
 
     plotter = PlotProcess()            # spawns: python -m engine.plot_process
     ...                                # evaluate
@@ -24,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .errors import one_line
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 
@@ -88,6 +91,7 @@ class PlotProcess:
         # a run abandoned mid-way (the app quit during training) drops its PlotProcess: the
         # child goes with it rather than waiting on its stdin until the app exits
         self._stop = weakref.finalize(self, _kill, self.proc)
+        self.failed: dict[str, str] = {}  # path -> one line: the figures the child could not draw
 
     def draw(self, jobs: list[dict], timeout: float = 120.0) -> list[Path] | None:
         """Hand the figures over and wait for them: their paths, or None when the child is
@@ -109,15 +113,18 @@ class PlotProcess:
         return True
 
     def collect(self, timeout: float = 120.0) -> list[Path] | None:
-        """The paths of the figures submitted, once drawn; None as for draw."""
+        """The paths of the figures submitted, once drawn (those that raised: in self.failed);
+        None as for draw."""
         if self.proc is None:
             return None
         try:
             out, _ = self.proc.communicate(timeout=timeout)
             if self.proc.returncode != 0:
                 return None
-            return [Path(p) for p in json.loads(out.strip().splitlines()[-1])["written"]]
-        except (subprocess.TimeoutExpired, OSError, ValueError, IndexError, KeyError):
+            answer = json.loads(out.strip().splitlines()[-1])
+            self.failed = {str(p): str(e) for p, e in answer.get("failed", {}).items()}
+            return [Path(p) for p in answer["written"]]
+        except (subprocess.TimeoutExpired, OSError, ValueError, IndexError, KeyError, AttributeError):
             self.close()
             return None
 
@@ -138,13 +145,36 @@ def draw_all(plotter: PlotProcess | None, jobs: list[dict]) -> list[Path]:
     return drawn if drawn is not None else [draw_here(job) for job in jobs]
 
 
+def draw_figures(plotter: PlotProcess | None, jobs: list[dict], submitted: bool) -> dict[str, str]:
+    """Every figure of jobs, each by itself: the child's (when they were submitted to it and
+    it answered), the others drawn here. Returns the figures that raised, by kind: one line each."""
+    written = plotter.collect() if submitted and plotter is not None else None
+    failed = dict(plotter.failed) if written is not None else {}
+    done = {str(p) for p in written or []} | set(failed)
+    for job in jobs:
+        if job["path"] in done:
+            continue
+        try:
+            draw_here(job)
+        except Exception as e:  # a figure that fails must not take the others with it
+            failed[job["path"]] = one_line(e)
+    return {job["kind"]: failed[job["path"]] for job in jobs if job["path"] in failed}
+
+
 def _serve() -> None:
-    """The child: import first (that is the point), then draw what arrives on stdin."""
+    """The child: import first (that is the point), then draw what arrives on stdin, each
+    figure by itself (one that raises is reported by its path; the others are drawn)."""
     from . import plots
 
     plots.warm_up()
     jobs = json.loads(sys.stdin.read() or "[]")
-    print(json.dumps({"written": [str(draw_here(job)) for job in jobs]}))
+    written, failed = [], {}
+    for job in jobs:
+        try:
+            written.append(str(draw_here(job)))
+        except Exception as e:  # reported; the next figure is still drawn
+            failed[job["path"]] = one_line(e)
+    print(json.dumps({"written": written, "failed": failed}))
 
 
 if __name__ == "__main__":

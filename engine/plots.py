@@ -40,6 +40,11 @@ def attention_heatmap(
 ) -> Path:
     """x: encoder tokens, y: decoder steps, each cell its weight, with a colour bar."""
     rows, cols = attention.shape
+    if (len(output_tokens), len(source_tokens)) != (rows, cols):
+        raise ValueError(
+            f"the attention has {rows} x {cols} weights, but {len(output_tokens)} output and "
+            f"{len(source_tokens)} input labels"
+        )
     fig = _figure(figsize=(max(5.0, 0.7 * cols + 2.5), max(4.0, 0.55 * rows + 1.8)), dpi=150)
     ax = fig.add_subplot()
     import seaborn as sns  # after _figure: the Agg backend is chosen first
@@ -156,6 +161,15 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def step_labels(output: Sequence[str], steps: int) -> list[str]:
+    """A label per decoder step, for the rows of its attention: the step's word, <eos> for
+    the step that ended the decoding: exactly `steps` labels. The output holds a word per
+    step before EOS (engine.evaluate.output_words); an older snapshot's may hold fewer (it
+    left out the <pad> and <sos> an untrained model emits): its last rows stay unlabelled."""
+    labels = (list(output) + ["<eos>"])[:steps]
+    return labels + [""] * (steps - len(labels))
+
+
 def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, frame_ms: int = 600) -> Path:
     """The first watch sentence's attention at each snapshot (engine/watch.py), one frame
     each: how the anti-diagonal forms. Every frame has the same grid (up to the sentence's
@@ -188,7 +202,7 @@ def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, f
         weights = np.asarray(w["weights"], dtype=float)[:rows]
         grid[: len(weights), : weights.shape[1] if weights.size else 0] = weights
         image.set_data(grid)
-        labels = (w["output"] + ["<eos>"])[: len(weights)] + [""] * (rows - len(weights))
+        labels = step_labels(w["output"], len(w["weights"]))[:rows] + [""] * (rows - len(weights))
         ax.set_yticks(np.arange(rows), labels, fontsize=7)
         verdict = "match" if w["match"] else "no match"
         ax.set_title(

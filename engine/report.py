@@ -1,6 +1,11 @@
 """After training: reload the best checkpoint, evaluate the test set, and write every
 artefact (heatmap, loss curve, metrics.csv, analysis.md, report.json). Shared by the
-headless run and the terminal app, so the two faces never compute anything twice."""
+headless run and the terminal app, so the two faces never compute anything twice.
+
+Each part of the evaluation and each file is made by itself: a part that raises is named,
+with its error in one line, in Results.failed_parts and report.json's `failed_parts` (the
+job puts them in status.json too), its figures are left out, and everything else is still
+measured and written. Only a checkpoint that cannot be loaded ends the evaluation."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,9 +26,10 @@ from .analysis import attention_stats, write_analysis
 from .checkpoint import CheckpointError, Loaded, load, load_model
 from .config import Config
 from .data import splits_for, with_unseen_words
+from .errors import one_line
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .lengths import LengthCurve, length_curve, sweep_sentences
-from .plot_process import PlotProcess, draw_here, heatmap_job, loss_curve_job, timeline_job
+from .plot_process import PlotProcess, draw_figures, heatmap_job, loss_curve_job, timeline_job
 from .runs import last_path
 from .threads import evaluation_workers, in_parallel
 from .train import EPOCH_FIELDS, by_length_of
@@ -36,8 +42,12 @@ class UnseenWords:
     """Exact match on the test set with one to three words per sentence swapped for words
     outside the vocabulary: copied back through the attention (<unk> replaced), and not."""
 
-    with_replacement: float
-    without_replacement: float
+    with_replacement: float | None  # None: that part failed (Results.failed_parts)
+    without_replacement: float | None
+
+    @property
+    def complete(self) -> bool:
+        return self.with_replacement is not None and self.without_replacement is not None
 
 
 @dataclass
@@ -69,29 +79,43 @@ class Control:
 
 
 @dataclass
+class FailedPart:
+    """A part of the evaluation, or a file, that raised (or could not be made without one
+    that did); everything else was still measured and written."""
+
+    part: str  # a key of PART_NAMES
+    error: str  # one line
+
+    def line(self) -> str:
+        return f"{PART_NAMES.get(self.part, self.part)} failed: {self.error}"
+
+
+@dataclass
 class Results:
-    """What finish_run measured; both faces read these fields, and report.json is built from them."""
+    """What finish_run measured; both faces read these fields, and report.json is built from
+    them. A figure is None where its part failed (failed_parts says why)."""
 
     config: Config
     checkpoint: Path
     best_epoch: int | None
     best_val_loss: float | None
-    evaluation: EvalResult  # the test set
-    stats: dict  # the attention statistics (engine/analysis.py's attention_stats)
-    uniform_exact_match: float  # the same model decoding with uniform attention
+    evaluation: EvalResult | None  # the test set
+    stats: dict | None  # the attention statistics (engine/analysis.py's attention_stats)
+    uniform_exact_match: float | None  # the same model decoding with uniform attention
     unseen: UnseenWords
-    unknown: LengthCurve  # every word unknown, training lengths and past them
-    known: LengthCurve  # known words, past the training lengths
-    heatmap_example: SentenceResult
-    analysis: str  # analysis.md
-    files: dict[str, Path]
-    report: dict  # report.json, as written
+    unknown: LengthCurve | None  # every word unknown, training lengths and past them
+    known: LengthCurve | None  # known words, past the training lengths
+    heatmap_example: SentenceResult | None
+    analysis: str | None  # analysis.md
+    files: dict[str, Path]  # the files written
+    report: dict  # report.json, as written (or as it would have been)
     notebook_test: NotebookTest | None = None  # see notebook_test_set
     beam: BeamSearch | None = None  # --beam K > 1
     control: Control | None = None  # --compare-no-attention
+    failed_parts: list[FailedPart] = field(default_factory=list)
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
-        return self.evaluation.results[:k]
+        return self.evaluation.results[:k] if self.evaluation is not None else []
 
 
 @dataclass
@@ -103,8 +127,11 @@ class EvalPhase:
     name: str  # what was measured, for a person
     seconds: float  # this part's own time (parts run side by side on a CPU's cores)
     detail: str = ""
+    error: str | None = None  # one line: the part raised (the others go on)
 
     def line(self) -> str:
+        if self.error is not None:
+            return f"{self.name} failed after {self.seconds:.2f}s: {self.error} [{self.done}/{self.total}]"
         detail = f" ({self.detail})" if self.detail else ""
         return f"evaluated {self.name}{detail} in {self.seconds:.2f}s [{self.done}/{self.total}]"
 
@@ -121,6 +148,19 @@ PHASE_NAMES = {
     "control_test": "the no-attention control",
     "control_beyond": "the control past the training lengths",
 }
+# every part that can fail by itself: the evaluations above, then what is made of them
+PART_NAMES = {
+    **PHASE_NAMES,
+    "control": "loading the no-attention control",
+    "attention_stats": "the attention statistics",
+    "attention_heatmap": "attention_heatmap.png",
+    "loss_curve": "loss_curve.png",
+    "attention_timeline": "attention_timeline.gif",
+    "attention_timeline_data": "attention_timeline.json",
+    "metrics": "metrics.csv",
+    "analysis": "analysis.md",
+    "report": "report.json",
+}
 
 
 def _phase_detail(result) -> str:
@@ -133,27 +173,48 @@ def _phase_detail(result) -> str:
 
 
 class _Progress:
-    """Counts the evaluation's parts as they end, from whichever thread ends them."""
+    """Counts the evaluation's parts as they end, and keeps those that failed, from whichever
+    thread ends them."""
 
-    def __init__(self, on_phase: Callable[[EvalPhase], None] | None, total: int):
+    def __init__(self, on_phase: Callable[[EvalPhase], None] | None, total: int = 0):
         self.on_phase, self.total, self.count = on_phase, total, 0
+        self.failed: list[FailedPart] = []
         self.lock = threading.Lock()
 
     def timed(self, name: str, job: Callable):
+        """job, timed and told as a phase; None where it raised (kept in failed)."""
+
         def run():
             t0 = time.perf_counter()
-            result = job()
+            try:
+                result = job()
+            except Exception as e:  # the part is lost, not the evaluation
+                self.fail(name, one_line(e))
+                self.done(PHASE_NAMES.get(name, name), time.perf_counter() - t0, error=one_line(e))
+                return None
             self.done(PHASE_NAMES.get(name, name), time.perf_counter() - t0, _phase_detail(result))
             return result
 
         return run
 
-    def done(self, name: str, seconds: float, detail: str = "") -> None:
+    def attempt(self, part: str, job: Callable, *args):
+        """job(*args), or None where it raised (kept in failed)."""
+        try:
+            return job(*args)
+        except Exception as e:  # the part is lost, not the evaluation
+            self.fail(part, one_line(e))
+            return None
+
+    def fail(self, part: str, error: str) -> None:
+        with self.lock:
+            self.failed.append(FailedPart(part, error))
+
+    def done(self, name: str, seconds: float, detail: str = "", error: str | None = None) -> None:
         if self.on_phase is None:
             return
         with self.lock:
             self.count += 1
-            phase = EvalPhase(self.count, self.total, name, seconds, detail)
+            phase = EvalPhase(self.count, self.total, name, seconds, detail, error)
         self.on_phase(phase)
 
 
@@ -285,6 +346,7 @@ def _finish_run(
     history, snapshots = [dict(h) for h in history], list(snapshots)
     best_epoch, best_val_loss = loaded.payload.get("best_epoch"), loaded.payload.get("best_val_loss")
     model, vocab = loaded.model, loaded.vocab
+    progress = _Progress(on_phase)  # every part below that raises is kept here, and the others go on
     # every sentence set first, from one seeded generator, so the evaluations below are
     # independent of one another and of the order they run in
     rng = random.Random(cfg.seed + 2)
@@ -294,23 +356,33 @@ def _finish_run(
     # sentences of words it never saw at every length, the way people type
     trained = (cfg.min_len, longest_trained(cfg, test_sentences))
     sweep = sweep_sentences(vocab, *trained, rng)
-    notebook_test = notebook_test_set(cfg)
-    control_model = load_model(control_checkpoint, device) if control_checkpoint is not None else None
-    figures: dict = {}
+    notebook_test = progress.attempt("notebook_test", notebook_test_set, cfg)
+    control_model = None
+    if control_checkpoint is not None:
+        control_model = progress.attempt("control", load_model, control_checkpoint, device)
+    figures: dict = {"jobs": [], "sent": False, "example": None}
+
+    def figure_jobs(ev: EvalResult | None) -> list[dict]:
+        jobs = [loss_curve_job(history, out / "loss_curve.png", best_epoch)]
+        if ev is not None:  # without it, the heatmap is said to be missing after the test set
+            figures["example"] = example = progress.attempt("attention_heatmap", typical_example, ev.results)
+            if example is not None:
+                path = out / "attention_heatmap.png"
+                jobs.insert(0, heatmap_job(example.attention, example.source_tokens, example.output_tokens, path))
+        if snapshots:  # the first watch sentence's attention, frame by frame
+            jobs.append(timeline_job([s.as_dict() for s in snapshots], out / "attention_timeline.gif"))
+        return jobs
 
     def test_set_then_figures() -> EvalResult:
         # the figures need only the test set's decoding and the history: the plot process
-        # draws them while the sweeps run
-        ev = evaluate(model, vocab, test_sentences, device)
-        example = typical_example(ev.results)
-        figures["jobs"] = [
-            heatmap_job(example.attention, example.source_tokens, example.output_tokens, out / "attention_heatmap.png"),
-            loss_curve_job(history, out / "loss_curve.png", best_epoch),
-        ]
-        if snapshots:  # the first watch sentence's attention, frame by frame
-            figures["jobs"].append(timeline_job([s.as_dict() for s in snapshots], out / "attention_timeline.gif"))
-        figures["sent"] = plotter is not None and plotter.submit(figures["jobs"])
-        return ev
+        # draws them while the sweeps run (those that do not need the test set also when it fails)
+        ev = None
+        try:
+            ev = evaluate(model, vocab, test_sentences, device)
+            return ev
+        finally:
+            figures["jobs"] = figure_jobs(ev)
+            figures["sent"] = plotter is not None and plotter.submit(figures["jobs"])
 
     jobs = {  # the test set first (the figures wait on it), then the longest, so two workers finish together
         "test": test_set_then_figures,
@@ -330,61 +402,74 @@ def _finish_run(
         jobs["control_test"] = lambda: evaluate(c_model, c_vocab, test_sentences, device)
         # the same sentences past the training lengths, one length at a time (it runs on)
         jobs["control_beyond"] = lambda: length_curve(c_model, c_vocab, sweep.known, device).evaluation
-    progress = _Progress(on_phase, len(jobs) + 1)  # the evaluations, then the files
+    progress.total = len(jobs) + 1  # the evaluations, then the files
     done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()}, evaluation_workers(device))
     ev, known, unknown = done["test"], done["known"], done["unknown"]
-    uniform = done["uniform"].exact_match
-    stats = attention_stats(ev.results)
+    uniform = done["uniform"].exact_match if done["uniform"] is not None else None
+    if ev is None:
+        progress.fail("attention_heatmap", "not drawn: the test set failed")
+    stats = progress.attempt("attention_stats", attention_stats, ev.results) if ev is not None else None
     beam = None
-    if cfg.beam > 1:
+    if done.get("beam") is not None:
         bev = done["beam"]
         beam = BeamSearch(cfg.beam, bev.exact_match, bev.seconds, dict(bev.per_length))
-    unseen = UnseenWords(done["unseen"].exact_match, done["unseen_raw"].exact_match)
-    beyond = known.evaluation
-    beyond_stats = attention_stats(beyond.results)
+    unseen = UnseenWords(*(done[k].exact_match if done[k] is not None else None for k in ("unseen", "unseen_raw")))
+    beyond = known.evaluation if known is not None else None
     control = notebook = None
-    if notebook_test:
+    if done.get("notebook_test") is not None:
         nev = done["notebook_test"]
         notebook = NotebookTest(nev.exact_match, len(nev.results), sum(r.match for r in nev.results))
-    if control_model is not None:
+    if done.get("control_test") is not None:
         c_test, c_beyond = done["control_test"], done["control_beyond"]
         control = Control(
             str(control_checkpoint),
             control_model.config.attention,
             c_test.exact_match,
-            {**c_test.per_length, **c_beyond.per_length},
+            {**c_test.per_length, **(c_beyond.per_length if c_beyond is not None else {})},
         )
-    analysis = write_analysis(
-        stats,
-        uniform,
-        trained,
-        beyond_stats,
-        asdict(unseen),
-        asdict(control) if control else None,
-        {**ev.per_length, **beyond.per_length},
-        cfg.attention,
-        known,
-        unknown,
-    )
-    example = typical_example(ev.results)
+
+    def analysis_text() -> str:
+        return write_analysis(
+            stats,
+            uniform,
+            trained,
+            attention_stats(beyond.results) if beyond is not None else None,
+            asdict(unseen) if unseen.complete else None,
+            asdict(control) if control else None,
+            {**ev.per_length, **(beyond.per_length if beyond is not None else {})},
+            cfg.attention,
+            known,
+            unknown,
+        )
+
+    if stats is None:
+        analysis = None
+        progress.fail("analysis", "not written: the test set or its attention statistics failed")
+    else:
+        analysis = progress.attempt("analysis", analysis_text)
+    example = figures["example"]
     t_files = time.perf_counter()
-    drawn = plotter.collect() if figures["sent"] else None
-    if drawn is None:  # no plot process, or it failed: drawn here
-        for job in figures["jobs"]:
-            draw_here(job)
-    files = {
-        "attention_heatmap": out / "attention_heatmap.png",
-        "loss_curve": out / "loss_curve.png",
-        "metrics": write_metrics_csv(history, out / "metrics.csv", best_epoch),
-    }
-    files["analysis"] = write_text_atomic(out / "analysis.md", analysis)
+    for kind, error in draw_figures(plotter, figures["jobs"], figures["sent"]).items():
+        progress.fail(kind, error)
+    drawn = {job["kind"] for job in figures["jobs"]} - {f.part for f in progress.failed}
+    files = {kind: out / f"{kind}.png" for kind in ("attention_heatmap", "loss_curve") if kind in drawn}
+
+    def write(name: str, make: Callable[[], Path]) -> None:
+        path = progress.attempt(name, make)
+        if path is not None:
+            files[name] = path
+
+    write("metrics", lambda: write_metrics_csv(history, out / "metrics.csv", best_epoch))
+    if analysis is not None:
+        write("analysis", lambda: write_text_atomic(out / "analysis.md", analysis))
     if snapshots:
-        files["attention_timeline"] = out / "attention_timeline.gif"
-        files["attention_timeline_data"] = write_timeline(snapshots, out / "attention_timeline.json")
+        if "attention_timeline" in drawn:
+            files["attention_timeline"] = out / "attention_timeline.gif"
+        write("attention_timeline_data", lambda: write_timeline(snapshots, out / "attention_timeline.json"))
     report = {
-        "test_exact_match": ev.exact_match,
-        "per_length": {str(n): acc for n, acc in ev.per_length.items()},
-        "per_length_counts": {str(n): list(ct) for n, ct in ev.counts.items()},
+        "test_exact_match": ev.exact_match if ev is not None else None,
+        "per_length": {str(n): acc for n, acc in ev.per_length.items()} if ev is not None else {},
+        "per_length_counts": {str(n): list(ct) for n, ct in ev.counts.items()} if ev is not None else {},
         "epochs": [
             {
                 **{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_exact_match", "seconds")},
@@ -401,16 +486,19 @@ def _finish_run(
         "last_checkpoint": str(last_path(Path(checkpoint))),
         "device": str(device),
         "config": cfg.to_dict(),
-        "test_eval_seconds": ev.seconds,
-        "test_sentences": len(ev.results),
+        "test_eval_seconds": ev.seconds if ev is not None else None,
+        "test_sentences": len(test_sentences),
         "notebook_test": _plain(notebook),
         "uniform_attention_exact_match": uniform,
         "unseen_words_exact_match": _plain(unseen),
         "no_attention_control": _plain(control),
         "beam": _plain(beam),
-        "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()},
-        "unknown_words_by_length": {str(n): acc for n, acc in unknown.per_length.items()},
-        "length_limits": {"known_words": known.as_dict(), "unknown_words": unknown.as_dict()},
+        "beyond_training_lengths": {str(n): acc for n, acc in beyond.per_length.items()} if beyond else {},
+        "unknown_words_by_length": {str(n): acc for n, acc in unknown.per_length.items()} if unknown else {},
+        "length_limits": {
+            "known_words": known.as_dict() if known is not None else None,
+            "unknown_words": unknown.as_dict() if unknown is not None else None,
+        },
         "attention": stats,
         "examples": [
             {
@@ -419,13 +507,15 @@ def _finish_run(
                 "reference": " ".join(r.reference),
                 "match": r.match,
             }
-            for r in ev.results[:10]
+            for r in (ev.results[:10] if ev is not None else [])
         ],
-        "heatmap_sentence": " ".join(example.source),
+        "heatmap_sentence": " ".join(example.source) if example is not None else None,
         "attention_timeline": watch_summary(snapshots),
         **(extra or {}),
     }
-    files["report"] = write_text_atomic(out / "report.json", json.dumps(report, indent=1, default=str))
+    # the parts lost so far (a report.json that cannot be written is in status.json alone)
+    report["failed_parts"] = [asdict(f) for f in progress.failed]
+    write("report", lambda: write_text_atomic(out / "report.json", json.dumps(report, indent=1, default=str)))
     progress.done("figures and files", time.perf_counter() - t_files, f"in {out}")
     return Results(
         config=cfg,
@@ -445,6 +535,7 @@ def _finish_run(
         notebook_test=notebook,
         beam=beam,
         control=control,
+        failed_parts=list(progress.failed),
     )
 
 
@@ -464,6 +555,7 @@ __all__ = [
     "BeamSearch",
     "Control",
     "EvalPhase",
+    "FailedPart",
     "NotebookTest",
     "Results",
     "UnseenWords",

@@ -8,7 +8,9 @@ file renamed over the last, so a reader never sees half of one:
 - training has ended: phase "evaluating" (state still "running") with how training ended,
   or, when there is no model to evaluate, the end itself;
 - the run has ended: state "finished", "stopped" or "failed", phase "ended", whether the
-  best model was evaluated, and the error in one line where there was one.
+  best model was evaluated, and the error in one line where there was one; `failed_parts`
+  lists the parts of an evaluation that raised while the rest was written (each
+  {"part", "error"}, as report.json's).
 
 A run killed outright (kill -9, a closed terminal, a crash) never writes its end; its file
 still says "running", and `observed` works out from the process id that it is not: the run
@@ -88,6 +90,9 @@ def observed(status: dict) -> Observed:
         problem = status.get("error") if state == "failed" else None
         if state != "failed" and status.get("evaluated") is False and status.get("epochs"):
             problem = "its best model was not evaluated (no report.json)"
+        lost = failed_parts_line(status.get("failed_parts"))
+        if lost:
+            problem = f"{problem}; {lost}" if problem else lost
         return Observed(state, problem, started)
     pid, host = status.get("pid"), status.get("host")
     if host != socket.gethostname():
@@ -103,6 +108,18 @@ def observed(status: dict) -> Observed:
         f"its process ({pid}) is gone and never wrote how it ended (killed, or a crash); --resume continues it",
         started,
     )
+
+
+def failed_parts_line(parts) -> str | None:
+    """One line naming the parts of an evaluation that failed (status.json's or report.json's
+    `failed_parts`), with the first one's error; None when none did."""
+    if not isinstance(parts, list):
+        return None
+    parts = [p for p in parts if isinstance(p, dict) and isinstance(p.get("part"), str)]
+    if not parts:
+        return None
+    names = ", ".join(p["part"] for p in parts)
+    return f"part of its evaluation failed ({names}): {parts[0].get('error')}"
 
 
 class StatusFile:
@@ -130,6 +147,7 @@ class StatusFile:
             "epochs": None,
             "evaluated": None,
             "error": None,
+            "failed_parts": [],
         }
         self._write()
 
@@ -141,10 +159,12 @@ class StatusFile:
         else:
             self.end(reason, evaluated=False)
 
-    def end(self, state: str, evaluated: bool, error: str | None = None) -> None:
+    def end(self, state: str, evaluated: bool, error: str | None = None, failed_parts: list[dict] = ()) -> None:
+        """failed_parts: the parts of the evaluation that raised, each {"part", "error"}."""
         if self.status["phase"] == "ended":
             return
         self.status.update(state=state, phase="ended", ended=time.time(), evaluated=evaluated)
+        self.status["failed_parts"] = [dict(p) for p in failed_parts]
         if error:
             self.status["error"] = error
         self._write()

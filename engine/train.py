@@ -30,6 +30,7 @@ from .config import Config
 from .copy import extended_size
 from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, joined_sentences, repeated_word_rewrites, splits_for
 from .errors import NonFiniteLoss
+from .evaluate import exact_match_batch
 from .model import Seq2Seq
 from .optim import Adam, LrPlan, clip_grad_norm
 from .resources import UsageMeter, seconds_left, tokens_per_second
@@ -193,7 +194,8 @@ class Trainer:
         )
         training, self.rewritten = repeated_word_rewrites(self.splits.train + self.joined, cfg.repeated_share, cfg.seed)
         self.train_set = PairDataset(training, self.vocab, extended=cfg.copy_on)
-        self.val_set = PairDataset(self.splits.val, self.vocab, extended=cfg.copy_on)
+        # every word at its own id (extended ids for unknown words), as exact match reads them
+        self.val_set = PairDataset(self.splits.val, self.vocab, extended=True)
         self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)
         self.optimizer = Adam(self.model.parameters(), lr=cfg.lr)
         self.lr_plan = LrPlan.fresh(cfg.lr, cfg.lr_schedule, cfg.epochs * self.train_set.num_batches(cfg.batch_size))
@@ -275,9 +277,11 @@ class Trainer:
     @torch.no_grad()
     def validation(self) -> Validation:
         """Loss and exact match with the model feeding itself (no teacher forcing), in one
-        pass: a sentence matches when its first T argmax tokens equal the target and EOS.
-        Its matches are counted by sentence length on the device and read once, at the end,
-        with the loss: the overall figure is their sum, so by length costs no extra read."""
+        pass: a sentence matches by the rule of every exact match figure (engine/evaluate.py's
+        exact_match), decided on the device (exact_match_batch) from the argmax words and the
+        attention that chose them. Its matches are counted by sentence length on the device
+        and read once, at the end, with the loss: the overall figure is their sum, so by
+        length costs no extra read."""
         self.model.eval()
         dp = distributed.current()
         words_of = self.val_set.src_len - 1  # (N,) words per sentence, on the host
@@ -292,14 +296,14 @@ class Trainer:
             forcing = torch.zeros(b.tgt.size(1), dtype=torch.bool)  # the model feeds itself
             copy = self.model.copy
             src_ext, n_ext = (b.source_ext, batch.extended_size(len(self.vocab))) if copy else (None, None)
-            logits, _ = self.model(b.src, batch.src_len, b.tgt_in, forcing, src_ext, n_ext)
+            logits, attention = self.model(b.src, batch.src_len, b.tgt_in, forcing, src_ext, n_ext)
             tgt = b.target_ext if copy else b.tgt  # copy: unknown words at their extended ids
             n_tok = int((batch.tgt != PAD).sum())  # the CPU copy: no device sync
             loss_sum += masked_loss(logits, tgt) * n_tok
             tokens += n_tok
-            pred = logits.argmax(-1)
-            match = ((pred == tgt) | (tgt == PAD)).all(dim=1)  # (B,)
-            correct.index_add_(0, upload(batch.src_len - 1, self.device), match.long())
+            words = upload(batch.src_len - 1, self.device)  # (B,)
+            match = exact_match_batch(logits.argmax(-1), attention, b.source_ext, b.target_ext, words)  # (B,)
+            correct.index_add_(0, words, match.long())
         if dp:  # loss, tokens and the matches by length summed over the ranks, in one all-reduce
             sums = dp.sum_(
                 torch.cat(

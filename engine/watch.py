@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .data import tokenize
+from .plots import step_labels
 
 MAX_WATCH = 3
 DIGITS = 3  # weights are kept to 3 decimals: the grid and the GIF show two
@@ -66,10 +67,15 @@ class Watched:
     """One watch sentence at one moment of training."""
 
     source: list[str]
-    output: list[str]
+    output: list[str]  # a word per step before EOS, as SentenceResult.output
     weights: list[list[float]]  # (output steps incl. EOS, source tokens incl. EOS)
     match: bool
     copy: list[float] | None = None  # p_copy per output step (a model with the copy mechanism)
+
+    @property
+    def labels(self) -> list[str]:
+        """A label per row of weights (step_labels)."""
+        return step_labels(self.output, len(self.weights))
 
 
 @dataclass

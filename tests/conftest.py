@@ -185,7 +185,9 @@ def sentence_result(words, attention, output=None):
     """A SentenceResult for words with the given attention; the output is the reversal unless given."""
     ref = words[::-1]
     out = ref if output is None else output
-    return SentenceResult(list(words), list(out), ref, np.asarray(attention, dtype=float), len(out) + 1)
+    return SentenceResult(
+        list(words), list(out), ref, np.asarray(attention, dtype=float), len(out) + 1, match=list(out) == ref
+    )
 
 
 def mirrored(n, sharp=1.0):

@@ -229,7 +229,8 @@ def copied_result(words, gate):
     for t in range(n):
         attention[t, n - 1 - t] = 1.0
     attention[n, n] = 1.0
-    return SentenceResult(list(words), words[::-1], words[::-1], attention, n + 1, np.asarray(gate, dtype=float))
+    gate = np.asarray(gate, dtype=float)
+    return SentenceResult(list(words), words[::-1], words[::-1], attention, n + 1, gate, match=True)
 
 
 def test_analysis_reports_how_often_the_model_copies():
@@ -243,7 +244,7 @@ def test_analysis_reports_how_often_the_model_copies():
     text = write_analysis(attention_stats(results))
     assert "copy mechanism" in text and "57.1% of steps" in text
     # a model without it: nothing said
-    plain = [SentenceResult(r.source, r.output, r.reference, r.attention, r.steps) for r in results]
+    plain = [SentenceResult(r.source, r.output, r.reference, r.attention, r.steps, match=r.match) for r in results]
     assert attention_stats(plain)["copy"] is None and "copy mechanism" not in write_analysis(attention_stats(plain))
 
 

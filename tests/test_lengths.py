@@ -28,7 +28,8 @@ def test_sweep_reaches_six_times_the_training_length(min_len, max_len):
 
 def result(source, output):
     n = len(source)
-    return SentenceResult(source, output, source[::-1], np.zeros((len(output) + 1, n + 1)), len(output) + 1)
+    steps = len(output) + 1  # the output, then EOS
+    return SentenceResult(source, output, source[::-1], np.zeros((steps, n + 1)), steps, match=output == source[::-1])
 
 
 def test_failure_kinds():

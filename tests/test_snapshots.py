@@ -115,7 +115,7 @@ def attention(n: int, steps: int | None = None, sharp: float = 0.9) -> np.ndarra
 def sentence(words: str, output: str | None = None) -> SentenceResult:
     src = words.split()
     out = src[::-1] if output is None else output.split()
-    return SentenceResult(src, out, src[::-1], attention(len(src), len(out) + 1), len(out) + 1)
+    return SentenceResult(src, out, src[::-1], attention(len(src), len(out) + 1), len(out) + 1, match=out == src[::-1])
 
 
 def make_app(tmp_path, monkeypatch) -> ReverseApp:
@@ -143,8 +143,10 @@ class FixedResults:
         beam=None,
         known=None,
         unknown=None,
+        failed_parts=(),
     ):
         self.evaluation, self.uniform_exact_match = evaluation, uniform_exact_match
+        self.failed_parts = list(failed_parts)
         self.analysis, self.files, self.config, self.checkpoint = analysis, files, config, checkpoint
         self.best_epoch, self.best_val_loss = best_epoch, best_val_loss
         self.notebook_test, self.beam = notebook_test, beam

@@ -88,3 +88,51 @@ def test_the_run_writes_the_timeline(tmp_path):
     assert gif.format == "GIF" and gif.n_frames == len(snaps)
     assert events[-1].results.files["attention_timeline"] == tmp_path / "out" / "attention_timeline.gif"
     assert torch.load(tmp_path / "ck" / "best.last.pt", weights_only=True)["watch"] == [["the", "cat", "sat"]]
+
+
+def emitting(word_id: int):
+    """A model and its vocabulary that emit one id at every step (an untrained model's <pad>,
+    say): it never emits EOS and runs to its step budget."""
+    from engine.data import Vocab
+    from engine.model import Seq2Seq
+
+    torch.manual_seed(0)
+    vocab = Vocab(["the", "cat", "sat"])
+    model = Seq2Seq(len(vocab), Config(**{**TINY, "copy": "off"}))
+    with torch.no_grad():
+        model.decoder.out.bias[word_id] = 1e4
+    return model, vocab
+
+
+@pytest.mark.parametrize("word_id", [0, 1])  # PAD, SOS
+def test_a_snapshot_labels_every_step_it_decoded(word_id, tmp_path):
+    """The seed-11 crash: an early snapshot's decoding held <pad> (or <sos>) ids, its output
+    words left them out, and the timeline had 19 rows of weights but 2 labels. Every step
+    now has its word, and the GIF draws it."""
+    from engine.plots import attention_timeline_gif
+    from engine.watch import take
+
+    model, vocab = emitting(word_id)
+    snap = take(model, vocab, [["the", "cat", "sat"]], torch.device("cpu"), 1, 1, 10)
+    w = snap.sentences[0]
+    name = vocab.itos[word_id]
+    assert len(w.weights) == 2 * 4 + 5  # no EOS: the whole budget of 2n + 5 steps for n + 1 tokens
+    assert w.output == [name] * len(w.weights) and w.labels == w.output
+    assert not w.match
+    # a later frame that learned: fewer rows than the first
+    good = Watched(["the", "cat", "sat"], ["sat", "cat", "the"], [[0.0, 0.0, 1.0, 0.0]] * 4, True)
+    frames = [snap.as_dict(), Snapshot(1, 10, 10, [good]).as_dict()]
+    gif = Image.open(attention_timeline_gif(frames, tmp_path / "t.gif"))
+    assert gif.n_frames == 2
+
+
+def test_an_older_snapshot_with_fewer_words_than_steps_still_draws(tmp_path):
+    """Snapshots saved while output words left out <pad>: their rows past the words they
+    hold are drawn unlabelled."""
+    from engine.plots import attention_timeline_gif, step_labels
+
+    old = Watched(["the", "cat", "sat"], ["cat"], [[0.25] * 4] * 13, False)
+    assert old.labels == ["cat", "<eos>"] + [""] * 11
+    assert step_labels(["sat", "cat", "the"], 3) == ["sat", "cat", "the"]  # no EOS within its steps
+    gif = Image.open(attention_timeline_gif([Snapshot(1, 1, 10, [old]).as_dict()], tmp_path / "t.gif"))
+    assert gif.n_frames == 1

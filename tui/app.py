@@ -578,11 +578,15 @@ class ReverseApp(App):
 
     def on_results_ready(self, msg: ResultsReady) -> None:
         self.evaluating, self.results = False, msg.results
-        em = 100 * msg.results.evaluation.exact_match
+        ev, lost = msg.results.evaluation, msg.results.failed_parts
+        said = f"Test exact match {100 * ev.exact_match:.1f}%" if ev is not None else "The test set failed"
+        if lost:
+            said += f"; {len(lost)} part(s) of the evaluation failed"
         if self.screen is not self.get_screen("results"):
-            self.notify(f"Test exact match {em:.1f}%; r shows the results", title="Evaluated")
+            severity = "warning" if lost else "information"
+            self.notify(f"{said}; r shows the results", title="Evaluated", severity=severity)
         if not self.training:
-            self.set_status(f"{self.ended[0]} Test exact match {em:.1f}%: r for results, p to probe.", self.ended[1])
+            self.set_status(f"{self.ended[0]} {said}: r for results, p to probe.", self.ended[1])
 
     def on_results_failed(self, msg: ResultsFailed) -> None:
         self.evaluating, self.results_error = False, msg.error

@@ -22,6 +22,7 @@ from engine.config import Config
 from engine.evaluate import format_example
 from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded, run_job
 from engine.lengths import describe_limit
+from engine.report import PART_NAMES, Results
 from engine.runs import RunError, RunPaths, remove_run
 from engine.train import EpochDone
 
@@ -125,6 +126,7 @@ def _run(
     t_start = time.perf_counter()
     resume = opts.resume
     status, evaluating, res = 0, False, None
+    told: set[str] = set()  # the parts whose failure a phase line already said
     table: EpochLines | None = None  # the epochs' columns, set once the run has started
     with StopSignals() as stop:
 
@@ -213,6 +215,8 @@ def _run(
                 )
             elif isinstance(ev, Evaluating):
                 console.print("  " + ev.phase.line())
+                if ev.phase.error is not None:
+                    told.add(ev.phase.name)
             elif isinstance(ev, Failed):
                 if ev.stage == "start" and main and payload is None:
                     remove_run(paths)  # nothing was written into its folders: the name is free again
@@ -222,18 +226,30 @@ def _run(
                 res = ev.results
     if res is None:
         return (status or 1) if main else status
+    print_results(console, res, checkpoint)
+    for part in res.failed_parts:  # one line each, those the phases did not say already
+        if PART_NAMES.get(part.part, part.part) not in told:
+            err.print(f"reverse-tui: {part.line()}")
+    console.print(f"total {time.perf_counter() - t_start:.1f}s\n")
+    for path in res.files.values():
+        console.print(f"wrote {path}")
+    return status
 
-    ev = res.evaluation
+
+def print_results(console: Console, res: Results, checkpoint) -> None:
+    """The evaluation's figures; those of a part that failed are left out (said after)."""
     console.print(f"\nbest epoch {res.best_epoch} (val loss {res.best_val_loss:.4f}), reloaded from {checkpoint}")
-    console.print("\n10 examples from the test set:\n")
-    for r in res.examples(10):
-        console.print(format_example(r) + "\n")
-    console.print(
-        f"test exact match: {100 * ev.exact_match:.2f}% "
-        f"({sum(r.match for r in ev.results)}/{len(ev.results)}), "
-        f"evaluated in {ev.seconds:.2f}s"
-    )
-    console.print("by length: " + "  ".join(f"{n}: {100 * a:.1f}%" for n, a in ev.per_length.items()))
+    ev = res.evaluation
+    if ev is not None:
+        console.print("\n10 examples from the test set:\n")
+        for r in res.examples(10):
+            console.print(format_example(r) + "\n")
+        console.print(
+            f"test exact match: {100 * ev.exact_match:.2f}% "
+            f"({sum(r.match for r in ev.results)}/{len(ev.results)}), "
+            f"evaluated in {ev.seconds:.2f}s"
+        )
+        console.print("by length: " + "  ".join(f"{n}: {100 * a:.1f}%" for n, a in ev.per_length.items()))
     if res.notebook_test:
         nb = res.notebook_test
         console.print(
@@ -244,19 +260,24 @@ def _run(
             f"beam search (width {res.beam.width}): {100 * res.beam.exact_match:.2f}% "
             f"in {res.beam.seconds:.2f}s; greedy above"
         )
-    console.print(f"with uniform attention instead: {100 * res.uniform_exact_match:.2f}%")
-    console.print(
-        f"unseen words (1-3 per sentence): {100 * res.unseen.with_replacement:.2f}% with <unk> "
-        f"replacement, {100 * res.unseen.without_replacement:.2f}% without"
-    )
-    console.print(
-        "beyond the training lengths, known words: "
-        + "  ".join(f"{n}: {100 * a:.0f}%" for n, a in res.known.per_length.items())
-    )
-    console.print("every word unknown: " + "  ".join(f"{n}: {100 * a:.0f}%" for n, a in res.unknown.per_length.items()))
-    console.print(describe_limit(res.known, "known words past the training lengths"))
-    console.print(describe_limit(res.unknown, "every word unknown"))
-    console.print(f"total {time.perf_counter() - t_start:.1f}s\n")
-    for path in res.files.values():
-        console.print(f"wrote {path}")
-    return status
+    if res.uniform_exact_match is not None:
+        console.print(f"with uniform attention instead: {100 * res.uniform_exact_match:.2f}%")
+    unseen = res.unseen
+    if unseen.complete:
+        console.print(
+            f"unseen words (1-3 per sentence): {100 * unseen.with_replacement:.2f}% with <unk> "
+            f"replacement, {100 * unseen.without_replacement:.2f}% without"
+        )
+    if res.known is not None:
+        console.print(
+            "beyond the training lengths, known words: "
+            + "  ".join(f"{n}: {100 * a:.0f}%" for n, a in res.known.per_length.items())
+        )
+    if res.unknown is not None:
+        console.print(
+            "every word unknown: " + "  ".join(f"{n}: {100 * a:.0f}%" for n, a in res.unknown.per_length.items())
+        )
+    if res.known is not None:
+        console.print(describe_limit(res.known, "known words past the training lengths"))
+    if res.unknown is not None:
+        console.print(describe_limit(res.unknown, "every word unknown"))

@@ -133,17 +133,22 @@ class ResultsScreen(Screen):
             else:
                 status.update(f"No model to evaluate yet ({app.checkpoint} does not exist).")
             return
-        ev = res.evaluation
-        correct = sum(r.match for r in ev.results)
+        ev = res.evaluation  # None: the test set's part failed (said below with the others)
         summary = Text()
-        summary.append("Test exact match ", style="bold")
-        summary.append(f"{100 * ev.exact_match:.1f}%", style="bold green" if ev.exact_match >= 0.995 else "bold yellow")
-        summary.append(f"  ({correct}/{len(ev.results)} sentences, evaluated in {ev.seconds:.2f}s)\n")
+        if ev is not None:
+            correct = sum(r.match for r in ev.results)
+            summary.append("Test exact match ", style="bold")
+            style = "bold green" if ev.exact_match >= 0.995 else "bold yellow"
+            summary.append(f"{100 * ev.exact_match:.1f}%", style=style)
+            summary.append(f"  ({correct}/{len(ev.results)} sentences, evaluated in {ev.seconds:.2f}s)\n")
+        for part in res.failed_parts:
+            summary.append(part.line() + "\n", style="bold red")
         if res.notebook_test:
             summary.append(f"the notebook's test set (3-10 words): {100 * res.notebook_test.exact_match:.1f}%   ")
         if res.beam:
             summary.append(f"beam search (width {res.beam.width}): {100 * res.beam.exact_match:.1f}%   ")
-        summary.append(f"with uniform attention instead: {100 * res.uniform_exact_match:.1f}%   ")
+        if res.uniform_exact_match is not None:
+            summary.append(f"with uniform attention instead: {100 * res.uniform_exact_match:.1f}%   ")
         best = res.best_val_loss
         summary.append(
             f"best epoch {res.best_epoch}"
@@ -156,12 +161,14 @@ class ResultsScreen(Screen):
         self.query_one("#summary", Static).update(summary)
         # the lengths it trained on, as the report's sweep counts them (a text's own longest,
         # or its joined sentences')
-        trained = (res.config.min_len, longest_trained(res.config, [r.source for r in ev.results]))
-        self.query_one("#per-length", Static).update(per_length_text(ev.per_length, ev.counts, trained))
+        results = ev.results if ev is not None else []
+        trained = (res.config.min_len, longest_trained(res.config, [r.source for r in results]))
+        per_length, counts = (ev.per_length, ev.counts) if ev is not None else ({}, {})
+        self.query_one("#per-length", Static).update(per_length_text(per_length, counts, trained))
         self._draw_sweep(res, trained)
         examples = Text("\n\n").join(example_text(r) for r in res.examples(10))
         self.query_one("#examples", Static).update(examples)
-        self.query_one("#analysis", Markdown).update(res.analysis)
+        self.query_one("#analysis", Markdown).update(res.analysis or "analysis.md was not written (see above).")
         self.query_one("#files", Static).update("\n".join(f"{name:<18} {path}" for name, path in res.files.items()))
 
     def _draw_sweep(self, res, trained: tuple[int, int]) -> None:
@@ -171,7 +178,7 @@ class ResultsScreen(Screen):
         chart = self.query_one("#sweep-chart", OverlayChart)
         limits = self.query_one("#sweep-limits", Static)
         known, unknown = getattr(res, "known", None), getattr(res, "unknown", None)
-        series = sweep_series(res.evaluation.per_length, known, unknown)
+        series = sweep_series(res.evaluation.per_length if res.evaluation is not None else {}, known, unknown)
         lo, hi = trained
         chart.show(SWEEP_LEGEND.format(lo=lo, hi=hi), series, percent=True, marks=[lo, hi] if series else [])
         chart.display = bool(series)

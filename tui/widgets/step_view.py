@@ -28,7 +28,7 @@ EIGHTHS = " ▁▂▃▄▅▆▇█"
 HBAR = " ▏▎▍▌▋▊▉█"  # horizontal eighths, for probabilities
 FATE_STYLE = {"survives": "bold color(77)", "pruned": "color(244)", "finished": "bold color(226)"}
 FATE_MARK = {"survives": "✓", "pruned": "✗", "finished": "■"}
-NO_WORD = ("<eos>", "<sos>", "<pad>")  # emitted, but no word of the output (engine.evaluate.output_words)
+NO_WORD = ("<eos>",)  # emitted, but no word of the output (engine.evaluate.output_words)
 MORE = 11  # room kept for a "← 12 more" count at either end of a cut bar row
 
 

@@ -87,7 +87,7 @@ class WatchView(Vertical):
         text.append(": " + (" ".join(w.output) or "(nothing)"))
         caption.update(text, layout=not self.has_class("-one-line"))
         weights = np.asarray(w.weights, dtype=float)  # (steps, n + 1)
-        source, output = tokens(w.source), tokens(w.output)[: len(w.weights)]
+        source, output = tokens(w.source), w.labels  # a label per row of weights
         width, height = self.room()
         if width <= 0 or height <= 0:  # not laid out yet: on_resize draws it
             return
