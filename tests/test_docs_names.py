@@ -1,8 +1,8 @@
 """The docs name what exists. Comments, docstrings and the Markdown docs (every .py and .md
 under engine/, tui/, bench/, docs/, tests/, and README.md) name files of this repository
 that are there, and flags that reverse-tui's command line, a bench script or torchrun
-takes; the README's table of flags gives the command line's own defaults, and a flag
-with a value in a doc's code takes that value.
+takes; docs/flags.md's table gives the command line's own defaults, and a flag with a
+value in a doc's code takes that value.
 
 Across modules by design: it reads the docs of every package against tui/cli.py's parsers."""
 
@@ -129,39 +129,34 @@ def test_flag_values_in_the_docs_code_are_taken():
     assert refused_values(lines([p for p in scanned() if p.suffix == ".md"])) == []
 
 
-def readme_flag_rows() -> list[tuple[str, str]]:
-    """(flag with its value name, default) from README.md's table of flags, one per flag:
-    `--min-freq N` / `--max-vocab N` | auto / 10000 gives two."""
-    text = (ROOT / "README.md").read_text()
-    table = text[text.index("| flag | default | meaning |") :].split("\n\n")[0]
+def flag_rows() -> list[tuple[str, str]]:
+    """(flag, default) from docs/flags.md's table of the model and training flags: the table is
+    generated (tests/test_flag_table.py holds it so), and this checks what it says of each default."""
+    text = (ROOT / "docs" / "flags.md").read_text()
+    table = text[text.index("### Model and training") :].split("\n\n")[1]
     rows = []
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))]  # `auto\|cpu` is one cell
-        names = CODE_SPAN.findall(cells[0])
-        defaults = [d.strip(" `") for d in cells[1].split(" / ")]
-        if len(names) == len(defaults):
-            rows += zip(names, defaults)
+        rows.append((CODE_SPAN.findall(cells[0])[0].split()[0], cells[1].strip("`")))
     return rows
 
 
-def test_the_readme_flag_table_gives_the_command_lines_defaults():
-    """Each Config flag's default in the table is one the flag takes, and the default it has."""
-    rows = readme_flag_rows()
+def test_the_flag_table_gives_the_command_lines_defaults():
+    """Each Config flag's default in docs/flags.md is one the flag takes, and the default it has."""
     config_flags = {"--" + f.name.replace("_", "-"): f.name for f in fields(Config)}
     checked = []
-    for name, default in rows:
-        flag = name.split()[0]
+    for flag, default in flag_rows():
         field = config_flags.get(flag)
         if field is None or field in ("corpus", "copy"):  # not a Config value, or no literal default
             continue
         if isinstance(getattr(Config(), field), bool):  # a switch (--x / --no-x): on or off
-            assert default in ("on", "off"), (name, default)
-            assert getattr(Config(), field) == (default == "on"), (name, default)
+            assert default in ("on", "off"), (flag, default)
+            assert getattr(Config(), field) == (default == "on"), (flag, default)
         else:
             args = main_parser().parse_args([flag, default])  # SystemExit: the flag does not take it
-            assert getattr(config_from_args(args), field) == getattr(Config(), field), (name, default)
+            assert getattr(config_from_args(args), field) == getattr(Config(), field), (flag, default)
         checked.append(flag)
-    # the table lists every Config flag but --corpus and --copy, whose defaults are words
+    # the table lists every Config flag; --corpus and --copy give their defaults in words
     assert sorted(checked) == sorted(set(config_flags) - {"--corpus", "--copy"})
 
 
