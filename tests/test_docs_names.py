@@ -30,6 +30,7 @@ EXTERNAL = {
     "--logdir": "tensorboard's",
     "--query-gpu": "nvidia-smi's",
     "--format": "nvidia-smi's",
+    "--index-url": "pip's: where PyTorch's CPU-only wheels are",
 }
 
 # a file of this repository by its path from the root: engine/model.py, tests/test_cli.py
@@ -158,6 +159,44 @@ def test_the_flag_table_gives_the_command_lines_defaults():
         checked.append(flag)
     # the table lists every Config flag; --corpus and --copy give their defaults in words
     assert sorted(checked) == sorted(set(config_flags) - {"--corpus", "--copy"})
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links(paths: list[Path]) -> list[str]:
+    """Relative Markdown links whose file, or whose #heading in it, is not there."""
+    found = []
+    for where, line in lines(paths):
+        here = ROOT / where.split(":")[0]
+        for target in LINK.findall(line):
+            if "://" in target:
+                continue
+            name, _, anchor = target.partition("#")
+            path = (here.parent / name).resolve() if name else here
+            if not path.exists():
+                found.append(f"{where}: {target}")
+            elif anchor and path.suffix == ".md":
+                headings = re.findall(r"(?m)^#+ (.*)$", path.read_text())
+                if anchor not in {slug(h) for h in headings}:
+                    found.append(f"{where}: {target}")
+    return found
+
+
+def test_every_link_in_the_docs_leads_somewhere():
+    assert broken_links([p for p in scanned() if p.suffix == ".md"]) == []
+
+
+def test_the_readmes_test_command_is_the_one_ci_runs():
+    """.ci/run starts with the README's test command, on a clean clone."""
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "python3 -m pytest" in line]
+    blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert ci[0] in blocks
 
 
 # -- the checks themselves ------------------------------------------------------------------------
