@@ -102,7 +102,7 @@ class Config:
         "looked at is not looked at again; trains the reference model, slower (measured better on repeated "
         "words on two seeds of three, worse on long sentences)",
     )
-    # engine/copy.py; on for a user's text, where it measured better (bench/copy_study.py)
+    # engine/copy.py; "on", "off" or "auto": on for a user's text, where it measured better (bench/copy_study.py)
     copy: str = setting(
         "auto",
         "copy mechanism: each output word generated or copied from the input, by a learned gate "
