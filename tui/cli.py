@@ -194,7 +194,8 @@ def main_parser() -> argparse.ArgumentParser:
         "--tensorboard",
         action="store_true",
         help="also log every epoch's losses, exact match, learning rate, gradient norm, throughput "
-        "and memory, and the watch sentence's attention, for TensorBoard in runs/NAME/tensorboard/ "
+        "and memory, and the watch sentence's attention, for TensorBoard, in tensorboard/ in the run's folder "
+        "(runs/NAME/ or --out) "
         "(needs the tensorboard extra, pip install 'reverse-tui[tensorboard]'; without it, one line and exit 2)",
     )
     p.add_argument(
