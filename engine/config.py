@@ -3,7 +3,7 @@
 `Config()` is reverse-tui's default: a small bidirectional encoder, location-aware
 attention and a cosine-decayed learning rate, trained on 3-30 words with 30% of them shown
 as <unk>, which reverses sentences of 3-60 words, known or unknown, after 9 epochs on a CPU
-(measured: README, bench/length_study.py). `Config.notebook()` is the user's notebook
+(measured: bench/README.md, bench/length_study.py). `Config.notebook()` is the user's notebook
 (its data: 8,000 sentences of 3-10 words; embed 128, hidden 256, 2 layers, lr 1e-3, batch
 64, 30 epochs), one flag away
 (`--preset notebook`) so that the two can be compared on the same footing.
@@ -13,63 +13,130 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+
+def setting(default, text: str, *, auto=None, shown: str = ""):
+    """A Config field with its help, `text`: the one text that `reverse-tui --help` and docs/flags.md
+    give its flag. `auto`: the value that stands for "worked out from the rest of the
+    configuration" (the flag takes the word auto too); `shown`: the default in words, where
+    the value alone would not say it."""
+    meta = {"help": text}
+    if auto is not None:
+        meta["auto"] = auto
+    if shown:
+        meta["shown"] = shown
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class Config:
-    # data: the notebook's built-in corpus sizes and lengths, or a user's text file
-    corpus: str = ""  # a text file, one sentence per line ("" = the built-in corpus)
-    min_freq: int = 0  # rarer words become <unk>; 0 = auto: 2 with --corpus (a word seen
-    # once is a name or a typo: the model copies it through attention
-    # as <unk>, measured better than learning it), 1 for the built-in words
-    max_vocab: int = 10000  # at most this many words, the most frequent (0 = no cap): the output
-    # layer's cost grows with it (bench/vocab_scaling.py)
-    lowercase: bool = True
-    train_size: int = 0  # 0 = auto: 3,000 built-in sentences, or all of a --corpus (less
-    # its validation and test sentences); a number caps a corpus
-    join: int = -1  # training sentences made of 2-4 training sentences end to end, up to
-    # join_len words: a text of short sentences trains for long ones (bench/copy_study.py).
-    # -1 = auto: with --corpus 1,000 or a quarter of its training sentences, whichever is
-    # fewer; none on the built-in words (they already run to 30 words); 0 = none
-    join_len: int = 40  # a joined sentence's most words: sentences of unknown words come back
-    # to 60 words from 40 (from 50 with 30, on one text of three)
-    repeat_rate: float = -1.0  # share of training sentences of 6+ words rewritten as 2-3 of their
-    # own words drawn per position, so that only position tells the copies apart: the model
-    # learns to stop at the first word (bench/copy_study.py). -1 = auto: 0.1 for a copying
-    # --corpus run; none for --no-copy or the built-in words (measured worse or not needed); 0 = none
-    val_size: int = 500  # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
-    test_size: int = 1000
-    min_len: int = 3
-    max_len: int = 30  # 3-30 words: a model reaches about twice its longest sentence (bench/length_study.py)
-    # model
-    embed_dim: int = 32
-    hidden_dim: int = 64
-    layers: int = 1
-    dropout: float = 0.0
-    bidirectional: bool = True
-    location_kernel: int = 5  # > 0: location-aware attention, a conv of this width over the last weights
-    attention: bool = True  # False: the no-attention control (fixed mean context)
-    coverage: bool = False  # the score also reads how much each position has been attended so
-    # far (the coverage of Tu et al. 2016, See et al. 2017): repeated words (bench/coverage_study.py)
-    copy: str = "auto"  # the copy mechanism (engine/copy.py): on | off | auto = on for a --corpus
-    # run (own texts: measured better, bench/copy_study.py), off on the built-in words
-    # training
-    epochs: int = 9
-    lr: float = 5e-3
-    lr_schedule: str = "cosine"  # cosine: short warm-up then decay to lr/20; constant: as the notebook
-    batch_size: int = 64
-    teacher_forcing: float = 0.5
-    clip: float = 1.0
-    unk_rate: float = 0.3  # share of training words shown as <unk> (in source and target), so
-    # the model learns to pass unknown words through; 0 = never
-    beam: int = 1  # decoding: 1 = greedy; K > 1 also evaluates with a length-normalised beam of K
-    patience: int = 0  # epochs without a better val loss before stopping; 0 = never stop early
-    seed: int = 42
-    device: str = "auto"  # auto | cpu | cuda
-    impl: str = "auto"  # auto | reference | fast: engine/model.py under autograd, or engine/fast
-    # (auto: fast wherever it implements the configuration, model.choose_impl)
+    # -- data: the notebook's built-in corpus sizes and lengths, or a user's text file
+    corpus: str = setting(
+        "", "train on your own text file, one sentence per line, read as a stream", shown="the built-in sentences"
+    )
+    # a word seen once in a text is a name or a typo: the model copies it through attention as
+    # <unk>, measured better than learning it
+    min_freq: int = setting(
+        0, "words seen fewer times in training become <unk> (auto, or 0: 2 with --corpus, else 1)", auto=0
+    )
+    # the output layer's cost grows with the vocabulary (bench/vocab_scaling.py)
+    max_vocab: int = setting(
+        10000, "keep at most this many words, the most frequent; the rest become <unk> and are copied (0: no cap)"
+    )
+    lowercase: bool = setting(True, "lower-case the text (--no-lowercase keeps its case)")
+    train_size: int = setting(
+        0,
+        "training sentences (auto, or 0: 3,000 built-in, or all of a --corpus less its validation and test "
+        "sentences; a number caps a corpus)",
+        auto=0,
+    )
+    # a text of short sentences otherwise trains a model that fails long ones (bench/copy_study.py);
+    # the built-in words already run to 30 words
+    join: int = setting(
+        -1,
+        "with --corpus, also train on sentences made of 2-4 training sentences end to end, each at most "
+        "--join-len words (auto, or -1: 1,000 or a quarter of the training sentences, whichever is fewer; "
+        "none on the built-in words; 0: none)",
+        auto=-1,
+    )
+    # sentences of unknown words come back to 60 words from 40 (from 50 with 30, on one text of three)
+    join_len: int = setting(40, "a joined training sentence's most words (see --join)")
+    # only position tells the copies of a word apart, so the model learns to stop at the first
+    # word (bench/copy_study.py); measured worse with --no-copy and not needed on the built-in words
+    repeat_rate: float = setting(
+        -1.0,
+        "share of training sentences of 6+ words rewritten as 2-3 of their own words, drawn at random for each "
+        "position, so that the model keeps its place by position (auto, or -1: 0.1 with --corpus and copying; "
+        "none with --no-copy or on the built-in words; 0: none)",
+        auto=-1.0,
+    )
+    # picks the best epoch by its loss over ~8,000 target words, in half the time of 1,000
+    val_size: int = setting(
+        500, "validation sentences: they pick the best model and stop early (with --corpus, at most a tenth of it)"
+    )
+    test_size: int = setting(
+        1000, "test sentences: exact match, examples, analysis (with --corpus, at most a tenth of it)"
+    )
+    min_len: int = setting(3, "shortest sentence, in words")
+    # a model reaches about twice its longest sentence (bench/length_study.py)
+    max_len: int = setting(30, "longest sentence, in words")
+    # -- model
+    embed_dim: int = setting(32, "word embedding size")
+    hidden_dim: int = setting(64, "GRU hidden size (encoder and decoder)")
+    layers: int = setting(1, "GRU layers in the encoder and the decoder")
+    dropout: float = setting(0.0, "dropout on embeddings and between GRU layers")
+    bidirectional: bool = setting(True, "bidirectional encoder (--no-bidirectional: one direction)")
+    location_kernel: int = setting(
+        5, "location-aware attention: width of a convolution over the previous step's weights (odd; 0: off)"
+    )
+    attention: bool = setting(
+        True,
+        "Bahdanau attention; --no-attention trains the control, whose context is the fixed mean of the encoder outputs",
+    )
+    # the coverage of Tu et al. 2016 and See et al. 2017 (bench/coverage_study.py)
+    coverage: bool = setting(
+        False,
+        "coverage attention: the score also reads the weight each input word has had so far, so that a word "
+        "looked at is not looked at again; trains the reference model, slower (measured better on repeated "
+        "words on two seeds of three, worse on long sentences)",
+    )
+    # engine/copy.py; "on", "off" or "auto": on for a user's text, where it measured better (bench/copy_study.py)
+    copy: str = setting(
+        "auto",
+        "copy mechanism: each output word generated or copied from the input, by a learned gate "
+        "(--no-copy: generated only)",
+        shown="on with --corpus, else off",
+    )
+    # -- training
+    epochs: int = setting(9, "training epochs (the most: see --patience)")
+    lr: float = setting(5e-3, "peak learning rate of the hand-written Adam")
+    lr_schedule: str = setting(
+        "cosine", "cosine: a warm-up over the first 5% of steps, then decay to lr/20; constant: as the notebook"
+    )
+    batch_size: int = setting(64, "sentences per batch (a batch holds sentences of one length)")
+    teacher_forcing: float = setting(0.5, "probability that a decoder step reads the true previous word (0-1)")
+    clip: float = setting(1.0, "max-norm gradient clipping threshold")
+    unk_rate: float = setting(
+        0.3,
+        "share of training words shown as <unk>, in source and target, so that the model copies unseen words "
+        "through its attention (0: never)",
+    )
+    beam: int = setting(
+        1,
+        "beam width: above 1 the evaluation also reports a length-normalised beam search beside greedy, and "
+        "the app's probe and its step-through (f3) decode with it, with --checkpoint too (1: greedy)",
+    )
+    patience: int = setting(0, "stop after this many epochs without a better validation loss (0: never)")
+    seed: int = setting(42, "random seed: the same seed gives the same data and losses on a CPU")
+    device: str = setting("auto", "auto: CUDA when PyTorch sees it, else the CPU")
+    # model.choose_impl decides
+    impl: str = setting(
+        "auto",
+        "reference: engine/model.py in plain PyTorch under autograd (change it, train it); fast: engine/fast's "
+        "hand-written loop and kernels, the same maths; auto: fast wherever it implements the configuration",
+    )
 
     @classmethod
     def notebook(cls, **overrides) -> Config:

@@ -96,7 +96,7 @@ def test_invalid_flags_are_refused_with_usage(flags, words, capsys):
     [("--min-freq", 0, "3"), ("--train-size", 0, "900"), ("--join", -1, "5"), ("--repeat-rate", -1.0, "0.2")],
 )
 def test_the_flags_whose_default_is_auto_take_auto(flag, auto, number):
-    """The README and --help give `auto` as these flags' default: the word is a value too,
+    """docs/flags.md and --help give `auto` as these flags' default: the word is a value too,
     the same as the number that stands for it (which config.toml keeps)."""
     field = flag[2:].replace("-", "_")
     given = config_from_args(main_parser().parse_args([flag, "auto"]))

@@ -1,8 +1,8 @@
 """The docs name what exists. Comments, docstrings and the Markdown docs (every .py and .md
 under engine/, tui/, bench/, docs/, tests/, and README.md) name files of this repository
 that are there, and flags that reverse-tui's command line, a bench script or torchrun
-takes; the README's table of flags gives the command line's own defaults, and a flag
-with a value in a doc's code takes that value.
+takes; docs/flags.md's table gives the command line's own defaults, and a flag with a
+value in a doc's code takes that value.
 
 Across modules by design: it reads the docs of every package against tui/cli.py's parsers."""
 
@@ -30,6 +30,7 @@ EXTERNAL = {
     "--logdir": "tensorboard's",
     "--query-gpu": "nvidia-smi's",
     "--format": "nvidia-smi's",
+    "--index-url": "pip's: where PyTorch's CPU-only wheels are",
 }
 
 # a file of this repository by its path from the root: engine/model.py, tests/test_cli.py
@@ -129,40 +130,73 @@ def test_flag_values_in_the_docs_code_are_taken():
     assert refused_values(lines([p for p in scanned() if p.suffix == ".md"])) == []
 
 
-def readme_flag_rows() -> list[tuple[str, str]]:
-    """(flag with its value name, default) from README.md's table of flags, one per flag:
-    `--min-freq N` / `--max-vocab N` | auto / 10000 gives two."""
-    text = (ROOT / "README.md").read_text()
-    table = text[text.index("| flag | default | meaning |") :].split("\n\n")[0]
+def flag_rows() -> list[tuple[str, str]]:
+    """(flag, default) from docs/flags.md's table of the model and training flags: the table is
+    generated (tests/test_flag_table.py holds it so), and this checks what it says of each default."""
+    text = (ROOT / "docs" / "flags.md").read_text()
+    table = text[text.index("### Model and training") :].split("\n\n")[1]
     rows = []
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))]  # `auto\|cpu` is one cell
-        names = CODE_SPAN.findall(cells[0])
-        defaults = [d.strip(" `") for d in cells[1].split(" / ")]
-        if len(names) == len(defaults):
-            rows += zip(names, defaults)
+        rows.append((CODE_SPAN.findall(cells[0])[0].split()[0], cells[1].strip("`")))
     return rows
 
 
-def test_the_readme_flag_table_gives_the_command_lines_defaults():
-    """Each Config flag's default in the table is one the flag takes, and the default it has."""
-    rows = readme_flag_rows()
+def test_the_flag_table_gives_the_command_lines_defaults():
+    """Each Config flag's default in docs/flags.md is one the flag takes, and the default it has."""
     config_flags = {"--" + f.name.replace("_", "-"): f.name for f in fields(Config)}
     checked = []
-    for name, default in rows:
-        flag = name.split()[0]
+    for flag, default in flag_rows():
         field = config_flags.get(flag)
         if field is None or field in ("corpus", "copy"):  # not a Config value, or no literal default
             continue
         if isinstance(getattr(Config(), field), bool):  # a switch (--x / --no-x): on or off
-            assert default in ("on", "off"), (name, default)
-            assert getattr(Config(), field) == (default == "on"), (name, default)
+            assert default in ("on", "off"), (flag, default)
+            assert getattr(Config(), field) == (default == "on"), (flag, default)
         else:
             args = main_parser().parse_args([flag, default])  # SystemExit: the flag does not take it
-            assert getattr(config_from_args(args), field) == getattr(Config(), field), (name, default)
+            assert getattr(config_from_args(args), field) == getattr(Config(), field), (flag, default)
         checked.append(flag)
-    # the table lists every Config flag but --corpus and --copy, whose defaults are words
+    # the table lists every Config flag; --corpus and --copy give their defaults in words
     assert sorted(checked) == sorted(set(config_flags) - {"--corpus", "--copy"})
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def broken_links(paths: list[Path]) -> list[str]:
+    """Relative Markdown links whose file, or whose #heading in it, is not there."""
+    found = []
+    for where, line in lines(paths):
+        here = ROOT / where.split(":")[0]
+        for target in LINK.findall(line):
+            if "://" in target:
+                continue
+            name, _, anchor = target.partition("#")
+            path = (here.parent / name).resolve() if name else here
+            if not path.exists():
+                found.append(f"{where}: {target}")
+            elif anchor and path.suffix == ".md":
+                headings = re.findall(r"(?m)^#+ (.*)$", path.read_text())
+                if anchor not in {slug(h) for h in headings}:
+                    found.append(f"{where}: {target}")
+    return found
+
+
+def test_every_link_in_the_docs_leads_somewhere():
+    assert broken_links([p for p in scanned() if p.suffix == ".md"]) == []
+
+
+def test_the_readmes_test_command_is_the_one_ci_runs():
+    """.ci/run starts with the README's test command, on a clean clone."""
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if "python3 -m pytest" in line]
+    blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert ci[0] in blocks
 
 
 # -- the checks themselves ------------------------------------------------------------------------

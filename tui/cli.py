@@ -6,58 +6,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields, replace
+from dataclasses import Field, fields, replace
 from pathlib import Path
 
 from engine.config import Config
 
 from .common import RunOptions, isatty
-
-# flag -> help; every Config field gets one, named as in the baseline script
-HELP = {
-    "corpus": "train on your own text file, one sentence per line (sizes below cap the splits)",
-    "min_freq": "words seen fewer times in training become <unk> (auto, or 0: 2 with --corpus, else 1)",
-    "max_vocab": "keep at most this many words, the most frequent; the rest become <unk> (0 = no cap)",
-    "lowercase": "lower-case the text (--no-lowercase keeps case)",
-    "epochs": "training epochs (most; see --patience)",
-    "train_size": "training sentences (auto, or 0: 3,000 built-in, or all of a --corpus less validation and test)",
-    "join": "also train on sentences of 2-4 training sentences end to end, up to --join-len words, so that a text "
-    "of short sentences trains for long ones (auto, or -1: with --corpus 1,000 or a quarter of its training "
-    "sentences, whichever is fewer; none on the built-in words; 0 = none)",
-    "join_len": "a joined training sentence's most words (see --join)",
-    "repeat_rate": "share of training sentences of 6+ words rewritten as 2-3 of their own words in random order, "
-    "so that the model learns to keep its place by position (auto, or -1: 0.1 with --corpus and copy; none with "
-    "--no-copy or on the built-in words; 0 = none)",
-    "val_size": "validation sentences (pick the best model, early stopping)",
-    "test_size": "test sentences (exact match, examples, analysis)",
-    "min_len": "shortest sentence, in words",
-    "max_len": "longest sentence, in words",
-    "embed_dim": "word embedding size",
-    "hidden_dim": "GRU hidden size (encoder and decoder)",
-    "layers": "GRU layers in encoder and decoder",
-    "dropout": "dropout on embeddings and between GRU layers",
-    "bidirectional": "bidirectional encoder (--no-bidirectional for one direction)",
-    "location_kernel": "location-aware attention: width of a conv over the previous step's weights (odd; 0 = off)",
-    "attention": "Bahdanau attention; --no-attention trains the control model whose context is the fixed mean "
-    "of the encoder outputs",
-    "coverage": "coverage attention: the score also reads the weight each input word has had so far, "
-    "so that a word looked at is not looked at again (trains the reference model, slower than the default)",
-    "copy": "copy mechanism: each output word generated or copied from the input by a learned gate "
-    "(--no-copy: generate only; default: on with --corpus, off on the built-in words)",
-    "lr": "peak learning rate of the hand-written Adam",
-    "lr_schedule": "cosine (warm-up, then decay to lr/20) or constant",
-    "batch_size": "sentences per batch (batches group sentences of equal length)",
-    "teacher_forcing": "probability that a decoder step reads the true previous word (0-1)",
-    "unk_rate": "share of training words replaced by <unk> in source and target, so unseen words are passed through",
-    "clip": "max-norm gradient clipping threshold",
-    "beam": "beam width for decoding; above 1 the evaluation reports greedy and beam side by side",
-    "patience": "stop after this many epochs without a better validation loss (0: never)",
-    "seed": "random seed: the same seed gives the same data and losses on CPU",
-    "device": "auto (CUDA when available), cpu or cuda",
-    "impl": "reference: engine/model.py in plain PyTorch under autograd (change it, train it); "
-    "fast: engine/fast's hand-written loop and kernels, the same maths; auto: fast wherever it "
-    "implements the configuration",
-}
 
 
 def version() -> str:
@@ -70,8 +24,24 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-# Config's numbers whose value `auto` is a sentinel (0 or -1): the flag takes the word too
-AUTO = {"min_freq": 0, "train_size": 0, "join": -1, "repeat_rate": -1.0}
+def helped(text: str, default: object = None) -> str:
+    """A flag's help as `--help` prints it and docs/flags.md lays it out: the text, then its
+    default, if any, as `(default: ...)`. argparse %-formats help, so a % is doubled."""
+    text = text.replace("%", "%%")
+    return text if default is None else f"{text} (default: {default})"
+
+
+def config_default(f: Field) -> str:
+    """A Config flag's default in words: on/off for a switch, auto where the value stands for
+    auto, else the value."""
+    value = getattr(Config(), f.name)
+    if "shown" in f.metadata:
+        return f.metadata["shown"]
+    if "auto" in f.metadata and value == f.metadata["auto"]:
+        return "auto"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 def _number_or_auto(typ: type, auto: float):
@@ -86,48 +56,44 @@ def _type_name(t) -> str:
     return {"int": "N", "float": "X", "str": "NAME"}.get(getattr(t, "__name__", str(t)), "V")
 
 
+# Config's words: the values each takes
+CHOICES = {
+    "device": ["auto", "cpu", "cuda"],
+    "impl": ["auto", "reference", "fast"],
+    "lr_schedule": ["cosine", "constant"],
+}
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """A flag for every Config field, its help the field's own (engine/config.py). Their default
+    is None, "not given": the preset's value, or --config's, stands."""
     g = p.add_argument_group("model and training (defaults: reverse-tui's; --preset notebook for the notebook's)")
     g.add_argument(
         "--preset",
         choices=["default", "notebook"],
         default="default",
-        help="start from reverse-tui's defaults or the seed notebook's hyperparameters "
-        "(embed 128, hidden 256, 2 layers, dropout 0.1, lr 1e-3 constant, 30 epochs)",
+        help=helped(
+            "start from reverse-tui's defaults or the seed notebook's hyperparameters and data: 8,000 sentences "
+            "of 3-10 words, embed 128, hidden 256, 2 layers, dropout 0.1, constant lr 1e-3, 30 epochs, "
+            "content-only attention, a one-direction encoder, no <unk> training; flags given override it",
+            "default",
+        ),
     )
-    defaults = Config()
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            g.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"{HELP[f.name]} (default: {getattr(defaults, f.name)})",
-            )
+        text = helped(f.metadata["help"], config_default(f))
+        if f.type in (bool, "bool") or f.name == "copy":  # copy: a switch whose default depends on --corpus
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
             continue
         if f.name == "corpus":
-            g.add_argument(flag, default=None, metavar="FILE", help=HELP[f.name])
-            continue
-        if f.name == "copy":  # a switch whose default depends on --corpus: Config.copy_on
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP[f.name])
+            g.add_argument(flag, default=None, metavar="FILE", help=text)
             continue
         typ = {"int": int, "float": float, "str": str}[f.type if isinstance(f.type, str) else f.type.__name__]
-        extra = {"choices": ["auto", "cpu", "cuda"]} if f.name == "device" else {}
-        if f.name == "impl":
-            extra = {"choices": ["auto", "reference", "fast"]}
-        if f.name == "lr_schedule":
-            extra = {"choices": ["cosine", "constant"]}
-        default = getattr(defaults, f.name)
-        if f.name in AUTO:
-            default = "auto" if default == AUTO[f.name] else default
+        metavar = _type_name(typ) if f.name not in CHOICES else None
+        if "auto" in f.metadata:  # the flag takes the word auto as well as the number for it
             metavar = f"{_type_name(typ)}|auto"
-            typ = _number_or_auto(typ, AUTO[f.name])
-        else:
-            metavar = _type_name(typ) if not extra else None
-        g.add_argument(
-            flag, type=typ, default=None, metavar=metavar, help=f"{HELP[f.name]} (default: {default})", **extra
-        )
+            typ = _number_or_auto(typ, f.metadata["auto"])
+        g.add_argument(flag, type=typ, default=None, metavar=metavar, choices=CHOICES.get(f.name), help=text)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -141,14 +107,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return replace(base, **overrides)
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a flag's default, except where it is None: those say theirs in their own words
-    (a Config flag's None means "not given, the preset's value stands")."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def main_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="reverse-tui",
@@ -156,7 +114,6 @@ def main_parser() -> argparse.ArgumentParser:
         "reverses the word order of sentences. Opens the terminal app; --no-ui runs "
         'the whole job headless. One-shot probe: reverse-tui probe --checkpoint PATH "words". '
         "The runs so far: reverse-tui runs [--json]. A run in progress: reverse-tui watch RUN.",
-        formatter_class=_HelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"reverse-tui {version()}")
     p.add_argument(
@@ -164,35 +121,47 @@ def main_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="FILE",
-        help="read the configuration from a TOML file (every run writes its own to "
-        "runs/NAME/config.toml); flags given as well override it",
+        help="read the configuration from a TOML file, such as a run's runs/NAME/config.toml (which "
+        "repeats that run as a new one): the preset, then the file, then the flags given",
     )
     p.add_argument(
         "--no-ui",
         action="store_true",
-        help="run headless: per-epoch log lines, then test exact match, examples and artefacts in --out",
+        help="run headless: per-epoch log lines, then test exact match, examples and the run's files in "
+        "runs/NAME/; for SSH, nohup and scripts",
     )
     p.add_argument(
         "--name",
         default=None,
         metavar="NAME",
-        help="the run's name: its models go to checkpoints/NAME/, its files to runs/NAME/ "
-        "(default: the start time, e.g. 20261203-094507; an existing name is refused)",
+        help=helped(
+            "the run's name: its models go to checkpoints/NAME/, its files to runs/NAME/; a name taken is "
+            "refused, and two runs started in one second get ...-2",
+            "the start time, e.g. 20261203-094507",
+        ),
     )
     p.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
-        help="where the best model is saved (default checkpoints/NAME/best.pt); with the app, "
-        "an existing model given here (a file, a run's name or folder, latest) opens "
-        "straight on the probe screen",
+        metavar="PATH",
+        help=helped(
+            "where the best model is saved (best.last.pt, for --resume, beside it); an existing file is refused "
+            "unless --overwrite. With the app, an existing model given here (a file, a run's name or folder, "
+            "latest) opens straight on the probe screen",
+            "checkpoints/NAME/best.pt",
+        ),
     )
     p.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="directory for config.toml, attention_heatmap.png, loss_curve.png, metrics.csv, "
-        "analysis.md, report.json (default runs/NAME)",
+        metavar="DIR",
+        help=helped(
+            "the folder for the run's files (config.toml, metrics.csv, report.json, analysis.md, the PNGs); "
+            "one holding another run's files is refused unless --overwrite",
+            "runs/NAME",
+        ),
     )
     p.add_argument(
         "--overwrite",
@@ -204,29 +173,35 @@ def main_parser() -> argparse.ArgumentParser:
         "--resume",
         default=None,
         metavar="RUN",
-        help="continue an interrupted run (its name, its folder, or its best.last.pt) in its "
-        "own folders; its configuration is used, --epochs can extend it",
+        help="continue a run (its name, its folder, latest, or its best.last.pt) in its own folders with "
+        "its configuration. --epochs can extend it: the learning rate goes on from the last step's, never "
+        "higher, and decays to lr/20 over the new epochs; with the same epochs it follows the "
+        "uninterrupted run's rates exactly",
     )
     p.add_argument(
         "--watch",
         action="append",
         default=None,
         metavar="SENTENCE",
-        help="a sentence to decode as the model learns (up to 3; default: a test sentence of "
-        "typical length): its attention at 1, 2, 4, 8, ... batches of the first epoch and "
-        "after every epoch, in runs/NAME/attention_timeline.gif and .json",
+        help=helped(
+            "a sentence to decode as the model learns (up to 3, a flag each): its attention after batches "
+            "1, 2, 4, 8, ... of the first epoch and after every epoch, in the app and in "
+            "runs/NAME/attention_timeline.gif and .json",
+            "a test sentence of typical length",
+        ),
     )
     p.add_argument(
         "--tensorboard",
         action="store_true",
         help="also log every epoch's losses, exact match, learning rate, gradient norm, throughput "
-        "and memory, and the watch sentence's attention, for TensorBoard in OUT/tensorboard/ "
-        "(needs the tensorboard extra: pip install 'reverse-tui[tensorboard]')",
+        "and memory, and the watch sentence's attention, for TensorBoard, in tensorboard/ in the run's folder "
+        "(runs/NAME/ or --out) "
+        "(needs the tensorboard extra, pip install 'reverse-tui[tensorboard]'; without it, one line and exit 2)",
     )
     p.add_argument(
         "--compare-no-attention",
         action="store_true",
-        help="after training, also train the same model without attention and compare accuracy by length "
+        help="after training, also train the same model without attention and compare exact match by length "
         "in analysis.md",
     )
     p.add_argument(
@@ -234,15 +209,17 @@ def main_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="S",
-        help="under torchrun: seconds a process waits for a stuck peer before the run ends with an error (default 300)",
+        help=helped("under torchrun: seconds a process waits for a stuck peer before the run ends with an error", 300),
     )
     p.add_argument(
         "--threads",
         type=int,
         default=None,
         metavar="N",
-        help="CPU threads for PyTorch and the C kernels (default: 1 for a model with --hidden-dim "
-        "under 128, which a second thread does not speed up; else all usable cores)",
+        help=helped(
+            "CPU threads for PyTorch and the C kernels; for two jobs on one box give each its share",
+            "1 for a model with --hidden-dim under 128, which a second thread does not speed up; else all usable cores",
+        ),
     )
     add_config_flags(p)
     return p
@@ -260,9 +237,9 @@ def probe_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="trained model: a run's name, its folder, a checkpoint file, or latest (default: the newest run)",
     )
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    p.add_argument("--device", choices=CHOICES["device"], default="cpu", help=helped("where to decode", "cpu"))
     p.add_argument("--grid", action="store_true", help="also print the attention weights as a table")
-    p.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    p.add_argument("--beam", type=int, default=1, metavar="K", help=helped("beam width (1: greedy)", 1))
     p.add_argument(
         "sentence",
         nargs="*",
