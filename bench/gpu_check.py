@@ -209,9 +209,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="smaller runs: to try the script itself")
     ap.add_argument("--only", default="", help="comma-separated sections (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for gpu-<name>.json/.txt")
-    ap.add_argument("--threads", type=int, default=usable_cores(), help="CPU threads (default: the usable cores)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for this check and its child runs (default: the usable cores with --device cuda; "
+        "1 for the CPU dry run, where a second thread on a shared machine made it crawl)",
+    )
     ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="the notebook's code (bench/bench.py)")
     args = ap.parse_args(argv)
+    if args.threads is None:
+        args.threads = usable_cores() if args.device == "cuda" else 1
     if args.threads < 1:
         ap.error(f"--threads must be at least 1, got {args.threads}")
     return args

@@ -151,7 +151,7 @@ def default_run(ctx) -> dict:
     out = ctx.tmp / "default"
     # auto on the GPU box (it must pick cuda); the dry run names its device
     dev = "auto" if ctx.device.type == "cuda" else ctx.device.type
-    flags = [*_sizes(ctx.quick, 1000), "--epochs", "3"] if ctx.quick else []
+    flags = [*_sizes(ctx.quick, 600, 100, 100), "--epochs", "2"] if ctx.quick else []
     t0 = time.perf_counter()
     p = must(
         cli(
@@ -228,7 +228,7 @@ def resume(ctx) -> dict:
     run to draw the same masks as the uninterrupted one. The interrupted run is the same
     2-epoch run stopped by SIGINT after its first epoch (same lr schedule), then resumed."""
     flags = [
-        *_sizes(True, 1200, 200, 100),
+        *(_sizes(True, 600, 100, 100) if ctx.quick else _sizes(True, 1200, 200, 100)),
         *("--dropout", "0.1", "--epochs", "2", "--device", ctx.device.type, "--threads", str(ctx.threads)),
     ]
     a, b = ctx.tmp / "resume-a", ctx.tmp / "resume-b"

@@ -89,6 +89,14 @@ def test_the_time_limit_is_recorded_and_the_rest_marked_not_reached(tmp_path):
     assert s["third"] == {"status": "skipped", "reason": "not reached: the time limit"}
 
 
+def test_threads_default_to_the_cores_on_the_gpu_and_one_for_the_dry_run():
+    from engine.threads import usable_cores
+
+    assert gpu_check.parse_args(["--device", "cuda"]).threads == usable_cores()
+    assert gpu_check.parse_args(["--device", "cpu"]).threads == 1
+    assert gpu_check.parse_args(["--device", "cpu", "--threads", "3"]).threads == 3
+
+
 def test_the_file_is_named_after_the_gpu():
     assert gpu_check.slug("NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
     assert gpu_check.slug("cpu") == "cpu"
@@ -204,7 +212,7 @@ def test_off_the_gpu_nothing_is_watched(sync_debug):
 # -- the whole script on a CPU ---------------------------------------------------------------------
 def run_script(out: Path, *args: str, fault: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GPU_CHECK_FAULT": fault}
-    cmd = ["bash", str(SCRIPT), "--device", "cpu", "--quick", "--threads", "1", "--out", str(out), *args]
+    cmd = ["bash", str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -217,7 +225,7 @@ def test_the_cpu_dry_run_passes_every_section(tmp_path):
     for name, s in data["sections"].items():
         assert s["status"] in ("ok", "skipped"), (name, s)
         assert s["status"] == "ok" or s["reason"], name
-    assert data["finished"] and data["threads"] == 1
+    assert data["finished"] and data["threads"] == 1  # the dry run's default
     assert data["sections"]["probe"]["rows"]  # it decoded through the model
     kernels = data["sections"]["kernels"]["rows"]
     assert sorted({r["words"] for r in kernels}) == list(sections.KERNEL_LENGTHS)
