@@ -492,12 +492,12 @@ def _sync_epoch(trainer: Trainer, cuda: bool) -> dict:
             if "synchroniz" not in str(e).lower():
                 raise
             return {"batches": n, "error": f"batch {i + 1} of {n} read the device at {_where(e)}"}
-        if may_read:
+        if may_read and cuda:
             allowed[f"batch {i + 1}" if i < n else "end"] = len(seen)
     over = [k for k, reads in allowed.items() if k != "end" and reads > 1]
     return {
         "batches": n,
-        "reads_where_allowed": allowed,
+        "reads_where_allowed": allowed if cuda else None,  # off the GPU nothing is watched
         **({"error": f"more than one read at {', '.join(over)}"} if over else {}),
     }
 
@@ -514,11 +514,11 @@ def mixed_lengths(ctx) -> dict:
             problems.append(f"{name}: {row['error']}")
         with sync_reads(cuda, "warn") as seen:
             trainer.validation()
-        row["validation_reads"] = len(seen)
+        row["validation_reads"] = len(seen) if cuda else None
         row["validation_batches"] = trainer.val_set.num_batches(cfg.batch_size)
         with sync_reads(cuda, "warn") as seen:
             decode(trainer.model, trainer.vocab, trainer.splits.test, ctx.device)
-        row["decode_reads"] = len(seen)
+        row["decode_reads"] = len(seen) if cuda else None
         row["decode_sentences"] = len(trainer.splits.test)
         row["decode_read_places"] = sorted(set(seen))[:10]
         row["checkpoint"] = str(trainer.save(ctx.tmp / f"mixed-{name}.pt"))
@@ -530,8 +530,8 @@ def mixed_lengths(ctx) -> dict:
         "copy_checkpoint": rows[-1]["checkpoint"],
         "summary": f"{what}; "
         + "; ".join(
-            f"{r['model']}: {r['batches']} batches {'FAILED' if 'error' in r else 'ok'}, "
-            f"validation {r['validation_reads']} reads, decode {r['decode_reads']} reads"
+            f"{r['model']}: {r['batches']} batches {'FAILED' if 'error' in r else 'ok'}"
+            + (f", validation {r['validation_reads']} reads, decode {r['decode_reads']} reads" if cuda else "")
             for r in rows
         ),
         "problems": problems,
