@@ -293,6 +293,9 @@ def main() -> None:
     p.add_argument(
         "--epochs-only", action="store_true", help="only the training-epoch comparison (a quick check while optimising)"
     )
+    p.add_argument(
+        "--train-size", type=int, default=0, help="training sentences at the notebook's configuration (0: its 8,000)"
+    )
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--child", choices=["baseline", "ours"], help=argparse.SUPPRESS)
     p.add_argument("--preset", default="notebook", help=argparse.SUPPRESS)
@@ -311,7 +314,7 @@ def main() -> None:
             file=sys.stderr,
         )
     ref = load_baseline(args.baseline) if have_baseline else None
-    nb = Config.notebook(device=args.device)
+    nb = Config.notebook(device=args.device, **({"train_size": args.train_size} if args.train_size else {}))
     ours_default = Config(device=args.device)
     info = {
         "machine": platform.processor() or platform.machine(),
