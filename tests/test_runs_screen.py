@@ -17,7 +17,7 @@ import pytest
 from engine.config import Config
 from engine.run_index import list_runs, run_curves
 from tests.conftest import TINY, write_fake_run
-from tests.test_app import answered, until
+from tests.test_app import probed, until
 from tui.app import ReverseApp
 from tui.common import RunOptions
 from tui.screens.compare import CompareScreen
@@ -250,8 +250,7 @@ def test_enter_opens_the_run_on_the_probe_screen(tmp_path, monkeypatch, trained_
         assert app.checkpoint == Path("checkpoints/20251203-081500/best.pt")
         assert app.out == Path("runs/20251203-081500")
         assert app.loaded is not None and len(app.epochs) == 3  # the trained checkpoint's epochs
-        await pilot.press(*"the cat sat", "enter")
-        await answered(pilot)
+        await probed(pilot, *"the cat sat", "enter")
         assert app.screen.result is not None and app.screen.result.source == ["the", "cat", "sat"]
         assert "20251203-081500" in str(app.screen.query_one("TitleBar").render())
         assert app.next_run_paths().name != "20251203-081500"  # n: a new run, in folders of its own

@@ -179,15 +179,14 @@ class ProbeScreen(Screen):
         self.decode(seq, text)
 
     def ask(self) -> int:
-        """A new request: the one whose answer shows. Until it comes, the sentence on screen
-        is dimmed and the input says it is decoding."""
+        """A new request: the one whose answer shows. Until it comes, the input's border says
+        it is decoding."""
         self.asked += 1
         self.set_busy(True)
         return self.asked
 
     def set_busy(self, busy: bool) -> None:
         self.busy = busy
-        self.query_one("#probe-main").set_class(busy, "-busy")
         self.query_one(SentenceInput).border_subtitle = "decoding…" if busy else None
 
     @work(thread=True, exclusive=True, group="decode", exit_on_error=False)
