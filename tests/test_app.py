@@ -59,6 +59,15 @@ async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
         await pilot.pause(0.05)
 
 
+async def probed(pilot, *keys: str) -> None:
+    """Keys that ask the probe screen for a probe (enter, a pick from the history), then the
+    wait until the answer, decoded in a thread worker, is on screen."""
+    screen = pilot.app.screen
+    asked = screen.asked
+    await pilot.press(*keys)
+    await until(pilot, lambda: screen.asked > asked and not screen.busy, "the probe's answer")
+
+
 async def type_text(pilot, text: str) -> None:
     await pilot.press(
         *[{" ": "space", "!": "exclamation_mark", ",": "comma", ".": "full_stop"}.get(c, c) for c in text]
@@ -294,8 +303,7 @@ def test_opens_on_checkpoint_and_probes(tmp_path, trained_checkpoint):
             assert isinstance(screen, ProbeScreen)
             assert screen.focused is screen.query_one("#sentence")
             await type_text(pilot, "the cat sat")
-            await pilot.press("enter")
-            await pilot.pause()
+            await probed(pilot, "enter")
             verdict = str(screen.query_one("#verdict").render())
             assert f"Output:    {' '.join(expected.output)}" in verdict
             if expected.match:  # the reference is not repeated when the output is it
@@ -340,8 +348,7 @@ def test_a_newline_submits_like_enter(tmp_path, trained_checkpoint):
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             await type_text(pilot, "the cat sat")
-            await pilot.press("ctrl+j")
-            await pilot.pause()
+            await probed(pilot, "ctrl+j")
             assert "Output:" in str(screen.query_one("#verdict").render())
             assert screen.history == ["the cat sat"]
 
@@ -356,8 +363,7 @@ def test_bad_input_shows_a_message(tmp_path, trained_checkpoint):
             screen = app.screen
             for text in ("", "!!! ... ,,,"):
                 await type_text(pilot, text)
-                await pilot.press("enter")
-                await pilot.pause()
+                await probed(pilot, "enter")
                 verdict = screen.query_one("#verdict")
                 assert verdict.has_class("-error")
                 assert "Cannot probe that: no words" in str(verdict.render())
@@ -366,8 +372,7 @@ def test_bad_input_shows_a_message(tmp_path, trained_checkpoint):
             assert screen.history == []
             # and then a good one still works
             await type_text(pilot, "the cat sat")
-            await pilot.press("enter")
-            await pilot.pause()
+            await probed(pilot, "enter")
             assert not screen.query_one("#verdict").has_class("-error")
 
     run(body())
@@ -381,14 +386,12 @@ def test_history_brings_a_sentence_back(tmp_path, trained_checkpoint):
             screen = app.screen
             for text in ("the cat sat", "a big red dog ran"):
                 screen.query_one("#sentence").value = text
-                await pilot.press("enter")
-                await pilot.pause()
+                await probed(pilot, "enter")
             assert screen.history == ["a big red dog ran", "the cat sat"]
             assert "not in the vocabulary" in str(screen.query_one("#verdict").render())
             await pilot.press("tab", "tab")  # past the grid to the history list
             assert screen.focused is screen.query_one("#history")
-            await pilot.press("down", "enter")
-            await pilot.pause()
+            await probed(pilot, "down", "enter")
             assert screen.query_one("#sentence").value == "the cat sat"
             assert "Output:" in str(screen.query_one("#verdict").render())
             assert screen.result.source == ["the", "cat", "sat"]
@@ -410,7 +413,8 @@ def test_save_key_writes_a_new_png_each_time(tmp_path, trained_checkpoint):
             await pilot.pause()
             assert not (out / "probe-1.png").exists()
             await type_text(pilot, "the cat sat")
-            await pilot.press("enter", "ctrl+s")
+            await probed(pilot, "enter")
+            await pilot.press("ctrl+s")
             await until(pilot, lambda: screen.saved_path is not None, "the PNG")
             assert screen.saved_path == out / "probe-1.png"
             assert str(out / "probe-1.png") in str(screen.query_one("#saved").render())
@@ -434,8 +438,7 @@ def test_a_question_mark_typed_is_part_of_the_sentence(tmp_path, trained_checkpo
             await type_text(pilot, "is it? here")
             assert app.screen is screen  # no help screen over it
             assert screen.query_one("#sentence").value == "is it? here"
-            await pilot.press("enter")
-            await pilot.pause()
+            await probed(pilot, "enter")
             verdict = screen.query_one("#verdict")
             assert not verdict.has_class("-error")
             assert "Output:" in str(verdict.render())
@@ -462,8 +465,8 @@ def test_help_opens_with_f1_anywhere_and_question_mark_outside_a_field(tmp_path,
             await pilot.press("escape")
             assert app.screen is screen and screen.focused is sentence
             assert sentence.value == "the cat"
-            await pilot.press("enter", "tab")  # probe, then to the attention grid
-            await pilot.pause()
+            await probed(pilot, "enter")
+            await pilot.press("tab")  # to the attention grid
             assert screen.focused is screen.query_one(AttentionGrid)
             await pilot.press("question_mark")
             assert isinstance(app.screen, HelpScreen)
@@ -496,8 +499,7 @@ def test_hostile_input_in_the_probe_screen_gets_a_verdict(tmp_path, trained_chec
                     sentence.value = text
                     # shown as spaces: raw, ESC [2J would clear the terminal
                     assert not any(unicodedata.category(c) == "Cc" for c in sentence.value), repr(text)
-                await pilot.press("enter")
-                await pilot.pause()
+                await probed(pilot, "enter")
                 assert app._exception is None, repr(text)
                 shown = str(verdict.render())
                 if not words:

@@ -17,6 +17,7 @@ import pytest
 from engine.config import Config
 from engine.run_index import list_runs, run_curves
 from tests.conftest import TINY, write_fake_run
+from tests.test_app import probed, until
 from tui.app import ReverseApp
 from tui.common import RunOptions
 from tui.screens.compare import CompareScreen
@@ -240,18 +241,16 @@ def test_enter_opens_the_run_on_the_probe_screen(tmp_path, monkeypatch, trained_
         assert isinstance(app.screen, RunsScreen) and app.loaded is None
         app.training = False
         table.move_cursor(row=0)  # a checkpoint file that is not one: a note, nothing changes
-        await pilot.press("enter")
-        await pilot.pause()
+        await pilot.press("enter")  # the file is read in a thread
+        await until(pilot, lambda: any(n.title == "Cannot open the run" for n in app._notifications), "the note")
         assert isinstance(app.screen, RunsScreen) and app.loaded is None
         table.move_cursor(row=1)
         await pilot.press("enter")
-        await pilot.pause()
-        assert isinstance(app.screen, ProbeScreen)
+        await until(pilot, lambda: isinstance(app.screen, ProbeScreen), "the run on the probe screen")
         assert app.checkpoint == Path("checkpoints/20251203-081500/best.pt")
         assert app.out == Path("runs/20251203-081500")
         assert app.loaded is not None and len(app.epochs) == 3  # the trained checkpoint's epochs
-        await pilot.press(*"the cat sat", "enter")
-        await pilot.pause()
+        await probed(pilot, *"the cat sat", "enter")
         assert app.screen.result is not None and app.screen.result.source == ["the", "cat", "sat"]
         assert "20251203-081500" in str(app.screen.query_one("TitleBar").render())
         assert app.next_run_paths().name != "20251203-081500"  # n: a new run, in folders of its own

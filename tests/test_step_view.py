@@ -13,7 +13,7 @@ from rich.console import Console
 
 from engine.checkpoint import load_model
 from engine.stepper import step_through
-from tests.test_app import make_app, type_text
+from tests.test_app import make_app, probed, type_text, until
 from tui.screens.probe import ProbeScreen
 from tui.screens.step import StepScreen
 from tui.widgets.step_view import StepView
@@ -31,11 +31,9 @@ def drawn(view: StepView) -> list[str]:
 async def probe_then_step(pilot, text: str) -> StepScreen:
     await pilot.pause()
     await type_text(pilot, text)
-    await pilot.press("enter")
-    await pilot.pause()
-    await pilot.press("f3")
-    await pilot.pause()
-    assert isinstance(pilot.app.screen, StepScreen)
+    await probed(pilot, "enter")
+    await pilot.press("f3")  # the steps are made in a thread too
+    await until(pilot, lambda: isinstance(pilot.app.screen, StepScreen), "the step-through screen")
     return pilot.app.screen
 
 

@@ -53,6 +53,7 @@ from .messages import (
     ResultsFailed,
     ResultsReady,
     RunMessage,
+    RunOpened,
     SnapshotTaken,
     StatusChanged,
     TrainingDone,
@@ -123,7 +124,10 @@ class ReverseApp(App):
         self._train_lock = threading.Lock()
         self._stop = threading.Event()  # s: stop the run on show after its batch (and evaluate)
         self.loaded: Loaded | None = None
-        self._loaded_key: tuple | None = None
+        self._loaded_key: tuple | None = None  # the checkpoint loaded: (path, mtime, size)
+        # probe_model() runs in the probe screen's threads: one loads at a time, the others wait
+        self._load_lock = threading.Lock()
+        self._opening = 0  # the newest run asked for on the runs screen; an older one is dropped
         self.load_error: str | None = None
         # --compare-no-attention: after training, the same model without attention, compared
         self.compare_no_attention = opts.compare_no_attention
@@ -245,27 +249,44 @@ class ReverseApp(App):
 
     def open_run(self, checkpoint: Path, out: Path) -> bool:
         """A run from the runs screen, on the probe screen, as --checkpoint opens one: its
-        model, epochs and snapshots. Not while a run trains (the screens follow that run)."""
+        model, epochs and snapshots. The checkpoint is read in a thread (a big one never
+        holds up the screen) and the newest run asked for wins. Not while a run trains (the
+        screens follow that run). False: it will not be opened."""
         if self.training:
             self.notify("A run is training: s stops it, then another run can be opened.", severity="warning")
             return False
         if is_running(out):  # trained by another process: followed, as `reverse-tui watch` does
             return self.watch_run(Path(out))
-        before = (self.checkpoint, self.loaded, self._loaded_key)
-        self.checkpoint, self.loaded = Path(checkpoint), None
+        self._opening += 1
+        self._read_run(self._opening, Path(checkpoint), Path(out))
+        return True
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _read_run(self, seq: int, checkpoint: Path, out: Path) -> None:
         try:
-            loaded = self.probe_model()
-            if loaded is None:
+            key = checkpoint_key(checkpoint)  # before reading: a file changed meanwhile is read again
+            if key is None:
                 raise CheckpointError(f"{checkpoint}: no such file")
-        except CheckpointError as e:
-            self.checkpoint, self.loaded, self._loaded_key = before
-            self.notify(str(e), title="Cannot open the run", severity="error", timeout=12)
-            return False
+            loaded = load_model(checkpoint, self.device)
+            state = latest_state(checkpoint, loaded.payload)  # its epochs after the best too
+        except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
+            error = str(e) if isinstance(e, CheckpointError) else describe(e)
+            self.post_message(RunOpened(seq, checkpoint, out, error=error))
+            return
+        self.post_message(RunOpened(seq, checkpoint, out, loaded, state, key))
+
+    def on_run_opened(self, msg: RunOpened) -> None:
+        if msg.seq != self._opening or self.training:  # another run asked for, started or followed since
+            return
+        if msg.error is not None:
+            self.notify(msg.error, title="Cannot open the run", severity="error", timeout=12)
+            return
+        loaded, state = msg.loaded, msg.state
+        self.checkpoint, self.loaded, self._loaded_key = msg.checkpoint, loaded, msg.key
         self.run_id += 1  # news still coming from the run on show until now is dropped
         self.workers.cancel_group(self, "follow")  # a run watched until now is left to itself
         self.following = False
-        self.out, self.paths, self.resume_payload = Path(out), None, None
-        state = latest_state(self.checkpoint, loaded.payload)  # its epochs after the best too
+        self.out, self.paths, self.resume_payload = msg.out, None, None
         self.run_cfg = loaded.config
         self.run_facts = f"vocab {len(loaded.vocab)} · {param_count(loaded.model):,} params"
         self.epochs, self.progress, self.live_losses = epochs_from_history(state["history"]), None, []
@@ -279,7 +300,6 @@ class ReverseApp(App):
         while len(self.screen_stack) > 2:  # the runs screen, and whatever was pushed under it
             self.pop_screen()
         self.action_show("probe")
-        return True
 
     async def action_quit(self) -> None:
         self.workers.cancel_all()
@@ -333,6 +353,7 @@ class ReverseApp(App):
         self.runs_started += 1
         self.paths, self.checkpoint, self.out = paths, paths.checkpoint, paths.out
         self.loaded, self._loaded_key = None, None  # the probe screen follows the new run
+        self._opening += 1  # a run still being read for the runs screen is not opened
         self.run_id += 1
         self.workers.cancel_group(self, "follow")  # a run followed until now is left to itself
         self.following = False
@@ -497,6 +518,7 @@ class ReverseApp(App):
         """Show the run in folder as it trains elsewhere: the training screen, fed from its
         files. Nothing is written into the run."""
         self.run_id += 1  # news of the run on show until now is dropped
+        self._opening += 1  # a run still being read for the runs screen is not opened
         self.paths, self.resume_payload, self.loaded, self._loaded_key = None, None, None, None
         self.checkpoint, self.out = folder / "best.pt", folder
         self.run_facts, self.epochs, self.progress, self.live_losses, self.snapshots = "", [], None, [], []
@@ -605,13 +627,40 @@ class ReverseApp(App):
 
     def probe_model(self) -> Loaded | None:
         """The checkpoint on disk, reloaded when it changed (during training: the best so far).
-        None when there is none yet; CheckpointError when it cannot be read."""
+        None when there is none yet; CheckpointError when it cannot be read. Reading a
+        checkpoint takes a while: the screens call this from a thread worker, never the UI
+        thread once the app runs (cached_probe_model() is the UI thread's look)."""
+        with self._load_lock:
+            path = self.checkpoint
+            key = checkpoint_key(path)  # before reading: a file changed meanwhile is read again
+            if key is None:
+                return None
+            if self.loaded is None or key != self._loaded_key:
+                self.loaded = load_model(path, self.device)
+                self._loaded_key = key
+            return self.loaded
+
+    def cached_probe_model(self) -> tuple[bool, Loaded | None]:
+        """What probe_model() would give, without reading the checkpoint and without waiting:
+        (True, None) when there is none, (True, the model) when the one loaded is the one on
+        disk, (False, None) when it has to be read (or a thread is reading it now)."""
+        if not self._load_lock.acquire(blocking=False):
+            return False, None
         try:
-            st = self.checkpoint.stat()
-        except OSError:
-            return None
-        key = (st.st_mtime_ns, st.st_size)
-        if self.loaded is None or key != self._loaded_key:
-            self.loaded = load_model(self.checkpoint, self.device)
-            self._loaded_key = key
-        return self.loaded
+            key = checkpoint_key(self.checkpoint)
+            if key is None:
+                return True, None
+            if self.loaded is not None and key == self._loaded_key:
+                return True, self.loaded
+            return False, None
+        finally:
+            self._load_lock.release()
+
+
+def checkpoint_key(path: Path) -> tuple | None:
+    """(path, mtime, size): what tells a checkpoint changed on disk; None when there is none."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size)

@@ -1,5 +1,5 @@
-"""Messages the worker threads post to the app. Workers never touch widgets: they post one
-of these and the app updates its state on its own thread; the screens watch that state.
+"""Messages the worker threads post to the app or a screen. Workers never touch widgets: they
+post one of these and the app updates its state on its own thread; the screens watch that state.
 
 Every run message carries the id of the run it belongs to, so that news from a run the
 user has already replaced (a stopped thread finishing its last batch, an evaluation still
@@ -12,9 +12,12 @@ from pathlib import Path
 
 from textual.message import Message
 
+from engine.checkpoint import Loaded
+from engine.evaluate import SentenceResult
 from engine.follow import RunEnded, Watching
 from engine.job import Started, TrainingEnded
 from engine.report import EvalPhase, Results
+from engine.stepper import Stepping
 from engine.train import BatchDone, EpochDone
 from engine.watch import Snapshot
 
@@ -99,4 +102,54 @@ class FollowEnded(RunMessage):
 @dataclass
 class HeatmapSaved(Message):
     path: Path | None
+    error: str | None = None
+
+
+# The probe screen's answers. Each carries the number of the request it answers: a newer
+# request supersedes it, and an answer that arrives after a newer one was asked for is dropped.
+@dataclass
+class ModelRead(Message):
+    """The checkpoint to probe, read in a thread. loaded None: there is none yet; error: it
+    cannot be read."""
+
+    seq: int
+    loaded: Loaded | None
+    error: str | None = None
+
+
+@dataclass
+class Probed(Message):
+    """A typed sentence decoded in a thread: its result and notes, or a line for the user.
+    loaded: the model that decoded it (None when there is none, or it cannot be read)."""
+
+    seq: int
+    loaded: Loaded | None
+    result: SentenceResult | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    unreadable: bool = False  # the error is the checkpoint's: the title bar says so
+
+
+@dataclass
+class Stepped(Message):
+    """The decoding of the sentence on screen, step by step, made in a thread."""
+
+    seq: int
+    stepping: Stepping | None
+    title: str = ""
+    error: str | None = None
+
+
+@dataclass
+class RunOpened(Message):
+    """A run picked on the runs screen, its checkpoint read in a thread: its model and its
+    latest state (epochs, snapshots), or why it cannot be opened. key: the checkpoint's
+    (path, mtime, size) when it was read."""
+
+    seq: int
+    checkpoint: Path
+    out: Path
+    loaded: Loaded | None = None
+    state: dict | None = None
+    key: tuple | None = None
     error: str | None = None

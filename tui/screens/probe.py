@@ -1,8 +1,10 @@
 """Probe screen: type a sentence, see the model's output against the true reversal and the
 attention grid; save the grid as a PNG; bring back earlier sentences from the history.
 
-A probe is a few milliseconds of greedy decoding, so it runs on the UI thread; saving the PNG
-(matplotlib) takes longer and runs in a thread worker."""
+Reading the checkpoint, decoding a sentence (a long one with a beam takes a while) and saving
+the PNG run in thread workers, never on the UI thread: keys typed meanwhile land in the input.
+The workers post their answers (tui/messages.py); every probe or step asked for gets a number,
+and an answer to any but the newest is dropped, so a slow older probe never overwrites a newer."""
 
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, OptionList, Static
+from textual.worker import get_current_worker
 
-from engine.checkpoint import CheckpointError
+from engine.checkpoint import CheckpointError, Loaded
 from engine.evaluate import SentenceResult, probe, probe_notes
 from engine.plots import attention_heatmap
 from engine.stepper import step_through
 
-from ..messages import HeatmapSaved
+from ..messages import HeatmapSaved, ModelRead, Probed, Stepped
 from ..widgets.attention_grid import AttentionGrid, legend
 from ..widgets.title_bar import TitleBar
 from .step import StepScreen
@@ -84,6 +87,9 @@ class ProbeScreen(Screen):
         self.result: SentenceResult | None = None  # the sentence on screen
         self.history: list[str] = []
         self.saved_path = None
+        self.asked = 0  # the newest probe or step asked for: the only one whose answer shows
+        self.busy = False  # it is being decoded
+        self.described = 0  # the newest reading of the model for the title bar
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
@@ -113,14 +119,35 @@ class ProbeScreen(Screen):
     def on_screen_resume(self) -> None:
         self.describe_model()
 
+    # -- the model: read in a thread when it is not loaded yet or changed on disk -------------
     def describe_model(self) -> None:
-        app = self.app
-        try:
-            loaded = app.probe_model()
-        except CheckpointError as e:
-            self.query_one(TitleBar).show(f"probe: {app.checkpoint} cannot be read")
-            self.notify(str(e), title="Checkpoint", severity="error")
+        fresh, loaded = self.app.cached_probe_model()
+        if fresh:
+            self.show_model(loaded)
             return
+        self.described += 1
+        self.query_one(TitleBar).show(f"probe {self.app.checkpoint}: reading the model…")
+        self.read_model(self.described)
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def read_model(self, seq: int) -> None:
+        try:
+            self.post_message(ModelRead(seq, self.app.probe_model()))
+        except CheckpointError as e:
+            self.post_message(ModelRead(seq, None, str(e)))
+        except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
+            self.post_message(ModelRead(seq, None, f"{type(e).__name__}: {e}"))
+
+    def on_model_read(self, msg: ModelRead) -> None:
+        if msg.seq != self.described:  # read again since, or a probe's answer told it
+            return
+        if msg.error is not None:
+            self.show_unreadable(msg.error)
+        else:
+            self.show_model(msg.loaded)
+
+    def show_model(self, loaded: Loaded | None) -> None:
+        app = self.app
         if loaded is None:
             self.query_one(TitleBar).show("probe: no model yet")
         else:
@@ -128,6 +155,11 @@ class ProbeScreen(Screen):
             so_far = " (best so far)" if app.training else ""
             self.query_one(TitleBar).show(f"probe {app.checkpoint}: epoch {p.get('best_epoch')}{so_far}")
 
+    def show_unreadable(self, error: str) -> None:
+        self.query_one(TitleBar).show(f"probe: {self.app.checkpoint} cannot be read")
+        self.notify(error, title="Checkpoint", severity="error")
+
+    # -- probing: decoded in a thread, the newest request's answer shown ---------------------
     def action_focus_input(self) -> None:
         self.query_one(SentenceInput).focus()
 
@@ -142,25 +174,59 @@ class ProbeScreen(Screen):
         self.run_probe(text)
 
     def run_probe(self, text: str) -> None:
-        app = self.app
+        seq = self.ask()
+        self.described += 1  # the answer names the model it was decoded by
+        self.decode(seq, text)
+
+    def ask(self) -> int:
+        """A new request: the one whose answer shows. Until it comes, the input's border says
+        it is decoding."""
+        self.asked += 1
+        self.set_busy(True)
+        return self.asked
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self.query_one(SentenceInput).border_subtitle = "decoding…" if busy else None
+
+    @work(thread=True, exclusive=True, group="decode", exit_on_error=False)
+    def decode(self, seq: int, text: str) -> None:
+        app, loaded = self.app, None
         try:
             loaded = app.probe_model()
-        except CheckpointError as e:
-            return self.show_error(str(e))
-        if loaded is None:
-            return self.show_error(
-                "There is no trained model yet: the first finished epoch saves one (ctrl+t shows the training)."
-            )
-        self.describe_model()
-        try:  # the engine's rules for typed input: ValueError with a sentence for the user
+            if get_current_worker().is_cancelled:  # a newer probe asked for: no need to decode
+                return
+            if loaded is None:
+                error = "There is no trained model yet: the first finished epoch saves one (ctrl+t shows the training)."
+                self.post_message(Probed(seq, None, error=error))
+                return
             r = probe(loaded.model, loaded.vocab, text, app.device, beam=app.beam_width(loaded))
-        except ValueError as e:
-            return self.show_error(f"Cannot probe that: {e}.")
+        except CheckpointError as e:
+            self.post_message(Probed(seq, None, error=str(e), unreadable=True))
+            return
+        except ValueError as e:  # the engine's rules for typed input: a sentence for the user
+            self.post_message(Probed(seq, loaded, error=f"Cannot probe that: {e}."))
+            return
         except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
-            return self.show_error(f"The probe failed: {type(e).__name__}: {e}")
+            error = f"The probe failed: {type(e).__name__}: {e}"
+            self.post_message(Probed(seq, loaded, error=error, unreadable=loaded is None))
+            return
         cfg = loaded.config
-        self.show_result(r, probe_notes(r, loaded.vocab, cfg.min_len, cfg.max_len))
-        self.remember(" ".join(r.source))
+        self.post_message(Probed(seq, loaded, r, probe_notes(r, loaded.vocab, cfg.min_len, cfg.max_len)))
+
+    def on_probed(self, msg: Probed) -> None:
+        if msg.seq != self.asked:  # a newer probe or step was asked for since
+            return
+        self.set_busy(False)
+        if msg.unreadable:
+            self.query_one(TitleBar).show(f"probe: {self.app.checkpoint} cannot be read")
+        else:
+            self.show_model(msg.loaded)
+        if msg.error is not None:
+            self.show_error(msg.error)
+            return
+        self.show_result(msg.result, msg.notes)
+        self.remember(" ".join(msg.result.source))
 
     def show_result(self, r: SentenceResult, notes: list[str] = ()) -> None:
         self.result = r
@@ -205,31 +271,52 @@ class ProbeScreen(Screen):
         options.highlighted = 0
 
     def action_save(self) -> None:
+        if self.busy:
+            self.notify("Still decoding; ctrl+s saves the heatmap once it shows.", severity="warning")
+            return
         if self.result is None:
             self.notify("Probe a sentence first; ctrl+s saves its attention heatmap.", severity="warning")
             return
         self.save_heatmap(self.result, self.app.out)
 
     def action_step(self) -> None:
-        """The decoding of the sentence on screen, step by step, on the UI thread as the
-        probe: the reference decoder's steps, a few milliseconds more than the probe."""
+        """The decoding of the sentence on screen, step by step: the reference decoder's
+        steps, made in a thread as the probe is."""
+        if self.busy:
+            self.notify("Still decoding; F3 steps through the sentence once it shows.", severity="warning")
+            return
         if self.result is None:
             self.notify("Probe a sentence first; F3 steps through its decoding.", severity="warning")
             return
+        self.step(self.ask(), " ".join(self.result.source))
+
+    @work(thread=True, exclusive=True, group="decode", exit_on_error=False)
+    def step(self, seq: int, text: str) -> None:
+        app = self.app
         try:
-            loaded = self.app.probe_model()
-            if loaded is None:
+            loaded = app.probe_model()
+            if loaded is None:  # gone from the disk since the probe
+                self.post_message(Stepped(seq, None))
                 return
-            beam = self.app.beam_width(loaded)
-            stepping = step_through(loaded.model, loaded.vocab, " ".join(self.result.source), self.app.device, beam)
+            beam = app.beam_width(loaded)
+            stepping = step_through(loaded.model, loaded.vocab, text, app.device, beam)
         except (CheckpointError, ValueError) as e:
-            self.notify(str(e), title="Step", severity="error")
+            self.post_message(Stepped(seq, None, error=str(e)))
             return
         except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
-            self.notify(f"{type(e).__name__}: {e}", title="Step", severity="error")
+            self.post_message(Stepped(seq, None, error=f"{type(e).__name__}: {e}"))
             return
         mode = "greedy" if beam == 1 else f"beam {beam}"
-        self.app.push_screen(StepScreen(stepping, f"step through ({mode}): {' '.join(self.result.source)}"))
+        self.post_message(Stepped(seq, stepping, f"step through ({mode}): {text}"))
+
+    def on_stepped(self, msg: Stepped) -> None:
+        if msg.seq != self.asked:  # a probe asked for since: its sentence is the one on screen
+            return
+        self.set_busy(False)
+        if msg.error is not None:
+            self.notify(msg.error, title="Step", severity="error")
+        elif msg.stepping is not None and self.app.screen is self:  # not over another screen
+            self.app.push_screen(StepScreen(msg.stepping, msg.title))
 
     @work(thread=True, exclusive=True, group="save", exit_on_error=False)
     def save_heatmap(self, r: SentenceResult, folder) -> None:
