@@ -1,7 +1,7 @@
 """One run alone against two runs at once, under each thread policy.
 
-    python bench/threads.py                       # default sizes, 1 epoch per run
-    python bench/threads.py --json bench/results/threads-2cores.json
+    python bench/threads.py --json bench/results/threads-2cores.json   # 1 and 2 threads: minutes
+    python bench/threads.py --threads 2 --policies spin                # one case
 
 Each case starts `reverse-tui --no-ui` as fresh processes (the OpenMP wait policy is read
 once, when libgomp loads, so it cannot be switched inside one process) and reads the
@@ -14,6 +14,8 @@ The policies:
   spinNk   GOMP_SPINCOUNT=N000: a waiting thread spins N000 times, then sleeps
   passive  OMP_WAIT_POLICY=PASSIVE: a thread that waits sleeps at once
   shipped  whatever `reverse-tui` does today with no environment set (the default policy)
+
+Each policy is measured at each of --threads (every run gets `--threads N`).
 """
 
 from __future__ import annotations
@@ -91,47 +93,46 @@ def case(flags: list[str], env_extra: dict, copies: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--policies", default="spin,passive,shipped")
-    ap.add_argument("--extra", default="", help="more flags for every run, e.g. '--threads 1'")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="the thread counts to measure")
+    ap.add_argument("--policies", default="spin,spin10k,passive")
+    ap.add_argument("--extra", default="", help="more flags for every run, e.g. '--hidden-dim 256'")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    flags = ["--epochs", str(args.epochs), *args.extra.split()]
+    unknown = [name for name in args.policies.split(",") if name not in POLICIES]
+    if unknown:
+        raise SystemExit(f"threads.py: unknown policy {unknown[0]!r} (one of {', '.join(POLICIES)})")
     rows = []
-    for name in args.policies.split(","):
-        env_extra = POLICIES[name]
-        alone = case(flags, env_extra, 1)
-        pair = case(flags, env_extra, 2)
-        a = statistics.median(s for r in alone for s in r["epoch_seconds"])
-        p = statistics.median(s for r in pair for s in r["epoch_seconds"])
-        row = {
-            "policy": name,
-            "env": env_extra,
-            "threads": alone[0]["threads"],
-            "alone_epoch_s": round(a, 2),
-            "pair_epoch_s": round(p, 2),
-            "pair_slowdown": round(p / a, 2),
-            "alone": alone,
-            "pair": pair,
-        }
-        rows.append(row)
-        print(
-            f"{name:8s} threads {row['threads']}  alone {a:6.2f} s/epoch   two at once "
-            f"{p:6.2f} s/epoch   ({p / a:.1f}x slower; 2x is a fair share of 2 cores)",
-            flush=True,
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-                    "flags": flags,
-                    "rows": rows,
-                },
-                indent=2,
+    for threads in args.threads:
+        flags = ["--epochs", str(args.epochs), "--threads", str(threads), *args.extra.split()]
+        for name in args.policies.split(","):
+            env_extra = POLICIES[name]
+            alone = case(flags, env_extra, 1)
+            pair = case(flags, env_extra, 2)
+            a = statistics.median(s for r in alone for s in r["epoch_seconds"])
+            p = statistics.median(s for r in pair for s in r["epoch_seconds"])
+            row = {
+                "policy": name,
+                "env": env_extra,
+                "flags": flags,
+                "threads": alone[0]["threads"],
+                "alone_epoch_s": round(a, 2),
+                "pair_epoch_s": round(p, 2),
+                "pair_slowdown": round(p / a, 2),
+                "alone": alone,
+                "pair": pair,
+            }
+            rows.append(row)
+            print(
+                f"{name:8s} threads {row['threads']}  alone {a:6.2f} s/epoch   two at once "
+                f"{p:6.2f} s/epoch   ({p / a:.1f}x slower; 2x is a fair share of 2 cores)",
+                flush=True,
             )
-            + "\n"
-        )
+    if args.json:
+        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_name(f".{args.json.name}.tmp")
+        tmp.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+        tmp.replace(args.json)
 
 
 if __name__ == "__main__":
