@@ -68,7 +68,9 @@ def one_epoch(text: Path, sentences: int, max_vocab: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--sentences", type=int, default=20000)
-    p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "vocab-scaling.json")
+    p.add_argument(
+        "--json", type=Path, default=None, help="write the figures here (the table's: results/vocab-scaling.json)"
+    )
     args = p.parse_args()
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     rows = {}
@@ -85,13 +87,12 @@ def main() -> None:
     base = rows["5000 words, --max-vocab 10000"]["seconds"]
     ratios = {k: round(v["seconds"] / base, 2) for k, v in rows.items()}
     print("epoch time against 5,000 words (default cap):", ratios)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {"about": __doc__.strip().splitlines()[0], "threads": 1, "runs": rows, "ratio_to_5000_words": ratios},
-            indent=1,
-        )
-    )
+    if args.json:
+        out = {"about": __doc__.strip().splitlines()[0], "threads": 1, "runs": rows, "ratio_to_5000_words": ratios}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        part = args.json.with_name(f".{args.json.name}.tmp")
+        part.write_text(json.dumps(out, indent=1))
+        part.replace(args.json)
 
 
 if __name__ == "__main__":
