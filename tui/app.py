@@ -144,7 +144,6 @@ class ReverseApp(App):
             # n trains a new run in folders of its own (the unreadable file may be a model
             # of another version)
             self.load_error = str(e)
-            self.autostart = False
             self.status = self.ended = (
                 f"{e}. n trains a new run in folders of its own; --checkpoint another path opens another model.",
                 "error",
