@@ -220,7 +220,7 @@ def test_quit_mid_training_stops_the_worker_and_keeps_the_best_model(tmp_path, m
 
 
 def test_batch_progress_is_throttled(tmp_path, monkeypatch):
-    import tui.app as app_module
+    import tui.bridge
 
     seen: list[tuple[int, int]] = []
     losses: list[int] = []
@@ -234,7 +234,7 @@ def test_batch_progress_is_throttled(tmp_path, monkeypatch):
         live.append(list(self.live_losses))
 
     monkeypatch.setattr(ReverseApp, "on_batch_progress", counting)
-    monkeypatch.setattr(app_module, "BATCH_INTERVAL", 1000.0)  # nothing but the must-sends
+    monkeypatch.setattr(tui.bridge, "BATCH_INTERVAL", 1000.0)  # nothing but the must-sends
     app = make_app(tmp_path, epochs=2)
 
     async def body():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import tui.app
+import tui.opening
 import tui.screens.probe
 from engine.checkpoint import load_model
 from engine.config import Config
@@ -175,7 +175,7 @@ def test_the_checkpoint_is_read_off_the_ui_thread(tmp_path, small_checkpoint, mo
     once, in a thread."""
     checkpoint = tmp_path / "ck" / "best.pt"
     gate = Gate(load_model)
-    monkeypatch.setattr(tui.app, "load_model", lambda path, device="cpu": gate(str(path), path, device))
+    monkeypatch.setattr(tui.opening, "load_model", lambda path, device="cpu": gate(str(path), path, device))
     gate.hold(str(checkpoint))
     app = app_for(tmp_path, checkpoint)  # nothing there yet: the app opens on the training screen
 
@@ -212,7 +212,7 @@ def test_a_run_opened_from_the_runs_screen_is_read_off_the_ui_thread(tmp_path, s
         path.parent.mkdir()
         shutil.copy(small_checkpoint, path)
     gate = Gate(load_model)
-    monkeypatch.setattr(tui.app, "load_model", lambda path, device="cpu": gate(str(path), path, device))
+    monkeypatch.setattr(tui.opening, "load_model", lambda path, device="cpu": gate(str(path), path, device))
     seen = answers(monkeypatch, ReverseApp, "on_run_opened")
     gate.hold(str(older))
     app = app_for(tmp_path, tmp_path / "ck" / "best.pt")

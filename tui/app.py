@@ -2,14 +2,14 @@
 worker, keeps the run's state in reactive attributes that the screens watch, then lets the
 user probe the model and look at its attention.
 
-The worker posts messages (tui/messages.py) and never touches a widget; the app turns them
-into state on its own thread, and drops those of a run that is no longer on show in one
-place (`_on_message`)."""
+The worker posts messages (tui/messages.py, made by tui/bridge.py) and never touches a widget;
+the app turns them into state on its own thread, and drops those of a run that is no longer
+on show (tui/bridge.py's of_the_run_on_show on each handler). Which screen it opens on is
+tui/startup.py's; reading a model from disk is tui/opening.py's."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
 from pathlib import Path
@@ -21,29 +21,17 @@ from textual.binding import Binding
 from textual.reactive import var
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.checkpoint import CheckpointError, Loaded, load_model
+from engine.checkpoint import CheckpointError, Loaded
 from engine.config import Config
-from engine.follow import FollowError, Note, Progress, RunEnded, Watching, follow, is_running, resolve_run
-from engine.job import (
-    ControlEpoch,
-    ControlStarted,
-    Evaluating,
-    Failed,
-    Finished,
-    Started,
-    TrainingEnded,
-    describe,
-    evaluate_run,
-    param_count,
-    run_job,
-)
-from engine.report import latest_state, snapshots_of
-from engine.runs import BEST, CHECKPOINTS, RunError, RunPaths, find_checkpoint, new_run
+from engine.follow import follow, is_running
+from engine.job import describe, evaluate_run, run_job
+from engine.runs import BEST, CHECKPOINTS, RunError, RunPaths, new_run
 from engine.threads import default_threads
-from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
+from engine.train import BatchDone, EpochDone, resolve_device
 from engine.watch import Snapshot
 
-from .common import RunOptions, check_writable, opened_run_folder, paths_for, writable_folder
+from .bridge import TrainingNews, ended_by, follow_news, of_the_run_on_show
+from .common import RunOptions, opened_run_folder, paths_for
 from .messages import (
     BatchProgress,
     EpochFinished,
@@ -52,28 +40,22 @@ from .messages import (
     FollowStarted,
     ResultsFailed,
     ResultsReady,
-    RunMessage,
     RunOpened,
     SnapshotTaken,
     StatusChanged,
     TrainingDone,
     TrainingStarted,
 )
+from .opening import OpenedRun, checkpoint_key, read_model, read_run
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.probe import ProbeScreen
 from .screens.results import ResultsScreen
 from .screens.runs import RunsScreen
 from .screens.train import TrainScreen
+from .startup import CannotStart, FollowRun, NewRun, OpenModel, ResumeRun, decide_start
 
-BATCH_INTERVAL = 0.25  # seconds between progress messages: 4 a second move the bars smoothly;
-# each one costs the training thread the GIL for a while (20 a second: ~10% slower epochs)
-
-__all__ = ["BATCH_INTERVAL", "CannotStart", "ReverseApp", "describe"]
-
-
-class CannotStart(Exception):
-    """The app cannot open as asked (a bad checkpoint, an unwritable folder); one line."""
+__all__ = ["CannotStart", "ReverseApp", "describe"]
 
 
 class ReverseApp(App):
@@ -110,13 +92,13 @@ class ReverseApp(App):
     results_error: var[str | None] = var(None, always_update=True)
 
     def __init__(self, cfg: Config, opts: RunOptions, autostart: bool = True, follow: Path | None = None) -> None:
+        """follow: a run's folder to watch (reverse-tui watch RUN). CannotStart: one line."""
         super().__init__()
         self.cfg = cfg
         self.opts = opts
         torch.set_num_threads(opts.threads or default_threads(cfg.hidden_dim))
         self.device = resolve_device(cfg.device)
-        self.autostart = autostart
-        self.run_id = 0
+        self.run_id = 0  # the run on show; messages of another are dropped
         self.run_cfg = cfg
         self.test_sentences: list[list[str]] | None = None
         self.ended: tuple[str, str] = ("", "done")  # how the last run ended, for the status line
@@ -131,83 +113,43 @@ class ReverseApp(App):
         self.load_error: str | None = None
         # --compare-no-attention: after training, the same model without attention, compared
         self.compare_no_attention = opts.compare_no_attention
-        # reverse-tui watch RUN, or --checkpoint of a run going on: that run's folder, followed
-        self.follow_folder: Path | None = Path(follow) if follow is not None else None
-        if self.follow_folder is None and opts.checkpoint is not None and not opts.resume:
-            try:
-                folder = resolve_run(opts.checkpoint)
-            except FollowError:
-                folder = None
-            if folder is not None and is_running(folder):
-                self.follow_folder = folder
-        if self.follow_folder is not None:
-            self.autostart = False
-            self.checkpoint, self.out = self.follow_folder / "best.pt", self.follow_folder  # until its status says
-            return
-        # the run on show: its name and files. The first run takes the command line's --name,
-        # --checkpoint and --out; every later one (n) gets folders of its own
-        self.paths: RunPaths | None = None
-        self.runs_started = 0
-        # --resume: the first run continues that run, with its configuration, in its folders
-        self.resume_payload: dict | None = None
-        if opts.resume:
-            try:
-                self.paths, self.resume_payload = paths_for(opts)
-            except RunError as e:
-                raise CannotStart(str(e)) from None
-            self.checkpoint, self.out = self.paths.checkpoint, self.paths.out
-            # shown until the run starts; the job works the resumed configuration out itself
-            self.run_cfg = resumed_config(self.resume_payload, opts.epochs, cfg.device)
-            return
-        opened = None
-        if opts.checkpoint is not None:
-            try:  # a model that exists (a file, a run's name or folder, latest) opens
-                opened = find_checkpoint(opts.checkpoint)
-            except RunError:
-                opened = None  # a path to train to
-        if opened is not None:
-            self.checkpoint = opened
-            self.out = Path(opts.out or opened_run_folder(opened, None))
-            try:
-                self.probe_model()
-            except CheckpointError as e:
-                # shown on the training screen; the app lives on, and n trains a new run in
-                # folders of its own (the unreadable file may be a model of another version)
-                self.load_error = str(e)
-                self.autostart = False
-                self.status = self.ended = (
-                    f"{e}. n trains a new run in folders of its own; --checkpoint another path opens another model.",
-                    "error",
-                )
-                return
-            self.run_cfg = self.loaded.config
-            self.run_facts = f"vocab {len(self.loaded.vocab)} · {param_count(self.loaded.model):,} params"
-            self.out = Path(opts.out or opened_run_folder(opened, self.loaded.payload.get("run")))
-            state = latest_state(self.checkpoint, self.loaded.payload)  # its epochs after the best too
-            self.epochs = epochs_from_history(state["history"])
-            self.snapshots = snapshots_of(state)
+        self.paths: RunPaths | None = None  # the files of the run on show, when trained here
+        self.follow_folder: Path | None = None  # a run another process trains, followed
+        start = decide_start(cfg, opts, autostart, follow)
+        # the run the app opened for: the first one trained takes the command line's --name,
+        # --checkpoint and --out (or goes on with --resume's run); every other run gets
+        # folders of its own. None once another run is on show
+        self.first_run: NewRun | ResumeRun | None = start if isinstance(start, NewRun | ResumeRun) else None
+        self.autostart = self.first_run is not None and self.first_run.autostart
+        if isinstance(start, FollowRun):
+            self.follow_folder = start.folder
+            self.checkpoint, self.out = start.folder / BEST, start.folder  # until its status says
+        elif isinstance(start, ResumeRun):
+            self.paths = start.paths
+            self.checkpoint, self.out = start.paths.checkpoint, start.paths.out
+            self.run_cfg = start.cfg  # shown until the run starts
+        elif isinstance(start, OpenModel):
+            self.open_at_start(start)
+        else:
+            self.checkpoint, self.out = start.paths.checkpoint, start.paths.out
+
+    def open_at_start(self, start: OpenModel) -> None:
+        """--checkpoint of a trained model: read now, shown on the probe screen. One that
+        cannot be read is shown on the training screen, and the app lives on."""
+        try:
+            opened = read_run(start.checkpoint, self.device)
+        except CheckpointError as e:
+            self.checkpoint = start.checkpoint
+            self.out = start.out or opened_run_folder(start.checkpoint, None)
+            # n trains a new run in folders of its own (the unreadable file may be a model
+            # of another version)
+            self.load_error = str(e)
             self.status = self.ended = (
-                f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
-                f"epoch {self.loaded.payload.get('best_epoch')}. n starts a new run.",
-                "done",
+                f"{e}. n trains a new run in folders of its own; --checkpoint another path opens another model.",
+                "error",
             )
             return
-        try:  # the first run's files, checked now (nothing written), taken when it starts
-            first = paths_for(opts, reserve=False)[0]
-        except RunError as e:
-            raise CannotStart(str(e)) from None
-        self.checkpoint, self.out = first.checkpoint, first.out
-        for d in {writable_folder(first.checkpoint.parent), writable_folder(first.out)}:
-            problem = check_writable(d)
-            if problem:
-                raise CannotStart(problem)
-
-    async def _on_message(self, message) -> None:
-        # the one place where news of a replaced run is dropped, and news that reaches an app
-        # already closing (its screens gone: the worker's last words after a quit)
-        if isinstance(message, RunMessage) and (message.run_id != self.run_id or not self.screen_stack):
-            return
-        await super()._on_message(message)
+        self.show_opened(opened, start.out or opened_run_folder(start.checkpoint, opened.loaded.payload.get("run")))
 
     # -- screens ---------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -264,16 +206,12 @@ class ReverseApp(App):
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _read_run(self, seq: int, checkpoint: Path, out: Path) -> None:
         try:
-            key = checkpoint_key(checkpoint)  # before reading: a file changed meanwhile is read again
-            if key is None:
-                raise CheckpointError(f"{checkpoint}: no such file")
-            loaded = load_model(checkpoint, self.device)
-            state = latest_state(checkpoint, loaded.payload)  # its epochs after the best too
+            opened = read_run(checkpoint, self.device)
         except Exception as e:  # e.g. CUDA out of memory: a message, never a traceback
             error = str(e) if isinstance(e, CheckpointError) else describe(e)
             self.post_message(RunOpened(seq, checkpoint, out, error=error))
             return
-        self.post_message(RunOpened(seq, checkpoint, out, loaded, state, key))
+        self.post_message(RunOpened(seq, checkpoint, out, opened))
 
     def on_run_opened(self, msg: RunOpened) -> None:
         if msg.seq != self._opening or self.training:  # another run asked for, started or followed since
@@ -281,25 +219,51 @@ class ReverseApp(App):
         if msg.error is not None:
             self.notify(msg.error, title="Cannot open the run", severity="error", timeout=12)
             return
-        loaded, state = msg.loaded, msg.state
-        self.checkpoint, self.loaded, self._loaded_key = msg.checkpoint, loaded, msg.key
-        self.run_id += 1  # news still coming from the run on show until now is dropped
-        self.workers.cancel_group(self, "follow")  # a run watched until now is left to itself
-        self.following = False
-        self.out, self.paths, self.resume_payload = msg.out, None, None
-        self.run_cfg = loaded.config
-        self.run_facts = f"vocab {len(loaded.vocab)} · {param_count(loaded.model):,} params"
-        self.epochs, self.progress, self.live_losses = epochs_from_history(state["history"]), None, []
-        self.snapshots = snapshots_of(state)
-        self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
-        self.status = self.ended = (
-            f"Opened {self.checkpoint}: {len(self.epochs)} epochs trained, best "
-            f"epoch {loaded.payload.get('best_epoch')}. n starts a new run.",
-            "done",
-        )
+        self.show_opened(msg.opened, msg.out)
         while len(self.screen_stack) > 2:  # the runs screen, and whatever was pushed under it
             self.pop_screen()
         self.action_show("probe")
+
+    def show_opened(self, opened: OpenedRun, out: Path) -> None:
+        """A run read from disk on show (--checkpoint, or picked on the runs screen): its
+        model for the probe screen, its epochs and snapshots, nothing going on."""
+        self.reset_run(
+            opened.checkpoint,
+            out,
+            cfg=opened.loaded.config,
+            facts=opened.facts(),
+            epochs=opened.epochs,
+            snapshots=opened.snapshots,
+        )
+        self.loaded, self._loaded_key = opened.loaded, opened.key
+        self.status = self.ended = (opened.status(), "done")
+
+    def reset_run(
+        self,
+        checkpoint: Path,
+        out: Path,
+        paths: RunPaths | None = None,
+        cfg: Config | None = None,
+        facts: str = "",
+        epochs: list[EpochDone] | None = None,
+        snapshots: list[Snapshot] | None = None,
+    ) -> None:
+        """Another run on show (trained here, followed, or read from disk): what the screens
+        show starts again from what is given (cfg None: kept until the run says), and the
+        run before is let go: its news is dropped from now on, a run still being read for the
+        runs screen is not opened, a run followed is left to itself."""
+        self.run_id += 1
+        self._opening += 1
+        self.workers.cancel_group(self, "follow")
+        self.following = False
+        self.first_run = None
+        self.paths, self.checkpoint, self.out = paths, checkpoint, out
+        self.loaded, self._loaded_key = None, None  # the probe screen follows the new run
+        if cfg is not None:
+            self.run_cfg = cfg
+        self.run_facts, self.epochs, self.progress, self.live_losses = facts, list(epochs or []), None, []
+        self.snapshots = list(snapshots or [])
+        self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
 
     async def action_quit(self) -> None:
         self.workers.cancel_all()
@@ -336,12 +300,13 @@ class ReverseApp(App):
             self.start_training()
 
     def next_run_paths(self) -> RunPaths:
-        """The first run: the command line's --name/--checkpoint/--out (or --resume's run);
-        each later one: a new name and folders of its own, so no run replaces another."""
-        if self.runs_started == 0 and self.paths is not None:  # --resume
-            return self.paths
-        if self.runs_started == 0 and self.loaded is None and self.load_error is None:
-            return paths_for(self.opts)[0]
+        """The run the app opened for: the command line's --name/--checkpoint/--out (or
+        --resume's run); any other: a new name and folders of its own, so no run replaces
+        another."""
+        if isinstance(self.first_run, ResumeRun):
+            return self.first_run.paths
+        if isinstance(self.first_run, NewRun):
+            return paths_for(self.opts)[0]  # taken now: its folders made
         return new_run()
 
     def start_training(self) -> None:
@@ -350,24 +315,19 @@ class ReverseApp(App):
         except RunError as e:
             self.notify(str(e), title="Cannot start a run", severity="error", timeout=12)
             return
-        self.runs_started += 1
-        self.paths, self.checkpoint, self.out = paths, paths.checkpoint, paths.out
-        self.loaded, self._loaded_key = None, None  # the probe screen follows the new run
-        self._opening += 1  # a run still being read for the runs screen is not opened
-        self.run_id += 1
-        self.workers.cancel_group(self, "follow")  # a run followed until now is left to itself
-        self.following = False
+        resume = self.first_run if isinstance(self.first_run, ResumeRun) else None
+        self.reset_run(
+            paths.checkpoint,
+            paths.out,
+            paths,
+            cfg=self.cfg if resume is None else resume.cfg,
+            # a resumed run goes on with its own snapshots (the trainer does too); a new one has none yet
+            snapshots=[Snapshot.from_dict(d) for d in resume.payload.get("snapshots") or []] if resume else [],
+        )
         self._stop = threading.Event()
-        resume, self.resume_payload = self.resume_payload, None  # only the first run resumes
-        self.run_cfg = self.cfg if resume is None else self.run_cfg
-        self.run_facts, self.epochs, self.progress = "", [], None
-        self.live_losses = []
-        # a resumed run goes on with its own snapshots (the trainer does too); a new one has none yet
-        self.snapshots = [Snapshot.from_dict(d) for d in (resume or {}).get("snapshots") or []]
-        self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
         self.training = True
         self.status = ("Preparing data and model...", "info")
-        self._train(self.run_id, self.cfg, resume, self._stop, paths)
+        self._train(self.run_id, self.cfg, resume.payload if resume else None, self._stop, paths)
 
     def stop_training(self) -> None:
         if self.training:
@@ -376,8 +336,9 @@ class ReverseApp(App):
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
     def _train(self, run_id: int, cfg: Config, resume: dict | None, stop: threading.Event, paths: RunPaths) -> None:
-        """The job's events as messages. Quitting or a new run cancels the worker: it leaves
-        after the batch; the stop key ends training and still evaluates the best model."""
+        """The job's events as messages (tui/bridge.py). Quitting or a new run cancels the
+        worker: it leaves after the batch; the stop key ends training and still evaluates
+        the best model."""
         worker = get_current_worker()
         post = self.post_message
         job = run_job(
@@ -393,45 +354,18 @@ class ReverseApp(App):
             watch=list(self.opts.watch),
             tensorboard=self.opts.tensorboard,
         )
+        news = TrainingNews(run_id, cfg.epochs)
         ended = None
         with self._train_lock:
             if worker.is_cancelled:
                 return
-            last, pending = -math.inf, []  # the first batch is always reported
             for ev in job:
-                if isinstance(ev, BatchDone):
-                    if ev.loss is not None:
-                        pending.append(ev.loss)
-                    now = time.monotonic()
-                    if ev.batch == ev.batches or now - last >= BATCH_INTERVAL:
-                        last = now
-                        # the only read of these losses: a few times a second, not per batch
-                        losses = torch.stack(pending).tolist() if pending else []
-                        pending = []
-                        post(BatchProgress(run_id, ev, losses))
-                elif isinstance(ev, EpochDone):
-                    post(EpochFinished(run_id, ev))
-                elif isinstance(ev, Snapshot):
-                    post(SnapshotTaken(run_id, ev))
-                elif isinstance(ev, Started):
-                    post(TrainingStarted(run_id, ev))
-                elif isinstance(ev, ControlStarted):
-                    post(StatusChanged(run_id, f"Training the no-attention control -> {ev.checkpoint}"))
-                elif isinstance(ev, ControlEpoch):
-                    post(
-                        StatusChanged(
-                            run_id,
-                            f"Training the no-attention control: epoch "
-                            f"{ev.event.epoch}/{cfg.epochs}, val exact match "
-                            f"{100 * ev.event.val_exact_match:.1f}%",
-                        )
-                    )
-                elif isinstance(ev, TrainingEnded):
-                    ended = ev
+                ended = ended_by(ev)
+                if ended is not None:
                     break
-                elif isinstance(ev, Failed):  # could not start
-                    ended = TrainingEnded("failed", 0, None, [], 0.0, ev.error, ev.exception)
-                    break
+                msg = news.training(ev, time.monotonic())
+                if msg is not None:
+                    post(msg)
         if ended is None:
             return
         post(TrainingDone(run_id, ended))  # after the lock: this run is off the trainer
@@ -439,13 +373,11 @@ class ReverseApp(App):
             job.close()
             return
         for ev in job:  # the evaluation, outside the lock: a new run need not wait for it
-            if isinstance(ev, Evaluating):
-                post(EvaluationProgress(run_id, ev.phase))
-            elif isinstance(ev, Finished):
-                post(ResultsReady(run_id, ev.results))
-            elif isinstance(ev, Failed):
-                post(ResultsFailed(run_id, ev.error))
+            msg = news.evaluation(ev)
+            if msg is not None:
+                post(msg)
 
+    @of_the_run_on_show
     def on_training_started(self, msg: TrainingStarted) -> None:
         started = msg.started
         self.run_cfg, self.run_facts = started.cfg, started.brief()
@@ -456,6 +388,7 @@ class ReverseApp(App):
         if started.busy_note:
             self.notify(started.busy_note.removeprefix("note: "), title="Shared CPU", timeout=12)
 
+    @of_the_run_on_show
     def on_batch_progress(self, msg: BatchProgress) -> None:
         ev = msg.event
         live = [] if ev.batch - len(msg.losses) <= 0 else self.live_losses
@@ -465,16 +398,20 @@ class ReverseApp(App):
         ]
         self.progress = ev
 
+    @of_the_run_on_show
     def on_epoch_finished(self, msg: EpochFinished) -> None:
         self.live_losses = []  # the epoch's own list of losses takes over
         self.epochs = [*self.epochs, msg.event]
 
+    @of_the_run_on_show
     def on_snapshot_taken(self, msg: SnapshotTaken) -> None:
         self.snapshots = [*self.snapshots, msg.snapshot]
 
+    @of_the_run_on_show
     def on_status_changed(self, msg: StatusChanged) -> None:
         self.set_status(msg.text)
 
+    @of_the_run_on_show
     def on_training_done(self, msg: TrainingDone) -> None:
         ended = msg.ended
         self.training = False
@@ -517,35 +454,21 @@ class ReverseApp(App):
     def follow_run(self, folder: Path) -> None:
         """Show the run in folder as it trains elsewhere: the training screen, fed from its
         files. Nothing is written into the run."""
-        self.run_id += 1  # news of the run on show until now is dropped
-        self._opening += 1  # a run still being read for the runs screen is not opened
-        self.paths, self.resume_payload, self.loaded, self._loaded_key = None, None, None, None
-        self.checkpoint, self.out = folder / "best.pt", folder
-        self.run_facts, self.epochs, self.progress, self.live_losses, self.snapshots = "", [], None, [], []
-        self.results, self.results_error, self.evaluating, self.test_sentences = None, None, False, None
+        self.reset_run(folder / BEST, folder)
         self.following = True
         self.status = (f"Watching {folder}: waiting for the run to write its configuration...", "info")
         self._follow(self.run_id, folder)
 
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def _follow(self, run_id: int, folder: Path) -> None:
-        """The followed run's events as the messages a run trained here posts."""
+        """The followed run's events as the messages a run trained here posts (tui/bridge.py)."""
         worker = get_current_worker()
-        post = self.post_message
         for ev in follow(folder, should_stop=lambda: worker.is_cancelled):
-            if isinstance(ev, Progress):
-                post(BatchProgress(run_id, ev.event, ev.losses))
-            elif isinstance(ev, EpochDone):
-                post(EpochFinished(run_id, ev))
-            elif isinstance(ev, Snapshot):
-                post(SnapshotTaken(run_id, ev))
-            elif isinstance(ev, Watching):
-                post(FollowStarted(run_id, ev))
-            elif isinstance(ev, Note):
-                post(StatusChanged(run_id, f"Watching {folder.name}: {ev.text}"))
-            elif isinstance(ev, RunEnded):
-                post(FollowEnded(run_id, ev))
+            msg = follow_news(ev, run_id, folder)
+            if msg is not None:
+                self.post_message(msg)
 
+    @of_the_run_on_show
     def on_follow_started(self, msg: FollowStarted) -> None:
         w = msg.watching
         self.run_cfg, self.run_facts = w.cfg, w.facts
@@ -553,6 +476,7 @@ class ReverseApp(App):
         where = f" (pid {w.pid} on {w.host})" if w.pid else ""
         self.set_status(f"Watching run {w.name}{where}, trained by another process · its files: {w.folder}")
 
+    @of_the_run_on_show
     def on_follow_ended(self, msg: FollowEnded) -> None:
         ended = msg.ended
         self.following = False
@@ -589,6 +513,7 @@ class ReverseApp(App):
         else:
             self.post_message(ResultsReady(run_id, res))
 
+    @of_the_run_on_show
     def on_evaluation_progress(self, msg: EvaluationProgress) -> None:
         self.eval_phase = phase = msg.phase
         if not self.training:
@@ -598,6 +523,7 @@ class ReverseApp(App):
                 self.ended[1],
             )
 
+    @of_the_run_on_show
     def on_results_ready(self, msg: ResultsReady) -> None:
         self.evaluating, self.results = False, msg.results
         ev, lost = msg.results.evaluation, msg.results.failed_parts
@@ -610,6 +536,7 @@ class ReverseApp(App):
         if not self.training:
             self.set_status(f"{self.ended[0]} {said}: r for results, p to probe.", self.ended[1])
 
+    @of_the_run_on_show
     def on_results_failed(self, msg: ResultsFailed) -> None:
         self.evaluating, self.results_error = False, msg.error
         self.notify(msg.error, title="Evaluation failed", severity="error", timeout=12)
@@ -631,13 +558,11 @@ class ReverseApp(App):
         checkpoint takes a while: the screens call this from a thread worker, never the UI
         thread once the app runs (cached_probe_model() is the UI thread's look)."""
         with self._load_lock:
-            path = self.checkpoint
-            key = checkpoint_key(path)  # before reading: a file changed meanwhile is read again
-            if key is None:
-                return None
-            if self.loaded is None or key != self._loaded_key:
-                self.loaded = load_model(path, self.device)
-                self._loaded_key = key
+            if self.loaded is None or checkpoint_key(self.checkpoint) != self._loaded_key:
+                read = read_model(self.checkpoint, self.device)
+                if read is None:
+                    return None
+                self.loaded, self._loaded_key = read
             return self.loaded
 
     def cached_probe_model(self) -> tuple[bool, Loaded | None]:
@@ -655,12 +580,3 @@ class ReverseApp(App):
             return False, None
         finally:
             self._load_lock.release()
-
-
-def checkpoint_key(path: Path) -> tuple | None:
-    """(path, mtime, size): what tells a checkpoint changed on disk; None when there is none."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    return (str(path), st.st_mtime_ns, st.st_size)

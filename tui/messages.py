@@ -3,7 +3,7 @@ post one of these and the app updates its state on its own thread; the screens w
 
 Every run message carries the id of the run it belongs to, so that news from a run the
 user has already replaced (a stopped thread finishing its last batch, an evaluation still
-going) is recognised and dropped, in one place: ReverseApp._on_message."""
+going) is recognised and dropped, by one rule: tui/bridge.py's of_the_run_on_show."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from engine.stepper import Stepping
 from engine.train import BatchDone, EpochDone
 from engine.watch import Snapshot
 
+from .opening import OpenedRun
+
 
 @dataclass
 class RunMessage(Message):
@@ -36,8 +38,9 @@ class TrainingStarted(RunMessage):
 
 @dataclass
 class BatchProgress(RunMessage):
-    """Throttled: at most one per BATCH_INTERVAL, plus the first batch of the run and the last
-    of every epoch. losses: the training loss of every batch since the previous one."""
+    """Throttled (tui/bridge.py): at most one per BATCH_INTERVAL, plus the first batch of the
+    run and the last of every epoch. losses: the training loss of every batch since the
+    previous one."""
 
     event: BatchDone
     losses: list[float] = field(default_factory=list)
@@ -142,14 +145,11 @@ class Stepped(Message):
 
 @dataclass
 class RunOpened(Message):
-    """A run picked on the runs screen, its checkpoint read in a thread: its model and its
-    latest state (epochs, snapshots), or why it cannot be opened. key: the checkpoint's
-    (path, mtime, size) when it was read."""
+    """A run picked on the runs screen, its checkpoint read in a thread: the run read, or why
+    it cannot be opened."""
 
     seq: int
     checkpoint: Path
     out: Path
-    loaded: Loaded | None = None
-    state: dict | None = None
-    key: tuple | None = None
+    opened: OpenedRun | None = None
     error: str | None = None

@@ -1,0 +1,146 @@
+"""From a run's events (engine/job.py's, or engine/follow.py's for a run trained elsewhere) to
+the messages the app takes (tui/messages.py), and back on the app's side the one rule for
+news that comes late: a message of a run no longer on show is dropped.
+
+The translation is plain code the worker threads call; the throttle on batch progress takes
+the time as an argument, so tests give it times instead of reading a clock."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from engine.follow import Note, Progress, RunEnded, Watching
+from engine.job import (
+    ControlEpoch,
+    ControlStarted,
+    Evaluating,
+    Failed,
+    Finished,
+    Started,
+    TrainingEnded,
+)
+from engine.train import BatchDone, EpochDone
+from engine.watch import Snapshot
+
+from .messages import (
+    BatchProgress,
+    EpochFinished,
+    EvaluationProgress,
+    FollowEnded,
+    FollowStarted,
+    ResultsFailed,
+    ResultsReady,
+    RunMessage,
+    SnapshotTaken,
+    StatusChanged,
+    TrainingStarted,
+)
+
+BATCH_INTERVAL = 0.25  # seconds between progress messages: 4 a second move the bars smoothly;
+# each one costs the training thread the GIL for a while (20 a second: ~10% slower epochs)
+
+
+def batch_passes(ev: BatchDone, now: float, last: float) -> bool:
+    """Whether a batch's progress is posted: the last batch of an epoch always (the bar ends
+    full), any other once BATCH_INTERVAL has passed since the last one posted, at `last`
+    (-inf before the first, which therefore always passes)."""
+    return ev.batch == ev.batches or now - last >= BATCH_INTERVAL
+
+
+def ended_by(ev) -> TrainingEnded | None:
+    """How training ended, when ev says it did: TrainingEnded, or Failed before it began."""
+    if isinstance(ev, TrainingEnded):
+        return ev
+    if isinstance(ev, Failed):  # could not start: nothing trained, nothing to evaluate
+        return TrainingEnded("failed", 0, None, [], 0.0, ev.error, ev.exception)
+    return None
+
+
+class TrainingNews:
+    """One run's events as its messages. Batches are throttled (batch_passes); the losses of
+    the batches held back ride on the next one posted, so the live chart misses none."""
+
+    def __init__(self, run_id: int, epochs: int) -> None:
+        self.run_id = run_id
+        self.epochs = epochs  # the no-attention control's epochs, for its status line
+        self.last = -math.inf  # when the last batch was posted
+        self.pending: list[torch.Tensor] = []  # the losses of the batches since, on the device
+
+    def training(self, ev, now: float) -> RunMessage | None:
+        """The message for an event of the training part (None: held back, or no message)."""
+        run_id = self.run_id
+        if isinstance(ev, BatchDone):
+            if ev.loss is not None:
+                self.pending.append(ev.loss)
+            if not batch_passes(ev, now, self.last):
+                return None
+            self.last = now
+            # the only read of these losses: a few times a second, not per batch (each read
+            # waits for the device)
+            losses = torch.stack(self.pending).tolist() if self.pending else []
+            self.pending = []
+            return BatchProgress(run_id, ev, losses)
+        if isinstance(ev, EpochDone):
+            return EpochFinished(run_id, ev)
+        if isinstance(ev, Snapshot):
+            return SnapshotTaken(run_id, ev)
+        if isinstance(ev, Started):
+            return TrainingStarted(run_id, ev)
+        if isinstance(ev, ControlStarted):
+            return StatusChanged(run_id, f"Training the no-attention control -> {ev.checkpoint}")
+        if isinstance(ev, ControlEpoch):
+            return StatusChanged(
+                run_id,
+                f"Training the no-attention control: epoch {ev.event.epoch}/{self.epochs}, "
+                f"val exact match {100 * ev.event.val_exact_match:.1f}%",
+            )
+        return None
+
+    def evaluation(self, ev) -> RunMessage | None:
+        """The message for an event of the evaluation after training."""
+        if isinstance(ev, Evaluating):
+            return EvaluationProgress(self.run_id, ev.phase)
+        if isinstance(ev, Finished):
+            return ResultsReady(self.run_id, ev.results)
+        if isinstance(ev, Failed):
+            return ResultsFailed(self.run_id, ev.error)
+        return None
+
+
+def follow_news(ev, run_id: int, folder: Path) -> RunMessage | None:
+    """A followed run's event as the message a run trained here posts (its progress comes
+    throttled by the files it is read from)."""
+    if isinstance(ev, Progress):
+        return BatchProgress(run_id, ev.event, ev.losses)
+    if isinstance(ev, EpochDone):
+        return EpochFinished(run_id, ev)
+    if isinstance(ev, Snapshot):
+        return SnapshotTaken(run_id, ev)
+    if isinstance(ev, Watching):
+        return FollowStarted(run_id, ev)
+    if isinstance(ev, Note):
+        return StatusChanged(run_id, f"Watching {folder.name}: {ev.text}")
+    if isinstance(ev, RunEnded):
+        return FollowEnded(run_id, ev)
+    return None
+
+
+def of_the_run_on_show(handler: Callable) -> Callable:
+    """For the app's handlers of run messages: a message of a run replaced since it was posted
+    (a stopped thread's last batch, an evaluation still going), or one that reaches an app
+    already closing (its screens gone: a worker's last words after a quit), is dropped.
+    Checked when the message is handled, on the app's thread: the run on show can change
+    between the post and then."""
+
+    @functools.wraps(handler)
+    def handle(app, msg: RunMessage):
+        if msg.run_id != app.run_id or not app.screen_stack:
+            return None
+        return handler(app, msg)
+
+    return handle
