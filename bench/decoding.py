@@ -1,19 +1,16 @@
-"""Whether a second implementation of a decoding mode saves a wait a user can see.
+"""How long a probe waits, through each implementation of greedy decoding that remains.
 
-    python3 bench/decoding.py [--repeats 300] [--beam-repeats 3] [--json bench/results/decoding.json]
+    python3 bench/decoding.py [--epochs 9] [--repeats 100] [--json bench/results/decoding.json]
 
-Trains a default-config model for one epoch (built-in words, seed 42, on the threads a run
-at the defaults uses: one), then measures, alternating the implementations so that load on
-the machine hits them alike:
+Trains a default-config model for --epochs (built-in words, seed 42, on the threads a run at
+the defaults uses: one), then times engine.evaluate.probe of a 60-word sentence on 1 and 2
+threads (--threads): the median of --repeats, the best of three rounds, through the fast
+layer's greedy decoding (what --impl auto runs at the defaults) and the reference's
+(Seq2Seq.greedy_reference, what runs with engine/fast removed), alternating the two so that
+load on the machine hits them alike.
 
-  probe: engine.evaluate.probe of a 60-word sentence on 1 and 2 threads (--threads), the
-         median of --repeats, the best of three rounds, greedy,
-         through the NumPy probe (engine/fast/sentence_decoder.py) and through the model
-         (engine.evaluate.decode, one sentence), with the fast layer's decoding and with
-         the reference's (Seq2Seq.greedy_reference);
-  beam:  engine.evaluate.evaluate with --beam 5 over the default test set (1,000 sentences
-         of 3-30 words), through the fast layer's beam (Seq2Seq.beam) and the reference's
-         (Seq2Seq.beam_reference), on the run's thread; the median of --beam-repeats.
+At commit b9859df this script also timed the NumPy probe and the fast layer's beam search
+against the reference's (--beam 5 over the test set); both went (bench/README.md).
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from engine.config import Config  # noqa: E402
-from engine.evaluate import decode, evaluate, probe  # noqa: E402
+from engine.evaluate import probe  # noqa: E402
 from engine.threads import default_threads  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 
@@ -69,7 +66,7 @@ def alternating(fns: dict[str, Callable[[], float]], rounds: int) -> dict[str, l
 
 
 def with_impl(model, impl: str):
-    """Run the model's decoding through `impl` ("fast" or "reference") for the call."""
+    """Run the model's greedy decoding through `impl` ("fast" or "reference") for the call."""
 
     class Use:
         def __enter__(self):
@@ -85,36 +82,31 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="the probe's thread counts")
     p.add_argument("--repeats", type=int, default=100)
-    p.add_argument("--beam-repeats", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=9, help="the model's training epochs (9: the default run's)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
-    cfg = Config(device="cpu", epochs=1)
+    cfg = Config(device="cpu", epochs=args.epochs)
     run_threads = default_threads(cfg.hidden_dim)  # what a run at the defaults uses
     torch.set_num_threads(run_threads)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp) / "best.pt")
         for _ in trainer.run():
             pass
-    print(f"trained one epoch on {run_threads} thread(s)", flush=True)
+    print(f"trained {args.epochs} epoch(s) on {run_threads} thread(s)", flush=True)
     model, vocab, test = trainer.model.eval(), trainer.vocab, trainer.splits.test
     assert model.impl == "fast" and not model.copy
-    words = sixty_words(test)
-    text = " ".join(words)
+    text = " ".join(sixty_words(test))
 
-    def through_model(impl: str) -> Callable[[], object]:
+    def through(impl: str) -> Callable[[], object]:
         def run():
             with with_impl(model, impl):
-                return decode(model, vocab, [words], CPU, batch_size=1)[0]
+                return probe(model, vocab, text, CPU)
 
         return run
 
-    probes = {
-        "numpy": lambda: probe(model, vocab, text, CPU),
-        "fast": through_model("fast"),
-        "reference": through_model("reference"),
-    }
+    probes = {impl: through(impl) for impl in ("fast", "reference")}
     answers = {name: fn() for name, fn in probes.items()}
-    assert len({tuple(r.output) for r in answers.values()}) == 1, "the three probes disagree"
+    assert answers["fast"].output == answers["reference"].output, "the two greedy decodings disagree"
     steps = answers["fast"].steps
     probe_ms, probe_rounds = {}, {}
     for threads in args.threads:
@@ -126,40 +118,15 @@ def main() -> None:
         for name, ms in probe_ms[threads].items():
             print(f"  {name:9} {ms:8.3f} ms   rounds {rounds[name]}", flush=True)
 
-    torch.set_num_threads(run_threads)
-    beam_em: dict[str, float] = {}
-
-    def beam_seconds(impl: str) -> Callable[[], float]:
-        def run() -> float:
-            with with_impl(model, impl):
-                r = evaluate(model, vocab, test, CPU, beam=5)
-            beam_em[impl] = r.exact_match
-            return round(r.seconds, 3)
-
-        return run
-
-    beam_rounds = alternating({i: beam_seconds(i) for i in ("fast", "reference")}, args.beam_repeats)
-    beam_s = {name: statistics.median(v) for name, v in beam_rounds.items()}
-    n = len(test)
-    print(f"--beam 5 over the test set ({n} sentences), {run_threads} thread(s), median of {args.beam_repeats}:")
-    for name, s in beam_s.items():
-        print(f"  {name:9} {s:7.2f} s   rounds {beam_rounds[name]}   exact match {beam_em[name]:.1%}")
-    print(f"  reference / fast: {beam_s['reference'] / beam_s['fast']:.2f}x")
     if args.json:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         result = {
             "date": time.strftime("%Y-%m-%d"),
-            "commit": commit.stdout.strip(),
+            "commit": commit.stdout.strip()[:7],
             "torch": torch.__version__,
+            "epochs": args.epochs,
             "load_average_at_end": os.getloadavg(),
             "probe_60_words": {"steps": steps, "best_median_ms": probe_ms, "rounds_ms": probe_rounds},
-            "beam5_test_set": {
-                "threads": run_threads,
-                "sentences": len(test),
-                "median_s": beam_s,
-                "rounds_s": beam_rounds,
-                "exact_match": beam_em,
-            },
         }
         tmp_json = args.json.with_suffix(".tmp")
         tmp_json.write_text(json.dumps(result, indent=1) + "\n")

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from .data import EOS, PAD, SOS, UNK, PairDataset, Vocab, tokenize
-from .fast.sentence_decoder import sentence_decoder
 from .model import Seq2Seq
 from .transfer import download
 
@@ -247,22 +246,9 @@ def probe_words(text: str) -> list[str]:
 
 
 def probe(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: int = 1) -> SentenceResult:
-    """One sentence, tokenised by the project's rule (engine.data.tokenize); beam > 1 for
-    beam search. Greedy probes of the fast model run in NumPy (engine/fast/sentence_decoder.py): the same answer
-    as batched greedy decoding, at a fraction of the latency (the no-attention control too:
-    its zero score vector gives the uniform weights there as well)."""
-    words = probe_words(text)
-    if beam > 1 or model.impl == "reference" or model.copy:  # these decode through engine/model.py
-        return decode(model, vocab, [words], device, batch_size=1, beam=beam)[0]
-    ids, attention = sentence_decoder(model).greedy(vocab.encode(words) + [EOS])
-    return SentenceResult(
-        source=list(words),
-        output=output_words(ids, attention, words, vocab),
-        reference=words[::-1],
-        attention=attention,
-        steps=len(ids),
-        match=exact_match(ids, attention, words, words[::-1], vocab),
-    )
+    """One sentence, tokenised by the project's rule (engine.data.tokenize), decoded as the
+    test set is (decode: greedy, or beam search for beam > 1)."""
+    return decode(model, vocab, [probe_words(text)], device, batch_size=1, beam=beam)[0]
 
 
 def probe_notes(result: SentenceResult, vocab: Vocab, min_len: int, max_len: int) -> list[str]:

@@ -9,11 +9,12 @@
               scattered onto the source's words, by a gate from [c_t; s_t; embed(y_{t-1})],
               over an extended vocabulary holding the source's unknown words (engine/copy.py)
 
-Seq2Seq.forward_reference, greedy_reference and beam_reference run these in plain PyTorch
-under autograd, one step at a time: `--impl reference` trains, evaluates and probes through
-them. `--impl fast` (what `auto` picks for every configuration engine/fast implements: see
+Seq2Seq.forward_reference, greedy_reference and beam run these in plain PyTorch under
+autograd, one step at a time: `--impl reference` trains, evaluates and probes through them.
+`--impl fast` (what `auto` picks for every configuration engine/fast implements: see
 choose_impl) runs the same weights through engine/fast/, a hand-written decoder loop with
-its own backward pass, C kernels and a NumPy probe; tests/test_parity.py holds the two equal.
+its own backward pass and C kernels, for training and greedy decoding; beam search has one
+implementation, this file's; tests/test_parity.py holds the two equal.
 To try another score, cell or output layer, change this file and train with
 `--impl reference`; the parity tests then say what the fast layer lacks.
 
@@ -466,7 +467,7 @@ class Decoded:
 
 @dataclass
 class BeamTrace:
-    """One step of beam_reference, as engine/stepper.py shows it."""
+    """One step of Seq2Seq.beam, as engine/stepper.py shows it."""
 
     live: list[list[int]]  # the hypotheses entering the step: their words
     scores: list[float]  # and their summed log-probabilities
@@ -715,7 +716,7 @@ class Seq2Seq(nn.Module):
         return Decoded(torch.stack(tokens, 1), torch.stack(attention, 1), length, copy)
 
     @torch.inference_mode()
-    def beam_reference(
+    def beam(
         self,
         src: torch.Tensor,
         src_len: torch.Tensor,
@@ -725,10 +726,14 @@ class Seq2Seq(nn.Module):
         trace: list | None = None,
         n_ext: int | None = None,
     ) -> Decoded:
-        """beam_search over Decoder.step for one sentence (src (1, S)): its live hypotheses
-        are the batch; the budget is 2n + 5 steps. trace: see beam_search. It reads the
-        scores back at every step (the search is Python lists), so a copying model's beam
-        waits on a GPU at every word; one sentence at a time, it is the probe's, not training's."""
+        """Beam search for one sentence (src (1, S)): beam_search over Decoder.step, its live
+        hypotheses the batch, ranked by summed log-probability divided by length**alpha (so
+        short ones do not win just for being short); the budget is 2n + 5 steps. Returns the
+        best hypothesis in greedy()'s format. trace: see beam_search. It reads the scores
+        back at every step (the search is Python lists), so on a GPU it waits at every word;
+        one sentence at a time, it is the probe's and the evaluation's --beam, not
+        training's. A fixed-width search kept on the device, through engine/fast's step,
+        measured no faster on a CPU (bench/decoding.py), so this is the only one."""
         src_ext, n_ext = self.extended(src, src_ext, n_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
@@ -827,87 +832,3 @@ class Seq2Seq(nn.Module):
             if stop(done):
                 break
         return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length)
-
-    @torch.inference_mode()
-    def beam(
-        self,
-        src: torch.Tensor,
-        src_len: torch.Tensor,
-        k: int,
-        alpha: float = 1.0,
-        src_ext: torch.Tensor | None = None,
-        n_ext: int | None = None,
-    ) -> Decoded:
-        """Beam search for one sentence (src (1, S)). Hypotheses are ranked by their summed
-        log-probability divided by length**alpha, so short ones do not win just for being short.
-        Returns the best hypothesis, in greedy()'s format.
-
-        beam_reference's search: each step ranks the 2k best continuations; those that end (EOS,
-        or any at the budget's last step, 2n + 5) are set aside, only the best of them kept; the
-        first k others live on. It stops once the best finished scores at least the best live
-        sum over budget**alpha (what a live one could still reach) or none lives. Everything stays
-        on the device, at a fixed width of k rows (a dead row scores -inf): "stopped" is asked
-        of a StopCheck, as in greedy (the steps after a stop change nothing). On a CPU the
-        answer is cut at its length; elsewhere it comes back at the budget's width, PAD after
-        its EOS, with `length` on the device: nothing is read back here."""
-        if self.impl == "reference" or self.copy:
-            return self.beam_reference(src, src_len, k, alpha, src_ext, n_ext=n_ext)
-        dec = self.decoder
-        src_len = host_lengths(src_len)
-        enc_out, hidden, keys, mask = self.encode(src, src_len)
-        W, W_loc2 = self.decoding_weights()
-        budget = int(2 * src_len[0] + 5)  # the host copy: no sync
-        V, S, dev = dec.out.out_features, src.size(1), src.device
-        K_, E_ = keys.expand(k, -1, -1), enc_out.expand(k, -1, -1)  # the same sentence in every row
-        steps = steps_for(K_, enc_out=E_, v=W.v, mask=mask.expand(k, -1), keys=K_)
-        out = StepOut.empty(K_, E_, self.layers, dec.hidden_dim)  # reused: the states are reindexed copies
-        hidden = [h.expand(k, -1).contiguous() for h in hidden.unbind(0)]  # per layer (k, H)
-        y = torch.full((k,), SOS, dtype=torch.long, device=dev)
-        rank = torch.arange(2 * k, device=dev)
-        scores = torch.zeros(k, device=dev).masked_fill_(rank[:k] > 0, float("-inf"))  # one live row at first
-        seqs = torch.zeros(k, budget, dtype=torch.long, device=dev)  # the live hypotheses' words
-        rows = keys.new_zeros(k, budget, S)  # and their attention
-        best_score = torch.full((), float("-inf"), dtype=torch.float64, device=dev)  # the best finished
-        best_seq, best_rows = seqs[:1].clone(), rows[:1].clone()
-        best_len = torch.zeros(1, dtype=torch.long, device=dev)
-        stopped = torch.zeros((), dtype=torch.bool, device=dev)
-        w = None  # the previous step's weights, per row
-        stop = StopCheck(dev)
-        for t in range(budget):
-            dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
-            logp = torch.log_softmax(dec.logits(out.h[-1], out.c), -1)  # (k, V)
-            top = torch.topk((scores[:, None] + logp).view(-1), 2 * k)  # (2k,) best first
-            beams, words = top.indices // V, top.indices % V
-            valid = top.values > float("-inf")
-            ends = valid & ((words == EOS) if t + 1 < budget else True)
-            goes = valid & ~ends
-            live = goes & (goes.long().cumsum(0) <= k)  # the first k that go on
-            # the best that ends here replaces the best finished if it beats it (first of equals)
-            fin = torch.where(ends, top.values.double() / (t + 1) ** alpha, float("-inf"))
-            fin_best, j = fin.max(0)
-            better = (fin_best > best_score) & ~stopped
-            bj, j = beams.index_select(0, j.view(1)), j.view(1)  # index_select: a tensor index would be read
-            seq, att = seqs.index_select(0, bj), rows.index_select(0, bj)  # (1, budget), (1, budget, S)
-            seq[:, t], att[:, t] = words.index_select(0, j), out.w.index_select(0, bj)
-            best_seq, best_rows = torch.where(better, seq, best_seq), torch.where(better, att, best_rows)
-            best_len = torch.where(better, t + 1, best_len)
-            best_score = torch.where(better, fin_best, best_score)
-            # the live ones into the k rows, in rank order; the rest of the rows dead
-            order = torch.where(live, rank, rank + 2 * k).argsort()[:k]
-            kept = live[order]
-            parents = beams[order]
-            scores = top.values[order].masked_fill(~kept, float("-inf"))
-            stopped = stopped | ~kept.any() | (best_score >= scores.max().double() / budget**alpha)
-            if stop(stopped):
-                break
-            seqs = seqs[parents]
-            seqs[:, t] = words[order]
-            w = out.w[parents]
-            rows = rows[parents]
-            rows[:, t] = w
-            hidden = [h[parents] for h in out.h]
-            y = words[order]
-        if dev.type != "cpu":
-            return Decoded(best_seq, best_rows, best_len)
-        n = int(best_len)  # on the host: free
-        return Decoded(best_seq[:, :n], best_rows[:, :n], best_len)

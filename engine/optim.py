@@ -85,8 +85,8 @@ class Adam:
                     eps=self.eps,
                 )
             # the kernel wrote through raw pointers, unseen by autograd: count the writes as an
-            # in-place op would, so that whatever keys on a version (autograd's saved tensors,
-            # the probe's copy of the weights, engine/fast/sentence_decoder.py) sees new weights
+            # in-place op would, so that whatever keys on a version (autograd's saved tensors)
+            # sees new weights
             torch.autograd.graph.increment_version(params)
             return
         step_size, bias2_sqrt = self._device_scalars(params[0].device, params[0].dtype)

@@ -2,9 +2,9 @@
 over the input, the five likeliest next words, the word chosen (and the input word an <unk>
 copies); with a beam, the hypotheses the step ranked and what became of each.
 
-The steps are recorded by the model's own reference decoders (Seq2Seq.greedy_reference and
-beam_reference, through their trace lists), so they are the decoding itself, not a
-re-enactment; tests/test_stepper.py holds them equal to the probe's answer and grid."""
+The steps are recorded by the model's own decoders (Seq2Seq.greedy_reference and Seq2Seq.beam,
+through their trace lists), so they are the decoding itself, not a re-enactment;
+tests/test_stepper.py holds them equal to the probe's answer and grid."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def _copy(word: int, weights: np.ndarray, source: list[str], vocab: Vocab) -> st
 
 def _beam(model, vocab, words, src, src_ext, src_len, n, k) -> Stepping:
     trace: list = []
-    out = model.beam_reference(src, src_len, k, trace=trace, src_ext=src_ext)
+    out = model.beam(src, src_len, k, trace=trace, src_ext=src_ext)
     length = int(out.length[0])
     answer = output_words(
         out.tokens[0, :length].tolist(), out.attention[0, :length, :n].float().cpu().numpy(), words, vocab

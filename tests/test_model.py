@@ -155,7 +155,7 @@ def test_greedy_decoding_path_matches_the_training_path(arch):
 
 
 def test_location_band_equals_the_conv():
-    """The one builder of the location term (training, decoding, the NumPy probe) gives
+    """The one builder of the location term (training, the reference's attention) gives
     conv1d(prev, W_loc, padding=k//2), the convolution of Chorowski et al."""
     model, _ = make({"location_kernel": 5})
     loc = model.decoder.attention.location
@@ -310,7 +310,7 @@ def test_beam_keeps_k_live_hypotheses_while_finished_ones_wait_aside(trained_che
     loaded = load_model(trained_checkpoint)
     ds = PairDataset(["the cat sat on the mat".split()], loaded.vocab)
     trace = []
-    loaded.model.beam_reference(ds.src, ds.src_len, 3, trace=trace)
+    loaded.model.beam(ds.src, ds.src_len, 3, trace=trace)
     assert [len(r.live) for r in trace[1:]] == [3] * (len(trace) - 1)
 
 

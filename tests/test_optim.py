@@ -136,3 +136,17 @@ def test_adams_c_kernel_equals_its_foreach_ops():
     for x, y in zip(opts[0].m + opts[0].v, opts[1].m + opts[1].v):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
     assert not torch.equal(params[0][0], params[0][0].new_zeros(shapes[0]))
+
+
+def test_the_c_kernel_step_counts_as_a_write_to_every_weight():
+    """Whatever keys on a tensor's version (autograd's check of its saved tensors) sees the
+    C kernel's writes, made through raw pointers, as it sees an in-place op's."""
+    if native.kernels() is None:
+        pytest.skip("no C kernels here: the foreach ops run, and they count their writes")
+    model, _ = _model_and_batch()
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.ones_like(p)
+    was = [p._version for p in params]
+    Adam(params, use_native=True).step()
+    assert all(p._version > v for p, v in zip(params, was))

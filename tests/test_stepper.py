@@ -53,7 +53,7 @@ def test_an_emitted_unk_names_the_input_word_it_copies(loaded):
 @pytest.mark.parametrize("k", [2, 3])
 @pytest.mark.parametrize("text", SENTENCES)
 def test_beam_steps_end_in_the_beam_answer(loaded, text, k):
-    r = probe(loaded.model, loaded.vocab, text, CPU, beam=k)  # model.beam, the fast layer's
+    r = probe(loaded.model, loaded.vocab, text, CPU, beam=k)  # model.beam
     s = step_through(loaded.model, loaded.vocab, text, CPU, beam=k)
     assert s.output == r.output and s.beam == k
     assert s.steps[-1].stopped and not any(step.stopped for step in s.steps[:-1])

@@ -11,7 +11,7 @@ slow tanh:
   - v . tanh(e) ranks positions as (2v) . sigmoid(2e) does (tanh(e) = 2 sigmoid(2e) - 1,
     and the constant -sum(v) cancels in the softmax), and sigmoid is ~3x cheaper here;
   - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix
-    (location_band, which decoding and the NumPy probe use too).
+    (location_band, which the reference's attention uses too).
 The equations are those of engine/model.py (Decoder.step: the same steps, plainly, under
 autograd); tests/test_decoder_loop.py holds the outputs and every gradient equal to autograd's,
 and checks them against finite differences.
@@ -266,8 +266,8 @@ def _band_taps(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torc
 
 def location_band(W_loc: torch.Tensor, S: int) -> torch.Tensor:
     """The location term as a matrix, the one place it is built (training forward and
-    backward, greedy and beam decoding, the NumPy probe): f = conv1d(prev, W_loc,
-    padding=k//2), the Conv1d of Chorowski et al., is prev (B, S) @ M = f (B, S*A), with
+    backward, the reference's attention): f = conv1d(prev, W_loc, padding=k//2), the
+    Conv1d of Chorowski et al., is prev (B, S) @ M = f (B, S*A), with
     M[s', s, a] = W_loc[a, s' - s + k//2] where that index exists. One matmul, and its
     gradient is one matmul too. W_loc (A, k) -> (S, S*A)"""
     A, k = W_loc.shape
