@@ -3,7 +3,7 @@
     python3 bench/decoding.py [--epochs 9] [--repeats 100] [--json bench/results/decoding.json]
 
 Trains a default-config model for --epochs (built-in words, seed 42, on the threads a run at
-the defaults uses: one), then times engine.evaluate.probe of a 60-word sentence on 1 and 2
+the defaults uses: one), then times engine.insight.evaluate.probe of a 60-word sentence on 1 and 2
 threads (--threads): the median of --repeats, the best of three rounds, through the fast
 layer's greedy decoding (what --impl auto runs at the defaults) and the reference's
 (Seq2Seq.greedy_reference, what runs with engine/fast removed), alternating the two so that
@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.config import Config  # noqa: E402
-from engine.evaluate import probe  # noqa: E402
-from engine.threads import default_threads  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+from engine.insight.evaluate import probe  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.threads import default_threads  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -70,10 +70,11 @@ def with_impl(model, impl: str):
 
     class Use:
         def __enter__(self):
-            self.was, model.impl = model.impl, impl
+            self.was = model.fast
+            model.fast = self.was if impl == "fast" else None
 
         def __exit__(self, *_):
-            model.impl = self.was
+            model.fast = self.was
 
     return Use()
 

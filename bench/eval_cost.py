@@ -33,9 +33,9 @@ def child(name: str, seed: int) -> dict:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from engine.config import Config
     from engine.job import Evaluating, Finished, TrainingEnded, run_job
-    from engine.threads import default_threads
+    from engine.train.config import Config
+    from engine.train.threads import default_threads
 
     cfg = replace(Config(**CONFIGS[name]), seed=seed, device="cpu")
     torch.set_num_threads(default_threads(cfg.hidden_dim))

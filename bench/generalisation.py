@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.checkpoint import load_model  # noqa: E402
-from engine.config import Config  # noqa: E402
-from engine.data import random_sentences  # noqa: E402
-from engine.evaluate import evaluate  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+from engine.insight.evaluate import evaluate  # noqa: E402
+from engine.train.checkpoint import load_model  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.data import random_sentences  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 VARIANTS = {
     "unidirectional, content-only attention": dict(bidirectional=False, location_kernel=0),

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.data import tokenize  # noqa: E402
+from engine.train.data import tokenize  # noqa: E402
 
 SOURCES = "/usr/share/vim/vim*/doc/*.txt"
 NOT_PROSE = re.compile(r"[{}<>|*=\\/`\[\]@#$%^&_~]")  # help tags, code, option syntax

@@ -1,4 +1,4 @@
-"""What a run's live files (engine/live.py: progress.json at most 4 times a second, a line of
+"""What a run's live files (engine/runs/live.py: progress.json at most 4 times a second, a line of
 epochs.jsonl per epoch) cost an epoch: the default run's epochs with them against the same
 run without, alternating, in one process; and one progress.json write on its own.
 
@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.config import Config  # noqa: E402
-from engine.live import PROGRESS_INTERVAL, LiveFiles  # noqa: E402
-from engine.threads import default_threads  # noqa: E402
-from engine.train import BatchDone, EpochDone, Trainer  # noqa: E402
+from engine.runs.live import PROGRESS_INTERVAL, LiveFiles  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.events import BatchDone, EpochDone  # noqa: E402
+from engine.train.threads import default_threads  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 
 def epochs(cfg: Config, live: bool, tmp: Path) -> tuple[list[float], int]:

@@ -1,4 +1,4 @@
-"""Listing a hundred runs: `engine.run_index.list_runs` (each run's status.json, config.toml,
+"""Listing a hundred runs: `engine.runs.index.list_runs` (each run's status.json, config.toml,
 metrics.csv and report.json) against opening each run's best model, which is what a listing
 that read its figures from the checkpoints would have to do (torch.load, weights_only).
 
@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.config import Config  # noqa: E402
-from engine.run_index import list_runs  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+from engine.runs.index import list_runs  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 from tests.conftest import write_fake_run  # noqa: E402
 
 VAL_LOSSES = (2.1, 0.9, 0.3, 0.08, 0.02, 0.008, 0.005, 0.004, 0.0039)  # 9 epochs, the default run's

@@ -23,10 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.config import Config  # noqa: E402
-from engine.threads import default_threads  # noqa: E402
-from engine.train import EpochDone, Trainer  # noqa: E402
-from engine.watch import Snapshot, default_watch  # noqa: E402
+from engine.insight.watch import default_watch  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.events import EpochDone, Snapshot  # noqa: E402
+from engine.train.threads import default_threads  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 
 def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from textual.widgets import Static  # noqa: E402
 
 import tui.widgets.watch_view as watch_view  # noqa: E402
-from engine.config import Config  # noqa: E402
-from engine.watch import Snapshot  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.events import Snapshot  # noqa: E402
 from tui.app import ReverseApp  # noqa: E402
 from tui.common import RunOptions  # noqa: E402
 from tui.widgets.attention_map import AttentionMap  # noqa: E402

@@ -25,10 +25,12 @@ import torch
 from textual._xterm_parser import XTermParser
 from textual.widgets import ProgressBar
 
-from engine.checkpoint import load_model
-from engine.config import Config
-from engine.evaluate import MAX_PROBE_WORDS, probe
-from engine.train import BatchDone, NonFiniteLoss, Trainer
+from engine.errors import NonFiniteLoss
+from engine.insight.evaluate import MAX_PROBE_WORDS, probe
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.events import BatchDone
+from engine.train.trainer import Trainer
 from tests.conftest import HOSTILE_STRINGS, TINY
 from tui import cli
 from tui.app import CannotStart, ReverseApp, describe

@@ -39,8 +39,8 @@ Not counted: beam search (Seq2Seq.beam, Python lists, read at every step; one se
 time, the probe's: only its mixes are checked) and the watch snapshots (one read each, to
 show them).
 
-Across modules by design (engine/train.py, engine/evaluate.py, engine/model.py, engine/fast/,
-engine/transfer.py, engine/checkpoint.py): it is the GPU-readiness of the training step and
+Across modules by design (engine/train/trainer.py, engine/insight/evaluate.py, engine/model/seq2seq.py, engine/fast/,
+engine/model/transfer.py, engine/train/checkpoint.py): it is the GPU-readiness of the training step and
 decoding as a whole, so it is not one module's test_<module>.py.
 """
 
@@ -52,12 +52,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from engine.config import Config
-from engine.data import UNSEEN_WORDS, PairDataset, Vocab
-from engine.evaluate import evaluate
 from engine.fast.decoder_loop import decoder_loop
-from engine.train import BatchDone, Trainer, resumed_config
-from engine.transfer import StopCheck, download, upload
+from engine.insight.evaluate import evaluate
+from engine.model.transfer import StopCheck, download, upload
+from engine.train.config import Config
+from engine.train.data import UNSEEN_WORDS, PairDataset, Vocab
+from engine.train.events import BatchDone
+from engine.train.trainer import Trainer, resumed_config
 from tests.conftest import decoder_inputs, loop_args
 
 aten = torch.ops.aten

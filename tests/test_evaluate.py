@@ -1,4 +1,4 @@
-"""engine/evaluate.py: a probe tokenises by the documented rule, and whatever is typed it answers
+"""engine/insight/evaluate.py: a probe tokenises by the documented rule, and whatever is typed it answers
 or raises one clear line; a probe reads the weights as they are; the example block has the
 notebook's exact form."""
 
@@ -10,11 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.checkpoint import load_model
-from engine.config import Config
-from engine.evaluate import MAX_PROBE_WORDS, format_example, probe
-from engine.model import Seq2Seq
-from engine.train import BatchDone, Trainer
+from engine.impl import build_model
+from engine.insight.evaluate import MAX_PROBE_WORDS, format_example, probe
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.events import BatchDone
+from engine.train.trainer import Trainer
 from tests.conftest import HOSTILE_STRINGS, TINY, mirrored, sentence_result
 
 
@@ -81,7 +82,7 @@ def test_a_probe_after_a_training_step_answers_with_the_new_weights(tmp_path, us
     assert isinstance(next(steps), BatchDone)  # one optimiser step, in this process
     steps.close()
     after = probe(model, vocab, text, cpu)
-    fresh = Seq2Seq(len(vocab), trainer.cfg)
+    fresh = build_model(len(vocab), trainer.cfg)
     fresh.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(after.attention, probe(fresh, vocab, text, cpu).attention)
     assert not np.array_equal(after.attention, before.attention)  # the step changed the answer

@@ -1,22 +1,22 @@
-"""engine/optim.py: the hand-written Adam against torch.optim.Adam (and its C kernel against its
+"""engine/train/optim.py: the hand-written Adam against torch.optim.Adam (and its C kernel against its
 foreach ops), clipping, the LR schedule."""
 
 import pytest
 import torch
 
-from engine.config import Config
-from engine.data import WORDS, PairDataset, Vocab
 from engine.fast import native
-from engine.model import Seq2Seq
-from engine.optim import Adam, LrPlan, clip_grad_norm, scheduled_lr
-from engine.train import masked_loss
+from engine.impl import build_model
+from engine.train.config import Config
+from engine.train.data import WORDS, PairDataset, Vocab
+from engine.train.optim import Adam, LrPlan, clip_grad_norm, scheduled_lr
+from engine.train.trainer import masked_loss
 
 
 def _model_and_batch(seed=0):
     torch.manual_seed(seed)
     cfg = Config(embed_dim=16, hidden_dim=24, layers=2, bidirectional=True)
     vocab = Vocab(WORDS)
-    model = Seq2Seq(len(vocab), cfg)
+    model = build_model(len(vocab), cfg)
     ds = PairDataset(["the cat sat on".split(), "big red car".split(), "a dog".replace("a", "old").split()], vocab)
     return model, ds.batch(torch.arange(3))
 

@@ -18,11 +18,11 @@ import pytest
 
 import tui.app
 import tui.screens.probe
-from engine.checkpoint import load_model
-from engine.config import Config
-from engine.evaluate import probe
-from engine.stepper import step_through
-from engine.train import Trainer
+from engine.insight.evaluate import probe
+from engine.insight.stepper import step_through
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 from tests.test_app import SIZE, type_text, until
 from tui.app import ReverseApp

@@ -1,12 +1,12 @@
-"""engine/stepper.py: a decoding step by step is the decoding the probe shows, greedy and beam."""
+"""engine/insight/stepper.py: a decoding step by step is the decoding the probe shows, greedy and beam."""
 
 import numpy as np
 import pytest
 import torch
 
-from engine.checkpoint import load_model
-from engine.evaluate import probe
-from engine.stepper import TOP, step_through
+from engine.insight.evaluate import probe
+from engine.insight.stepper import TOP, step_through
+from engine.train.checkpoint import load_model
 
 CPU = torch.device("cpu")
 SENTENCES = [

@@ -21,9 +21,8 @@ from textual.binding import Binding
 from textual.reactive import var
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.checkpoint import CheckpointError, Loaded, load_model
-from engine.config import Config
-from engine.follow import FollowError, Note, Progress, RunEnded, Watching, follow, is_running, resolve_run
+from engine.errors import CheckpointError, FollowError, RunError
+from engine.insight.report import latest_state, snapshots_of
 from engine.job import (
     ControlEpoch,
     ControlStarted,
@@ -37,11 +36,13 @@ from engine.job import (
     param_count,
     run_job,
 )
-from engine.report import latest_state, snapshots_of
-from engine.runs import BEST, CHECKPOINTS, RunError, RunPaths, find_checkpoint, new_run
-from engine.threads import default_threads
-from engine.train import BatchDone, EpochDone, epochs_from_history, resolve_device, resumed_config
-from engine.watch import Snapshot
+from engine.runs.folders import BEST, CHECKPOINTS, RunPaths, find_checkpoint, new_run
+from engine.runs.follow import Note, Progress, RunEnded, Watching, follow, is_running, resolve_run
+from engine.train.checkpoint import Loaded, load_model
+from engine.train.config import Config
+from engine.train.events import BatchDone, EpochDone, Snapshot, epochs_from_history
+from engine.train.threads import default_threads
+from engine.train.trainer import resolve_device, resumed_config
 
 from .common import RunOptions, check_writable, opened_run_folder, paths_for, writable_folder
 from .messages import (
@@ -105,8 +106,8 @@ class ReverseApp(App):
     training: var[bool] = var(False, always_update=True, bindings=True)
     following: var[bool] = var(False, always_update=True)  # watching a run another process trains
     evaluating: var[bool] = var(False, always_update=True)
-    eval_phase = var(None, always_update=True)  # engine.report.EvalPhase: the last part done
-    results = var(None, always_update=True)  # engine.report.Results
+    eval_phase = var(None, always_update=True)  # engine.insight.report.EvalPhase: the last part done
+    results = var(None, always_update=True)  # engine.insight.report.Results
     results_error: var[str | None] = var(None, always_update=True)
 
     def __init__(self, cfg: Config, opts: RunOptions, autostart: bool = True, follow: Path | None = None) -> None:
@@ -502,7 +503,7 @@ class ReverseApp(App):
             if ended.reason == "finished" and self.screen is self.get_screen("train"):
                 self.switch_screen("results")
 
-    # -- following a run another process trains (engine/follow.py) --------------------------
+    # -- following a run another process trains (engine/runs/follow.py) --------------------------
     def watch_run(self, folder: Path) -> bool:
         """A running run from the runs screen, followed on the training screen."""
         if self.training:

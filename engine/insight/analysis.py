@@ -197,7 +197,7 @@ def _degree(rate: float) -> str:
 
 
 def copy_stats(results: Sequence[SentenceResult]) -> dict | None:
-    """How often the copy mechanism copies: p_copy (engine/copy.py) over every output step,
+    """How often the copy mechanism copies: p_copy (engine/model/copy.py) over every output step,
     over the word steps (t < n) and the EOS step alone; None for a model without it."""
     gates = [r for r in results if r.copy is not None]
     if not gates:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .data import Vocab
+from ..train.data import Vocab
 from .evaluate import EvalResult, SentenceResult, evaluate
 
 SENTENCES_PER_LENGTH = 100  # enough to tell 99% from 100%

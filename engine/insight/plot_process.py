@@ -5,11 +5,11 @@ and drawing both figures ~0.8 s more. In the run's own process that work would w
 evaluation, or share the GIL with its threads; a child imports them on a core the
 evaluation leaves free (the GIL keeps it to ~1.4 of 2), then draws as soon as the figures'
 data arrive. If the child cannot start or fails, `draw` returns None and the caller draws
-in its own process, with the same functions (engine/plots.py), so a broken child can cost
+in its own process, with the same functions (engine/insight/plots.py), so a broken child can cost
 time but never a figure. Each figure is drawn by itself: one that raises is reported by
 its path (PlotProcess.failed, draw_figures), and the others are still drawn.
 
-    plotter = PlotProcess()            # spawns: python -m engine.plot_process
+    plotter = PlotProcess()            # spawns: python -m engine.insight.plot_process
     ...                                # evaluate
     paths = plotter.draw([heatmap_job(...), loss_curve_job(...)])   # None: draw here instead
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import one_line
+from ..errors import one_line
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 
@@ -79,7 +79,7 @@ class PlotProcess:
         }
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-m", "engine.plot_process"],
+                [sys.executable, "-m", "engine.insight.plot_process"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..train.events import step_labels
+
 
 def _figure(**kwargs):
     import matplotlib
@@ -26,7 +28,7 @@ def _figure(**kwargs):
 
 def warm_up() -> None:
     """Import matplotlib and seaborn now (~1.7 s, seaborn pulls in scipy.stats): the plot
-    process's first step (engine/plot_process.py), while the run is still training."""
+    process's first step (engine/insight/plot_process.py), while the run is still training."""
     _figure()
     import seaborn  # noqa: F401
 
@@ -161,17 +163,8 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def step_labels(output: Sequence[str], steps: int) -> list[str]:
-    """A label per decoder step, for the rows of its attention: the step's word, <eos> for
-    the step that ended the decoding: exactly `steps` labels. The output holds a word per
-    step before EOS (engine.evaluate.output_words); an older snapshot's may hold fewer (it
-    left out the <pad> and <sos> an untrained model emits): its last rows stay unlabelled."""
-    labels = (list(output) + ["<eos>"])[:steps]
-    return labels + [""] * (steps - len(labels))
-
-
 def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, frame_ms: int = 600) -> Path:
-    """The first watch sentence's attention at each snapshot (engine/watch.py), one frame
+    """The first watch sentence's attention at each snapshot (engine/insight/watch.py), one frame
     each: how the anti-diagonal forms. Every frame has the same grid (up to the sentence's
     length + 2 steps; rows past a snapshot's own end are blank), so the frames line up;
     the title says when (epoch and batch), what the model said, and whether it matched.

@@ -22,19 +22,19 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CheckpointError, one_line
+from ..runs.folders import last_path
+from ..train.checkpoint import Loaded, load, load_model
+from ..train.config import Config
+from ..train.data import splits_for, with_unseen_words
+from ..train.events import EPOCH_FIELDS, Snapshot, by_length_of
+from ..train.threads import evaluation_workers, in_parallel
 from .analysis import attention_stats, write_analysis
-from .checkpoint import CheckpointError, Loaded, load, load_model
-from .config import Config
-from .data import splits_for, with_unseen_words
-from .errors import one_line
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .lengths import LengthCurve, length_curve, sweep_sentences
 from .plot_process import PlotProcess, draw_figures, heatmap_job, loss_curve_job, timeline_job
-from .runs import last_path
-from .threads import evaluation_workers, in_parallel
-from .train import EPOCH_FIELDS, by_length_of
-from .watch import Snapshot, write_timeline
 from .watch import summary as watch_summary
+from .watch import write_timeline
 
 
 @dataclass
@@ -100,7 +100,7 @@ class Results:
     best_epoch: int | None
     best_val_loss: float | None
     evaluation: EvalResult | None  # the test set
-    stats: dict | None  # the attention statistics (engine/analysis.py's attention_stats)
+    stats: dict | None  # the attention statistics (engine/insight/analysis.py's attention_stats)
     uniform_exact_match: float | None  # the same model decoding with uniform attention
     unseen: UnseenWords
     unknown: LengthCurve | None  # every word unknown, training lengths and past them
@@ -288,7 +288,7 @@ def run_history(checkpoint: Path, payload: dict) -> list[dict]:
 
 
 def snapshots_of(payload: dict) -> list[Snapshot]:
-    """A checkpoint's attention snapshots (engine/watch.py); [] for a run without them."""
+    """A checkpoint's attention snapshots (engine/insight/watch.py); [] for a run without them."""
     try:
         return [Snapshot.from_dict(d) for d in payload.get("snapshots") or []]
     except (KeyError, TypeError, ValueError):

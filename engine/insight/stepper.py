@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .data import UNK, PairDataset, Vocab
-from .evaluate import copied_word, output_words, probe_words
-from .model import Seq2Seq
+from ..model.seq2seq import Seq2Seq
+from ..train.data import UNK, PairDataset, Vocab
+from .evaluate import probe_words
+from .exact_match import copied_word, output_words
 
 TOP = 5  # next words shown per step
 
@@ -80,7 +81,7 @@ def top_words(logp: torch.Tensor, vocab: Vocab, source: list[str] | None = None)
 
 def step_through(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, beam: int = 1) -> Stepping:
     """The decoding of a typed sentence (ValueError with a sentence for the user, as
-    engine.evaluate.probe), greedy or with a beam of `beam`."""
+    engine.insight.evaluate.probe), greedy or with a beam of `beam`."""
     words = probe_words(text)
     model.eval()
     ds = PairDataset([words], vocab, extended=model.copy)
@@ -112,7 +113,7 @@ def step_through(model: Seq2Seq, vocab: Vocab, text: str, device: torch.device, 
 
 def hypothesis_words(ids: list[int], rows: list[np.ndarray], source: list[str], vocab: Vocab) -> list[str]:
     """A hypothesis's words as emitted, <eos> included, an <unk> shown as the input word it
-    copies (the probe's rule, engine.evaluate.copied_word); rows: its weights (n + 1,) per step."""
+    copies (the probe's rule, engine.insight.exact_match.copied_word); rows: its weights (n + 1,) per step."""
     return [copied_word(a, source, vocab) if i == UNK else word_of(i, source, vocab) for i, a in zip(ids, rows)]
 
 

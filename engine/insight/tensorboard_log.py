@@ -12,8 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .train import EpochDone
-from .watch import Snapshot
+from ..train.events import EpochDone, Snapshot
 
 FOLDER = "tensorboard"  # in the run's folder
 CONTROL_FOLDER = "no-attention"  # in FOLDER: the control run, a run of its own to TensorBoard

@@ -7,7 +7,7 @@ per watch sentence, the greedy output and the attention weights that produced it
 a sentence or three costs about a millisecond, against tens per batch; it draws no random
 numbers, so a run's losses are the same with and without it (tests/test_watch.py).
 
-The snapshots travel as events (engine/train.py yields them, the faces draw them), are kept
+The snapshots travel as events (engine/train/trainer.py yields them, the faces draw them), are kept
 in the checkpoint (a resumed run goes on with them) and written at the end as
 runs/NAME/attention_timeline.json, summarised in report.json, and drawn as
 attention_timeline.gif.
@@ -18,16 +18,14 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .data import tokenize
-from .plots import step_labels
+from ..train.data import tokenize
+from ..train.events import DIGITS, Snapshot, Watched
 
 MAX_WATCH = 3
-DIGITS = 3  # weights are kept to 3 decimals: the grid and the GIF show two
 
 
 def first_epoch_batches(n: int) -> set[int]:
@@ -60,70 +58,6 @@ def watch_sentences(texts: Sequence[str] | None, test_sentences: Sequence[Sequen
         if not w:
             raise ValueError(f"--watch {text!r}: no words in it")
     return words
-
-
-@dataclass
-class Watched:
-    """One watch sentence at one moment of training."""
-
-    source: list[str]
-    output: list[str]  # a word per step before EOS, as SentenceResult.output
-    weights: list[list[float]]  # (output steps incl. EOS, source tokens incl. EOS)
-    match: bool
-    copy: list[float] | None = None  # p_copy per output step (a model with the copy mechanism)
-
-    @property
-    def labels(self) -> list[str]:
-        """A label per row of weights (step_labels)."""
-        return step_labels(self.output, len(self.weights))
-
-
-@dataclass
-class Snapshot:
-    epoch: int
-    batch: int  # batches of this epoch trained so far
-    batches: int  # in the epoch
-    sentences: list[Watched]
-
-    @property
-    def x(self) -> float:
-        """Where it sits on an axis of epochs: 0.25 = a quarter through the first epoch."""
-        return self.epoch - 1 + self.batch / self.batches
-
-    def as_dict(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "batch": self.batch,
-            "batches": self.batches,
-            "sentences": [
-                {
-                    "source": s.source,
-                    "output": s.output,
-                    "match": s.match,
-                    "weights": [[round(w, DIGITS) for w in row] for row in s.weights],
-                    **({"copy": [round(p, DIGITS) for p in s.copy]} if s.copy is not None else {}),
-                }
-                for s in self.sentences
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Snapshot:
-        return cls(
-            d["epoch"],
-            d["batch"],
-            d["batches"],
-            [
-                Watched(
-                    list(s["source"]),
-                    list(s["output"]),
-                    [list(r) for r in s["weights"]],
-                    bool(s["match"]),
-                    list(s["copy"]) if s.get("copy") is not None else None,
-                )
-                for s in d["sentences"]
-            ],
-        )
 
 
 def take(

@@ -7,14 +7,14 @@
     output    p(y_t) = softmax(W_o [s_t; c_t] + b_o)
     copy      (Config.copy, on for --corpus runs) p(y_t) mixes that with the attention weights
               scattered onto the source's words, by a gate from [c_t; s_t; embed(y_{t-1})],
-              over an extended vocabulary holding the source's unknown words (engine/copy.py)
+              over an extended vocabulary holding the source's unknown words (engine/model/copy.py)
 
 Seq2Seq.forward_reference, greedy_reference and beam run these in plain PyTorch under
 autograd, one step at a time: `--impl reference` trains, evaluates and probes through them.
-`--impl fast` (what `auto` picks for every configuration engine/fast implements: see
-choose_impl) runs the same weights through engine/fast/, a hand-written decoder loop with
-its own backward pass and C kernels, for training and greedy decoding; beam search has one
-implementation, this file's; tests/test_parity.py holds the two equal.
+Nothing here imports engine/fast: where it implements the configuration, engine/impl.py
+attaches it to the model (Seq2Seq.fast), and training and greedy decoding then run the same
+weights through its hand-written decoder loop with its own backward pass and C kernels;
+beam search has one implementation, this file's. tests/test_parity.py holds the two equal.
 To try another score, cell or output layer, change this file and train with
 `--impl reference`; the parity tests then say what the fast layer lacks.
 
@@ -29,63 +29,34 @@ position to exactly zero weight. A sentence decodes the same alone or in any bat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .config import Config
 from .copy import copy_mixture, extended_size
-from .data import EOS, PAD, SOS, UNK
-from .fast.decoder_loop import (
-    DecoderWeights,
-    LoopArgs,
-    LoopSpec,
-    StepOut,
-    decoder_loop,
-    decoder_step,
-    location_band,
-    location_term,
-    next_words,
-)
-from .fast.gru_scan import GRUScan
-from .fast.native import kernels_for
-from .fast.step_kernels import steps_for
+from .tokens import EOS, PAD, SOS, UNK
 from .transfer import StopCheck, upload
 
-IMPLS = ("auto", "reference", "fast")
 
+class Architecture(Protocol):
+    """What the model reads of a configuration (engine/train/config.py's Config has it all)."""
 
-def fast_lacks(cfg: Config) -> list[str]:
-    """What of cfg engine/fast does not implement (empty: it runs this configuration). A
-    change to this file's maths that the fast layer does not have belongs here too, so that
-    `--impl auto` trains the reference until the fast layer catches up. Today it implements
-    every configuration Config.validate accepts, except coverage; a copy model it trains
-    (its decoding goes through the reference's steps: greedy and beam route it there)."""
-    return ["coverage attention (--coverage)"] if cfg.coverage else []
+    embed_dim: int
+    hidden_dim: int
+    layers: int
+    dropout: float
+    bidirectional: bool
+    location_kernel: int  # 0: content-only attention
+    attention: bool  # False: the control, uniform weights
+    coverage: bool
 
-
-def choose_impl(cfg: Config) -> str:
-    """The one place that decides which implementation runs: --impl reference or fast as
-    asked, and auto the fast layer wherever it implements the configuration."""
-    if cfg.impl not in IMPLS:
-        raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {cfg.impl!r}")
-    if cfg.impl == "fast" and fast_lacks(cfg):
-        raise ValueError(f"--impl fast does not implement {', '.join(fast_lacks(cfg))}; use --impl reference")
-    if cfg.impl != "auto":
-        return cfg.impl
-    return "reference" if fast_lacks(cfg) else "fast"
-
-
-def describe_impl(impl: str) -> str:
-    return (
-        "model: reference (engine/model.py, plain PyTorch under autograd)"
-        if impl == "reference"
-        else "model: fast (engine/fast: hand-written loop and kernels, held equal to engine/model.py)"
-    )
+    @property
+    def copy_on(self) -> bool: ...
 
 
 def gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -101,8 +72,8 @@ def gru_cell(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tenso
 
 def host_lengths(src_len: torch.Tensor) -> torch.Tensor:
     """The lengths on the host, where packing, the step budget and the no-padding test read
-    them. Callers pass the batch's CPU copy (engine/train.py, engine/evaluate.py), which is
-    free; a device tensor is copied back here, one host sync per call."""
+    them. Callers pass the batch's CPU copy (engine/train/trainer.py, engine/insight/evaluate.py),
+    which is free; a device tensor is copied back here, one host sync per call."""
     return src_len if src_len.device.type == "cpu" else src_len.cpu()
 
 
@@ -116,16 +87,18 @@ def dropped(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * dropout_mask(x.shape, p, x.device) if training and p > 0 else x
 
 
+# runs an encoder's GRU over a batch without padding: (encoder, x (B, S, E)) ->
+# (B, S, K), (layers * dirs, B, H), as encoder.gru(x) does
+EncoderGRU = Callable[["Encoder", torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 class Encoder(nn.Module):
     """Embedding, then a (bidirectional) multi-layer torch.nn.GRU. Batches are grouped by
     length, so most have no padding; where lengths differ, the GRU runs packed sequences, so
     a sentence's states never see the padding after it.
 
-    Training on a CPU with the C kernels built, a batch without padding runs the same
-    weights through engine/fast/gru_scan.py instead (its backward pass is written by hand; the
-    encoder's forward and backward measured ~1.2x faster than torch.nn.GRU's under autograd,
-    in an A/B at the notebook's sizes; tests/test_gru_scan.py holds the two equal).
-    Written with torch ops alone, that scan measured no faster than torch.nn.GRU."""
+    A batch without padding may run the same weights through another GRU (forward's `gru`):
+    engine/fast's scan, in training on a CPU with the C kernels built."""
 
     def __init__(
         self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int, dropout: float, bidirectional: bool
@@ -143,16 +116,15 @@ class Encoder(nn.Module):
         )
         self.out_dim = hidden_dim * (2 if bidirectional else 1)
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor, fast: bool = False):
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, gru: EncoderGRU | None = None):
         """src (B, S) on the model's device; src_len (B,) best the host copy: whether a batch
-        has padding, and the packing, are decided from it (engine/model.py, host_lengths).
-        fast: a training batch without padding may take engine/fast's GRU scan."""
+        has padding, and the packing, are decided from it (host_lengths). gru: runs
+        self.gru over a batch without padding in its place (engine/fast's scan); None:
+        self.gru itself."""
         src_len = host_lengths(src_len)
         x = dropped(self.embedding(src), self.dropout.p, self.training)  # (B, S, E)
         if bool((src_len == src.size(1)).all()):  # no padding in this batch: no packing
-            if fast and torch.is_grad_enabled() and kernels_for(x) is not None:
-                return self.scan(x)
-            out, hidden = self.gru(x)
+            out, hidden = gru(self, x) if gru is not None else self.gru(x)
         else:
             out, hidden = self.packed(x, src_len)
         return out, hidden  # (B, S, K), (layers * dirs, B, H)
@@ -172,35 +144,32 @@ class Encoder(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
         return out.index_select(0, back), hidden.index_select(1, back)
 
-    def scan(self, x: torch.Tensor):
-        """self.gru(x) for a batch without padding, layer by layer through GRUScan, with the
-        same dropout between layers. x (B, S, E) -> (B, S, K), (layers * dirs, B, H)"""
-        g = self.gru
-        B, H = x.size(0), g.hidden_size
-        x = x.transpose(0, 1)  # (S, B, E) time-major
-        finals = []
-        for layer in range(g.num_layers):
-            outs = []
-            for suffix in (f"_l{layer}", f"_l{layer}_reverse")[: 2 if g.bidirectional else 1]:
-                W_ih, W_hh, b_ih, b_hh = (
-                    getattr(g, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-                )
-                reverse = suffix.endswith("reverse")
-                gi = F.linear(x.flip(0) if reverse else x, W_ih, b_ih)  # (S, B, 3H): all steps at once
-                states = GRUScan.apply(gi, x.new_zeros(B, H), W_hh, b_hh)  # (S, B, H)
-                finals.append(states[-1])
-                outs.append(states.flip(0) if reverse else states)
-            x = torch.cat(outs, 2) if len(outs) > 1 else outs[0]  # (S, B, K)
-            if layer < g.num_layers - 1:
-                x = dropped(x, g.dropout, self.training)
-        return x.transpose(0, 1), torch.stack(finals)
+
+def band_taps(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every (s', s): which kernel tap links prev[s'] to f[s] (s' - s + k//2), and
+    whether that tap exists. -> offset (S', S) long, inside (S', S) bool"""
+    pos = torch.arange(S, device=device)
+    offset = pos[:, None] - pos[None, :] + k // 2
+    return offset, (offset >= 0) & (offset < k)
+
+
+def location_band(W_loc: torch.Tensor, S: int) -> torch.Tensor:
+    """The location term as a matrix, the one place it is built (the attention here, and
+    engine/fast's training loop, forward and backward): f = conv1d(prev, W_loc, padding=k//2),
+    the Conv1d of Chorowski et al., is prev (B, S) @ M = f (B, S*A), with
+    M[s', s, a] = W_loc[a, s' - s + k//2] where that index exists. One matmul, and its
+    gradient is one matmul too. W_loc (A, k) -> (S, S*A)"""
+    A, k = W_loc.shape
+    offset, inside = band_taps(S, k, W_loc.device)
+    M = W_loc.t()[offset.clamp(0, k - 1)] * inside[..., None]  # (S', S, A)
+    return M.reshape(S, S * A)
 
 
 class LocationKernel(nn.Module):
     """The location term's weights, (A, 1, k): the shape, initialisation, place among the
     parameters and state-dict key (`location.weight`) of the nn.Conv1d it replaced, so old
     checkpoints and optimiser states load unchanged. It is never run as a convolution: the
-    term is one matmul with its banded matrix (engine/fast/decoder_loop.py, location_band)."""
+    term is one matmul with its banded matrix (location_band)."""
 
     def __init__(self, attn_dim: int, k: int):
         super().__init__()
@@ -223,9 +192,9 @@ class BahdanauAttention(nn.Module):
     With location_kernel > 0 the score also reads f = conv(previous step's weights), the
     location-aware term of Chorowski et al. (2015): the model can learn "one to the left of
     where I looked last", which content alone cannot tell apart when a word repeats. The
-    convolution is one matmul with a banded matrix in training (engine/fast/decoder_loop.py,
-    location_band: its gradient is one matmul too) and a window of k neighbours in decoding
-    (location_term: linear, not quadratic, in the sentence's length)."""
+    convolution is one matmul with a banded matrix (location_band: its gradient is one matmul
+    too); engine/fast's decoding reads a window of k neighbours instead (location_term:
+    linear, not quadratic, in the sentence's length)."""
 
     def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int, location_kernel: int = 0, coverage: bool = False):
         super().__init__()
@@ -280,8 +249,8 @@ class Decoder(nn.Module):
         over all teacher-forced steps at once, not one per step;
       - the top layer's recurrent projection and the attention query W_s s share one matmul,
         since both read the previous top state s.
-    One step function (engine/fast/decoder_loop.py, decoder_step) serves training (run_all_steps,
-    with its hand-written backward pass) and decoding (decode_step, for greedy and beam).
+    engine/fast runs the same steps with its own step function (decoder_loop.py, decoder_step)
+    for training, with a hand-written backward pass, and for greedy decoding.
     """
 
     def __init__(
@@ -315,7 +284,7 @@ class Decoder(nn.Module):
         # The output layer reads the new state and the context it attended to, so the word
         # just looked at reaches the prediction without squeezing through the GRU state.
         self.out = nn.Linear(H + enc_dim, vocab_size)
-        # copy: p_gen from [context; new state; embedded input] (engine/copy.py); absent
+        # copy: p_gen from [context; new state; embedded input] (engine/model/copy.py); absent
         # without copy, so a checkpoint from before it has exactly the keys it needs
         self.copy_gate = nn.Linear(enc_dim + H + embed_dim, 1) if copy else None
 
@@ -360,99 +329,6 @@ class Decoder(nn.Module):
         logp, p_copy = copy_mixture(logits, gate, weights, src_ext, max(n_ext, V))
         return logp, new, weights, p_copy
 
-    def run_all_steps(
-        self,
-        tgt_in: torch.Tensor,
-        teacher_forcing: torch.Tensor,
-        hidden: torch.Tensor,
-        enc_out: torch.Tensor,
-        keys: torch.Tensor,
-        mask: torch.Tensor,
-        src_ext: torch.Tensor | None = None,
-        n_ext: int | None = None,
-    ):
-        """Every training step at once through engine/fast/decoder_loop.py, with its hand-written
-        backward pass (tests/test_decoder_loop.py and tests/test_parity.py hold it equal to forward_reference,
-        the same steps under autograd). Dropout masks for all steps are drawn in one call each.
-        src_ext (B, S): the source's extended ids and n_ext the extended vocabulary's size (copy only).
-        -> top states (B, T, H), contexts (B, T, K), attention (B, T, S), and with copy the
-        embedded words the steps read (B, T, E), dropout included (the gate reads them), else None"""
-        B, T = tgt_in.shape
-        L, H = self.layers, self.hidden_dim
-        p = self.dropout.p if self.training else 0.0
-        drop_emb = drop_between = None
-        if p > 0:
-            drop_emb = dropout_mask((B, T, self.embedding.embedding_dim), p, tgt_in.device)
-            if L > 1:
-                drop_between = dropout_mask((L - 1, T, B, H), p, tgt_in.device)
-        loc = self.attention.location
-        copy = self.copy_gate is not None
-        spec = LoopSpec(L, loc.kernel_size if loc is not None else 0, copy=copy, n_ext=n_ext if copy else None)
-        # teacher_forcing (T,) bool: on a CPU the loop reads it as Python bools; elsewhere it
-        # goes along to the device (an upload, never a read back) and the loop selects with it
-        forcing = upload(teacher_forcing, tgt_in.device)
-        states, contexts, attn, y_in = decoder_loop(
-            spec,
-            LoopArgs(
-                tgt_in=tgt_in,
-                forcing=forcing,
-                h0=hidden,
-                enc_out=enc_out,
-                keys=keys,
-                mask=mask,
-                weights=self.loop_weights(),
-                drop_emb=drop_emb,
-                drop_between=drop_between,
-                src_ext=src_ext,
-            ),
-        )
-        if self.copy_gate is None:
-            return states, contexts, attn, None
-        emb = self.embedding(y_in)  # (B, T, E): the words read, <unk> for a copied unknown
-        return states, contexts, attn, emb if drop_emb is None else emb * drop_emb
-
-    def loop_weights(self) -> DecoderWeights:
-        """The weights by the names the decoder step reads them (engine/fast/decoder_loop.py), built
-        once per batch or decoding call; the top layer's W_hh and the attention's W_s are
-        stacked so that one matmul per step gives the recurrent projection and the query."""
-        loc = self.attention.location
-        return DecoderWeights(
-            emb=self.embedding.weight,
-            W_ie=self.W_ie,
-            b_i0=self.b_ih[0],
-            W_ic=self.W_ic,
-            W_top=torch.cat([self.W_hh[-1], self.attention.W_s.weight], 0),
-            b_top=torch.cat([self.b_hh[-1], self.attention.W_s.bias], 0),
-            v=self.attention.v.weight,
-            W_out=self.out.weight,
-            b_out=self.out.bias,
-            W_loc=loc.weight.flatten(1) if loc is not None else None,
-            W_gate=self.copy_gate.weight if self.copy_gate is not None else None,
-            b_gate=self.copy_gate.bias if self.copy_gate is not None else None,
-            lower_W_hh=list(self.W_hh[:-1]),
-            lower_b_hh=list(self.b_hh[:-1]),
-            lower_W_ih=list(self.W_ih),
-            lower_b_ih=list(self.b_ih[1:]),
-        )
-
-    def decode_step(
-        self,
-        W: DecoderWeights,
-        steps,
-        y: torch.Tensor,
-        h: list[torch.Tensor],
-        prev: torch.Tensor | None,
-        W_loc2: torch.Tensor | None,
-        out: StepOut,
-    ) -> None:
-        """One decoding step (no dropout, no gradients) through the training loop's own step,
-        written into out (out.h the new states, out.w the weights (B, S), out.c the context):
-        y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
-        (None at the first step); W_loc2 (A, k) twice the location weights, or None."""
-        gi = torch.addmm(W.b_i0, W.emb[y], W.W_ie.t())  # (B, 3H)
-        loc2 = location_term(prev, W_loc2) if W_loc2 is not None and prev is not None else None
-        decoder_step(steps, W, gi, h, loc2, out)
-
     def logits(self, state: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.out(torch.cat([state, context], dim=-1))  # (..., V)
 
@@ -467,7 +343,7 @@ class Decoded:
 
 @dataclass
 class BeamTrace:
-    """One step of Seq2Seq.beam, as engine/stepper.py shows it."""
+    """One step of Seq2Seq.beam, as engine/insight/stepper.py shows it."""
 
     live: list[list[int]]  # the hypotheses entering the step: their words
     scores: list[float]  # and their summed log-probabilities
@@ -492,7 +368,7 @@ def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | Non
     the rest are pruned. The search stops when no live hypothesis can beat the best finished
     one (log-probabilities only lower a sum s <= 0, so a live one ends at best at
     s / budget**alpha), when none lives, or at the budget. The answer is the best finished,
-    the first of equals. trace: a list that gets a BeamTrace per step, for engine/stepper.py."""
+    the first of equals. trace: a list that gets a BeamTrace per step, for engine/insight/stepper.py."""
     y = torch.full((1,), SOS, dtype=torch.long, device=device)
     parents = None
     scores = torch.zeros(1, device=device)
@@ -535,7 +411,7 @@ def beam_search(step, k: int, budget: int, alpha: float = 1.0, trace: list | Non
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, vocab_size: int, cfg: Config):
+    def __init__(self, vocab_size: int, cfg: Architecture):
         super().__init__()
         # attention=False is the control experiment: the score vector v is zero and frozen, so
         # every score is equal and the masked softmax gives exactly uniform weights (the context
@@ -558,22 +434,29 @@ class Seq2Seq(nn.Module):
         # A bidirectional encoder has two final states per layer: a learned bridge joins them.
         self.bridge = nn.Linear(2 * cfg.hidden_dim, cfg.hidden_dim) if cfg.bidirectional else None
         self.layers = cfg.layers
-        self.impl = choose_impl(cfg)  # "reference" or "fast": forward, greedy and beam follow it
+        # the same weights through a faster path for training and greedy decoding: engine/fast's,
+        # attached by engine/impl.py's build_model where it implements cfg; None: this file's
+        self.fast: FastPath | None = None
         if not self.use_attention:
             self.decoder.attention.v.weight.requires_grad_(False)
             self.zero_scores()
             # checkpoints of the control from before v was frozen trained a v that was never used
             self.register_load_state_dict_post_hook(lambda model, _: model.zero_scores())
 
+    @property
+    def impl(self) -> str:
+        """Which implementation trains and decodes greedily: "reference" or "fast"."""
+        return "reference" if self.fast is None else "fast"
+
     @torch.no_grad()
     def zero_scores(self) -> None:
         if not self.use_attention:
             self.decoder.attention.v.weight.zero_()
 
-    def encode(self, src: torch.Tensor, src_len: torch.Tensor):
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor, gru: EncoderGRU | None = None):
         """src (B, S) on the model's device; src_len (B,) on the host (best: nothing is read
-        back) or the device."""
-        enc_out, hidden = self.encoder(src, src_len, fast=self.impl == "fast")
+        back) or the device. gru: see Encoder.forward."""
+        enc_out, hidden = self.encoder(src, src_len, gru)
         src_len = upload(src_len, src.device)  # for the mask: an upload at most
         if self.bridge is not None:
             L, B, H = self.layers, hidden.size(1), hidden.size(2)
@@ -600,28 +483,9 @@ class Seq2Seq(nn.Module):
         (B, T, V), with copy log-probabilities (B, T, V + unknowns), and attention (B, T, S)."""
         if not isinstance(teacher_forcing, torch.Tensor):
             teacher_forcing = torch.tensor(list(teacher_forcing), dtype=torch.bool)
-        if self.impl == "reference":
-            return self.forward_reference(src, src_len, tgt_in, teacher_forcing, src_ext, n_ext)
-        src_ext, n_ext = self.extended(src, src_ext, n_ext)
-        enc_out, hidden, keys, mask = self.encode(src, src_len)
-        dec = self.decoder
-        states, contexts, attn, emb = dec.run_all_steps(
-            tgt_in, teacher_forcing, hidden, enc_out, keys, mask, src_ext, n_ext
-        )
-        logits = dec.logits(states, contexts)  # (B, T, V)
-        if emb is None:
-            return logits, attn
-        # the copy mixture of every step at once, as Decoder.step mixes one
-        (B, T, V), S = logits.shape, attn.size(2)
-        gate = dec.copy_gate(torch.cat([contexts, states, emb], -1))  # (B, T, 1)
-        logp, _ = copy_mixture(
-            logits.reshape(B * T, V),
-            gate.reshape(B * T, 1),
-            attn.reshape(B * T, S),
-            src_ext.repeat_interleave(T, 0),
-            n_ext,
-        )
-        return logp.view(B, T, -1), attn
+        if self.fast is not None:
+            return self.fast.forward(self, src, src_len, tgt_in, teacher_forcing, src_ext, n_ext)
+        return self.forward_reference(src, src_len, tgt_in, teacher_forcing, src_ext, n_ext)
 
     def forward_reference(
         self,
@@ -679,8 +543,8 @@ class Seq2Seq(nn.Module):
         or its budget of 2n + 5 steps (capped at max_steps); PAD after that. With copy the
         words are extended ids: an unknown word copied is its extended id. trace: a list that
         gets each step's (logits (B, V), weights (B, S), p_copy (B,) or None), for
-        engine/stepper.py. n_ext: see forward. When to stop is asked of a StopCheck
-        (engine/transfer.py): off the CPU the host never waits for it."""
+        engine/insight/stepper.py. n_ext: see forward. When to stop is asked of a StopCheck
+        (engine/model/transfer.py): off the CPU the host never waits for it."""
         src_ext, n_ext = self.extended(src, src_ext, n_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
@@ -764,14 +628,6 @@ class Seq2Seq(nn.Module):
 
         return beam_search(step, k, int(2 * src_len[0] + 5), alpha, trace, src.device)
 
-    def decoding_weights(self, attend: bool | None = None):
-        """The decoder's weights for a decoding call, and twice the location weights (the
-        loop's sigmoid form) or None. attend=False: a zero score vector, i.e. uniform attention."""
-        W = self.decoder.loop_weights()
-        if attend is False:
-            W.v = torch.zeros_like(W.v)
-        return W, (W.W_loc * 2 if W.W_loc is not None else None)
-
     @torch.inference_mode()
     def greedy(
         self,
@@ -788,47 +644,37 @@ class Seq2Seq(nn.Module):
         the control's own way, a zero score vector. src_ext, n_ext: see forward.
 
         src_len: best the host copy (the budget is read from it). Whether all are done is
-        asked of a StopCheck (engine/transfer.py): read every step on a CPU (free); on CUDA
+        asked of a StopCheck (engine/model/transfer.py): read every step on a CPU (free); on CUDA
         it arrives asynchronously and the loop stops a step or a few later, the host never
         waiting; elsewhere the whole budget runs (finished sentences just emit PAD). Off the
         CPU, tokens and attention may so run past the last EOS; `length` says where each ends."""
-        if self.impl == "reference" or self.copy:  # the fast layer trains copy; it decodes here
-            return self.greedy_reference(src, src_len, max_steps, attend, src_ext, n_ext=n_ext)
-        dec = self.decoder
-        src_len = host_lengths(src_len)
-        enc_out, hidden, keys, mask = self.encode(src, src_len)
-        W, W_loc2 = self.decoding_weights(attend)
-        steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys)
-        hidden = list(hidden.unbind(0))  # per layer (B, H)
-        B = src.size(0)
-        on_cpu = src.device.type == "cpu"
-        budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
-        max_len = int(budget.max())  # the host copy: no sync
-        budget = upload(budget, src.device)
-        y = torch.full((B,), SOS, dtype=torch.long, device=src.device)
-        done = torch.zeros(B, dtype=torch.bool, device=src.device)
-        length = budget.clone()
-        tokens = []
-        # written in place: each step's weights into its row, the states into two alternating sets
-        out = StepOut.empty(keys, enc_out, self.layers, dec.hidden_dim)
-        attn = keys.new_empty(max_len, B, src.size(1))  # (T, B, S)
-        spare = out.h
-        w = None  # (B, S) the previous step's weights: none before the first step
-        stop = StopCheck(src.device)
-        for t in range(max_len):
-            out.w, out.h = attn[t], spare
-            dec.decode_step(W, steps, y, hidden, w, W_loc2, out)
-            spare, hidden, w = hidden, out.h, out.w
-            y = next_words(W, hidden[-1], out.c)  # (B,)
-            if B > 1 or not on_cpu:
-                y = y.masked_fill(done, PAD)
-                newly = (y == EOS) & ~done
-                length = torch.where(newly, t + 1, length)
-                done = done | newly | (budget <= t + 1)
-            else:  # one sentence (a probe): fewer ops per step
-                done = (y == EOS) | (budget <= t + 1)
-                length = length if not bool(y[0] == EOS) else torch.full_like(length, t + 1)
-            tokens.append(y)
-            if stop(done):
-                break
-        return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length)
+        if self.fast is not None:
+            return self.fast.greedy(self, src, src_len, max_steps, attend, src_ext, n_ext)
+        return self.greedy_reference(src, src_len, max_steps, attend, src_ext, n_ext=n_ext)
+
+
+class FastPath(Protocol):
+    """A faster path for Seq2Seq's training pass and greedy decoding, with the same weights and
+    answers (engine/fast/seq2seq.py's; tests/test_parity.py holds them equal)."""
+
+    def forward(
+        self,
+        model: Seq2Seq,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        teacher_forcing: torch.Tensor,
+        src_ext: torch.Tensor | None,
+        n_ext: int | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def greedy(
+        self,
+        model: Seq2Seq,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        max_steps: int | None,
+        attend: bool | None,
+        src_ext: torch.Tensor | None,
+        n_ext: int | None,
+    ) -> Decoded: ...

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import RunError
+
 CHECKPOINTS = Path("checkpoints")
 RUNS = Path("runs")
 LATEST = "latest"
@@ -45,10 +47,6 @@ ARTEFACTS = (
     "snapshots.jsonl",
     "progress.json",
 )
-
-
-class RunError(Exception):
-    """A run that cannot start where asked, or a model that cannot be found; one line."""
 
 
 def last_path(checkpoint: Path) -> Path:

@@ -1,7 +1,7 @@
 """Following a run from its files, in another process: what `reverse-tui watch RUN` shows.
 
-A run keeps config.toml, status.json (engine/run_status.py), epochs.jsonl, snapshots.jsonl
-and progress.json (engine/live.py) up to date as it trains. `Follower.poll()` reads what is
+A run keeps config.toml, status.json (engine/runs/status.py), epochs.jsonl, snapshots.jsonl
+and progress.json (engine/runs/live.py) up to date as it trains. `Follower.poll()` reads what is
 new in them and returns events like the trainer's own: `Watching` once the run's
 configuration is there, `EpochDone` per epoch line, `Snapshot` per snapshot line, `Progress`
 (a BatchDone and the batch losses since the last one seen), `Note` when the run changes phase,
@@ -24,18 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
+from ..errors import FollowError
+from ..train.config import Config
+from ..train.events import BatchDone, EpochDone, Snapshot
+from .folders import ARTEFACTS, BEST, CHECKPOINTS, LATEST, NAME_PATTERN, RUNS, read_pointer
 from .live import EPOCHS, PROGRESS, PROGRESS_FORMAT, SNAPSHOTS
-from .run_status import STATUS, observed, read_status
-from .runs import ARTEFACTS, BEST, CHECKPOINTS, LATEST, NAME_PATTERN, RUNS, read_pointer
-from .train import BatchDone, EpochDone
-from .watch import Snapshot
+from .status import STATUS, observed, read_status
 
 POLL_INTERVAL = 0.25  # seconds between polls: as often as the run writes its progress
-
-
-class FollowError(Exception):
-    """RUN names no run folder; one line."""
 
 
 @dataclass

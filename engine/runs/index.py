@@ -20,16 +20,13 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
-from .config import Config
-from .run_status import Observed, observed, read_status
-from .runs import BEST, LATEST
+from ..errors import RunIndexError
+from ..train.config import Config
+from .folders import BEST, LATEST
+from .status import Observed, observed, read_status
 
 REPORT, METRICS, CONFIG = "report.json", "metrics.csv", "config.toml"
 CONFIG_KEYS = [f.name for f in fields(Config)]
-
-
-class RunIndexError(Exception):
-    """The runs folder itself cannot be listed; one line."""
 
 
 @dataclass

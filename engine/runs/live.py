@@ -1,5 +1,5 @@
 """The files a run keeps up to date while it trains, so that another process can follow it
-(`reverse-tui watch`, engine/follow.py) without touching the run:
+(`reverse-tui watch`, engine/runs/follow.py) without touching the run:
 
 - runs/NAME/epochs.jsonl: one JSON object a line per finished epoch (EpochDone.as_dict, the
   batch losses included), appended and flushed as each epoch ends;
@@ -11,7 +11,8 @@
 A run starting (or resuming) writes both .jsonl files afresh, holding what it already has (a
 resumed run's earlier epochs and snapshots), by a temporary file renamed over the old one; a
 follower sees a new file and reads it from the start. engine/job.py writes these, rank 0
-alone, for every face (the app, --no-ui, torchrun).
+alone, for every face (the app, --no-ui, torchrun). Nothing here imports torch: the batch
+losses come as the run's device tensors, and the run says how to read them back (read_losses).
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-
-import torch
 
 EPOCHS = "epochs.jsonl"
 SNAPSHOTS = "snapshots.jsonl"
@@ -53,10 +52,13 @@ class LiveFiles:
         epochs: Iterable[dict] = (),
         snapshots: Iterable[dict] = (),
         clock: Callable[[], float] = time.monotonic,
+        read_losses: Callable[[Sequence], list[float]] = lambda losses: [float(x) for x in losses],
     ):
-        self.out, self.facts, self.clock = Path(out), facts, clock
+        """read_losses: the batch losses given to batch() (0-dim tensors, on the run's device)
+        as floats; the run passes one read for all of them (torch.stack(...).tolist())."""
+        self.out, self.facts, self.clock, self.read_losses = Path(out), facts, clock, read_losses
         self.last_write = -float("inf")
-        self.pending: list[torch.Tensor] = []  # losses since the last write, on the device
+        self.pending: list = []  # losses since the last write, on the device
         self.recent: deque[float] = deque(maxlen=RECENT_LOSSES)  # this epoch's latest losses
         self.broken = False
         self._guard(lambda: _replace_lines(self.out / EPOCHS, epochs))
@@ -77,9 +79,10 @@ class LiveFiles:
         except OSError:
             self.broken = True
 
-    def batch(self, epoch: int, batch: int, batches: int, loss: torch.Tensor | None) -> None:
-        """After every batch; writes progress.json when PROGRESS_INTERVAL has passed since
-        the last write, and at the epoch's last batch."""
+    def batch(self, epoch: int, batch: int, batches: int, loss=None) -> None:
+        """After every batch (loss: its 0-dim loss on the run's device, or None); writes
+        progress.json when PROGRESS_INTERVAL has passed since the last write, and at the
+        epoch's last batch."""
         if loss is not None:
             self.pending.append(loss)
         now = self.clock()
@@ -88,7 +91,7 @@ class LiveFiles:
         if batch - len(self.pending) <= 0:  # a new epoch: its own losses only
             self.recent.clear()
         if self.pending:  # the only read of these losses here: a few times a second
-            self.recent.extend(torch.stack(self.pending).tolist())
+            self.recent.extend(self.read_losses(self.pending))
             self.pending = []
         self._write_progress(epoch, batch, batches)
 

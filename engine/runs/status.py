@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .machine import pid_exists, process_start
+from ..train.machine import pid_exists, process_start
 
 STATUS = "status.json"
 FORMAT = "reverse-tui run status v1"

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CheckpointError
+
 FORMAT = "reverse-tui checkpoint v1"
 REQUIRED = ("format", "model", "config", "vocab", "epoch", "history")
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used; the message is one line for the user."""
 
 
 def save_atomic(payload: dict, path: str | os.PathLike) -> Path:
@@ -106,16 +104,16 @@ class Loaded:
 
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> Loaded:
     """Checkpoint -> eval-mode model; any mismatch is a CheckpointError naming the file."""
+    from ..impl import build_model
     from .config import Config
     from .data import Vocab
-    from .model import Seq2Seq
 
     path = Path(path)
     payload = load(path)
     try:
         cfg = Config.from_dict(payload["config"])
         vocab = Vocab(payload["vocab"])
-        model = Seq2Seq(len(vocab), cfg)
+        model = build_model(len(vocab), cfg)
         model.load_state_dict(payload["model"])
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

@@ -102,7 +102,7 @@ class Config:
         "looked at is not looked at again; trains the reference model, slower (measured better on repeated "
         "words on two seeds of three, worse on long sentences)",
     )
-    # engine/copy.py; "on", "off" or "auto": on for a user's text, where it measured better (bench/copy_study.py)
+    # engine/model/copy.py; "on", "off" or "auto": on for a user's text, where it measured better (bench/copy_study.py)
     copy: str = setting(
         "auto",
         "copy mechanism: each output word generated or copied from the input, by a learned gate "
@@ -131,10 +131,10 @@ class Config:
     patience: int = setting(0, "stop after this many epochs without a better validation loss (0: never)")
     seed: int = setting(42, "random seed: the same seed gives the same data and losses on a CPU")
     device: str = setting("auto", "auto: CUDA when PyTorch sees it, else the CPU")
-    # model.choose_impl decides
+    # engine/impl.py's choose_impl decides
     impl: str = setting(
         "auto",
-        "reference: engine/model.py in plain PyTorch under autograd (change it, train it); fast: engine/fast's "
+        "reference: engine/model/seq2seq.py in plain PyTorch under autograd (change it, train it); fast: engine/fast's "
         "hand-written loop and kernels, the same maths; auto: fast wherever it implements the configuration",
     )
 

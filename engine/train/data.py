@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .copy import extended_size
-from .transfer import upload
+from ..model.copy import extended_size
+from ..model.tokens import EOS, PAD, SOS, SPECIALS, UNK
+from ..model.transfer import upload
 
 # The notebook's 34 words.
 WORDS = [
@@ -86,9 +87,6 @@ UNSEEN_WORDS = [
     "bridge",
     "castle",
 ]
-
-PAD, SOS, EOS, UNK = 0, 1, 2, 3
-SPECIALS = ["<pad>", "<sos>", "<eos>", "<unk>"]
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
@@ -307,7 +305,7 @@ class Batch:
     tgt_ext: torch.Tensor | None = None  # (B, T)
 
     def to(self, device: torch.device) -> Batch:
-        """The batch on the device, uploaded without the host waiting (engine/transfer.py);
+        """The batch on the device, uploaded without the host waiting (engine/model/transfer.py);
         index stays on the host, where results are mapped back."""
 
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -318,7 +316,7 @@ class Batch:
         )
 
     def extended_size(self, vocab_size: int) -> int:
-        """The copy mechanism's extended vocabulary size for this batch (engine/copy.py). Ask
+        """The copy mechanism's extended vocabulary size for this batch (engine/model/copy.py). Ask
         the host batch, not its device copy: on the host it is read without a wait."""
         return extended_size(vocab_size, self.source_ext)
 

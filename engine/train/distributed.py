@@ -45,12 +45,10 @@ from datetime import timedelta
 
 import torch
 
+from ..errors import PeerLost
+
 DEFAULT_TIMEOUT_S = 300  # a collective waits at most this long for a stuck peer
 FINAL_TIMEOUT = timedelta(hours=24)  # ranks > 0 wait this long for rank 0's evaluation
-
-
-class PeerLost(RuntimeError):
-    """A collective failed: another process of the run died, hung or left."""
 
 
 def _first_line(e: BaseException) -> str:
@@ -260,7 +258,7 @@ def abandon(e: BaseException) -> None:
     """After an exception on this rank: when the others cannot have seen it too (not a lost
     peer, not the NaN every rank reads from the same summed loss), leave the group, so that
     they fail at once (the connection closes: PeerLost) instead of waiting out the timeout."""
-    from .errors import NonFiniteLoss
+    from ..errors import NonFiniteLoss
 
     if _group is not None and not isinstance(e, (PeerLost, NonFiniteLoss)):
         shutdown()

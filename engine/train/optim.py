@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from .fast import native
+from ..impl import kernels_for
 
 
 class Adam:
@@ -65,7 +65,7 @@ class Adam:
         self.t += 1
         # the C kernel updates each tensor's memory as one flat block: contiguous ones only
         flat = all(t.is_contiguous() for t in (*params, *grads, *m, *v))
-        dll = native.kernels_for(*params, *grads, *m, *v, allow=self.use_native and flat)
+        dll = kernels_for(*params, *grads, *m, *v, allow=self.use_native and flat)
         if dll is not None:
             threads = torch.get_num_threads()
             bias1 = 1 - self.beta1**self.t  # host floats: the C kernel takes them as arguments

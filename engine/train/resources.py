@@ -3,7 +3,7 @@ memory and, on CUDA, the GPU's.
 
 Every figure here is read without waiting for the device: torch.cuda's allocator counters
 are host-side bookkeeping (no synchronisation), the process's memory is a question to the
-operating system (engine/machine.py: psutil, or Linux's /proc without it), and NVML asks the
+operating system (engine/train/machine.py: psutil, or Linux's /proc without it), and NVML asks the
 driver. NVML (the `gpu` extra, nvidia-ml-py) is optional: without it the GPU's
 utilisation is None, unknown, as is every GPU figure of a run off CUDA.
 """

@@ -51,7 +51,7 @@ def default_threads(hidden_dim: int) -> int:
 
 def busy_cores(window: float = 0.2) -> float | None:
     """How many cores other work keeps busy right now: the machine's busy time over a short
-    window, while this process waits (engine/machine.py's cpu_times; None where it cannot be
+    window, while this process waits (engine/train/machine.py's cpu_times; None where it cannot be
     read). Not the load average, which still counts this very run's own last minute."""
     first = cpu_times()
     if first is None:

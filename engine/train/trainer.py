@@ -5,7 +5,7 @@ after every epoch. The caller (engine/job.py, the one run both faces consume) de
 to do with them and stops training simply by no longer iterating: the best model is
 already on disk, since it is saved the moment validation improves.
 
-Under torchrun (engine/distributed.py) each rank trains on its rows of every global batch and
+Under torchrun (engine/train/distributed.py) each rank trains on its rows of every global batch and
 the gradients are summed across ranks after the backward; the hooks are marked `dp`. Without
 torchrun `dp` is None and those lines do nothing.
 
@@ -18,26 +18,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import NonFiniteLoss
+from ..impl import build_model
+from ..insight.exact_match import exact_match_batch
+from ..insight.watch import first_epoch_batches
+from ..insight.watch import take as take_snapshot
+from ..model.copy import extended_size
+from ..model.transfer import download, upload
+from ..runs.folders import last_path
 from . import distributed
 from .checkpoint import FORMAT, save_atomic
 from .config import Config
-from .copy import extended_size
 from .data import PAD, UNK, Batch, PairDataset, Splits, Vocab, joined_sentences, repeated_word_rewrites, splits_for
-from .errors import NonFiniteLoss
-from .evaluate import exact_match_batch
-from .model import Seq2Seq
+from .events import BatchDone, EpochDone, Snapshot
 from .optim import Adam, LrPlan, clip_grad_norm
 from .resources import UsageMeter, seconds_left, tokens_per_second
-from .runs import last_path
-from .transfer import download, upload
-from .watch import Snapshot, first_epoch_batches
-from .watch import take as take_snapshot
 
 
 @dataclass
@@ -54,78 +55,6 @@ class Validation:
     loss: float
     exact_match: float
     by_length: dict[int, list[int]]  # words -> [correct, sentences]
-
-
-@dataclass
-class BatchDone:
-    epoch: int
-    batch: int  # 1-based
-    batches: int
-    loss: torch.Tensor | None = None  # this batch's training loss, detached, 0-dim, on the device
-
-    @property
-    def x(self) -> float:
-        """Where this batch sits on a chart whose x axis is epochs: 1.37 = epoch 2, 37% through."""
-        return self.epoch - 1 + self.batch / self.batches
-
-
-@dataclass
-class EpochDone:
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_exact_match: float
-    seconds: float
-    grad_norm: float  # mean pre-clipping gradient norm over the epoch's batches
-    grad_norm_max: float
-    tokens: int  # target tokens trained on
-    best: bool  # this epoch's model was saved as the best so far
-    batch_losses: list[float] = field(default_factory=list)  # the training loss of every batch
-    # what the epoch cost the machine (engine/resources.py); None: not known (off CUDA, no NVML)
-    lr: float = 0.0  # the learning rate of its last batch
-    tokens_per_s: float = 0.0  # tokens trained on per second of the epoch (validation included)
-    seconds_left: float = 0.0  # the mean epoch so far times the epochs still to train
-    rss_mib: float | None = None  # the process's resident memory
-    gpu_mib: float | None = None  # CUDA memory held by tensors at the epoch's end
-    gpu_peak_mib: float | None = None  # the most CUDA memory held during the epoch
-    gpu_util: float | None = None  # GPU utilisation in %, from NVML
-    # validation exact match by sentence length: words -> [correct, sentences]
-    val_by_length: dict[int, list[int]] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, h: dict) -> EpochDone:
-        """A history entry (checkpoint, report); the figures an older checkpoint lacks read as
-        zero, or as their default where they have one."""
-        return cls(
-            **{k: h[k] if k in h else _DEFAULTS.get(k, False if k == "best" else 0) for k in EPOCH_FIELDS},
-            batch_losses=list(h.get("batch_losses") or []),
-            val_by_length=by_length_of(h.get("val_by_length")),
-        )
-
-
-# an epoch's scalar figures: the table, metrics.csv, a checkpoint's history
-EPOCH_FIELDS = [f.name for f in fields(EpochDone) if f.name not in ("batch_losses", "val_by_length")]
-_DEFAULTS = {f.name: f.default for f in fields(EpochDone) if f.default is not MISSING}
-
-
-def by_length_of(d) -> dict[int, list[int]]:
-    """Counts by length as a checkpoint keeps them (int keys) or JSON does (str keys);
-    {} for an older history without them or anything that is not such a mapping."""
-    try:
-        return {int(n): [int(c), int(t)] for n, (c, t) in sorted(d.items(), key=lambda kv: int(kv[0]))}
-    except (AttributeError, TypeError, ValueError):
-        return {}
-
-
-def epochs_from_history(history) -> list[EpochDone]:
-    """A checkpoint's history as EpochDone rows; [] when it is not a list of dicts."""
-    try:
-        return [EpochDone.from_dict(h) for h in history]
-    except (AttributeError, TypeError, ValueError):
-        return []
 
 
 def resumed_config(payload: dict, epochs: int | None = None, device_name: str | None = None) -> Config:
@@ -158,7 +87,7 @@ def with_unknown_words(batch: Batch, rate: float, rng: torch.Generator, copy_fro
 
     copy_from: the vocabulary's size, for a model that copies: a hidden word is then an
     unknown word as a test sentence's are, <unk> to the encoder and a fresh extended id
-    (engine/copy.py) that the target asks the model to copy."""
+    (engine/model/copy.py) that the target asks the model to copy."""
     words = batch.src_len - 1  # (B,) words per sentence, EOS excluded
     S = batch.src.size(1)
     pos = torch.arange(S)
@@ -196,15 +125,15 @@ class Trainer:
         self.train_set = PairDataset(training, self.vocab, extended=cfg.copy_on)
         # every word at its own id (extended ids for unknown words), as exact match reads them
         self.val_set = PairDataset(self.splits.val, self.vocab, extended=True)
-        self.model = Seq2Seq(len(self.vocab), cfg).to(self.device)
+        self.model = build_model(len(self.vocab), cfg).to(self.device)
         self.optimizer = Adam(self.model.parameters(), lr=cfg.lr)
         self.lr_plan = LrPlan.fresh(cfg.lr, cfg.lr_schedule, cfg.epochs * self.train_set.num_batches(cfg.batch_size))
         self.rng = torch.Generator().manual_seed(cfg.seed + 1)  # batch order, teacher forcing
         self.history: list[dict] = []
         self.best_val_loss = math.inf
         self.best_epoch: int | None = None
-        self.run_record: dict | None = None  # where this run's files live (engine/runs.py)
-        self.watch: list[list[str]] = []  # sentences decoded as it learns (engine/watch.py)
+        self.run_record: dict | None = None  # where this run's files live (engine/runs/folders.py)
+        self.watch: list[list[str]] = []  # sentences decoded as it learns (engine/insight/watch.py)
         self.snapshots: list[Snapshot] = []
 
     # -- one epoch of training, read top to bottom ------------------------------------------
@@ -277,7 +206,7 @@ class Trainer:
     @torch.no_grad()
     def validation(self) -> Validation:
         """Loss and exact match with the model feeding itself (no teacher forcing), in one
-        pass: a sentence matches by the rule of every exact match figure (engine/evaluate.py's
+        pass: a sentence matches by the rule of every exact match figure (engine/insight/exact_match.py's
         exact_match), decided on the device (exact_match_batch) from the argmax words and the
         attention that chose them. Its matches are counted by sentence length on the device
         and read once, at the end, with the loss: the overall figure is their sum, so by
