@@ -33,8 +33,9 @@ EXTERNAL = {
     "--index-url": "pip's: where PyTorch's CPU-only wheels are",
 }
 
-# a file of this repository by its path from the root: engine/model/seq2seq.py, tests/test_cli.py
-PATH = re.compile(r"(?<![\w/.-])((?:engine|tui|bench|docs|tests)/[\w/.-]*\.(?:py|md|sh|c|tcss))\b")
+# a file of this repository by its path from the root: engine/model/seq2seq.py, tests/test_cli.py;
+# not one in a hidden folder (bench/.baseline/: git-ignored, made on demand)
+PATH = re.compile(r"(?<![\w/.-])((?:engine|tui|bench|docs|tests)/(?!\.)[\w/.-]*\.(?:py|md|sh|c|tcss))\b")
 FLAG = re.compile(r"(?<![\w/.=-])--[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 FLAG_VALUE = re.compile(r"(?<![\w/.=-])(--[a-z][\w-]*)[ =]([a-z0-9.][\w.|-]*)")
 CODE_SPAN = re.compile(r"`([^`]+)`")
