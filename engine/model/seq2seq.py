@@ -597,7 +597,8 @@ class Seq2Seq(nn.Module):
         back at every step (the search is Python lists), so on a GPU it waits at every word;
         one sentence at a time, it is the probe's and the evaluation's --beam, not
         training's. A fixed-width search kept on the device, through engine/fast's step,
-        measured no faster on a CPU (bench/decoding.py), so this is the only one."""
+        measured only 1.2x faster over the test set on a CPU (bench/README.md): too little
+        for a second search, so this is the only one."""
         src_ext, n_ext = self.extended(src, src_ext, n_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = self.encode(src, src_len)
@@ -647,7 +648,8 @@ class Seq2Seq(nn.Module):
         asked of a StopCheck (engine/model/transfer.py): read every step on a CPU (free); on CUDA
         it arrives asynchronously and the loop stops a step or a few later, the host never
         waiting; elsewhere the whole budget runs (finished sentences just emit PAD). Off the
-        CPU, tokens and attention may so run past the last EOS; `length` says where each ends."""
+        CPU, tokens and attention may so run past the last EOS; `length` says where each ends.
+        The fast layer, where attached, decodes with the same answers (greedy_reference's)."""
         if self.fast is not None:
             return self.fast.greedy(self, src, src_len, max_steps, attend, src_ext, n_ext)
         return self.greedy_reference(src, src_len, max_steps, attend, src_ext, n_ext=n_ext)
