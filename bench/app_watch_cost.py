@@ -31,14 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import engine.job  # noqa: E402
-import engine.train  # noqa: E402
-from engine.config import Config  # noqa: E402
+import engine.train.trainer  # noqa: E402
+from engine.train.config import Config  # noqa: E402
 from tui.app import ReverseApp  # noqa: E402
 from tui.common import RunOptions  # noqa: E402
 from tui.widgets.watch_view import WatchView  # noqa: E402
 
 WATCH_SENTENCES = engine.job.watch_sentences
-TAKE, SHOW = engine.train.take_snapshot, WatchView.show
+TAKE, SHOW = engine.train.trainer.take_snapshot, WatchView.show
 WORK = {"decode": 0.0, "draw": 0.0}  # CPU seconds of the thread doing each
 MAIN_CPU: dict[bool, list[float]] = {False: [], True: []}  # the app thread's CPU seconds a run, by watch
 
@@ -54,7 +54,7 @@ def counted(kind: str, f):
     return timed
 
 
-engine.train.take_snapshot = counted("decode", TAKE)
+engine.train.trainer.take_snapshot = counted("decode", TAKE)
 WatchView.show = counted("draw", SHOW)
 
 

@@ -32,11 +32,11 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import Config  # noqa: E402
-from engine.evaluate import evaluate, probe  # noqa: E402
 from engine.fast import native  # noqa: E402
-from engine.machine import peak_rss_mib  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+from engine.insight.evaluate import evaluate, probe  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.machine import peak_rss_mib  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 DEFAULT_BASELINE = ROOT.parent / "shared" / "baseline" / "seed_reference.py"
 

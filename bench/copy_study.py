@@ -1,4 +1,4 @@
-"""Does the copy mechanism (engine/copy.py) pay, on real texts the project was never tuned on
+"""Does the copy mechanism (engine/model/copy.py) pay, on real texts the project was never tuned on
 and on the built-in words?
 
     python bench/copy_study.py [--json bench/results/copy-study.json] [--only texts builtin]
@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from make_corpora import HELD_OUT, SOURCES, make  # noqa: E402
 
-from engine.checkpoint import load_model  # noqa: E402
-from engine.data import SPECIALS  # noqa: E402
-from engine.evaluate import evaluate  # noqa: E402
-from engine.lengths import made_up_words  # noqa: E402
+from engine.insight.evaluate import evaluate  # noqa: E402
+from engine.insight.lengths import made_up_words  # noqa: E402
+from engine.train.checkpoint import load_model  # noqa: E402
+from engine.train.data import SPECIALS  # noqa: E402
 
 TEXT_VARIANTS = {
     "copy (default)": [],

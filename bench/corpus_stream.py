@@ -7,8 +7,8 @@ Writes a seeded synthetic corpus (English-like: a Zipf-distributed vocabulary of
 made-up words, 1-40 words a line, punctuation, capitals, some accented words, a few empty
 lines), then, each in a fresh process so that one's memory is not another's:
 
-  read       engine.data.read_corpus: the file to tokenised sentences (every line)
-  pipeline   engine.data.splits_for + Vocab.build + PairDataset of the training split +
+  read       engine.train.data.read_corpus: the file to tokenised sentences (every line)
+  pipeline   engine.train.data.splits_for + Vocab.build + PairDataset of the training split +
              one epoch of length-grouped, shuffled batches: what a run does before training
 
 and reports lines/s and peak memory (the process's maximum resident set, minus what Python
@@ -78,9 +78,9 @@ def make_corpus(path: Path, lines: int, seed: int = 0) -> None:
 def worker(stage: str, path: str, min_len: int, max_len: int, train_size: int) -> dict:
     import torch
 
-    from engine.config import Config
-    from engine.data import PairDataset, Vocab, read_corpus, splits_for
-    from engine.machine import peak_rss_mib, rss_mib
+    from engine.train.config import Config
+    from engine.train.data import PairDataset, Vocab, read_corpus, splits_for
+    from engine.train.machine import peak_rss_mib, rss_mib
 
     torch.set_num_threads(1)
     base = rss_mib()

@@ -1,5 +1,5 @@
 """Does coverage attention (--coverage) pay on the built-in words? The default model against
-the same with --coverage, both the reference model (engine/model.py, the only one with coverage,
+the same with --coverage, both the reference model (engine/model/seq2seq.py, the only one with coverage,
 so that the seconds compare like with like), on three seeds: whole runs as a user starts them,
 every figure report.json has, plus sentences of 2-3 repeated words of 6-40 words, where only
 the position tells them apart (bench/copy_study.py's).

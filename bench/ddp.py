@@ -9,7 +9,7 @@ For each model size it trains the same data with the same global batch (64) and 
 
   single-1t   one process, 1 thread (no torchrun)
   single-2t   one process, 2 threads
-  manual-2p   torchrun, 2 processes x 1 thread, the project's scheme (engine/distributed.py:
+  manual-2p   torchrun, 2 processes x 1 thread, the project's scheme (engine/train/distributed.py:
               rows[rank::world], loss scaled by the rank's share of the global tokens, one
               flat all-reduce of every gradient and the loss, a stop check per batch)
   ddp-2p      torchrun, 2 processes x 1 thread, the model wrapped in
@@ -63,10 +63,10 @@ def worker(mode: str, size: str, epochs: int, threads: int) -> dict:
     import torch
     import torch.distributed as dist
 
-    from engine import distributed
-    from engine.config import Config
-    from engine.optim import clip_grad_norm, scheduled_lr
-    from engine.train import Trainer, masked_loss, with_unknown_words
+    from engine.train import distributed
+    from engine.train.config import Config
+    from engine.train.optim import clip_grad_norm, scheduled_lr
+    from engine.train.trainer import Trainer, masked_loss, with_unknown_words
 
     torch.set_num_threads(threads)
     group = distributed.init("cpu") if mode in ("manual", "ddp") else None

@@ -202,7 +202,7 @@ def on_sigterm(signum, frame) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from engine.threads import usable_cores
+    from engine.train.threads import usable_cores
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cuda (the check) or cpu (a dry run)")

@@ -14,7 +14,7 @@ with the CPU standing in for the device.
                  torch.cuda.set_sync_debug_mode("error") except where a read is allowed (one per
                  25 batches, the epoch's end); validation and decoding with their reads counted
   probe          the default run's and the copy model's checkpoints decoded through the model
-                 (engine.evaluate.decode, greedy and beam) on the device and on the CPU
+                 (engine.insight.evaluate.decode, greedy and beam) on the device and on the CPU
   kernels        device kernels and aten ops per training batch at 5, 10, 20 and 30 words
   throughput     ms per training batch and tokens/s, batch 64/256/1024, default and notebook
   notebook_run   `--preset notebook`, a few epochs
@@ -43,12 +43,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
-from engine.checkpoint import load_model  # noqa: E402
-from engine.config import Config  # noqa: E402
-from engine.data import PairDataset, Vocab, random_sentences, splits_for, with_unseen_words  # noqa: E402
-from engine.evaluate import decode  # noqa: E402
-from engine.model import Seq2Seq  # noqa: E402
-from engine.train import Trainer, masked_loss  # noqa: E402
+from engine.impl import build_model  # noqa: E402
+from engine.insight.evaluate import decode  # noqa: E402
+from engine.model.seq2seq import Seq2Seq  # noqa: E402
+from engine.train.checkpoint import load_model  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.data import PairDataset, Vocab, random_sentences, splits_for, with_unseen_words  # noqa: E402
+from engine.train.trainer import Trainer, masked_loss  # noqa: E402
 
 SYNC_EVERY = 25  # training may read the device once per this many batches (its NaN check)
 KERNEL_LENGTHS = (5, 10, 20, 30)
@@ -346,12 +347,12 @@ def agreement(ctx) -> dict:
         vocab, batch = _batch(cfg, 64)
         forcing = [True] + [t % 2 == 0 for t in range(1, batch.tgt_in.size(1))]
         torch.manual_seed(0)
-        base = Seq2Seq(len(vocab), cfg)
+        base = build_model(len(vocab), cfg)
         for dtype, on in ((torch.float64, False), (torch.float32, False), (torch.float32, True)):
             with tf32(on):
-                cpu = Seq2Seq(len(vocab), cfg).to(dtype)
+                cpu = build_model(len(vocab), cfg).to(dtype)
                 cpu.load_state_dict(base.state_dict())
-                dev = Seq2Seq(len(vocab), cfg).to(dtype).to(ctx.device)
+                dev = build_model(len(vocab), cfg).to(dtype).to(ctx.device)
                 dev.load_state_dict(base.state_dict())
                 l_cpu, g_cpu = _loss_and_grads(cpu.train(), batch, torch.device("cpu"), forcing)
                 l_dev, g_dev = _loss_and_grads(dev.train(), batch, ctx.device, forcing)
@@ -394,7 +395,7 @@ def loop_autograd(ctx) -> dict:
         dict(layers=2, bidirectional=True, location_kernel=3, attention=False),
     ):
         torch.manual_seed(1)
-        model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch)).double().to(device)
+        model = build_model(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch)).double().to(device)
         src = torch.randint(4, 20, (5, 7), device=device)
         src_len = torch.tensor([7, 5, 7, 3, 6])  # lengths stay on the host
         tgt_in = torch.randint(4, 20, (5, 6), device=device)
@@ -422,7 +423,7 @@ def loop_autograd(ctx) -> dict:
         if max(row["logits_max_abs_diff"], row["grad_max_abs_diff"]) > LOOP_TOL:
             problems.append(f"{arch}: loop against autograd differs by {row['grad_max_abs_diff']:.1e}")
     torch.manual_seed(2)
-    model = Seq2Seq(16, Config(embed_dim=6, hidden_dim=8, dropout=0.0)).double().to(device)
+    model = build_model(16, Config(embed_dim=6, hidden_dim=8, dropout=0.0)).double().to(device)
     src = torch.randint(4, 16, (3, 5), device=device)
     src_len = torch.tensor([5, 4, 5])
     tgt_in = torch.randint(4, 16, (3, 5), device=device)
@@ -562,7 +563,7 @@ def _compare(dev, cpu) -> dict:
 
 
 def probe(ctx) -> dict:
-    """Each checkpoint decoded by engine.evaluate.decode (engine/model.py's greedy and beam
+    """Each checkpoint decoded by engine.insight.evaluate.decode (engine/model/seq2seq.py's greedy and beam
     search, the model on the device) and by the same on the CPU, TF32 off (the agreement
     section measures TF32): same words, same steps, attention weights within tolerance."""
     ckpts = [

@@ -1,11 +1,11 @@
-"""The reference model (engine/model.py under autograd) against the fast layer (engine/fast)
+"""The reference model (engine/model/seq2seq.py under autograd) against the fast layer (engine/fast)
 on the same data, seed and machine: seconds per training epoch at the default and the
 notebook configurations, the epochs' losses side by side, and a greedy decode of the test set.
 
     python3 bench/impl.py [--epochs 2] [--json bench/results/impl-cpu-2cores.json]
 
 Each configuration trains both implementations in turn, in this process, on the threads a
-run would use (engine.threads.default_threads); an epoch's time is the median over the epochs.
+run would use (engine.train.threads.default_threads); an epoch's time is the median over the epochs.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.config import Config  # noqa: E402
-from engine.evaluate import evaluate  # noqa: E402
-from engine.threads import default_threads  # noqa: E402
-from engine.train import EpochDone, Trainer  # noqa: E402
+from engine.insight.evaluate import evaluate  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.events import EpochDone  # noqa: E402
+from engine.train.threads import default_threads  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 CONFIGS = {
     "default": Config(device="cpu"),

@@ -8,9 +8,9 @@ For each candidate configuration: train on the built-in corpus (timed: the Train
 one thread), load the best checkpoint as the app does, then greedy-decode fixed test sets
 (seeded independently of the candidate) in length buckets 3-10, 11-20, 21-40, 41-60 of
 four kinds:
-  known    words drawn uniformly from the built-in vocabulary (engine.data.WORDS)
+  known    words drawn uniformly from the built-in vocabulary (engine.train.data.WORDS)
   unknown  every word made up ("w48213"), so every source token is <unk> and the output
-           relies on <unk> replacement by the attention's peak (engine.evaluate.output_words)
+           relies on <unk> replacement by the attention's peak (engine.insight.exact_match.output_words)
   mixed    a known sentence with 1-3 words swapped for made-up ones
   most     each word made up with probability 0.7 (typed English: mostly unseen words)
 Failures are classed: `short` (stopped early), `long` (ran on; `budget` = never emitted EOS),
@@ -49,12 +49,12 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import engine.train as train_mod  # noqa: E402
-from engine.checkpoint import load_model  # noqa: E402
-from engine.config import Config  # noqa: E402
-from engine.data import EOS, PAD, SOS, UNK, Batch, PairDataset, builtin_splits, random_sentences  # noqa: E402
-from engine.evaluate import EvalResult, SentenceResult, evaluate  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+import engine.train.trainer as train_mod  # noqa: E402
+from engine.insight.evaluate import EvalResult, SentenceResult, evaluate  # noqa: E402
+from engine.train.checkpoint import load_model  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.data import EOS, PAD, SOS, UNK, Batch, PairDataset, builtin_splits, random_sentences  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 BUCKETS = [(3, 10), (11, 20), (21, 40), (41, 60)]
 KINDS = ["known", "unknown", "mixed", "most"]
@@ -195,7 +195,7 @@ def evaluate_marked(model, vocab, sentences, device, batch_size: int = 500) -> E
                 if i == UNK:
                     p = int(a[t].argmax())
                     words.append(src[p - 1] if 1 <= p <= len(src) else "<unk>")
-                else:  # <pad> and <sos> too, as words that never match (engine.evaluate.exact_match)
+                else:  # <pad> and <sos> too, as words that never match (engine.insight.exact_match.exact_match)
                     words.append(vocab.itos[i])
             reference = ds.references(row)
             right = EOS in ids and words == reference

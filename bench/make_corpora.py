@@ -12,7 +12,7 @@ text the project has not seen (bench/copy_study.py), from what this machine ship
                on the three above
 
 Each is split into sentences at . ! ? ; : and newlines, tokenised by the project's rule
-(engine.data.tokenize); a sentence longer than 12 words is cut into pieces of 3-12 words
+(engine.train.data.tokenize); a sentence longer than 12 words is cut into pieces of 3-12 words
 (seeded), pieces with digits dropped, duplicates dropped, shuffled with a seed, the first
 5,000 kept, one per line. Deterministic for the same machine.
 
@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.data import tokenize  # noqa: E402
+from engine.train.data import tokenize  # noqa: E402
 
 MIN_WORDS, MAX_WORDS, SENTENCES = 3, 12, 5000
 SPLIT = re.compile(r"[.!?;:\n]+")

@@ -24,8 +24,8 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine.config import Config  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 
 def make_text(path: Path, vocab_size: int, sentences: int, seed: int = 0) -> None:

@@ -1,6 +1,6 @@
-"""Errors the engine raises for the faces to say in one line; in a module of their own so
-that the training loop and the data-parallel layer (engine/distributed.py) both raise and
-recognise them without importing each other."""
+"""Every exception the engine raises for the faces to say in one line, in one module: each
+room raises them and the faces recognise them without importing the room that raised them
+(the data-parallel layer and the training loop, for one, both raise and catch NonFiniteLoss)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,26 @@ class NonFiniteLoss(RuntimeError):
             "stopped (the best checkpoint saved before is unchanged)"
         )
         self.epoch, self.batch = epoch, batch
+
+
+class PeerLost(RuntimeError):
+    """A collective failed: another process of the run died, hung or left (engine/train/distributed.py)."""
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message is one line for the user."""
+
+
+class RunError(Exception):
+    """A run that cannot start where asked, or a model that cannot be found; one line."""
+
+
+class RunIndexError(Exception):
+    """The runs folder itself cannot be listed; one line."""
+
+
+class FollowError(Exception):
+    """RUN names no run folder; one line."""
 
 
 def one_line(e: BaseException, limit: int = 300) -> str:

@@ -6,9 +6,9 @@ checkpoint and write the artefacts.
 (tui/headless.py); the app's training worker posts them as Textual messages (tui/app.py).
 Neither face trains, resumes or evaluates by itself, so the two cannot drift apart.
 
-Under torchrun (engine/distributed.py) every rank runs this same generator and trains its
+Under torchrun (engine/train/distributed.py) every rank runs this same generator and trains its
 share; rank 0 alone writes config.toml, the checkpoints, metrics.csv, the files another
-process follows the run by (engine/live.py: epochs.jsonl, snapshots.jsonl, progress.json) and
+process follows the run by (engine/runs/live.py: epochs.jsonl, snapshots.jsonl, progress.json) and
 the evaluation's artefacts; the others end after training (their TrainingEnded is their last
 event).
 
@@ -29,20 +29,22 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, tensorboard_log
-from .checkpoint import CheckpointError, load
-from .config import Config
-from .data import splits_for
-from .fast import native
-from .live import LiveFiles
-from .model import describe_impl
-from .plot_process import PlotProcess
-from .report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
-from .run_status import StatusFile
-from .tensorboard_log import TensorBoardLog
-from .threads import busy_note
-from .train import BatchDone, EpochDone, NonFiniteLoss, Trainer, resolve_device
-from .watch import Snapshot, watch_sentences
+from .errors import CheckpointError, NonFiniteLoss
+from .impl import describe_impl, kernels_summary
+from .insight import tensorboard_log
+from .insight.plot_process import PlotProcess
+from .insight.report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
+from .insight.tensorboard_log import TensorBoardLog
+from .insight.watch import watch_sentences
+from .runs.live import LiveFiles
+from .runs.status import StatusFile
+from .train import distributed
+from .train.checkpoint import load
+from .train.config import Config
+from .train.data import splits_for
+from .train.events import BatchDone, EpochDone, Snapshot
+from .train.threads import busy_note
+from .train.trainer import Trainer, resolve_device
 
 
 def control_path(checkpoint: str | Path) -> Path:
@@ -88,8 +90,8 @@ class Started:
     resumed_after: int | None = None  # --resume: epochs already trained
     history: list[EpochDone] = field(default_factory=list)  # those epochs
     busy_note: str | None = None  # several threads on cores other work keeps busy
-    impl: str = "fast"  # which implementation runs: engine/model.py's or engine/fast's
-    watch: list[list[str]] = field(default_factory=list)  # decoded as it learns (engine/watch.py)
+    impl: str = "fast"  # which implementation runs: engine/model/seq2seq.py's or engine/fast's
+    watch: list[list[str]] = field(default_factory=list)  # decoded as it learns (engine/insight/watch.py)
     joined: int = 0  # training sentences joined from the text's (Config.join)
     rewritten: int = 0  # training sentences rewritten as repeated words (Config.repeat_rate)
 
@@ -230,7 +232,7 @@ def evaluate_run(
 
 
 def records_status(job: Callable[..., Iterator[Event]]) -> Callable[..., Iterator[Event]]:
-    """The job's events, unchanged, while rank 0 keeps OUT/status.json (engine/run_status.py)
+    """The job's events, unchanged, while rank 0 keeps OUT/status.json (engine/runs/status.py)
     saying that the run is going and, at its end, how it ended: what `reverse-tui runs`
     reads. A consumer that stops iterating (the app quitting) ends it as stopped."""
 
@@ -283,10 +285,10 @@ def run_job(
 ) -> Iterator[Event]:
     """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
     `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json.
-    run: where the run's files live (engine.runs.RunPaths.record()), kept in its checkpoints
-    and report.json. watch: sentences to decode as it learns (engine/watch.py; default a
+    run: where the run's files live (engine.runs.folders.RunPaths.record()), kept in its checkpoints
+    and report.json. watch: sentences to decode as it learns (engine/insight/watch.py; default a
     test sentence of typical length). tensorboard: log every epoch in OUT/tensorboard/ too
-    (engine/tensorboard_log.py; the caller has checked that the package is there)."""
+    (engine/insight/tensorboard_log.py; the caller has checked that the package is there)."""
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
@@ -334,7 +336,7 @@ def run_job(
         len(trainer.vocab),
         param_count(trainer.model),
         torch.get_num_threads(),
-        native.summary(device.type),
+        kernels_summary(device.type),
         trainer.corpus_stats.summary(cfg.min_len, cfg.max_len) if trainer.corpus_stats else None,
         len(trainer.history) if resume is not None else None,
         [EpochDone.from_dict(h) for h in trainer.history],
@@ -345,14 +347,20 @@ def run_job(
         len(trainer.joined),
         trainer.rewritten,
     )
-    # what a follower reads (engine/follow.py): rank 0 writes it, as it writes the rest
+    # what a follower reads (engine/runs/follow.py): rank 0 writes it, as it writes the rest
     live = None
     if distributed.is_main():
-        live = LiveFiles(out, started.brief(), trainer.history, [s.as_dict() for s in trainer.snapshots])
+        live = LiveFiles(
+            out,
+            started.brief(),
+            trainer.history,
+            [s.as_dict() for s in trainer.snapshots],
+            read_losses=lambda losses: torch.stack(list(losses)).tolist(),  # one read of them all
+        )
     yield started
 
     # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
-    # the core that training leaves free (engine/plot_process.py)
+    # the core that training leaves free (engine/insight/plot_process.py)
     plotter = PlotProcess() if distributed.is_main() else None
     reason, error, exception = "finished", None, None
     try:
@@ -434,7 +442,7 @@ def run_job(
         "failure": error,
         "train_seconds": seconds,
         "threads": torch.get_num_threads(),
-        "native_kernels": native.summary(device.type),
+        "native_kernels": kernels_summary(device.type),
         "run": (run or {}).get("name"),
         "control_checkpoint": str(control) if control else None,
         **(extra or {}),

@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.config import Config  # noqa: E402
-from engine.data import PAD  # noqa: E402
-from engine.evaluate import SentenceResult  # noqa: E402
 from engine.fast.decoder_loop import DecoderWeights, LoopArgs, LoopSpec  # noqa: E402
-from engine.train import Trainer  # noqa: E402
+from engine.insight.evaluate import SentenceResult  # noqa: E402
+from engine.train.config import Config  # noqa: E402
+from engine.train.data import PAD  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
 
 # Small enough to train in a few seconds on 2 CPU cores, big enough to learn short sentences.
 # Its training settings are pinned (not the defaults, which are tuned for 3-30 words).
@@ -104,8 +104,8 @@ def reversing_checkpoint(tmp_path_factory) -> Path:
 
 
 # What a user might type or paste where a sentence goes, each with the words the tokenizer
-# keeps (engine/data.py: runs of letters or digits); no words is a clear error, and so is
-# more than engine.evaluate.MAX_PROBE_WORDS. The engine, CLI and app tests all probe these.
+# keeps (engine/train/data.py: runs of letters or digits); no words is a clear error, and so is
+# more than engine.insight.evaluate.MAX_PROBE_WORDS. The engine, CLI and app tests all probe these.
 HOSTILE_STRINGS: dict[str, list[str]] = {
     "": [],
     "   ": [],
@@ -286,8 +286,8 @@ def write_fake_run(
     made-up figures and no model: checkpoints/NAME/best.pt beside runs_dir holds bytes that
     are no checkpoint, so anything that loaded it would fail. state None: no status.json
     (a run of an earlier version); "running": this test process runs it."""
-    from engine.report import write_metrics_csv
-    from engine.run_status import process_start, write_status
+    from engine.insight.report import write_metrics_csv
+    from engine.runs.status import process_start, write_status
 
     folder = Path(runs_dir) / name
     folder.mkdir(parents=True)

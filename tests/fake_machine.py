@@ -1,5 +1,5 @@
 """Stand-ins for psutil and for Linux's /proc with fixed figures, so that both of
-engine/machine.py's ways of reading the machine are tested on any machine (monkeypatch
+engine/train/machine.py's ways of reading the machine are tested on any machine (monkeypatch
 undoes them after each test)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections import namedtuple
 
 import pytest
 
-import engine.machine as machine
+import engine.train.machine as machine
 
 # psutil.cpu_times() as Linux and macOS give it: Linux counts a guest's time in user and nice too
 LinuxTimes = namedtuple("scputimes", "user nice system idle iowait irq softirq steal guest guest_nice")
@@ -63,7 +63,7 @@ def fake_psutil(monkeypatch, *, rss: int | None = None, started: dict | None = N
 
 
 def fake_proc(monkeypatch, files: dict[str, str]) -> None:
-    """/proc as engine/machine.py reads it: these files with this text, no other (an empty
+    """/proc as engine/train/machine.py reads it: these files with this text, no other (an empty
     dict: a system without /proc)."""
 
     def fake_open(path, *args, **kwargs):
@@ -79,7 +79,7 @@ MACHINES = ["linux", "linux+psutil", "macos+psutil"]
 
 
 def as_machine(monkeypatch, kind: str) -> None:
-    """This process as engine/machine.py sees it on one kind of machine: "linux" reads the
+    """This process as engine/train/machine.py sees it on one kind of machine: "linux" reads the
     real /proc (skipped where there is none); "macos" has no /proc; "+psutil" adds a
     stand-in psutil that knows this process alone, started at a fixed time."""
     if kind.startswith("linux") and not os.path.exists(f"/proc/{os.getpid()}/stat"):

@@ -1,9 +1,9 @@
-"""engine/analysis.py: the analysis is computed from the attention (different attention,
+"""engine/insight/analysis.py: the analysis is computed from the attention (different attention,
 different numbers), and says how many sentences each length measured."""
 
 import numpy as np
 
-from engine.analysis import attention_stats, write_analysis
+from engine.insight.analysis import attention_stats, write_analysis
 from tests.conftest import mirrored, sentence_result
 
 
@@ -46,7 +46,7 @@ def test_analysis_by_length_and_uniform_ablation_are_reported():
 
 
 def test_analysis_says_how_many_sentences_each_length_measured():
-    from engine.analysis import _counts_text
+    from engine.insight.analysis import _counts_text
 
     assert (
         _counts_text({3: (1, 100), 6: (1, 100), 60: (1, 100), 80: (1, 50), 180: (2, 50)})

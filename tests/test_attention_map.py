@@ -9,8 +9,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from engine.config import Config
-from engine.watch import Snapshot, Watched
+from engine.train.config import Config
+from engine.train.events import Snapshot, Watched
 from tests.conftest import TINY
 from tui.app import ReverseApp
 from tui.common import RunOptions

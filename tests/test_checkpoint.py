@@ -11,9 +11,10 @@ import subprocess
 import pytest
 import torch
 
-from engine.checkpoint import FORMAT, CheckpointError, load, load_model, save_atomic
-from engine.config import Config
-from engine.data import PairDataset
+from engine.errors import CheckpointError
+from engine.train.checkpoint import FORMAT, load, load_model, save_atomic
+from engine.train.config import Config
+from engine.train.data import PairDataset
 from tests.conftest import PY, ROOT, bad_checkpoints, run_cli
 
 
@@ -80,7 +81,7 @@ def test_a_checkpoint_crafted_to_run_code_does_not_run_it(tmp_path):
 SAVER = """
 import sys, torch
 sys.path.insert(0, {root!r})
-from engine.checkpoint import save_atomic
+from engine.train.checkpoint import save_atomic
 path = sys.argv[1]
 i = 0
 print("ready", flush=True)

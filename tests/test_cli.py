@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from engine.config import Config
 from engine.job import Started, run_job
+from engine.train.config import Config
 from tests.conftest import ROOT, TINY, TINY_FLAGS
 from tui.cli import config_from_args, main, main_parser
 

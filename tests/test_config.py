@@ -1,10 +1,10 @@
-"""engine/config.py: config.toml round-trips every configuration; the notebook preset keeps the
+"""engine/train/config.py: config.toml round-trips every configuration; the notebook preset keeps the
 notebook's data; with --corpus the vocabulary drops words seen once unless a flag says otherwise."""
 
 import pytest
 
-from engine.config import Config
-from engine.data import Vocab, read_corpus
+from engine.train.config import Config
+from engine.train.data import Vocab, read_corpus
 from tests.conftest import write_corpus
 
 
@@ -32,7 +32,7 @@ def test_config_toml_round_trip(tmp_path, cfg):
 def test_corpus_defaults_drop_words_seen_once_and_a_flag_overrides(tmp_path):
     """With --corpus and no --min-freq, a word seen once in training becomes <unk> (the model
     copies it through attention); the built-in corpus keeps every word; a flag wins."""
-    from engine.config import Config
+    from engine.train.config import Config
     from tui.cli import config_from_args, main_parser
 
     text = str(write_corpus(tmp_path / "c.txt", 400))
@@ -52,7 +52,7 @@ def test_corpus_defaults_drop_words_seen_once_and_a_flag_overrides(tmp_path):
 
 def test_the_notebook_preset_keeps_the_notebooks_data():
     """The defaults train on 3-30 words; --preset notebook is still the notebook's baseline."""
-    from engine.config import Config
+    from engine.train.config import Config
 
     nb = Config.notebook()
     assert (nb.train_size, nb.val_size, nb.test_size, nb.min_len, nb.max_len) == (8000, 1000, 1000, 3, 10)

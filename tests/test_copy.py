@@ -1,4 +1,4 @@
-"""The copy mechanism (engine/copy.py): its mixture's gradients, the extended vocabulary's
+"""The copy mechanism (engine/model/copy.py): its mixture's gradients, the extended vocabulary's
 edge cases, training and decoding with it, and checkpoints from before it."""
 
 import random
@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from engine.analysis import attention_stats, copy_stats, write_analysis
-from engine.checkpoint import load, load_model, save_atomic
-from engine.config import Config
-from engine.copy import copy_mixture, extended_size
-from engine.data import EOS, PAD, UNK, PairDataset, Vocab
-from engine.evaluate import SentenceResult, decode, output_words, probe
-from engine.model import Seq2Seq, choose_impl
-from engine.train import Trainer, masked_loss, with_unknown_words
+from engine.impl import build_model, choose_impl
+from engine.insight.analysis import attention_stats, copy_stats, write_analysis
+from engine.insight.evaluate import SentenceResult, decode, probe
+from engine.insight.exact_match import output_words
+from engine.model.copy import copy_mixture, extended_size
+from engine.train.checkpoint import load, load_model, save_atomic
+from engine.train.config import Config
+from engine.train.data import EOS, PAD, UNK, PairDataset, Vocab
+from engine.train.trainer import Trainer, masked_loss, with_unknown_words
 from tests.conftest import TINY
 
 
@@ -190,7 +191,7 @@ def test_copy_model_trains_and_copies_unknown_words(tmp_path):
 
 def test_copy_loss_on_a_batch_is_finite_and_reaches_the_gate():
     vocab = Vocab(["a", "b", "c"])
-    model = Seq2Seq(len(vocab), Config(**{**TINY, "copy": "on"}))
+    model = build_model(len(vocab), Config(**{**TINY, "copy": "on"}))
     ds = PairDataset([["a", "zz", "b", "zz"], ["yy", "a", "c", "b"]], vocab)
     b = ds.batch(torch.arange(2))
     logits, _ = model(b.src, b.src_len, b.tgt_in, [True, False, True, True, True], b.source_ext)
@@ -249,7 +250,7 @@ def test_analysis_reports_how_often_the_model_copies():
 
 
 def test_grid_text_and_snapshots_carry_the_gate():
-    from engine.watch import Snapshot, Watched
+    from engine.train.events import Snapshot, Watched
     from tui.probe_cli import grid_text
 
     r = copied_result(["a", "b"], [0.25, 0.5, 0.75])
@@ -264,7 +265,7 @@ def test_grid_text_and_snapshots_carry_the_gate():
 
 
 def test_step_through_a_copy_model_shows_its_gate_and_the_words_it_copies(tmp_path):
-    from engine.stepper import step_through
+    from engine.insight.stepper import step_through
 
     torch.manual_seed(0)
     cfg = Config(**{**TINY, "copy": "on", "epochs": 4, "unk_rate": 0.3})

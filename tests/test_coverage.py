@@ -1,16 +1,16 @@
-"""Coverage attention (--coverage, engine/model.py BahdanauAttention): the score reads the sum
+"""Coverage attention (--coverage, engine/model/seq2seq.py BahdanauAttention): the score reads the sum
 of the earlier steps' weights; the term is exactly additive, every decoder keeps its own
 coverage (a beam's hypotheses theirs), and configurations from before it read as without it."""
 
 import pytest
 import torch
 
-from engine.checkpoint import load_model
-from engine.config import Config
-from engine.data import EOS, SOS, PairDataset, Vocab
-from engine.evaluate import decode, probe
-from engine.model import Seq2Seq, choose_impl
-from engine.train import Trainer, masked_loss
+from engine.impl import build_model, choose_impl
+from engine.insight.evaluate import decode, probe
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.data import EOS, SOS, PairDataset, Vocab
+from engine.train.trainer import Trainer, masked_loss
 from tests.conftest import TINY
 
 WORDS = ["a", "b", "c", "d", "e"]
@@ -38,8 +38,8 @@ def test_config_the_fast_layer_and_the_flag():
 def test_with_a_zero_coverage_weight_the_model_is_the_model_without_it():
     torch.manual_seed(0)
     vocab, b = batch()
-    plain = Seq2Seq(len(vocab), Config(**TINY, impl="reference"))
-    covered = Seq2Seq(len(vocab), Config(**TINY, coverage=True))
+    plain = build_model(len(vocab), Config(**TINY, impl="reference"))
+    covered = build_model(len(vocab), Config(**TINY, coverage=True))
     missing, unexpected = covered.load_state_dict(plain.state_dict(), strict=False)
     assert missing == ["decoder.attention.coverage"] and not unexpected  # the one new weight
     forcing = [True, False, True, False, True]
@@ -57,7 +57,7 @@ def test_with_a_zero_coverage_weight_the_model_is_the_model_without_it():
 def test_the_loss_reaches_the_coverage_weight():
     torch.manual_seed(0)
     vocab, b = batch()
-    model = Seq2Seq(len(vocab), Config(**TINY, coverage=True))
+    model = build_model(len(vocab), Config(**TINY, coverage=True))
     logits, _ = model(b.src, b.src_len, b.tgt_in, [True] * b.tgt_in.size(1))
     masked_loss(logits, b.tgt).backward()
     assert model.decoder.attention.coverage.grad.abs().sum() > 0

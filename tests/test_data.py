@@ -1,11 +1,11 @@
-"""engine/data.py: the tokenisation rule, the built-in corpus, length-grouped batches, and a
+"""engine/train/data.py: the tokenisation rule, the built-in corpus, length-grouped batches, and a
 user's --corpus text file (tokenised by the project's rule, split with a seed); the vocabulary."""
 
 import tracemalloc
 
 import torch
 
-from engine.data import (
+from engine.train.data import (
     EOS,
     PAD,
     SOS,
@@ -49,7 +49,7 @@ def test_vocab_and_targets():
     assert ds.tgt[0].tolist() == v.encode(["sat", "cat", "the"]) + [EOS]
     b = ds.batch(torch.tensor([0]))
     assert b.tgt_in[0].tolist() == [SOS] + v.encode(["sat", "cat", "the"])
-    from engine.evaluate import output_words
+    from engine.insight.exact_match import output_words
 
     ids = ds.tgt[0].tolist() + [PAD]
     assert output_words(ids, None, [], v, replace_unk=False) == ["sat", "cat", "the"]
@@ -89,7 +89,7 @@ def test_pair_dataset_tensors_match_a_sentence_by_sentence_build():
 
 
 def test_a_corpus_file_stores_each_distinct_word_once(tmp_path):
-    from engine.data import read_corpus
+    from engine.train.data import read_corpus
 
     path = tmp_path / "c.txt"
     path.write_text("The cat sat.\n\nthe dog\ncat, the CAT sat on it\none\n")
@@ -180,7 +180,7 @@ def test_joined_sentences_are_two_to_four_whole_sentences_within_the_length():
 
 
 def test_the_joined_count_and_configurations_from_before_it():
-    from engine.config import Config
+    from engine.train.config import Config
 
     assert Config().joined_count(3000) == 0  # the built-in words already run to 30 words
     assert Config(corpus="x.txt").joined_count(4000) == 1000
@@ -217,7 +217,7 @@ def test_repeated_word_rewrites_keep_each_sentences_length_and_draw_from_its_own
 def test_the_repeat_rate_is_on_for_a_copying_text_only_and_off_for_configurations_from_before_it():
     import pytest
 
-    from engine.config import Config
+    from engine.train.config import Config
 
     assert Config().repeated_share == 0.0 and Config(corpus="x.txt").repeated_share == 0.1
     assert Config(corpus="x.txt", repeat_rate=0).repeated_share == 0.0
@@ -231,8 +231,8 @@ def test_the_repeat_rate_is_on_for_a_copying_text_only_and_off_for_configuration
 
 
 def test_a_corpus_run_trains_on_its_joined_sentences_with_the_texts_own_vocabulary(tmp_path):
-    from engine.config import Config
-    from engine.train import Trainer
+    from engine.train.config import Config
+    from engine.train.trainer import Trainer
 
     lines = [" ".join(f"w{(i * 7 + j) % 40}" for j in range(3 + i % 5)) for i in range(400)]
     lines.append("once only here")  # words seen once: <unk> at min-freq 2, joined or not

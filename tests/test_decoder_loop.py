@@ -1,13 +1,13 @@
 """The decoder loop's hand-written backward pass (engine/fast/decoder_loop.py, engine/fast/gru_cell.py)
 against finite differences, and the fused loop against the step-by-step reference
-(engine/model.py's reference, under autograd)."""
+(engine/model/seq2seq.py's reference, under autograd)."""
 
 import pytest
 import torch
 
-from engine.config import Config
 from engine.fast.decoder_loop import decoder_loop
-from engine.model import Seq2Seq
+from engine.impl import build_model
+from engine.train.config import Config
 from tests.conftest import decoder_inputs, loop_args
 
 
@@ -57,7 +57,7 @@ def test_fused_decoder_equals_step_by_step_autograd(arch):
     differently on the two paths). The no-attention control
     runs the same loop with v = 0, frozen."""
     torch.manual_seed(1)
-    model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch))
+    model = build_model(20, Config(embed_dim=8, hidden_dim=12, dropout=0.0, **arch))
     src = torch.randint(4, 20, (5, 7))
     src_len = torch.tensor([7, 5, 7, 3, 6])
     tgt_in = torch.randint(4, 20, (5, 6))
@@ -82,7 +82,7 @@ def test_fused_decoder_equals_step_by_step_autograd(arch):
 
 def test_dropout_is_drawn_in_training_and_off_in_evaluation():
     torch.manual_seed(3)
-    model = Seq2Seq(20, Config(embed_dim=8, hidden_dim=12, layers=2, dropout=0.5))
+    model = build_model(20, Config(embed_dim=8, hidden_dim=12, layers=2, dropout=0.5))
     src = torch.randint(4, 20, (4, 6))
     src_len = torch.full((4,), 6)
     tgt_in = torch.randint(4, 20, (4, 6))

@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun (engine/distributed.py), on the CPU with gloo: two
+"""Data-parallel training under torchrun (engine/train/distributed.py), on the CPU with gloo: two
 processes train to the same losses as one process with the same global batch, write one
 set of files, stop together, resume, and end with a clear error when a process is killed or
 stuck.
@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import distributed
-from engine.config import Config
-from engine.data import PAD
-from engine.follow import Follower, RunEnded
-from engine.run_status import read_status
-from engine.train import EpochDone, Trainer, masked_loss
+from engine.runs.follow import Follower, RunEnded
+from engine.runs.status import read_status
+from engine.train import distributed
+from engine.train.config import Config
+from engine.train.data import PAD
+from engine.train.events import EpochDone
+from engine.train.trainer import Trainer, masked_loss
 from tests.conftest import ROOT, cli_flags
 from tui.cli import main
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.train import EpochDone
+from engine.train.events import EpochDone
 from tui import units
 from tui.epoch_lines import WIDTH, EpochLines
 from tui.headless import CONTROL_PREFIX

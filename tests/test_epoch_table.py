@@ -8,7 +8,7 @@ import asyncio
 
 from textual.app import App, ComposeResult
 
-from engine.train import EpochDone
+from engine.train.events import EpochDone
 from tui.widgets.epoch_table import EpochTable
 
 

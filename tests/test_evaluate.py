@@ -1,16 +1,22 @@
-"""engine/evaluate.py: a probe tokenises by the documented rule, and whatever is typed it answers
-or raises one clear line; the example block has the notebook's exact form."""
+"""engine/insight/evaluate.py: a probe tokenises by the documented rule, and whatever is typed it answers
+or raises one clear line; a probe reads the weights as they are; the example block has the
+notebook's exact form."""
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.checkpoint import load_model
-from engine.evaluate import MAX_PROBE_WORDS, format_example, probe
-from tests.conftest import HOSTILE_STRINGS, mirrored, sentence_result
+from engine.impl import build_model
+from engine.insight.evaluate import MAX_PROBE_WORDS, format_example, probe
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.events import BatchDone
+from engine.train.trainer import Trainer
+from tests.conftest import HOSTILE_STRINGS, TINY, mirrored, sentence_result
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +67,25 @@ def test_probe_never_raises_anything_but_a_clear_error(loaded_module_model, text
 @pytest.fixture(scope="module")
 def loaded_module_model(loaded):
     return loaded.model, loaded.vocab
+
+
+@pytest.mark.parametrize("use_native", [True, False], ids=["c-kernel", "foreach"])
+def test_a_probe_after_a_training_step_answers_with_the_new_weights(tmp_path, use_native):
+    """Adam's C kernel writes the weights through raw pointers: a probe after the step reads
+    them as a model built afresh from them does, as after the foreach ops' in-place writes."""
+    trainer = Trainer(Config(**{**TINY, "epochs": 1}), tmp_path / "best.pt")
+    trainer.optimizer.use_native = use_native
+    model, vocab, cpu = trainer.model, trainer.vocab, torch.device("cpu")
+    text = "the cat sat on the mat"
+    before = probe(model, vocab, text, cpu)
+    steps = trainer.run()
+    assert isinstance(next(steps), BatchDone)  # one optimiser step, in this process
+    steps.close()
+    after = probe(model, vocab, text, cpu)
+    fresh = build_model(len(vocab), trainer.cfg)
+    fresh.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(after.attention, probe(fresh, vocab, text, cpu).attention)
+    assert not np.array_equal(after.attention, before.attention)  # the step changed the answer
 
 
 def test_example_block_has_the_notebooks_exact_form():

@@ -1,4 +1,4 @@
-"""Exact match has one definition (engine.evaluate.exact_match): crafted decodings against it,
+"""Exact match has one definition (engine.insight.exact_match.exact_match): crafted decodings against it,
 its device twin held equal to it, and the figures that count by it."""
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import EOS, PAD, SOS, UNK, PairDataset, Vocab
-from engine.evaluate import exact_match, exact_match_batch, output_words
+from engine.insight.exact_match import exact_match, exact_match_batch, output_words
+from engine.train.data import EOS, PAD, SOS, UNK, PairDataset, Vocab
 
 VOCAB = Vocab(["the", "cat", "sat", "on", "mat"])
 V = len(VOCAB)
@@ -48,7 +48,7 @@ CASES = {
     "<unk> not replaced": ("the zebra sat", [SAT, UNK, THE, EOS], None, False, False),
     "<unk> for a known word": ("the cat sat", [SAT, UNK, THE, EOS], None, True, True),
     "a repeated unknown word, copied twice": ("zebra cat zebra", [UNK, CAT, UNK, EOS], None, True, True),
-    # a copying model emits an unknown word's extended id (engine/copy.py)
+    # a copying model emits an unknown word's extended id (engine/model/copy.py)
     "extended id copied right": ("the zebra sat", [SAT, V, THE, EOS], None, True, True),
     "extended ids of two unknown words": ("lion zebra sat", [SAT, V + 1, V, EOS], None, True, True),
     "extended ids swapped": ("lion zebra sat", [SAT, V, V + 1, EOS], None, True, False),
@@ -157,9 +157,9 @@ def test_validation_counts_by_the_one_rule(reversing_checkpoint, monkeypatch):
     feeding itself), read on the host sentence by sentence: on sentences with unseen words,
     its attention made uniform, an emitted <unk> copies the first word (the first of equal
     weights) and is right only where that is the word."""
-    from engine.checkpoint import load
-    from engine.data import with_unseen_words
-    from engine.train import Trainer
+    from engine.train.checkpoint import load
+    from engine.train.data import with_unseen_words
+    from engine.train.trainer import Trainer
 
     trainer = Trainer.resume(load(reversing_checkpoint), reversing_checkpoint.with_name("unused.pt"))
     sentences = trainer.splits.val + with_unseen_words(trainer.splits.val, random.Random(3), trainer.vocab)
@@ -193,13 +193,13 @@ def test_every_figure_follows_the_one_function(trained_checkpoint, tmp_path, mon
     """With exact_match swapped for a rule of its own (right: the sentences of an even number
     of words), the test set, its lengths, the sweeps, report.json, the runs table, the watch
     snapshots and the probe all say what that rule says."""
-    from engine import evaluate as evaluate_module
-    from engine.checkpoint import load_model
-    from engine.data import random_sentences
-    from engine.evaluate import probe
-    from engine.report import finish_run
-    from engine.run_index import list_runs
-    from engine.watch import take
+    from engine.insight import evaluate as evaluate_module
+    from engine.insight.evaluate import probe
+    from engine.insight.report import finish_run
+    from engine.insight.watch import take
+    from engine.runs.index import list_runs
+    from engine.train.checkpoint import load_model
+    from engine.train.data import random_sentences
 
     def even(ids, attention, source, reference, vocab, replace_unk=True):
         return len(source) % 2 == 0

@@ -1,6 +1,6 @@
 """A part of the evaluation or a figure that fails never takes the others with it: it is named
 in report.json, status.json and one console line, and everything else is still written
-(engine/report.py, engine/plot_process.py, engine/job.py, tui/headless.py)."""
+(engine/insight/report.py, engine/insight/plot_process.py, engine/job.py, tui/headless.py)."""
 
 import json
 import random
@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from engine import job as job_module
-from engine import plots
-from engine import report as report_module
-from engine.checkpoint import load_model
-from engine.config import Config
-from engine.data import random_sentences
+from engine.insight import plots
+from engine.insight import report as report_module
+from engine.insight.plot_process import PlotProcess
+from engine.insight.report import finish_run
 from engine.job import Finished, run_job
-from engine.plot_process import PlotProcess
-from engine.report import finish_run
-from engine.run_index import list_runs
-from engine.watch import Snapshot, Watched
+from engine.runs.index import list_runs
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.data import random_sentences
+from engine.train.events import Snapshot, Watched
 from tests.conftest import TINY, TINY_FLAGS
 from tui.cli import main
 

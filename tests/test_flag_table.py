@@ -10,8 +10,8 @@ from dataclasses import fields
 
 import pytest
 
-from engine import distributed, threads
-from engine.config import Config
+from engine.train import distributed, threads
+from engine.train.config import Config
 from tests.conftest import ROOT
 from tui.cli import main_parser
 from tui.flag_table import flag_table, row

@@ -1,4 +1,4 @@
-"""engine/live.py (what a run writes as it trains) and engine/follow.py (another process
+"""engine/runs/live.py (what a run writes as it trains) and engine/runs/follow.py (another process
 reading it): a writer simulated by writing the files in the test, each poll called directly
 (no waiting), then a real `--no-ui` run followed to its end."""
 
@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import Config
-from engine.follow import Follower, FollowError, Note, Progress, RunEnded, Watching, is_running, resolve_run
-from engine.live import EPOCHS, PROGRESS, PROGRESS_INTERVAL, SNAPSHOTS, LiveFiles
-from engine.run_status import process_start, write_status
-from engine.train import EpochDone
-from engine.watch import Snapshot, Watched
+from engine.errors import FollowError
+from engine.runs.follow import Follower, Note, Progress, RunEnded, Watching, is_running, resolve_run
+from engine.runs.live import EPOCHS, PROGRESS, PROGRESS_INTERVAL, SNAPSHOTS, LiveFiles
+from engine.runs.status import process_start, write_status
+from engine.train.config import Config
+from engine.train.events import EpochDone, Snapshot, Watched
 from tests.conftest import PY, ROOT, TINY, TINY_FLAGS
 from tests.fake_machine import MACHINES, as_machine
 

@@ -90,7 +90,7 @@ def test_the_time_limit_is_recorded_and_the_rest_marked_not_reached(tmp_path):
 
 
 def test_threads_default_to_the_cores_on_the_gpu_and_one_for_the_dry_run():
-    from engine.threads import usable_cores
+    from engine.train.threads import usable_cores
 
     assert gpu_check.parse_args(["--device", "cuda"]).threads == usable_cores()
     assert gpu_check.parse_args(["--device", "cpu"]).threads == 1

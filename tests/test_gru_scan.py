@@ -4,9 +4,10 @@ differences, and the encoder through it equal to torch.nn.GRU under autograd."""
 import pytest
 import torch
 
-import engine.model as model_module
+import engine.fast.seq2seq as fast_module
 from engine.fast.gru_scan import GRUScan
-from engine.model import Encoder
+from engine.fast.seq2seq import encoder_gru, scan
+from engine.model.seq2seq import Encoder
 
 
 def test_scan_gradients_match_finite_differences():
@@ -28,7 +29,7 @@ def test_encoder_scan_equals_torch_gru(layers, bidirectional):
     x = enc.embedding(src)
     seeds = torch.randn(7, 5, enc.out_dim), torch.randn(layers * (2 if bidirectional else 1), 7, 10)
     results = []
-    for run in (enc.gru, enc.scan):
+    for run in (enc.gru, lambda x: scan(enc, x)):
         enc.zero_grad()
         out, hidden = run(enc.embedding(src))
         ((out * seeds[0]).sum() + (hidden * seeds[1]).sum()).backward()
@@ -42,15 +43,15 @@ def test_encoder_takes_the_scan_only_to_train_a_batch_without_padding(monkeypatc
     enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=2, dropout=0.1, bidirectional=True)
     calls = []
     real = GRUScan.apply
-    monkeypatch.setattr(model_module.GRUScan, "apply", lambda *a: calls.append(1) or real(*a))
-    monkeypatch.setattr(model_module, "kernels_for", lambda x: True)
+    monkeypatch.setattr(fast_module.GRUScan, "apply", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(fast_module, "kernels_for", lambda x: True)
     src = torch.randint(1, 13, (4, 6))
-    enc(src, torch.full((4,), 6), fast=True)  # fast: what Seq2Seq passes under --impl fast
+    enc(src, torch.full((4,), 6), gru=encoder_gru)  # what the fast layer's training pass passes
     assert len(calls) == 4  # 2 layers x 2 directions
     calls.clear()
     with torch.no_grad():  # validation and decoding: torch.nn.GRU, no backward to save
-        enc(src, torch.full((4,), 6), fast=True)
-    enc(src, torch.tensor([6, 5, 6, 3]), fast=True)  # padding: packed sequences through torch.nn.GRU
+        enc(src, torch.full((4,), 6), gru=encoder_gru)
+    enc(src, torch.tensor([6, 5, 6, 3]), gru=encoder_gru)  # padding: packed sequences through torch.nn.GRU
     enc(src, torch.full((4,), 6))  # the reference (--impl reference): torch.nn.GRU
     assert calls == []
 
@@ -60,16 +61,16 @@ def test_encoder_dropout_between_layers_on_the_scan():
     enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=2, dropout=0.5, bidirectional=False)
     x = enc.embedding(torch.randint(1, 13, (4, 6)))
     enc.train()
-    a, b = enc.scan(x)[0], enc.scan(x)[0]
+    a, b = scan(enc, x)[0], scan(enc, x)[0]
     assert not torch.allclose(a, b)  # fresh masks each pass
     enc.eval()
-    torch.testing.assert_close(enc.scan(x)[0], enc.gru(x)[0], rtol=1e-4, atol=2e-6)
+    torch.testing.assert_close(scan(enc, x)[0], enc.gru(x)[0], rtol=1e-4, atol=2e-6)
 
 
 def test_scan_dropout_between_layers_is_the_inverted_mask_on_each_lower_layer():
     """With the random stream replayed, the scan equals two single-layer torch.nn.GRUs with
     the same weights and dropout_mask(p) on the lower layer's output: values and gradients."""
-    from engine.model import dropout_mask
+    from engine.model.seq2seq import dropout_mask
 
     torch.manual_seed(3)
     p = 0.3
@@ -82,7 +83,7 @@ def test_scan_dropout_between_layers_is_the_inverted_mask_on_each_lower_layer():
     seed = torch.randn(7, 4, 20)
 
     torch.manual_seed(9)
-    out = enc.scan(x)[0]
+    out = scan(enc, x)[0]
     (out * seed).sum().backward()
     torch.manual_seed(9)  # the only random draw in the scan is the mask between the layers
     lower, _ = layers[0](x.transpose(0, 1))

@@ -12,9 +12,10 @@ import sys
 import pytest
 import torch
 
-from engine.checkpoint import load
-from engine.config import Config
-from engine.train import EpochDone, Trainer
+from engine.train.checkpoint import load
+from engine.train.config import Config
+from engine.train.events import EpochDone
+from engine.train.trainer import Trainer
 from tests.conftest import PY, ROOT, TINY, TINY_FLAGS, write_corpus
 from tui.cli import main
 
@@ -42,7 +43,7 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
     assert 0.0 <= report["test_exact_match"] <= 1.0
     assert [e["epoch"] for e in report["epochs"]] == [1, 2]
     assert set(report["epochs"][0]) >= {"epoch", "train_loss", "val_loss", "val_exact_match", "seconds"}
-    # what each epoch cost the machine (engine/resources.py), kept per epoch
+    # what each epoch cost the machine (engine/train/resources.py), kept per epoch
     assert set(report["epoch_details"][0]) >= {"lr", "tokens_per_s", "seconds_left", "rss_mib", "gpu_peak_mib"}
     assert set(report["per_length"]) == {str(n) for n in range(3, 7)}
     assert report["config"]["hidden_dim"] == 32 and report["device"] == "cpu"
@@ -125,7 +126,7 @@ def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):
     assert torch.load(last, weights_only=True)["epoch"] == 2
     torch.manual_seed(12345)  # whatever happened to the global RNG in between
     # --device cpu: the comparison is with a CPU run, whatever this machine has (without it, a
-    # CPU checkpoint stays on the CPU anyway: engine.train.resumed_config)
+    # CPU checkpoint stays on the CPU anyway: engine.train.trainer.resumed_config)
     code = main(
         [
             "--no-ui",

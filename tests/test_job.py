@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from engine.config import Config
 from engine.job import Evaluating, Failed, Finished, Started, TrainingEnded, control_path, describe, run_job
-from engine.run_status import read_status
-from engine.train import BatchDone, EpochDone
+from engine.runs.status import read_status
+from engine.train.config import Config
+from engine.train.events import BatchDone, EpochDone
 from tests.conftest import TINY
 
 
@@ -80,7 +80,7 @@ def test_control_checkpoint_name_and_describe():
     assert "could not write ck/best.pt" in describe(OSError(28, "No space left on device"), "ck/best.pt")
 
 
-# -- status.json: running, then how the run ended (engine/run_status.py) -----------------------
+# -- status.json: running, then how the run ended (engine/runs/status.py) -----------------------
 def test_a_run_records_that_it_runs_and_how_it_ended(tmp_path):
     out = tmp_path / "out"
     seen = {}

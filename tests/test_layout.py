@@ -77,7 +77,7 @@ def test_no_module_of_tui_imports_another_in_a_circle():
 
 def test_no_module_of_engine_imports_another_in_a_circle():
     graph = import_graph("engine")
-    assert "engine.train" in graph and "engine.fast.decoder_loop" in graph
+    assert "engine.train.trainer" in graph and "engine.fast.decoder_loop" in graph
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
@@ -100,7 +100,7 @@ def test_the_faces_do_not_train_or_evaluate_by_themselves():
 @pytest.mark.slow
 def test_engine_and_cli_do_not_import_textual():
     code = (
-        "import sys, engine.train, engine.report, engine.plots, tui.cli, tui.headless, "
+        "import sys, engine.train.trainer, engine.insight.report, engine.insight.plots, tui.cli, tui.headless, "
         "tui.probe_cli; bad = [m for m in sys.modules if m.startswith('textual')]; "
         "sys.exit(f'textual imported: {bad}' if bad else 0)"
     )
@@ -113,7 +113,7 @@ def test_start_up_leaves_the_plotting_libraries_for_later():
     """seaborn (and scipy.stats under it) and matplotlib cost ~2.5 s to import: the app and
     --no-ui load them when the first PNG is drawn, not before their first line."""
     code = (
-        "import sys, tui.app, tui.headless, engine.report, engine.plots; "
+        "import sys, tui.app, tui.headless, engine.insight.report, engine.insight.plots; "
         "bad = [m for m in ('seaborn', 'matplotlib', 'scipy') if m in sys.modules]; "
         "sys.exit(f'imported at start-up: {bad}' if bad else 0)"
     )

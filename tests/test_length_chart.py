@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from engine.config import Config
+from engine.train.config import Config
 from tests.test_snapshots import CFG, EPOCHS, epoch, fixed_results
 from tui.app import ReverseApp
 from tui.common import RunOptions

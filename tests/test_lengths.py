@@ -1,5 +1,5 @@
 """How far the model goes past its training lengths, on known and on unknown words
-(engine/lengths.py), and how finish_run reports it."""
+(engine/insight/lengths.py), and how finish_run reports it."""
 
 import json
 import random
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine import lengths
-from engine.checkpoint import load_model
-from engine.data import random_sentences
-from engine.evaluate import EvalResult, SentenceResult
-from engine.lengths import LengthCurve, describe_limit, failure_kind, made_up_words, sweep_lengths
-from engine.report import finish_run
+from engine.insight import lengths
+from engine.insight.evaluate import EvalResult, SentenceResult
+from engine.insight.lengths import LengthCurve, describe_limit, failure_kind, made_up_words, sweep_lengths
+from engine.insight.report import finish_run
+from engine.train.checkpoint import load_model
+from engine.train.data import random_sentences
 
 
 @pytest.mark.parametrize("min_len, max_len", [(3, 10), (3, 6), (1, 2), (3, 30), (5, 100)])
@@ -110,8 +110,8 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
 @pytest.fixture(scope="module")
 def unk_models(tmp_path_factory):
     """Two tiny models, the same but for the <unk> training rate."""
-    from engine.config import Config
-    from engine.train import Trainer
+    from engine.train.config import Config
+    from engine.train.trainer import Trainer
     from tests.conftest import TINY
 
     paths = {}
@@ -127,7 +127,7 @@ def test_unknown_word_figures_follow_the_unk_training(unk_models):
     """The sweep's figures are measured, not assumed: a model trained with 30% of its words
     shown as <unk> copies sentences of made-up words within its training lengths; the same
     model trained without <unk> cannot."""
-    from engine.lengths import length_curve, sweep_sentences
+    from engine.insight.lengths import length_curve, sweep_sentences
 
     curves = {}
     for rate, path in unk_models.items():

@@ -1,4 +1,4 @@
-"""engine/machine.py: the process's memory, the machine's CPU time and whether a process
+"""engine/train/machine.py: the process's memory, the machine's CPU time and whether a process
 still runs, through psutil where it is installed and through Linux's /proc where it is not
 (None, or the weaker answer, where neither is there). psutil and /proc are stand-ins with
 fixed figures (tests/fake_machine.py); the last tests read the real ones."""
@@ -12,8 +12,8 @@ import types
 
 import pytest
 
-import engine.machine as machine
-from engine.machine import MIB, cpu_times, peak_rss_mib, pid_exists, process_start, rss_mib
+import engine.train.machine as machine
+from engine.train.machine import MIB, cpu_times, peak_rss_mib, pid_exists, process_start, rss_mib
 from tests.fake_machine import LinuxTimes, MacTimes, fake_proc, fake_psutil, no_psutil
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

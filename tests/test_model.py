@@ -6,17 +6,17 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from engine.config import Config
-from engine.data import EOS, PAD, WORDS, PairDataset, Vocab
-from engine.model import Seq2Seq
-from engine.model import gru_cell as gru
+from engine.impl import build_model
+from engine.model.seq2seq import gru_cell as gru
+from engine.train.config import Config
+from engine.train.data import EOS, PAD, WORDS, PairDataset, Vocab
 
 
 def make(cfg_kwargs=None, seed=0):
     torch.manual_seed(seed)
     cfg = Config(embed_dim=16, hidden_dim=24, **(cfg_kwargs or {}))
     vocab = Vocab(WORDS)
-    return Seq2Seq(len(vocab), cfg).eval(), vocab
+    return build_model(len(vocab), cfg).eval(), vocab
 
 
 ARCHS = [
@@ -155,7 +155,7 @@ def test_greedy_decoding_path_matches_the_training_path(arch):
 
 
 def test_location_band_equals_the_conv():
-    """The one builder of the location term (training, decoding, the NumPy probe) gives
+    """The one builder of the location term (training, the reference's attention) gives
     conv1d(prev, W_loc, padding=k//2), the convolution of Chorowski et al."""
     model, _ = make({"location_kernel": 5})
     loc = model.decoder.attention.location
@@ -226,7 +226,7 @@ def test_beams_score_no_worse_than_greedy_by_their_measure(trained_checkpoint):
     """A beam of one follows greedy's path while its word is not EOS and sets greedy's answer
     aside when it is, so its answer scores (summed log-probability / length) no worse;
     a wider beam, in these sentences, no worse again."""
-    from engine.checkpoint import load_model
+    from engine.train.checkpoint import load_model
 
     loaded = load_model(trained_checkpoint)
     model, vocab = loaded.model, loaded.vocab
@@ -281,7 +281,7 @@ def test_beam_search_a_short_finished_hypothesis_does_not_block_the_longer_right
     """At step 2 the two best continuations both end ("B <eos>", "A <eos>"): a search that
     gave finished hypotheses beam slots and stopped once k had finished answered "B". The
     search keeps k live hypotheses ("A B" among them) and finds A B C D."""
-    from engine.model import beam_search
+    from engine.model.seq2seq import beam_search
 
     trace = []
     out = beam_search(table_step(), 2, 12, trace=trace)
@@ -293,7 +293,7 @@ def test_beam_search_a_short_finished_hypothesis_does_not_block_the_longer_right
 
 
 def test_beam_search_stops_when_no_live_hypothesis_can_beat_the_best_finished():
-    from engine.model import beam_search
+    from engine.model.seq2seq import beam_search
 
     trace = []
     beam_search(table_step(), 2, 40, trace=trace)
@@ -305,21 +305,21 @@ def test_beam_search_stops_when_no_live_hypothesis_can_beat_the_best_finished():
 
 
 def test_beam_keeps_k_live_hypotheses_while_finished_ones_wait_aside(trained_checkpoint):
-    from engine.checkpoint import load_model
+    from engine.train.checkpoint import load_model
 
     loaded = load_model(trained_checkpoint)
     ds = PairDataset(["the cat sat on the mat".split()], loaded.vocab)
     trace = []
-    loaded.model.beam_reference(ds.src, ds.src_len, 3, trace=trace)
+    loaded.model.beam(ds.src, ds.src_len, 3, trace=trace)
     assert [len(r.live) for r in trace[1:]] == [3] * (len(trace) - 1)
 
 
 def test_wider_beams_keep_what_greedy_gets_right(reversing_checkpoint):
     """On sentences the greedy decoder reverses, a beam of 2-4 (whose search can only add
     hypotheses greedy never looked at) answers the same reversal."""
-    from engine.checkpoint import load_model
-    from engine.data import splits_for
-    from engine.evaluate import evaluate
+    from engine.insight.evaluate import evaluate
+    from engine.train.checkpoint import load_model
+    from engine.train.data import splits_for
 
     loaded = load_model(reversing_checkpoint)
     model, vocab = loaded.model, loaded.vocab

@@ -1,22 +1,22 @@
-"""engine/optim.py: the hand-written Adam against torch.optim.Adam (and its C kernel against its
+"""engine/train/optim.py: the hand-written Adam against torch.optim.Adam (and its C kernel against its
 foreach ops), clipping, the LR schedule."""
 
 import pytest
 import torch
 
-from engine.config import Config
-from engine.data import WORDS, PairDataset, Vocab
 from engine.fast import native
-from engine.model import Seq2Seq
-from engine.optim import Adam, LrPlan, clip_grad_norm, scheduled_lr
-from engine.train import masked_loss
+from engine.impl import build_model
+from engine.train.config import Config
+from engine.train.data import WORDS, PairDataset, Vocab
+from engine.train.optim import Adam, LrPlan, clip_grad_norm, scheduled_lr
+from engine.train.trainer import masked_loss
 
 
 def _model_and_batch(seed=0):
     torch.manual_seed(seed)
     cfg = Config(embed_dim=16, hidden_dim=24, layers=2, bidirectional=True)
     vocab = Vocab(WORDS)
-    model = Seq2Seq(len(vocab), cfg)
+    model = build_model(len(vocab), cfg)
     ds = PairDataset(["the cat sat on".split(), "big red car".split(), "a dog".replace("a", "old").split()], vocab)
     return model, ds.batch(torch.arange(3))
 
@@ -136,3 +136,17 @@ def test_adams_c_kernel_equals_its_foreach_ops():
     for x, y in zip(opts[0].m + opts[0].v, opts[1].m + opts[1].v):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
     assert not torch.equal(params[0][0], params[0][0].new_zeros(shapes[0]))
+
+
+def test_the_c_kernel_step_counts_as_a_write_to_every_weight():
+    """Whatever keys on a tensor's version (autograd's check of its saved tensors) sees the
+    C kernel's writes, made through raw pointers, as it sees an in-place op's."""
+    if native.kernels() is None:
+        pytest.skip("no C kernels here: the foreach ops run, and they count their writes")
+    model, _ = _model_and_batch()
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.ones_like(p)
+    was = [p._version for p in params]
+    Adam(params, use_native=True).step()
+    assert all(p._version > v for p, v in zip(params, was))

@@ -6,8 +6,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from engine import plot_process
-from engine.plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
+from engine.insight import plot_process
+from engine.insight.plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
 
 pytestmark = pytest.mark.slow  # every test starts the plot process
 
@@ -71,9 +71,9 @@ def test_figures_submitted_early_still_come_when_the_child_fails(tmp_path, monke
 
     import torch
 
-    from engine.checkpoint import load_model
-    from engine.data import random_sentences
-    from engine.report import finish_run
+    from engine.insight.report import finish_run
+    from engine.train.checkpoint import load_model
+    from engine.train.data import random_sentences
 
     loaded = load_model(trained_checkpoint)
     test = random_sentences(20, 3, 6, random.Random(1), loaded.vocab.words())

@@ -1,9 +1,9 @@
-"""engine/plots.py: the loss curve's points, one per batch where the history has them, and
+"""engine/insight/plots.py: the loss curve's points, one per batch where the history has them, and
 their smoothing."""
 
 import math
 
-from engine.plots import batch_points, smooth
+from engine.insight.plots import batch_points, smooth
 
 
 def test_batch_points_and_smoothing():

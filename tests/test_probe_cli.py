@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import tui.probe_cli as probe_cli
-from engine.checkpoint import load_model
-from engine.evaluate import probe
+from engine.insight.evaluate import probe
+from engine.train.checkpoint import load_model
 from tests.conftest import HOSTILE_STRINGS, ROOT, bad_checkpoints, run_cli
 
 LINES = [

@@ -1,5 +1,5 @@
 """Every epoch trained reaches report.json, metrics.csv and loss_curve.png, whichever epoch
-was best, however the run ended (engine/report.py, through engine/job.py)."""
+was best, however the run ended (engine/insight/report.py, through engine/job.py)."""
 
 import csv
 import dataclasses
@@ -8,12 +8,14 @@ import json
 import pytest
 import torch
 
-from engine import report as report_module
-from engine.checkpoint import load
-from engine.config import Config
+from engine.errors import NonFiniteLoss
+from engine.insight import report as report_module
+from engine.insight.report import run_history
 from engine.job import Finished, TrainingEnded, run_job
-from engine.report import run_history
-from engine.train import EpochDone, NonFiniteLoss, Trainer
+from engine.train.checkpoint import load
+from engine.train.config import Config
+from engine.train.events import EpochDone
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 
 
@@ -150,7 +152,7 @@ def test_run_history_reads_the_epochs_after_the_best_from_the_latest_state(tmp_p
 
 
 def test_beyond_training_starts_past_the_longest_sentence_trained_on():
-    from engine.report import longest_trained
+    from engine.insight.report import longest_trained
 
     text = [["w"] * n for n in (3, 7, 12)]  # a text of 3-12 words
     assert longest_trained(Config(), text) == 30  # the built-in words: every length to --max-len

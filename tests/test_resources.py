@@ -1,4 +1,4 @@
-"""engine/resources.py and the figures it gives each epoch: memory, throughput, time left.
+"""engine/train/resources.py and the figures it gives each epoch: memory, throughput, time left.
 
 There is no GPU here: the CUDA branch is tested with torch.cuda's counters and NVML replaced
 by stand-ins that return known numbers (monkeypatch), so what is checked is the arithmetic
@@ -14,11 +14,12 @@ import types
 import pytest
 import torch
 
-from engine.checkpoint import load
-from engine.config import Config
-from engine.report import write_metrics_csv
-from engine.resources import MIB, UsageMeter, seconds_left, tokens_per_second
-from engine.train import EPOCH_FIELDS, EpochDone, Trainer, epochs_from_history
+from engine.insight.report import write_metrics_csv
+from engine.train.checkpoint import load
+from engine.train.config import Config
+from engine.train.events import EPOCH_FIELDS, EpochDone, epochs_from_history
+from engine.train.resources import MIB, UsageMeter, seconds_left, tokens_per_second
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 
 NEW_FIELDS = ["lr", "tokens_per_s", "seconds_left", "rss_mib", "gpu_mib", "gpu_peak_mib", "gpu_util"]

@@ -1,4 +1,4 @@
-"""engine/run_index.py: the runs under runs/ summed up from their small files (never a
+"""engine/runs/index.py: the runs under runs/ summed up from their small files (never a
 checkpoint), oldest first; the configuration values that differ; the curves of the runs
 compared; and every damaged, half-written or foreign folder listed with its problem."""
 
@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import Config
+from engine.errors import RunIndexError
 from engine.job import Finished, run_job
-from engine.run_index import RunIndexError, as_json, differing_keys, list_runs, run_curves
-from engine.run_status import STATUS, write_status
-from engine.runs import new_run
+from engine.runs.folders import new_run
+from engine.runs.index import as_json, differing_keys, list_runs, run_curves
+from engine.runs.status import STATUS, write_status
+from engine.train.config import Config
 from tests.conftest import ROOT, TINY, write_fake_run
 
 NO_SUCH_PID = 4_194_305
@@ -71,7 +72,7 @@ def test_a_hundred_runs_list_without_loading_a_model(tmp_path, monkeypatch):
 def test_the_listing_imports_no_torch(tmp_path):
     write_fake_run(tmp_path / "runs", "a")
     code = (
-        "import sys; from engine.run_index import list_runs; "
+        "import sys; from engine.runs.index import list_runs; "
         f"assert len(list_runs({str(tmp_path / 'runs')!r})) == 1; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
@@ -230,7 +231,8 @@ def test_a_run_killed_outright_is_listed_as_not_running(tmp_path):
     """A real run in another process: running while it trains; after kill -9 (no end written)
     a run that did not finish, with the way to continue it."""
     code = (
-        "from engine.config import Config; from engine.job import run_job; from engine.runs import new_run; "
+        "from engine.train.config import Config; from engine.job import run_job; "
+        "from engine.runs.folders import new_run; "
         f"cfg = Config(**{dict(TINY, epochs=500)!r}); p = new_run('victim'); "
         "[None for _ in run_job(cfg, p.checkpoint, p.out, run=p.record())]"
     )

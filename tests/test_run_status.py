@@ -1,4 +1,4 @@
-"""engine/run_status.py: status.json as the job writes it (start, end of training, end), read
+"""engine/runs/status.py: status.json as the job writes it (start, end of training, end), read
 back, and checked against the processes running now: a process gone without writing its end
 is a run that did not finish, and a process id reused by another process is not the run's."""
 
@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from engine.run_status import STATUS, StatusFile, observed, process_alive, process_start, read_status, write_status
+from engine.runs.status import STATUS, StatusFile, observed, process_alive, process_start, read_status, write_status
 from tests.fake_machine import MACHINES, as_machine
 
 NO_SUCH_PID = 4_194_305  # above the largest pid_max Linux allows (2**22)

@@ -1,5 +1,5 @@
 """Every run keeps its own files: names, folders, `latest`, refusals that write nothing, and
-finding a model from a run's name or folder (engine/runs.py, through the command line too)."""
+finding a model from a run's name or folder (engine/runs/folders.py, through the command line too)."""
 
 import json
 import os
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import runs
-from engine.config import Config
-from engine.runs import RunError, find_checkpoint, new_run, read_pointer
-from engine.train import Trainer
+from engine.errors import RunError
+from engine.runs import folders as runs
+from engine.runs.folders import find_checkpoint, new_run, read_pointer
+from engine.train.config import Config
+from engine.train.trainer import Trainer
 from tests.conftest import TINY, cli_flags
 from tui.cli import main
 

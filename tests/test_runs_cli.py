@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from engine.run_index import list_runs
+from engine.runs.index import list_runs
 from tests.conftest import ROOT, write_fake_run
 from tui.cli import main
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config
-from engine.run_index import list_runs, run_curves
+from engine.runs.index import list_runs, run_curves
+from engine.train.config import Config
 from tests.conftest import TINY, write_fake_run
 from tests.test_app import probed, until
 from tui.app import ReverseApp

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.config import Config
-from engine.evaluate import EvalResult, SentenceResult
-from engine.lengths import LengthCurve
-from engine.train import BatchDone, EpochDone
+from engine.insight.evaluate import EvalResult, SentenceResult
+from engine.insight.lengths import LengthCurve
+from engine.train.config import Config
+from engine.train.events import BatchDone, EpochDone
 from tui.app import ReverseApp
 from tui.common import RunOptions
 from tui.messages import BatchProgress, EpochFinished
@@ -126,7 +126,7 @@ def make_app(tmp_path, monkeypatch) -> ReverseApp:
 
 
 class FixedResults:
-    """What the results screen reads of engine.report.Results, and nothing else: the
+    """What the results screen reads of engine.insight.report.Results, and nothing else: the
     engine may grow fields without moving this picture."""
 
     def __init__(
@@ -168,7 +168,7 @@ def fixed_curve(right: dict[int, int], not_measured: list[int]) -> LengthCurve:
 
 
 def fixed_sweep() -> tuple[LengthCurve, LengthCurve]:
-    """(known, unknown) past the training lengths 3-6 (engine/lengths.py's lengths)."""
+    """(known, unknown) past the training lengths 3-6 (engine/insight/lengths.py's lengths)."""
     known = fixed_curve(
         {7: 100, 8: 100, 9: 100, 10: 100, 11: 100, 12: 99, 13: 97, 14: 90, 15: 78, 16: 64, 20: 21, 25: 0, 30: 0},
         [35, 40, 45, 50, 55, 60],
@@ -372,7 +372,7 @@ def test_help_screen(snap_compare, tmp_path, monkeypatch):
 def watch_snapshots() -> list:
     """Fixed snapshots of two watch sentences: the alignment sharpening over the first epoch
     and the output coming right at its end."""
-    from engine.watch import Snapshot, Watched
+    from engine.train.events import Snapshot, Watched
 
     words = ["the cat sat on the mat".split(), "big red dog".split()]
     marks = [(1, 1), (1, 2), (1, 4), (1, 8), (1, 16), (1, 32), (2, 32), (3, 32)]
@@ -416,7 +416,7 @@ def test_timeline_screen(snap_compare, tmp_path, monkeypatch, size):
 
 def long_watch_snapshots() -> list:
     """A 16-word watch sentence, too big for a numbered grid beside the chart: the map."""
-    from engine.watch import Snapshot, Watched
+    from engine.train.events import Snapshot, Watched
 
     src = "the quick brown fox saw a lazy dog jump over the old red fence near home".split()
     return [Snapshot(2, BATCHES, BATCHES, [Watched(src, src[::-1], attention(16).round(3).tolist(), True)])]

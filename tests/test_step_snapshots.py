@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.stepper import Hypothesis, Step, Stepping
+from engine.insight.stepper import Hypothesis, Step, Stepping
 from tests.test_snapshots import attention, make_app
 from tui.screens.step import StepScreen
 

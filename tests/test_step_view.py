@@ -11,8 +11,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from engine.checkpoint import load_model
-from engine.stepper import step_through
+from engine.insight.stepper import step_through
+from engine.train.checkpoint import load_model
 from tests.test_app import make_app, probed, type_text, until
 from tui.screens.probe import ProbeScreen
 from tui.screens.step import StepScreen

@@ -1,12 +1,12 @@
-"""engine/stepper.py: a decoding step by step is the decoding the probe shows, greedy and beam."""
+"""engine/insight/stepper.py: a decoding step by step is the decoding the probe shows, greedy and beam."""
 
 import numpy as np
 import pytest
 import torch
 
-from engine.checkpoint import load_model
-from engine.evaluate import probe
-from engine.stepper import TOP, step_through
+from engine.insight.evaluate import probe
+from engine.insight.stepper import TOP, step_through
+from engine.train.checkpoint import load_model
 
 CPU = torch.device("cpu")
 SENTENCES = [
@@ -53,7 +53,7 @@ def test_an_emitted_unk_names_the_input_word_it_copies(loaded):
 @pytest.mark.parametrize("k", [2, 3])
 @pytest.mark.parametrize("text", SENTENCES)
 def test_beam_steps_end_in_the_beam_answer(loaded, text, k):
-    r = probe(loaded.model, loaded.vocab, text, CPU, beam=k)  # model.beam, the fast layer's
+    r = probe(loaded.model, loaded.vocab, text, CPU, beam=k)  # model.beam
     s = step_through(loaded.model, loaded.vocab, text, CPU, beam=k)
     assert s.output == r.output and s.beam == k
     assert s.steps[-1].stopped and not any(step.stopped for step in s.steps[:-1])

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from engine import tensorboard_log
-from engine.tensorboard_log import CELL, INSTALL, SCALARS, attention_image
+from engine.insight import tensorboard_log
+from engine.insight.tensorboard_log import CELL, INSTALL, SCALARS, attention_image
 from tests.conftest import TINY_FLAGS
 from tui.cli import main
 

@@ -1,4 +1,4 @@
-"""The default thread count (engine/threads.py): one thread for a model too small to gain
+"""The default thread count (engine/train/threads.py): one thread for a model too small to gain
 from a second, every usable core otherwise; a note only when other work is already busy."""
 
 import io
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-import engine.machine as machine
-import engine.threads as threads
+import engine.train.machine as machine
+import engine.train.threads as threads
 from tests.conftest import ROOT, TINY_FLAGS
 from tests.fake_machine import LinuxTimes, MacTimes, fake_proc, fake_psutil, no_psutil
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Config
+from engine.insight.watch import first_epoch_batches
 from engine.job import TrainingEnded, run_job
-from engine.watch import Snapshot, Watched, first_epoch_batches
+from engine.train.config import Config
+from engine.train.events import Snapshot, Watched
 from tests.conftest import TINY
 from tui.app import ReverseApp
 from tui.common import RunOptions

@@ -1,4 +1,4 @@
-"""engine/train.py: the masked loss, <unk> masking of a batch, the same seed giving the same
+"""engine/train/trainer.py: the masked loss, <unk> masking of a batch, the same seed giving the same
 losses, a non-finite loss stopping the run with its epoch and batch, and resuming a checkpoint
 from before the vocabulary cap."""
 
@@ -7,11 +7,13 @@ import json
 import pytest
 import torch
 
-import engine.train as train_mod
-from engine.checkpoint import load
-from engine.config import Config
-from engine.data import EOS, PAD, WORDS, PairDataset, Vocab
-from engine.train import BatchDone, EpochDone, NonFiniteLoss, Trainer, masked_loss
+import engine.train.trainer as train_mod
+from engine.errors import NonFiniteLoss
+from engine.train.checkpoint import load
+from engine.train.config import Config
+from engine.train.data import EOS, PAD, WORDS, PairDataset, Vocab
+from engine.train.events import BatchDone, EpochDone
+from engine.train.trainer import Trainer, masked_loss
 from tests.conftest import TINY, write_corpus
 
 
@@ -33,8 +35,8 @@ def test_padded_targets_give_zero_loss_and_zero_gradient():
 
 
 def test_unknown_word_masking_mirrors_source_into_target():
-    from engine.data import UNK
-    from engine.train import with_unknown_words
+    from engine.train.data import UNK
+    from engine.train.trainer import with_unknown_words
 
     v = Vocab(WORDS)
     ds = PairDataset(["the cat sat on".split(), "big red car".split()], v)
@@ -84,8 +86,8 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_best(tmp_path, monkey
 def test_a_checkpoint_from_before_the_vocabulary_cap_resumes_with_every_word(tmp_path):
     """Old checkpoints have no max_vocab: resuming one rebuilds its uncapped vocabulary (the
     resume refuses a vocabulary that differs from the checkpoint's)."""
-    from engine.config import Config
-    from engine.train import Trainer
+    from engine.train.config import Config
+    from engine.train.trainer import Trainer
     from tests.conftest import TINY
 
     text = str(write_corpus(tmp_path / "c.txt", 400, vocab_size=60))

@@ -1,4 +1,4 @@
-"""Attention over training (engine/watch.py): when snapshots are taken, that taking them
+"""Attention over training (engine/insight/watch.py): when snapshots are taken, that taking them
 changes nothing of the training, that they survive a resume, and what the run writes."""
 
 import json
@@ -7,11 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.checkpoint import load
-from engine.config import Config
+from engine.insight.watch import default_watch, first_epoch_batches, mirror_peak_rate, watch_sentences
 from engine.job import Finished, Started, run_job
-from engine.train import EpochDone, Trainer
-from engine.watch import Snapshot, Watched, default_watch, first_epoch_batches, mirror_peak_rate, watch_sentences
+from engine.train.checkpoint import load
+from engine.train.config import Config
+from engine.train.events import EpochDone, Snapshot, Watched
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 
 
@@ -93,12 +94,12 @@ def test_the_run_writes_the_timeline(tmp_path):
 def emitting(word_id: int):
     """A model and its vocabulary that emit one id at every step (an untrained model's <pad>,
     say): it never emits EOS and runs to its step budget."""
-    from engine.data import Vocab
-    from engine.model import Seq2Seq
+    from engine.impl import build_model
+    from engine.train.data import Vocab
 
     torch.manual_seed(0)
     vocab = Vocab(["the", "cat", "sat"])
-    model = Seq2Seq(len(vocab), Config(**{**TINY, "copy": "off"}))
+    model = build_model(len(vocab), Config(**{**TINY, "copy": "off"}))
     with torch.no_grad():
         model.decoder.out.bias[word_id] = 1e4
     return model, vocab
@@ -109,8 +110,8 @@ def test_a_snapshot_labels_every_step_it_decoded(word_id, tmp_path):
     """The seed-11 crash: an early snapshot's decoding held <pad> (or <sos>) ids, its output
     words left them out, and the timeline had 19 rows of weights but 2 labels. Every step
     now has its word, and the GIF draws it."""
-    from engine.plots import attention_timeline_gif
-    from engine.watch import take
+    from engine.insight.plots import attention_timeline_gif
+    from engine.insight.watch import take
 
     model, vocab = emitting(word_id)
     snap = take(model, vocab, [["the", "cat", "sat"]], torch.device("cpu"), 1, 1, 10)
@@ -129,7 +130,8 @@ def test_a_snapshot_labels_every_step_it_decoded(word_id, tmp_path):
 def test_an_older_snapshot_with_fewer_words_than_steps_still_draws(tmp_path):
     """Snapshots saved while output words left out <pad>: their rows past the words they
     hold are drawn unlabelled."""
-    from engine.plots import attention_timeline_gif, step_labels
+    from engine.insight.plots import attention_timeline_gif
+    from engine.train.events import step_labels
 
     old = Watched(["the", "cat", "sat"], ["cat"], [[0.25] * 4] * 13, False)
     assert old.labels == ["cat", "<eos>"] + [""] * 11

@@ -7,8 +7,8 @@ import asyncio
 import os
 import socket
 
-from engine.config import Config
-from engine.run_status import process_start, write_status
+from engine.runs.status import process_start, write_status
+from engine.train.config import Config
 from tests.conftest import TINY, run_cli
 from tests.test_app import SIZE, until
 from tests.test_follow import epoch, running, snapshot, start_run

@@ -15,20 +15,20 @@ import time
 from pathlib import Path
 
 import torch
+from engine.engine.errors import CheckpointError, RunError
+from engine.engine.job import describe, evaluate_run, run_job
+from engine.engine.runs.folders import BEST, CHECKPOINTS, RunPaths, new_run
+from engine.engine.runs.follow import follow, is_running
+from engine.engine.train.checkpoint import Loaded
+from engine.engine.train.config import Config
+from engine.engine.train.events import BatchDone, EpochDone, Snapshot
+from engine.engine.train.threads import default_threads
+from engine.engine.train.trainer import resolve_device
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import var
 from textual.worker import Worker, WorkerState, get_current_worker
-
-from engine.checkpoint import CheckpointError, Loaded
-from engine.config import Config
-from engine.follow import follow, is_running
-from engine.job import describe, evaluate_run, run_job
-from engine.runs import BEST, CHECKPOINTS, RunError, RunPaths, new_run
-from engine.threads import default_threads
-from engine.train import BatchDone, EpochDone, resolve_device
-from engine.watch import Snapshot
 
 from .bridge import TrainingNews, ended_by, follow_news, of_the_run_on_show
 from .common import RunOptions, opened_run_folder, paths_for
@@ -87,8 +87,8 @@ class ReverseApp(App):
     training: var[bool] = var(False, always_update=True, bindings=True)
     following: var[bool] = var(False, always_update=True)  # watching a run another process trains
     evaluating: var[bool] = var(False, always_update=True)
-    eval_phase = var(None, always_update=True)  # engine.report.EvalPhase: the last part done
-    results = var(None, always_update=True)  # engine.report.Results
+    eval_phase = var(None, always_update=True)  # engine.insight.report.EvalPhase: the last part done
+    results = var(None, always_update=True)  # engine.insight.report.Results
     results_error: var[str | None] = var(None, always_update=True)
 
     def __init__(self, cfg: Config, opts: RunOptions, autostart: bool = True, follow: Path | None = None) -> None:
@@ -439,7 +439,7 @@ class ReverseApp(App):
             if ended.reason == "finished" and self.screen is self.get_screen("train"):
                 self.switch_screen("results")
 
-    # -- following a run another process trains (engine/follow.py) --------------------------
+    # -- following a run another process trains (engine/runs/follow.py) --------------------------
     def watch_run(self, folder: Path) -> bool:
         """A running run from the runs screen, followed on the training screen."""
         if self.training:

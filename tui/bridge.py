@@ -13,19 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-from engine.follow import Note, Progress, RunEnded, Watching
-from engine.job import (
-    ControlEpoch,
-    ControlStarted,
-    Evaluating,
-    Failed,
-    Finished,
-    Started,
-    TrainingEnded,
-)
-from engine.train import BatchDone, EpochDone
-from engine.watch import Snapshot
+from engine.engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded
+from engine.engine.runs.follow import Note, Progress, RunEnded, Watching
+from engine.engine.train.events import BatchDone, EpochDone, Snapshot
 
 from .messages import (
     BatchProgress,

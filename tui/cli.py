@@ -9,7 +9,7 @@ import sys
 from dataclasses import Field, fields, replace
 from pathlib import Path
 
-from engine.config import Config
+from engine.train.config import Config
 
 from .common import RunOptions, isatty
 
@@ -65,7 +65,7 @@ CHOICES = {
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """A flag for every Config field, its help the field's own (engine/config.py). Their default
+    """A flag for every Config field, its help the field's own (engine/train/config.py). Their default
     is None, "not given": the preset's value, or --config's, stands."""
     g = p.add_argument_group("model and training (defaults: reverse-tui's; --preset notebook for the notebook's)")
     g.add_argument(
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_runs(runs_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
-    from engine import distributed  # imports torch: after --help and --version
+    from engine.train import distributed  # imports torch: after --help and --version
 
     if not args.no_ui and distributed.launched():
         return refuse_app_under_torchrun()
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         cfg.validate()
-        from engine.train import resolve_device
+        from engine.train.trainer import resolve_device
 
         resolve_device(cfg.device)
         if cfg.corpus and not Path(cfg.corpus).is_file():
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))  # usage + one line, exit 2
     if args.watch:
-        from engine.watch import watch_sentences
+        from engine.insight.watch import watch_sentences
 
         try:
             watch_sentences(args.watch, [])
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dist_timeout is not None and not args.dist_timeout > 0:
         parser.error(f"--dist-timeout must be positive, got {args.dist_timeout}")
     if args.tensorboard:
-        from engine.tensorboard_log import missing
+        from engine.insight.tensorboard_log import missing
 
         if problem := missing():  # before anything is trained, for both faces
             print(f"reverse-tui: {problem}", file=sys.stderr)
@@ -340,7 +340,7 @@ def refuse_app_under_torchrun() -> int:
     """torchrun starts one process per rank: one terminal app each would fight over the
     screen. Rank 0 says so in one line and exits 2; the others leave quietly with 0, so that
     torchrun waits for rank 0's line instead of killing it when the first process fails."""
-    from engine import distributed
+    from engine.train import distributed
 
     if distributed.env_rank() != 0:
         return 0

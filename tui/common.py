@@ -24,7 +24,7 @@ class RunOptions:
     threads: int | None = None  # --threads
     dist_timeout: float | None = None  # --dist-timeout, under torchrun
     watch: tuple[str, ...] = ()  # --watch: sentences decoded as it learns
-    tensorboard: bool = False  # --tensorboard: OUT/tensorboard/ (engine/tensorboard_log.py)
+    tensorboard: bool = False  # --tensorboard: OUT/tensorboard/ (engine/insight/tensorboard_log.py)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -48,11 +48,12 @@ def check_writable(directory: Path) -> str | None:
 
 def paths_for(opts: RunOptions, reserve: bool = True):
     """(RunPaths, resume payload or None) for the command line's run: a new run's folders
-    (engine.runs.new_run), or with --resume the resumed run's own. RunError: one line, with
+    (engine.runs.folders.new_run), or with --resume the resumed run's own. RunError: one line, with
     nothing written. reserve=False works the paths out without making anything (torchrun's
     other processes, which write nothing)."""
-    from engine.checkpoint import CheckpointError, load
-    from engine.runs import RunError, find_checkpoint, new_run, resumed_run
+    from engine.errors import CheckpointError, RunError
+    from engine.runs.folders import find_checkpoint, new_run, resumed_run
+    from engine.train.checkpoint import load
 
     checkpoint, out = opts.checkpoint, opts.out
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -74,7 +75,7 @@ def paths_for(opts: RunOptions, reserve: bool = True):
 def writable_folder(folder: Path) -> Path:
     """The folder to test for writing before a run takes its own there: a run's folder
     (checkpoints/NAME) is made when the run starts, so its parent stands in for it."""
-    from engine.runs import CHECKPOINTS, RUNS
+    from engine.runs.folders import CHECKPOINTS, RUNS
 
     return folder.parent if folder.parent in (CHECKPOINTS, RUNS) and not folder.exists() else folder
 
@@ -83,7 +84,7 @@ def opened_run_folder(checkpoint: Path, record: dict | None) -> Path:
     """Where a model opened from disk writes what the app makes of it (an evaluation again, a
     saved heatmap): its run's folder as its checkpoint recorded it (record: the checkpoint's
     "run"), else runs/<its name>."""
-    from engine.runs import BEST, LEGACY_CHECKPOINT, RUNS
+    from engine.runs.folders import BEST, LEGACY_CHECKPOINT, RUNS
 
     if isinstance(record, dict) and isinstance(record.get("out"), str):
         return Path(record["out"])

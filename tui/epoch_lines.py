@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.train import EpochDone
+from engine.train.events import EpochDone
 
 from . import units
 

@@ -6,7 +6,7 @@ written, the best checkpoint is kept, and the exit status is 130 or 143.
 
 Under torchrun every process runs this; rank 0 prints and writes, the others print only
 their errors (prefixed with their rank), and all of them stop after the same batch when any
-one is signalled (engine/distributed.py)."""
+one is signalled (engine/train/distributed.py)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import time
 
 from rich.console import Console
 
-from engine import distributed
-from engine.checkpoint import CheckpointError
-from engine.config import Config
-from engine.evaluate import format_example
+from engine.errors import CheckpointError, RunError
+from engine.insight.evaluate import format_example
+from engine.insight.lengths import describe_limit
+from engine.insight.report import PART_NAMES, Results
 from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded, run_job
-from engine.lengths import describe_limit
-from engine.report import PART_NAMES, Results
-from engine.runs import RunError, RunPaths, remove_run
-from engine.train import EpochDone
+from engine.runs.folders import RunPaths, remove_run
+from engine.train import distributed
+from engine.train.config import Config
+from engine.train.events import EpochDone
 
 from .common import RunOptions, check_writable, paths_for
 from .epoch_lines import EpochLines
@@ -111,7 +111,7 @@ def _run(
         console.print(first_line)
     import torch
 
-    from engine.threads import default_threads
+    from engine.train.threads import default_threads
 
     threads = default_threads(cfg.hidden_dim)
     if group is not None:  # N processes on one box share its cores

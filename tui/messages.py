@@ -10,16 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.engine.insight.evaluate import SentenceResult
+from engine.engine.insight.report import EvalPhase, Results
+from engine.engine.insight.stepper import Stepping
+from engine.engine.job import Started, TrainingEnded
+from engine.engine.runs.follow import RunEnded, Watching
+from engine.engine.train.checkpoint import Loaded
+from engine.engine.train.events import BatchDone, EpochDone, Snapshot
 from textual.message import Message
-
-from engine.checkpoint import Loaded
-from engine.evaluate import SentenceResult
-from engine.follow import RunEnded, Watching
-from engine.job import Started, TrainingEnded
-from engine.report import EvalPhase, Results
-from engine.stepper import Stepping
-from engine.train import BatchDone, EpochDone
-from engine.watch import Snapshot
 
 from .opening import OpenedRun
 
@@ -54,7 +52,7 @@ class EpochFinished(RunMessage):
 @dataclass
 class SnapshotTaken(RunMessage):
     """The watch sentences decoded as the model stood after a batch of the first epoch
-    (1, 2, 4, 8, ...) or after an epoch: the attention as it forms (engine/watch.py)."""
+    (1, 2, 4, 8, ...) or after an epoch: the attention as it forms (engine/insight/watch.py)."""
 
     snapshot: Snapshot
 
@@ -90,7 +88,7 @@ class ResultsFailed(RunMessage):
 
 @dataclass
 class FollowStarted(RunMessage):
-    """reverse-tui watch: the followed run's configuration is on disk (engine/follow.py)."""
+    """reverse-tui watch: the followed run's configuration is on disk (engine/runs/follow.py)."""
 
     watching: Watching
 

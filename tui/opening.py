@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-
-from engine.checkpoint import CheckpointError, Loaded, load_model
-from engine.job import param_count
-from engine.report import latest_state, snapshots_of
-from engine.train import EpochDone, epochs_from_history
-from engine.watch import Snapshot
+from engine.engine.errors import CheckpointError
+from engine.engine.insight.report import latest_state, snapshots_of
+from engine.engine.job import param_count
+from engine.engine.train.checkpoint import Loaded, load_model
+from engine.engine.train.events import EpochDone, Snapshot, epochs_from_history
 
 
 def checkpoint_key(path: Path) -> tuple | None:

@@ -10,10 +10,11 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from engine.checkpoint import CheckpointError, Loaded, load_model
-from engine.evaluate import decode, probe, probe_notes, probe_words
-from engine.runs import RunError, find_checkpoint
-from engine.train import resolve_device
+from engine.errors import CheckpointError, RunError
+from engine.insight.evaluate import decode, probe, probe_notes, probe_words
+from engine.runs.folders import find_checkpoint
+from engine.train.checkpoint import Loaded, load_model
+from engine.train.trainer import resolve_device
 
 CHUNK = 4096  # lines read, decoded and printed at a time: output flows, memory stays flat
 

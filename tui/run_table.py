@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from engine.run_index import LengthLimit, RunSummary
+from engine.runs.index import LengthLimit, RunSummary
 
 STATUS_STYLE = {"running": "cyan", "finished": "green", "stopped": "yellow", "failed": "red", "unknown": "magenta"}
 NONE = "–"

@@ -14,8 +14,9 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from engine.run_index import RunIndexError, RunSummary, as_json, differing_keys, list_runs
-from engine.runs import RUNS
+from engine.errors import RunIndexError
+from engine.runs.folders import RUNS
+from engine.runs.index import RunSummary, as_json, differing_keys, list_runs
 
 from .run_table import COLUMNS, LEGEND, row
 

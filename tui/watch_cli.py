@@ -1,5 +1,5 @@
 """`reverse-tui watch RUN [--no-ui]`: follow a run that another process trains (a `--no-ui`
-or torchrun job, here or over SSH) from its files (engine/follow.py): the app's training
+or torchrun job, here or over SSH) from its files (engine/runs/follow.py): the app's training
 screen, live, or without a terminal (or with --no-ui) the epoch lines as they come. It never
 writes into the run; it ends when the run does, or when the run's process is gone."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.runs import RUNS
+from engine.runs.folders import RUNS
 
 
 def watch_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,8 @@ def watch_parser() -> argparse.ArgumentParser:
 
 def run_watch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = parser.parse_args(argv)
-    from engine.follow import FollowError, resolve_run
+    from engine.errors import FollowError
+    from engine.runs.follow import resolve_run
 
     try:
         folder = resolve_run(args.run)
@@ -42,7 +43,7 @@ def run_watch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if args.no_ui or not (isatty(sys.stdin) and isatty(sys.stdout)):
         return watch_headless(folder)
     try:
-        from engine.config import Config
+        from engine.train.config import Config
 
         from .app import ReverseApp
         from .common import RunOptions
@@ -54,8 +55,8 @@ def run_watch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
 
 def watch_headless(folder) -> int:
     """The run's epoch lines (as `--no-ui` prints them) and its end, as they come."""
-    from engine.follow import Note, RunEnded, Watching, follow
-    from engine.train import EpochDone
+    from engine.runs.follow import Note, RunEnded, Watching, follow
+    from engine.train.events import EpochDone
 
     from .epoch_lines import EpochLines
 

@@ -1,11 +1,10 @@
-"""Optional speed: the same maths as engine/model.py, written for speed where a benchmark
-showed it pays. The hand-written training loop of the decoder with its own backward pass
-(decoder_loop, gru_cell), the encoder's GRU scan (gru_scan), the fused C kernels behind
-them (native, step_kernels) and the NumPy decoder that answers a probe in under a
-millisecond (sentence_decoder).
+"""Optional speed: engine/model's maths again, written for speed where a benchmark showed it
+pays, chosen in one function (engine/impl.py, choose_impl).
 
-Nothing here is needed to train or probe: `--impl reference` runs engine/model.py's plain
-PyTorch under autograd. `engine.model.choose_impl` decides, in one place, when this layer
-runs; tests/test_parity.py holds it equal to the reference for each configuration it
-implements.
+seq2seq.py hands the model's training pass and greedy decoding to the rest: the decoder's
+training loop with its own backward pass (decoder_loop, gru_cell), the encoder's GRU scan
+(gru_scan) and the fused C kernels behind them (native, step_kernels; Adam's too). Nothing
+here is needed to train, evaluate or probe: with this package removed the reference runs
+(tests/test_layout_rules.py hides it and trains). tests/test_parity.py holds it equal to the
+reference for each configuration it implements.
 """

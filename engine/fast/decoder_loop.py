@@ -11,8 +11,8 @@ slow tanh:
   - v . tanh(e) ranks positions as (2v) . sigmoid(2e) does (tanh(e) = 2 sigmoid(2e) - 1,
     and the constant -sum(v) cancels in the softmax), and sigmoid is ~3x cheaper here;
   - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix
-    (location_band, which decoding and the NumPy probe use too).
-The equations are those of engine/model.py (Decoder.step: the same steps, plainly, under
+    (location_band, which the reference's attention uses too).
+The equations are those of engine/model/seq2seq.py (Decoder.step: the same steps, plainly, under
 autograd); tests/test_decoder_loop.py holds the outputs and every gradient equal to autograd's,
 and checks them against finite differences.
 
@@ -31,8 +31,9 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..copy import copy_mixture, extended_size
-from ..data import PAD, UNK
+from ..model.copy import copy_mixture, extended_size
+from ..model.seq2seq import band_taps, location_band
+from ..model.tokens import PAD, UNK
 from .step_kernels import steps_for
 
 
@@ -49,7 +50,7 @@ class LoopSpec:
     # guess and picks with torch.where (no host sync, one graph for every pattern). select=True
     # asks for that device form on a CPU too (tests hold the two equal).
     select: bool = False
-    # the copy mechanism (engine/copy.py): a step the model guesses reads the mixture's argmax
+    # the copy mechanism (engine/model/copy.py): a step the model guesses reads the mixture's argmax
     # (an unknown word copied is read as <unk>, as Decoder.step reads it), and the attention
     # it returns is differentiable (the mixture, computed by the caller, reads it)
     copy: bool = False
@@ -175,7 +176,7 @@ def next_words_copying(
     src_ext: torch.Tensor,
     n_ext: int,
 ) -> torch.Tensor:
-    """The greedy choice of the copy mixture (engine/copy.py, Decoder.step's): state (B, H),
+    """The greedy choice of the copy mixture (engine/model/copy.py, Decoder.step's): state (B, H),
     context (B, K), weights (B, S), emb (B, E) the embedded word this step read, src_ext
     (B, S) and the extended vocabulary's size n_ext -> extended ids (B,)"""
     logits = torch.addmm(W.b_out, torch.cat([state, context], 1), W.W_out.t())  # (B, V)
@@ -256,26 +257,6 @@ def decoder_loop(spec: LoopSpec, args: LoopArgs):
     return DecoderLoop.apply(spec, layout, *flat)
 
 
-def _band_taps(S: int, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """For every (s', s): which kernel tap links prev[s'] to f[s] (s' - s + k//2), and
-    whether that tap exists. -> offset (S', S) long, inside (S', S) bool"""
-    pos = torch.arange(S, device=device)
-    offset = pos[:, None] - pos[None, :] + k // 2
-    return offset, (offset >= 0) & (offset < k)
-
-
-def location_band(W_loc: torch.Tensor, S: int) -> torch.Tensor:
-    """The location term as a matrix, the one place it is built (training forward and
-    backward, greedy and beam decoding, the NumPy probe): f = conv1d(prev, W_loc,
-    padding=k//2), the Conv1d of Chorowski et al., is prev (B, S) @ M = f (B, S*A), with
-    M[s', s, a] = W_loc[a, s' - s + k//2] where that index exists. One matmul, and its
-    gradient is one matmul too. W_loc (A, k) -> (S, S*A)"""
-    A, k = W_loc.shape
-    offset, inside = _band_taps(S, k, W_loc.device)
-    M = W_loc.t()[offset.clamp(0, k - 1)] * inside[..., None]  # (S', S, A)
-    return M.reshape(S, S * A)
-
-
 def location_term(prev: torch.Tensor, W_loc: torch.Tensor) -> torch.Tensor:
     """prev (B, S) @ location_band(W_loc, S), computed as windows for decoding: each position
     reads only its k neighbours, B*S*k*A work instead of the band's B*S*S*A, which is what
@@ -294,7 +275,7 @@ def location_term(prev: torch.Tensor, W_loc: torch.Tensor) -> torch.Tensor:
 def location_band_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
     """The gradient of W_loc (A, k) from that of its band dM (S, S*A): sum along each band."""
     S = dM.size(0)
-    offset, inside = _band_taps(S, k, dM.device)
+    offset, inside = band_taps(S, k, dM.device)
     # dense: taps outside the band add zeros at a clamped index (a boolean index would be a
     # nonzero, i.e. a host sync, on a GPU); adding 0.0 leaves every sum exactly as it was
     dM = dM.view(S, S, A) * inside[..., None]

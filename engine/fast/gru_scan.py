@@ -1,5 +1,5 @@
 """One direction of one GRU layer over a whole sequence, with its backward pass written by
-hand: the encoder's recurrence in training on a CPU (engine/model.py, Encoder).
+hand: the encoder's recurrence in training on a CPU (engine/model/seq2seq.py, Encoder).
 
 Why: torch.nn.GRU on a CPU records each step's gate ops for autograd, and its backward
 computes a small (3H x B) x (B x H) weight-gradient matmul at every step and adds it up.

@@ -1,7 +1,7 @@
 """Compare screen: the runs selected on the runs screen, a colour each: their loss per epoch
 and their exact match by sentence length overlaid on shared axes, above them a table of the
 runs (the charts' legend) with their figures and the configuration values that differ.
-Only these runs' curves are read (engine.run_index.run_curves)."""
+Only these runs' curves are read (engine.runs.index.run_curves)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from engine.run_index import RunCurves, RunSummary, differing_keys, run_curves
+from engine.runs.index import RunCurves, RunSummary, differing_keys, run_curves
 
 from ..run_table import COLUMNS, row
 from ..widgets.overlay_chart import PALETTE, OverlayChart, Series, rich_colour

@@ -21,10 +21,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, OptionList, Static
 from textual.worker import get_current_worker
 
-from engine.checkpoint import CheckpointError, Loaded
-from engine.evaluate import SentenceResult, probe, probe_notes
-from engine.plots import attention_heatmap
-from engine.stepper import step_through
+from engine.errors import CheckpointError
+from engine.insight.evaluate import SentenceResult, probe, probe_notes
+from engine.insight.plots import attention_heatmap
+from engine.insight.stepper import step_through
+from engine.train.checkpoint import Loaded
 
 from ..messages import HeatmapSaved, ModelRead, Probed, Stepped
 from ..widgets.attention_grid import AttentionGrid, legend

@@ -13,9 +13,9 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, ProgressBar, Static
 
-from engine.evaluate import SentenceResult
-from engine.lengths import describe_limit
-from engine.report import longest_trained
+from engine.insight.evaluate import SentenceResult
+from engine.insight.lengths import describe_limit
+from engine.insight.report import longest_trained
 
 from ..widgets.overlay_chart import PALETTE, OverlayChart, Series
 from ..widgets.title_bar import TitleBar

@@ -1,4 +1,4 @@
-"""Runs screen: every run under runs/ as a row (engine/run_index.py), oldest first, with the
+"""Runs screen: every run under runs/ as a row (engine/runs/index.py), oldest first, with the
 configuration values that differ; space selects runs to compare (c), enter opens one on the
 probe screen. The folder is read in a thread: a hundred runs, or a slow disk, never hold up
 the screen."""
@@ -16,8 +16,9 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.run_index import RunIndexError, RunSummary, differing_keys, list_runs
-from engine.runs import RUNS
+from engine.errors import RunIndexError
+from engine.runs.folders import RUNS
+from engine.runs.index import RunSummary, differing_keys, list_runs
 
 from ..run_table import config_value
 from ..widgets.overlay_chart import PALETTE

@@ -1,5 +1,5 @@
 """Step-through screen: a probed sentence's decoding one output word at a time, forward and
-back (engine/stepper.py records it; widgets/step_view.py draws a step)."""
+back (engine/insight/stepper.py records it; widgets/step_view.py draws a step)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from engine.stepper import Stepping
+from engine.insight.stepper import Stepping
 
 from ..widgets.step_view import StepView
 from ..widgets.title_bar import TitleBar

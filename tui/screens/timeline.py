@@ -1,4 +1,4 @@
-"""Timeline screen: the run's attention snapshots (engine/watch.py), one at a time, to step
+"""Timeline screen: the run's attention snapshots (engine/insight/watch.py), one at a time, to step
 through with the arrows or play as a film, for each watch sentence. It reads the app's
 `snapshots` and follows them while a run goes on; it only draws."""
 

@@ -13,9 +13,9 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Label, ProgressBar, Static
 
-from engine.config import Config
-from engine.resources import seconds_left
-from engine.train import BatchDone, EpochDone
+from engine.train.config import Config
+from engine.train.events import BatchDone, EpochDone
+from engine.train.resources import seconds_left
 
 from .. import units
 from ..widgets.epoch_table import EpochTable

@@ -2,7 +2,7 @@
 (labelled with the word it emitted), a column per encoder token (the input words, then
 <eos>), each cell shaded by its weight and printed as a number (".73"). A model with the copy
 mechanism has one more column, first, "copy": p_copy, the share of each step's word that was
-copied from where it looked rather than generated (engine/copy.py), shaded the same way.
+copied from where it looked rather than generated (engine/model/copy.py), shaded the same way.
 
 Built on DataTable so that the header row and the row labels stay put while a long
 sentence scrolls in both directions. The shades are xterm-256 palette colours picked to

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from engine.train import EpochDone
+from engine.train.events import EpochDone
 
 from .. import units
 

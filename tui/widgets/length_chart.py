@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from engine.train import EpochDone
+from engine.train.events import EpochDone
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 

@@ -14,8 +14,8 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
-from engine.plots import batch_points, smooth
-from engine.train import EpochDone
+from engine.insight.plots import batch_points, smooth
+from engine.train.events import EpochDone
 
 
 class LossChart(PlotextPlot):

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from engine.run_index import RunSummary
+from engine.runs.index import RunSummary
 
 from ..run_table import COLUMNS, row
 

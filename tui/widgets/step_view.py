@@ -1,4 +1,4 @@
-"""One step of a decoding (engine/stepper.py) drawn for the terminal: the step's attention
+"""One step of a decoding (engine/insight/stepper.py) drawn for the terminal: the step's attention
 over the input as a row of bars (height and shade the weight, with its number below), the
 output so far with this step's word highlighted, the five likeliest next words with bars,
 the input word an <unk> copies and, with a beam, the continuations the step ranked and what
@@ -19,7 +19,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from engine.stepper import Hypothesis, Step, Stepping
+from engine.insight.stepper import Hypothesis, Step, Stepping
 
 from .attention_grid import PALETTE, weight_text
 
@@ -28,7 +28,7 @@ EIGHTHS = " ▁▂▃▄▅▆▇█"
 HBAR = " ▏▎▍▌▋▊▉█"  # horizontal eighths, for probabilities
 FATE_STYLE = {"survives": "bold color(77)", "pruned": "color(244)", "finished": "bold color(226)"}
 FATE_MARK = {"survives": "✓", "pruned": "✗", "finished": "■"}
-NO_WORD = ("<eos>",)  # emitted, but no word of the output (engine.evaluate.output_words)
+NO_WORD = ("<eos>",)  # emitted, but no word of the output (engine.insight.exact_match.output_words)
 MORE = 11  # room kept for a "← 12 more" count at either end of a cut bar row
 
 

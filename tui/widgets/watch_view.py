@@ -1,4 +1,4 @@
-"""One watch sentence at one snapshot of training (engine/watch.py): when it was taken, what
+"""One watch sentence at one snapshot of training (engine/insight/watch.py): when it was taken, what
 the model said and whether that is the reversal, and the attention grid that produced it.
 The training screen shows the newest snapshot live; the timeline screen steps through them.
 
@@ -16,8 +16,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from engine.data import EOS, SPECIALS
-from engine.watch import Snapshot
+from engine.train.data import EOS, SPECIALS
+from engine.train.events import Snapshot
 
 from .attention_grid import AttentionGrid
 from .attention_map import AttentionMap, render_map

@@ -247,7 +247,7 @@ def kernels_for(*tensors, allow: bool = True) -> Kernels | None:
     """The kernels if they are to run on these tensors, else None (torch ops run): allowed
     (tests and A/Bs turn them off per call), every tensor float32 on a CPU (gradient checks
     run in float64, a GPU has its own kernels), and built. Each kernel call still checks its
-    own arguments' shapes and layout (engine/fast/step_kernels.py, engine/optim.py)."""
+    own arguments' shapes and layout (engine/fast/step_kernels.py, engine/train/optim.py)."""
     if not allow or any(t.device.type != "cpu" or t.dtype != _FLOAT32 for t in tensors):
         return None
     return kernels()

@@ -1,5 +1,5 @@
 /* Fused CPU kernels for the recurrences (engine/decoder_loop.py, engine/gru_scan.py, through
- * engine/step_kernels.py) and for Adam (engine/optim.py): one pass over memory where torch
+ * engine/step_kernels.py) and for Adam (engine/train/optim.py): one pass over memory where torch
  * would run five to eight elementwise kernels, each a separate dispatch and a separate trip
  * through the cache.
  *

@@ -1,0 +1,209 @@
+"""How far a model goes beyond what it was trained on: exact match by sentence length, far
+past the training lengths, on sentences of words it knows and on sentences of words it has
+never seen (what people type: every word reaches the model as <unk> and has to be copied
+back through attention). For each, where exact match first drops below 99% and 50%, and why
+the wrong answers are wrong: the decoder stopped early, ran on, or had the right length
+with a wrong word.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from ..train.data import Vocab
+from .evaluate import EvalResult, SentenceResult, evaluate
+
+SENTENCES_PER_LENGTH = 100  # enough to tell 99% from 100%
+FAR_SENTENCES_PER_LENGTH = 50  # past twice the training length (at least 60 words), where the
+# model is not asked to be right and one sentence costs up to 30x a short one: one error in
+# 50 still reads below 99%
+
+
+def sweep_lengths(min_len: int, max_len: int) -> tuple[list[int], list[int]]:
+    """(beyond, every): the lengths measured past training, the first ten one by one and then
+    about eight evenly spaced (multiples of 5) up to six times the longest training sentence,
+    at least 60; and the same with the training lengths in front (at most ten of them), for
+    the unknown-word sweep."""
+    top = max(60, 6 * max_len)
+    beyond = list(range(max_len + 1, min(max_len + 10, top) + 1))
+    step = max(5, round((top - beyond[-1]) / 40) * 5)
+    beyond += list(range((beyond[-1] // step + 1) * step, top + 1, step))
+    inside = list(range(min_len, max_len + 1))
+    if len(inside) > 10:  # a long training range: ten of its lengths, evenly spread
+        inside = sorted({inside[round(i * (len(inside) - 1) / 9)] for i in range(10)})
+    return beyond, inside + beyond
+
+
+def made_up_words(vocab: Vocab, rng: random.Random, n: int = 400) -> list[str]:
+    """Pronounceable words that are not in the vocabulary (so each reaches the model as <unk>)."""
+    onsets, vowels, codas = "bdfgklmnprstvz", "aeiou", ["", "n", "r", "l", "s", "k"]
+    words: set[str] = set()
+    while len(words) < n:
+        w = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(rng.randint(2, 3))) + rng.choice(codas)
+        if w not in vocab:
+            words.add(w)
+    return sorted(words)
+
+
+def failure_kind(r: SentenceResult) -> str | None:
+    """None for a match; else why: the output ended too soon, went on too long, or had the
+    right length with a wrong word."""
+    if r.match:
+        return None
+    if len(r.output) < len(r.reference):
+        return "stopped_early"
+    return "ran_on" if len(r.output) > len(r.reference) else "wrong_word"
+
+
+@dataclass
+class LengthCurve:
+    """Exact match and failure kinds per length, for one kind of sentence."""
+
+    evaluation: EvalResult
+    failures: dict[int, dict[str, int]] = field(default_factory=dict)
+    not_measured: list[int] = field(default_factory=list)  # past where the kind was lost
+
+    @classmethod
+    def of(cls, ev: EvalResult) -> LengthCurve:
+        failures: dict[int, dict[str, int]] = {}
+        for r in ev.results:
+            kind = failure_kind(r)
+            counts = failures.setdefault(len(r.source), {"stopped_early": 0, "ran_on": 0, "wrong_word": 0})
+            if kind:
+                counts[kind] += 1
+        return cls(ev, dict(sorted(failures.items())))
+
+    @property
+    def per_length(self) -> dict[int, float]:
+        return self.evaluation.per_length
+
+    def first_below(self, level: float) -> int | None:
+        """The shortest measured length whose exact match is below level (None: none is)."""
+        return next((n for n, acc in self.per_length.items() if acc < level), None)
+
+    def as_dict(self) -> dict:
+        def limit(level: float) -> dict | None:
+            n = self.first_below(level)
+            return None if n is None else {"length": n, "exact_match": self.per_length[n], "failures": self.failures[n]}
+
+        return {
+            "per_length": {str(n): a for n, a in self.per_length.items()},
+            "sentences": {str(n): t for n, (_, t) in self.evaluation.counts.items()},
+            "failures": {str(n): f for n, f in self.failures.items()},
+            "first_below_99": limit(0.99),
+            "first_below_50": limit(0.5),
+            "not_measured": list(self.not_measured),
+        }
+
+
+@dataclass
+class SweepSentences:
+    """The sentences a length sweep decodes, by length: of known words past the training
+    lengths, and of made-up (unknown) words at every measured length."""
+
+    known: dict[int, list[list[str]]]
+    unknown: dict[int, list[list[str]]]
+
+
+def sweep_sentences(
+    vocab: Vocab, min_len: int, max_len: int, rng: random.Random, per_length: int = SENTENCES_PER_LENGTH
+) -> SweepSentences:
+    beyond, every = sweep_lengths(min_len, max_len)
+    known_words, pool = vocab.words(), made_up_words(vocab, rng)
+    far = max(60, 2 * max_len)
+
+    def of_length(n: int, words: list[str]) -> list[list[str]]:  # words drawn uniformly
+        count = per_length if n <= far else min(per_length, FAR_SENTENCES_PER_LENGTH)
+        return [rng.choices(words, k=n) for _ in range(count)]
+
+    return SweepSentences(
+        known={n: of_length(n, known_words) for n in beyond}, unknown={n: of_length(n, pool) for n in every}
+    )
+
+
+LOST = 0.01  # exact match under this at LOST_RUN lengths in a row: the kind is lost
+LOST_RUN = 2  # and the longer lengths, which cost the most, are not decoded
+
+
+def length_curve(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    by_length: dict[int, list[list[str]]],
+    device: torch.device,
+    stop_when_lost: bool = True,
+) -> LengthCurve:
+    """Greedy exact match, one length at a time, shortest first: a batch never pads a short
+    sentence to a long one, and decoding stops at n + 2 steps for n words (n words, EOS, and
+    one more to see a run-on) instead of the 2n + 5 a sentence of unknown length gets.
+    stop_when_lost: once LOST_RUN lengths in a row are under LOST, the longer ones are left
+    out (LengthCurve.not_measured); where exact match first falls below 99% and 50% is
+    found by then, since a length under 1% is under both."""
+    done: list[EvalResult] = []
+    lost = 0
+    lengths = sorted(by_length)
+    for k, n in enumerate(lengths):
+        ev = evaluate(model, vocab, by_length[n], device, max_steps=n + 2)
+        done.append(ev)
+        lost = lost + 1 if ev.exact_match < LOST else 0
+        if stop_when_lost and lost >= LOST_RUN:
+            curve = LengthCurve.of(EvalResult.merged(done))
+            curve.not_measured = lengths[k + 1 :]
+            return curve
+    return LengthCurve.of(EvalResult.merged(done))
+
+
+def describe_limit(curve: LengthCurve, what: str) -> str:
+    """One sentence: where exact match first drops below 99% and below 50%, and why."""
+
+    def at(n: int) -> str:
+        f = curve.failures[n]
+        why = max(f, key=f.get).replace("_", " ")
+        return (
+            f"{n} words ({curve.per_length[n]:.0%}; of {sum(f.values())} wrong answers "
+            f"{f['stopped_early']} stopped early, {f['ran_on']} ran on, {f['wrong_word']} had a "
+            f"wrong word: mostly {why})"
+        )
+
+    below99, below50 = curve.first_below(0.99), curve.first_below(0.5)
+    longest = max(curve.per_length)
+    skipped = (
+        f" Longer sentences ({curve.not_measured[0]}-{curve.not_measured[-1]} words) were not "
+        f"decoded: under {LOST:.0%} at {LOST_RUN} lengths in a row."
+        if curve.not_measured
+        else ""
+    )
+    return _limit_sentence(curve, what, at, below99, below50, longest) + skipped
+
+
+def _limit_sentence(curve: LengthCurve, what: str, at, below99: int | None, below50: int | None, longest: int) -> str:
+    if below99 is None:
+        return f"{what}: exact match stays at or above 99% up to {longest} words."
+    if below99 == min(curve.per_length):
+        if below50 == below99:
+            return f"{what}: exact match is below 50% from the shortest length measured, {at(below99)}."
+        return f"{what}: exact match is below 99% from the shortest length measured, {at(below99)}" + (
+            f", and below 50% at {at(below50)}." if below50 is not None else "."
+        )
+    if below50 == below99:
+        return f"{what}: exact match falls from at least 99% to below 50% at once, at {at(below99)}."
+    text = f"{what}: exact match first drops below 99% at {at(below99)}"
+    return text + (
+        f", and below 50% at {at(below50)}."
+        if below50 is not None
+        else f", and stays at or above 50% up to {longest} words."
+    )
+
+
+__all__ = [
+    "LengthCurve",
+    "SweepSentences",
+    "describe_limit",
+    "failure_kind",
+    "length_curve",
+    "made_up_words",
+    "sweep_lengths",
+    "sweep_sentences",
+]

@@ -1,0 +1,214 @@
+"""PNG figures: the attention heatmap and the loss curve. Built on matplotlib Figure objects
+(no pyplot global state), so they are safe from a worker thread and never open a window.
+
+matplotlib and seaborn are imported on first use, not with this module: seaborn pulls in
+scipy.stats, and the two cost ~2.5 s of start-up that the app and --no-ui would otherwise
+spend before their first line."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..train.events import step_labels
+
+
+def _figure(**kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window, also without a display
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def warm_up() -> None:
+    """Import matplotlib and seaborn now (~1.7 s, seaborn pulls in scipy.stats): the plot
+    process's first step (engine/insight/plot_process.py), while the run is still training."""
+    _figure()
+    import seaborn  # noqa: F401
+
+
+def attention_heatmap(
+    attention: np.ndarray,
+    source_tokens: Sequence[str],
+    output_tokens: Sequence[str],
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> Path:
+    """x: encoder tokens, y: decoder steps, each cell its weight, with a colour bar."""
+    rows, cols = attention.shape
+    if (len(output_tokens), len(source_tokens)) != (rows, cols):
+        raise ValueError(
+            f"the attention has {rows} x {cols} weights, but {len(output_tokens)} output and "
+            f"{len(source_tokens)} input labels"
+        )
+    fig = _figure(figsize=(max(5.0, 0.7 * cols + 2.5), max(4.0, 0.55 * rows + 1.8)), dpi=150)
+    ax = fig.add_subplot()
+    import seaborn as sns  # after _figure: the Agg backend is chosen first
+
+    # the labels are set below, not by seaborn: its check of whether labels overlap draws the
+    # figure once per label (5 s for a 30-word sentence)
+    sns.heatmap(
+        attention,
+        ax=ax,
+        vmin=0.0,
+        vmax=1.0,
+        cmap="viridis",
+        square=False,
+        xticklabels=False,
+        yticklabels=False,
+        annot=cols <= 16 and rows <= 16,
+        fmt=".2f",
+        annot_kws={"fontsize": 7},
+        linewidths=0.4,
+        linecolor="white",
+        cbar_kws={"label": "attention weight"},
+    )
+    ax.set_xticks(np.arange(cols) + 0.5, list(source_tokens))
+    ax.set_yticks(np.arange(rows) + 0.5, list(output_tokens))
+    ax.set_xlabel("encoder tokens (input)")
+    ax.set_ylabel("decoder steps (output)")
+    ax.set_title(title or f'"{" ".join(source_tokens[:-1])}"', fontsize=10)
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.tick_params(axis="y", labelrotation=0)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def _save(fig, path: Path) -> Path:
+    """Drawn to a temporary file and renamed: a PNG on disk is always whole."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+SMOOTHING = 0.9  # EMA weight of the past: about the last ten batches
+
+
+def batch_points(history: Sequence[dict]) -> list[tuple[float, float]]:
+    """(x, training loss) per batch, x in epochs (1.37 = the second epoch, 37% through), from
+    each epoch's `batch_losses`; an epoch without them (an older checkpoint) gives its mean
+    at its end."""
+    points: list[tuple[float, float]] = []
+    for h in history:
+        losses = h.get("batch_losses") or []
+        if losses:
+            n = len(losses)
+            points += [(h["epoch"] - 1 + (k + 1) / n, loss) for k, loss in enumerate(losses)]
+        else:
+            points.append((float(h["epoch"]), h["train_loss"]))
+    return points
+
+
+def smooth(points: Sequence[tuple[float, float]], beta: float = SMOOTHING) -> list[tuple[float, float]]:
+    """Exponential moving average in log space (the charts' scale), started at the first
+    value so that it is not pulled towards zero; non-positive or non-finite losses skipped."""
+    out, avg = [], None
+    for x, y in points:
+        if not 0 < y < math.inf:
+            continue
+        v = math.log(y)
+        avg = v if avg is None else beta * avg + (1 - beta) * v
+        out.append((x, math.exp(avg)))
+    return out
+
+
+def loss_curve(history: Sequence[dict], path: str | os.PathLike, best_epoch: int | None = None) -> Path:
+    """The training loss of every batch (raw, light, and smoothed), the validation loss of
+    every epoch as markers (log scale, x in epochs), validation exact match on a twin axis."""
+    fig = _figure(figsize=(7, 4), dpi=150)
+    ax = fig.add_subplot()
+    raw = [(x, y) for x, y in batch_points(history) if 0 < y < math.inf]
+    if raw:
+        ax.plot(*zip(*raw), color="tab:blue", alpha=0.25, linewidth=0.8, label="train loss per batch")
+        ax.plot(*zip(*smooth(raw)), color="tab:blue", linewidth=1.8, label="train loss, smoothed")
+    val = [(h["epoch"], h["val_loss"]) for h in history if 0 < h["val_loss"] < math.inf]
+    if val:
+        ax.plot(*zip(*val), color="tab:orange", marker="o", linestyle="none", label="val loss per epoch")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy (log scale)")
+    last = max([h["epoch"] for h in history], default=1)
+    ax.set_xlim(0, last + 0.05)
+    ax.set_xticks(range(0, last + 1, max(1, -(-last // 10))))
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best (epoch {best_epoch})")
+    ax2 = ax.twinx()
+    ax2.plot(
+        [h["epoch"] for h in history],
+        [100 * h["val_exact_match"] for h in history],
+        color="tab:green",
+        linestyle="--",
+        marker=".",
+        label="val exact match",
+    )
+    ax2.set_ylabel("val exact match (%)")
+    ax2.set_ylim(0, 101)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="center right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def _cut(text: str, width: int) -> str:
+    """text in at most width characters, an ellipsis marking a cut"""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def attention_timeline_gif(snapshots: Sequence[dict], path: str | os.PathLike, frame_ms: int = 600) -> Path:
+    """The first watch sentence's attention at each snapshot (engine/insight/watch.py), one frame
+    each: how the anti-diagonal forms. Every frame has the same grid (up to the sentence's
+    length + 2 steps; rows past a snapshot's own end are blank), so the frames line up;
+    the title says when (epoch and batch), what the model said, and whether it matched.
+    matplotlib draws the frames, Pillow writes the GIF; the last frame stays twice as long."""
+    from PIL import Image
+
+    first = [s["sentences"][0] for s in snapshots if s["sentences"]]
+    if not first:
+        raise ValueError("no snapshot to draw")
+    source = first[0]["source"] + ["<eos>"]
+    # the reversal's steps (the words, EOS) and one more to show a run-on; an untrained model
+    # runs on to its step budget, which would leave the learned frames a strip at the top
+    rows = min(max(len(w["weights"]) for w in first), len(source) + 1)
+    fig = _figure(figsize=(max(4.5, 0.42 * len(source) + 2.2), max(3.5, 0.3 * rows + 1.6)), dpi=80)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the frames are read back as pixels
+    ax = fig.add_subplot()
+    grid = np.full((rows, len(source)), np.nan)
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="attention weight", fraction=0.046, pad=0.03)
+    ax.set_xticks(np.arange(len(source)), source, rotation=60, fontsize=7)
+    ax.set_xlabel("input tokens", fontsize=8)
+    ax.set_ylabel("decoder steps (output)", fontsize=8)
+    frames = []
+    for snap, w in zip((s for s in snapshots if s["sentences"]), first):
+        grid = np.full((rows, len(source)), np.nan)
+        weights = np.asarray(w["weights"], dtype=float)[:rows]
+        grid[: len(weights), : weights.shape[1] if weights.size else 0] = weights
+        image.set_data(grid)
+        labels = step_labels(w["output"], len(w["weights"]))[:rows] + [""] * (rows - len(weights))
+        ax.set_yticks(np.arange(rows), labels, fontsize=7)
+        verdict = "match" if w["match"] else "no match"
+        ax.set_title(
+            f"epoch {snap['epoch']}, batch {snap['batch']}/{snap['batches']}: {verdict}\n"
+            f"{_cut(' '.join(w['output']), 80) or '(nothing)'}",
+            fontsize=8,
+        )
+        fig.tight_layout()
+        canvas.draw()
+        frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy()))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    durations = [frame_ms] * (len(frames) - 1) + [2 * frame_ms]
+    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    os.replace(tmp, path)
+    return path

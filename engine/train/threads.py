@@ -1,0 +1,102 @@
+"""How many CPU threads a run uses when --threads is not given, and why.
+
+PyTorch's OpenMP runtime (libgomp, which the C kernels share) splits each op over all
+threads and makes every thread wait for the others at the end of it, spinning first. A
+training batch is ~1,000 such parallel regions, each a few microseconds of work. Alone on
+the machine that is fine; when another job shares the cores, a region cannot finish until
+the operating system has scheduled all of its threads, and each one waits for a time slice.
+Measured with bench/threads.py on 2 cores (one epoch, two identical runs at once):
+
+  default model (hidden 64):    2 threads 1.59 s alone, 11.96 s shared (7.5x);
+                                1 thread  1.66 s alone,  1.70 s shared
+  notebook model (hidden 256):  2 threads 1.61 s alone,  5.47 s shared (3.4x);
+                                1 thread  2.55 s alone,  2.53 s shared
+
+A bounded spin (GOMP_SPINCOUNT=10000) did not help (6.8x), and a passive wait policy
+halves the speed of a run alone, so the waiting policy stays libgomp's. What helps is fewer
+threads: a model whose matrices are too small to gain from a second thread (hidden < 128)
+runs on one, and loses nothing alone; a larger one takes every usable core, and its run
+says so when the machine is already busy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+
+from .machine import cpu_times
+
+T = TypeVar("T")
+
+SMALL_HIDDEN = 128  # below this, a second thread measured no faster (see above)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a taskset or a container's cpuset counts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads(hidden_dim: int) -> int:
+    if hidden_dim < SMALL_HIDDEN:
+        return 1
+    return max(1, min(usable_cores(), torch.get_num_threads()))
+
+
+def busy_cores(window: float = 0.2) -> float | None:
+    """How many cores other work keeps busy right now: the machine's busy time over a short
+    window, while this process waits (engine/train/machine.py's cpu_times; None where it cannot be
+    read). Not the load average, which still counts this very run's own last minute."""
+    first = cpu_times()
+    if first is None:
+        return None
+    time.sleep(window)
+    last = cpu_times()
+    if last is None:
+        return None
+    total, idle = last[0] - first[0], last[1] - first[1]
+    return None if total <= 0 else (total - idle) / total * (os.cpu_count() or 1)
+
+
+def busy_note(threads: int) -> str | None:
+    """A line for the run's header when other work already keeps cores busy and this run
+    uses more than one thread (advice only: it changes nothing)."""
+    if threads < 2:
+        return None
+    busy = busy_cores()
+    if busy is None or busy < 0.75:
+        return None
+    return (
+        f"note: other work keeps {busy:.1f} of {os.cpu_count()} cores busy; {threads} threads that "
+        "share cores with another job wait on each other (measured 3-7x slower): "
+        "--threads 1 keeps this run at full speed"
+    )
+
+
+def evaluation_workers(device: torch.device) -> int:
+    """How many evaluations may run at once after training: one per usable core when each
+    runs on one intra-op thread on a CPU (decoding releases the GIL in its kernels, so two
+    Python threads use two cores), else one: threads that each fan out over every core
+    would wait on each other (see above), and a GPU runs them one after another anyway."""
+    if device.type != "cpu" or torch.get_num_threads() > 1:
+        return 1
+    return usable_cores()
+
+
+def in_parallel(jobs: dict[str, Callable[[], T]], workers: int) -> dict[str, T]:
+    """Run independent jobs (no shared random state, read-only model) on up to `workers`
+    threads; their results by name, whatever order they finish in. The first exception is
+    raised here, after every job has stopped."""
+    if workers <= 1 or len(jobs) <= 1:
+        return {name: job() for name, job in jobs.items()}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="evaluate") as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}
