@@ -22,15 +22,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine.engine.errors import NonFiniteLoss
-from engine.engine.insight.evaluate import MAX_PROBE_WORDS, probe
-from engine.engine.train.checkpoint import load_model
-from engine.engine.train.config import Config
-from engine.engine.train.events import BatchDone
-from engine.engine.train.trainer import Trainer
 from textual._xterm_parser import XTermParser
 from textual.widgets import ProgressBar
 
+from engine.errors import NonFiniteLoss
+from engine.insight.evaluate import MAX_PROBE_WORDS, probe
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.events import BatchDone
+from engine.train.trainer import Trainer
 from tests.conftest import HOSTILE_STRINGS, TINY
 from tui import cli
 from tui.app import CannotStart, ReverseApp, describe
@@ -673,8 +673,7 @@ def test_an_opened_model_is_evaluated_on_its_own_test_set(tmp_path, trained_chec
 def test_the_workers_last_words_after_the_app_closed_are_dropped(tmp_path):
     # quitting pops every screen; a worker's TrainingDone handled after that would raise from
     # the bindings refresh it triggers (ScreenStackError) as the app exits
-    from engine.engine.job import TrainingEnded
-
+    from engine.job import TrainingEnded
     from tui.messages import TrainingDone
 
     app = ReverseApp(

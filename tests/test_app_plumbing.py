@@ -9,11 +9,11 @@ import pkgutil
 from pathlib import Path
 
 import pytest
-from engine.engine.runs.folders import CHECKPOINTS, RUNS
-from engine.engine.train.config import Config
-from engine.engine.train.trainer import Trainer
 
 import tui
+from engine.runs.folders import CHECKPOINTS, RUNS
+from engine.train.config import Config
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 from tests.test_follow import start_run
 from tui.app import ReverseApp

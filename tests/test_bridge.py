@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from engine.engine.insight.report import EvalPhase
-from engine.engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded
-from engine.engine.runs.follow import Note, Progress, RunEnded, Watching
-from engine.engine.train.config import Config
-from engine.engine.train.events import BatchDone
 
+from engine.insight.report import EvalPhase
+from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded
+from engine.runs.follow import Note, Progress, RunEnded, Watching
+from engine.train.config import Config
+from engine.train.events import BatchDone
 from tests.test_follow import epoch, snapshot
 from tui import bridge
 from tui.bridge import BATCH_INTERVAL, TrainingNews, batch_passes, ended_by, follow_news, of_the_run_on_show

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from engine.engine.errors import CheckpointError
-from engine.engine.train.checkpoint import save_atomic
-from engine.engine.train.config import Config
-from engine.engine.train.trainer import Trainer
 
+from engine.errors import CheckpointError
+from engine.train.checkpoint import save_atomic
+from engine.train.config import Config
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 from tests.test_follow import epoch, snapshot
 from tui.opening import checkpoint_key, read_model, read_run

@@ -15,14 +15,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from engine.engine.insight.evaluate import probe
-from engine.engine.insight.stepper import step_through
-from engine.engine.train.checkpoint import load_model
-from engine.engine.train.config import Config
-from engine.engine.train.trainer import Trainer
 
 import tui.opening
 import tui.screens.probe
+from engine.insight.evaluate import probe
+from engine.insight.stepper import step_through
+from engine.train.checkpoint import load_model
+from engine.train.config import Config
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 from tests.test_app import SIZE, type_text, until
 from tui.app import ReverseApp

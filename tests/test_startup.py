@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from engine.engine.runs.folders import CHECKPOINTS, RUNS
-from engine.engine.train.config import Config
-from engine.engine.train.machine import process_start
-from engine.engine.train.trainer import Trainer
 
+from engine.runs.folders import CHECKPOINTS, RUNS
+from engine.train.config import Config
+from engine.train.machine import process_start
+from engine.train.trainer import Trainer
 from tests.conftest import TINY
 from tests.test_follow import running, start_run
 from tui.common import RunOptions

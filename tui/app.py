@@ -15,20 +15,21 @@ import time
 from pathlib import Path
 
 import torch
-from engine.engine.errors import CheckpointError, RunError
-from engine.engine.job import describe, evaluate_run, run_job
-from engine.engine.runs.folders import BEST, CHECKPOINTS, RunPaths, new_run
-from engine.engine.runs.follow import follow, is_running
-from engine.engine.train.checkpoint import Loaded
-from engine.engine.train.config import Config
-from engine.engine.train.events import BatchDone, EpochDone, Snapshot
-from engine.engine.train.threads import default_threads
-from engine.engine.train.trainer import resolve_device
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import var
 from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.errors import CheckpointError, RunError
+from engine.job import describe, evaluate_run, run_job
+from engine.runs.folders import BEST, CHECKPOINTS, RunPaths, new_run
+from engine.runs.follow import follow, is_running
+from engine.train.checkpoint import Loaded
+from engine.train.config import Config
+from engine.train.events import BatchDone, EpochDone, Snapshot
+from engine.train.threads import default_threads
+from engine.train.trainer import resolve_device
 
 from .bridge import TrainingNews, ended_by, follow_news, of_the_run_on_show
 from .common import RunOptions, opened_run_folder, paths_for

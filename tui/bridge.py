@@ -1,4 +1,4 @@
-"""From a run's events (engine/job.py's, or engine/follow.py's for a run trained elsewhere) to
+"""From a run's events (engine/job.py's, or engine/runs/follow.py's for a run trained elsewhere) to
 the messages the app takes (tui/messages.py), and back on the app's side the one rule for
 news that comes late: a message of a run no longer on show is dropped.
 
@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from engine.engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded
-from engine.engine.runs.follow import Note, Progress, RunEnded, Watching
-from engine.engine.train.events import BatchDone, EpochDone, Snapshot
+
+from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded
+from engine.runs.follow import Note, Progress, RunEnded, Watching
+from engine.train.events import BatchDone, EpochDone, Snapshot
 
 from .messages import (
     BatchProgress,

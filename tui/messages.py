@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.engine.insight.evaluate import SentenceResult
-from engine.engine.insight.report import EvalPhase, Results
-from engine.engine.insight.stepper import Stepping
-from engine.engine.job import Started, TrainingEnded
-from engine.engine.runs.follow import RunEnded, Watching
-from engine.engine.train.checkpoint import Loaded
-from engine.engine.train.events import BatchDone, EpochDone, Snapshot
 from textual.message import Message
+
+from engine.insight.evaluate import SentenceResult
+from engine.insight.report import EvalPhase, Results
+from engine.insight.stepper import Stepping
+from engine.job import Started, TrainingEnded
+from engine.runs.follow import RunEnded, Watching
+from engine.train.checkpoint import Loaded
+from engine.train.events import BatchDone, EpochDone, Snapshot
 
 from .opening import OpenedRun
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from engine.engine.errors import CheckpointError
-from engine.engine.insight.report import latest_state, snapshots_of
-from engine.engine.job import param_count
-from engine.engine.train.checkpoint import Loaded, load_model
-from engine.engine.train.events import EpochDone, Snapshot, epochs_from_history
+
+from engine.errors import CheckpointError
+from engine.insight.report import latest_state, snapshots_of
+from engine.job import param_count
+from engine.train.checkpoint import Loaded, load_model
+from engine.train.events import EpochDone, Snapshot, epochs_from_history
 
 
 def checkpoint_key(path: Path) -> tuple | None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.engine.errors import FollowError, RunError
-from engine.engine.runs.folders import RunPaths, find_checkpoint
-from engine.engine.runs.follow import is_running, resolve_run
-from engine.engine.train.config import Config
-from engine.engine.train.trainer import resumed_config
+from engine.errors import FollowError, RunError
+from engine.runs.folders import RunPaths, find_checkpoint
+from engine.runs.follow import is_running, resolve_run
+from engine.train.config import Config
+from engine.train.trainer import resumed_config
 
 from .common import RunOptions, check_writable, paths_for, writable_folder
 
