@@ -15,7 +15,7 @@ import torch
 from engine.checkpoint import load
 from engine.config import Config
 from engine.train import EpochDone, Trainer
-from tests.conftest import PY, ROOT, TINY, TINY_FLAGS, write_corpus
+from tests.conftest import PY, QUICK_FLAGS, ROOT, TINY, TINY_FLAGS, write_corpus
 from tui.cli import main
 
 REPORT_KEYS = {
@@ -66,8 +66,7 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
 
 def test_beam_is_reported_beside_greedy(tmp_path):
     out = tmp_path / "out"
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--epochs") + 1] = "1"
+    flags = [*QUICK_FLAGS, "--epochs", "1"]
     assert main(["--no-ui", *flags, "--beam", "3", "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["beam"]["width"] == 3 and 0 <= report["beam"]["exact_match"] <= 1
@@ -83,7 +82,7 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
     code = (
         "import sys; sys.modules['textual'] = None; sys.modules['plotext'] = None\n"
         "from tui.cli import main\n"
-        f"sys.exit(main(['--no-ui', *{TINY_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
+        f"sys.exit(main(['--no-ui', *{QUICK_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
         f" '--checkpoint', {str(tmp_path / 'c.pt')!r}]))"
     )
     r = subprocess.run(
@@ -101,8 +100,7 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
 
 def test_no_attention_control_is_trained_and_compared(tmp_path, capsys):
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--epochs") + 1] = "1"
+    flags = [*QUICK_FLAGS, "--epochs", "1"]
     assert main(["--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt), "--compare-no-attention"]) == 0
     assert "\n[no attn]   1/1 " in capsys.readouterr().out  # printed as written, not as markup
     report = json.loads((out / "report.json").read_text())
@@ -159,7 +157,7 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
             "--max-len",
             "10",
             "--train-size",
-            "1500",
+            "400",
             "--epochs",
             "1",
             "--embed-dim",
@@ -178,7 +176,7 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "kept 2,820 of 3,000 lines" in text
     # a quarter of its training sentences joined, and a tenth of those of 6+ words as repeated words
-    assert re.search(r"1500 train \(\+375 joined, \d+ rewritten as repeated words\) / ", text)
+    assert re.search(r"400 train \(\+100 joined, \d+ rewritten as repeated words\) / ", text)
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["corpus"] == str(path) and report["test_sentences"] == 282
 
@@ -190,8 +188,7 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_after_the_batch_keeps_the_best_and_writes_results(tmp_path, sig, code):
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--epochs") + 1] = "200"
+    flags = [*QUICK_FLAGS, "--epochs", "200"]
     p = subprocess.Popen(
         [PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
         cwd=ROOT,

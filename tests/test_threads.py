@@ -4,14 +4,15 @@ from a second, every usable core otherwise; a note only when other work is alrea
 import io
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 import engine.machine as machine
 import engine.threads as threads
-from tests.conftest import QUICK_FLAGS
+from tests.conftest import QUICK_FLAGS, ROOT
 from tests.fake_machine import LinuxTimes, MacTimes, fake_proc, fake_psutil, no_psutil
-from tui.cli import main
 
 
 def test_small_models_take_one_thread_larger_ones_the_usable_cores(monkeypatch):
@@ -83,10 +84,31 @@ def test_busy_cores_reads_the_real_machine(monkeypatch, with_psutil):
     assert busy is not None and 0.0 <= busy <= os.cpu_count()
 
 
-def test_headless_runs_pick_the_thread_count(tmp_path, capsys):
+@pytest.mark.slow
+def test_headless_runs_pick_the_thread_count(tmp_path):
+    # in a process of its own: two threads set in this one cost seconds of spinning cores
     for extra, expected in (([], 1), (["--threads", "2"], 2)):
         out = tmp_path / f"out{expected}"
-        flags = [*QUICK_FLAGS, *extra, "--epochs", "1", "--out", str(out), "--checkpoint", str(out / "b.pt")]
-        assert main(["--no-ui", *flags]) == 0
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tui",
+                "--no-ui",
+                *QUICK_FLAGS,
+                *extra,
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(out / "b.pt"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert p.returncode == 0, p.stderr
         assert json.loads((out / "report.json").read_text())["threads"] == expected
-        assert f"{expected} thread" in capsys.readouterr().out.splitlines()[0]
+        assert f"{expected} thread" in p.stdout.splitlines()[0]
