@@ -1,5 +1,6 @@
 """Fixtures and helpers shared by the test files, imported one way: `from tests.conftest import ...`."""
 
+import base64
 import json
 import os
 import random
@@ -59,6 +60,22 @@ TINY_FLAGS = cli_flags(
     device="cpu",
 )
 
+# TINY with a fifth of its sentences: for the tests of a run's events, files and bookkeeping,
+# which need a run, not a model that learned (4 batches an epoch)
+QUICK = {**TINY, "train_size": 128, "val_size": 40, "test_size": 40}
+FLAGGED = (
+    "train_size",
+    "val_size",
+    "test_size",
+    "max_len",
+    "embed_dim",
+    "hidden_dim",
+    "epochs",
+    "batch_size",
+    "device",
+)
+QUICK_FLAGS = cli_flags(**{k: QUICK[k] for k in FLAGGED})
+
 PY = sys.executable
 
 # The C kernels (engine/fast/native): built where there is a compiler, unless turned off
@@ -75,6 +92,75 @@ def _few_threads():
     yield
 
 
+# 1x1 images, written in place of a run's figures (see `figures` below)
+TINY_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
+TINY_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+class StandInFigures:
+    """engine/insight/plots.py's three figures of a run, each written as a 1x1 image of its format,
+    with the arguments of every call kept in `drawn` (kind -> a list of them): what a test
+    checks of the figures a run asks for. The pictures themselves are drawn by the tests
+    marked `figures` (the headless run end to end, the GIF's frames) and by the plot
+    process's own tests (tests/test_plot_process.py)."""
+
+    KINDS = {"attention_heatmap": TINY_PNG, "loss_curve": TINY_PNG, "attention_timeline_gif": TINY_GIF}
+
+    def __init__(self) -> None:
+        self.drawn: dict[str, list[tuple]] = {kind: [] for kind in self.KINDS}
+
+    def stand_in(self, kind: str):
+        def draw(*args, **kwargs) -> Path:
+            self.drawn[kind].append(args)
+            path = Path(kwargs.get("path") or args[3 if kind == "attention_heatmap" else 1])
+            path.write_bytes(self.KINDS[kind])
+            return path
+
+        return draw
+
+
+class NoPlotProcess:
+    """engine.insight.plot_process.PlotProcess as when its child cannot start: every figure is drawn
+    in this process (the path a run takes when the child fails)."""
+
+    failed: dict[str, str] = {}
+
+    def submit(self, jobs) -> bool:
+        return False
+
+    def draw(self, jobs, timeout: float = 120.0) -> None:
+        return None
+
+    def collect(self, timeout: float = 120.0) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def stand_in_figures(monkeypatch) -> StandInFigures:
+    from engine import job
+    from engine.insight import plots
+
+    figures = StandInFigures()
+    for kind in figures.KINDS:
+        monkeypatch.setattr(plots, kind, figures.stand_in(kind))
+    monkeypatch.setattr(job, "PlotProcess", NoPlotProcess)
+    return figures
+
+
+@pytest.fixture(autouse=True)
+def figures(request, monkeypatch) -> StandInFigures | None:
+    """A run's figures as 1x1 stand-ins, drawn in this process: matplotlib and seaborn's
+    import, the plot process and the drawing cost seconds a run, and most tests that run one
+    check something else. A test marked `figures` draws them for real (and gets None)."""
+    if request.node.get_closest_marker("figures"):
+        return None
+    return stand_in_figures(monkeypatch)
+
+
 @pytest.fixture
 def tiny_cfg() -> Config:
     return Config(**TINY)
@@ -89,6 +175,25 @@ def trained_checkpoint(tmp_path_factory) -> Path:
     for _ in trainer.run():
         pass
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_results(trained_checkpoint, tmp_path_factory):
+    """trained_checkpoint's evaluation (engine.job.evaluate_run, figures stood in): what a
+    canned run in the app ends with (tests/canned.py)."""
+    from engine.job import evaluate_run
+
+    with pytest.MonkeyPatch.context() as mp:
+        stand_in_figures(mp)
+        return evaluate_run(trained_checkpoint, tmp_path_factory.mktemp("results"), torch.device("cpu"))
+
+
+@pytest.fixture
+def canned(monkeypatch, trained_checkpoint, trained_results):
+    """The app's run_job replaced by a canned run of trained_checkpoint (tests/canned.py)."""
+    from tests.canned import CannedRun
+
+    return CannedRun(monkeypatch, trained_checkpoint, trained_results)
 
 
 @pytest.fixture(scope="session")
@@ -287,7 +392,8 @@ def write_fake_run(
     are no checkpoint, so anything that loaded it would fail. state None: no status.json
     (a run of an earlier version); "running": this test process runs it."""
     from engine.insight.report import write_metrics_csv
-    from engine.runs.status import process_start, write_status
+    from engine.runs.status import write_status
+    from engine.train.machine import process_start
 
     folder = Path(runs_dir) / name
     folder.mkdir(parents=True)

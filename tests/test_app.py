@@ -1,9 +1,11 @@
-"""The terminal app driven by Textual's Pilot: live training on the tiny configuration,
-stopping and quitting mid-run, probing, saving the heatmap, errors shown in the app.
+"""The terminal app driven by Textual's Pilot: a run trained for real on the tiny
+configuration, end to end; stopping and quitting mid-run, the progress messages, new and
+resumed runs on a canned run (tests/canned.py: the job's events with fixed values);
+probing, saving the heatmap, errors shown in the app.
 
 No sleeps: every wait is a bounded loop of `pilot.pause`, polling for the state the test
 needs, and fails with a message when the state never comes. The one wait in the training
-thread (HeldTraining) holds it at a chosen batch until the run's stop signal is set.
+thread (CannedRun.hold) holds it at a chosen batch until the run's stop signal is set.
 
 Across modules by design: tui/app.py with its screens (tui/screens/) and widgets
 (tui/widgets/), driven as a user drives them, so it is not one module's test_<module>.py."""
@@ -15,7 +17,6 @@ import io
 import os
 import shutil
 import sys
-import threading
 import time
 import unicodedata
 from pathlib import Path
@@ -80,8 +81,8 @@ async def type_as_a_terminal(pilot, text: str) -> None:
     """The keys a terminal sends for text, read by Textual's own parser: Pilot's press names
     a key from its character's Unicode name and cannot name some emoji back (cat_face)."""
     for event in XTermParser().feed(text):
-        pilot.app.post_message(event)
-        await pilot.pause()
+        pilot.app.post_message(event)  # handled in order, as a terminal's keys are
+    await pilot.pause()
 
 
 def run(coro):
@@ -89,7 +90,10 @@ def run(coro):
 
 
 # -- training ---------------------------------------------------------------------------------
-def test_training_fills_table_and_chart_then_results(tmp_path):
+def test_a_run_trained_in_the_app_fills_the_screens_then_probes(tmp_path):
+    """End to end, one of the few runs trained for real in the app (the others replay a
+    canned run, tests/canned.py): the table, the chart and the epoch's counts by length, the
+    results of the engine's evaluation, the run's files, then its model on the probe screen."""
     app = make_app(tmp_path, epochs=3)
 
     async def body():
@@ -124,79 +128,45 @@ def test_training_fills_table_and_chart_then_results(tmp_path):
             assert "report.json" in str(app.screen.query_one("#files").render())
             for name in ("attention_heatmap.png", "loss_curve.png", "metrics.csv", "analysis.md", "report.json"):
                 assert (tmp_path / "out" / name).exists(), name
+            # p: the run's best model answers on the probe screen, as the engine's probe does
+            await pilot.press("p")
+            await until(pilot, lambda: isinstance(app.screen, ProbeScreen), "the probe screen")
+            await type_text(pilot, "the cat sat")
+            await probed(pilot, "enter")
+            loaded = load_model(tmp_path / "ck" / "best.pt")
+            expected = probe(loaded.model, loaded.vocab, "the cat sat", torch.device("cpu"))
+            assert f"Output:    {' '.join(expected.output)}" in str(app.screen.query_one("#verdict").render())
 
     run(body())
     assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == app.best_epoch()
 
 
-class HeldTraining:
-    """Trainer.run, held after a chosen batch until the run's own stop signal (the
-    should_stop the app gives run_job) says stop: the key under test is then in, whatever
-    the machine's speed. Records every batch the trainer produced."""
-
-    def __init__(self, monkeypatch, at: tuple[int, int]) -> None:
-        import tui.app as app_module
-
-        self.at = at
-        self.held = threading.Event()  # the trainer waits at `at`
-        self.batches: list[tuple[int, int]] = []
-        self.should_stop = None
-        self.saw_stop = False  # the signal came while the trainer was held
-        real_job, real_run = app_module.run_job, Trainer.run
-
-        def job(*args, should_stop, **kwargs):
-            self.should_stop = should_stop
-            return real_job(*args, should_stop=should_stop, **kwargs)
-
-        def run(trainer):
-            for ev in real_run(trainer):
-                if isinstance(ev, BatchDone):
-                    self.batches.append((ev.epoch, ev.batch))
-                    if (ev.epoch, ev.batch) == self.at:
-                        self.held.set()
-                        self.wait_for_stop()
-                yield ev
-
-        monkeypatch.setattr(app_module, "run_job", job)
-        monkeypatch.setattr(Trainer, "run", run)
-
-    def wait_for_stop(self) -> None:
-        deadline = time.monotonic() + 30  # a safety net: the test presses the key at once
-        while not self.should_stop():
-            if time.monotonic() > deadline:  # the signal never came: training goes on
-                return
-            time.sleep(0.005)
-        self.saw_stop = True
-
-
-def test_stop_mid_run_ends_worker_and_keeps_checkpoint(tmp_path, monkeypatch):
-    held = HeldTraining(monkeypatch, at=(2, 1))
+def test_stop_mid_run_ends_the_worker_and_still_evaluates(tmp_path, canned):
+    canned.hold = (2, 1)  # the run waits after this batch until the stop key is in
     app = make_app(tmp_path, epochs=30)
-    ckpt = tmp_path / "ck" / "best.pt"
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: held.held.is_set() and len(app.epochs) == 1, "the second epoch's first batch")
+            await until(pilot, lambda: canned.held.is_set() and len(app.epochs) == 1, "the second epoch's first batch")
             await pilot.press("s")
             await until(pilot, lambda: not app.training, "the worker to stop")
             # the batch in hand was the last: the run stopped at its next check
-            assert held.saw_stop and held.batches[-1] == (2, 1)
+            assert canned.saw_stop and canned.trained[-1] == (2, 1)
             assert not app._train_lock.locked()  # the thread has left the training loop
             assert [e.epoch for e in app.epochs] == [1]
-            assert app.status[0].startswith("Stopped after 1 finished epoch(s)")
+            ckpt = tmp_path / "ck" / "best.pt"
+            assert app.status[0].startswith(f"Stopped after 1 finished epoch(s); the best model (epoch 1) is in {ckpt}")
             # the stop key still evaluates the best model
             await until(pilot, lambda: app.results is not None, "the evaluation of the best model")
             await app.workers.wait_for_complete()
 
     run(body())
-    assert held.batches[-1] == (2, 1)  # and nothing trained after it
-    loaded = load_model(ckpt)  # the best model of the stopped run, whole
-    assert loaded.payload["best_epoch"] == app.best_epoch() == 1
-    assert (tmp_path / "out" / "report.json").is_file()
+    assert canned.trained[-1] == (2, 1) and canned.evaluated  # nothing trained after it
+    assert app.best_epoch() == 1
 
 
-def test_quit_mid_training_stops_the_worker_and_keeps_the_best_model(tmp_path, monkeypatch):
-    held = HeldTraining(monkeypatch, at=(2, 1))
+def test_quit_mid_training_waits_for_the_worker_and_evaluates_nothing(tmp_path, monkeypatch, canned):
+    canned.hold = (2, 1)
     waited: list[bool] = []
     real_wait = ReverseApp._wait_train_idle
 
@@ -210,18 +180,17 @@ def test_quit_mid_training_stops_the_worker_and_keeps_the_best_model(tmp_path, m
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: held.held.is_set() and len(app.epochs) == 1, "the second epoch's first batch")
+            await until(pilot, lambda: canned.held.is_set() and len(app.epochs) == 1, "the second epoch's first batch")
             await pilot.press("ctrl+q")
 
     run(body())
     assert waited == [True]  # quitting waited for the training thread to leave its loop
     assert not app._train_lock.locked()
-    assert held.saw_stop and held.batches[-1] == (2, 1)  # it left at the first check after the quit
-    assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == 1  # the best model, whole
-    assert not (tmp_path / "out" / "report.json").exists()  # quitting evaluates nothing
+    assert canned.saw_stop and canned.trained[-1] == (2, 1)  # it left at the first check after the quit
+    assert not canned.evaluated  # quitting evaluates nothing
 
 
-def test_batch_progress_is_throttled(tmp_path, monkeypatch):
+def test_batch_progress_is_throttled(tmp_path, monkeypatch, canned):
     import tui.bridge
 
     seen: list[tuple[int, int]] = []
@@ -250,7 +219,7 @@ def test_batch_progress_is_throttled(tmp_path, monkeypatch):
             )
 
     run(body())
-    batches = -(-TINY["train_size"] // TINY["batch_size"])
+    batches = canned.batches
     # the first batch of the run, then the last batch of every epoch (the bar reaches 100%)
     assert seen == [(1, 1), (1, batches), (2, batches)]
     # no batch's loss is lost between two messages: the chart has every batch of the epoch
@@ -523,7 +492,7 @@ def test_hostile_input_in_the_probe_screen_gets_a_verdict(tmp_path, trained_chec
     assert app._exception is None and app.return_code in (None, 0)
 
 
-def test_a_new_run_after_opening_a_model_leaves_it_as_it_was(tmp_path, trained_checkpoint, monkeypatch):
+def test_a_new_run_after_opening_a_model_leaves_it_as_it_was(tmp_path, trained_checkpoint, monkeypatch, canned):
     monkeypatch.chdir(tmp_path)  # the new run's folders: checkpoints/NAME, runs/NAME, here
     ckpt = tmp_path / "model.pt"
     shutil.copy(trained_checkpoint, ckpt)
@@ -542,11 +511,13 @@ def test_a_new_run_after_opening_a_model_leaves_it_as_it_was(tmp_path, trained_c
     run(body())
     assert ckpt.read_bytes() == before
     name = app.paths.name
-    assert app.checkpoint == Path("checkpoints") / name / "best.pt" and (tmp_path / app.checkpoint).is_file()
-    assert (tmp_path / "runs" / name / "report.json").is_file()
+    (call,) = canned.calls  # the run went to folders of its own
+    assert call["checkpoint"] == app.checkpoint == Path("checkpoints") / name / "best.pt"
+    assert call["out"] == Path("runs") / name and call["run"]["name"] == name
+    assert (tmp_path / app.checkpoint).is_file()
 
 
-def test_n_starts_each_run_in_folders_of_its_own(tmp_path, monkeypatch):
+def test_n_starts_each_run_in_folders_of_its_own(tmp_path, monkeypatch, canned):
     monkeypatch.chdir(tmp_path)
     args = RunOptions(checkpoint=None, out=None, threads=None, name="first")
     app = ReverseApp(Config(**{**TINY, "epochs": 1}), args)
@@ -562,8 +533,11 @@ def test_n_starts_each_run_in_folders_of_its_own(tmp_path, monkeypatch):
 
     first, second = run(body())
     assert first.name == "first" and second.name not in (None, "first")
+    assert [(c["checkpoint"], c["out"], c["run"]["name"]) for c in canned.calls] == [
+        (p.checkpoint, p.out, p.name) for p in (first, second)
+    ]
     for paths in (first, second):
-        assert (tmp_path / paths.checkpoint).is_file() and (tmp_path / paths.out / "report.json").is_file()
+        assert (tmp_path / paths.checkpoint).is_file() and (tmp_path / paths.out).is_dir()
     assert os.readlink(tmp_path / "runs" / "latest") == second.name
 
 
@@ -606,34 +580,43 @@ def test_unwritable_folder_cannot_start(tmp_path, monkeypatch, capsys):
     assert len(err) == 1 and err[0].startswith("reverse-tui: ") and "cannot write" in err[0]
 
 
-def test_resume_continues_the_run_in_the_app(tmp_path):
+def test_resume_continues_the_run_in_the_app(tmp_path, trained_checkpoint, canned):
     ckpt = tmp_path / "ck" / "best.pt"
-    first = Trainer(Config(**{**TINY, "epochs": 3}), ckpt)
-    for ev in first.run():
-        if getattr(ev, "epoch", 0) == 2 and hasattr(ev, "val_loss"):
-            break
     last = ckpt.with_name("best.last.pt")
-    args = RunOptions(checkpoint=ckpt, out=tmp_path / "out", threads=None, resume=last, epochs=None)
+    ckpt.parent.mkdir()
+    shutil.copy(trained_checkpoint, ckpt)
+    shutil.copy(trained_checkpoint.with_name("tiny.last.pt"), last)  # 3 epochs trained
+    payload = torch.load(last, weights_only=True)
+    args = RunOptions(checkpoint=ckpt, out=tmp_path / "out", threads=None, resume=last, epochs=4)
     app = ReverseApp(Config(**TINY), args)
-    assert app.run_cfg.epochs == 3  # the resumed run's own configuration, on show
+    assert app.run_cfg.epochs == 4  # the resumed run's own configuration, on show
+    assert app.run_cfg.hidden_dim == payload["config"]["hidden_dim"]
     assert app.cfg == Config(**TINY)  # the command line's, for the runs after it (n)
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: not app.training and len(app.epochs) == 3, "the resumed run")
-            assert [e.epoch for e in app.epochs] == [1, 2, 3]
-            # the first two epochs are the first run's, as it measured them; the third is new
-            assert [e.val_loss for e in app.epochs[:2]] == [h["val_loss"] for h in first.history[:2]]
+            await until(pilot, lambda: not app.training and len(app.epochs) == 4, "the resumed run")
+            assert [e.epoch for e in app.epochs] == [1, 2, 3, 4]
+            # the first three epochs are the first run's, as it measured them; the fourth is new
+            assert [e.val_loss for e in app.epochs[:3]] == [h["val_loss"] for h in payload["history"]]
             # the table on the training screen (the results screen may be on show by now)
-            assert app.get_screen("train").query_one(EpochTable).row_count == 3
+            assert app.get_screen("train").query_one(EpochTable).row_count == 4
 
     run(body())
-    best = load_model(ckpt).payload  # the best of the three epochs, whichever it was
-    assert best["epoch"] == best["best_epoch"] == app.best_epoch()
-    assert torch.load(last, weights_only=True)["epoch"] == 3
+    (call,) = canned.calls  # the job resumed the payload, in the run's own files, up to --epochs
+    assert call["resume"]["epoch"] == 3 and call["epochs"] == 4
+    assert (call["checkpoint"], call["out"]) == (ckpt, tmp_path / "out")
 
 
-def test_compare_no_attention_in_the_app(tmp_path):
+def test_compare_no_attention_in_the_app(tmp_path, monkeypatch, canned):
+    said: list[str] = []
+    real = ReverseApp.on_status_changed
+
+    def on_status_changed(self, msg):
+        said.append(msg.text)
+        real(self, msg)
+
+    monkeypatch.setattr(ReverseApp, "on_status_changed", on_status_changed)
     args = RunOptions(
         checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None, compare_no_attention=True
     )
@@ -641,13 +624,14 @@ def test_compare_no_attention_in_the_app(tmp_path):
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.results is not None, "results with the control", timeout=120)
-            control = app.results.control
-            assert control is not None and control.attention is False
-            assert "| length | with attention | without attention |" in app.results.analysis
+            await until(pilot, lambda: app.results is not None, "results with the control")
 
     run(body())
-    assert (tmp_path / "ck" / "best.no-attention.pt").exists()
+    assert canned.calls[0]["compare_no_attention"] is True
+    assert said == [  # the control's progress on the status line
+        f"Training the no-attention control -> {tmp_path / 'ck' / 'best.no-attention.pt'}",
+        "Training the no-attention control: epoch 1/1, val exact match 30.0%",
+    ]
 
 
 def test_an_opened_model_is_evaluated_on_its_own_test_set(tmp_path, trained_checkpoint):

@@ -16,7 +16,7 @@ import torch
 
 from engine.job import Started, run_job
 from engine.train.config import Config
-from tests.conftest import ROOT, TINY, TINY_FLAGS
+from tests.conftest import QUICK_FLAGS, ROOT, TINY
 from tui.cli import config_from_args, main, main_parser
 
 
@@ -129,8 +129,7 @@ def test_missing_corpus_is_refused(capsys):
 
 @pytest.mark.slow
 def test_without_a_terminal_the_app_runs_headless_and_says_so(tmp_path):
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--epochs") + 1] = "1"
+    flags = [*QUICK_FLAGS, "--epochs", "1"]
     r = subprocess.run(
         [sys.executable, "-m", "tui", *flags, "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "c.pt")],
         cwd=ROOT,

@@ -19,7 +19,7 @@ from engine.train.checkpoint import load_model
 from engine.train.config import Config
 from engine.train.data import random_sentences
 from engine.train.events import Snapshot, Watched
-from tests.conftest import TINY, TINY_FLAGS
+from tests.conftest import QUICK, QUICK_FLAGS
 from tui.cli import main
 
 CPU = torch.device("cpu")
@@ -76,6 +76,8 @@ def test_a_figure_that_raises_is_named_and_the_rest_is_written(trained_checkpoin
     assert phases[-1].done == phases[-1].total  # every part still told
 
 
+@pytest.mark.slow  # starts the plot process
+@pytest.mark.figures
 def test_a_figure_the_plot_process_cannot_draw_is_named_and_the_others_drawn(trained_checkpoint, tmp_path):
     """In the child: a timeline without a sentence to draw raises there, the PNGs are drawn."""
     empty = [Snapshot(1, 1, 10, [])]
@@ -134,7 +136,7 @@ def test_the_run_status_and_the_runs_table_name_the_part(tmp_path, monkeypatch):
     monkeypatch.setattr(job_module, "PlotProcess", lambda: None)  # drawn in this process, where boom is
     monkeypatch.setattr(plots, "attention_timeline_gif", boom)
     out = tmp_path / "runs" / "one"
-    events = list(run_job(Config(**TINY), tmp_path / "ck" / "best.pt", out, watch=["the cat sat"]))
+    events = list(run_job(Config(**QUICK), tmp_path / "ck" / "best.pt", out, watch=["the cat sat"]))
     assert isinstance(events[-1], Finished)
     status = json.loads((out / "status.json").read_text())
     assert (status["state"], status["evaluated"]) == ("finished", True)
@@ -156,7 +158,7 @@ def test_the_console_says_it_in_one_line_and_the_run_finishes(part, tmp_path, mo
             lambda *a, attend=None, **k: boom() if attend is False else real(*a, attend=attend, **k),
         )
     out = tmp_path / "out"
-    code = main(["--no-ui", *TINY_FLAGS, "--out", str(out), "--checkpoint", str(tmp_path / "ck" / "best.pt")])
+    code = main(["--no-ui", *QUICK_FLAGS, "--out", str(out), "--checkpoint", str(tmp_path / "ck" / "best.pt")])
     captured = capsys.readouterr()
     said = [line for line in (captured.out + captured.err).splitlines() if "boom" in line]
     assert len(said) == 1 and "failed" in said[0] and "second line" not in said[0]

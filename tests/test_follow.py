@@ -17,10 +17,11 @@ import torch
 from engine.errors import FollowError
 from engine.runs.follow import Follower, Note, Progress, RunEnded, Watching, is_running, resolve_run
 from engine.runs.live import EPOCHS, PROGRESS, PROGRESS_INTERVAL, SNAPSHOTS, LiveFiles
-from engine.runs.status import process_start, write_status
+from engine.runs.status import write_status
 from engine.train.config import Config
 from engine.train.events import EpochDone, Snapshot, Watched
-from tests.conftest import PY, ROOT, TINY, TINY_FLAGS
+from engine.train.machine import process_start
+from tests.conftest import PY, QUICK_FLAGS, ROOT, TINY
 from tests.fake_machine import MACHINES, as_machine
 
 
@@ -261,8 +262,7 @@ def test_resolve_run(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_real_no_ui_run_followed_to_its_end(tmp_path):
     out = tmp_path / "runs" / "real"
-    flags = list(TINY_FLAGS)
-    flags[flags.index("--epochs") + 1] = "3"
+    flags = [*QUICK_FLAGS, "--epochs", "3"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(tmp_path / "ck" / "best.pt")],

@@ -16,7 +16,7 @@ from engine.train.checkpoint import load
 from engine.train.config import Config
 from engine.train.events import EpochDone
 from engine.train.trainer import Trainer
-from tests.conftest import PY, ROOT, TINY, TINY_FLAGS, write_corpus
+from tests.conftest import PY, QUICK_FLAGS, ROOT, TINY, TINY_FLAGS, write_corpus
 from tui.cli import main
 
 REPORT_KEYS = {
@@ -31,6 +31,8 @@ REPORT_KEYS = {
 }
 
 
+@pytest.mark.slow  # the plot process draws the figures: one of the runs kept end to end
+@pytest.mark.figures
 def test_headless_run_writes_every_artefact(tmp_path, capsys):
     out, ckpt = tmp_path / "out", tmp_path / "ck" / "best.pt"
     code = main(["--no-ui", *TINY_FLAGS, "--out", str(out), "--checkpoint", str(ckpt)])
@@ -65,8 +67,7 @@ def test_headless_run_writes_every_artefact(tmp_path, capsys):
 
 def test_beam_is_reported_beside_greedy(tmp_path):
     out = tmp_path / "out"
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--epochs") + 1] = "1"
+    flags = [*QUICK_FLAGS, "--epochs", "1"]
     assert main(["--no-ui", *flags, "--beam", "3", "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["beam"]["width"] == 3 and 0 <= report["beam"]["exact_match"] <= 1
@@ -82,7 +83,7 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
     code = (
         "import sys; sys.modules['textual'] = None; sys.modules['plotext'] = None\n"
         "from tui.cli import main\n"
-        f"sys.exit(main(['--no-ui', *{TINY_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
+        f"sys.exit(main(['--no-ui', *{QUICK_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
         f" '--checkpoint', {str(tmp_path / 'c.pt')!r}]))"
     )
     r = subprocess.run(
@@ -100,8 +101,7 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
 
 def test_no_attention_control_is_trained_and_compared(tmp_path, capsys):
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--epochs") + 1] = "1"
+    flags = [*QUICK_FLAGS, "--epochs", "1"]
     assert main(["--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt), "--compare-no-attention"]) == 0
     assert "\n[no attn]   1/1 " in capsys.readouterr().out  # printed as written, not as markup
     report = json.loads((out / "report.json").read_text())
@@ -114,7 +114,8 @@ def test_no_attention_control_is_trained_and_compared(tmp_path, capsys):
 
 
 def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):
-    cfg = {**TINY, "epochs": 4, "dropout": 0.2, "layers": 2}  # dropout: the torch RNG matters too
+    # dropout: the torch RNG matters too; a few batches an epoch show it as well as many
+    cfg = {**TINY, "train_size": 128, "val_size": 32, "test_size": 32, "epochs": 4, "dropout": 0.2, "layers": 2}
     full = Trainer(Config(**cfg), tmp_path / "full.pt")
     full_losses = [(e.train_loss, e.val_loss) for e in full.run() if isinstance(e, EpochDone)]
 
@@ -157,7 +158,7 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
             "--max-len",
             "10",
             "--train-size",
-            "1500",
+            "400",
             "--epochs",
             "1",
             "--embed-dim",
@@ -176,7 +177,7 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "kept 2,820 of 3,000 lines" in text
     # a quarter of its training sentences joined, and a tenth of those of 6+ words as repeated words
-    assert re.search(r"1500 train \(\+375 joined, \d+ rewritten as repeated words\) / ", text)
+    assert re.search(r"400 train \(\+100 joined, \d+ rewritten as repeated words\) / ", text)
     report = json.loads((out / "report.json").read_text())
     assert report["config"]["corpus"] == str(path) and report["test_sentences"] == 282
 
@@ -188,8 +189,7 @@ def test_headless_run_on_a_corpus(tmp_path, capsys):
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_after_the_batch_keeps_the_best_and_writes_results(tmp_path, sig, code):
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--epochs") + 1] = "200"
+    flags = [*QUICK_FLAGS, "--epochs", "200"]
     p = subprocess.Popen(
         [PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
         cwd=ROOT,

@@ -11,15 +11,15 @@ from engine.job import Evaluating, Failed, Finished, Started, TrainingEnded, con
 from engine.runs.status import read_status
 from engine.train.config import Config
 from engine.train.events import BatchDone, EpochDone
-from tests.conftest import TINY
+from tests.conftest import QUICK
 
 
 def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
-    cfg = Config(**TINY)
+    cfg = Config(**QUICK)
     events = list(run_job(cfg, tmp_path / "best.pt", tmp_path / "out"))
     started = events[0]
     assert isinstance(started, Started)
-    assert started.sizes == (600, 100, 100) and started.device.type == "cpu"
+    assert started.sizes == (128, 40, 40) and started.device.type == "cpu"
     assert started.params > 0 and started.native.startswith("C kernels: ")
     assert "parameters, device cpu" in started.line() and "params" in started.brief()
     assert started.joined == 0 and "joined" not in started.line() + started.brief()
@@ -31,7 +31,7 @@ def test_a_run_is_started_batches_epochs_ended_finished(tmp_path):
     assert "400 train (+100 joined, 42 rewritten as repeated words) / 50 val" in both.line()
     batches = [e for e in events if isinstance(e, BatchDone)]
     epochs = [e for e in events if isinstance(e, EpochDone)]
-    n = -(-TINY["train_size"] // TINY["batch_size"])
+    n = -(-QUICK["train_size"] // QUICK["batch_size"])
     assert len(batches) == 2 * n and len(epochs) == 2
     # the loss of a batch travels as a 0-dim tensor, read by whoever wants it
     assert all(isinstance(b.loss, torch.Tensor) and b.loss.dim() == 0 and not b.loss.requires_grad for b in batches)
@@ -62,7 +62,7 @@ def test_should_stop_ends_training_and_still_evaluates(tmp_path):
     def stop() -> bool:
         return len(seen) >= 1 and isinstance(seen[-1], EpochDone)
 
-    for ev in run_job(Config(**{**TINY, "epochs": 5}), tmp_path / "best.pt", tmp_path / "out", should_stop=stop):
+    for ev in run_job(Config(**{**QUICK, "epochs": 5}), tmp_path / "best.pt", tmp_path / "out", should_stop=stop):
         seen.append(ev)
     ended = next(e for e in seen if isinstance(e, TrainingEnded))
     assert ended.reason == "stopped" and ended.epochs == 1 and ended.best_epoch == 1
@@ -70,7 +70,7 @@ def test_should_stop_ends_training_and_still_evaluates(tmp_path):
 
 
 def test_a_bad_resume_fails_at_the_start(tmp_path):
-    events = list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out", resume=tmp_path / "missing.pt"))
+    events = list(run_job(Config(**QUICK), tmp_path / "best.pt", tmp_path / "out", resume=tmp_path / "missing.pt"))
     assert len(events) == 1 and isinstance(events[0], Failed)
     assert events[0].stage == "start" and events[0].error.startswith("cannot resume: ")
 
@@ -84,7 +84,7 @@ def test_control_checkpoint_name_and_describe():
 def test_a_run_records_that_it_runs_and_how_it_ended(tmp_path):
     out = tmp_path / "out"
     seen = {}
-    for ev in run_job(Config(**{**TINY, "epochs": 1}), tmp_path / "best.pt", out, run={"name": "demo"}):
+    for ev in run_job(Config(**{**QUICK, "epochs": 1}), tmp_path / "best.pt", out, run={"name": "demo"}):
         if isinstance(ev, (Started, TrainingEnded)):  # the consumer sees each after it is on disk
             seen[type(ev).__name__] = read_status(out)
     assert seen["Started"]["state"] == "running" and seen["Started"]["phase"] == "training"
@@ -95,13 +95,13 @@ def test_a_run_records_that_it_runs_and_how_it_ended(tmp_path):
 
 
 def test_a_run_stopped_before_its_first_epoch_is_stopped(tmp_path):
-    list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out", should_stop=lambda: True))
+    list(run_job(Config(**QUICK), tmp_path / "best.pt", tmp_path / "out", should_stop=lambda: True))
     end = read_status(tmp_path / "out")
     assert (end["state"], end["epochs"], end["evaluated"]) == ("stopped", 0, False)
 
 
 def test_a_consumer_that_stops_listening_leaves_a_stopped_run(tmp_path):
-    job = run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out")
+    job = run_job(Config(**QUICK), tmp_path / "best.pt", tmp_path / "out")
     for ev in job:
         if isinstance(ev, BatchDone):
             break
@@ -116,12 +116,12 @@ def test_a_failed_training_records_its_error(tmp_path, monkeypatch):
         yield  # a generator, as Trainer.run is
 
     monkeypatch.setattr("engine.job.Trainer.run", broken)
-    events = list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out"))
+    events = list(run_job(Config(**QUICK), tmp_path / "best.pt", tmp_path / "out"))
     assert isinstance(events[-1], TrainingEnded) and events[-1].reason == "failed"
     end = read_status(tmp_path / "out")
     assert end["state"] == "failed" and "the GPU fell off" in end["error"]
 
 
 def test_a_run_that_cannot_start_writes_no_status(tmp_path):
-    list(run_job(Config(**TINY), tmp_path / "best.pt", tmp_path / "out", resume=tmp_path / "missing.pt"))
+    list(run_job(Config(**QUICK), tmp_path / "best.pt", tmp_path / "out", resume=tmp_path / "missing.pt"))
     assert not (tmp_path / "out").exists()  # the folder stays empty, so its name is free again

@@ -13,6 +13,7 @@ import tui.probe_cli as probe_cli
 from engine.insight.evaluate import probe
 from engine.train.checkpoint import load_model
 from tests.conftest import HOSTILE_STRINGS, ROOT, bad_checkpoints, run_cli
+from tui.cli import main
 
 LINES = [
     "the cat sat",
@@ -115,11 +116,12 @@ def test_probe_cli_bad_input_is_one_line_and_status_2(trained_checkpoint):
     assert r.returncode == 0 and "zebra" in r.stderr  # a note about the unknown word
 
 
-@pytest.mark.slow
-def test_bad_checkpoints_exit_2_from_the_cli(tmp_path, trained_checkpoint):
+def test_bad_checkpoints_exit_2_from_the_cli(tmp_path, trained_checkpoint, capsys):
+    """Through the command line's main, in this process (one bad checkpoint in a process of its
+    own, from standard input: test_cli_stdin_with_a_bad_checkpoint_exits_2)."""
     cases = bad_checkpoints(tmp_path, trained_checkpoint)
     for what in ("missing", "truncated", "random", "directory", "other configuration"):
-        r = run_cli("probe", "--checkpoint", str(cases[what]), "the cat sat")
-        assert r.returncode == 2, what
-        assert "Traceback" not in r.stderr and str(cases[what]) in r.stderr, what
-        assert len(r.stderr.strip().splitlines()) == 1, (what, r.stderr)
+        assert main(["probe", "--checkpoint", str(cases[what]), "the cat sat"]) == 2, what
+        captured = capsys.readouterr()
+        assert captured.out == "" and "Traceback" not in captured.err and str(cases[what]) in captured.err, what
+        assert len(captured.err.strip().splitlines()) == 1, (what, captured.err)

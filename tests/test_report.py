@@ -16,7 +16,7 @@ from engine.train.checkpoint import load
 from engine.train.config import Config
 from engine.train.events import EpochDone
 from engine.train.trainer import Trainer
-from tests.conftest import TINY
+from tests.conftest import QUICK
 
 
 @pytest.fixture
@@ -66,8 +66,8 @@ def assert_every_epoch(tmp_path, report: dict, drawn: list, epochs: list[int], b
     # every epoch's validation counts by length, as JSON keeps them: they add up to its exact match
     for e in report["epochs"]:
         counts = e["val_by_length"].values()
-        assert sum(t for _, t in counts) == TINY["val_size"]
-        assert sum(c for c, _ in counts) / TINY["val_size"] == pytest.approx(e["val_exact_match"])
+        assert sum(t for _, t in counts) == QUICK["val_size"]
+        assert sum(c for c, _ in counts) / QUICK["val_size"] == pytest.approx(e["val_exact_match"])
     assert report["best_epoch"] == best
     assert [e["best_model"] for e in report["epochs"]] == [n == best for n in epochs]
     rows = list(csv.DictReader(open(tmp_path / "out" / "metrics.csv")))
@@ -80,7 +80,7 @@ def assert_every_epoch(tmp_path, report: dict, drawn: list, epochs: list[int], b
 
 def test_the_epochs_after_the_best_are_kept(tmp_path, validation_losses, drawn):
     validation_losses += [1.0, 0.5, 0.9]
-    ended, report = run(Config(**{**TINY, "epochs": 3}), tmp_path)
+    ended, report = run(Config(**{**QUICK, "epochs": 3}), tmp_path)
     assert ended.best_epoch == 2
     assert_every_epoch(tmp_path, report, drawn, [1, 2, 3], best=2)
     # the best checkpoint itself holds its own epochs only; the run's log holds all three
@@ -89,10 +89,10 @@ def test_the_epochs_after_the_best_are_kept(tmp_path, validation_losses, drawn):
 
 def test_after_resume_every_epoch_is_kept(tmp_path, validation_losses, drawn):
     validation_losses += [0.5, 0.9]
-    run(Config(**{**TINY, "epochs": 2}), tmp_path)
+    run(Config(**{**QUICK, "epochs": 2}), tmp_path)
     validation_losses += [0.8]
     payload = load(tmp_path / "ck" / "best.last.pt")
-    ended, report = run(Config(**TINY), tmp_path, resume=payload, epochs=3)
+    ended, report = run(Config(**QUICK), tmp_path, resume=payload, epochs=3)
     assert ended.best_epoch == 1
     assert_every_epoch(tmp_path, report, drawn, [1, 2, 3], best=1)
 
@@ -106,7 +106,7 @@ def test_a_stopped_run_keeps_the_epochs_it_finished(tmp_path, validation_losses,
 
     ended = None
     for ev in run_job(
-        Config(**{**TINY, "epochs": 4}), tmp_path / "ck" / "best.pt", tmp_path / "out", should_stop=should_stop
+        Config(**{**QUICK, "epochs": 4}), tmp_path / "ck" / "best.pt", tmp_path / "out", should_stop=should_stop
     ):
         if isinstance(ev, EpochDone):
             seen.append(ev)
@@ -122,21 +122,21 @@ def test_a_stopped_run_keeps_the_epochs_it_finished(tmp_path, validation_losses,
 
 def test_patience_keeps_the_epochs_it_waited(tmp_path, validation_losses, drawn):
     validation_losses += [0.5, 0.9, 0.95]
-    ended, report = run(Config(**{**TINY, "epochs": 6, "patience": 2}), tmp_path)
+    ended, report = run(Config(**{**QUICK, "epochs": 6, "patience": 2}), tmp_path)
     assert ended.reason == "finished" and ended.epochs == 3
     assert_every_epoch(tmp_path, report, drawn, [1, 2, 3], best=1)
 
 
 def test_a_nan_stop_keeps_the_epochs_before_it(tmp_path, validation_losses, drawn):
     validation_losses += [0.5, 0.9, NonFiniteLoss(3, 1)]
-    ended, report = run(Config(**{**TINY, "epochs": 4}), tmp_path)
+    ended, report = run(Config(**{**QUICK, "epochs": 4}), tmp_path)
     assert ended.reason == "failed" and "NaN" in report["failure"]
     assert_every_epoch(tmp_path, report, drawn, [1, 2], best=1)
 
 
 def test_run_history_reads_the_epochs_after_the_best_from_the_latest_state(tmp_path, validation_losses):
     validation_losses += [0.5, 0.9, 0.95]
-    trainer = Trainer(Config(**{**TINY, "epochs": 3}), tmp_path / "best.pt")
+    trainer = Trainer(Config(**{**QUICK, "epochs": 3}), tmp_path / "best.pt")
     for _ in trainer.run():
         pass
     best = load(tmp_path / "best.pt")

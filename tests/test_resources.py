@@ -18,9 +18,10 @@ from engine.insight.report import write_metrics_csv
 from engine.train.checkpoint import load
 from engine.train.config import Config
 from engine.train.events import EPOCH_FIELDS, EpochDone, epochs_from_history
-from engine.train.resources import MIB, UsageMeter, seconds_left, tokens_per_second
+from engine.train.machine import MIB
+from engine.train.resources import UsageMeter, seconds_left, tokens_per_second
 from engine.train.trainer import Trainer
-from tests.conftest import TINY
+from tests.conftest import QUICK
 
 NEW_FIELDS = ["lr", "tokens_per_s", "seconds_left", "rss_mib", "gpu_mib", "gpu_peak_mib", "gpu_util"]
 
@@ -133,7 +134,7 @@ def test_nvml_is_looked_up_once_per_meter(monkeypatch):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("res") / "best.pt"
-    trainer = Trainer(Config(**{**TINY, "epochs": 3}), path)
+    trainer = Trainer(Config(**{**QUICK, "epochs": 3}), path)
     epochs = [ev for ev in trainer.run() if isinstance(ev, EpochDone)]
     return trainer, epochs, path
 

@@ -20,14 +20,14 @@ from engine.runs.folders import new_run
 from engine.runs.index import as_json, differing_keys, list_runs, run_curves
 from engine.runs.status import STATUS, write_status
 from engine.train.config import Config
-from tests.conftest import ROOT, TINY, write_fake_run
+from tests.conftest import QUICK, ROOT, TINY, write_fake_run
 
 NO_SUCH_PID = 4_194_305
 
 
 def test_a_real_run_is_listed_with_its_own_figures(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = Config(**TINY)
+    cfg = Config(**QUICK)
     paths = new_run("real")
     events = list(run_job(cfg, paths.checkpoint, paths.out, run=paths.record()))
     assert isinstance(events[-1], Finished)

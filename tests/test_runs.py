@@ -14,20 +14,10 @@ from engine.runs import folders as runs
 from engine.runs.folders import find_checkpoint, new_run, read_pointer
 from engine.train.config import Config
 from engine.train.trainer import Trainer
-from tests.conftest import TINY, cli_flags
+from tests.conftest import QUICK, QUICK_FLAGS
 from tui.cli import main
 
-FLAGS = cli_flags(
-    train_size=300,
-    val_size=50,
-    test_size=50,
-    max_len=6,
-    embed_dim=16,
-    hidden_dim=32,
-    epochs=1,
-    batch_size=32,
-    device="cpu",
-)
+FLAGS = [*QUICK_FLAGS, "--epochs", "1"]
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -233,7 +223,7 @@ def test_a_run_that_cannot_start_gives_its_name_back(here, capsys):
 
 
 def test_an_earlier_versions_flat_run_resumes_with_its_files_in_a_folder_of_their_own(here, capsys):
-    trainer = Trainer(Config(**{**TINY, "epochs": 1}), Path("checkpoints/best.pt"))  # no run recorded
+    trainer = Trainer(Config(**{**QUICK, "epochs": 1}), Path("checkpoints/best.pt"))  # no run recorded
     for _ in trainer.run():
         pass
     assert "run" not in torch.load("checkpoints/best.last.pt", weights_only=True)

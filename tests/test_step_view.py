@@ -13,7 +13,7 @@ from rich.console import Console
 
 from engine.insight.stepper import step_through
 from engine.train.checkpoint import load_model
-from tests.test_app import make_app, probed, type_text, until
+from tests.test_app import make_app, probed, until
 from tui.screens.probe import ProbeScreen
 from tui.screens.step import StepScreen
 from tui.widgets.step_view import StepView
@@ -30,7 +30,7 @@ def drawn(view: StepView) -> list[str]:
 
 async def probe_then_step(pilot, text: str) -> StepScreen:
     await pilot.pause()
-    await type_text(pilot, text)
+    pilot.app.screen.query_one("#sentence").value = text  # typing it: tests/test_app.py
     await probed(pilot, "enter")
     await pilot.press("f3")  # the steps are made in a thread too
     await until(pilot, lambda: isinstance(pilot.app.screen, StepScreen), "the step-through screen")

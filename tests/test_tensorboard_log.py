@@ -12,7 +12,7 @@ import pytest
 
 from engine.insight import tensorboard_log
 from engine.insight.tensorboard_log import CELL, INSTALL, SCALARS, attention_image
-from tests.conftest import TINY_FLAGS
+from tests.conftest import QUICK_FLAGS
 from tui.cli import main
 
 
@@ -20,7 +20,7 @@ def test_without_tensorboard_the_flag_is_one_line_and_exit_2(tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # the import fails
     out = tmp_path / "out"
     assert (
-        main(["--no-ui", *TINY_FLAGS, "--tensorboard", "--out", str(out), "--checkpoint", str(tmp_path / "b.pt")]) == 2
+        main(["--no-ui", *QUICK_FLAGS, "--tensorboard", "--out", str(out), "--checkpoint", str(tmp_path / "b.pt")]) == 2
     )
     err = capsys.readouterr().err
     assert err.strip() == f"reverse-tui: {INSTALL}" and "Traceback" not in err
@@ -48,7 +48,7 @@ def test_the_event_file_holds_what_report_json_holds(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "out"
-    code = main(["--no-ui", *TINY_FLAGS, "--tensorboard", "--out", str(out), "--checkpoint", str(tmp_path / "b.pt")])
+    code = main(["--no-ui", *QUICK_FLAGS, "--tensorboard", "--out", str(out), "--checkpoint", str(tmp_path / "b.pt")])
     assert code == 0
     assert tensorboard_log.missing() is None
     report = json.loads((out / "report.json").read_text())

@@ -11,7 +11,7 @@ import pytest
 
 import engine.train.machine as machine
 import engine.train.threads as threads
-from tests.conftest import ROOT, TINY_FLAGS
+from tests.conftest import QUICK_FLAGS, ROOT
 from tests.fake_machine import LinuxTimes, MacTimes, fake_proc, fake_psutil, no_psutil
 
 
@@ -86,6 +86,7 @@ def test_busy_cores_reads_the_real_machine(monkeypatch, with_psutil):
 
 @pytest.mark.slow
 def test_headless_runs_pick_the_thread_count(tmp_path):
+    # in a process of its own: two threads set in this one cost seconds of spinning cores
     for extra, expected in (([], 1), (["--threads", "2"], 2)):
         out = tmp_path / f"out{expected}"
         p = subprocess.run(
@@ -94,7 +95,7 @@ def test_headless_runs_pick_the_thread_count(tmp_path):
                 "-m",
                 "tui",
                 "--no-ui",
-                *TINY_FLAGS,
+                *QUICK_FLAGS,
                 *extra,
                 "--epochs",
                 "1",

@@ -1,6 +1,7 @@
 """Watching attention learn in the app: the training worker's snapshots reach the training
 screen's grid, and the timeline screen (tui/screens/timeline.py, tui/widgets/watch_view.py)
-steps through them and plays them, for a run trained here and for one opened from disk.
+steps through them and plays them, for a run trained here (a canned run, tests/canned.py)
+and for one opened from disk.
 
 No sleeps: every wait is a bounded loop of `pilot.pause` polling for the state needed."""
 
@@ -11,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from engine.insight.watch import first_epoch_batches
-from engine.job import TrainingEnded, run_job
 from engine.train.config import Config
 from engine.train.events import Snapshot, Watched
+from tests.canned import snapshot
 from tests.conftest import TINY
 from tui.app import ReverseApp
 from tui.common import RunOptions
@@ -60,7 +61,7 @@ def idle_app(tmp_path: Path, monkeypatch) -> ReverseApp:
     )
 
 
-def test_snapshots_of_a_run_reach_the_training_grid(tmp_path):
+def test_snapshots_of_a_run_reach_the_training_grid(tmp_path, canned):
     app = ReverseApp(
         Config(**TINY), RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out"), autostart=False
     )
@@ -73,15 +74,13 @@ def test_snapshots_of_a_run_reach_the_training_grid(tmp_path):
             assert view.snapshot is None  # nothing yet: one line says so
             assert str(view.query_one(".watch-caption").render()) == "Attention: from batch 1 on."
             app.start_training()
-            await until(pilot, lambda: bool(app.snapshots), "the first snapshot")
-            first = app.snapshots[0]
-            assert (first.epoch, first.batch) == (1, 1)
             await until(pilot, lambda: not app.training, "training to end")
             await pilot.pause()
-            snaps = app.snapshots
-            batches = snaps[0].batches
-            marks = sorted(first_epoch_batches(batches))
-            assert [(s.epoch, s.batch) for s in snaps] == [(1, b) for b in marks] + [(1, batches), (2, batches)]
+            # every snapshot of the run, in its order: the first epoch's after batches 1, 2,
+            # 4 (engine/watch.py's marks, tests/test_watch.py), then each epoch's own
+            snaps, batches = app.snapshots, canned.batches
+            assert [(s.epoch, s.batch) for s in snaps] == [(1, 1), (1, 2), (1, 4), (1, batches), (2, batches)]
+            assert snaps == [snapshot(e, b) for e, b in [(1, 1), (1, 2), (1, 4), (1, batches), (2, batches)]]
             # the grid on the training screen shows the newest one, first watch sentence
             assert view.snapshot is snaps[-1] and view.sentence == 0
             w = snaps[-1].sentences[0]
@@ -181,16 +180,13 @@ def test_timeline_without_snapshots_says_so(tmp_path, monkeypatch):
     asyncio.run(body())
 
 
-@pytest.fixture(scope="module")
-def watched_run(tmp_path_factory) -> Path:
-    """A tiny run trained through the job, with two watch sentences."""
-    folder = tmp_path_factory.mktemp("watched")
-    ckpt = folder / "ck" / "best.pt"
-    job = run_job(Config(**{**TINY, "epochs": 1}), ckpt, folder / "out", watch=["the cat sat", "a big red dog ran"])
-    for ev in job:
-        if isinstance(ev, TrainingEnded):
-            break
-    job.close()
+@pytest.fixture
+def watched_run(tmp_path, trained_checkpoint) -> Path:
+    """A model saved with snapshots of two watch sentences, as a run with --watch saves it."""
+    ckpt = tmp_path / "ck" / "best.pt"
+    ckpt.parent.mkdir()
+    payload = torch.load(trained_checkpoint, weights_only=True)
+    torch.save({**payload, "snapshots": [s.as_dict() for s in fixed_snapshots(5, 2)]}, ckpt)
     return ckpt
 
 
@@ -201,8 +197,8 @@ def test_opened_run_timeline(watched_run, tmp_path, monkeypatch):
     async def body():
         async with app.run_test(size=SIZE) as pilot:
             snaps = app.snapshots
-            assert len(snaps) >= 2 and [len(s.sentences) for s in snaps] == [2] * len(snaps)
-            assert (snaps[0].epoch, snaps[0].batch) == (1, 1)
+            assert [s.as_dict() for s in snaps] == torch.load(watched_run, weights_only=True)["snapshots"]
+            assert [len(s.sentences) for s in snaps] == [2] * 5
             await pilot.press("ctrl+t")  # from the probe screen to the training screen
             await until(pilot, lambda: isinstance(app.screen, TrainScreen), "the training screen")
             assert app.screen.query_one(WatchView).snapshot is snaps[-1]
@@ -217,7 +213,7 @@ def test_opened_run_timeline(watched_run, tmp_path, monkeypatch):
                 screen.query_one("#timeline-where").render()
             )
             await pilot.press("down")
-            assert "a big red dog ran" in str(view.border_title)
+            assert "a big red dog" in str(view.border_title)
             assert view.grid.row_count == len(snaps[0].sentences[1].weights)
 
     asyncio.run(body())

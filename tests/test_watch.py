@@ -13,7 +13,7 @@ from engine.train.checkpoint import load
 from engine.train.config import Config
 from engine.train.events import EpochDone, Snapshot, Watched
 from engine.train.trainer import Trainer
-from tests.conftest import TINY
+from tests.conftest import QUICK, TINY
 
 
 def test_snapshots_are_taken_on_a_log_scale_of_the_first_epoch():
@@ -75,8 +75,8 @@ def test_a_resumed_run_goes_on_with_its_snapshots(tmp_path):
     assert resumed.snapshots[: len(first.snapshots)] == first.snapshots
 
 
-def test_the_run_writes_the_timeline(tmp_path):
-    events = list(run_job(Config(**TINY), tmp_path / "ck" / "best.pt", tmp_path / "out", watch=["the cat sat"]))
+def test_the_run_writes_the_timeline(tmp_path, figures):
+    events = list(run_job(Config(**QUICK), tmp_path / "ck" / "best.pt", tmp_path / "out", watch=["the cat sat"]))
     started = next(e for e in events if isinstance(e, Started))
     assert started.watch == [["the", "cat", "sat"]]
     snaps = [e for e in events if isinstance(e, Snapshot)]
@@ -85,8 +85,9 @@ def test_the_run_writes_the_timeline(tmp_path):
     assert [(d["epoch"], d["batch"]) for d in data] == [(s.epoch, s.batch) for s in snaps]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [r["batch"] for r in report["attention_timeline"]] == [s.batch for s in snaps]
-    gif = Image.open(tmp_path / "out" / "attention_timeline.gif")
-    assert gif.format == "GIF" and gif.n_frames == len(snaps)
+    # the GIF is drawn from every snapshot (its frames: test_a_snapshot_labels_every_step_it_decoded)
+    (drawn,) = figures.drawn["attention_timeline_gif"]
+    assert drawn[0] == [s.as_dict() for s in snaps]
     assert events[-1].results.files["attention_timeline"] == tmp_path / "out" / "attention_timeline.gif"
     assert torch.load(tmp_path / "ck" / "best.last.pt", weights_only=True)["watch"] == [["the", "cat", "sat"]]
 
@@ -105,6 +106,7 @@ def emitting(word_id: int):
     return model, vocab
 
 
+@pytest.mark.figures
 @pytest.mark.parametrize("word_id", [0, 1])  # PAD, SOS
 def test_a_snapshot_labels_every_step_it_decoded(word_id, tmp_path):
     """The seed-11 crash: an early snapshot's decoding held <pad> (or <sos>) ids, its output
@@ -127,6 +129,7 @@ def test_a_snapshot_labels_every_step_it_decoded(word_id, tmp_path):
     assert gif.n_frames == 2
 
 
+@pytest.mark.figures
 def test_an_older_snapshot_with_fewer_words_than_steps_still_draws(tmp_path):
     """Snapshots saved while output words left out <pad>: their rows past the words they
     hold are drawn unlabelled."""

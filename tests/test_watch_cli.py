@@ -7,9 +7,10 @@ import asyncio
 import os
 import socket
 
-from engine.runs.status import process_start, write_status
+from engine.runs.status import write_status
 from engine.train.config import Config
-from tests.conftest import TINY, run_cli
+from engine.train.machine import process_start
+from tests.conftest import TINY
 from tests.test_app import SIZE, until
 from tests.test_follow import epoch, running, snapshot, start_run
 from tui.app import ReverseApp
@@ -22,10 +23,9 @@ from tui.screens.train import TrainScreen
 from tui.widgets.epoch_table import EpochTable
 
 
-def test_a_bad_run_is_one_line_and_exit_2(tmp_path):
-    r = run_cli("watch", str(tmp_path / "nope"))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
+def test_a_bad_run_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["watch", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"reverse-tui watch: {tmp_path / 'nope'}: no such run (give a run's name under runs/ or the path to its folder)"
     ]
 
