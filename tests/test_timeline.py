@@ -77,7 +77,7 @@ def test_snapshots_of_a_run_reach_the_training_grid(tmp_path, canned):
             await until(pilot, lambda: not app.training, "training to end")
             await pilot.pause()
             # every snapshot of the run, in its order: the first epoch's after batches 1, 2,
-            # 4 (engine/watch.py's marks, tests/test_watch.py), then each epoch's own
+            # 4 (engine/insight/watch.py's marks, tests/test_watch.py), then each epoch's own
             snaps, batches = app.snapshots, canned.batches
             assert [(s.epoch, s.batch) for s in snaps] == [(1, 1), (1, 2), (1, 4), (1, batches), (2, batches)]
             assert snaps == [snapshot(e, b) for e, b in [(1, 1), (1, 2), (1, 4), (1, batches), (2, batches)]]
