@@ -11,6 +11,7 @@ the end-to-end runs); the job itself is tested in tests/test_job.py."""
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import threading
 import time
@@ -21,10 +22,11 @@ import torch
 import tui.app
 from engine.insight.report import EvalPhase, Results
 from engine.insight.watch import first_epoch_batches
-from engine.job import ControlEpoch, ControlStarted, Evaluating, Finished, Started, TrainingEnded, control_path
+from engine.job import ControlEpoch, ControlStarted, Evaluating, Finished, Started, TrainingEnded, control_path, run_job
 from engine.train.events import BatchDone, EpochDone, Snapshot, Watched
 from engine.train.trainer import resumed_config
 
+JOB = inspect.signature(run_job)  # the real job's arguments, which a canned run takes too
 BATCHES = 6  # a canned epoch's batches: snapshots after 1, 2 and 4, then the epoch's own
 WATCH = ["the", "cat", "sat"]
 
@@ -73,11 +75,11 @@ def snapshot(epoch: int, batch: int, batches: int = BATCHES) -> Snapshot:
 
 class CannedRun:
     """Installs itself as the app's run_job. Each call is recorded in `calls` (its
-    arguments) and replays a run in the real job's order: Started, then for every epoch its
+    arguments) and replays a run in the real job's order: Started; for every epoch its
     batches (first-epoch snapshots after batches 1, 2, 4, ...), the epoch (the model copied
-    into place first) and its snapshot, the control's epochs when asked for, TrainingEnded, two evaluation parts and
-    Finished with `results`. As the real job does, it asks should_stop() after every batch
-    and epoch, and a stop ends training and still evaluates.
+    into place first) and its snapshot; the control's epochs when asked for; TrainingEnded,
+    two evaluation parts and Finished with `results`. As the real job does, it asks
+    should_stop() after every batch and epoch, and a stop ends training and still evaluates.
 
     hold: (epoch, batch) after which the run waits until should_stop() says stop (bounded
     by a safety net of 30 s): the key under test is then in whatever the machine's speed.
@@ -91,13 +93,21 @@ class CannedRun:
         self.calls: list[dict] = []
         self.trained: list[tuple[int, int]] = []  # (epoch, batch) of every batch replayed
         self.evaluated = False  # the run went on to its evaluation
-        monkeypatch.setattr(tui.app, "run_job", self)
+        monkeypatch.setattr(tui.app, "run_job", self)  # the name the app's training worker calls
 
-    def __call__(self, cfg, checkpoint, out, *, should_stop=lambda: False, **kwargs):
-        self.calls.append({"cfg": cfg, "checkpoint": Path(checkpoint), "out": Path(out), **kwargs})
-        return self.events(cfg, Path(checkpoint), should_stop, **kwargs)
+    def __call__(self, *args, **kwargs):
+        given = JOB.bind(*args, **kwargs).arguments  # a call the real job would refuse fails here too
+        self.calls.append(given)
+        return self.events(
+            given["cfg"],
+            Path(given["checkpoint"]),
+            given.get("should_stop", lambda: False),
+            given.get("resume"),
+            given.get("epochs"),
+            given.get("compare_no_attention", False),
+        )
 
-    def events(self, cfg, checkpoint: Path, should_stop, resume=None, epochs=None, compare_no_attention=False, **_):
+    def events(self, cfg, checkpoint: Path, should_stop, resume, epochs, compare_no_attention):
         history = [EpochDone.from_dict(h) for h in resume["history"]] if resume is not None else []
         if resume is not None:
             cfg = resumed_config(resume, epochs, cfg.device)

@@ -1,6 +1,7 @@
 """Fixtures and helpers shared by the test files, imported one way: `from tests.conftest import ...`."""
 
 import base64
+import inspect
 import json
 import os
 import random
@@ -63,6 +64,7 @@ TINY_FLAGS = cli_flags(
 # TINY with a fifth of its sentences: for the tests of a run's events, files and bookkeeping,
 # which need a run, not a model that learned (4 batches an epoch)
 QUICK = {**TINY, "train_size": 128, "val_size": 40, "test_size": 40}
+# the fields TINY_FLAGS gives (its lr, unk_rate and min_len are the command line's defaults)
 FLAGGED = (
     "train_size",
     "val_size",
@@ -101,20 +103,24 @@ TINY_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAI
 
 class StandInFigures:
     """engine/insight/plots.py's three figures of a run, each written as a 1x1 image of its format,
-    with the arguments of every call kept in `drawn` (kind -> a list of them): what a test
-    checks of the figures a run asks for. The pictures themselves are drawn by the tests
-    marked `figures` (the headless run end to end, the GIF's frames) and by the plot
-    process's own tests (tests/test_plot_process.py)."""
+    with the arguments of every call, by name, kept in `drawn` (kind -> a list of them): what
+    a test checks of the figures a run asks for. A call the real function's signature would
+    refuse fails here too. The pictures themselves are drawn by the tests marked `figures`
+    (the headless run end to end, the GIF's frames) and by the plot process's own tests
+    (tests/test_plot_process.py)."""
 
     KINDS = {"attention_heatmap": TINY_PNG, "loss_curve": TINY_PNG, "attention_timeline_gif": TINY_GIF}
 
     def __init__(self) -> None:
-        self.drawn: dict[str, list[tuple]] = {kind: [] for kind in self.KINDS}
+        self.drawn: dict[str, list[dict]] = {kind: [] for kind in self.KINDS}
 
-    def stand_in(self, kind: str):
+    def stand_in(self, kind: str, real):
+        signature = inspect.signature(real)
+
         def draw(*args, **kwargs) -> Path:
-            self.drawn[kind].append(args)
-            path = Path(kwargs.get("path") or args[3 if kind == "attention_heatmap" else 1])
+            given = signature.bind(*args, **kwargs).arguments
+            self.drawn[kind].append(given)
+            path = Path(given["path"])
             path.write_bytes(self.KINDS[kind])
             return path
 
@@ -125,7 +131,8 @@ class NoPlotProcess:
     """engine.insight.plot_process.PlotProcess as when its child cannot start: every figure is drawn
     in this process (the path a run takes when the child fails)."""
 
-    failed: dict[str, str] = {}
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}
 
     def submit(self, jobs) -> bool:
         return False
@@ -146,7 +153,7 @@ def stand_in_figures(monkeypatch) -> StandInFigures:
 
     figures = StandInFigures()
     for kind in figures.KINDS:
-        monkeypatch.setattr(plots, kind, figures.stand_in(kind))
+        monkeypatch.setattr(plots, kind, figures.stand_in(kind, getattr(plots, kind)))
     monkeypatch.setattr(job, "PlotProcess", NoPlotProcess)
     return figures
 

@@ -87,7 +87,7 @@ def test_the_run_writes_the_timeline(tmp_path, figures):
     assert [r["batch"] for r in report["attention_timeline"]] == [s.batch for s in snaps]
     # the GIF is drawn from every snapshot (its frames: test_a_snapshot_labels_every_step_it_decoded)
     (drawn,) = figures.drawn["attention_timeline_gif"]
-    assert drawn[0] == [s.as_dict() for s in snaps]
+    assert drawn["snapshots"] == [s.as_dict() for s in snaps]
     assert events[-1].results.files["attention_timeline"] == tmp_path / "out" / "attention_timeline.gif"
     assert torch.load(tmp_path / "ck" / "best.last.pt", weights_only=True)["watch"] == [["the", "cat", "sat"]]
 
