@@ -1,6 +1,7 @@
 """Fixtures and helpers shared by the test files, imported one way: `from tests.conftest import ...`."""
 
 import base64
+import functools
 import inspect
 import json
 import os
@@ -115,8 +116,9 @@ class StandInFigures:
         self.drawn: dict[str, list[dict]] = {kind: [] for kind in self.KINDS}
 
     def stand_in(self, kind: str, real):
-        signature = inspect.signature(real)
+        signature = inspect.signature(real)  # the real one's, also through another stand-in
 
+        @functools.wraps(real)
         def draw(*args, **kwargs) -> Path:
             given = signature.bind(*args, **kwargs).arguments
             self.drawn[kind].append(given)
@@ -192,7 +194,9 @@ def trained_results(trained_checkpoint, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         stand_in_figures(mp)
-        return evaluate_run(trained_checkpoint, tmp_path_factory.mktemp("results"), torch.device("cpu"))
+        results = evaluate_run(trained_checkpoint, tmp_path_factory.mktemp("results"), torch.device("cpu"))
+    assert results.failed_parts == []
+    return results
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 from engine.insight import plot_process
 from engine.insight.plot_process import PlotProcess, draw_all, heatmap_job, loss_curve_job
 
-pytestmark = pytest.mark.slow  # every test starts the plot process
+# every test starts the plot process; those that draw here when it fails draw for real
+pytestmark = [pytest.mark.slow, pytest.mark.figures]
 
 HISTORY = [
     {
