@@ -84,6 +84,14 @@ def test_busy_cores_reads_the_real_machine(monkeypatch, with_psutil):
     assert busy is not None and 0.0 <= busy <= os.cpu_count()
 
 
+def test_busy_cores_stays_in_range_when_float_times_round_past_it(monkeypatch):
+    readings = iter([(100.0, 50.0), (110.0, 60.0 + 1e-9), (200.0, 100.0), (210.0, 100.0 - 1e-9)])
+    monkeypatch.setattr(threads, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    assert threads.busy_cores() == 0.0  # idle grew by more than the total: nothing is busy
+    assert threads.busy_cores() == float(os.cpu_count() or 1)  # no idle at all: every core
+
+
 @pytest.mark.slow
 def test_headless_runs_pick_the_thread_count(tmp_path):
     # in a process of its own: two threads set in this one cost seconds of spinning cores

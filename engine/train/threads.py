@@ -61,7 +61,11 @@ def busy_cores(window: float = 0.2) -> float | None:
     if last is None:
         return None
     total, idle = last[0] - first[0], last[1] - first[1]
-    return None if total <= 0 else (total - idle) / total * (os.cpu_count() or 1)
+    if total <= 0:
+        return None
+    cores = os.cpu_count() or 1
+    # psutil's times are floats: on an idle machine the idle delta can pass the total by rounding
+    return min(max((total - idle) / total * cores, 0.0), float(cores))
 
 
 def busy_note(threads: int) -> str | None:
