@@ -94,3 +94,21 @@ def test_the_run_reports_it(trained_results):
     assert set(f) >= {"top_knockout_changes", "random_knockout_changes", "pin_emits", "by_length", "seconds"}
     assert "Knocking out the input word a step attends to most" in trained_results.analysis
     assert faithfulness_text(f) in trained_results.analysis
+
+
+def test_the_results_screen_shows_it_by_length(trained_results):
+    from tui.screens.results import FAITH_ROWS
+    from tui.screens.results import faithfulness_text as shown
+
+    f = trained_results.faithfulness
+    lines = shown(f).plain.splitlines()
+    assert f"knocked out {100 * f['top_knockout_changes']:.1f}%" in lines[0]
+    assert f"a random other word {100 * f['random_knockout_changes']:.1f}%" in lines[0]
+    rows = lines[2:]
+    assert len(rows) == min(len(f["by_length"]), FAITH_ROWS)
+    first = f["by_length"][min(f["by_length"], key=int)]
+    assert rows[0].split()[0] == min(f["by_length"], key=int)
+    assert f"{100 * first['top_knockout_changes']:4.0f}%" in rows[0]
+    many = {**f, "by_length": {str(n): first for n in range(3, 31)}}  # 28 lengths: grouped into 10 rows
+    grouped = shown(many).plain.splitlines()[2:]
+    assert len(grouped) == FAITH_ROWS and grouped[0].split()[0] == "3-5" and grouped[-1].split()[0] == "30"

@@ -192,6 +192,11 @@ class EditHistory:
     def can_undo(self) -> bool:
         return bool(self._before)
 
+    @property
+    def previous(self) -> Edits | None:
+        """The state undo goes back to; None where there is none."""
+        return self._before[-1] if self._before else None
+
     def push(self, edits: Edits) -> None:
         if edits != self.edits:
             self._before.append(self.edits)
