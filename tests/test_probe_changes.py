@@ -118,3 +118,47 @@ def test_interventions_need_one_sentence(probe, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("the cat sat\n"))
     code, out, err = probe("--knockout", "1")
     assert code == 2 and "one sentence" in err and len(err.splitlines()) == 1
+
+
+def test_the_probe_screen_exports_with_ctrl_o(tmp_path, reversing_checkpoint):
+    """ctrl+o asks where (a free probe-N.csv in the run's folder offered), writes the matrix
+    on screen; an existing file or an unknown extension is refused with a message."""
+    import asyncio
+
+    from tests.test_app import make_app, probed, type_text, until
+    from tui.screens.prompt import Prompt
+
+    app = make_app(tmp_path, checkpoint=reversing_checkpoint)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    async def body():
+        async with app.run_test(size=(100, 32)) as pilot:
+            screen = app.screen
+            await type_text(pilot, "the cat sat")
+            await probed(pilot, "enter")
+            await pilot.press("ctrl+o")
+            await until(pilot, lambda: isinstance(app.screen, Prompt), "the export prompt")
+            assert app.screen.query_one("#prompt-answer").value == str(out / "probe-1.csv")
+            await pilot.press("enter")
+            await until(pilot, lambda: (out / "probe-1.csv").exists(), "the CSV")
+            for name, why in (("probe-1.csv", "exists; give another name"), ("m.txt", "unknown export format")):
+                await pilot.press("ctrl+o")
+                await until(pilot, lambda: isinstance(app.screen, Prompt), "the export prompt")
+                app.screen.query_one("#prompt-answer").value = str(out / name)
+                told = len(app._notifications)
+                await pilot.press("enter")
+                await until(pilot, lambda told=told: len(app._notifications) > told, name)
+                last = list(app._notifications)[-1].message
+                assert last.startswith("Could not export") and why in last, last
+            assert screen.result is not None
+
+    asyncio.run(body())
+    rows = list(csv.reader((out / "probe-1.csv").open()))
+    assert rows[0] == ["output", "the", "cat", "sat", "<eos>"] and [r[0] for r in rows[1:]] == [
+        "sat",
+        "cat",
+        "the",
+        "<eos>",
+    ]
+    assert not (out / "m.txt").exists() and sorted(p.name for p in out.iterdir()) == ["probe-1.csv"]
