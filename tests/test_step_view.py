@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 
+import numpy as np
 import pytest
 import torch
 from rich.console import Console
@@ -130,8 +131,9 @@ async def changed_by(pilot, screen: StepScreen, *keys: str) -> None:
 
 def test_knockout_pin_force_undo_and_clear_change_the_decoding(tmp_path, reversing_checkpoint):
     """At step 1 the cursor stands on the word the step looks at; k knocks it out and the
-    changed decoding (the engine's, with the same edits) shows beside the original; [ ] move
-    the cursor, p pins, 2 forces the second likeliest word; u undoes one at a time, c clears,
+    changed decoding (the engine's, with the same edits) shows beside the original; the
+    cursor follows each step's peak until [ ] move it, then stays where it was put; p pins,
+    2 forces the second likeliest word, f a word typed; u undoes one at a time, c clears,
     and u brings the cleared changes back."""
     app = make_app(tmp_path, checkpoint=reversing_checkpoint)
     loaded = load_model(reversing_checkpoint)
@@ -152,20 +154,24 @@ def test_knockout_pin_force_undo_and_clear_change_the_decoding(tmp_path, reversi
             assert "Changes (1, u undo, c clear): 1 knock out “mat” (input 6) from step 1" in lines
             assert "Original: mat the on sat cat the" in lines and "Changed:  " + " ".join(expected.output) in lines
             assert "✗" in lines and "“mat” p " in lines and " now" in lines
-            await pilot.press("right", "left_square_bracket", "left_square_bracket")  # step 2, cursor on "sat"
-            assert view.index == 1 and view.cursor == 3
+            await pilot.press("right")  # step 2: the cursor follows the word the step looks at
+            peak = int(np.argmax(view.step.attention))
+            assert view.index == 1 and view.cursor == peak and peak > 1
+            await pilot.press("left_square_bracket", "left_square_bracket", "right", "left")  # moved by hand: it stays
+            target = peak - 2
+            assert view.index == 1 and view.cursor == target
             await changed_by(pilot, screen, "p")
-            assert screen.history.edits.changes[-1] == Pin(1, 3) and view.step.attention[3] == 1
+            assert screen.history.edits.changes[-1] == Pin(1, target) and view.step.attention[target] == 1
             second = view.step.top[1][0]
             await changed_by(pilot, screen, "2")
             assert screen.history.edits.changes[-1] == Force(1, second) and view.step.forced
             await changed_by(pilot, screen, "u")
-            assert screen.history.edits == Edits((Knockout(5, 0), Pin(1, 3)))
+            assert screen.history.edits == Edits((Knockout(5, 0), Pin(1, target)))
             await pilot.press("c")
             await pilot.pause()
             assert not screen.history.edits and not view.changed and view.stepping is screen.stepping
             await changed_by(pilot, screen, "u")  # the clear undone: both changes back
-            assert screen.history.edits == Edits((Knockout(5, 0), Pin(1, 3))) and view.changed
+            assert screen.history.edits == Edits((Knockout(5, 0), Pin(1, target))) and view.changed
             await pilot.press("f")  # a word typed
             await until(pilot, lambda: isinstance(app.screen, Prompt), "the word prompt")
             await pilot.press("d", "o", "g", "enter")

@@ -58,10 +58,11 @@ def faithfulness_text(f: dict) -> Text:
     t.append(f"{100 * r:.1f}%", style="bold")
     t.append(f" (chance ±{100 * gap_noise(f):.1f}); a pin on another word makes it that word ")
     t.append(f"{100 * p:.1f}%" if p is not None else "n/a", style="bold")
+    t.append(".")
     if not f["attention"]:
         t.append("\nno attention: every weight is equal, the “most attended” word drawn among them", style="yellow")
     w = FAITH_BAR + 8  # a bar and its figure
-    t.append(f"\n{'words':>7}  {'top word knocked out':<{w}}{'random word':<{w}}pin on another\n", style="dim")
+    t.append(f"\n{'words':>7}  {'top word out':<{w}}{'random word out':<{w}}pinned word said\n", style="dim")
     by = f["by_length"]
     for band in _bands(list(by), FAITH_ROWS):
         steps = sum(by[n]["word_steps"] for n in band)

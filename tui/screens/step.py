@@ -54,10 +54,14 @@ class StepScreen(Screen):
     BINDINGS = [
         Binding("right,l", "move(1)", "Next", key_display="→", tooltip="the next decoder step"),
         Binding("left,h", "move(-1)", "Back", key_display="←", tooltip="the previous decoder step"),
-        Binding("home", "jump(0)", "First", tooltip="the first step"),
-        Binding("end", "jump(-1)", "Last", tooltip="the last step: the decoding's answer"),
+        Binding("home", "jump(0)", "First", show=False, tooltip="the first step"),
+        Binding("end", "jump(-1)", "Last", show=False, tooltip="the last step: the decoding's answer"),
         Binding(
-            "left_square_bracket", "word(-1)", "Word", key_display="[ ]", tooltip="the word cursor: one input word left"
+            "left_square_bracket",
+            "word(-1)",
+            "Word",
+            key_display="[ ]",
+            tooltip="move the word cursor left / right over the input (it follows each step's peak until moved)",
         ),
         Binding("right_square_bracket", "word(1)", "", show=False, tooltip="the word cursor: one input word right"),
         Binding("k", "knockout", "Knock out", tooltip="knock the cursor's word out (weight 0) from this step on"),
@@ -102,6 +106,7 @@ class StepScreen(Screen):
         self.view.index = index if index >= 0 else len(self.view.stepping.steps) - 1
 
     def action_word(self, delta: int) -> None:
+        self.view.cursor_moved = True
         self.view.cursor += delta
 
     def action_computation(self) -> None:

@@ -317,7 +317,13 @@ class StepView(Widget):
     def __init__(self, stepping: Stepping, **kwargs) -> None:
         super().__init__(**kwargs)
         self.original = self.stepping = stepping
+        # the cursor stands on the word each step looks at most until it is moved by hand
+        self.cursor_moved = False
         self.set_reactive(StepView.cursor, int(np.argmax(stepping.steps[0].attention)))
+
+    def watch_index(self, index: int) -> None:
+        if not self.cursor_moved:
+            self.cursor = int(np.argmax(self.stepping.steps[index].attention))
 
     def show(self, stepping: Stepping) -> None:
         """Another decoding of the same sentence (changed, or the original again), at the
