@@ -35,18 +35,20 @@ def batch(vocab):
     return ds.batch(torch.arange(2))
 
 
-def by_hand(att, score: str, s: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """Each score from its textbook formula, with the module's weights. s (B, H), h (B, S, K) -> (B, S)"""
+def by_hand(att, score: str, s: torch.Tensor, h: torch.Tensor, added: torch.Tensor | None = None) -> torch.Tensor:
+    """Each score from its textbook formula, with the module's weights; added (B, S, A): the
+    location and coverage terms a product's keys take. s (B, H), h (B, S, K) -> (B, S)"""
     H = s.size(-1)
     if score == "additive":
         return att.v(torch.tanh(att.W_h(h) + att.W_s(s).unsqueeze(1))).squeeze(-1)
     if score == "general":  # s^T W h
-        return torch.einsum("bh,hk,bsk->bs", s, att.W_h.weight, h)
-    if score == "dot":  # s^T h, a bidirectional h's two halves summed
-        both = h[..., :H] + h[..., H:] if h.size(-1) == 2 * H else h
-        return torch.einsum("bh,bsh->bs", s, both)
-    q, k = s @ att.W_s.weight.t(), h @ att.W_h.weight.t()  # W_q s, W_k h
-    return torch.einsum("ba,bsa->bs", q, k) / math.sqrt(q.size(-1))
+        q, k, scale = s, h @ att.W_h.weight.t(), 1.0
+    elif score == "dot":  # s^T h, a bidirectional h's two halves summed
+        q, k, scale = s, (h[..., :H] + h[..., H:] if h.size(-1) == 2 * H else h), 1.0
+    else:  # (W_q s)^T (W_k h) / sqrt(d)
+        q, k = s @ att.W_s.weight.t(), h @ att.W_h.weight.t()
+        scale = 1 / math.sqrt(q.size(-1))
+    return torch.einsum("ba,bsa->bs", q, k if added is None else k + added) * scale
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
@@ -67,20 +69,23 @@ def test_each_score_is_its_formula_and_padding_gets_zero_weight(score, bidirecti
 
 
 @pytest.mark.parametrize("score", OTHERS)
-def test_a_products_location_term_is_a_filter_over_the_previous_weights_and_coverage_adds(score):
-    """In the products the location term adds conv1d(prev, kernel) to the score, and coverage
-    adds w_c * cov: both are exactly additive, and neither moves a padded position off zero."""
+def test_a_products_location_and_coverage_terms_join_its_keys(score):
+    """In the products the location term U f_j, f = conv1d(prev), and coverage's w_c cov_j add
+    to each key before the query meets it, as they add to W_h h_j in the additive score; a
+    padded position stays at zero weight."""
     model, vocab = make(score, location_kernel=3, coverage=True)
     b = batch(vocab)
     enc_out, hidden, keys, mask = model.encode(b.src, b.src_len)
     att = model.decoder.attention
-    assert att.location.weight.shape == (1, 1, 3) and att.coverage.shape == (1,)
+    assert att.location.weight.shape == (24, 1, 3) and att.coverage.shape == (24,)
     query = att.project_query(hidden[-1])
     prev = torch.softmax(torch.randn(mask.shape).masked_fill(~mask, float("-inf")), -1)  # (B, S)
     cov = prev + torch.rand(mask.shape) * mask
-    content = by_hand(att, score, hidden[-1], enc_out)
-    filtered = F.conv1d(prev.unsqueeze(1), att.location.weight, padding=1).squeeze(1)  # (B, S)
-    torch.testing.assert_close(att.score(query, keys, prev, cov), content + filtered + att.coverage * cov)
+    f = F.conv1d(prev.unsqueeze(1), att.location.weight, padding=1).transpose(1, 2)  # (B, S, A)
+    added = f + cov.unsqueeze(-1) * att.coverage
+    expected = by_hand(att, score, hidden[-1], enc_out, added)
+    torch.testing.assert_close(att.score(query, keys, prev, cov), expected)
+    assert not torch.allclose(expected, by_hand(att, score, hidden[-1], enc_out))  # the terms count
     _, weights = att.attend(query, keys, enc_out, mask, prev, cov=cov)
     assert torch.all(weights[~mask] == 0)
 

@@ -193,9 +193,9 @@ class Attention(nn.Module):
     The score (Config.score), from the previous top state s and each encoder output h_j:
 
         additive    v . tanh(W_h h_j + W_s s [+ U f_j] [+ w_c cov_j])   Bahdanau et al. 2015
-        general     s . (W_h h_j)                                       Luong et al. 2015
-        dot         s . h_j                                             Luong et al. 2015
-        scaled-dot  (W_s s) . (W_h h_j) / sqrt(A)                       Vaswani et al. 2017
+        general     s . (W_h h_j [+ U f_j] [+ w_c cov_j])               Luong et al. 2015
+        dot         s . (h_j [+ U f_j] [+ w_c cov_j])                   Luong et al. 2015
+        scaled-dot  (W_s s) . (W_h h_j [+ U f_j] [+ w_c cov_j]) / sqrt(A)   Vaswani et al. 2017
 
     Each splits into keys, from the h_j alone (project_keys: once per batch), and a query,
     from s (project_query: once per step). dot has no weights of its own, so it needs s and
@@ -208,10 +208,11 @@ class Attention(nn.Module):
     where I looked last", which content alone cannot tell apart when a word repeats. The
     convolution is one matmul with a banded matrix (location_band: its gradient is one matmul
     too); engine/fast's decoding reads a window of k neighbours instead (location_term:
-    linear, not quadratic, in the sentence's length). Coverage adds the weight each position
-    has had so far. In the additive score both enter the tanh (U f_j and w_c cov_j are A-wide);
-    the products have no hidden layer to enter, so there each adds a learned number to the
-    score: a k-tap filter over the previous weights, and w_c cov_j with one w_c."""
+    linear, not quadratic, in the sentence's length). Coverage adds w_c cov_j, the weight each
+    position has had so far. Both are A-wide and join the keys, in every score: the additive
+    score reads them inside its tanh, a product meets them with the query, so that the decoder
+    state decides how much where it looked last counts. (A number added to a product's score
+    instead, a k-tap filter over the previous weights, learned far slower: docs/design.md.)"""
 
     def __init__(
         self,
@@ -225,18 +226,17 @@ class Attention(nn.Module):
         super().__init__()
         self.kind = score
         additive = score == "additive"
-        width = attn_dim if additive else 1  # of the location and coverage terms
         self.scale = 1.0 / math.sqrt(attn_dim) if score == "scaled-dot" else 1.0
         # attn_dim for the products' keys: general's W_h h_j meets s itself (dec_dim)
-        key_dim = dec_dim if score == "general" else attn_dim
+        key_dim = dec_dim if score in ("general", "dot") else attn_dim
         self.W_h = nn.Linear(enc_dim, key_dim, bias=False) if score != "dot" else None
         self.W_s = nn.Linear(dec_dim, attn_dim, bias=additive) if score in ("additive", "scaled-dot") else None
         self.v = nn.Linear(attn_dim, 1, bias=False) if additive else None
         self.fold = enc_dim // dec_dim  # dot: how many directions' states make one h_j
-        self.location = LocationKernel(width, location_kernel) if location_kernel else None
+        self.location = LocationKernel(key_dim, location_kernel) if location_kernel else None
         # w_c of e_tj = v . tanh(W_h h_j + W_s s + w_c cov_tj): absent without coverage, so a
         # checkpoint from before it has exactly the keys it needs
-        self.coverage = nn.Parameter(torch.empty(width).uniform_(-0.1, 0.1)) if coverage else None
+        self.coverage = nn.Parameter(torch.empty(key_dim).uniform_(-0.1, 0.1)) if coverage else None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         """The keys do not depend on the decoder step: computed once per batch.
@@ -266,13 +266,12 @@ class Attention(nn.Module):
             if self.coverage is not None and cov is not None:
                 energy = energy + cov.unsqueeze(-1) * self.coverage  # (B, S, A)
             return self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
-        # general, dot, scaled-dot: the query's product with each key
-        scores = torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1) * self.scale  # (B, S)
+        # general, dot, scaled-dot: the query's product with each key, the key k_j + U f_j + w_c cov_j
         if self.location is not None and prev is not None:
-            scores = scores + prev @ self.location.band(S)  # (B, S)
+            keys = keys + (prev @ self.location.band(S)).view_as(keys)  # (B, S, A)
         if self.coverage is not None and cov is not None:
-            scores = scores + cov * self.coverage  # (B, S)
-        return scores
+            keys = keys + cov.unsqueeze(-1) * self.coverage  # (B, S, A)
+        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1) * self.scale  # (B, S)
 
     def attend(
         self,

@@ -103,7 +103,7 @@ class Config:
         "additive",
         "attention score: additive (Bahdanau's v . tanh(W_h h + W_s s)), general (Luong's s . W h), dot (s . h, "
         "a bidirectional encoder's two directions summed) or scaled-dot ((W_q s) . (W_k h) / sqrt(d)); the location "
-        "term and coverage add to each; all but additive train the reference model (formulas: docs/design.md)",
+        "term and coverage join each one's keys; all but additive train the reference model (formulas: docs/design.md)",
     )
     # the coverage of Tu et al. 2016 and See et al. 2017 (bench/coverage_study.py)
     coverage: bool = setting(
