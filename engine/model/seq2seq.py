@@ -227,15 +227,15 @@ class Attention(nn.Module):
         self.kind = score
         additive = score == "additive"
         self.scale = 1.0 / math.sqrt(attn_dim) if score == "scaled-dot" else 1.0
-        # attn_dim for the products' keys: general's W_h h_j meets s itself (dec_dim)
+        # the keys' width: A, or H where the query is s itself (general, dot)
         key_dim = dec_dim if score in ("general", "dot") else attn_dim
         self.W_h = nn.Linear(enc_dim, key_dim, bias=False) if score != "dot" else None
         self.W_s = nn.Linear(dec_dim, attn_dim, bias=additive) if score in ("additive", "scaled-dot") else None
         self.v = nn.Linear(attn_dim, 1, bias=False) if additive else None
         self.fold = enc_dim // dec_dim  # dot: how many directions' states make one h_j
         self.location = LocationKernel(key_dim, location_kernel) if location_kernel else None
-        # w_c of e_tj = v . tanh(W_h h_j + W_s s + w_c cov_tj): absent without coverage, so a
-        # checkpoint from before it has exactly the keys it needs
+        # w_c of the key's w_c cov_tj: absent without coverage, so a checkpoint from before it
+        # has exactly the keys it needs
         self.coverage = nn.Parameter(torch.empty(key_dim).uniform_(-0.1, 0.1)) if coverage else None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
