@@ -121,7 +121,10 @@ def test_a_forced_word_is_emitted_and_the_decoding_goes_on_from_it():
     assert int(ended.length[0]) == 1  # forcing <eos> ends it
 
 
-@pytest.mark.parametrize("arch", [{}, {"location_kernel": 0}, {"coverage": True}, {"attention": False}])
+@pytest.mark.parametrize(
+    "arch",
+    [{}, {"location_kernel": 0}, {"coverage": True}, {"attention": False}, {"score": "dot"}, {"score": "general"}],
+)
 def test_temperature_one_is_the_model_and_others_divide_the_scores(arch):
     model, vocab = hand_set(copy=False, **arch)
     words = KNOWN + ["the"]

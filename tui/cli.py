@@ -9,7 +9,7 @@ import sys
 from dataclasses import Field, fields, replace
 from pathlib import Path
 
-from engine.train.config import Config
+from engine.train.config import SCORES, Config
 
 from .common import RunOptions, isatty
 
@@ -61,6 +61,7 @@ CHOICES = {
     "device": ["auto", "cpu", "cuda"],
     "impl": ["auto", "reference", "fast"],
     "lr_schedule": ["cosine", "constant"],
+    "score": list(SCORES),
 }
 
 

@@ -29,7 +29,7 @@ from ..train.config import Config
 from ..train.data import splits_for, with_unseen_words
 from ..train.events import EPOCH_FIELDS, Snapshot, by_length_of
 from ..train.threads import evaluation_workers, in_parallel
-from .analysis import attention_stats, write_analysis
+from .analysis import attention_stats, attention_variant, write_analysis
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .faithfulness import measure_faithfulness
 from .lengths import LengthCurve, length_curve, sweep_sentences
@@ -453,6 +453,7 @@ def _finish_run(
             cfg.attention,
             known,
             unknown,
+            attention_variant(cfg),
             faithfulness,
         )
 
