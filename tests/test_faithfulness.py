@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from engine.insight.faithfulness import (
+    STEPS_EACH,
     faithfulness_sample,
     faithfulness_text,
     gap_noise,
@@ -65,6 +66,8 @@ def test_the_sample_is_one_batch(reversing, monkeypatch):
     decoding, again = calls[:-3], calls[-3:]
     assert set(decoding) == {len(test)} and len(decoding) <= budget
     assert again == [f["word_steps"]] * 3
+    eight = f["by_length"]["8"]  # longer than STEPS_EACH: that many of its steps each
+    assert eight["word_steps"] == STEPS_EACH * eight["sentences"] and f["by_length"]["3"]["word_steps"] > 0
 
 
 @pytest.fixture(scope="module")
