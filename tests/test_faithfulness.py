@@ -115,3 +115,17 @@ def test_the_results_screen_shows_it_by_length(trained_results):
     many = {**f, "by_length": {str(n): first for n in range(3, 31)}}  # 28 lengths: grouped into 10 rows
     grouped = shown(many).plain.splitlines()[2:]
     assert len(grouped) == FAITH_ROWS and grouped[0].split()[0] == "3-5" and grouped[-1].split()[0] == "30"
+
+
+def test_the_headless_run_prints_it(trained_results):
+    import io
+
+    from rich.console import Console
+
+    from tui.headless import print_results
+
+    buf = io.StringIO()
+    print_results(Console(file=buf, width=200), trained_results, "best.pt")
+    f = trained_results.faithfulness
+    line = next(x for x in buf.getvalue().splitlines() if x.startswith("knock-outs ("))
+    assert f"({f['word_steps']} word steps)" in line and f"{100 * f['top_knockout_changes']:.1f}%" in line
