@@ -90,7 +90,7 @@ def probability_line(original: Stepping, step: Step, index: int) -> Text:
     """The original's word at this step: its probability before the changes and now."""
     out = Text(no_wrap=True, overflow="ellipsis")
     out.append(f"Step {index + 1}: ", style="bold")
-    if index >= len(original.steps) or step.was is None:
+    if index >= len(original.steps) or step.was is None or step.p_was is None or original.steps[index].p is None:
         out.append("the original decoding had ended before this step", style="dim")
         return out
     before = original.steps[index]
