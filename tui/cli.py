@@ -141,6 +141,15 @@ def main_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --no-ui: train the configuration on N seeds (--seed and the next N-1), one after "
+        "another, each a run of its own in runs/NAME-seedS/, grouped under --name: `reverse-tui runs` "
+        "shows the group as one row with each figure's mean and range over its runs",
+    )
+    p.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
@@ -269,6 +278,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_ui and distributed.launched():
         return refuse_app_under_torchrun()
+    if args.seeds is not None:
+        from .seeds import seeds_problem
+
+        headless = args.no_ui or not (isatty(sys.stdin) and isatty(sys.stdout))
+        problem = seeds_problem(args, headless)
+        if problem is None and distributed.launched():
+            problem = "--seeds trains its runs one after another in one process; start it without torchrun"
+        if problem:
+            print(f"reverse-tui: {problem}", file=sys.stderr)
+            return 2
     if args.config is not None:
         try:
             Config.read_toml(args.config)
@@ -302,11 +321,20 @@ def main(argv: list[str] | None = None) -> int:
         if problem := missing():  # before anything is trained, for both faces
             print(f"reverse-tui: {problem}", file=sys.stderr)
             return 2
+    if args.no_ui and args.seeds is not None:
+        from .seeds import run_seeds
+
+        return run_seeds(cfg, RunOptions.from_args(args), args.seeds)
     if args.no_ui:
         from .headless import run_headless
 
         return run_headless(cfg, RunOptions.from_args(args))
     no_tty = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not isatty(f)]
+    if no_tty and args.seeds is not None:
+        from .seeds import run_seeds
+
+        why = f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), running headless as --no-ui"
+        return run_seeds(cfg, RunOptions.from_args(args), args.seeds, first_line=why)
     if no_tty:  # nohup, a pipe, cron: the same job, headless
         if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None and not args.overwrite:
             print(

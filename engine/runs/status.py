@@ -125,7 +125,8 @@ def failed_parts_line(parts) -> str | None:
 class StatusFile:
     """The job's side: status.json of one run, written as it goes (see the module's doc)."""
 
-    def __init__(self, folder: Path, name: str | None, checkpoint: Path):
+    def __init__(self, folder: Path, name: str | None, checkpoint: Path, group: str | None = None):
+        """group: the seed group the run is one of (engine/runs/groups.py), None for most."""
         self.folder = Path(folder)
         try:  # a resumed run: the time it first started
             before = read_status(self.folder)
@@ -134,6 +135,7 @@ class StatusFile:
         now = time.time()
         self.status = {
             "name": name,
+            "group": group,
             "checkpoint": str(checkpoint),
             "state": "running",
             "phase": "training",
