@@ -1,6 +1,7 @@
 """Command line: `reverse-tui [flags]` (app), `reverse-tui --no-ui [flags]` (headless),
 `reverse-tui probe --checkpoint PATH "some words"` (one-shot probe), `reverse-tui runs`
-(the runs, side by side), `reverse-tui watch RUN` (a run in progress, followed from its files)."""
+(the runs, side by side), `reverse-tui watch RUN` (a run in progress, followed from its files),
+`reverse-tui compare RUN RUN ... --sentence "words"` (one sentence, each run's attention)."""
 
 from __future__ import annotations
 
@@ -272,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         from .runs_cli import run_runs, runs_parser
 
         return run_runs(runs_parser(), argv[1:])
+    if argv[:1] == ["compare"]:
+        from .compare_cli import compare_parser, run_compare
+
+        return run_compare(compare_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
     from engine.train import distributed  # imports torch: after --help and --version
