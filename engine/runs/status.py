@@ -4,7 +4,8 @@ The job (engine/job.py) writes it, rank 0 alone, at three moments, each time to 
 file renamed over the last, so a reader never sees half of one:
 
 - training has started: state "running", phase "training", with the process's id, its
-  host and its start time (so that a later reader can tell whether that process still runs);
+  host and its start time (so that a later reader can tell whether that process still runs),
+  and the seed group the run is one of (engine/runs/groups.py), if any;
 - training has ended: phase "evaluating" (state still "running") with how training ended,
   or, when there is no model to evaluate, the end itself;
 - the run has ended: state "finished", "stopped" or "failed", phase "ended", whether the
