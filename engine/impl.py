@@ -60,12 +60,16 @@ def build_model(vocab_size: int, cfg: Architecture) -> Seq2Seq:
     return model
 
 
-def describe_impl(impl: str) -> str:
-    return (
-        "model: reference (engine/model, plain PyTorch under autograd)"
-        if impl == "reference"
-        else "model: fast (engine/fast: hand-written loop and kernels, held equal to engine/model)"
-    )
+def describe_impl(impl: str, cfg=None) -> str:
+    """The run's line naming its implementation; with cfg, why --impl auto picked the reference
+    (what engine/fast lacks of it)."""
+    if impl != "reference":
+        return "model: fast (engine/fast: hand-written loop and kernels, held equal to engine/model)"
+    line = "model: reference (engine/model, plain PyTorch under autograd)"
+    lacks = fast_lacks(cfg) if cfg is not None and cfg.impl == "auto" else []
+    if lacks:
+        line += f"; {ABSENT}" if ABSENT in lacks else f"; engine/fast lacks {', '.join(lacks)}"
+    return line
 
 
 def kernels_for(*tensors: torch.Tensor, allow: bool = True):

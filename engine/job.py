@@ -115,7 +115,7 @@ class Started:
         )
 
     def impl_line(self) -> str:
-        line = describe_impl(self.impl)
+        line = describe_impl(self.impl, self.cfg)
         if self.cfg.copy_on:
             line += "; copy mechanism on (--no-copy: off)"
         return line
@@ -400,7 +400,8 @@ def run_job(
         yield ControlStarted(path, cfg.epochs)
         control_board = None
         try:
-            c = Trainer(replace(cfg, attention=False), path, splits=trainer.splits, device=device)
+            # uniform weights have no score: the control is the same whatever --score says
+            c = Trainer(replace(cfg, attention=False, score="additive"), path, splits=trainer.splits, device=device)
             control_board = TensorBoardLog(board.folder / tensorboard_log.CONTROL_FOLDER) if board else None
             for ev in c.run():
                 if isinstance(ev, EpochDone):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -175,15 +176,28 @@ def tiny_cfg() -> Config:
     return Config(**TINY)
 
 
+def trained_once(tmp_path_factory, name: str, cfg: Config) -> Path:
+    """A checkpoint trained once for the whole session, whichever pytest-xdist worker asks
+    first: the others wait for it and read the same file (the same config and seed give the
+    same weights anywhere, so it matters not which worker trains it)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the workers' common folder
+    folder = base / "trained" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    with FileLock(str(folder) + ".lock"):
+        if not path.exists():
+            torch.set_num_threads(1)
+            for _ in Trainer(cfg, path).run():
+                pass
+    return path
+
+
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory) -> Path:
     """A checkpoint from a short real training run, shared by the tests that only read it."""
-    torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    trainer = Trainer(Config(**{**TINY, "epochs": 3}), path)
-    for _ in trainer.run():
-        pass
-    return path
+    return trained_once(tmp_path_factory, "tiny", Config(**{**TINY, "epochs": 3}))
 
 
 @pytest.fixture(scope="session")
@@ -211,12 +225,8 @@ def canned(monkeypatch, trained_checkpoint, trained_results):
 def reversing_checkpoint(tmp_path_factory) -> Path:
     """A small default-shaped model trained until it reverses its test sentences (3-8 words,
     unknown words copied through <unk>): for the tests that need right answers to compare."""
-    torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("ckpt") / "reversing.pt"
     cfg = Config(train_size=2000, val_size=100, test_size=100, min_len=3, max_len=8, epochs=6, device="cpu")
-    for _ in Trainer(cfg, path).run():
-        pass
-    return path
+    return trained_once(tmp_path_factory, "reversing", cfg)
 
 
 # What a user might type or paste where a sentence goes, each with the words the tokenizer

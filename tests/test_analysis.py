@@ -53,3 +53,30 @@ def test_analysis_says_how_many_sentences_each_length_measured():
         == "sentences per length: 100 at 3-60 words, 50 at 80-180 words"
     )
     assert _counts_text({3: (1, 100), 6: (1, 100)}) == "100 sentences per length"
+
+
+def test_the_analysis_names_the_attention_it_measured():
+    from engine.insight.analysis import attention_variant
+    from engine.train.config import Config
+
+    assert attention_variant(Config()) == (
+        "additive (Bahdanau) score, v · tanh(W_h h_j + W_s s); with the location term (kernel 5)"
+    )
+    assert attention_variant(Config(), formula=False) == "additive (Bahdanau) score; with the location term (kernel 5)"
+    assert attention_variant(Config(score="dot", location_kernel=0)) == (
+        "dot (Luong) score, s · h_j with h_j's two directions summed"
+    )
+    assert attention_variant(Config(score="general", bidirectional=False, coverage=True, copy="on")) == (
+        "general (Luong) score, s · W h_j; with the location term (kernel 5), coverage, the copy mechanism"
+    )
+    assert attention_variant(Config(score="scaled-dot"), formula=False).startswith("scaled dot-product score;")
+    assert attention_variant(Config(attention=False)).startswith("none")
+    # the same statistics, whatever the score: only the line naming it differs
+    stats = attention_stats([sentence_result("the cat sat".split(), mirrored(3))])
+    texts = {s: write_analysis(stats, 0.1, variant=attention_variant(Config(score=s))) for s in ("additive", "dot")}
+    assert (
+        "Attention: dot (Luong) score, s · h_j" in texts["dot"]
+        and "Attention: additive (Bahdanau)" in texts["additive"]
+    )
+    lines = [t.splitlines() for t in texts.values()]
+    assert [i for i, (a, b) in enumerate(zip(*lines)) if a != b] == [4] and len(lines[0]) == len(lines[1])

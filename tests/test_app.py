@@ -54,12 +54,13 @@ def make_app(tmp_path: Path, checkpoint: Path | None = None, **overrides) -> Rev
 
 
 async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
+    """Waits for what a worker or a timer does; the deadline only turns a hang into a failure."""
     deadline = time.monotonic() + timeout
     while not condition():
         if pilot.app._exception is not None:  # the app died: say why, now
             raise pilot.app._exception
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
+        await pilot.pause(0.01)
 
 
 async def probed(pilot, *keys: str) -> None:

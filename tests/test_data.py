@@ -3,6 +3,7 @@ user's --corpus text file (tokenised by the project's rule, split with a seed); 
 
 import tracemalloc
 
+import pytest
 import torch
 
 from engine.train.data import (
@@ -113,6 +114,7 @@ def test_read_corpus_counts_what_it_drops(tmp_path):
     assert kept_case[0][0].startswith("W")
 
 
+@pytest.mark.slow
 def test_fifty_thousand_lines_and_thousands_of_words(tmp_path):
     big = write_corpus(tmp_path / "big.txt", 50_000)
     small = write_corpus(tmp_path / "small.txt", 10_000)

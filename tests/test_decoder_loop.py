@@ -39,7 +39,8 @@ def test_decoder_loop_gradients_match_finite_differences(L, loc, drop):
         states, contexts, _, _ = decoder_loop(spec, loop_args(tgt_in, drop_emb, drop_between, mask, g, out, low))
         return states, contexts
 
-    assert torch.autograd.gradcheck(f, tuple(leaves))
+    # fast mode checks random projections of the Jacobian: one backward per output, not per entry
+    assert torch.autograd.gradcheck(f, tuple(leaves), fast_mode=L > 1)
 
 
 ARCHS = [

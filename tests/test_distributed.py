@@ -174,6 +174,20 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
     assert_same_training(history(ck / "best.last.pt"), single.history, epochs=[1, 2, 3])
 
 
+@pytest.mark.parametrize("score", ["general", "dot", "scaled-dot"])
+def test_each_attention_score_trains_under_torchrun_like_one_process(tmp_path, score):
+    ck, out = tmp_path / "ck", tmp_path / "out"
+    code, text = finish(
+        torchrun("--score", score, "--epochs", "1", "--checkpoint", str(ck / "best.pt"), "--out", str(out))
+    )
+    assert code == 0, text[-3000:]
+    assert f"engine/fast lacks the {score} attention score" in text  # the reference model trains it
+    single = Trainer(Config(**{**SIZES, "score": score, "epochs": 1}), tmp_path / "single.pt")
+    for _ in single.run():
+        pass
+    assert_same_training(history(ck / "best.last.pt"), single.history, epochs=[1])
+
+
 def assert_same_training(two: list[dict], one: list[dict], epochs: list[int]) -> None:
     assert [h["epoch"] for h in two] == [h["epoch"] for h in one] == epochs
     for a, b in zip(two, one):

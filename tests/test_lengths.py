@@ -138,18 +138,17 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
 def unk_models(tmp_path_factory):
     """Two tiny models, the same but for the <unk> training rate."""
     from engine.train.config import Config
-    from engine.train.trainer import Trainer
-    from tests.conftest import TINY
+    from tests.conftest import TINY, trained_once
 
-    paths = {}
-    for rate in (0.0, 0.3):
-        path = tmp_path_factory.mktemp("unk") / f"unk{rate}.pt"
-        for _ in Trainer(Config(**{**TINY, "epochs": 10, "lr": 5e-3, "unk_rate": rate}), path).run():
-            pass
-        paths[rate] = path
-    return paths
+    return {
+        rate: trained_once(
+            tmp_path_factory, f"unk{rate}", Config(**{**TINY, "epochs": 10, "lr": 5e-3, "unk_rate": rate})
+        )
+        for rate in (0.0, 0.3)
+    }
 
 
+@pytest.mark.slow
 def test_unknown_word_figures_follow_the_unk_training(unk_models):
     """The sweep's figures are measured, not assumed: a model trained with 30% of its words
     shown as <unk> copies sentences of made-up words within its training lengths; the same

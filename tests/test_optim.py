@@ -21,6 +21,7 @@ def _model_and_batch(seed=0):
     return model, ds.batch(torch.arange(3))
 
 
+@pytest.mark.slow
 def test_adam_matches_torch_optim_adam_over_100_steps():
     """The foreach ops, in torch.optim.Adam's order of operations, give its exact weights.
     (The C kernel's agreement with them is the next test: FMA rounds differently.)"""

@@ -250,3 +250,23 @@ def test_a_run_killed_outright_is_listed_as_not_running(tmp_path):
     (run,) = list_runs(tmp_path / "runs")
     assert run.status == "failed" and "--resume" in run.problem and run.epochs >= 1
     assert run.checkpoint == tmp_path / "checkpoints" / "victim" / "best.pt"
+
+
+def test_the_attention_score_differs_and_a_run_from_before_it_reads_as_additive(tmp_path):
+    from tui.run_table import COLUMNS, row
+
+    runs_dir = tmp_path / "runs"
+    old = write_fake_run(runs_dir, "a-old", started=1_700_000_000.0) / "config.toml"
+    old.write_text("".join(line for line in old.read_text().splitlines(True) if not line.startswith("score =")))
+    write_fake_run(runs_dir, "b-additive", config={"score": "additive"}, started=1_700_000_060.0)
+    runs = list_runs(runs_dir)
+    assert "score" not in Config.read_toml(old)  # written before the flag
+    assert [r.config["score"] for r in runs] == ["additive", "additive"]
+    assert differing_keys(runs) == []  # the same model
+    write_fake_run(runs_dir, "c-dot", config={"score": "dot"}, started=1_700_000_120.0)
+    runs = list_runs(runs_dir)
+    assert differing_keys(runs) == ["score"]
+    assert [row(r, ["score"])[len(COLUMNS)].plain for r in runs] == ["additive", "additive", "dot"]
+    assert [r["differs"] for r in as_json(runs, runs_dir)["runs"]] == [
+        {"score": s} for s in ("additive", "additive", "dot")
+    ]

@@ -185,6 +185,7 @@ def test_a_taken_name_is_one_line_and_status_2_with_nothing_touched(here, capsys
     assert json.loads((here / "runs/mine/report.json").read_text())["config"]["seed"] == 5
 
 
+@pytest.mark.slow
 def test_resume_by_name_continues_the_run_in_its_own_folders(here, capsys):
     assert main(["--no-ui", *FLAGS, "--name", "r"]) == 0
     assert main(["--no-ui", "--resume", "r", "--epochs", "2", "--device", "cpu"]) == 0

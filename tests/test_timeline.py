@@ -8,7 +8,6 @@ No sleeps: every wait is a bounded loop of `pilot.pause` polling for the state n
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from engine.train.config import Config
 from engine.train.events import Snapshot, Watched
 from tests.canned import snapshot
 from tests.conftest import TINY
+from tests.test_app import until
 from tui.app import ReverseApp
 from tui.common import RunOptions
 from tui.screens import timeline
@@ -26,15 +26,6 @@ from tui.screens.train import TrainScreen
 from tui.widgets.watch_view import WatchView
 
 SIZE = (100, 32)
-
-
-async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if pilot.app._exception is not None:
-            raise pilot.app._exception
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
 def fixed_snapshots(n: int = 5, sentences: int = 2) -> list[Snapshot]:

@@ -190,6 +190,7 @@ def test_resuming_with_more_epochs_never_raises_the_rate_and_ends_at_the_floor(t
     assert (record["total_steps"], record["min_lr"]) == (len(before) + len(after), floor)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_without_a_plan_resumes_on_the_plan_it_followed(tmp_path):
     """Checkpoints from before the plan was recorded: the plan they followed is inferred from
     their configuration, so they resume as a checkpoint with its plan does."""

@@ -10,7 +10,7 @@ import sys
 from dataclasses import Field, fields, replace
 from pathlib import Path
 
-from engine.train.config import Config
+from engine.train.config import SCORES, Config
 
 from .common import RunOptions, isatty
 
@@ -62,6 +62,7 @@ CHOICES = {
     "device": ["auto", "cpu", "cuda"],
     "impl": ["auto", "reference", "fast"],
     "lr_schedule": ["cosine", "constant"],
+    "score": list(SCORES),
 }
 
 

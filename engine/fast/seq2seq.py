@@ -42,9 +42,13 @@ def lacks(cfg) -> list[str]:
     """What of cfg this package does not implement (empty: it runs this configuration). A
     change to engine/model's maths that this package does not have belongs here too, so that
     `--impl auto` trains the reference until it catches up. Today it implements every
-    configuration Config.validate accepts, except coverage; a copy model it trains (its
-    decoding goes through the reference's steps)."""
-    return ["coverage attention (--coverage)"] if cfg.coverage else []
+    configuration Config.validate accepts, except coverage and the scores other than additive;
+    a copy model it trains (its decoding goes through the reference's steps)."""
+    lacks = ["coverage attention (--coverage)"] if cfg.coverage else []
+    score = getattr(cfg, "score", "additive")
+    if score != "additive":
+        lacks.append(f"the {score} attention score (--score {score})")
+    return lacks
 
 
 class FastPath:

@@ -19,6 +19,30 @@ import numpy as np
 from .evaluate import SentenceResult
 from .lengths import LengthCurve, describe_limit
 
+# each score as the analysis names it, and its formula (engine/model/seq2seq.py, Attention.score)
+SCORE_WORDS = {
+    "additive": ("additive (Bahdanau)", "v · tanh(W_h h_j + W_s s)"),
+    "general": ("general (Luong)", "s · W h_j"),
+    "dot": ("dot (Luong)", "s · h_j"),
+    "scaled-dot": ("scaled dot-product", "(W_q s) · (W_k h_j) / √d"),
+}
+
+
+def attention_variant(cfg, formula: bool = True) -> str:
+    """The attention a configuration trains, in words: its score (with its formula), then what
+    adds to it."""
+    if not cfg.attention:
+        return "none: the control's uniform weights (a fixed mean context)"
+    score = getattr(cfg, "score", "additive")
+    name, maths = SCORE_WORDS[score]
+    text = f"{name} score" + (f", {maths}" if formula else "")
+    if formula and score == "dot" and cfg.bidirectional:
+        text += " with h_j's two directions summed"
+    extras = [f"the location term (kernel {cfg.location_kernel})"] if cfg.location_kernel else []
+    extras += ["coverage"] if getattr(cfg, "coverage", False) else []
+    extras += ["the copy mechanism"] if cfg.copy_on else []
+    return text + (f"; with {', '.join(extras)}" if extras else "")
+
 
 def attention_stats(results: Sequence[SentenceResult]) -> dict:
     """Measure the attention over word steps (t < n) and the EOS step (t = n)."""
@@ -247,8 +271,10 @@ def write_analysis(
     has_attention: bool = True,
     known: LengthCurve | None = None,
     unknown: LengthCurve | None = None,
+    variant: str | None = None,
 ) -> str:
-    """The analysis as Markdown, every claim computed from `stats`."""
+    """The analysis as Markdown, every claim computed from `stats`, the same for every attention
+    variant; `variant`: the attention it measured, in words (attention_variant)."""
     s = stats
     off = {int(k): v for k, v in s["peak_offsets"].items()}
     right, left = off.get(1, 0.0), off.get(-1, 0.0)
@@ -267,6 +293,8 @@ def write_analysis(
         "from input word n−1−t, its *mirrored* position.",
         "",
     ]
+    if variant:
+        lines += [f"Attention: {variant}.", ""]
 
     lines += [
         "## 1. What patterns do the attention weights show?",

@@ -29,7 +29,7 @@ from ..train.config import Config
 from ..train.data import splits_for, with_unseen_words
 from ..train.events import EPOCH_FIELDS, Snapshot, by_length_of
 from ..train.threads import evaluation_workers, in_parallel
-from .analysis import attention_stats, write_analysis
+from .analysis import attention_stats, attention_variant, write_analysis
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .lengths import REPEATED_LENGTHS, LengthCurve, length_curve, repeated_word_sentences, sweep_sentences
 from .plot_process import PlotProcess, draw_figures, heatmap_job, loss_curve_job, timeline_job
@@ -445,6 +445,7 @@ def _finish_run(
             cfg.attention,
             known,
             unknown,
+            attention_variant(cfg),
         )
 
     if stats is None:

@@ -2,7 +2,9 @@
 
     encoder   embedding -> (bidirectional) GRU -> outputs h_j, final state -> bridge -> s_0
     attention e_tj = v . tanh(W_h h_j + W_s s_{t-1} [+ U f_tj]),  a_t = softmax_j(e_tj) over
-              the real positions,  c_t = sum_j a_tj h_j        (BahdanauAttention.attend)
+              the real positions,  c_t = sum_j a_tj h_j        (Attention.attend)
+              (Config.score: or Luong's general s . W h_j, dot s . h_j, or the scaled dot
+              product (W_q s) . (W_k h_j) / sqrt(A), beside it in Attention.score)
     decoder   s_t = GRU([embed(y_{t-1}); c_t], s_{t-1})         (Decoder.step)
     output    p(y_t) = softmax(W_o [s_t; c_t] + b_o)
     copy      (Config.copy, on for --corpus runs) p(y_t) mixes that with the attention weights
@@ -54,6 +56,7 @@ class Architecture(Protocol):
     location_kernel: int  # 0: content-only attention
     attention: bool  # False: the control, uniform weights
     coverage: bool
+    score: str  # engine/train/config.py's SCORES: additive, general, dot, scaled-dot
 
     @property
     def copy_on(self) -> bool: ...
@@ -185,30 +188,90 @@ class LocationKernel(nn.Module):
         return location_band(self.weight.flatten(1), S)
 
 
-class BahdanauAttention(nn.Module):
-    """score(s, h_j) = v . tanh(W_h h_j + W_s s [+ U f_j]); weights = softmax over real
-    positions; context = sum_j weights_j h_j.
+class Attention(nn.Module):
+    """weights = softmax over real positions of score(s, h_j); context = sum_j weights_j h_j.
+    The score (Config.score), from the previous top state s and each encoder output h_j:
+
+        additive    v . tanh(W_h h_j + W_s s [+ U f_j] [+ w_c cov_j])   Bahdanau et al. 2015
+        general     s . (W_h h_j [+ U f_j] [+ w_c cov_j])               Luong et al. 2015
+        dot         s . (h_j [+ U f_j] [+ w_c cov_j])                   Luong et al. 2015
+        scaled-dot  (W_s s) . (W_h h_j [+ U f_j] [+ w_c cov_j]) / sqrt(A)   Vaswani et al. 2017
+
+    Each splits into keys, from the h_j alone (project_keys: once per batch), and a query,
+    from s (project_query: once per step). dot has no weights of its own, so it needs s and
+    h_j of one size: a bidirectional encoder's h_j (2H) is read as the sum of its two
+    directions' states, [I I] h_j (H); a learned projection there would make it the general
+    score.
 
     With location_kernel > 0 the score also reads f = conv(previous step's weights), the
     location-aware term of Chorowski et al. (2015): the model can learn "one to the left of
     where I looked last", which content alone cannot tell apart when a word repeats. The
     convolution is one matmul with a banded matrix (location_band: its gradient is one matmul
     too); engine/fast's decoding reads a window of k neighbours instead (location_term:
-    linear, not quadratic, in the sentence's length)."""
+    linear, not quadratic, in the sentence's length). Coverage adds w_c cov_j, the weight each
+    position has had so far. Both are A-wide and join the keys, in every score: the additive
+    score reads them inside its tanh, a product meets them with the query, so that the decoder
+    state decides how much where it looked last counts. (A number added to a product's score
+    instead, a k-tap filter over the previous weights, learned far slower: docs/design.md.)"""
 
-    def __init__(self, enc_dim: int, dec_dim: int, attn_dim: int, location_kernel: int = 0, coverage: bool = False):
+    def __init__(
+        self,
+        enc_dim: int,
+        dec_dim: int,
+        attn_dim: int,
+        location_kernel: int = 0,
+        coverage: bool = False,
+        score: str = "additive",
+    ):
         super().__init__()
-        self.W_h = nn.Linear(enc_dim, attn_dim, bias=False)
-        self.W_s = nn.Linear(dec_dim, attn_dim, bias=True)
-        self.v = nn.Linear(attn_dim, 1, bias=False)
-        self.location = LocationKernel(attn_dim, location_kernel) if location_kernel else None
-        # w_c of e_tj = v . tanh(W_h h_j + W_s s + w_c cov_tj): absent without coverage, so a
-        # checkpoint from before it has exactly the keys it needs
-        self.coverage = nn.Parameter(torch.empty(attn_dim).uniform_(-0.1, 0.1)) if coverage else None
+        self.kind = score
+        additive = score == "additive"
+        self.scale = 1.0 / math.sqrt(attn_dim) if score == "scaled-dot" else 1.0
+        # the keys' width: A, or H where the query is s itself (general, dot)
+        key_dim = dec_dim if score in ("general", "dot") else attn_dim
+        self.W_h = nn.Linear(enc_dim, key_dim, bias=False) if score != "dot" else None
+        self.W_s = nn.Linear(dec_dim, attn_dim, bias=additive) if score in ("additive", "scaled-dot") else None
+        self.v = nn.Linear(attn_dim, 1, bias=False) if additive else None
+        self.fold = enc_dim // dec_dim  # dot: how many directions' states make one h_j
+        self.location = LocationKernel(key_dim, location_kernel) if location_kernel else None
+        # w_c of the key's w_c cov_tj: absent without coverage, so a checkpoint from before it
+        # has exactly the keys it needs
+        self.coverage = nn.Parameter(torch.empty(key_dim).uniform_(-0.1, 0.1)) if coverage else None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
-        # W_h h_j does not depend on the decoder step: computed once per batch.
+        """The keys do not depend on the decoder step: computed once per batch.
+        enc_out (B, S, K) -> (B, S, A): W_h h_j, or dot's h_j with its directions summed (B, S, H)"""
+        if self.W_h is None:
+            return enc_out.unflatten(-1, (self.fold, -1)).sum(-2)  # (B, S, H)
         return self.W_h(enc_out)  # (B, S, A)
+
+    def project_query(self, s: torch.Tensor) -> torch.Tensor:
+        """s (B, H) the previous top state -> (B, A): W_s s, or s itself (general, dot)."""
+        return s if self.W_s is None else self.W_s(s)
+
+    def score(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        prev: torch.Tensor | None = None,
+        cov: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """e_tj at every position j, padding included (attend masks it).
+        query (B, A), keys (B, S, A), prev (B, S), cov (B, S) -> (B, S)"""
+        S = keys.size(1)
+        if self.v is not None:  # additive
+            energy = keys + query.unsqueeze(1)  # (B, S, A)
+            if self.location is not None and prev is not None:
+                energy = energy + (prev @ self.location.band(S)).view_as(energy)
+            if self.coverage is not None and cov is not None:
+                energy = energy + cov.unsqueeze(-1) * self.coverage  # (B, S, A)
+            return self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
+        # general, dot, scaled-dot: the query's product with each key, the key k_j + U f_j + w_c cov_j
+        if self.location is not None and prev is not None:
+            keys = keys + (prev @ self.location.band(S)).view_as(keys)  # (B, S, A)
+        if self.coverage is not None and cov is not None:
+            keys = keys + cov.unsqueeze(-1) * self.coverage  # (B, S, A)
+        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1) * self.scale  # (B, S)
 
     def attend(
         self,
@@ -221,17 +284,12 @@ class BahdanauAttention(nn.Module):
         cov: torch.Tensor | None = None,
     ):
         """The attention's definition, plainly, under autograd (the reference model's; engine/fast
-        runs the same maths in its decoder step).
-        query = W_s s (B, A); keys = W_h h (B, S, A); enc_out (B, S, K); mask (B, S) True = real;
+        runs the same maths, the additive score's, in its decoder step).
+        query (B, A) project_query's; keys (B, S, A) project_keys's; enc_out (B, S, K); mask (B, S) True = real;
         prev (B, S): the previous step's weights (zeros before the first step). uniform: every
         real position the same weight (the ablation: the decoder without what it learned to look at).
         cov (B, S): the sum of every earlier step's weights (coverage only)"""
-        energy = keys + query.unsqueeze(1)  # (B, S, A)
-        if self.location is not None and prev is not None:
-            energy = energy + (prev @ self.location.band(keys.size(1))).view_as(energy)
-        if self.coverage is not None and cov is not None:
-            energy = energy + cov.unsqueeze(-1) * self.coverage  # (B, S, A)
-        scores = self.v(torch.tanh(energy)).squeeze(-1)  # (B, S)
+        scores = self.score(query, keys, prev, cov)  # (B, S)
         if uniform:
             scores = torch.zeros_like(scores)
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -264,13 +322,14 @@ class Decoder(nn.Module):
         location_kernel: int = 0,
         copy: bool = False,
         coverage: bool = False,
+        score: str = "additive",
     ):
         super().__init__()
         H = hidden_dim
         self.hidden_dim, self.layers = H, layers
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.attention = BahdanauAttention(enc_dim, H, H, location_kernel, coverage)
+        self.attention = Attention(enc_dim, H, H, location_kernel, coverage, score)
         # first layer input = [embedding; context]; its input weights are split by part
         self.W_ie = nn.Parameter(torch.empty(3 * H, embed_dim))
         self.W_ic = nn.Parameter(torch.empty(3 * H, enc_dim))
@@ -310,7 +369,7 @@ class Decoder(nn.Module):
         -> scores (B, V) logits, or with copy (B, n_ext) log-probabilities; new states per
         layer (B, H); weights (B, S); p_copy (B,) or None without copy"""
         s = h[-1]  # (B, H) previous top state
-        query = self.attention.W_s(s)  # (B, A)
+        query = self.attention.project_query(s)  # (B, A)
         context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform, cov)  # (B, K), (B, S)
         V = self.embedding.num_embeddings
         emb = self.dropout(self.embedding(y.masked_fill(y >= V, UNK)))  # (B, E)
@@ -429,6 +488,7 @@ class Seq2Seq(nn.Module):
             cfg.location_kernel,
             cfg.copy_on,
             cfg.coverage,
+            cfg.score,
         )
         self.copy = cfg.copy_on
         # A bidirectional encoder has two final states per layer: a learned bridge joins them.

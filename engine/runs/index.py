@@ -51,7 +51,7 @@ class RunSummary:
     status: str  # running, finished, stopped, failed; unknown where the folder cannot tell
     problems: list[str] = field(default_factory=list)  # one line each
     started: float | None = None  # seconds since the epoch
-    config: dict | None = None  # config.toml (else report.json's), as written
+    config: dict | None = None  # config.toml (else report.json's), as written, plus Config.PREDATES where it lacks them
     epochs: int = 0  # epochs trained (rows of metrics.csv)
     best_epoch: int | None = None
     best_val_loss: float | None = None
@@ -155,6 +155,8 @@ def _summarize(run: RunSummary, checkpoints_dir: Path) -> None:
             run.problems.append(problem)
     if run.config is None and report is not None and isinstance(report.get("config"), dict):
         run.config = report["config"]
+    if isinstance(run.config, dict):  # a setting a run predates: what leaving it out meant (score: additive)
+        run.config = {**Config.PREDATES, **run.config}
     named = [d.get("group") for d in (status, report) if isinstance(d, dict)]
     run.group = next((g for g in named if isinstance(g, str) and g), None)
 
@@ -440,7 +442,8 @@ def group_entry(name: str, members: list[RunSummary]) -> RunSummary:
 # -- comparing ----------------------------------------------------------------------------------
 def differing_keys(runs: list[RunSummary]) -> list[str]:
     """The configuration values that are not the same in every run that has a configuration
-    (a key one run lacks counts as a difference), in the Config's order."""
+    (a key one run lacks counts as a difference, unless Config.PREDATES says what lacking it
+    meant: summarize fills those in), in the Config's order."""
     return differing_config_keys([r.config for r in runs if r.config is not None])
 
 

@@ -16,6 +16,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+# the attention scores engine/model/seq2seq.py implements (Attention.score)
+SCORES = ("additive", "general", "dot", "scaled-dot")
+
 
 def setting(default, text: str, *, auto=None, shown: str = ""):
     """A Config field with its help, `text`: the one text that `reverse-tui --help` and docs/flags.md
@@ -94,6 +97,13 @@ class Config:
     attention: bool = setting(
         True,
         "Bahdanau attention; --no-attention trains the control, whose context is the fixed mean of the encoder outputs",
+    )
+    # engine/model/seq2seq.py's Attention.score; docs/design.md has the four formulas
+    score: str = setting(
+        "additive",
+        "attention score: additive (Bahdanau's v . tanh(W_h h + W_s s)), general (Luong's s . W h), dot (s . h, "
+        "a bidirectional encoder's two directions summed) or scaled-dot ((W_q s) . (W_k h) / sqrt(d)); the location "
+        "term and coverage join each one's keys; all but additive train the reference model (formulas: docs/design.md)",
     )
     # the coverage of Tu et al. 2016 and See et al. 2017 (bench/coverage_study.py)
     coverage: bool = setting(
@@ -207,22 +217,19 @@ class Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    # What a configuration saved before a field meant by leaving it out, where that is not
+    # today's default: max_vocab (a model saved before the cap had every word, and resuming it
+    # must rebuild the same vocabulary), copy (a model saved before it has no copy gate), join
+    # and repeat_rate (resuming one must train on the sentences it trained on), score (every
+    # model before it scored additively, whatever the default becomes)
+    PREDATES = {"max_vocab": 0, "copy": "off", "join": 0, "repeat_rate": 0.0, "score": "additive"}
+
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        """A checkpoint's configuration. A field it predates takes today's default, except
-        max_vocab (a model saved before the cap had every word, and resuming it must rebuild
-        the same vocabulary), copy (a model saved before it has no copy gate), join and repeat_rate
-        (resuming one must train on the sentences it trained on)."""
+        """A checkpoint's configuration. A field it predates takes today's default, or its
+        PREDATES value."""
         known = {f.name for f in fields(cls)}
-        return cls(
-            **{
-                "max_vocab": 0,
-                "copy": "off",
-                "join": 0,
-                "repeat_rate": 0.0,
-                **{k: v for k, v in d.items() if k in known},
-            }
-        )
+        return cls(**{**cls.PREDATES, **{k: v for k, v in d.items() if k in known}})
 
     def to_toml(self, header: str = "") -> str:
         """Every field as `name = value`, which `read_toml` (tomllib) reads back to this Config."""
@@ -322,6 +329,10 @@ class Config:
             raise ValueError(f"--impl must be auto, reference or fast, got {self.impl!r}")
         if self.location_kernel < 0 or (self.location_kernel and self.location_kernel % 2 == 0):
             raise ValueError(f"--location-kernel must be 0 (off) or an odd width, got {self.location_kernel}")
+        if self.score not in SCORES:
+            raise ValueError(f"--score must be one of {', '.join(SCORES)}, got {self.score!r}")
+        if self.score != "additive" and not self.attention:
+            raise ValueError(f"--no-attention trains uniform weights, which no score makes: drop --score {self.score}")
         if self.copy not in ("auto", "on", "off"):
             raise ValueError(f"--copy must be auto, on or off, got {self.copy!r}")
         if self.lr_schedule not in ("cosine", "constant"):

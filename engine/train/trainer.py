@@ -40,6 +40,9 @@ from .events import BatchDone, EpochDone, Snapshot
 from .optim import Adam, LrPlan, clip_grad_norm
 from .resources import UsageMeter, seconds_left, tokens_per_second
 
+# On a GPU the NaN check waits for the device, so the loop reads it once per this many batches.
+NAN_CHECK_EVERY = 25
+
 
 @dataclass
 class EpochTrainStats:
@@ -183,9 +186,10 @@ class Trainer:
             norm_sum += norm
             norm_max = torch.maximum(norm_max, norm)
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss), i + 1, first_bad)
-            # reading first_bad is free on the CPU; on a GPU it waits, so look once per 25
-            # batches (the epoch's end looks at the last ones, in its one read)
-            if (self.device.type == "cpu" or (i % 25 == 24 and i + 1 < n)) and int(first_bad) > 0:
+            # reading first_bad is free on the CPU; on a GPU it waits, so look once per
+            # NAN_CHECK_EVERY batches (the epoch's end looks at the last ones, in its one read)
+            looks = self.device.type == "cpu" or (i % NAN_CHECK_EVERY == NAN_CHECK_EVERY - 1 and i + 1 < n)
+            if looks and int(first_bad) > 0:
                 raise NonFiniteLoss(epoch, int(first_bad))
             yield BatchDone(epoch, i + 1, n, loss)
             if epoch == 1 and i + 1 in watch_marks:  # attention as it forms: 1, 2, 4, 8, ... batches

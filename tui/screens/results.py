@@ -13,6 +13,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, ProgressBar, Static
 
+from engine.insight.analysis import attention_variant
 from engine.insight.evaluate import SentenceResult
 from engine.insight.lengths import describe_limit
 from engine.insight.report import longest_trained
@@ -141,6 +142,8 @@ class ResultsScreen(Screen):
             style = "bold green" if ev.exact_match >= 0.995 else "bold yellow"
             summary.append(f"{100 * ev.exact_match:.1f}%", style=style)
             summary.append(f"  ({correct}/{len(ev.results)} sentences, evaluated in {ev.seconds:.2f}s)\n")
+        summary.append("Attention ", style="bold")
+        summary.append(attention_variant(res.config, formula=False) + "\n")
         for part in res.failed_parts:
             summary.append(part.line() + "\n", style="bold red")
         if res.notebook_test:

@@ -31,6 +31,8 @@ def config_brief(cfg: Config, facts: str = "") -> str:
     model = f"GRU {cfg.embed_dim}/{cfg.hidden_dim} x{cfg.layers}{' bi' if cfg.bidirectional else ''}"
     if cfg.dropout:
         model += f" dropout {cfg.dropout:g}"
+    if getattr(cfg, "score", "additive") != "additive":
+        model += f" {cfg.score} score"
     if getattr(cfg, "location_kernel", 0):
         model += f" loc {cfg.location_kernel}"
     if getattr(cfg, "coverage", False):
