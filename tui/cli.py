@@ -10,9 +10,10 @@ import sys
 from dataclasses import Field, fields, replace
 from pathlib import Path
 
-from engine.train.config import SCORES, Config
+from engine.train.config import Config
 
 from .common import RunOptions, isatty
+from .flag_words import CHOICES, helped
 
 
 def version() -> str:
@@ -23,13 +24,6 @@ def version() -> str:
         return installed("reverse-tui")
     except PackageNotFoundError:
         return "unknown (not installed)"
-
-
-def helped(text: str, default: object = None) -> str:
-    """A flag's help as `--help` prints it and docs/flags.md lays it out: the text, then its
-    default, if any, as `(default: ...)`. argparse %-formats help, so a % is doubled."""
-    text = text.replace("%", "%%")
-    return text if default is None else f"{text} (default: {default})"
 
 
 def config_default(f: Field) -> str:
@@ -55,15 +49,6 @@ def _number_or_auto(typ: type, auto: float):
 
 def _type_name(t) -> str:
     return {"int": "N", "float": "X", "str": "NAME"}.get(getattr(t, "__name__", str(t)), "V")
-
-
-# Config's words: the values each takes
-CHOICES = {
-    "device": ["auto", "cpu", "cuda"],
-    "impl": ["auto", "reference", "fast"],
-    "lr_schedule": ["cosine", "constant"],
-    "score": list(SCORES),
-}
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:

@@ -14,8 +14,8 @@ from engine.errors import CheckpointError, RunError, RunIndexError
 from engine.runs.folders import CHECKPOINTS, RUNS, find_checkpoint
 from engine.runs.index import find_group, list_runs
 
-from .cli import CHOICES, helped
 from .common import free_numbered_path
+from .flag_words import CHOICES, helped
 
 MAX_RUNS = 8  # as many as the runs screen compares; more make heatmaps too narrow to read
 
