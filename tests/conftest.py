@@ -82,6 +82,13 @@ QUICK_FLAGS = cli_flags(**{k: QUICK[k] for k in FLAGGED})
 
 PY = sys.executable
 
+
+def sizes(first: tuple[int, int], *others: tuple[int, int]) -> list:
+    """Terminal sizes for a screen's snapshot: the first in the quick suite, the others in the
+    full one (each keeps its id, size0, size1, ..., and so its snapshot)."""
+    return [pytest.param(first), *(pytest.param(o, marks=pytest.mark.slow) for o in others)]
+
+
 # The C kernels (engine/fast/native): built where there is a compiler, unless turned off
 HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
 TURNED_OFF = os.environ.get("REVERSE_TUI_NATIVE", "1") == "0"  # this process runs the torch path
