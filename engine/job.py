@@ -244,7 +244,8 @@ def records_status(job: Callable[..., Iterator[Event]]) -> Callable[..., Iterato
         try:
             for ev in events:
                 if isinstance(ev, Started) and distributed.is_main():
-                    status = StatusFile(Path(out), (kwargs.get("run") or {}).get("name"), Path(checkpoint))
+                    run = kwargs.get("run") or {}
+                    status = StatusFile(Path(out), run.get("name"), Path(checkpoint), run.get("group"))
                 elif isinstance(ev, TrainingEnded) and status is not None:
                     ended = ev
                     evaluating = ev.best_epoch is not None and not isinstance(ev.exception, distributed.PeerLost)
@@ -445,6 +446,7 @@ def run_job(
         "threads": torch.get_num_threads(),
         "native_kernels": kernels_summary(device.type),
         "run": (run or {}).get("name"),
+        "group": (run or {}).get("group"),  # the seed group it is one run of (--seeds)
         "control_checkpoint": str(control) if control else None,
         **(extra or {}),
     }

@@ -82,6 +82,13 @@ QUICK_FLAGS = cli_flags(**{k: QUICK[k] for k in FLAGGED})
 
 PY = sys.executable
 
+
+def sizes(first: tuple[int, int], *others: tuple[int, int]) -> list:
+    """Terminal sizes for a screen's snapshot: the first in the quick suite, the others in the
+    full one (each keeps its id, size0, size1, ..., and so its snapshot)."""
+    return [pytest.param(first), *(pytest.param(o, marks=pytest.mark.slow) for o in others)]
+
+
 # The C kernels (engine/fast/native): built where there is a compiler, unless turned off
 HAVE_CC = shutil.which(os.environ.get("CC", "cc")) is not None
 TURNED_OFF = os.environ.get("REVERSE_TUI_NATIVE", "1") == "0"  # this process runs the torch path
@@ -406,12 +413,15 @@ def write_fake_run(
     unknown_below: tuple[int | None, int | None] = (36, 50),
     batches: int = 47,
     checkpoint: bool = True,
+    group: str | None = None,
+    repeated: float | None = None,
 ) -> Path:
     """A run folder as a real run writes it (config.toml, metrics.csv, status.json and
     report.json in their own formats, through the engine's writers where it has them), with
     made-up figures and no model: checkpoints/NAME/best.pt beside runs_dir holds bytes that
     are no checkpoint, so anything that loaded it would fail. state None: no status.json
-    (a run of an earlier version); "running": this test process runs it."""
+    (a run of an earlier version); "running": this test process runs it. group: the seed group
+    it is one run of; repeated: its exact match on repeated words (None: no such figure)."""
     from engine.insight.report import write_metrics_csv
     from engine.runs.status import write_status
     from engine.train.machine import process_start
@@ -444,6 +454,7 @@ def write_fake_run(
     if state is not None:
         status = {
             "name": name,
+            "group": group,
             "checkpoint": str(ckpt),
             "state": state,
             "phase": "training" if state == "running" else "ended",
@@ -496,6 +507,8 @@ def write_fake_run(
             "interrupted": state == "stopped",
             "failure": "the training loss became NaN" if state == "failed" else None,
             "train_seconds": sum(h["seconds"] for h in history),
+            "group": group,
+            "repeated_words": None if repeated is None else {"exact_match": repeated, "lengths": [21, 40]},
         }
         (folder / "report.json").write_text(json.dumps(body, indent=1))
     return folder

@@ -157,6 +157,9 @@ CONFIGS = {
     "copy": Config(**SMALL, copy="on"),  # the copy mechanism: extended vocabularies per batch
     "notebook": Config.notebook(**{**SMALL, "epochs": 2}),  # 2 layers, dropout, constant lr
 }
+# the default's paths in the quick suite; the others' own paths (copying, two layers and
+# dropout) in the full one
+NAMES = [pytest.param(n, marks=[] if n == "default" else pytest.mark.slow) for n in CONFIGS]
 
 
 def meta_trainer(cfg, tmp_path):
@@ -175,7 +178,7 @@ NAN_CHECK_EVERY = 4
 EPOCH_BATCHES = NAN_CHECK_EVERY + 1
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
 def test_a_training_epoch_on_a_device_reads_back_once_per_nan_check(name, tmp_path, monkeypatch):
     """Forward, the hand-written backward, clipping and Adam on the device, a whole epoch of
     batches, some packed: no op mixes the host and the device, no upload waits, and the
@@ -203,7 +206,7 @@ def test_a_training_epoch_on_a_device_reads_back_once_per_nan_check(name, tmp_pa
     assert t.optimizer.t == n
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
 def test_validation_on_a_device_reads_back_once(name, tmp_path):
     t = meta_trainer(CONFIGS[name], tmp_path)
     assert padded(t.val_set.batches(t.cfg.batch_size)) >= 1
@@ -213,7 +216,7 @@ def test_validation_on_a_device_reads_back_once(name, tmp_path):
     assert len(watch.reads) == 1, watch.reads  # the loss and the matches, together, at the end
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
 def test_evaluation_on_a_device_reads_back_once_per_batch(name, tmp_path):
     """Batched greedy decoding (through the reference's steps for a copying model, engine/fast's
     for the others) reads nothing; the evaluation reads each batch's results once. Test
@@ -241,7 +244,7 @@ def test_evaluation_on_a_device_reads_back_once_per_batch(name, tmp_path):
     assert len(watch.reads) == len(batches), watch.reads
 
 
-@pytest.mark.parametrize("name", ["default", "notebook"])
+@pytest.mark.parametrize("name", NAMES[::2])
 def test_beam_search_on_a_device_mixes_nothing(name, tmp_path):
     """Beam search keeps its hypotheses in Python lists, read back and uploaded again at every
     step (one sentence at a time: the probe's and --beam's evaluation; a search kept on the

@@ -21,6 +21,7 @@ from torch.distributed.run import get_args_parser as torchrun_parser
 from engine.train.config import Config
 from tests.conftest import ROOT
 from tui.cli import config_from_args, main_parser, probe_parser
+from tui.compare_cli import compare_parser
 from tui.runs_cli import runs_parser
 from tui.watch_cli import watch_parser
 
@@ -55,7 +56,7 @@ def lines(paths: list[Path]):
 
 
 def parsers() -> list[argparse.ArgumentParser]:
-    return [main_parser(), probe_parser(), watch_parser(), runs_parser()]
+    return [main_parser(), probe_parser(), watch_parser(), runs_parser(), compare_parser()]
 
 
 def bench_flags() -> set[str]:

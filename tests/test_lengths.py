@@ -10,7 +10,15 @@ import torch
 
 from engine.insight import lengths
 from engine.insight.evaluate import EvalResult, SentenceResult
-from engine.insight.lengths import LengthCurve, describe_limit, failure_kind, made_up_words, sweep_lengths
+from engine.insight.lengths import (
+    REPEATED_PER_LENGTH,
+    LengthCurve,
+    describe_limit,
+    failure_kind,
+    made_up_words,
+    repeated_word_sentences,
+    sweep_lengths,
+)
 from engine.insight.report import finish_run
 from engine.train.checkpoint import load_model
 from engine.train.data import random_sentences
@@ -30,6 +38,18 @@ def result(source, output):
     n = len(source)
     steps = len(output) + 1  # the output, then EOS
     return SentenceResult(source, output, source[::-1], np.zeros((steps, n + 1)), steps, match=output == source[::-1])
+
+
+def test_repeated_word_sentences_repeat_two_or_three_words():
+    words = [f"w{k}" for k in range(50)]
+    by_length = repeated_word_sentences(words, random.Random(3), (21, 24), per_length=30)
+    assert sorted(by_length) == [21, 22, 23, 24]
+    distinct = set()
+    for n, sents in by_length.items():
+        assert len(sents) == 30 and all(len(s) == n and set(s) <= set(words) for s in sents)
+        distinct |= {len(set(s)) for s in sents}
+    assert distinct == {2, 3}  # a word per position from a pool of 2 or 3: at 21+ words both are used
+    assert repeated_word_sentences(words, random.Random(3), (21, 24), 30) == by_length  # seeded
 
 
 def test_failure_kinds():
@@ -102,6 +122,13 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
         assert {int(n): t for n, t in limits["sentences"].items()} == {
             n: 100 if n <= far else 50 for n in curve_.per_length
         }
+    # sentences of 2-3 distinct words repeated, 21-40 words, pooled
+    repeated = report["repeated_words"]
+    counts = {int(n): t for n, t in repeated["sentences"].items()}
+    assert counts == {n: REPEATED_PER_LENGTH for n in range(21, 41)} and repeated["lengths"] == [21, 40]
+    right = sum(a * counts[int(n)] for n, a in repeated["per_length"].items())
+    assert repeated["exact_match"] == pytest.approx(right / sum(counts.values()))
+    assert repeated["exact_match"] == res.repeated.evaluation.exact_match
     analysis = (tmp_path / "analysis.md").read_text()
     assert "| length | known words | every word unknown |" in analysis
     assert describe_limit(res.unknown, "Every word unknown") in analysis

@@ -105,3 +105,81 @@ def test_the_command_lists_without_torch(runs_dir):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["runs"]) == 4
+
+
+@pytest.fixture
+def group_dir(runs_dir):
+    """runs_dir and a seed group of three runs, seeds 1-3, one of them never below 99%."""
+    for seed, test, known, repeated in (
+        (1, 0.99, (40, 55), 0.8),
+        (2, 1.0, (None, None), 0.9),
+        (3, 0.97, (44, 60), 0.7),
+    ):
+        write_fake_run(
+            runs_dir,
+            f"base-seed{seed}",
+            config={"seed": seed},
+            group="base",
+            started=1_700_002_000.0 + seed,
+            test_exact_match=test,
+            known_below=known,
+            repeated=repeated,
+        )
+    return runs_dir
+
+
+def test_a_seed_group_is_one_row_and_its_figures_spread(group_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["runs", "--runs-dir", str(group_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any(line.startswith("base-seed") for line in lines)  # its runs are not rows
+    row = next(line for line in lines if line.startswith("base ×3 "))
+    assert "98.7%" in row and "≥" in row  # the mean test figure; a known-words mean that is a lower bound
+    at = lines.index(next(line for line in lines if line.startswith("seed group")))
+    assert lines[at - 1].split() == ["test", "known", "unknown", "repeated", "epochs"]
+    mean, lo_hi = lines[at + 2], lines[at + 3]  # under the header's rule: the means, then lowest-highest
+    assert mean.split() == ["base", "3", "98.7", "≥88", "36", "80.0", ">3"]
+    assert lo_hi.split() == ["97.0–100", "40–>180", "70.0–90.0"]  # the seeds' unknown limits and epochs agree
+
+
+def test_runs_group_lists_its_runs_and_the_group(group_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    assert main(["runs", "base", "--runs-dir", str(group_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split()[0] for line in lines if line.startswith("base")]
+    assert rows == ["base-seed1", "base-seed2", "base-seed3", "base", "base"]  # its runs, its row, its figures
+    assert not any(line.startswith(("stopped-early", "20261203")) for line in lines)
+    assert main(["runs", "base", "--runs-dir", str(group_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in data["runs"]] == ["base-seed1", "base-seed2", "base-seed3"]
+    assert data["differing_keys"] == ["seed"] and data["groups"][0]["name"] == "base"
+
+
+def test_json_has_the_groups(group_dir, capsys):
+    assert main(["runs", "--runs-dir", str(group_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["runs"]) == 7  # every run, the group's among them, each with its group
+    assert [r["group"] for r in data["runs"]].count("base") == 3
+    (group,) = data["groups"]
+    summary = group["summary"]
+    assert summary["test_exact_match"]["mean"] == pytest.approx(0.98666, abs=1e-4)
+    assert (summary["repeated_exact_match"]["min"], summary["repeated_exact_match"]["max"]) == (0.7, 0.9)
+    assert summary["known_below_99"] == {
+        "mean": pytest.approx((40 + 180 + 44) / 3),
+        "min": 40.0,
+        "max": 180.0,
+        "runs": 3,
+        "beyond": 1,
+        "min_beyond": False,
+        "max_beyond": True,
+    }
+    assert summary["epochs_to_99"]["max_beyond"]  # the fake runs never reach 99% on validation
+
+
+def test_an_unknown_group_is_one_line_and_exit_2(group_dir, capsys):
+    assert main(["runs", "nope", "--runs-dir", str(group_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("reverse-tui: nope: no seed group") and "(groups: base)" in line

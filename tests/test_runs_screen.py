@@ -16,7 +16,7 @@ import pytest
 
 from engine.runs.index import list_runs, run_curves
 from engine.train.config import Config
-from tests.conftest import TINY, write_fake_run
+from tests.conftest import TINY, sizes, write_fake_run
 from tests.test_app import probed, until
 from tui.app import ReverseApp
 from tui.common import RunOptions
@@ -265,7 +265,7 @@ def test_whole_ticks():
 
 
 # -- snapshots --------------------------------------------------------------------------------
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", sizes(*SIZES))
 def test_runs_screen(snap_compare, tmp_path, monkeypatch, size):
     async def run_before(pilot):
         await show_runs(pilot)
@@ -278,7 +278,7 @@ def test_runs_screen(snap_compare, tmp_path, monkeypatch, size):
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=run_before)
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", sizes(*SIZES))
 def test_compare_screen(snap_compare, tmp_path, monkeypatch, size):
     async def run_before(pilot):
         await show_runs(pilot)

@@ -16,6 +16,7 @@ from engine.insight.evaluate import EvalResult, SentenceResult
 from engine.insight.lengths import LengthCurve
 from engine.train.config import Config
 from engine.train.events import BatchDone, EpochDone
+from tests.conftest import sizes
 from tui.app import ReverseApp
 from tui.common import RunOptions
 from tui.messages import BatchProgress, EpochFinished
@@ -277,7 +278,7 @@ async def show_training(pilot, gpu: bool = False) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+@pytest.mark.parametrize("size", sizes((100, 32), (80, 24)))
 def test_training_screen(snap_compare, tmp_path, monkeypatch, size):
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=show_training)
 
@@ -291,7 +292,7 @@ def test_training_screen_on_cuda(snap_compare, tmp_path, monkeypatch):
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=(80, 24), run_before=run_before)
 
 
-@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+@pytest.mark.parametrize("size", sizes((100, 32), (80, 24)))
 def test_training_screen_by_length(snap_compare, tmp_path, monkeypatch, size):
     """Four epochs in: the newest epoch's exact match by length falls from 100% at 3 words
     to 76% at 10, each bar with its figure where the width allows."""
@@ -423,12 +424,12 @@ async def show_watching(pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+@pytest.mark.parametrize("size", sizes((100, 32), (80, 24)))
 def test_training_screen_watching(snap_compare, tmp_path, monkeypatch, size):
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=show_watching)
 
 
-@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+@pytest.mark.parametrize("size", sizes((100, 32), (80, 24)))
 def test_timeline_screen(snap_compare, tmp_path, monkeypatch, size):
     """The third of eight snapshots, second watch sentence."""
 
@@ -450,7 +451,7 @@ def long_watch_snapshots() -> list:
     return [Snapshot(2, BATCHES, BATCHES, [Watched(src, src[::-1], attention(16).round(3).tolist(), True)])]
 
 
-@pytest.mark.parametrize("size", [(100, 32), (80, 24)])
+@pytest.mark.parametrize("size", sizes((100, 32), (80, 24)))
 def test_training_screen_watching_a_long_sentence(snap_compare, tmp_path, monkeypatch, size):
     async def run_before(pilot):
         await show_training(pilot)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from engine.insight.stepper import Hypothesis, Step, Stepping
+from tests.conftest import sizes
 from tests.test_snapshots import attention, make_app
 from tui.screens.step import StepScreen
 
@@ -81,7 +82,7 @@ def step_screen(stepping: Stepping, index: int):
     return run_before
 
 
-@pytest.mark.parametrize("size", [(80, 24), (100, 32)])
+@pytest.mark.parametrize("size", sizes((80, 24), (100, 32)))
 def test_step_screen_greedy_an_unk_copied(snap_compare, tmp_path, monkeypatch, size):
     """Step 2: the model emits <unk> and copies "zebra" from the input."""
     assert snap_compare(
@@ -89,13 +90,13 @@ def test_step_screen_greedy_an_unk_copied(snap_compare, tmp_path, monkeypatch, s
     )
 
 
-@pytest.mark.parametrize("size", [(80, 24), (100, 32)])
+@pytest.mark.parametrize("size", sizes((80, 24), (100, 32)))
 def test_step_screen_beam(snap_compare, tmp_path, monkeypatch, size):
     """A middle step of a beam of 3: survivors, a finished hypothesis, pruned ones."""
     assert snap_compare(make_app(tmp_path, monkeypatch), terminal_size=size, run_before=step_screen(beam_stepping(), 6))
 
 
-@pytest.mark.parametrize("size", [(80, 24), (100, 32)])
+@pytest.mark.parametrize("size", sizes((80, 24), (100, 32)))
 def test_step_screen_beam_last_step(snap_compare, tmp_path, monkeypatch, size):
     """The last step: <eos>, the best finished hypothesis, and the search ending."""
     stepping = beam_stepping()

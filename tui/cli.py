@@ -1,6 +1,7 @@
 """Command line: `reverse-tui [flags]` (app), `reverse-tui --no-ui [flags]` (headless),
 `reverse-tui probe --checkpoint PATH "some words"` (one-shot probe), `reverse-tui runs`
-(the runs, side by side), `reverse-tui watch RUN` (a run in progress, followed from its files)."""
+(the runs, side by side), `reverse-tui watch RUN` (a run in progress, followed from its files),
+`reverse-tui compare RUN RUN ... --sentence "words"` (one sentence, each run's attention)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import sys
 from dataclasses import Field, fields, replace
 from pathlib import Path
 
-from engine.train.config import SCORES, Config
+from engine.train.config import Config
 
 from .common import RunOptions, isatty
+from .flag_words import CHOICES, helped
 
 
 def version() -> str:
@@ -22,13 +24,6 @@ def version() -> str:
         return installed("reverse-tui")
     except PackageNotFoundError:
         return "unknown (not installed)"
-
-
-def helped(text: str, default: object = None) -> str:
-    """A flag's help as `--help` prints it and docs/flags.md lays it out: the text, then its
-    default, if any, as `(default: ...)`. argparse %-formats help, so a % is doubled."""
-    text = text.replace("%", "%%")
-    return text if default is None else f"{text} (default: {default})"
 
 
 def config_default(f: Field) -> str:
@@ -54,15 +49,6 @@ def _number_or_auto(typ: type, auto: float):
 
 def _type_name(t) -> str:
     return {"int": "N", "float": "X", "str": "NAME"}.get(getattr(t, "__name__", str(t)), "V")
-
-
-# Config's words: the values each takes
-CHOICES = {
-    "device": ["auto", "cpu", "cuda"],
-    "impl": ["auto", "reference", "fast"],
-    "lr_schedule": ["cosine", "constant"],
-    "score": list(SCORES),
-}
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -140,6 +126,15 @@ def main_parser() -> argparse.ArgumentParser:
             "refused, and two runs started in one second get ...-2",
             "the start time, e.g. 20261203-094507",
         ),
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --no-ui: train the configuration on N seeds (--seed and the next N-1), one after "
+        "another, each a run of its own in runs/NAME-seedS/, grouped under --name: `reverse-tui runs` "
+        "shows the group as one row with each figure's mean and range over its runs",
     )
     p.add_argument(
         "--checkpoint",
@@ -305,12 +300,26 @@ def main(argv: list[str] | None = None) -> int:
         from .runs_cli import run_runs, runs_parser
 
         return run_runs(runs_parser(), argv[1:])
+    if argv[:1] == ["compare"]:
+        from .compare_cli import compare_parser, run_compare
+
+        return run_compare(compare_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
     from engine.train import distributed  # imports torch: after --help and --version
 
     if not args.no_ui and distributed.launched():
         return refuse_app_under_torchrun()
+    if args.seeds is not None:
+        from .seeds import seeds_problem
+
+        headless = args.no_ui or not (isatty(sys.stdin) and isatty(sys.stdout))
+        problem = seeds_problem(args, headless)
+        if problem is None and distributed.launched():
+            problem = "--seeds trains its runs one after another in one process; start it without torchrun"
+        if problem:
+            print(f"reverse-tui: {problem}", file=sys.stderr)
+            return 2
     if args.config is not None:
         try:
             Config.read_toml(args.config)
@@ -344,11 +353,20 @@ def main(argv: list[str] | None = None) -> int:
         if problem := missing():  # before anything is trained, for both faces
             print(f"reverse-tui: {problem}", file=sys.stderr)
             return 2
+    if args.no_ui and args.seeds is not None:
+        from .seeds import run_seeds
+
+        return run_seeds(cfg, RunOptions.from_args(args), args.seeds)
     if args.no_ui:
         from .headless import run_headless
 
         return run_headless(cfg, RunOptions.from_args(args))
     no_tty = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout)) if not isatty(f)]
+    if no_tty and args.seeds is not None:
+        from .seeds import run_seeds
+
+        why = f"reverse-tui: no terminal ({' and '.join(no_tty)} not a tty), running headless as --no-ui"
+        return run_seeds(cfg, RunOptions.from_args(args), args.seeds, first_line=why)
     if no_tty:  # nohup, a pipe, cron: the same job, headless
         if args.checkpoint is not None and args.checkpoint.exists() and args.resume is None and not args.overwrite:
             print(

@@ -4,6 +4,7 @@ not textual): the check that a folder can be written, and whether a stream is a 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -25,6 +26,7 @@ class RunOptions:
     dist_timeout: float | None = None  # --dist-timeout, under torchrun
     watch: tuple[str, ...] = ()  # --watch: sentences decoded as it learns
     tensorboard: bool = False  # --tensorboard: OUT/tensorboard/ (engine/insight/tensorboard_log.py)
+    group: str | None = None  # the seed group this run is one of (tui/seeds.py)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -66,7 +68,7 @@ def paths_for(opts: RunOptions, reserve: bool = True):
             except CheckpointError as e:
                 raise RunError(f"cannot resume: {e}") from None
             return resumed_run(last, payload.get("run"), checkpoint, out, reserve=reserve), payload
-        return new_run(opts.name, checkpoint, out, overwrite=opts.overwrite, reserve=reserve), None
+        return new_run(opts.name, checkpoint, out, overwrite=opts.overwrite, reserve=reserve, group=opts.group), None
     except OSError as e:
         where = e.filename or checkpoint or out or "checkpoints/, runs/"
         raise RunError(f"{where}: cannot write there ({e.strerror or e})") from None
@@ -99,3 +101,16 @@ def isatty(f) -> bool:
         return f is not None and f.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def free_numbered_path(folder: Path, stem: str, suffix: str = ".png") -> Path:
+    """STEM-1.png, STEM-2.png, ...: the first name not taken, taken at once (O_EXCL, an empty
+    file the writer then replaces), so that a picture never replaces another."""
+    for k in range(1, 100_000):
+        path = Path(folder) / f"{stem}-{k}{suffix}"
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        return path
+    raise OSError(f"{folder}: no free {stem}-N{suffix} name")

@@ -14,6 +14,7 @@ from dataclasses import fields
 from engine.train.config import Config
 
 from .cli import main_parser, probe_parser
+from .compare_cli import compare_parser
 from .runs_cli import runs_parser
 from .watch_cli import watch_parser
 
@@ -82,7 +83,7 @@ def flag_table() -> str:
         "\n### Model and training\n",
         table([a for a in main if a.dest in config]),
     ]
-    for p in (probe_parser(), watch_parser(), runs_parser()):
+    for p in (probe_parser(), watch_parser(), runs_parser(), compare_parser()):
         parts += [f"\n## {p.prog}\n\n{p.description}\n", table(p._actions)]
     return "\n".join(parts) + "\n"
 

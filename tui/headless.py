@@ -18,7 +18,7 @@ from rich.console import Console
 
 from engine.errors import CheckpointError, RunError
 from engine.insight.evaluate import format_example
-from engine.insight.lengths import describe_limit
+from engine.insight.lengths import REPEATED_LENGTHS, describe_limit
 from engine.insight.report import PART_NAMES, Results
 from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded, run_job
 from engine.runs.folders import RunPaths, remove_run
@@ -284,6 +284,12 @@ def print_results(console: Console, res: Results, checkpoint) -> None:
     if res.unknown is not None:
         console.print(
             "every word unknown: " + "  ".join(f"{n}: {100 * a:.0f}%" for n, a in res.unknown.per_length.items())
+        )
+    if res.repeated is not None:
+        ev, (a, b) = res.repeated.evaluation, REPEATED_LENGTHS
+        console.print(
+            f"repeated words (2-3 distinct words, {a}-{b} words long): {100 * ev.exact_match:.2f}% "
+            f"({sum(r.match for r in ev.results)}/{len(ev.results)})"
         )
     if res.known is not None:
         console.print(describe_limit(res.known, "known words past the training lengths"))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
+from engine.runs.groups import FIGURES, Spread
 from engine.runs.index import LengthLimit, RunSummary
 
 STATUS_STYLE = {"running": "cyan", "finished": "green", "stopped": "yellow", "failed": "red", "unknown": "magenta"}
@@ -52,9 +53,96 @@ def limit(x: LengthLimit | None) -> str:
 
 
 def limits(run: RunSummary) -> str:
+    if run.is_group:
+        return f"{mean_length(run.spread.get('known_below_99'))}/{mean_length(run.spread.get('unknown_below_99'))}"
     if run.known is None and run.unknown is None:
         return NONE
     return f"{limit(run.known)}/{limit(run.unknown)}"
+
+
+def name(run: RunSummary) -> str:
+    """A seed group's name says how many runs it holds: base ×3."""
+    return f"{run.name} ×{len(run.members)}" if run.is_group else run.name
+
+
+# -- a seed group's figures: mean, and the lowest and highest over its runs --------------------
+PERCENT_FIGURES = {"test_exact_match", "repeated_exact_match"}
+
+
+def figure(key: str, value: float, beyond: bool = False) -> str:
+    """One value of a figure: a percentage for exact match (no % sign), else a length or an
+    epoch count; >N where it lies past what was measured."""
+    if key in PERCENT_FIGURES:
+        text = f"{100 * value:.1f}".removesuffix(".0") if value >= 0.9995 else f"{100 * value:.1f}"
+    else:
+        text = f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+    return f">{text}" if beyond else text
+
+
+def spread_mean(key: str, sp: Spread | None) -> str:
+    """The mean; >=N where some runs count with the last length or epoch measured, every
+    one of them: >N."""
+    if sp is None:
+        return NONE
+    if sp.beyond == sp.runs and sp.low == sp.high:
+        return figure(key, sp.low, True)
+    return ("≥" if sp.beyond else "") + figure(key, sp.mean)
+
+
+def spread_range(key: str, sp: Spread | None) -> str:
+    """lowest–highest over the runs ("" for one run, or where they agree)."""
+    if sp is None or (sp.low == sp.high and sp.low_beyond == sp.high_beyond):
+        return ""
+    return f"{figure(key, sp.low, sp.low_beyond)}–{figure(key, sp.high, sp.high_beyond)}"
+
+
+def spread_text(key: str, sp: Spread | None) -> str:
+    """mean (lowest–highest) on one line."""
+    lo_hi = spread_range(key, sp)
+    return spread_mean(key, sp) + (f" ({lo_hi})" if lo_hi else "")
+
+
+def mean_length(sp: Spread | None) -> str:
+    """A group's mean length limit in whole words, for the runs table's one cell."""
+    if sp is None or (sp.beyond == sp.runs and sp.low == sp.high):
+        return spread_mean("known_below_99", sp)
+    return ("≥" if sp.beyond else "") + f"{sp.mean:.0f}"
+
+
+SPREAD_NAMES = {  # in a line of text
+    "test_exact_match": "test %",
+    "known_below_99": "known <99% at",
+    "unknown_below_99": "unknown <99% at",
+    "repeated_exact_match": "repeated %",
+    "epochs_to_99": "epochs to 99%",
+}
+SPREAD_HEADERS = {
+    "test_exact_match": "test\nexact %",
+    "known_below_99": "known\n<99% at",
+    "unknown_below_99": "unknown\n<99% at",
+    "repeated_exact_match": "repeated\nexact %",
+    "epochs_to_99": "epochs\nto 99%",
+}
+SPREAD_LEGEND = (
+    "a seed group's figures over its runs: the mean, below it the lowest–highest · test: exact match on "
+    "its test set · <99% at: the length, in words, where exact match first falls below 99%, known words "
+    "past the training lengths and every word unknown · repeated: sentences of 2-3 distinct words repeated, "
+    "21-40 words · epochs to 99%: of validation exact match · >N: not within the N words or epochs "
+    "measured; ≥: a mean that counts those as N"
+)
+
+
+def spread_cells(run: RunSummary) -> list[Text]:
+    """A group's figures, each its mean above its range (dim)."""
+    cells = []
+    for key in FIGURES:
+        sp = (run.spread or {}).get(key)
+        text = Text(spread_mean(key, sp))
+        lo_hi = spread_range(key, sp)
+        if lo_hi:
+            text.append("\n" + lo_hi, style="dim")
+        cells.append(text)
+    return cells
 
 
 def config_value(value) -> str:
@@ -83,7 +171,7 @@ class Column:
 
 
 COLUMNS = [
-    Column("name", "run", False, lambda r: r.name),
+    Column("name", "run", False, name),
     Column("started", "started", False, lambda r: started(r.started)),
     Column("status", "status", False, status),
     Column("epochs", "ep", True, epochs),

@@ -1,5 +1,6 @@
-"""`reverse-tui runs [--runs-dir DIR] [--json]`: the runs under runs/ as a table, oldest first,
-with the configuration values that differ between them; --json for scripts."""
+"""`reverse-tui runs [GROUP] [--runs-dir DIR] [--json]`: the runs under runs/ as a table, oldest
+first, each seed group one row, with the configuration values that differ between them, then
+each group's figures over its runs; GROUP: that group's runs, a row each; --json for scripts."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from rich.text import Text
 
 from engine.errors import RunIndexError
 from engine.runs.folders import RUNS
-from engine.runs.index import RunSummary, as_json, differing_keys, list_runs
+from engine.runs.index import RunSummary, as_json, differing_keys, find_group, grouped, list_runs
 
-from .run_table import COLUMNS, LEGEND, row
+from .run_table import COLUMNS, LEGEND, SPREAD_HEADERS, SPREAD_LEGEND, row, spread_cells
 
 
 def runs_parser() -> argparse.ArgumentParser:
@@ -26,7 +27,15 @@ def runs_parser() -> argparse.ArgumentParser:
         prog="reverse-tui runs",
         description="List the runs under runs/ (every folder a run wrote): status, epochs, best "
         "validation loss, test exact match, length limits, time, and the configuration values "
-        "that differ between them. Nothing is loaded but the runs' small files.",
+        "that differ between them; a seed group (--seeds) is one row, then its figures' mean and "
+        "range over its runs. Nothing is loaded but the runs' small files.",
+    )
+    p.add_argument(
+        "group",
+        nargs="?",
+        default=None,
+        metavar="GROUP",
+        help="a seed group's name: its runs, a row each, and its figures over them",
     )
     p.add_argument(
         "--runs-dir", type=Path, default=RUNS, metavar="DIR", help="the folder of run folders (default: runs)"
@@ -75,9 +84,22 @@ def _differences(runs: list[RunSummary], keys: list[str]) -> Table:
     )
 
 
+def spreads_table(groups: list[RunSummary]) -> Table:
+    """A row per seed group: each figure's mean over its runs, below it their range."""
+    table = Table(box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    table.add_column("seed group", overflow="fold", min_width=min(max(len(g.name) for g in groups), 15))
+    table.add_column("runs", justify="right", no_wrap=True)
+    for header in SPREAD_HEADERS.values():
+        table.add_column(header, justify="right", no_wrap=True)
+    for g in groups:
+        table.add_row(Text(g.name), Text(str(len(g.members))), *spread_cells(g))
+    return table
+
+
 def print_runs(runs: list[RunSummary], console: Console) -> None:
     """One table where it fits the terminal; else the figures, then each run's configuration
-    values that differ, a line each."""
+    values that differ, a line each. runs: entries, a seed group's among them; each group's
+    figures over its runs follow in a table of their own."""
     keys = differing_keys(runs)
     whole = _table(runs, keys)
     unbounded = console.options.update_width(10**6)
@@ -88,6 +110,11 @@ def print_runs(runs: list[RunSummary], console: Console) -> None:
         console.print(Text("configuration values that differ:", style="bold"))
         console.print(_differences(runs, keys))
     console.print(Text(LEGEND, style="dim"))
+    groups = [r for r in runs if r.is_group]
+    if groups:
+        console.print()
+        console.print(spreads_table(groups))
+        console.print(Text(SPREAD_LEGEND, style="dim"))
     problems = [r for r in runs if r.problems]
     if problems:
         console.print(Text("problems:", style="bold"))
@@ -101,6 +128,17 @@ def run_runs(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     except RunIndexError as e:
         print(f"reverse-tui: {e}", file=sys.stderr)
         return 2
+    entries = grouped(runs)
+    if args.group is not None:  # that group's runs, a row each, and the group itself
+        group = find_group(runs, args.group)
+        if group is None:
+            names = ", ".join(g.name for g in entries if g.is_group) or "none yet; --seeds N trains one"
+            print(
+                f"reverse-tui: {args.group}: no seed group of that name in {args.runs_dir}/ (groups: {names})",
+                file=sys.stderr,
+            )
+            return 2
+        runs, entries = group.members, [*group.members, group]
     if args.json:
         print(json.dumps(as_json(runs, args.runs_dir), indent=1))
         return 0
@@ -108,5 +146,5 @@ def run_runs(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if not runs:
         console.print(Text(f"no runs in {args.runs_dir}/ yet; `reverse-tui` or `reverse-tui --no-ui` trains one"))
         return 0
-    print_runs(runs, console)
+    print_runs(entries, console)
     return 0

@@ -124,6 +124,30 @@ def sweep_sentences(
     )
 
 
+# sentences of 2-3 distinct words repeated, of 21-40 words: only where a word sits tells its
+# copies apart, so content-based attention alone cannot keep its place
+REPEATED_LENGTHS = (21, 40)
+REPEATED_PER_LENGTH = 20  # 400 sentences: one wrong answer moves the pooled figure by 0.25%
+
+
+def repeated_word_sentences(
+    words: list[str],
+    rng: random.Random,
+    lengths: tuple[int, int] = REPEATED_LENGTHS,
+    per_length: int = REPEATED_PER_LENGTH,
+) -> dict[int, list[list[str]]]:
+    """By length: sentences each made of 2 or 3 distinct words of `words`, one drawn at random
+    for every position."""
+    out = {}
+    for n in range(lengths[0], lengths[1] + 1):
+        sents = []
+        for _ in range(per_length):
+            pool = rng.sample(words, min(len(words), rng.choice((2, 3))))
+            sents.append([rng.choice(pool) for _ in range(n)])
+        out[n] = sents
+    return out
+
+
 LOST = 0.01  # exact match under this at LOST_RUN lengths in a row: the kind is lost
 LOST_RUN = 2  # and the longer lengths, which cost the most, are not decoded
 
@@ -204,6 +228,7 @@ __all__ = [
     "failure_kind",
     "length_curve",
     "made_up_words",
+    "repeated_word_sentences",
     "sweep_lengths",
     "sweep_sentences",
 ]

@@ -80,6 +80,74 @@ def attention_heatmap(
     return _save(fig, Path(path))
 
 
+SIDE_BY_SIDE_TOKENS = 40  # input tokens of all panels together that still fit beside one another
+
+
+def attention_side_by_side(
+    panels: Sequence[tuple[np.ndarray, Sequence[str], Sequence[str], str]],
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> Path:
+    """One sentence's attention in several models, a heatmap each, side by side on one colour
+    scale (0-1, one colour bar for all): panels are (attention (steps, n + 1), input tokens,
+    output tokens, panel title), the input tokens the same in every panel, so each column
+    is the same input word across them. A long sentence in several models: the panels one
+    above the other instead, the words at the same place in each."""
+    if not panels:
+        raise ValueError("no attention to draw")
+    for attention, source, output, _ in panels:
+        if attention.shape != (len(output), len(source)):
+            raise ValueError(
+                f"the attention has {attention.shape[0]} x {attention.shape[1]} weights, but "
+                f"{len(output)} output and {len(source)} input labels"
+            )
+    cols = max(len(p[1]) for p in panels)
+    rows = [len(p[2]) for p in panels]
+    # side by side while they fit a page's width; else one above the other, each input word
+    # in the same place down the page
+    beside = cols * len(panels) <= SIDE_BY_SIDE_TOKENS
+    width = max(3.2, 0.42 * cols + 1.6)
+    # constrained: the titles, the labels and the one colour bar laid out without overlap
+    if beside:
+        fig = _figure(
+            figsize=(width * len(panels) + 1.2, max(3.6, 0.38 * max(rows) + 2.2)), dpi=120, layout="constrained"
+        )
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    else:
+        height = sum(0.3 * r + 1.4 for r in rows) + 0.6
+        fig = _figure(figsize=(width + 1.2, height), dpi=120, layout="constrained")
+        axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=[r + 4 for r in rows])[:, 0]
+    import seaborn as sns  # after _figure: the Agg backend is chosen first
+
+    annotate = cols <= 12 and max(rows) <= 13
+    for ax, (attention, source, output, name) in zip(axes, panels):
+        sns.heatmap(
+            attention,
+            ax=ax,
+            vmin=0.0,
+            vmax=1.0,
+            cmap="viridis",
+            cbar=False,  # one bar for every panel, below: the same scale
+            xticklabels=False,
+            yticklabels=False,
+            annot=annotate,
+            fmt=".2f",
+            annot_kws={"fontsize": 6},
+            linewidths=0.3,
+            linecolor="white",
+        )
+        ax.set_xticks(np.arange(len(source)) + 0.5, list(source), rotation=60, fontsize=7)
+        ax.set_yticks(np.arange(len(output)) + 0.5, list(output), rotation=0, fontsize=7)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("input", fontsize=7)
+    for ax in axes if not beside else axes[:1]:
+        ax.set_ylabel("decoder steps (output)", fontsize=8)
+    fig.colorbar(axes[0].collections[0], ax=list(axes), label="attention weight", shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, Path(path))
+
+
 def _save(fig, path: Path) -> Path:
     """Drawn to a temporary file and renamed: a PNG on disk is always whole."""
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")

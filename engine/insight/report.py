@@ -32,7 +32,7 @@ from ..train.threads import evaluation_workers, in_parallel
 from .analysis import attention_stats, attention_variant, write_analysis
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .faithfulness import measure_faithfulness
-from .lengths import LengthCurve, length_curve, sweep_sentences
+from .lengths import REPEATED_LENGTHS, LengthCurve, length_curve, repeated_word_sentences, sweep_sentences
 from .plot_process import PlotProcess, draw_figures, heatmap_job, loss_curve_job, timeline_job
 from .watch import summary as watch_summary
 from .watch import write_timeline
@@ -114,6 +114,7 @@ class Results:
     notebook_test: NotebookTest | None = None  # see notebook_test_set
     beam: BeamSearch | None = None  # --beam K > 1
     control: Control | None = None  # --compare-no-attention
+    repeated: LengthCurve | None = None  # sentences of 2-3 distinct words repeated (REPEATED_LENGTHS)
     failed_parts: list[FailedPart] = field(default_factory=list)
     # attention tested as an explanation: knock-outs and pins (engine/insight/faithfulness.py)
     faithfulness: dict | None = None
@@ -147,6 +148,7 @@ PHASE_NAMES = {
     "unseen_raw": "unseen words without replacement",
     "known": "known words past the training lengths",
     "unknown": "every word unknown, by length",
+    "repeated": f"repeated words, {REPEATED_LENGTHS[0]}-{REPEATED_LENGTHS[1]} words",
     "notebook_test": "the notebook's test set",
     "beam": "beam search",
     "control_test": "the no-attention control",
@@ -364,6 +366,8 @@ def _finish_run(
     # sentences of words it never saw at every length, the way people type
     trained = (cfg.min_len, longest_trained(cfg, test_sentences))
     sweep = sweep_sentences(vocab, *trained, rng)
+    # 2-3 known words repeated: only position tells their copies apart
+    repeated_set = repeated_word_sentences(vocab.words(), rng)
     notebook_test = progress.attempt("notebook_test", notebook_test_set, cfg)
     control_model = None
     if control_checkpoint is not None:
@@ -400,6 +404,7 @@ def _finish_run(
         "uniform": lambda: evaluate(model, vocab, test_sentences, device, attend=False),
         "unseen": lambda: evaluate(model, vocab, unseen_set, device),
         "unseen_raw": lambda: evaluate(model, vocab, unseen_set, device, replace_unk=False),
+        "repeated": lambda: length_curve(model, vocab, repeated_set, device, stop_when_lost=False),
         # attention as an explanation: a few hundred test sentences, every word step knocked out and pinned
         "faithfulness": lambda: measure_faithfulness(model, vocab, test_sentences, device, seed=cfg.seed),
     }
@@ -415,7 +420,7 @@ def _finish_run(
         jobs["control_faithfulness"] = lambda: measure_faithfulness(c_model, c_vocab, test_sentences, device, cfg.seed)
     progress.total = len(jobs) + 1  # the evaluations, then the files
     done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()}, evaluation_workers(device))
-    ev, known, unknown = done["test"], done["known"], done["unknown"]
+    ev, known, unknown, repeated = done["test"], done["known"], done["unknown"], done["repeated"]
     uniform = done["uniform"].exact_match if done["uniform"] is not None else None
     if ev is None:
         progress.fail("attention_heatmap", "not drawn: the test set failed")
@@ -514,6 +519,8 @@ def _finish_run(
             "known_words": known.as_dict() if known is not None else None,
             "unknown_words": unknown.as_dict() if unknown is not None else None,
         },
+        # sentences of 2-3 distinct known words repeated, of REPEATED_LENGTHS words, pooled
+        "repeated_words": repeated_report(repeated),
         "attention": stats,
         "faithfulness": faithfulness,
         "examples": [
@@ -551,9 +558,23 @@ def _finish_run(
         notebook_test=notebook,
         beam=beam,
         control=control,
+        repeated=repeated,
         failed_parts=list(progress.failed),
         faithfulness=faithfulness,
     )
+
+
+def repeated_report(curve: LengthCurve | None) -> dict | None:
+    """report.json's `repeated_words`: exact match pooled over every sentence of 2-3 distinct
+    words repeated, and by length (as length_limits' curves); None where the part failed."""
+    if curve is None:
+        return None
+    return {
+        "exact_match": curve.evaluation.exact_match,
+        "lengths": list(REPEATED_LENGTHS),
+        "distinct_words": [2, 3],
+        **curve.as_dict(),
+    }
 
 
 def _plain(figures) -> dict | None:

@@ -67,6 +67,11 @@ class RunPaths:
     name: str | None
     checkpoint: Path  # the best model
     out: Path  # config.toml, metrics, PNGs, analysis, report
+    group: str | None = None  # the seed group it is one run of (--seeds), listed as one row
+
+    def __post_init__(self):
+        if self.group is not None:
+            check_name(self.group)
 
     @property
     def last(self) -> Path:
@@ -74,12 +79,13 @@ class RunPaths:
 
     def record(self) -> dict:
         """What a checkpoint and report.json keep of where the run lives (plain values)."""
-        return {
+        record = {
             "name": self.name,
             "checkpoint": str(self.checkpoint),
             "last_checkpoint": str(self.last),
             "out": str(self.out),
         }
+        return record if self.group is None else {**record, "group": self.group}
 
 
 def check_name(name: str) -> str:
@@ -116,10 +122,12 @@ def new_run(
     reserve: bool = True,
     checkpoints: Path = CHECKPOINTS,
     runs: Path = RUNS,
+    group: str | None = None,
 ) -> RunPaths:
     """The paths of a new run, checked and (reserve) taken: its folders made, `latest`
     pointed at it. RunError, with nothing written, when it would write over another run.
-    reserve=False (torchrun's other processes) only works the paths out."""
+    reserve=False (torchrun's other processes) only works the paths out. group: the seed
+    group the run belongs to (engine/runs/groups.py)."""
     explicit_name = name is not None
     if explicit_name:
         check_name(name)
@@ -135,12 +143,12 @@ def new_run(
     if out is not None and not overwrite and holds_artefacts(out):
         raise _refuse(f"--out {out}: already holds a run's files ({', '.join(holds_artefacts(out)[:3])})")
     if checkpoint is not None and out is not None and not explicit_name:
-        return _taken(RunPaths(None, checkpoint, out), overwrite, reserve)  # the user's own layout
+        return _taken(RunPaths(None, checkpoint, out, group), overwrite, reserve)  # the user's own layout
 
     base = name or timestamp_name()
     for k in range(1, 1000):
         candidate = base if k == 1 else f"{base}-{k}"
-        paths = RunPaths(candidate, checkpoint or checkpoints / candidate / BEST, out or runs / candidate)
+        paths = RunPaths(candidate, checkpoint or checkpoints / candidate / BEST, out or runs / candidate, group)
         mine = [
             d
             for d in (
@@ -312,7 +320,11 @@ def resumed_run(
         raise _refuse(f"--out {out}: already holds another run's files")
     if own_out is None and out is None:  # an earlier version's flat run: a folder of its own
         return _fresh_out(checkpoint or own_checkpoint, runs, reserve)
-    paths = RunPaths(name, checkpoint or own_checkpoint, out or own_out)
+    group = record.get("group") if isinstance(record.get("group"), str) else None
+    try:
+        paths = RunPaths(name, checkpoint or own_checkpoint, out or own_out, group)
+    except RunError:  # a group name this version would not give: the run goes on by itself
+        paths = RunPaths(name, checkpoint or own_checkpoint, out or own_out)
     if not reserve:
         return paths
     paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)

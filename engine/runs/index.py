@@ -8,6 +8,10 @@ Its curves (loss per epoch, exact match by length) are read only for the runs co
 Every folder under runs/ is listed, whatever it holds: a run half-written, of an earlier
 version, or not a run at all gets a row with its problem, in one line, and never stops the
 listing. `latest` and hidden folders are skipped.
+
+The runs of a seed group (engine/runs/groups.py) each say their group in status.json and
+report.json; `grouped` lists such a group as one entry, a RunSummary of its own whose
+figures are its runs' means and whose `spread` holds their mean and range.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from ..errors import RunIndexError
 from ..train.config import Config
 from .folders import BEST, LATEST
+from .groups import FIGURES, Figure, Spread, member_figures, summarize_figures
 from .status import Observed, observed, read_status
 
 REPORT, METRICS, CONFIG = "report.json", "metrics.csv", "config.toml"
@@ -58,6 +63,20 @@ class RunSummary:
     unknown: LengthLimit | None = None  # every word unknown
     checkpoint: Path | None = None  # its best model, where one exists
     has_report: bool = False
+    figures: dict[str, Figure] = field(default_factory=dict)  # engine/runs/groups.py's FIGURES, from report.json
+    group: str | None = None  # the seed group it is one run of
+    # a group's entry (grouped): its runs, by seed, and each figure's mean and range over them
+    members: list[RunSummary] = field(default_factory=list)
+    spread: dict[str, Spread | None] | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return self.spread is not None
+
+    @property
+    def seed(self) -> int | None:
+        value = (self.config or {}).get("seed")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def problem(self) -> str | None:
@@ -138,6 +157,8 @@ def _summarize(run: RunSummary, checkpoints_dir: Path) -> None:
         run.config = report["config"]
     if isinstance(run.config, dict):  # a setting a run predates: what leaving it out meant (score: additive)
         run.config = {**Config.PREDATES, **run.config}
+    named = [d.get("group") for d in (status, report) if isinstance(d, dict)]
+    run.group = next((g for g in named if isinstance(g, str) and g), None)
 
     if seen is not None:
         run.status, run.started = seen.state, seen.started
@@ -234,6 +255,7 @@ def _read_report(path: Path) -> tuple[dict | None, str | None]:
 
 
 def _read_figures(run: RunSummary, report: dict) -> None:
+    run.figures = member_figures(report)
     run.test_exact_match = _number(report.get("test_exact_match"))
     if isinstance(report.get("best_epoch"), int):
         run.best_epoch = report["best_epoch"]
@@ -307,7 +329,10 @@ def _checkpoint(run: RunSummary, status: dict | None, report: dict | None, check
 
 def run_curves(run: RunSummary) -> RunCurves:
     """Read for the runs compared: the loss per epoch (metrics.csv) and exact match by length
-    (report.json); empty where the run has not written them."""
+    (report.json); empty where the run has not written them. A group's: its runs' mean, at
+    each epoch and length, over those of its runs that have it."""
+    if run.is_group:
+        return _mean_curves(run.name, [run_curves(m) for m in run.members])
     rows = _read_metrics(run.folder / METRICS)[0] if (run.folder / METRICS).is_file() else None
     loss = [(r["epoch"], r["train_loss"], r["val_loss"]) for r in rows or []]
     known, unknown = {}, {}
@@ -320,12 +345,111 @@ def run_curves(run: RunSummary) -> RunCurves:
     return RunCurves(run.name, loss, known, unknown)
 
 
+def _mean_curves(name: str, curves: list[RunCurves]) -> RunCurves:
+    def mean_by(key: str) -> dict[int, float]:
+        found: dict[int, list[float]] = {}
+        for c in curves:
+            for n, acc in getattr(c, key).items():
+                found.setdefault(n, []).append(acc)
+        return {n: sum(v) / len(v) for n, v in sorted(found.items())}
+
+    losses: dict[int, list[tuple[float, float]]] = {}
+    for c in curves:
+        for epoch, train, val in c.loss:
+            losses.setdefault(epoch, []).append((train, val))
+    loss = [(e, sum(t for t, _ in v) / len(v), sum(x for _, x in v) / len(v)) for e, v in sorted(losses.items())]
+    return RunCurves(name, loss, mean_by("known"), mean_by("unknown"))
+
+
+# -- seed groups --------------------------------------------------------------------------------
+STATE_ORDER = ("running", "failed", "unknown", "stopped", "finished")  # a group's state: its first runs'
+
+
+def grouped(runs: list[RunSummary]) -> list[RunSummary]:
+    """The runs as listed: each seed group one entry, where its first run started; the
+    others as they are."""
+    by_group: dict[str, list[RunSummary]] = {}
+    for r in runs:
+        if r.group is not None:
+            by_group.setdefault(r.group, []).append(r)
+    out, placed = [], set()
+    for r in runs:
+        if r.group is None:
+            out.append(r)
+        elif r.group not in placed:
+            placed.add(r.group)
+            out.append(group_entry(r.group, by_group[r.group]))
+    return out
+
+
+def find_group(runs: list[RunSummary], name: str) -> RunSummary | None:
+    """The entry of the seed group of that name among these runs."""
+    members = [r for r in runs if r.group == name]
+    return group_entry(name, members) if members else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _span(values: list) -> object:
+    """A configuration value across a group's runs: the value where they agree; else, for
+    whole numbers (the seeds), their range "1-5" or list "1,3,7"; else "varies"."""
+    distinct = sorted({json_key(v) for v in values})
+    if len(distinct) == 1:
+        return values[0]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        ints = sorted(set(values))
+        return f"{ints[0]}-{ints[-1]}" if ints == list(range(ints[0], ints[-1] + 1)) else ",".join(map(str, ints))
+    return "varies"
+
+
+def json_key(value) -> str:
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def group_entry(name: str, members: list[RunSummary]) -> RunSummary:
+    """A seed group as one entry: its runs by seed; its figures their means (its time their
+    sum: what the group cost); its checkpoint its first seed's; its configuration theirs,
+    the values that differ between them (the seed) given as a range."""
+    members = sorted(members, key=lambda m: (m.seed is None, m.seed or 0, m.name))
+    states = {m.status for m in members}
+    configs = [m.config for m in members if m.config is not None]
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    first = members[0]
+    entry = RunSummary(
+        name=name,
+        folder=first.folder.parent / name,
+        status=next((s for s in STATE_ORDER if s in states), first.status),
+        problems=[f"{m.name}: {m.problem}" for m in members if m.problem],
+        started=min((m.started for m in members if m.started is not None), default=None),
+        config={k: _span([c.get(k) for c in configs]) for k in keys} if configs else None,
+        epochs=round(_mean([m.epochs for m in members]) or 0),
+        best_val_loss=_mean([m.best_val_loss for m in members if m.best_val_loss is not None]),
+        train_seconds=sum(m.train_seconds for m in members if m.train_seconds is not None) or None,
+        test_exact_match=_mean([m.test_exact_match for m in members if m.test_exact_match is not None]),
+        notebook_exact_match=_mean([m.notebook_exact_match for m in members if m.notebook_exact_match is not None]),
+        notebook_is_test=all(m.notebook_is_test for m in members),
+        checkpoint=next((m.checkpoint for m in members if m.checkpoint is not None), None),
+        has_report=any(m.has_report for m in members),
+        group=None,
+        members=members,
+        spread=summarize_figures([m.figures for m in members]),
+    )
+    return entry
+
+
 # -- comparing ----------------------------------------------------------------------------------
 def differing_keys(runs: list[RunSummary]) -> list[str]:
     """The configuration values that are not the same in every run that has a configuration
     (a key one run lacks counts as a difference, unless Config.PREDATES says what lacking it
     meant: summarize fills those in), in the Config's order."""
-    configs = [r.config for r in runs if r.config is not None]
+    return differing_config_keys([r.config for r in runs if r.config is not None])
+
+
+def differing_config_keys(configs: list[dict]) -> list[str]:
+    """The keys whose values are not the same in every one of these configurations (a key
+    one lacks counts as a difference): the Config's fields in their order, then any other."""
     if len(configs) < 2:
         return []
     keys = CONFIG_KEYS + sorted({k for c in configs for k in c} - set(CONFIG_KEYS))
@@ -339,7 +463,8 @@ def _iso(seconds: float) -> str:
 
 def as_json(runs: list[RunSummary], runs_dir: Path) -> dict:
     """For scripts (`reverse-tui runs --json`): every run with its figures and the
-    configuration values that differ between them."""
+    configuration values that differ between them; then each seed group among them, its
+    runs and the mean and range of each figure over them."""
     keys = differing_keys(runs)
 
     def limit(x: LengthLimit | None) -> dict | None:
@@ -362,8 +487,29 @@ def as_json(runs: list[RunSummary], runs_dir: Path) -> dict:
             "length_limits": {"known_words": limit(r.known), "unknown_words": limit(r.unknown)},
             "train_seconds": r.train_seconds,
             "checkpoint": None if r.checkpoint is None else str(r.checkpoint),
+            "group": r.group,
+            "figures": {k: r.figures[k].as_dict() for k in FIGURES if k in r.figures},
             "differs": {k: (r.config or {}).get(k) for k in keys} if r.config is not None else None,
             "config": r.config,
         }
 
-    return {"runs_dir": str(runs_dir), "differing_keys": keys, "runs": [one(r) for r in runs]}
+    def group(g: RunSummary) -> dict:
+        return {
+            "name": g.name,
+            "runs": [m.name for m in g.members],
+            "seeds": [m.seed for m in g.members],
+            "status": g.status,
+            "problem": g.problem,
+            "summary": {k: None if v is None else v.as_dict() for k, v in (g.spread or {}).items()},
+            "train_seconds": g.train_seconds,
+            "first_checkpoint": None if g.checkpoint is None else str(g.checkpoint),
+            "config": g.config,
+        }
+
+    groups = [g for g in grouped(runs) if g.is_group]
+    return {
+        "runs_dir": str(runs_dir),
+        "differing_keys": keys,
+        "runs": [one(r) for r in runs],
+        "groups": [group(g) for g in groups],
+    }

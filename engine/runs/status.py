@@ -4,7 +4,8 @@ The job (engine/job.py) writes it, rank 0 alone, at three moments, each time to 
 file renamed over the last, so a reader never sees half of one:
 
 - training has started: state "running", phase "training", with the process's id, its
-  host and its start time (so that a later reader can tell whether that process still runs);
+  host and its start time (so that a later reader can tell whether that process still runs),
+  and the seed group the run is one of (engine/runs/groups.py), if any;
 - training has ended: phase "evaluating" (state still "running") with how training ended,
   or, when there is no model to evaluate, the end itself;
 - the run has ended: state "finished", "stopped" or "failed", phase "ended", whether the
@@ -125,7 +126,8 @@ def failed_parts_line(parts) -> str | None:
 class StatusFile:
     """The job's side: status.json of one run, written as it goes (see the module's doc)."""
 
-    def __init__(self, folder: Path, name: str | None, checkpoint: Path):
+    def __init__(self, folder: Path, name: str | None, checkpoint: Path, group: str | None = None):
+        """group: the seed group the run is one of (engine/runs/groups.py), None for most."""
         self.folder = Path(folder)
         try:  # a resumed run: the time it first started
             before = read_status(self.folder)
@@ -134,6 +136,7 @@ class StatusFile:
         now = time.time()
         self.status = {
             "name": name,
+            "group": group,
             "checkpoint": str(checkpoint),
             "state": "running",
             "phase": "training",

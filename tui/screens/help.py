@@ -15,6 +15,7 @@ from .compare import CompareScreen
 from .probe import ProbeScreen, SentenceInput
 from .results import ResultsScreen
 from .runs import RunsScreen
+from .side_by_side import SideBySideScreen
 from .step import StepScreen
 from .timeline import TimelineScreen
 from .train import TrainScreen
@@ -59,6 +60,7 @@ class HelpScreen(ModalScreen[None]):
             ("Step through (f3)", StepScreen.BINDINGS),
             ("Runs (f2)", RunsTable.BINDINGS + RunsScreen.BINDINGS),
             ("Compare (c)", CompareScreen.BINDINGS),
+            ("Side by side (a)", SideBySideScreen.BINDINGS),
         ]
         for title, bindings in sections:
             table.add_row(Text(title, style="bold underline"), "")

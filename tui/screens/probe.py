@@ -9,7 +9,6 @@ and an answer to any but the newest is dropped, so a slow older probe never over
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from engine.insight.plots import attention_heatmap
 from engine.insight.stepper import step_through
 from engine.train.checkpoint import Loaded
 
+from ..common import free_numbered_path
 from ..messages import Exported, HeatmapSaved, ModelRead, Probed, Stepped
 from ..widgets.attention_grid import AttentionGrid, legend
 from ..widgets.title_bar import TitleBar
@@ -39,16 +39,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
 
 
 def free_probe_path(folder: Path) -> Path:
-    """probe-1.png, probe-2.png, ...: the first name not taken, taken at once (O_EXCL), so a
-    saved heatmap never replaces the run's attention_heatmap.png or an earlier probe's."""
-    for k in range(1, 100_000):
-        path = folder / f"probe-{k}.png"
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            continue
-        return path
-    raise OSError(f"{folder}: no free probe-N.png name")
+    """probe-1.png, probe-2.png, ...: a saved heatmap never replaces the run's
+    attention_heatmap.png or an earlier probe's."""
+    return free_numbered_path(folder, "probe")
 
 
 def free_export_path(folder: Path, suffix: str = ".csv") -> Path:

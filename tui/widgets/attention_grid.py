@@ -112,3 +112,31 @@ class AttentionGrid(DataTable):
 
 def _clip(word: str, width: int) -> str:
     return word if len(word) <= width else word[: width - 1] + "…"
+
+
+def grid_label_width(output_tokens: Sequence[str]) -> int:
+    """Characters of the row labels of grid_text: the longest word, at most 10, and a space."""
+    return min(10, max((len(w) for w in output_tokens), default=1)) + 1
+
+
+def grid_text_size(source_tokens: Sequence[str], output_tokens: Sequence[str]) -> tuple[int, int]:
+    """(width, height) of grid_text's grid: the labels, a cell per token; the header row."""
+    return grid_label_width(output_tokens) + COMPACT_CELL * len(source_tokens), len(output_tokens) + 1
+
+
+def grid_text(attention: np.ndarray, source_tokens: Sequence[str], output_tokens: Sequence[str]) -> Text:
+    """The numbered grid as one Text, for a column too narrow for a table of its own: a
+    header of the input tokens (their first three characters; <eos> as EOS), then a row per decoder step,
+    its word and a shaded weight per token, COMPACT_CELL characters each."""
+    label = grid_label_width(output_tokens)
+    out = Text(no_wrap=True, overflow="crop")
+    out.append(" " * label)
+    for tok in source_tokens:  # EOS in capitals: the text is lower-cased, so no word reads so
+        out.append(("EOS" if tok == "<eos>" else _clip(tok, 3)).ljust(COMPACT_CELL), style="bold")
+    for word, row in zip(output_tokens, attention):
+        out.append("\n")
+        out.append(_clip(word, label - 1).ljust(label), style="bold")
+        for x in row:
+            out.append(weight_text(float(x)), style=shade(float(x)))
+            out.append(" ")
+    return out

@@ -1,4 +1,5 @@
-"""The runs, a row each (tui/run_table.py's cells), with a mark for each run selected to compare."""
+"""The runs, a row each (tui/run_table.py's cells), with a mark for each run selected to compare;
+a seed group is a row of its own, and its runs, when it is expanded, rows indented below it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ class RunsTable(DataTable):
     """
     BINDINGS = [
         Binding("space", "toggle", "Select", tooltip="runs: select the run to compare (again: unselect)"),
-        Binding("enter", "select_cursor", "Probe", tooltip="runs: open the run's best model on the probe screen"),
+        Binding(
+            "enter",
+            "select_cursor",
+            "Probe",
+            tooltip="runs: open the run's best model on the probe screen; on a seed group, show or hide its runs",
+        ),
     ]
 
     def __init__(self, limit: int, **kwargs) -> None:
@@ -44,10 +50,13 @@ class RunsTable(DataTable):
             self.add_column(Text(c.header, justify="right" if c.right else "left"), key=c.key)
         for k in keys:
             self.add_column(k, key=f"config:{k}")
+        groups = {r.name for r in runs if r.is_group}
         for run in runs:
             cells = row(run, keys)
             for c, cell in zip(COLUMNS, cells):
                 cell.justify = "right" if c.right else "left"
+            if run.group in groups:  # a run of the expanded group above it
+                cells[0] = Text("  ") + cells[0]
             self.add_row(self._mark(run.name), *cells, key=run.name)
         if runs:  # the cursor where it was, else on the newest run
             names = [r.name for r in runs]
