@@ -1,5 +1,5 @@
 """Changing what a decoding attends to, and watching the decoding follow: the hook that
-BahdanauAttention.attend takes, and a batch's interventions over a greedy decoding
+Attention.attend takes, and a batch's interventions over a greedy decoding
 (Seq2Seq.greedy_reference's `intervene`).
 
     knock out   position j from step t on: e_tj = -inf before the softmax, so its weight is

@@ -373,7 +373,7 @@ class Decoder(nn.Module):
         y (B,) previous word ids (extended ids read as <unk>); h per layer (B, H); prev (B, S)
         the previous step's weights; src_ext (B, S) the source's extended ids and n_ext the
         extended vocabulary's size (copy only); cov (B, S) the earlier steps' weights summed
-        (coverage only: the caller adds each step's weights); hook: see BahdanauAttention.attend
+        (coverage only: the caller adds each step's weights); hook: see Attention.attend
         -> scores (B, V) logits, or with copy (B, n_ext) log-probabilities; new states per
         layer (B, H); weights (B, S); p_copy (B,) or None without copy"""
         s = h[-1]  # (B, H) previous top state
