@@ -178,6 +178,24 @@ def figures(request, monkeypatch) -> StandInFigures | None:
     return stand_in_figures(monkeypatch)
 
 
+# repeated-word sentences a length in a test's evaluation (the report's own: REPEATED_PER_LENGTH)
+FEW_REPEATED = 2
+
+
+@pytest.fixture(autouse=True)
+def few_repeated_words(request, monkeypatch) -> None:
+    """The evaluation's 400 sentences of repeated words (21-40 words long, which a test's small
+    model never stops on) are a second of each test run's evaluation; a run in a test decodes 2
+    a length. A test marked `evaluation` decodes the report's own number."""
+    if request.node.get_closest_marker("evaluation"):
+        return
+    from engine.insight import lengths, report
+
+    monkeypatch.setattr(
+        report, "repeated_word_sentences", functools.partial(lengths.repeated_word_sentences, per_length=FEW_REPEATED)
+    )
+
+
 @pytest.fixture
 def tiny_cfg() -> Config:
     return Config(**TINY)

@@ -96,6 +96,7 @@ def test_made_up_words_are_unknown(trained_checkpoint):
     assert len(words) == 400 and not any(w in vocab for w in words)
 
 
+@pytest.mark.evaluation
 def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoint, tmp_path):
     loaded = load_model(trained_checkpoint)
     cfg = loaded.config
