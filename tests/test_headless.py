@@ -111,6 +111,10 @@ def test_no_attention_control_is_trained_and_compared(tmp_path, capsys):
     analysis = (out / "analysis.md").read_text()
     assert "| length | with attention | without attention |" in analysis
     assert f"{100 * control['test_exact_match']:.1f}%" in analysis
+    # its knock-outs: every weight equal, the "most attended" word drawn among them
+    faith = control["faithfulness"]
+    assert faith["attention"] is False and faith["tied_top"] == 1.0 and faith["sentences"] == 40
+    assert "The no-attention control, measured the same way:" in analysis
 
 
 def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(tmp_path):

@@ -145,6 +145,7 @@ class FixedResults:
         known=None,
         unknown=None,
         failed_parts=(),
+        faithfulness=None,
     ):
         self.evaluation, self.uniform_exact_match = evaluation, uniform_exact_match
         self.failed_parts = list(failed_parts)
@@ -152,6 +153,7 @@ class FixedResults:
         self.best_epoch, self.best_val_loss = best_epoch, best_val_loss
         self.notebook_test, self.beam = notebook_test, beam
         self.known, self.unknown = known, unknown
+        self.faithfulness = faithfulness
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k]
@@ -179,6 +181,31 @@ def fixed_sweep() -> tuple[LengthCurve, LengthCurve]:
         [20, 25, 30, 35, 40, 45, 50, 55, 60],
     )
     return known, unknown
+
+
+def fixed_faithfulness() -> dict:
+    """Knock-outs and pins over 3-6 words (engine/insight/faithfulness.py's figures): the top
+    word's knock-out changes nearly every step, a random one almost none."""
+
+    def figures(sentences: int, steps: int, top: int, other: int, pin: int) -> dict:
+        return {
+            "sentences": sentences,
+            "word_steps": steps,
+            "top_knockout_changes": top / steps,
+            "random_knockout_changes": other / steps,
+            "pin_steps": steps,
+            "pin_emits": pin / steps,
+        }
+
+    by_length = {str(n): figures(25, 25 * n, 25 * n - k, k // 2, 25 * n - 2 * k) for k, n in enumerate(range(3, 7))}
+    return {
+        **figures(100, 450, 444, 3, 438),
+        "attention": True,
+        "tied_top": 0.0,
+        "lengths": [3, 6],
+        "by_length": by_length,
+        "seconds": 0.05,
+    }
 
 
 def fixed_results() -> FixedResults:
@@ -228,6 +255,7 @@ def fixed_results() -> FixedResults:
         best_val_loss=0.0451,
         known=fixed_sweep()[0],
         unknown=fixed_sweep()[1],
+        faithfulness=fixed_faithfulness(),
     )
 
 

@@ -236,6 +236,47 @@ def probe_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=CHOICES["device"], default="cpu", help=helped("where to decode", "cpu"))
     p.add_argument("--grid", action="store_true", help="also print the attention weights as a table")
     p.add_argument("--beam", type=int, default=1, metavar="K", help=helped("beam width (1: greedy)", 1))
+    g = p.add_argument_group(
+        "interventions (greedy decoding; input positions I and output steps T count from 1, the input's "
+        "last position n + 1 being its end token <eos>): print the original and the changed output"
+    )
+    g.add_argument(
+        "--knockout",
+        action="append",
+        default=[],
+        metavar="I[@T]",
+        help="set input I's attention weight to 0, the others renormalised, from step T on (default 1); repeatable",
+    )
+    g.add_argument(
+        "--pin", action="append", default=[], metavar="T:I", help="put all of step T's attention on input I; repeatable"
+    )
+    g.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="T:WORD",
+        help="make step T emit WORD (a word the model knows, <eos>, <unk>, or with copying a word of the "
+        "sentence); the decoding goes on from it; repeatable",
+    )
+    g.add_argument(
+        "--temperature",
+        default=None,
+        metavar="X",
+        help=helped("divide every attention score by X before the softmax (below 1 sharper, above flatter)", 1),
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the decoding (and the changed one) as JSON: the output, whether it is the reversal, "
+        "and every step's word, probability and attention weights",
+    )
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="FILE",
+        help="write the attention matrix (a row per output step, a column per input token and <eos>) to "
+        "FILE as .csv, .json or .npy, by its extension; the changed decoding's with interventions",
+    )
     p.add_argument(
         "sentence",
         nargs="*",

@@ -268,6 +268,14 @@ def print_results(console: Console, res: Results, checkpoint) -> None:
             f"unseen words (1-3 per sentence): {100 * unseen.with_replacement:.2f}% with <unk> "
             f"replacement, {100 * unseen.without_replacement:.2f}% without"
         )
+    faith = res.faithfulness
+    if faith and faith["top_knockout_changes"] is not None:
+        console.print(
+            f"knock-outs ({faith['word_steps']} word steps): a step's word changes "
+            f"{100 * faith['top_knockout_changes']:.1f}% of the time when the word it attends to most is knocked "
+            f"out, {100 * faith['random_knockout_changes']:.1f}% for a random other word; a pin on another word "
+            f"makes it that word {100 * (faith['pin_emits'] or 0):.1f}%"
+        )
     if res.known is not None:
         console.print(
             "beyond the training lengths, known words: "

@@ -143,6 +143,14 @@ class Stepped(Message):
 
 
 @dataclass
+class Exported(Message):
+    """The probe's attention matrix written (ctrl+o), or why not."""
+
+    path: Path | None
+    error: str | None = None
+
+
+@dataclass
 class RunOpened(Message):
     """A run picked on the runs screen, its checkpoint read in a thread: the run read, or why
     it cannot be opened."""

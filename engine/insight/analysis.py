@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .evaluate import SentenceResult
+from .faithfulness import faithfulness_text
 from .lengths import LengthCurve, describe_limit
 
 # each score as the analysis names it, and its formula (engine/model/seq2seq.py, Attention.score)
@@ -272,6 +273,7 @@ def write_analysis(
     known: LengthCurve | None = None,
     unknown: LengthCurve | None = None,
     variant: str | None = None,
+    faithfulness: dict | None = None,
 ) -> str:
     """The analysis as Markdown, every claim computed from `stats`, the same for every attention
     variant; `variant`: the attention it measured, in words (attention_variant)."""
@@ -430,6 +432,16 @@ def write_analysis(
             "the attention to fetch each word.",
             "",
         ]
+    if faithfulness:
+        lines += [faithfulness_text(faithfulness), ""]
+        cf = (control or {}).get("faithfulness")
+        if cf and cf.get("top_knockout_changes") is not None:
+            lines += [
+                f"The no-attention control, measured the same way: {_pct(cf['top_knockout_changes'])} for the "
+                f"“most attended” word (its weights are all equal), {_pct(cf['random_knockout_changes'])} for "
+                f"a random one; a pin moves its word in {_pct(cf['pin_emits'])} of steps.",
+                "",
+            ]
     lines += copy_lines(s.get("copy"))
     lines += [
         f"With {s['mirror_weight_mean']:.3f} of the weight on the mirrored word on average, the "

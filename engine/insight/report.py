@@ -31,6 +31,7 @@ from ..train.events import EPOCH_FIELDS, Snapshot, by_length_of
 from ..train.threads import evaluation_workers, in_parallel
 from .analysis import attention_stats, attention_variant, write_analysis
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
+from .faithfulness import measure_faithfulness
 from .lengths import REPEATED_LENGTHS, LengthCurve, length_curve, repeated_word_sentences, sweep_sentences
 from .plot_process import PlotProcess, draw_figures, heatmap_job, loss_curve_job, timeline_job
 from .watch import summary as watch_summary
@@ -76,6 +77,7 @@ class Control:
     attention: bool
     test_exact_match: float
     per_length: dict[int, float]  # the test set's lengths, then past them
+    faithfulness: dict | None = None  # its knock-outs and pins (engine/insight/faithfulness.py)
 
 
 @dataclass
@@ -114,6 +116,8 @@ class Results:
     control: Control | None = None  # --compare-no-attention
     repeated: LengthCurve | None = None  # sentences of 2-3 distinct words repeated (REPEATED_LENGTHS)
     failed_parts: list[FailedPart] = field(default_factory=list)
+    # attention tested as an explanation: knock-outs and pins (engine/insight/faithfulness.py)
+    faithfulness: dict | None = None
 
     def examples(self, k: int = 10) -> list[SentenceResult]:
         return self.evaluation.results[:k] if self.evaluation is not None else []
@@ -149,6 +153,8 @@ PHASE_NAMES = {
     "beam": "beam search",
     "control_test": "the no-attention control",
     "control_beyond": "the control past the training lengths",
+    "faithfulness": "knock-outs and pins of the attention",
+    "control_faithfulness": "the control's knock-outs and pins",
 }
 # every part that can fail by itself: the evaluations above, then what is made of them
 PART_NAMES = {
@@ -171,6 +177,8 @@ def _phase_detail(result) -> str:
         return f"{measured} lengths" + (f", not past {max(result.per_length)}: lost" if result.not_measured else "")
     if isinstance(result, EvalResult):
         return f"{len(result.results):,} sentences"
+    if isinstance(result, dict) and "word_steps" in result:
+        return f"{result['sentences']:,} sentences, {result['word_steps']:,} word steps"
     return ""
 
 
@@ -397,6 +405,8 @@ def _finish_run(
         "unseen": lambda: evaluate(model, vocab, unseen_set, device),
         "unseen_raw": lambda: evaluate(model, vocab, unseen_set, device, replace_unk=False),
         "repeated": lambda: length_curve(model, vocab, repeated_set, device, stop_when_lost=False),
+        # attention as an explanation: a few hundred test sentences, every word step knocked out and pinned
+        "faithfulness": lambda: measure_faithfulness(model, vocab, test_sentences, device, seed=cfg.seed),
     }
     if notebook_test:
         jobs["notebook_test"] = lambda: evaluate(model, vocab, notebook_test, device)
@@ -407,6 +417,7 @@ def _finish_run(
         jobs["control_test"] = lambda: evaluate(c_model, c_vocab, test_sentences, device)
         # the same sentences past the training lengths, one length at a time (it runs on)
         jobs["control_beyond"] = lambda: length_curve(c_model, c_vocab, sweep.known, device).evaluation
+        jobs["control_faithfulness"] = lambda: measure_faithfulness(c_model, c_vocab, test_sentences, device, cfg.seed)
     progress.total = len(jobs) + 1  # the evaluations, then the files
     done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()}, evaluation_workers(device))
     ev, known, unknown, repeated = done["test"], done["known"], done["unknown"], done["repeated"]
@@ -431,7 +442,9 @@ def _finish_run(
             control_model.config.attention,
             c_test.exact_match,
             {**c_test.per_length, **(c_beyond.per_length if c_beyond is not None else {})},
+            done.get("control_faithfulness"),
         )
+    faithfulness = done["faithfulness"]
 
     def analysis_text() -> str:
         return write_analysis(
@@ -446,6 +459,7 @@ def _finish_run(
             known,
             unknown,
             attention_variant(cfg),
+            faithfulness,
         )
 
     if stats is None:
@@ -508,6 +522,7 @@ def _finish_run(
         # sentences of 2-3 distinct known words repeated, of REPEATED_LENGTHS words, pooled
         "repeated_words": repeated_report(repeated),
         "attention": stats,
+        "faithfulness": faithfulness,
         "examples": [
             {
                 "input": " ".join(r.source),
@@ -545,6 +560,7 @@ def _finish_run(
         control=control,
         repeated=repeated,
         failed_parts=list(progress.failed),
+        faithfulness=faithfulness,
     )
 
 

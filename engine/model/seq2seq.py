@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .copy import copy_mixture, extended_size
+from .intervene import AttentionHook, Interventions, Traced
 from .tokens import EOS, PAD, SOS, UNK
 from .transfer import StopCheck, upload
 
@@ -282,18 +283,24 @@ class Attention(nn.Module):
         prev: torch.Tensor | None = None,
         uniform: bool = False,
         cov: torch.Tensor | None = None,
+        hook: AttentionHook | None = None,
     ):
         """The attention's definition, plainly, under autograd (the reference model's; engine/fast
         runs the same maths, the additive score's, in its decoder step).
         query (B, A) project_query's; keys (B, S, A) project_keys's; enc_out (B, S, K); mask (B, S) True = real;
         prev (B, S): the previous step's weights (zeros before the first step). uniform: every
         real position the same weight (the ablation: the decoder without what it learned to look at).
-        cov (B, S): the sum of every earlier step's weights (coverage only)"""
+        cov (B, S): the sum of every earlier step's weights (coverage only). hook: sees the
+        scores and then the weights, and may edit them (engine/model/intervene.py)"""
         scores = self.score(query, keys, prev, cov)  # (B, S)
         if uniform:
             scores = torch.zeros_like(scores)
         scores = scores.masked_fill(~mask, float("-inf"))
+        if hook is not None:
+            scores = hook.scores(scores)
         weights = F.softmax(scores, dim=-1)  # (B, S), exactly 0 on padding
+        if hook is not None:
+            weights = hook.weights(weights)
         context = torch.bmm(weights.unsqueeze(1), enc_out).squeeze(1)  # (B, K)
         return context, weights
 
@@ -359,18 +366,19 @@ class Decoder(nn.Module):
         src_ext: torch.Tensor | None = None,
         n_ext: int = 0,
         cov: torch.Tensor | None = None,
+        hook: AttentionHook | None = None,
     ):
         """One decoder step, the reference: attend with the previous top state, feed
         [embedding; context] through the GRU layers, predict from [new state; context].
         y (B,) previous word ids (extended ids read as <unk>); h per layer (B, H); prev (B, S)
         the previous step's weights; src_ext (B, S) the source's extended ids and n_ext the
         extended vocabulary's size (copy only); cov (B, S) the earlier steps' weights summed
-        (coverage only: the caller adds each step's weights)
+        (coverage only: the caller adds each step's weights); hook: see Attention.attend
         -> scores (B, V) logits, or with copy (B, n_ext) log-probabilities; new states per
         layer (B, H); weights (B, S); p_copy (B,) or None without copy"""
         s = h[-1]  # (B, H) previous top state
         query = self.attention.project_query(s)  # (B, A)
-        context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform, cov)  # (B, K), (B, S)
+        context, weights = self.attention.attend(query, keys, enc_out, mask, prev, uniform, cov, hook)  # (B, K), (B, S)
         V = self.embedding.num_embeddings
         emb = self.dropout(self.embedding(y.masked_fill(y >= V, UNK)))  # (B, E)
         x = F.linear(emb, self.W_ie, self.b_ih[0]) + F.linear(context, self.W_ic)  # (B, 3H)
@@ -598,12 +606,14 @@ class Seq2Seq(nn.Module):
         src_ext: torch.Tensor | None = None,
         trace: list | None = None,
         n_ext: int | None = None,
+        intervene: Interventions | None = None,
     ) -> Decoded:
         """greedy, one Decoder.step at a time: each sentence takes its argmax word until EOS
         or its budget of 2n + 5 steps (capped at max_steps); PAD after that. With copy the
         words are extended ids: an unknown word copied is its extended id. trace: a list that
-        gets each step's (logits (B, V), weights (B, S), p_copy (B,) or None), for
-        engine/insight/stepper.py. n_ext: see forward. When to stop is asked of a StopCheck
+        gets each step's Traced record (engine/model/intervene.py), for engine/insight.
+        intervene: knock-outs, pins, a temperature and forced words, the decoding going on
+        from each change (engine/model/intervene.py). n_ext: see forward. When to stop is asked of a StopCheck
         (engine/model/transfer.py): off the CPU the host never waits for it."""
         src_ext, n_ext = self.extended(src, src_ext, n_ext)
         src_len = host_lengths(src_len)
@@ -621,14 +631,19 @@ class Seq2Seq(nn.Module):
         tokens, attention, copies = [], [], []
         stop = StopCheck(dev)
         for t in range(max_len):
+            hook = intervene.at(t) if intervene is not None else AttentionHook() if trace is not None else None
+            y_in, h_in, w_in, cov_in = y, h, w, cov
             logits, h, w, p_copy = self.decoder.step(
-                y, h, enc_out, keys, mask, w, uniform=attend is False, src_ext=src_ext, n_ext=n_ext, cov=cov
+                y, h, enc_out, keys, mask, w, uniform=attend is False, src_ext=src_ext, n_ext=n_ext, cov=cov, hook=hook
             )
             cov = cov + w
             copies.append(p_copy)
             if trace is not None:
-                trace.append((logits, w, p_copy))
-            y = logits.argmax(-1).masked_fill(done, PAD)  # (B,)
+                trace.append(Traced(logits, w, p_copy, hook.raw, y_in, h_in, w_in, cov_in))
+            y = logits.argmax(-1)  # (B,)
+            if intervene is not None:
+                y = intervene.forced(t, y)
+            y = y.masked_fill(done, PAD)
             newly = (y == EOS) & ~done
             length = torch.where(newly, t + 1, length)
             done = done | newly | (budget <= t + 1)

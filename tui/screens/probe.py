@@ -1,5 +1,6 @@
 """Probe screen: type a sentence, see the model's output against the true reversal and the
-attention grid; save the grid as a PNG; bring back earlier sentences from the history.
+attention grid; save the grid as a PNG, export it as CSV, JSON or .npy; bring back earlier
+sentences from the history.
 
 Reading the checkpoint, decoding a sentence (a long one with a beam takes a while) and saving
 the PNG run in thread workers, never on the UI thread: keys typed meanwhile land in the input.
@@ -22,14 +23,16 @@ from textual.worker import get_current_worker
 
 from engine.errors import CheckpointError
 from engine.insight.evaluate import SentenceResult, probe, probe_notes
+from engine.insight.export import write_attention
 from engine.insight.plots import attention_heatmap
 from engine.insight.stepper import step_through
 from engine.train.checkpoint import Loaded
 
 from ..common import free_numbered_path
-from ..messages import HeatmapSaved, ModelRead, Probed, Stepped
+from ..messages import Exported, HeatmapSaved, ModelRead, Probed, Stepped
 from ..widgets.attention_grid import AttentionGrid, legend
 from ..widgets.title_bar import TitleBar
+from .prompt import Prompt
 from .step import StepScreen
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL, C1
@@ -39,6 +42,12 @@ def free_probe_path(folder: Path) -> Path:
     """probe-1.png, probe-2.png, ...: a saved heatmap never replaces the run's
     attention_heatmap.png or an earlier probe's."""
     return free_numbered_path(folder, "probe")
+
+
+def free_export_path(folder: Path, suffix: str = ".csv") -> Path:
+    """probe-1.csv, probe-2.csv, ...: the first name not taken (offered; the file is made on export)."""
+    names = (folder / f"probe-{k}{suffix}" for k in range(1, 100_000))
+    return next(path for path in names if not path.exists())
 
 
 class SentenceInput(Input):
@@ -64,6 +73,13 @@ class ProbeScreen(Screen):
             "Save PNG",
             tooltip="save the attention heatmap of the sentence on screen "
             "as probe-N.png in the run's folder (a new file each time)",
+        ),
+        Binding(
+            "ctrl+o",
+            "export",
+            "Export",
+            tooltip="write the attention matrix of the sentence on screen as .csv, .json or .npy "
+            "(asks where; a new file each time)",
         ),
         Binding(
             "f3",
@@ -272,6 +288,45 @@ class ProbeScreen(Screen):
             self.notify("Probe a sentence first; ctrl+s saves its attention heatmap.", severity="warning")
             return
         self.save_heatmap(self.result, self.app.out)
+
+    def action_export(self) -> None:
+        if self.busy:
+            self.notify("Still decoding; ctrl+o exports the matrix once it shows.", severity="warning")
+            return
+        if self.result is None:
+            self.notify("Probe a sentence first; ctrl+o exports its attention matrix.", severity="warning")
+            return
+        result = self.result
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.export_matrix(result, Path(path).expanduser())
+
+        question = "Write the attention matrix to (.csv, .json or .npy, by the extension):"
+        self.app.push_screen(Prompt(question, str(free_export_path(self.app.out))), chosen)
+
+    @work(thread=True, exclusive=True, group="save", exit_on_error=False)
+    def export_matrix(self, r: SentenceResult, path: Path) -> None:
+        try:
+            if path.exists():  # nothing a user made is overwritten
+                raise ValueError(f"{path} exists; give another name")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = write_attention(path, r.attention, r.source_tokens, r.output_tokens)
+        except ValueError as e:
+            self.post_message(Exported(None, str(e)))
+        except Exception as e:
+            self.post_message(Exported(None, f"{type(e).__name__}: {e}"))
+        else:
+            self.post_message(Exported(written))
+
+    def on_exported(self, msg: Exported) -> None:
+        if msg.error:
+            self.notify(f"Could not export: {msg.error}", severity="error")
+            return
+        saved = self.query_one("#saved", Static)
+        saved.update(Text(f"exported {msg.path}"))
+        saved.display = True
+        self.notify(f"Exported {msg.path}", title="Attention matrix")
 
     def action_step(self) -> None:
         """The decoding of the sentence on screen, step by step: the reference decoder's

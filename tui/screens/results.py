@@ -15,6 +15,7 @@ from textual.widgets import Footer, Markdown, ProgressBar, Static
 
 from engine.insight.analysis import attention_variant
 from engine.insight.evaluate import SentenceResult
+from engine.insight.faithfulness import gap_noise
 from engine.insight.lengths import describe_limit
 from engine.insight.report import longest_trained
 
@@ -31,6 +32,53 @@ def example_text(r: SentenceResult) -> Text:
         t.append(f"{label}: ", style="bold")
         t.append(f'"{" ".join(words)}"\n')
     t.append("match" if r.match else "no match", style="bold green" if r.match else "bold red")
+    return t
+
+
+FAITH_ROWS = 10  # lengths grouped into at most this many rows
+FAITH_BAR = 12
+
+
+def _bands(lengths: list[str], rows: int) -> list[list[str]]:
+    size = -(-len(lengths) // rows)  # ceil
+    return [lengths[i : i + size] for i in range(0, len(lengths), size)]
+
+
+def faithfulness_text(f: dict) -> Text:
+    """The knock-out and pin figures (engine/insight/faithfulness.py): overall, then a row per
+    group of lengths, each share a bar: the top word knocked out, a random one, a pin."""
+    t = Text()
+    a, r, p = f["top_knockout_changes"], f["random_knockout_changes"], f["pin_emits"]
+    if a is None:
+        t.append("No word steps were decoded in the sample.")
+        return t
+    t.append(f"{f['word_steps']:,} word steps of {f['sentences']} test sentences. ")
+    t.append("A step's word changes when the word it attends to most is knocked out ", style="bold")
+    t.append(f"{100 * a:.1f}%", style="bold")
+    t.append(", a random other word ")
+    t.append(f"{100 * r:.1f}%", style="bold")
+    t.append(f" (chance ±{100 * gap_noise(f):.1f}); a pin on another word makes it that word ")
+    t.append(f"{100 * p:.1f}%" if p is not None else "n/a", style="bold")
+    t.append(".")
+    if not f["attention"]:
+        t.append("\nno attention: every weight is equal, the “most attended” word drawn among them", style="yellow")
+    w = FAITH_BAR + 8  # a bar and its figure
+    t.append(f"\n{'words':>7}  {'top word out':<{w}}{'random word out':<{w}}pinned word said\n", style="dim")
+    by = f["by_length"]
+    for band in _bands(list(by), FAITH_ROWS):
+        steps = sum(by[n]["word_steps"] for n in band)
+        pins = sum(by[n]["pin_steps"] for n in band)
+        label = band[0] if len(band) == 1 else f"{band[0]}-{band[-1]}"
+        t.append(f"{label:>7}  ")
+        for key, of in (("top_knockout_changes", steps), ("random_knockout_changes", steps), ("pin_emits", pins)):
+            share = sum((by[n][key] or 0) * by[n]["pin_steps" if key == "pin_emits" else "word_steps"] for n in band)
+            x = share / of if of else 0.0
+            filled = round(x * FAITH_BAR)
+            t.append("█" * filled, style="color(39)")
+            t.append("·" * (FAITH_BAR - filled), style="dim")
+            t.append(f" {100 * x:4.0f}%  ")
+        t.append("\n")
+    t.rstrip()
     return t
 
 
@@ -69,6 +117,8 @@ class ResultsScreen(Screen):
             yield Static(id="sweep-limits")
             yield Static("Accuracy by length on the test set", classes="section")
             yield Static(id="per-length")
+            yield Static("Does each word follow the attention? Knock-outs and pins", classes="section")
+            yield Static(id="faithfulness")
             yield Static("Ten test examples", classes="section")
             yield Static(id="examples")
             yield Static("Analysis (measured from the attention this model produced)", classes="section")
@@ -102,7 +152,7 @@ class ResultsScreen(Screen):
         except NoMatches:  # being taken down as the app exits
             return
         for node in self.query(
-            ".section, #summary, #sweep-chart, #sweep-limits, #per-length, #examples, #analysis, #files"
+            ".section, #summary, #sweep-chart, #sweep-limits, #per-length, #faithfulness, #examples, #analysis, #files"
         ):
             node.display = res is not None
         status.display = res is None
@@ -169,6 +219,10 @@ class ResultsScreen(Screen):
         per_length, counts = (ev.per_length, ev.counts) if ev is not None else ({}, {})
         self.query_one("#per-length", Static).update(per_length_text(per_length, counts, trained))
         self._draw_sweep(res, trained)
+        faith = getattr(res, "faithfulness", None)
+        self.query_one("#faithfulness", Static).update(
+            faithfulness_text(faith) if faith else Text("Not measured (see above).", style="dim")
+        )
         examples = Text("\n\n").join(example_text(r) for r in res.examples(10))
         self.query_one("#examples", Static).update(examples)
         self.query_one("#analysis", Markdown).update(res.analysis or "analysis.md was not written (see above).")

@@ -2,7 +2,9 @@
 over the input as a row of bars (height and shade the weight, with its number below), the
 output so far with this step's word highlighted, the five likeliest next words with bars,
 the input word an <unk> copies and, with a beam, the continuations the step ranked and what
-became of each (survives, pruned, finished).
+became of each (survives, pruned, finished). Greedy, a word cursor under the input, the
+interventions' marks, the changes panel (widgets/step_changes.py) and, toggled, the step's
+computation: its raw scores, weights and context shares.
 
 Every colour is an xterm-256 palette index (attention_grid.PALETTE), so a 256-colour
 terminal over plain ssh shows exactly these. A bar row too wide for the screen shows the
@@ -22,6 +24,7 @@ from textual.widget import Widget
 from engine.insight.stepper import Hypothesis, Step, Stepping
 
 from .attention_grid import PALETTE, weight_text
+from .step_changes import changes_block, marks_at
 
 BAR_ROWS = 3  # lines of a bar: 8 eighths each, so 24 heights
 EIGHTHS = " ▁▂▃▄▅▆▇█"
@@ -67,12 +70,21 @@ def _clip(word: str, width: int) -> str:
     return word if len(word) <= width else word[: max(1, width - 1)] + "…"
 
 
-def bar_row(attention: np.ndarray, tokens: Sequence[str], width: int, copied: int | None = None) -> Text:
+def bar_row(
+    attention: np.ndarray,
+    tokens: Sequence[str],
+    width: int,
+    copied: int | None = None,
+    cursor: int | None = None,
+    marks: dict[int, str] | None = None,
+) -> Text:
     """The step's weights (n + 1,) over tokens: BAR_ROWS lines of bars, a line of weights,
-    a line of words (the copied one, for an <unk>, underlined)."""
+    a line of words (the copied one, for an <unk>, underlined); with a cursor, a line under
+    the words: ▲ under the cursor's word and each mark (a knock-out's ✗, a pin's ●) under its own.
+    A row too wide shows the words around the cursor, else around the peak."""
     widths = cell_widths(tokens, width)
     focus = int(np.argmax(attention))
-    start, stop = window(widths, focus, width)
+    start, stop = window(widths, focus if cursor is None else cursor, width)
     cut = (start, stop) != (0, len(tokens))
     left = f"← {start} more".ljust(MORE) if cut and start else " " * (MORE if cut else 0)
     right = f" → {len(tokens) - stop} more" if stop < len(tokens) else ""
@@ -94,8 +106,16 @@ def bar_row(attention: np.ndarray, tokens: Sequence[str], width: int, copied: in
     out.append("\n" + " " * len(left))
     for j in range(start, stop):
         style = "bold underline" if j == copied else ("bold" if j == focus else "")
+        if j == cursor:
+            style += " reverse"
         out.append(_clip(tokens[j], widths[j] - 1), style=style)
         out.append(" " * (widths[j] - len(_clip(tokens[j], widths[j] - 1))))
+    if cursor is not None:
+        out.append("\n" + " " * len(left))
+        for j in range(start, stop):
+            mark = "▲" if j == cursor else (marks or {}).get(j, "")
+            mark += (marks or {}).get(j, "") if j == cursor else ""
+            out.append(mark.ljust(widths[j]), style="bold color(214)" if j != cursor else "bold")
     return out
 
 
@@ -117,8 +137,8 @@ def output_line(step: Step, final: bool, answer: Sequence[str]) -> Text:
 
 def chosen_line(step: Step, stepping: Stepping) -> Text:
     out = Text()
-    p = dict(step.top).get(step.chosen)
-    out.append("Chosen:  ", style="bold")
+    p = step.p if step.p is not None else dict(step.top).get(step.chosen)
+    out.append("Forced:  " if step.forced else "Chosen:  ", style="bold")
     out.append(step.chosen, style="bold")
     if p is not None:
         out.append(f"  p = {p:.3f}")
@@ -231,8 +251,57 @@ def _best_line(best: Hypothesis | None, stopped: bool, width: int) -> Text:
     return out
 
 
+def _score(x: float, room: int) -> str:
+    """A raw score in `room` characters: one decimal where it fits, else none."""
+    if not np.isfinite(x):
+        return "-inf"
+    text = f"{x:.1f}"
+    return text if len(text) <= room else f"{x:.0f}"
+
+
+def computation_block(step: Step, tokens: Sequence[str], width: int, temperature: float, cursor: int) -> Text:
+    """The step's scores, weights and context shares under its input tokens (the words
+    around the cursor when they do not all fit), then the words that make most of the context."""
+    out = Text(no_wrap=True, overflow="crop")
+    t = f"e_tj / {temperature:g}" if temperature != 1 else "e_tj"
+    out.append("Computation  ", style="bold")
+    out.append(f"a_tj = softmax_j({t})   c_t = Σ_j a_tj h_j\n", style="dim")
+    if step.scores is None or step.shares is None:
+        out.append("recorded for greedy decoding only", style="dim")
+        return out
+    label = 7
+    widths = cell_widths(tokens, width - label)
+    start, stop = window(widths, cursor, width - label)
+    rows = [
+        ("", [t for t in tokens]),
+        ("e_tj", [_score(float(x), w - 1) for x, w in zip(step.scores, widths)]),
+        ("a_tj", [weight_text(float(x)) for x in step.attention]),
+        ("share", [f"{x:.2f}"[1:] if 0 <= x < 0.995 else f"{x:.1f}" for x in step.shares]),
+    ]
+    for name, cells in rows:
+        out.append(f"{name:<{label}}", style="bold")
+        for j in range(start, stop):
+            cell = cells[j][: widths[j] - 1]
+            out.append(cell.rjust(widths[j] - 1) + " ", style="reverse" if j == cursor and not name else "")
+        out.append("\n")
+    order = np.argsort(-step.shares)
+    parts, total = [], 0.0
+    for j in order:
+        if total >= 0.9 or len(parts) == 3:
+            break
+        parts.append(f"{100 * step.shares[j]:.0f}% “{tokens[j]}”")
+        total += float(step.shares[j])
+    out.append("context: ", style="bold")
+    out.append(", ".join(parts) + (" …" if total < 0.9 else ""))
+    return out
+
+
 class StepView(Widget):
-    """A Stepping and which step is on screen; draws that step to fit its size."""
+    """A decoding and which step is on screen; draws that step to fit its size. Greedy, a
+    word cursor over the input marks where the step screen's interventions land; with
+    interventions, `stepping` is the changed decoding and `original` the unchanged one, and
+    the changes panel compares them; `computation` shows the step's scores in place of its
+    next words."""
 
     DEFAULT_CSS = """
     StepView {
@@ -242,37 +311,69 @@ class StepView(Widget):
     """
 
     index: reactive[int] = reactive(0)
+    cursor: reactive[int] = reactive(0)
+    computation: reactive[bool] = reactive(False)
 
     def __init__(self, stepping: Stepping, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.original = self.stepping = stepping
+        # the cursor stands on the word each step looks at most until it is moved by hand
+        self.cursor_moved = False
+        self.set_reactive(StepView.cursor, int(np.argmax(stepping.steps[0].attention)))
+
+    def watch_index(self, index: int) -> None:
+        if not self.cursor_moved:
+            self.cursor = int(np.argmax(self.stepping.steps[index].attention))
+
+    def show(self, stepping: Stepping) -> None:
+        """Another decoding of the same sentence (changed, or the original again), at the
+        same step where it has one."""
         self.stepping = stepping
+        self.index = self.validate_index(self.index)
+        self.refresh()
 
     def validate_index(self, index: int) -> int:
         return max(0, min(len(self.stepping.steps) - 1, index))
+
+    def validate_cursor(self, cursor: int) -> int:
+        return max(0, min(len(self.stepping.source), cursor))
 
     @property
     def step(self) -> Step:
         return self.stepping.steps[self.index]
 
+    @property
+    def changed(self) -> bool:
+        return self.stepping is not self.original
+
     def render(self) -> Group:
         s, step = self.stepping, self.step
         width, height = max(20, self.size.width), max(10, self.size.height)
         final = self.index == len(s.steps) - 1
-        mode = "greedy" if s.beam == 1 else f"beam {s.beam}: the leading hypothesis"
+        greedy = s.beam == 1
+        mode = "greedy" if greedy else f"beam {s.beam}: the leading hypothesis"
         head = Text()
         head.append(f"Step {self.index + 1} of {len(s.steps)}", style="bold")
         head.append(f"   {mode}   attention over the input:", style="dim")
+        if s.edits.temperature != 1:
+            head.append(f"   T = {s.edits.temperature:g}", style="bold color(214)")
         copied = s.source.index(step.copied) if step.copied in s.source else None
+        cursor = self.cursor if greedy else None
         parts = [
             head,
-            bar_row(step.attention, s.source_tokens, width, copied),
+            bar_row(step.attention, s.source_tokens, width, copied, cursor, marks_at(s.edits, self.index)),
             Text(),
-            output_line(step, final, s.output),
+            output_line(step, final and not self.changed, s.output),
             chosen_line(step, s),
-            Text(),
         ]
-        if s.beam == 1:
-            parts.append(top_table(step, width))
+        if self.changed:
+            parts.append(changes_block(self.original, s, self.index, width))
+        parts.append(Text())
+        if greedy:
+            if self.computation:
+                parts.append(computation_block(step, s.source_tokens, width, s.edits.temperature, self.cursor))
+            else:
+                parts.append(top_table(step, width))
             return Group(*parts)
         used = 1 + BAR_ROWS + 2 + 1 + 2 + (1 if final else 0) + 1
         right = max(24, width - 36)
