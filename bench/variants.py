@@ -207,7 +207,7 @@ def main() -> None:
         for name in args.only:
             results[name] = measure(name, VARIANTS[name], work, args.seeds, args.seed, extra, args.lock)
             results[name]["holds"] = holds(results[name])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    commit = subprocess.run(["git", "log", "-1", "--format=%h"], cwd=ROOT, capture_output=True, text=True)
     import torch
 
     out = {
