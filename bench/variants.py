@@ -207,12 +207,12 @@ def main() -> None:
         for name in args.only:
             results[name] = measure(name, VARIANTS[name], work, args.seeds, args.seed, extra, args.lock)
             results[name]["holds"] = holds(results[name])
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    commit = subprocess.run(["git", "log", "-1", "--format=%h"], cwd=ROOT, capture_output=True, text=True)
     import torch
 
     out = {
         "date": time.strftime("%Y-%m-%d"),
-        "commit": commit.stdout.strip()[:7],
+        "commit": commit.stdout.strip(),
         "machine": f"{os.cpu_count()} cores, torch {torch.__version__}",
         "command": "python3 bench/variants.py " + " ".join(sys.argv[1:]),
         "variants": results,
