@@ -152,7 +152,7 @@ def default_run(ctx) -> dict:
     out = ctx.tmp / "default"
     # auto on the GPU box (it must pick cuda); the dry run names its device
     dev = "auto" if ctx.device.type == "cuda" else ctx.device.type
-    flags = [*_sizes(ctx.quick, 600, 100, 100), "--epochs", "2"] if ctx.quick else []
+    flags = [*_sizes(ctx.quick, 600, 100, 100), "--max-len", "10", "--epochs", "2"] if ctx.quick else []
     t0 = time.perf_counter()
     p = must(
         cli(
@@ -229,7 +229,8 @@ def resume(ctx) -> dict:
     run to draw the same masks as the uninterrupted one. The interrupted run is the same
     2-epoch run stopped by SIGINT after its first epoch (same lr schedule), then resumed."""
     flags = [
-        *(_sizes(True, 600, 100, 100) if ctx.quick else _sizes(True, 1200, 200, 100)),
+        # a dry run's sentences of at most 10 words: its three runs' evaluations stay short
+        *([*_sizes(True, 600, 100, 100), "--max-len", "10"] if ctx.quick else _sizes(True, 1200, 200, 100)),
         *("--dropout", "0.1", "--epochs", "2", "--device", ctx.device.type, "--threads", str(ctx.threads)),
     ]
     a, b = ctx.tmp / "resume-a", ctx.tmp / "resume-b"
