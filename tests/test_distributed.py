@@ -61,7 +61,7 @@ def torchrun(*args: str, nproc: int = 2, dist_timeout: int = 60) -> subprocess.P
             "--standalone",
             f"--nproc-per-node={nproc}",
             "-m",
-            "tui",
+            "tests.lean_run",  # `-m tui`, its figures stood in (tests/lean_run.py)
             "--no-ui",
             *FLAGS,
             "--threads",

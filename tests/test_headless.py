@@ -16,7 +16,7 @@ from engine.train.checkpoint import load
 from engine.train.config import Config
 from engine.train.events import EpochDone
 from engine.train.trainer import Trainer
-from tests.conftest import PY, QUICK_FLAGS, ROOT, TINY, TINY_FLAGS, write_corpus
+from tests.conftest import LEAN_TUI, QUICK_FLAGS, ROOT, TINY, TINY_FLAGS, write_corpus
 from tui.cli import main
 
 REPORT_KEYS = {
@@ -195,7 +195,7 @@ def test_signal_stops_after_the_batch_keeps_the_best_and_writes_results(tmp_path
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
     flags = [*QUICK_FLAGS, "--epochs", "200"]
     p = subprocess.Popen(
-        [PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
+        [*LEAN_TUI, "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
