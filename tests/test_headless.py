@@ -82,6 +82,8 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
     job, with the kernels turned off."""
     code = (
         "import sys; sys.modules['textual'] = None; sys.modules['plotext'] = None\n"
+        "from tests.lean_run import stand_in\n"
+        "stand_in()\n"  # the figures (tests/lean_run.py): their process never sees this one's modules
         "from tui.cli import main\n"
         f"sys.exit(main(['--no-ui', *{QUICK_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
         f" '--checkpoint', {str(tmp_path / 'c.pt')!r}]))"
