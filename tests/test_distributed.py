@@ -27,7 +27,7 @@ from engine.train.config import Config
 from engine.train.data import PAD
 from engine.train.events import EpochDone
 from engine.train.trainer import Trainer, masked_loss
-from tests.conftest import ROOT, cli_flags
+from tests.conftest import ROOT, TINY, cli_flags
 from tui.cli import main
 
 pytestmark = pytest.mark.slow  # torchrun: each run starts processes
@@ -326,3 +326,21 @@ def test_shards_sum_to_the_whole_batch_loss_and_gradient(tmp_path):
 
 def test_without_torchrun_there_is_no_group():
     assert distributed.current() is None and distributed.is_main()
+
+
+def test_a_join_error_with_brackets_is_said_in_one_line(tmp_path, monkeypatch, capsys):
+    """gloo's messages can hold text rich would read as markup ("[/tmp/...]"): said as is."""
+    from tui.headless import RunOptions, run_headless
+
+    def cannot_join(device, timeout):
+        raise ValueError("rank 0: could not join the other 1 process(es) (gloo): [/tmp/x] refused")
+
+    monkeypatch.setattr(distributed, "launched", lambda: True)
+    monkeypatch.setattr(distributed, "env_rank", lambda: 0)
+    monkeypatch.setattr(distributed, "env_world", lambda: 2)
+    monkeypatch.setattr(distributed, "init", cannot_join)
+    monkeypatch.setattr(distributed, "shutdown", lambda forget=False: None)
+    opts = RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out")
+    assert run_headless(Config(**TINY), opts) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "reverse-tui: rank 0: could not join the other 1 process(es) (gloo): [/tmp/x] refused"
