@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 # the attention scores engine/model/seq2seq.py implements (Attention.score)
-SCORES = ("additive", "general", "dot", "scaled-dot")
+SCORES = ("additive", "general", "dot", "scaled-dot", "shift")
 
 
 def setting(default, text: str, *, auto=None, shown: str = ""):
@@ -102,8 +102,10 @@ class Config:
     score: str = setting(
         "additive",
         "attention score: additive (Bahdanau's v . tanh(W_h h + W_s s)), general (Luong's s . W h), dot (s . h, "
-        "a bidirectional encoder's two directions summed) or scaled-dot ((W_q s) . (W_k h) / sqrt(d)); the location "
-        "term and coverage join each one's keys; all but additive train the reference model (formulas: docs/design.md)",
+        "a bidirectional encoder's two directions summed), scaled-dot ((W_q s) . (W_k h) / sqrt(d)) or shift (where "
+        "to look from position: the last step's weights moved by a soft offset, sharpened, with a gated share of "
+        "additive); the location term and coverage join each one's keys; all but additive train the reference model "
+        "(formulas: docs/design.md)",
     )
     # the coverage of Tu et al. 2016 and See et al. 2017 (bench/coverage_study.py)
     coverage: bool = setting(
