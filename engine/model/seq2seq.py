@@ -296,7 +296,7 @@ class Attention(nn.Module):
         # the keys' width: A, or H where the query is s itself (general, dot)
         key_dim = dec_dim if score in ("general", "dot") else attn_dim
         self.W_h = nn.Linear(enc_dim, key_dim, bias=False) if score != "dot" else None
-        self.W_s = nn.Linear(dec_dim, attn_dim, bias=additive) if score in ("additive", "scaled-dot") else None
+        self.W_s = nn.Linear(dec_dim, attn_dim, bias=additive) if score not in ("general", "dot") else None
         self.v = nn.Linear(attn_dim, 1, bias=False) if additive else None
         self.fold = enc_dim // dec_dim  # dot: how many directions' states make one h_j
         self.location = LocationKernel(key_dim, location_kernel) if location_kernel else None
