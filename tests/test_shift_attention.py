@@ -55,12 +55,13 @@ def test_the_weights_are_the_shifted_sharpened_mix_and_padding_gets_none():
     att = model.decoder.attention
     s = hidden[-1]  # (B, H)
     query = att.project_query(s)
-    assert query.shape == (2, 24 + len(SHIFTS) + 3)
     prev = torch.softmax(torch.randn(mask.shape).masked_fill(~mask, float("-inf")), -1)  # (B, S)
     context, weights = att.attend(query, keys, enc_out, mask, prev)
     assert weights.shape == mask.shape and context.shape == (2, enc_out.size(-1))
-    # by hand: gate, offsets, gamma from s; the shift wraps round each sentence's real positions
-    raw = s @ att.locate.weight.t() + att.locate.bias
+    # by hand: gate, offsets, gamma from the last step's context; the shift wraps round each
+    # sentence's real positions
+    read = (prev.unsqueeze(-1) * enc_out).sum(1)  # (B, K)
+    raw = read @ att.locate.weight.t() + att.locate.bias
     D = len(SHIFTS)
     p, gamma = torch.softmax(raw[:, :D], -1), 1 + F.softplus(raw[:, D])
     g = torch.sigmoid(raw[:, D + 1])

@@ -268,8 +268,10 @@ class Attention(nn.Module):
 
     The shift score decides where to look from position, not content (shift_scores): the
     location addressing of a Neural Turing Machine (Graves et al. 2014), the relative,
-    monotonic attention of Ray Chowdhury & Caragea (2023). From the decoder state s it reads a
-    gate g, a distribution p over the offsets SHIFTS and a sharpening gamma >= 1, and
+    monotonic attention of Ray Chowdhury & Caragea (2023). From what the last step read,
+    c_{t-1} = sum_j w_{t-1,j} h_j (not the decoder state, a sum over every step so far that
+    drifts past the trained lengths), it reads a gate g, a distribution p over the offsets
+    SHIFTS and a sharpening gamma >= 1, and
 
         w_g = g softmax(additive score) + (1 - g) w_{t-1}      the content's share, or none
         w~_j = sum_d p_d w_g[(j - d) mod n]                     moved by a soft offset
@@ -303,9 +305,10 @@ class Attention(nn.Module):
         # w_c of the key's w_c cov_tj: absent without coverage, so a checkpoint from before it
         # has exactly the keys it needs
         self.coverage = nn.Parameter(torch.empty(key_dim).uniform_(-0.1, 0.1)) if coverage else None
-        # shift: from s, the offsets' logits, then the sharpening, the content's gate and the
-        # first position's share of the start (PlaceQuery); absent for the other scores
-        self.locate = nn.Linear(dec_dim, len(SHIFTS) + 3) if score == "shift" else None
+        # shift: from what the last step read, the offsets' logits, then the sharpening, the
+        # content's gate and the first position's share of the start (PlaceQuery); absent for
+        # the other scores
+        self.locate = nn.Linear(enc_dim, len(SHIFTS) + 3) if score == "shift" else None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         """The keys do not depend on the decoder step: computed once per batch.
@@ -315,25 +318,25 @@ class Attention(nn.Module):
         return self.W_h(enc_out)  # (B, S, A)
 
     def project_query(self, s: torch.Tensor) -> torch.Tensor:
-        """s (B, H) the previous top state -> (B, A): W_s s, or s itself (general, dot);
-        shift: (B, A + len(SHIFTS) + 3), W_s s then the PlaceQuery parts, one matmul each."""
-        query = s if self.W_s is None else self.W_s(s)
-        return query if self.locate is None else torch.cat([query, self.locate(s)], -1)
+        """s (B, H) the previous top state -> (B, A): W_s s, or s itself (general, dot)."""
+        return s if self.W_s is None else self.W_s(s)
 
     def shift_scores(
         self,
         query: torch.Tensor,
         keys: torch.Tensor,
+        enc_out: torch.Tensor,
         mask: torch.Tensor,
         prev: torch.Tensor,
         cov: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The shift score (see the class): gamma log w~_j, whose masked softmax is the
-        sharpened w~^gamma. query (B, A + len(SHIFTS) + 3) project_query's; keys (B, S, A);
+        sharpened w~^gamma. query (B, A) project_query's; keys (B, S, A); enc_out (B, S, K);
         mask (B, S); prev (B, S) the previous weights, a row of zeros before the first step
         -> (B, S)"""
-        place = PlaceQuery.of(query[:, keys.size(-1) :])
-        content = self.score(query[:, : keys.size(-1)], keys, prev, cov)  # (B, S) additive
+        read = torch.bmm(prev.unsqueeze(1), enc_out).squeeze(1)  # (B, K) the last step's context
+        place = PlaceQuery.of(self.locate(read))
+        content = self.score(query, keys, prev, cov)  # (B, S) additive
         content = F.softmax(content.masked_fill(~mask, float("-inf")), -1)  # (B, S)
         start = first_or_last(mask, place.first)  # (B, S)
         prev = torch.where(prev.sum(-1, keepdim=True) > 0, prev, start)  # (B, S)
@@ -384,7 +387,7 @@ class Attention(nn.Module):
         cov (B, S): the sum of every earlier step's weights (coverage only). hook: sees the
         scores and then the weights, and may edit them (engine/model/intervene.py)"""
         if self.locate is not None:
-            scores = self.shift_scores(query, keys, mask, prev, cov)  # (B, S)
+            scores = self.shift_scores(query, keys, enc_out, mask, prev, cov)  # (B, S)
         else:
             scores = self.score(query, keys, prev, cov)  # (B, S)
         if uniform:
