@@ -18,7 +18,8 @@ with the CPU standing in for the device.
   kernels        device kernels and aten ops per training batch at 5, 10, 20 and 30 words
   throughput     ms per training batch and tokens/s, batch 64/256/1024, default and notebook
   notebook_run   `--preset notebook`, a few epochs
-  resume         1 epoch, then --resume to 2, against 2 uninterrupted (dropout on)
+  resume         1 epoch, then --resume to 2, against 2 uninterrupted (dropout on; with --quick
+                 the default run, which then has dropout on, is the uninterrupted one)
   bench          bench/bench.py --epochs-only: the epoch against the notebook's code
 """
 
@@ -111,6 +112,11 @@ def _sizes(quick: bool, train: int, val: int = 200, test: int = 200) -> list[str
     return ["--train-size", str(train), "--val-size", str(val), "--test-size", str(test)] if quick else []
 
 
+# The dry run's default run: sentences of at most 10 words (its evaluation stays short), and
+# dropout on, so that the resume section can take it as its uninterrupted run (one run fewer)
+QUICK_RUN = [*_sizes(True, 600, 100, 100), "--max-len", "10", "--epochs", "2", "--dropout", "0.1"]
+
+
 # -- environment -------------------------------------------------------------------------------
 def environment(ctx) -> dict:
     device = ctx.device
@@ -152,7 +158,7 @@ def default_run(ctx) -> dict:
     out = ctx.tmp / "default"
     # auto on the GPU box (it must pick cuda); the dry run names its device
     dev = "auto" if ctx.device.type == "cuda" else ctx.device.type
-    flags = [*_sizes(ctx.quick, 600, 100, 100), "--max-len", "10", "--epochs", "2"] if ctx.quick else []
+    flags = QUICK_RUN if ctx.quick else []
     t0 = time.perf_counter()
     p = must(
         cli(
@@ -227,14 +233,16 @@ def notebook_run(ctx) -> dict:
 def resume(ctx) -> dict:
     """Dropout on, so that the random state (CPU and device) must be restored for the resumed
     run to draw the same masks as the uninterrupted one. The interrupted run is the same
-    2-epoch run stopped by SIGINT after its first epoch (same lr schedule), then resumed."""
+    2-epoch run stopped by SIGINT after its first epoch (same lr schedule), then resumed.
+    With --quick the default run, which finished the same run, is the uninterrupted one."""
     flags = [
-        # a dry run's sentences of at most 10 words: its three runs' evaluations stay short
-        *([*_sizes(True, 600, 100, 100), "--max-len", "10"] if ctx.quick else _sizes(True, 1200, 200, 100)),
-        *("--dropout", "0.1", "--epochs", "2", "--device", ctx.device.type, "--threads", str(ctx.threads)),
+        *(QUICK_RUN if ctx.quick else [*_sizes(True, 1200, 200, 100), "--dropout", "0.1", "--epochs", "2"]),
+        *("--device", ctx.device.type, "--threads", str(ctx.threads)),
     ]
-    a, b = ctx.tmp / "resume-a", ctx.tmp / "resume-b"
-    must(cli("--no-ui", *flags, "--out", str(a), "--checkpoint", str(a / "best.pt")))
+    shared = ctx.quick and ctx.sections.get("default_run", {}).get("status") == "ok"
+    a, b = ctx.tmp / ("default" if shared else "resume-a"), ctx.tmp / "resume-b"
+    if not shared:
+        must(cli("--no-ui", *flags, "--out", str(a), "--checkpoint", str(a / "best.pt")))
     p = subprocess.Popen(
         [PY, "-m", "tui", "--no-ui", *flags, "--out", str(b), "--checkpoint", str(b / "best.pt")],
         cwd=ROOT,
@@ -664,9 +672,9 @@ def kernels(ctx) -> dict:
 
 
 def throughput(ctx) -> dict:
-    """A warm-up epoch, then a timed one, of 24 batches (6 with --quick) of each size."""
+    """A warm-up epoch, then a timed one, of 24 batches (2 with --quick) of each size."""
     rows = []
-    per_epoch = 6 if ctx.quick else 24
+    per_epoch = 2 if ctx.quick else 24
     for name, base in (("default", Config()), ("notebook", Config.notebook())):
         for bs in (64, 256) if ctx.quick else (64, 256, 1024):
             cfg = replace(

@@ -81,6 +81,9 @@ FLAGGED = (
 QUICK_FLAGS = cli_flags(**{k: QUICK[k] for k in FLAGGED})
 
 PY = sys.executable
+# `python -m tui` with its figures stood in, for the runs in a process of their own that check
+# something else (tests/lean_run.py)
+LEAN_TUI = [PY, "-m", "tests.lean_run"]
 
 
 def sizes(first: tuple[int, int], *others: tuple[int, int]) -> list:
@@ -189,6 +192,10 @@ def few_repeated_words(request, monkeypatch) -> None:
     a length. A test marked `evaluation` decodes the report's own number."""
     if request.node.get_closest_marker("evaluation"):
         return
+    stand_in_repeated_words(monkeypatch)
+
+
+def stand_in_repeated_words(monkeypatch) -> None:
     from engine.insight import lengths, report
 
     monkeypatch.setattr(

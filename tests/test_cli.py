@@ -16,7 +16,7 @@ import torch
 
 from engine.job import Started, run_job
 from engine.train.config import Config
-from tests.conftest import QUICK_FLAGS, ROOT, TINY
+from tests.conftest import LEAN_TUI, QUICK_FLAGS, ROOT, TINY
 from tui.cli import config_from_args, main, main_parser
 
 
@@ -131,7 +131,7 @@ def test_missing_corpus_is_refused(capsys):
 def test_without_a_terminal_the_app_runs_headless_and_says_so(tmp_path):
     flags = [*QUICK_FLAGS, "--epochs", "1"]
     r = subprocess.run(
-        [sys.executable, "-m", "tui", *flags, "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "c.pt")],
+        [*LEAN_TUI, *flags, "--out", str(tmp_path / "o"), "--checkpoint", str(tmp_path / "c.pt")],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,

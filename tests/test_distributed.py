@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from engine.train.config import Config
 from engine.train.data import PAD
 from engine.train.events import EpochDone
 from engine.train.trainer import Trainer, masked_loss
-from tests.conftest import ROOT, cli_flags
+from tests.conftest import ROOT, TINY, cli_flags
 from tui.cli import main
 
 pytestmark = pytest.mark.slow  # torchrun: each run starts processes
@@ -51,8 +52,16 @@ FLAGS = cli_flags(**SIZES)
 TIMEOUT = 240  # seconds: a hang fails the test instead of the suite
 
 
-def torchrun(*args: str, nproc: int = 2, dist_timeout: int = 60) -> subprocess.Popen:
+def torchrun(
+    *args: str, nproc: int = 2, dist_timeout: int = 60, then: Sequence[Sequence[str]] = ()
+) -> subprocess.Popen:
+    """`torchrun -m tui --no-ui` with the common flags and args; `then`: the flags of further
+    runs made in the same launch, one after another (tests/lean_run.py)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    common = ["--no-ui", *FLAGS, "--threads", "1", "--dist-timeout", str(dist_timeout)]
+    runs = [*common, *args]
+    for more in then:
+        runs += ["--next", *common, *more]
     return subprocess.Popen(
         [
             sys.executable,
@@ -61,14 +70,8 @@ def torchrun(*args: str, nproc: int = 2, dist_timeout: int = 60) -> subprocess.P
             "--standalone",
             f"--nproc-per-node={nproc}",
             "-m",
-            "tui",
-            "--no-ui",
-            *FLAGS,
-            "--threads",
-            "1",
-            "--dist-timeout",
-            str(dist_timeout),
-            *args,
+            "tests.lean_run",  # `-m tui`, its figures stood in
+            *runs,
         ],
         cwd=ROOT,
         env=env,
@@ -174,18 +177,25 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
     assert_same_training(history(ck / "best.last.pt"), single.history, epochs=[1, 2, 3])
 
 
-@pytest.mark.parametrize("score", ["general", "dot", "scaled-dot"])
-def test_each_attention_score_trains_under_torchrun_like_one_process(tmp_path, score):
-    ck, out = tmp_path / "ck", tmp_path / "out"
-    code, text = finish(
-        torchrun("--score", score, "--epochs", "1", "--checkpoint", str(ck / "best.pt"), "--out", str(out))
-    )
+def test_each_attention_score_trains_under_torchrun_like_one_process(tmp_path):
+    scores = ["general", "dot", "scaled-dot"]
+
+    def flags(score: str) -> list[str]:
+        ck, out = tmp_path / score / "ck", tmp_path / score / "out"
+        return ["--score", score, "--epochs", "1", "--checkpoint", str(ck / "best.pt"), "--out", str(out)]
+
+    # one launch trains the three, one after another: torchrun's start-up is most of each run
+    code, text = finish(torchrun(*flags(scores[0]), then=[flags(s) for s in scores[1:]]))
     assert code == 0, text[-3000:]
-    assert f"engine/fast lacks the {score} attention score" in text  # the reference model trains it
-    single = Trainer(Config(**{**SIZES, "score": score, "epochs": 1}), tmp_path / "single.pt")
-    for _ in single.run():
-        pass
-    assert_same_training(history(ck / "best.last.pt"), single.history, epochs=[1])
+    said = text.split("=== run ")[1:]  # what each run printed
+    assert len(said) == len(scores), text[-3000:]
+    for score, run in zip(scores, said):
+        assert f"engine/fast lacks the {score} attention score" in run  # the reference model trains it
+        assert run.count("test exact match") == 1
+        single = Trainer(Config(**{**SIZES, "score": score, "epochs": 1}), tmp_path / f"single-{score}.pt")
+        for _ in single.run():
+            pass
+        assert_same_training(history(tmp_path / score / "ck" / "best.last.pt"), single.history, epochs=[1])
 
 
 def assert_same_training(two: list[dict], one: list[dict], epochs: list[int]) -> None:
@@ -316,3 +326,21 @@ def test_shards_sum_to_the_whole_batch_loss_and_gradient(tmp_path):
 
 def test_without_torchrun_there_is_no_group():
     assert distributed.current() is None and distributed.is_main()
+
+
+def test_a_join_error_with_brackets_is_said_in_one_line(tmp_path, monkeypatch, capsys):
+    """gloo's messages can hold text rich would read as markup ("[/tmp/...]"): said as is."""
+    from tui.headless import RunOptions, run_headless
+
+    def cannot_join(device, timeout):
+        raise ValueError("rank 0: could not join the other 1 process(es) (gloo): [/tmp/x] refused")
+
+    monkeypatch.setattr(distributed, "launched", lambda: True)
+    monkeypatch.setattr(distributed, "env_rank", lambda: 0)
+    monkeypatch.setattr(distributed, "env_world", lambda: 2)
+    monkeypatch.setattr(distributed, "init", cannot_join)
+    monkeypatch.setattr(distributed, "shutdown", lambda forget=False: None)
+    opts = RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out")
+    assert run_headless(Config(**TINY), opts) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "reverse-tui: rank 0: could not join the other 1 process(es) (gloo): [/tmp/x] refused"

@@ -32,6 +32,7 @@ EXTERNAL = {
     "--query-gpu": "nvidia-smi's",
     "--format": "nvidia-smi's",
     "--index-url": "pip's: where PyTorch's CPU-only wheels are",
+    "--next": "tests/lean_run.py's: its next run, in the same process",
 }
 
 # a file of this repository by its path from the root: engine/model/seq2seq.py, tests/test_cli.py;

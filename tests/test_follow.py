@@ -21,7 +21,7 @@ from engine.runs.status import write_status
 from engine.train.config import Config
 from engine.train.events import EpochDone, Snapshot, Watched
 from engine.train.machine import process_start
-from tests.conftest import PY, QUICK_FLAGS, ROOT, TINY
+from tests.conftest import LEAN_TUI, QUICK_FLAGS, ROOT, TINY
 from tests.fake_machine import MACHINES, as_machine
 
 
@@ -265,7 +265,7 @@ def test_a_real_no_ui_run_followed_to_its_end(tmp_path):
     flags = [*QUICK_FLAGS, "--epochs", "3"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(tmp_path / "ck" / "best.pt")],
+        [*LEAN_TUI, "--no-ui", *flags, "--out", str(out), "--checkpoint", str(tmp_path / "ck" / "best.pt")],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -16,7 +16,7 @@ from engine.train.checkpoint import load
 from engine.train.config import Config
 from engine.train.events import EpochDone
 from engine.train.trainer import Trainer
-from tests.conftest import PY, QUICK_FLAGS, ROOT, TINY, TINY_FLAGS, write_corpus
+from tests.conftest import LEAN_TUI, QUICK_FLAGS, ROOT, TINY, TINY_FLAGS, write_corpus
 from tui.cli import main
 
 REPORT_KEYS = {
@@ -82,6 +82,8 @@ def test_no_ui_runs_without_textual_and_without_the_c_kernels(tmp_path):
     job, with the kernels turned off."""
     code = (
         "import sys; sys.modules['textual'] = None; sys.modules['plotext'] = None\n"
+        "from tests.lean_run import stand_in\n"
+        "stand_in()\n"  # the figures (tests/lean_run.py): their process never sees this one's modules
         "from tui.cli import main\n"
         f"sys.exit(main(['--no-ui', *{QUICK_FLAGS!r}, '--epochs', '1', '--out', {str(tmp_path / 'o')!r},"
         f" '--checkpoint', {str(tmp_path / 'c.pt')!r}]))"
@@ -195,7 +197,7 @@ def test_signal_stops_after_the_batch_keeps_the_best_and_writes_results(tmp_path
     out, ckpt = tmp_path / "out", tmp_path / "best.pt"
     flags = [*QUICK_FLAGS, "--epochs", "200"]
     p = subprocess.Popen(
-        [PY, "-m", "tui", "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
+        [*LEAN_TUI, "--no-ui", *flags, "--out", str(out), "--checkpoint", str(ckpt)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -5,13 +5,12 @@ import io
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 import engine.train.machine as machine
 import engine.train.threads as threads
-from tests.conftest import QUICK_FLAGS, ROOT
+from tests.conftest import LEAN_TUI, QUICK_FLAGS, ROOT
 from tests.fake_machine import LinuxTimes, MacTimes, fake_proc, fake_psutil, no_psutil
 
 
@@ -99,9 +98,7 @@ def test_headless_runs_pick_the_thread_count(tmp_path):
         out = tmp_path / f"out{expected}"
         p = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "tui",
+                *LEAN_TUI,
                 "--no-ui",
                 *QUICK_FLAGS,
                 *extra,

@@ -84,7 +84,7 @@ def run_headless(cfg: Config, opts: RunOptions, first_line: str | None = None) -
         group = distributed.init(cfg.device, opts.dist_timeout or distributed.DEFAULT_TIMEOUT_S)
     except ValueError as e:
         if distributed.env_rank() == 0:
-            Console(stderr=True, highlight=False, soft_wrap=True).print(f"reverse-tui: {e}")
+            Console(stderr=True, highlight=False, soft_wrap=True, markup=False).print(f"reverse-tui: {e}")
         distributed.shutdown(forget=True)
         return 2
     try:
