@@ -15,6 +15,7 @@ from engine.insight.lengths import (
     LengthCurve,
     describe_limit,
     failure_kind,
+    held_lengths,
     made_up_words,
     repeated_word_sentences,
     sweep_lengths,
@@ -28,8 +29,10 @@ from engine.train.data import random_sentences
 def test_sweep_reaches_six_times_the_training_length(min_len, max_len):
     beyond, every = sweep_lengths(min_len, max_len)
     assert beyond[:10] == list(range(max_len + 1, max_len + 11))  # the first ten one by one
-    assert beyond[-1] == max(60, 6 * max_len)
-    assert beyond == sorted(set(beyond)) and len(beyond) <= 20
+    assert max(60, 6 * max_len) in beyond
+    # then on to ten times, while the model holds (length_curve's held_from)
+    assert beyond[-2:] == held_lengths(max_len) and beyond[-1] == max(100, 10 * max_len)
+    assert beyond == sorted(set(beyond)) and len(beyond) <= 22
     assert every[0] == min_len and every[-len(beyond) :] == beyond
     assert set(every) - set(beyond) <= set(range(min_len, max_len + 1))
 

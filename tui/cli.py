@@ -51,18 +51,23 @@ def _type_name(t) -> str:
     return {"int": "N", "float": "X", "str": "NAME"}.get(getattr(t, "__name__", str(t)), "V")
 
 
+# --preset's configurations, each before --config and the flags given
+PRESETS = {"default": Config, "notebook": Config.notebook, "long": Config.long}
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """A flag for every Config field, its help the field's own (engine/train/config.py). Their default
     is None, "not given": the preset's value, or --config's, stands."""
     g = p.add_argument_group("model and training (defaults: reverse-tui's; --preset notebook for the notebook's)")
     g.add_argument(
         "--preset",
-        choices=["default", "notebook"],
+        choices=list(PRESETS),
         default="default",
         help=helped(
-            "start from reverse-tui's defaults or the seed notebook's hyperparameters and data: 8,000 sentences "
-            "of 3-10 words, embed 128, hidden 256, 2 layers, dropout 0.1, constant lr 1e-3, 30 epochs, "
-            "content-only attention, a one-direction encoder, no <unk> training; flags given override it",
+            "start from reverse-tui's defaults, or the seed notebook's hyperparameters and data (notebook: 8,000 "
+            "sentences of 3-10 words, embed 128, hidden 256, 2 layers, dropout 0.1, constant lr 1e-3, 30 epochs, "
+            "content-only attention, a one-direction encoder, no <unk> training), or long: 5-10 words with "
+            "--score shift, which reverses sentences of 100; flags given override it",
             "default",
         ),
     )
@@ -85,7 +90,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The preset, then --config FILE, then the flags given on the command line."""
-    base = Config.notebook() if args.preset == "notebook" else Config()
+    base = PRESETS[args.preset]()
     if getattr(args, "config", None) is not None:
         base = replace(base, **Config.read_toml(args.config))  # ValueError: one line
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}

@@ -25,9 +25,10 @@ HEADER = """\
 and the parsers in tui/: edit the help there, then run it again. -->
 
 `reverse-tui --help` prints the same, and each sub-command's `--help` its own. The model and
-training flags start from a preset (`--preset notebook` for the notebook's), then `--config FILE`
-(a run's `config.toml` repeats that run), then the flags given. A bad value (a size of 0,
-`--min-len` over `--max-len`, a bad `--config`) gets one line and exit 2.
+training flags start from a preset (`--preset notebook` for the notebook's, `--preset long` for
+5-10 words and the shift score), then `--config FILE` (a run's `config.toml` repeats that run),
+then the flags given. A bad value (a size of 0, `--min-len` over `--max-len`, a bad `--config`)
+gets one line and exit 2.
 """
 
 DEFAULT = re.compile(r"^(?P<text>.*) \(default: (?P<default>.*)\)$", re.DOTALL)

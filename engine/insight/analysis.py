@@ -26,6 +26,7 @@ SCORE_WORDS = {
     "general": ("general (Luong)", "s · W h_j"),
     "dot": ("dot (Luong)", "s · h_j"),
     "scaled-dot": ("scaled dot-product", "(W_q s) · (W_k h_j) / √d"),
+    "shift": ("shift (location addressing)", "sharpen(shift(g · softmax(additive) + (1 - g) · w_{t-1}))"),
 }
 
 

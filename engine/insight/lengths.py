@@ -25,16 +25,31 @@ FAR_SENTENCES_PER_LENGTH = 20  # past twice the training length (at least 60 wor
 def sweep_lengths(min_len: int, max_len: int) -> tuple[list[int], list[int]]:
     """(beyond, every): the lengths measured past training, the first ten one by one and then
     about eight evenly spaced (multiples of 5) up to six times the longest training sentence,
-    at least 60; and the same with the training lengths in front (at most ten of them), for
-    the unknown-word sweep."""
-    top = max(60, 6 * max_len)
+    at least 60, then held_lengths; and the same with the training lengths in front (at most
+    ten of them), for the unknown-word sweep."""
+    top = held_from(max_len)
     beyond = list(range(max_len + 1, min(max_len + 10, top) + 1))
     step = max(5, round((top - beyond[-1]) / 40) * 5)
     beyond += list(range((beyond[-1] // step + 1) * step, top + 1, step))
+    beyond += held_lengths(max_len)
     inside = list(range(min_len, max_len + 1))
     if len(inside) > 10:  # a long training range: ten of its lengths, evenly spread
         inside = sorted({inside[round(i * (len(inside) - 1) / 9)] for i in range(10)})
     return beyond, inside + beyond
+
+
+def held_from(max_len: int) -> int:
+    """The longest length the sweep always decodes: six times the longest training sentence,
+    at least 60. Past it, held_lengths."""
+    return max(60, 6 * max_len)
+
+
+def held_lengths(max_len: int) -> list[int]:
+    """Two lengths past held_from, up to ten times the longest training sentence (at least 100
+    words): decoded only while the model still holds there (length_curve's held_from), so a
+    model that reverses far is measured as far, and one that does not costs nothing more."""
+    top, far = held_from(max_len), max(100, 10 * max_len)
+    return [round((top + far) / 10) * 5, far]
 
 
 def made_up_words(vocab: Vocab, rng: random.Random, n: int = 400) -> list[str]:
@@ -65,6 +80,8 @@ class LengthCurve:
     evaluation: EvalResult
     failures: dict[int, dict[str, int]] = field(default_factory=dict)
     not_measured: list[int] = field(default_factory=list)  # past where the kind was lost
+    # not_measured because the lengths past held_from are decoded only while the model holds
+    held_stop: bool = False
 
     @classmethod
     def of(cls, ev: EvalResult) -> LengthCurve:
@@ -106,6 +123,7 @@ class SweepSentences:
 
     known: dict[int, list[list[str]]]
     unknown: dict[int, list[list[str]]]
+    held_from: int | None = None  # past it, lengths decoded only while the model holds (held_lengths)
 
 
 def sweep_sentences(
@@ -120,7 +138,9 @@ def sweep_sentences(
         return [rng.choices(words, k=n) for _ in range(count)]
 
     return SweepSentences(
-        known={n: of_length(n, known_words) for n in beyond}, unknown={n: of_length(n, pool) for n in every}
+        known={n: of_length(n, known_words) for n in beyond},
+        unknown={n: of_length(n, pool) for n in every},
+        held_from=held_from(max_len),
     )
 
 
@@ -158,17 +178,23 @@ def length_curve(
     by_length: dict[int, list[list[str]]],
     device: torch.device,
     stop_when_lost: bool = True,
+    held_from: int | None = None,
 ) -> LengthCurve:
     """Greedy exact match, one length at a time, shortest first: a batch never pads a short
     sentence to a long one, and decoding stops at n + 2 steps for n words (n words, EOS, and
     one more to see a run-on) instead of the 2n + 5 a sentence of unknown length gets.
     stop_when_lost: once LOST_RUN lengths in a row are under LOST, the longer ones are left
     out (LengthCurve.not_measured); where exact match first falls below 99% and 50% is
-    found by then, since a length under 1% is under both."""
+    found by then, since a length under 1% is under both. held_from: the lengths above it are
+    decoded only while the length before held at 99% or more; the rest are not_measured."""
     done: list[EvalResult] = []
     lost = 0
     lengths = sorted(by_length)
     for k, n in enumerate(lengths):
+        if held_from is not None and n > held_from and done and done[-1].exact_match < 0.99:
+            curve = LengthCurve.of(EvalResult.merged(done))
+            curve.not_measured, curve.held_stop = lengths[k:], True
+            return curve
         ev = evaluate(model, vocab, by_length[n], device, max_steps=n + 2)
         done.append(ev)
         lost = lost + 1 if ev.exact_match < LOST else 0
@@ -193,9 +219,13 @@ def describe_limit(curve: LengthCurve, what: str) -> str:
 
     below99, below50 = curve.first_below(0.99), curve.first_below(0.5)
     longest = max(curve.per_length)
+    why = (
+        "the sweep goes past 6x the training length only while exact match stays at 99% or more"
+        if curve.held_stop
+        else f"under {LOST:.0%} at {LOST_RUN} lengths in a row"
+    )
     skipped = (
-        f" Longer sentences ({curve.not_measured[0]}-{curve.not_measured[-1]} words) were not "
-        f"decoded: under {LOST:.0%} at {LOST_RUN} lengths in a row."
+        f" Longer sentences ({curve.not_measured[0]}-{curve.not_measured[-1]} words) were not decoded: {why}."
         if curve.not_measured
         else ""
     )
@@ -226,6 +256,8 @@ __all__ = [
     "SweepSentences",
     "describe_limit",
     "failure_kind",
+    "held_from",
+    "held_lengths",
     "length_curve",
     "made_up_words",
     "repeated_word_sentences",

@@ -362,7 +362,8 @@ def _finish_run(
     rng = random.Random(cfg.seed + 2)
     # unseen words: one to three words per test sentence swapped for words outside the vocabulary
     unseen_set = with_unseen_words(test_sentences, rng, vocab)
-    # longer than training (up to 6x the longest, at least 60 words), of known words; and
+    # longer than training (up to 6x the longest, at least 60 words, and on to 10x, at least
+    # 100, while the model holds), of known words; and
     # sentences of words it never saw at every length, the way people type
     trained = (cfg.min_len, longest_trained(cfg, test_sentences))
     sweep = sweep_sentences(vocab, *trained, rng)
@@ -398,8 +399,8 @@ def _finish_run(
 
     jobs = {  # the test set first (the figures wait on it), then the longest, so two workers finish together
         "test": test_set_then_figures,
-        "unknown": lambda: length_curve(model, vocab, sweep.unknown, device),
-        "known": lambda: length_curve(model, vocab, sweep.known, device),
+        "unknown": lambda: length_curve(model, vocab, sweep.unknown, device, held_from=sweep.held_from),
+        "known": lambda: length_curve(model, vocab, sweep.known, device, held_from=sweep.held_from),
         # the ablation: the same model decoding with uniform attention
         "uniform": lambda: evaluate(model, vocab, test_sentences, device, attend=False),
         "unseen": lambda: evaluate(model, vocab, unseen_set, device),

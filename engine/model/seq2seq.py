@@ -4,7 +4,8 @@
     attention e_tj = v . tanh(W_h h_j + W_s s_{t-1} [+ U f_tj]),  a_t = softmax_j(e_tj) over
               the real positions,  c_t = sum_j a_tj h_j        (Attention.attend)
               (Config.score: or Luong's general s . W h_j, dot s . h_j, or the scaled dot
-              product (W_q s) . (W_k h_j) / sqrt(A), beside it in Attention.score)
+              product (W_q s) . (W_k h_j) / sqrt(A), beside it in Attention.score; or
+              shift: the previous step's weights moved by a soft offset, Attention.shift_scores)
     decoder   s_t = GRU([embed(y_{t-1}); c_t], s_{t-1})         (Decoder.step)
     output    p(y_t) = softmax(W_o [s_t; c_t] + b_o)
     copy      (Config.copy, on for --corpus runs) p(y_t) mixes that with the attention weights
@@ -57,7 +58,7 @@ class Architecture(Protocol):
     location_kernel: int  # 0: content-only attention
     attention: bool  # False: the control, uniform weights
     coverage: bool
-    score: str  # engine/train/config.py's SCORES: additive, general, dot, scaled-dot
+    score: str  # engine/train/config.py's SCORES: additive, general, dot, scaled-dot, shift
 
     @property
     def copy_on(self) -> bool: ...
@@ -189,6 +190,55 @@ class LocationKernel(nn.Module):
         return location_band(self.weight.flatten(1), S)
 
 
+SHIFTS = (-2, -1, 0, 1, 2)  # the shift score's offsets, in positions: -1 is one to the left
+TINY = 1e-30  # a weight's floor under the shift score's log: 0 would give -inf times gamma
+
+
+@dataclass
+class PlaceQuery:
+    """The shift score's reading of the decoder state, per sentence: offsets (B, D) a
+    distribution over SHIFTS; gamma (B, 1) >= 1; gate (B, 1) the content's share in (0, 1);
+    first (B, 1) the first real position's share of the start (the rest: the last's)."""
+
+    offsets: torch.Tensor
+    gamma: torch.Tensor
+    gate: torch.Tensor
+    first: torch.Tensor
+
+    @classmethod
+    def of(cls, raw: torch.Tensor) -> PlaceQuery:
+        """raw (B, len(SHIFTS) + 3): Attention.locate's output."""
+        D = len(SHIFTS)
+        return cls(
+            F.softmax(raw[:, :D], -1),
+            1 + F.softplus(raw[:, D : D + 1]),
+            torch.sigmoid(raw[:, D + 1 : D + 2]),
+            torch.sigmoid(raw[:, D + 2 : D + 3]),
+        )
+
+
+def first_or_last(mask: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """Weights `first` on the first real position and 1 - first on the last (the source's
+    EOS), measured from each sentence's own ends. mask (B, S), first (B, 1) -> (B, S)"""
+    B, S = mask.shape
+    last = F.one_hot(mask.sum(-1) - 1, S).to(first.dtype)  # (B, S)
+    at_first = F.one_hot(torch.zeros(B, dtype=torch.long, device=mask.device), S).to(first.dtype)
+    return first * at_first + (1 - first) * last
+
+
+def shifted(w: torch.Tensor, mask: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """w moved by each offset in SHIFTS, wrapping round each sentence's n real positions,
+    and mixed by the offsets' weights: out_j = sum_d offsets_d w[(j - d) mod n].
+    w (B, S), mask (B, S), offsets (B, D) -> (B, S), 0 on padding"""
+    B, S = w.shape
+    n = mask.sum(-1)  # (B,) real positions
+    d = torch.tensor(SHIFTS, device=w.device)  # (D,)
+    pos = torch.arange(S, device=w.device)
+    source = (pos[None, :, None] - d[None, None, :]) % n[:, None, None]  # (B, S, D)
+    moved = torch.gather(w, 1, source.view(B, -1)).view(B, S, len(SHIFTS))  # (B, S, D)
+    return (moved * offsets[:, None, :]).sum(-1) * mask  # (B, S)
+
+
 class Attention(nn.Module):
     """weights = softmax over real positions of score(s, h_j); context = sum_j weights_j h_j.
     The score (Config.score), from the previous top state s and each encoder output h_j:
@@ -197,6 +247,7 @@ class Attention(nn.Module):
         general     s . (W_h h_j [+ U f_j] [+ w_c cov_j])               Luong et al. 2015
         dot         s . (h_j [+ U f_j] [+ w_c cov_j])                   Luong et al. 2015
         scaled-dot  (W_s s) . (W_h h_j [+ U f_j] [+ w_c cov_j]) / sqrt(A)   Vaswani et al. 2017
+        shift       the previous weights moved by a soft offset (below)  Graves et al. 2014
 
     Each splits into keys, from the h_j alone (project_keys: once per batch), and a query,
     from s (project_query: once per step). dot has no weights of its own, so it needs s and
@@ -213,7 +264,23 @@ class Attention(nn.Module):
     position has had so far. Both are A-wide and join the keys, in every score: the additive
     score reads them inside its tanh, a product meets them with the query, so that the decoder
     state decides how much where it looked last counts. (A number added to a product's score
-    instead, a k-tap filter over the previous weights, learned far slower: docs/design.md.)"""
+    instead, a k-tap filter over the previous weights, learned far slower: docs/design.md.)
+
+    The shift score decides where to look from position, not content (shift_scores): the
+    location addressing of a Neural Turing Machine (Graves et al. 2014), the relative,
+    monotonic attention of Ray Chowdhury & Caragea (2023). From what the last step read,
+    c_{t-1} = sum_j w_{t-1,j} h_j (not the decoder state, a sum over every step so far that
+    drifts past the trained lengths), it reads a gate g, a distribution p over the offsets
+    SHIFTS and a sharpening gamma >= 1, and
+
+        w_g = g softmax(additive score) + (1 - g) w_{t-1}      the content's share, or none
+        w~_j = sum_d p_d w_g[(j - d) mod n]                     moved by a soft offset
+        w_j = w~_j^gamma / sum_i w~_i^gamma                     sharpened (a softmax of gamma log w~)
+
+    over the n real positions (words and EOS). Before the first step w_{t-1} is a learned mix
+    of the first and the last real position. The shift wraps round: weight moved left of
+    the first word lands on the source's EOS, whose encoder output (its backward state has
+    read EOS alone) tells the decoder to stop, whatever the sentence's length."""
 
     def __init__(
         self,
@@ -226,18 +293,22 @@ class Attention(nn.Module):
     ):
         super().__init__()
         self.kind = score
-        additive = score == "additive"
+        additive = score in ("additive", "shift")  # shift's content part is the additive score
         self.scale = 1.0 / math.sqrt(attn_dim) if score == "scaled-dot" else 1.0
         # the keys' width: A, or H where the query is s itself (general, dot)
         key_dim = dec_dim if score in ("general", "dot") else attn_dim
         self.W_h = nn.Linear(enc_dim, key_dim, bias=False) if score != "dot" else None
-        self.W_s = nn.Linear(dec_dim, attn_dim, bias=additive) if score in ("additive", "scaled-dot") else None
+        self.W_s = nn.Linear(dec_dim, attn_dim, bias=additive) if score not in ("general", "dot") else None
         self.v = nn.Linear(attn_dim, 1, bias=False) if additive else None
         self.fold = enc_dim // dec_dim  # dot: how many directions' states make one h_j
         self.location = LocationKernel(key_dim, location_kernel) if location_kernel else None
         # w_c of the key's w_c cov_tj: absent without coverage, so a checkpoint from before it
         # has exactly the keys it needs
         self.coverage = nn.Parameter(torch.empty(key_dim).uniform_(-0.1, 0.1)) if coverage else None
+        # shift: from what the last step read, the offsets' logits, then the sharpening, the
+        # content's gate and the first position's share of the start (PlaceQuery); absent for
+        # the other scores
+        self.locate = nn.Linear(enc_dim, len(SHIFTS) + 3) if score == "shift" else None
 
     def project_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         """The keys do not depend on the decoder step: computed once per batch.
@@ -249,6 +320,29 @@ class Attention(nn.Module):
     def project_query(self, s: torch.Tensor) -> torch.Tensor:
         """s (B, H) the previous top state -> (B, A): W_s s, or s itself (general, dot)."""
         return s if self.W_s is None else self.W_s(s)
+
+    def shift_scores(
+        self,
+        query: torch.Tensor,
+        keys: torch.Tensor,
+        enc_out: torch.Tensor,
+        mask: torch.Tensor,
+        prev: torch.Tensor,
+        cov: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The shift score (see the class): gamma log w~_j, whose masked softmax is the
+        sharpened w~^gamma. query (B, A) project_query's; keys (B, S, A); enc_out (B, S, K);
+        mask (B, S); prev (B, S) the previous weights, a row of zeros before the first step
+        -> (B, S)"""
+        read = torch.bmm(prev.unsqueeze(1), enc_out).squeeze(1)  # (B, K) the last step's context
+        place = PlaceQuery.of(self.locate(read))
+        content = self.score(query, keys, prev, cov)  # (B, S) additive
+        content = F.softmax(content.masked_fill(~mask, float("-inf")), -1)  # (B, S)
+        start = first_or_last(mask, place.first)  # (B, S)
+        prev = torch.where(prev.sum(-1, keepdim=True) > 0, prev, start)  # (B, S)
+        w = place.gate * content + (1 - place.gate) * prev  # (B, S)
+        w = shifted(w, mask, place.offsets)  # (B, S), 0 on padding
+        return place.gamma * torch.log(w.clamp_min(TINY))  # (B, S)
 
     def score(
         self,
@@ -292,7 +386,10 @@ class Attention(nn.Module):
         real position the same weight (the ablation: the decoder without what it learned to look at).
         cov (B, S): the sum of every earlier step's weights (coverage only). hook: sees the
         scores and then the weights, and may edit them (engine/model/intervene.py)"""
-        scores = self.score(query, keys, prev, cov)  # (B, S)
+        if self.locate is not None:
+            scores = self.shift_scores(query, keys, enc_out, mask, prev, cov)  # (B, S)
+        else:
+            scores = self.score(query, keys, prev, cov)  # (B, S)
         if uniform:
             scores = torch.zeros_like(scores)
         scores = scores.masked_fill(~mask, float("-inf"))

@@ -6,7 +6,8 @@ as <unk>, which reverses sentences of 3-60 words, known or unknown, after 9 epoc
 (measured: bench/README.md, bench/length_study.py). `Config.notebook()` is the user's notebook
 (its data: 8,000 sentences of 3-10 words; embed 128, hidden 256, 2 layers, lr 1e-3, batch
 64, 30 epochs), one flag away
-(`--preset notebook`) so that the two can be compared on the same footing.
+(`--preset notebook`) so that the two can be compared on the same footing. `Config.long()`
+(`--preset long`) trains on 5-10 words with the shift score and reverses to 100 words.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 # the attention scores engine/model/seq2seq.py implements (Attention.score)
-SCORES = ("additive", "general", "dot", "scaled-dot")
+SCORES = ("additive", "general", "dot", "scaled-dot", "shift")
 
 
 def setting(default, text: str, *, auto=None, shown: str = ""):
@@ -102,8 +103,10 @@ class Config:
     score: str = setting(
         "additive",
         "attention score: additive (Bahdanau's v . tanh(W_h h + W_s s)), general (Luong's s . W h), dot (s . h, "
-        "a bidirectional encoder's two directions summed) or scaled-dot ((W_q s) . (W_k h) / sqrt(d)); the location "
-        "term and coverage join each one's keys; all but additive train the reference model (formulas: docs/design.md)",
+        "a bidirectional encoder's two directions summed), scaled-dot ((W_q s) . (W_k h) / sqrt(d)) or shift (where "
+        "to look from position: the last step's weights moved by a soft offset, sharpened, with a gated share of "
+        "additive); the location term and coverage join each one's keys; all but additive train the reference model "
+        "(formulas: docs/design.md)",
     )
     # the coverage of Tu et al. 2016 and See et al. 2017 (bench/coverage_study.py)
     coverage: bool = setting(
@@ -171,6 +174,12 @@ class Config:
             unk_rate=0.0,
         )
         return replace(base, **overrides)
+
+    @classmethod
+    def long(cls, **overrides) -> Config:
+        """Trained on 5-10 words, reversing to 100 (the setup of Ray Chowdhury & Caragea 2023):
+        the shift score, reverse-tui's defaults otherwise (bench/length_generalization.py)."""
+        return replace(cls(min_len=5, max_len=10, score="shift"), **overrides)
 
     BUILTIN_TRAIN_SIZE = 3000  # 3-30 words in 9 epochs: every goal on 6 of 6 seeds (bench/length_study.py)
 
