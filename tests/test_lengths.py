@@ -43,6 +43,20 @@ def result(source, output):
     return SentenceResult(source, output, source[::-1], np.zeros((steps, n + 1)), steps, match=output == source[::-1])
 
 
+def evaluating_at(accuracy: dict[int, float], decoded: list[int]):
+    """A stand-in for lengths.evaluate: exact match set by length (accuracy), each length
+    decoded recorded in decoded."""
+
+    def fake_evaluate(model, vocab, sentences, device, max_steps):
+        n = len(sentences[0])
+        decoded.append(n)
+        right = round(accuracy[n] * len(sentences))
+        results = [result(s, s[::-1] if k < right else s) for k, s in enumerate(sentences)]
+        return EvalResult(results, 0.0, {n: (right, len(sentences))})
+
+    return fake_evaluate
+
+
 def test_repeated_word_sentences_repeat_two_or_three_words():
     words = [f"w{k}" for k in range(50)]
     by_length = repeated_word_sentences(words, random.Random(3), (21, 24), per_length=30)
@@ -180,15 +194,7 @@ def test_a_sweep_stops_after_two_lengths_under_one_percent(monkeypatch):
     again; two in a row stop it, and the longer lengths are listed as not measured."""
     accuracy = {3: 1.0, 4: 0.995, 5: 0.6, 6: 0.005, 7: 0.3, 8: 0.0, 9: 0.0, 10: 0.0, 11: 1.0}
     decoded = []
-
-    def fake_evaluate(model, vocab, sentences, device, max_steps):
-        n = len(sentences[0])
-        decoded.append(n)
-        right = round(accuracy[n] * len(sentences))
-        results = [result(s, s[::-1] if k < right else s) for k, s in enumerate(sentences)]
-        return EvalResult(results, 0.0, {n: (right, len(sentences))})
-
-    monkeypatch.setattr(lengths, "evaluate", fake_evaluate)
+    monkeypatch.setattr(lengths, "evaluate", evaluating_at(accuracy, decoded))
     by_length = {n: [[f"w{k}-{i}" for i in range(n)] for k in range(200)] for n in accuracy}
     curve = lengths.length_curve(None, None, by_length, torch.device("cpu"))
     assert decoded == [3, 4, 5, 6, 7, 8, 9]
@@ -217,3 +223,22 @@ def test_stopping_a_lost_sweep_leaves_a_trained_models_curve_as_it_was(trained_c
             assert all(full.per_length[n] < lengths.LOST for n in measured[-lengths.LOST_RUN :])
     # the tiny model (3-6 words) is lost well before 60 known words: the stop was exercised
     assert lengths.length_curve(loaded.model, loaded.vocab, sweep.known, torch.device("cpu")).not_measured
+
+
+@pytest.mark.parametrize(
+    "accuracy, decoded",
+    [
+        ({50: 1.0, 60: 1.0, 80: 1.0, 100: 1.0}, [50, 60, 80, 100]),  # it holds: measured to 100
+        ({50: 1.0, 60: 0.98, 80: 1.0, 100: 1.0}, [50, 60]),  # below 99% at 6x: no further
+        ({50: 1.0, 60: 1.0, 80: 0.5, 100: 1.0}, [50, 60, 80]),
+    ],
+)
+def test_past_six_times_the_sweep_goes_on_only_while_the_model_holds(monkeypatch, accuracy, decoded):
+    seen = []
+    monkeypatch.setattr(lengths, "evaluate", evaluating_at(accuracy, seen))
+    rng = random.Random(0)
+    by_length = {n: [[f"w{rng.randrange(99)}" for _ in range(n)] for _ in range(100)] for n in accuracy}
+    curve = lengths.length_curve(None, None, by_length, torch.device("cpu"), held_from=60)
+    assert seen == decoded and curve.not_measured == [n for n in accuracy if n not in decoded]
+    if curve.not_measured:
+        assert curve.held_stop and "only while exact match stays at 99%" in lengths.describe_limit(curve, "x")

@@ -4,15 +4,12 @@ hand-set model that moves one position a step and wraps onto EOS at each sentenc
 length, the preset that trains it, and the length sweep that goes as far as a model holds
 (tests/test_scores.py runs it through training, decoding and checkpoints with the others)."""
 
-import random
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from engine.impl import build_model
 from engine.insight import lengths
-from engine.insight.evaluate import EvalResult, SentenceResult
 from engine.model.seq2seq import SHIFTS, PlaceQuery, shifted
 from engine.model.tokens import EOS
 from engine.train.config import Config
@@ -153,34 +150,3 @@ def test_a_run_on_five_to_ten_words_is_swept_to_a_hundred():
     assert {15, 20, 25, 30, 50, 60, 100} <= set(beyond) and beyond[-1] == 100
     assert set(beyond) - set(every) == set()
     assert lengths.held_lengths(30) == [240, 300] and lengths.held_from(30) == 180
-
-
-def result(source, output):
-    return SentenceResult(source, output, source[::-1], None, len(output) + 1, match=output == source[::-1])
-
-
-@pytest.mark.parametrize(
-    "accuracy, decoded",
-    [
-        ({50: 1.0, 60: 1.0, 80: 1.0, 100: 1.0}, [50, 60, 80, 100]),  # it holds: measured to 100
-        ({50: 1.0, 60: 0.98, 80: 1.0, 100: 1.0}, [50, 60]),  # below 99% at 6x: no further
-        ({50: 1.0, 60: 1.0, 80: 0.5, 100: 1.0}, [50, 60, 80]),
-    ],
-)
-def test_past_six_times_the_sweep_goes_on_only_while_the_model_holds(monkeypatch, accuracy, decoded):
-    seen = []
-
-    def fake_evaluate(model, vocab, sentences, device, max_steps):
-        n = len(sentences[0])
-        seen.append(n)
-        right = round(accuracy[n] * len(sentences))
-        results = [result(s, s[::-1] if k < right else s) for k, s in enumerate(sentences)]
-        return EvalResult(results, 0.0, {n: (right, len(sentences))})
-
-    monkeypatch.setattr(lengths, "evaluate", fake_evaluate)
-    rng = random.Random(0)
-    by_length = {n: [[f"w{rng.randrange(99)}" for _ in range(n)] for _ in range(100)] for n in accuracy}
-    curve = lengths.length_curve(None, None, by_length, torch.device("cpu"), held_from=60)
-    assert seen == decoded and curve.not_measured == [n for n in accuracy if n not in decoded]
-    if curve.not_measured:
-        assert curve.held_stop and "only while exact match stays at 99%" in lengths.describe_limit(curve, "x")
