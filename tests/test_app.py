@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 from textual._xterm_parser import XTermParser
-from textual.widgets import ProgressBar
+from textual.widgets import Input, ProgressBar
 
 from engine.errors import NonFiniteLoss
 from engine.insight.evaluate import MAX_PROBE_WORDS, probe
@@ -32,7 +32,7 @@ from engine.train.checkpoint import load_model
 from engine.train.config import Config
 from engine.train.events import BatchDone
 from engine.train.trainer import Trainer
-from tests.conftest import HOSTILE_STRINGS, TINY
+from tests.conftest import HOSTILE_STRINGS, QUICK, TINY
 from tui import cli
 from tui.app import CannotStart, ReverseApp, describe
 from tui.common import RunOptions
@@ -73,9 +73,16 @@ async def probed(pilot, *keys: str) -> None:
 
 
 async def type_text(pilot, text: str) -> None:
-    await pilot.press(
-        *[{" ": "space", "!": "exclamation_mark", ",": "comma", ".": "full_stop"}.get(c, c) for c in text]
-    )
+    """Text typed into the input in focus, as a terminal sends it (type_as_a_terminal), then
+    the wait until the input holds it: Pilot's press waits for an idle app after each key,
+    ~50 ms a key, where what a test needs is the text in the input."""
+    field = pilot.app.focused
+    assert isinstance(field, Input), f"typing needs an input in focus, not {field!r}"
+    at = field.cursor_position
+    expected = field.value[:at] + text + field.value[at:]
+    for event in XTermParser().feed(text):
+        pilot.app.post_message(event)  # handled in order, as a terminal's keys are
+    await until(pilot, lambda: field.value == expected, f"{text!r} in the input")
 
 
 async def type_as_a_terminal(pilot, text: str) -> None:
@@ -94,8 +101,10 @@ def run(coro):
 def test_a_run_trained_in_the_app_fills_the_screens_then_probes(tmp_path):
     """End to end, one of the few runs trained for real in the app (the others replay a
     canned run, tests/canned.py): the table, the chart and the epoch's counts by length, the
-    results of the engine's evaluation, the run's files, then its model on the probe screen."""
-    app = make_app(tmp_path, epochs=3)
+    results of the engine's evaluation, the run's files, then its model on the probe screen
+    (on QUICK's sentences: a run, not a model that learned)."""
+    sets = {k: QUICK[k] for k in ("train_size", "val_size", "test_size")}
+    app = make_app(tmp_path, epochs=3, **sets)
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:
@@ -109,7 +118,7 @@ def test_a_run_trained_in_the_app_fills_the_screens_then_probes(tmp_path):
             assert [r[0].plain for r in (table.get_row_at(i) for i in range(3))] == ["1", "2", "3"]
             # beside the table, the last epoch's validation counts by length, every sentence once
             assert by_length.epoch is app.epochs[-1]
-            assert sum(t for _, t in by_length.epoch.val_by_length.values()) == TINY["val_size"]
+            assert sum(t for _, t in by_length.epoch.val_by_length.values()) == QUICK["val_size"]
             assert "epoch 3" in str(by_length.render()).split("\n")[0]
             best = app.best_epoch()
             assert best is not None
@@ -372,7 +381,15 @@ def test_history_brings_a_sentence_back(tmp_path, trained_checkpoint):
     run(body())
 
 
-def test_save_key_writes_a_new_png_each_time(tmp_path, trained_checkpoint):
+def test_save_key_writes_a_new_png_each_time(tmp_path, trained_checkpoint, figures, monkeypatch):
+    """ctrl+s hands the probe on screen to the heatmap figure, at a new numbered path each
+    time (a 1x1 stand-in here, as for a run's figures: tests/conftest.py; the figure itself
+    is drawn by the slow set's figures tests, tests/test_headless.py and
+    tests/test_plot_process.py)."""
+    import tui.screens.probe
+
+    real = tui.screens.probe.attention_heatmap
+    monkeypatch.setattr(tui.screens.probe, "attention_heatmap", figures.stand_in("attention_heatmap", real))
     app = make_app(tmp_path, checkpoint=trained_checkpoint)
     out = tmp_path / "out"
     out.mkdir()
@@ -394,8 +411,14 @@ def test_save_key_writes_a_new_png_each_time(tmp_path, trained_checkpoint):
             await pilot.press("ctrl+s")
             await until(pilot, lambda: screen.saved_path is not None, "the second PNG")
             assert screen.saved_path == out / "probe-2.png"
+            return screen.result
 
-    run(body())
+    shown = run(body())
+    drawn = figures.drawn["attention_heatmap"]
+    assert [Path(d["path"]) for d in drawn] == [out / "probe-1.png", out / "probe-2.png"]
+    for d in drawn:  # the probe on screen, its labels as the grid's
+        assert d["attention"] is shown.attention
+        assert (d["source_tokens"], d["output_tokens"]) == (shown.source_tokens, shown.output_tokens)
     for name in ("probe-1.png", "probe-2.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "attention_heatmap.png").read_bytes() == b"the run's own heatmap"

@@ -17,7 +17,7 @@ import pytest
 from engine.runs.index import list_runs, run_curves
 from engine.train.config import Config
 from tests.conftest import TINY, sizes, write_fake_run
-from tests.test_app import probed, until
+from tests.test_app import probed, type_text, until
 from tui.app import ReverseApp
 from tui.common import RunOptions
 from tui.screens.compare import CompareScreen
@@ -250,7 +250,8 @@ def test_enter_opens_the_run_on_the_probe_screen(tmp_path, monkeypatch, trained_
         assert app.checkpoint == Path("checkpoints/20251203-081500/best.pt")
         assert app.out == Path("runs/20251203-081500")
         assert app.loaded is not None and len(app.epochs) == 3  # the trained checkpoint's epochs
-        await probed(pilot, *"the cat sat", "enter")
+        await type_text(pilot, "the cat sat")
+        await probed(pilot, "enter")
         assert app.screen.result is not None and app.screen.result.source == ["the", "cat", "sat"]
         assert "20251203-081500" in str(app.screen.query_one("TitleBar").render())
         assert app.next_run_paths().name != "20251203-081500"  # n: a new run, in folders of its own
