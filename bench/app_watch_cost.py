@@ -2,7 +2,7 @@
 trained by the app (headless, through Textual's test driver, drawing every screen update as
 it would on a terminal) with its watch sentence, against the same run with none, alternating (ABBA).
 
-    python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--json bench/results/app-watch-cost.json]
+    python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--json bench/results/app-watch-cost.json]
 
 An epoch's seconds run from one epoch's row reaching the app to the next (the first: from
 the run's start), so they hold everything the app does for it: the batches, the snapshots
@@ -13,6 +13,12 @@ is also counted, in CPU seconds of the thread that does it: decoding the snapsho
 worker) and laying out the grid or map (the app's thread). Its share of an epoch without
 watching is the cost whatever the noise (painting the cells at the next refresh is not in it);
 so is the app thread's whole CPU time over the run, painting included, with against without.
+
+--headless adds a third arm, the same run (watching too) consumed by a plain loop in this
+process, as `reverse-tui --no-ui` does: what the app as a whole costs the training thread. Both
+arms time each epoch's training loop (Trainer.train_epoch, from its first batch to its last,
+the consumer's work between batches included) on the thread that trains, so the app thread's
+hold on Python's lock shows there.
 """
 
 from __future__ import annotations
@@ -30,9 +36,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
 import engine.job  # noqa: E402
 import engine.train.trainer  # noqa: E402
 from engine.train.config import Config  # noqa: E402
+from engine.train.events import EpochDone  # noqa: E402
+from engine.train.threads import default_threads  # noqa: E402
 from tui.app import ReverseApp  # noqa: E402
 from tui.common import RunOptions  # noqa: E402
 from tui.widgets.watch_view import WatchView  # noqa: E402
@@ -41,6 +51,7 @@ WATCH_SENTENCES = engine.job.watch_sentences
 TAKE, SHOW = engine.train.trainer.take_snapshot, WatchView.show
 WORK = {"decode": 0.0, "draw": 0.0}  # CPU seconds of the thread doing each
 MAIN_CPU: dict[bool, list[float]] = {False: [], True: []}  # the app thread's CPU seconds a run, by watch
+APP_LOOPS: dict[bool, list[list[float]]] = {False: [], True: []}  # each run's epochs' training loops, by watch
 
 
 def counted(kind: str, f):
@@ -56,6 +67,33 @@ def counted(kind: str, f):
 
 engine.train.trainer.take_snapshot = counted("decode", TAKE)
 WatchView.show = counted("draw", SHOW)
+
+TRAIN_EPOCH = engine.train.trainer.Trainer.train_epoch
+LOOPS: list[float] = []  # wall seconds of each epoch's training loop, on the thread that trains
+
+
+def timed_train_epoch(self, epoch):
+    t = time.perf_counter()
+    stats = yield from TRAIN_EPOCH(self, epoch)
+    LOOPS.append(time.perf_counter() - t)
+    return stats
+
+
+engine.train.trainer.Trainer.train_epoch = timed_train_epoch
+
+
+def headless_epochs(cfg: Config, tmp: Path) -> tuple[list[float], list[float]]:
+    """The same run consumed by a plain loop (the headless face's way), watching as it does:
+    (each epoch's wall seconds as its consumer saw them, each epoch's training loop)."""
+    engine.job.watch_sentences = WATCH_SENTENCES
+    torch.set_num_threads(default_threads(cfg.hidden_dim))  # as the CLI and the app both set it
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    LOOPS.clear()
+    arrivals = [time.perf_counter()]
+    for event in engine.job.run_job(cfg, folder / "best.pt", folder / "out"):
+        if isinstance(event, EpochDone):
+            arrivals.append(time.perf_counter())
+    return [b - a for a, b in zip(arrivals, arrivals[1:])], list(LOOPS)
 
 
 def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
@@ -78,6 +116,7 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
             cpu.append(time.thread_time())
 
     app = TimedApp(cfg, RunOptions(checkpoint=folder / "best.pt", out=folder / "out", threads=None))
+    LOOPS.clear()
 
     async def body() -> None:
         async with app.run_test(size=(100, 32)) as pilot:
@@ -92,23 +131,59 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
     snapshots = len(app.snapshots)
     assert (snapshots > 0) == watch, f"watch={watch} but {snapshots} snapshots"
     MAIN_CPU[watch].append(cpu[-1] - cpu[0])
+    APP_LOOPS[watch].append(list(LOOPS))
     return [b - a for a, b in zip(arrivals, arrivals[1:])]
+
+
+def app_against_headless(n: int, app_walls: list[list[float]], headless: list[tuple[list[float], list[float]]]) -> dict:
+    """Per epoch, the medians of the app's run (watching) against the headless one: the wall
+    seconds and the training loop's, and what the app adds to the loop."""
+    rows = {}
+    for k in range(n):
+        app_wall = statistics.median(r[k] for r in app_walls)
+        app_loop = statistics.median(r[k] for r in APP_LOOPS[True])
+        head_wall = statistics.median(h[0][k] for h in headless)
+        head_loop = statistics.median(h[1][k] for h in headless)
+        rows[k + 1] = {
+            "headless_wall": round(head_wall, 3),
+            "app_wall": round(app_wall, 3),
+            "headless_loop": round(head_loop, 3),
+            "app_loop": round(app_loop, 3),
+            "loop_cost": round(app_loop / head_loop - 1, 4),
+        }
+        print(
+            f"epoch {k + 1}: headless {head_wall:.3f}s (loop {head_loop:.3f}s), in the app {app_wall:.3f}s "
+            f"(loop {app_loop:.3f}s, {100 * (app_loop / head_loop - 1):+.1f}%)"
+        )
+    loops_app = sum(r["app_loop"] for r in rows.values())
+    loops_head = sum(r["headless_loop"] for r in rows.values())
+    print(f"the training loops, all {n} epochs: {100 * (loops_app / loops_head - 1):+.1f}% in the app")
+    return {"epochs": rows, "loop_cost": round(loops_app / loops_head - 1, 4)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--headless", action="store_true", help="also the same run headless: what the app costs")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     cfg = replace(Config(device="cpu"), epochs=args.epochs)
     runs: dict[bool, list[list[float]]] = {False: [], True: []}
+    headless: list[tuple[list[float], list[float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             # ABBA: a run that comes second in a pair (a process grown, a machine warmed) is
-            # as often the one with watching as the one without
-            for watch in (False, True) if r % 2 == 0 else (True, False):
-                runs[watch].append(epochs(cfg, watch, Path(tmp)))
+            # as often the one with watching as the one without; the headless arm takes
+            # each place in turn
+            arms: list = [False, True] if r % 2 == 0 else [True, False]
+            if args.headless:
+                arms.insert(r % 3, "headless")
+            for arm in arms:
+                if arm == "headless":
+                    headless.append(headless_epochs(cfg, Path(tmp)))
+                else:
+                    runs[arm].append(epochs(cfg, arm, Path(tmp)))
     work = {k: v / args.repeats for k, v in WORK.items()}  # per run of args.epochs epochs
     rows = {}
     for k in range(args.epochs):
@@ -130,6 +205,7 @@ def main() -> None:
         f"watching's own work: decoding {work['decode']:.3f}s, drawing {work['draw']:.3f}s CPU per run"
         f" = {100 * share:.2f}% of its {total_off:.2f}s without"
     )
+    versus = app_against_headless(args.epochs, runs[True], headless) if headless else None
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -144,6 +220,7 @@ def main() -> None:
                         "with": round(statistics.median(MAIN_CPU[True]), 4),
                     },
                     "app_thread_and_decode_share": round((main_extra + work["decode"]) / total_off, 4),
+                    **({"app_against_headless": versus} if versus else {}),
                 },
                 indent=1,
             )

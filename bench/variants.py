@@ -40,6 +40,7 @@ VARIANTS = {
     "scaled-dot-noloc": ["--score", "scaled-dot", "--location-kernel", "0"],
     "additive-ref": ["--score", "additive", "--impl", "reference"],
     "additive-ref-noloc": ["--score", "additive", "--impl", "reference", "--location-kernel", "0"],
+    "shift": ["--score", "shift"],
 }
 KINDS = ("stopped_early", "ran_on", "wrong_word")
 SWEEPS = {  # report.json's sweeps, the lengths whose wrong answers are counted
