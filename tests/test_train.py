@@ -49,6 +49,43 @@ def test_unknown_word_masking_mirrors_source_into_target():
     assert torch.equal(b.src_len, ds.src_len[:2])
 
 
+def test_a_share_of_sentences_is_shown_with_every_word_unknown():
+    from engine.train.data import UNK
+    from engine.train.trainer import with_unknown_words
+
+    v = Vocab(WORDS)
+    sentences = [WORDS[k : k + 3 + k % 5] for k in range(40)]
+    ds = PairDataset(sentences, v)
+    batch = ds.batch(torch.arange(len(sentences)))
+    words = batch.src_len - 1
+    real = torch.arange(batch.src.size(1))[None, :] < words[:, None]  # (B, S) the words, not EOS or PAD
+
+    def all_hidden(b):  # (B,) sentences whose every word is <unk>, in source and target
+        return ((b.src == UNK) | ~real).all(1) & ((b.tgt == UNK) | ~real).all(1)
+
+    # every sentence, every word: the share alone, with no word hidden one at a time
+    whole = with_unknown_words(batch, 0.0, torch.Generator().manual_seed(1), whole=1.0)
+    assert all_hidden(whole).all()
+    assert torch.equal(whole.src[~real], batch.src[~real])  # EOS and padding untouched
+    # half of them: some whole sentences hidden and some not, each still an exact reversal
+    half = with_unknown_words(batch, 0.0, torch.Generator().manual_seed(1), whole=0.5)
+    hidden = all_hidden(half)
+    assert 0 < int(hidden.sum()) < len(sentences)
+    assert torch.equal(half.src[~hidden], batch.src[~hidden])
+    # none asked for: the words hidden one at a time are those drawn before the share existed
+    a = with_unknown_words(batch, 0.3, torch.Generator().manual_seed(2))
+    b = with_unknown_words(batch, 0.3, torch.Generator().manual_seed(2), whole=0.0)
+    assert torch.equal(a.src, b.src) and not all_hidden(a).all()
+
+
+def test_whole_unknown_sentences_are_off_unless_asked_for():
+    assert Config().unk_sentences == 0.0
+    old = {k: v for k, v in Config(unk_sentences=0.2).to_dict().items() if k != "unk_sentences"}
+    assert Config.from_dict(old).unk_sentences == 0.0  # a run saved before the flag trains as it did
+    with pytest.raises(ValueError, match="--unk-sentences"):
+        Config(unk_sentences=1.5).validate()
+
+
 def test_same_seed_same_losses_on_cpu(tmp_path):
     def losses(seed):
         t = Trainer(Config(**{**TINY, "seed": seed}), tmp_path / f"s{seed}.pt")

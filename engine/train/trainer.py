@@ -83,19 +83,28 @@ def masked_loss(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=PAD)
 
 
-def with_unknown_words(batch: Batch, rate: float, rng: torch.Generator, copy_from: int = 0) -> Batch:
+def with_unknown_words(
+    batch: Batch, rate: float, rng: torch.Generator, copy_from: int = 0, whole: float = 0.0
+) -> Batch:
     """Show a random share of the words as <unk>, in the source and at the mirrored place in
     the target, so the model learns to emit <unk> where an unknown word sits (and the
     decoder's <unk> replacement can then copy the real word).
 
     copy_from: the vocabulary's size, for a model that copies: a hidden word is then an
     unknown word as a test sentence's are, <unk> to the encoder and a fresh extended id
-    (engine/model/copy.py) that the target asks the model to copy."""
+    (engine/model/copy.py) that the target asks the model to copy.
+
+    whole: the share of sentences with every word hidden (drawn only when above 0, so that a
+    run without it draws the same numbers as before it existed)."""
     words = batch.src_len - 1  # (B,) words per sentence, EOS excluded
     S = batch.src.size(1)
     pos = torch.arange(S)
     is_word = pos[None, :] < words[:, None]  # (B, S)
-    hide = (torch.rand(batch.src.shape, generator=rng) < rate) & is_word
+    every = torch.rand(batch.src.size(0), generator=rng) < whole if whole > 0 else None  # (B,)
+    hide = torch.rand(batch.src.shape, generator=rng) < rate  # (B, S)
+    if every is not None:
+        hide |= every[:, None]  # every word of those sentences
+    hide &= is_word
     mirror = (words[:, None] - 1 - pos[None, :]).clamp(min=0)  # target step t reads source n-1-t
     hide_tgt = hide.gather(1, mirror) & is_word
     src, tgt = batch.src.masked_fill(hide, UNK), batch.tgt.masked_fill(hide_tgt, UNK)
@@ -154,7 +163,8 @@ class Trainer:
         tokens = 0
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
             if cfg.unk_rate:
-                batch = with_unknown_words(batch, cfg.unk_rate, self.rng, len(self.vocab) if model.copy else 0)
+                copy_from = len(self.vocab) if model.copy else 0
+                batch = with_unknown_words(batch, cfg.unk_rate, self.rng, copy_from, cfg.unk_sentences)
             # drawn on the host; the model reads it there on a CPU, uploads it elsewhere
             forcing = torch.rand(batch.tgt.size(1), generator=self.rng) < cfg.teacher_forcing  # (T,)
             batch_tokens = int(batch.src_len.sum())  # the CPU copy: no device sync
