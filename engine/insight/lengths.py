@@ -190,19 +190,21 @@ def length_curve(
     done: list[EvalResult] = []
     lost = 0
     lengths = sorted(by_length)
+
+    def measured(not_measured: list[int], held_stop: bool = False) -> LengthCurve:
+        curve = LengthCurve.of(EvalResult.merged(done))
+        curve.not_measured, curve.held_stop = not_measured, held_stop
+        return curve
+
     for k, n in enumerate(lengths):
         if held_from is not None and n > held_from and done and done[-1].exact_match < 0.99:
-            curve = LengthCurve.of(EvalResult.merged(done))
-            curve.not_measured, curve.held_stop = lengths[k:], True
-            return curve
+            return measured(lengths[k:], held_stop=True)
         ev = evaluate(model, vocab, by_length[n], device, max_steps=n + 2)
         done.append(ev)
         lost = lost + 1 if ev.exact_match < LOST else 0
         if stop_when_lost and lost >= LOST_RUN:
-            curve = LengthCurve.of(EvalResult.merged(done))
-            curve.not_measured = lengths[k + 1 :]
-            return curve
-    return LengthCurve.of(EvalResult.merged(done))
+            return measured(lengths[k + 1 :])
+    return measured([])
 
 
 def describe_limit(curve: LengthCurve, what: str) -> str:
