@@ -78,12 +78,79 @@ def test_a_share_of_sentences_is_shown_with_every_word_unknown():
     assert torch.equal(a.src, b.src) and not all_hidden(a).all()
 
 
+def test_a_share_of_sentences_has_one_run_of_consecutive_words_unknown():
+    from engine.train.data import UNK
+    from engine.train.trainer import with_unknown_words
+
+    v = Vocab(WORDS)
+    sentences = [WORDS[k % 20 : k % 20 + 3 + k % 28] for k in range(400)]  # 3-30 words, none <unk>
+    ds = PairDataset(sentences, v)
+    batch = ds.batch(torch.arange(len(sentences)))
+    words = batch.src_len - 1
+    real = torch.arange(batch.src.size(1))[None, :] < words[:, None]  # (B, S) the words, not EOS or PAD
+
+    def runs(row: torch.Tensor) -> list[int]:  # the lengths of a row's runs of <unk>
+        out, n = [], 0
+        for hidden in row.tolist() + [False]:
+            if hidden:
+                n += 1
+            elif n:
+                out.append(n)
+                n = 0
+        return out
+
+    every = with_unknown_words(batch, 0.0, torch.Generator().manual_seed(1), spans=1.0)
+    hidden = every.src == UNK  # (B, S)
+    lengths = []
+    for i, n in enumerate(words.tolist()):
+        (run,) = runs(hidden[i])  # exactly one run in every sentence
+        lengths.append(run / n)
+        assert every.tgt[i, :n].tolist() == every.src[i, :n].tolist()[::-1]  # still the exact reversal
+    assert torch.equal(every.src[~real], batch.src[~real]) and torch.equal(every.src_len, batch.src_len)
+    # runs of one word, of every word, and long ones between: the lengths spread over 1..n
+    assert min(lengths) < 0.1 and max(lengths) == 1.0 and 0.35 < sum(lengths) / len(lengths) < 0.65
+    assert sum(f >= 0.5 for f in lengths) > len(lengths) / 3
+    # a share of them: some sentences keep every word
+    half = with_unknown_words(batch, 0.0, torch.Generator().manual_seed(1), spans=0.5)
+    untouched = ~(half.src == UNK).any(1)
+    assert len(sentences) / 4 < int(untouched.sum()) < 3 * len(sentences) / 4
+    # none asked for: the words hidden one at a time are those drawn before the share existed
+    a = with_unknown_words(batch, 0.3, torch.Generator().manual_seed(2))
+    b = with_unknown_words(batch, 0.3, torch.Generator().manual_seed(2), spans=0.0)
+    assert torch.equal(a.src, b.src)
+
+
 def test_whole_unknown_sentences_are_off_unless_asked_for():
     assert Config().unk_sentences == 0.0
     old = {k: v for k, v in Config(unk_sentences=0.2).to_dict().items() if k != "unk_sentences"}
     assert Config.from_dict(old).unk_sentences == 0.0  # a run saved before the flag trains as it did
     with pytest.raises(ValueError, match="--unk-sentences"):
         Config(unk_sentences=1.5).validate()
+
+
+def test_runs_of_unknown_words_are_on_for_the_built_in_words_only():
+    assert Config().span_share == 0.1
+    assert Config(corpus="text.txt").span_share == 0.0  # a text's recipe was measured without them
+    assert Config.long().span_share == 0.0  # the preset was measured without them
+    assert Config(corpus="text.txt", unk_spans=0.2).span_share == 0.2
+    old = {k: v for k, v in Config().to_dict().items() if k != "unk_spans"}
+    assert Config.from_dict(old).span_share == 0.0  # a run saved before them trains as it did
+    with pytest.raises(ValueError, match="--unk-spans"):
+        Config(unk_spans=1.5).validate()
+
+
+def test_the_trainer_hides_runs_of_words_at_the_configured_share(tmp_path, monkeypatch):
+    seen = []
+    real = train_mod.with_unknown_words
+
+    def spy(batch, rate, rng, copy_from=0, whole=0.0, spans=0.0):
+        seen.append(spans)
+        return real(batch, rate, rng, copy_from, whole, spans)
+
+    monkeypatch.setattr(train_mod, "with_unknown_words", spy)
+    for _ in Trainer(Config(**{**TINY, "epochs": 1}), tmp_path / "a.pt").run():
+        pass
+    assert seen and set(seen) == {0.1}  # every batch, at the default's resolved share
 
 
 def test_same_seed_same_losses_on_cpu(tmp_path):

@@ -84,7 +84,7 @@ def masked_loss(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
 
 
 def with_unknown_words(
-    batch: Batch, rate: float, rng: torch.Generator, copy_from: int = 0, whole: float = 0.0
+    batch: Batch, rate: float, rng: torch.Generator, copy_from: int = 0, whole: float = 0.0, spans: float = 0.0
 ) -> Batch:
     """Show a random share of the words as <unk>, in the source and at the mirrored place in
     the target, so the model learns to emit <unk> where an unknown word sits (and the
@@ -95,7 +95,11 @@ def with_unknown_words(
     (engine/model/copy.py) that the target asks the model to copy.
 
     whole: the share of sentences with every word hidden (drawn only when above 0, so that a
-    run without it draws the same numbers as before it existed)."""
+    run without it draws the same numbers as before it existed).
+
+    spans: the share of sentences with a run of consecutive words hidden, its length drawn
+    uniformly from 1 to every word and its place uniformly among those that fit (drawn only
+    when above 0, as whole)."""
     words = batch.src_len - 1  # (B,) words per sentence, EOS excluded
     S = batch.src.size(1)
     pos = torch.arange(S)
@@ -104,6 +108,8 @@ def with_unknown_words(
     hide = torch.rand(batch.src.shape, generator=rng) < rate  # (B, S)
     if every is not None:
         hide |= every[:, None]  # every word of those sentences
+    if spans > 0:
+        hide |= unknown_spans(words, S, spans, rng)
     hide &= is_word
     mirror = (words[:, None] - 1 - pos[None, :]).clamp(min=0)  # target step t reads source n-1-t
     hide_tgt = hide.gather(1, mirror) & is_word
@@ -114,6 +120,18 @@ def with_unknown_words(
     src_ext = torch.where(hide, first_free + pos[None, :], batch.source_ext)  # (B, S) one id per hidden place
     tgt_ext = torch.where(hide_tgt, src_ext.gather(1, mirror), batch.target_ext)  # (B, T)
     return Batch(src, batch.src_len, tgt, batch.index, src_ext, tgt_ext)
+
+
+def unknown_spans(words: torch.Tensor, S: int, share: float, rng: torch.Generator) -> torch.Tensor:
+    """(B, S) True on one run of consecutive words in a share of the sentences: its length
+    uniform in 1..n for n words, its start uniform in 0..n - length. words (B,) >= 1"""
+    B = words.size(0)
+    chosen = torch.rand(B, generator=rng) < share  # (B,)
+    length = (torch.rand(B, generator=rng) * words).long().clamp(max=words - 1) + 1  # (B,) 1..n
+    room = words - length + 1  # (B,) the starts that fit
+    start = (torch.rand(B, generator=rng) * room).long().clamp(max=room - 1)  # (B,)
+    pos = torch.arange(S)[None, :]
+    return chosen[:, None] & (pos >= start[:, None]) & (pos < (start + length)[:, None])
 
 
 class Trainer:
@@ -164,7 +182,7 @@ class Trainer:
         for i, batch in enumerate(self.train_set.batches(cfg.batch_size, shuffle=True, generator=self.rng)):
             if cfg.unk_rate:
                 copy_from = len(self.vocab) if model.copy else 0
-                batch = with_unknown_words(batch, cfg.unk_rate, self.rng, copy_from, cfg.unk_sentences)
+                batch = with_unknown_words(batch, cfg.unk_rate, self.rng, copy_from, cfg.unk_sentences, cfg.span_share)
             # drawn on the host; the model reads it there on a CPU, uploads it elsewhere
             forcing = torch.rand(batch.tgt.size(1), generator=self.rng) < cfg.teacher_forcing  # (T,)
             batch_tokens = int(batch.src_len.sum())  # the CPU copy: no device sync
