@@ -169,7 +169,11 @@ def app_against_headless(n: int, headless: list[list[float]]) -> dict:
         f"all {n} epochs: the app training in a thread {100 * cost['app_thread']:+.1f}%, "
         f"in its own process {100 * cost['app_process']:+.1f}%"
     )
-    return {"epochs": rows, "cost": cost}
+    return {
+        "epochs": rows,
+        "cost": cost,
+        "runs": {arm: [[round(x, 3) for x in r] for r in runs] for arm, runs in arms.items()},
+    }
 
 
 def main() -> None:
