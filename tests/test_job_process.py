@@ -112,3 +112,15 @@ def test_progress_tells_a_batch_a_while_and_every_loss_once():
     # the first batch, the first after the interval, and the epoch's last: the bar ends full
     assert [t.batch if t else None for t in told] == [1, None, None, 4, 5]
     assert [t.loss.tolist() for t in told if t] == [[11.0], [12.0, 13.0, 14.0], [15.0]]
+
+
+def test_a_child_started_ahead_takes_the_first_run(tmp_path, children):
+    job_process.prestart()  # as the app does while it starts up
+    spare = job_process._spare
+    events = list(
+        run_job_in_process(
+            Config(**{**QUICK, "epochs": 1}), tmp_path / "best.pt", tmp_path / "out", should_stop=lambda: False
+        )
+    )
+    assert children == [spare] and job_process._spare is None  # no second start
+    assert isinstance(events[-1], Finished)
