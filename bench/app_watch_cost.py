@@ -14,19 +14,23 @@ worker) and laying out the grid or map (the app's thread). Its share of an epoch
 watching is the cost whatever the noise (painting the cells at the next refresh is not in it);
 so is the app thread's whole CPU time over the run, painting included, with against without.
 
---headless adds a third arm, the same run (watching too) consumed by a plain loop in this
-process, as `reverse-tui --no-ui` does: what the app as a whole costs the training thread. Both
-arms time each epoch's training loop (Trainer.train_epoch, from its first batch to its last,
-the consumer's work between batches included) on the thread that trains, so the app thread's
-hold on Python's lock shows there.
+The two arms above train in a thread of the app's process (tui/app.py's TRAIN_IN_PROCESS off),
+where this process can count the decoding and turn the watching off. --headless adds two
+arms, both watching: the same run as `reverse-tui --no-ui` makes it (a process of its own), and
+the run as a user's app trains it, in a child process (engine/job_process.py).
+Every arm's epochs are timed where they train (EpochDone.seconds: the training loop, the
+consumer's work between batches included, and validation), so that the app thread's hold on
+Python's lock shows in the thread arm, and its absence in the process arm.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,13 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
 
 import engine.job  # noqa: E402
 import engine.train.trainer  # noqa: E402
+import tui.app  # noqa: E402
 from engine.train.config import Config  # noqa: E402
-from engine.train.events import EpochDone  # noqa: E402
-from engine.train.threads import default_threads  # noqa: E402
 from tui.app import ReverseApp  # noqa: E402
 from tui.common import RunOptions  # noqa: E402
 from tui.widgets.watch_view import WatchView  # noqa: E402
@@ -51,7 +53,8 @@ WATCH_SENTENCES = engine.job.watch_sentences
 TAKE, SHOW = engine.train.trainer.take_snapshot, WatchView.show
 WORK = {"decode": 0.0, "draw": 0.0}  # CPU seconds of the thread doing each
 MAIN_CPU: dict[bool, list[float]] = {False: [], True: []}  # the app thread's CPU seconds a run, by watch
-APP_LOOPS: dict[bool, list[list[float]]] = {False: [], True: []}  # each run's epochs' training loops, by watch
+# each app run's epochs as timed where they train, by arm: False/True (a thread, watching or not), "process"
+APP_EPOCHS: dict = {False: [], True: [], "process": []}
 
 
 def counted(kind: str, f):
@@ -68,40 +71,32 @@ def counted(kind: str, f):
 engine.train.trainer.take_snapshot = counted("decode", TAKE)
 WatchView.show = counted("draw", SHOW)
 
-TRAIN_EPOCH = engine.train.trainer.Trainer.train_epoch
-LOOPS: list[float] = []  # wall seconds of each epoch's training loop, on the thread that trains
 
-
-def timed_train_epoch(self, epoch):
-    t = time.perf_counter()
-    stats = yield from TRAIN_EPOCH(self, epoch)
-    LOOPS.append(time.perf_counter() - t)
-    return stats
-
-
-engine.train.trainer.Trainer.train_epoch = timed_train_epoch
-
-
-def headless_epochs(cfg: Config, tmp: Path) -> tuple[list[float], list[float]]:
-    """The same run consumed by a plain loop (the headless face's way), watching as it does:
-    (each epoch's wall seconds as its consumer saw them, each epoch's training loop)."""
-    engine.job.watch_sentences = WATCH_SENTENCES
-    torch.set_num_threads(default_threads(cfg.hidden_dim))  # as the CLI and the app both set it
+def headless_epochs(cfg: Config, tmp: Path) -> list[float]:
+    """The same run as a user's `reverse-tui --no-ui` makes it, in a fresh process as the app's
+    child is (the first epoch of each pays the same warm-up), watching as it does by default:
+    each epoch as timed where it trained (its metrics.csv)."""
     folder = Path(tempfile.mkdtemp(dir=tmp))
-    LOOPS.clear()
-    arrivals = [time.perf_counter()]
-    for event in engine.job.run_job(cfg, folder / "best.pt", folder / "out"):
-        if isinstance(event, EpochDone):
-            arrivals.append(time.perf_counter())
-    return [b - a for a, b in zip(arrivals, arrivals[1:])], list(LOOPS)
+    subprocess.run(
+        [sys.executable, "-m", "tui", "--no-ui", "--device", "cpu", "--epochs", str(cfg.epochs)]
+        + ["--seed", str(cfg.seed), "--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    with open(folder / "out" / "metrics.csv", newline="") as f:
+        return [float(row["seconds"]) for row in csv.DictReader(f)]
 
 
-def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
-    """One run in the app; the wall seconds of each epoch as the app saw them."""
+def epochs(cfg: Config, watch: bool, tmp: Path, in_process: bool = False) -> list[float]:
+    """One run in the app, trained in a thread of its process or (in_process, watching) in a
+    child; the wall seconds of each epoch as the app saw them."""
+    tui.app.TRAIN_IN_PROCESS = in_process
     engine.job.watch_sentences = WATCH_SENTENCES if watch else (lambda texts, test: [])
     folder = Path(tempfile.mkdtemp(dir=tmp))
     arrivals: list[float] = []
     cpu: list[float] = []  # the app thread's CPU clock at the same moments
+    trained: list[float] = []  # each epoch's seconds, timed where it trained
 
     # set on the app's loop when the last epoch arrives: the bench waits for it without
     # polling, since a pilot's pause every few ms would be app-thread work a user's terminal
@@ -119,11 +114,11 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
         def on_epoch_finished(self, msg) -> None:
             arrivals.append(time.perf_counter())
             cpu.append(time.thread_time())
+            trained.append(msg.event.seconds)
             if len(arrivals) >= cfg.epochs + 1:
                 last_epoch.set()
 
     app = TimedApp(cfg, RunOptions(checkpoint=folder / "best.pt", out=folder / "out", threads=None))
-    LOOPS.clear()
 
     async def body() -> None:
         async with app.run_test(size=(100, 32)):
@@ -140,58 +135,75 @@ def epochs(cfg: Config, watch: bool, tmp: Path) -> list[float]:
     asyncio.run(body())
     snapshots = len(app.snapshots)
     assert (snapshots > 0) == watch, f"watch={watch} but {snapshots} snapshots"
+    if in_process:
+        APP_EPOCHS["process"].append(trained)
+        return [b - a for a, b in zip(arrivals, arrivals[1:])]
     MAIN_CPU[watch].append(cpu[-1] - cpu[0])
-    APP_LOOPS[watch].append(list(LOOPS))
+    APP_EPOCHS[watch].append(trained)
     return [b - a for a, b in zip(arrivals, arrivals[1:])]
 
 
-def app_against_headless(n: int, app_walls: list[list[float]], headless: list[tuple[list[float], list[float]]]) -> dict:
-    """Per epoch, the medians of the app's run (watching) against the headless one: the wall
-    seconds and the training loop's, and what the app adds to the loop."""
+def app_against_headless(n: int, headless: list[list[float]]) -> dict:
+    """Per epoch, the medians of each arm's epochs as timed where they trained (all watching):
+    headless, the app training in a thread of its own process, the app training in a child;
+    and what each app arm adds to the headless epoch."""
+    arms = {
+        "headless": headless,
+        "app_thread": APP_EPOCHS[True],
+        "app_process": APP_EPOCHS["process"],
+    }
     rows = {}
     for k in range(n):
-        app_wall = statistics.median(r[k] for r in app_walls)
-        app_loop = statistics.median(r[k] for r in APP_LOOPS[True])
-        head_wall = statistics.median(h[0][k] for h in headless)
-        head_loop = statistics.median(h[1][k] for h in headless)
-        rows[k + 1] = {
-            "headless_wall": round(head_wall, 3),
-            "app_wall": round(app_wall, 3),
-            "headless_loop": round(head_loop, 3),
-            "app_loop": round(app_loop, 3),
-            "loop_cost": round(app_loop / head_loop - 1, 4),
-        }
+        row = {arm: round(statistics.median(r[k] for r in runs), 3) for arm, runs in arms.items()}
+        for arm in ("app_thread", "app_process"):
+            row[arm + "_cost"] = round(row[arm] / row["headless"] - 1, 4)
+        rows[k + 1] = row
         print(
-            f"epoch {k + 1}: headless {head_wall:.3f}s (loop {head_loop:.3f}s), in the app {app_wall:.3f}s "
-            f"(loop {app_loop:.3f}s, {100 * (app_loop / head_loop - 1):+.1f}%)"
+            f"epoch {k + 1}: headless {row['headless']:.3f}s, the app training in a thread {row['app_thread']:.3f}s "
+            f"({100 * row['app_thread_cost']:+.1f}%), in its own process {row['app_process']:.3f}s "
+            f"({100 * row['app_process_cost']:+.1f}%)"
         )
-    loops_app = sum(r["app_loop"] for r in rows.values())
-    loops_head = sum(r["headless_loop"] for r in rows.values())
-    print(f"the training loops, all {n} epochs: {100 * (loops_app / loops_head - 1):+.1f}% in the app")
-    return {"epochs": rows, "loop_cost": round(loops_app / loops_head - 1, 4)}
+    total = {arm: sum(r[arm] for r in rows.values()) for arm in arms}
+    cost = {arm: round(total[arm] / total["headless"] - 1, 4) for arm in ("app_thread", "app_process")}
+    print(
+        f"all {n} epochs: the app training in a thread {100 * cost['app_thread']:+.1f}%, "
+        f"in its own process {100 * cost['app_process']:+.1f}%"
+    )
+    return {
+        "epochs": rows,
+        "cost": cost,
+        "runs": {arm: [[round(x, 3) for x in r] for r in runs] for arm, runs in arms.items()},
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--headless", action="store_true", help="also the same run headless: what the app costs")
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="also the same run headless, and as the app trains it in a child process: what the app costs",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     cfg = replace(Config(device="cpu"), epochs=args.epochs)
     runs: dict[bool, list[list[float]]] = {False: [], True: []}
-    headless: list[tuple[list[float], list[float]]] = []
+    headless: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             # ABBA: a run that comes second in a pair (a process grown, a machine warmed) is
             # as often the one with watching as the one without; the headless arm takes
             # each place in turn
             arms: list = [False, True] if r % 2 == 0 else [True, False]
-            if args.headless:
+            if args.headless:  # each place in turn
                 arms.insert(r % 3, "headless")
+                arms.insert((r + 1) % 4, "process")
             for arm in arms:
                 if arm == "headless":
                     headless.append(headless_epochs(cfg, Path(tmp)))
+                elif arm == "process":
+                    epochs(cfg, True, Path(tmp), in_process=True)
                 else:
                     runs[arm].append(epochs(cfg, arm, Path(tmp)))
     work = {k: v / args.repeats for k, v in WORK.items()}  # per run of args.epochs epochs
@@ -215,7 +227,7 @@ def main() -> None:
         f"watching's own work: decoding {work['decode']:.3f}s, drawing {work['draw']:.3f}s CPU per run"
         f" = {100 * share:.2f}% of its {total_off:.2f}s without"
     )
-    versus = app_against_headless(args.epochs, runs[True], headless) if headless else None
+    versus = app_against_headless(args.epochs, headless) if headless else None
     if args.json:
         args.json.write_text(
             json.dumps(

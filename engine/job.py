@@ -360,9 +360,10 @@ def run_job(
         )
     yield started
 
-    # the process that draws the PNGs at the end: it imports matplotlib and seaborn now, on
-    # the core that training leaves free (engine/insight/plot_process.py)
-    plotter = PlotProcess() if distributed.is_main() else None
+    # the process that draws the PNGs at the end (engine/insight/plot_process.py): it imports
+    # matplotlib and seaborn on the core that training leaves free, from the end of the first
+    # epoch, when the face has drawn its screens
+    plotter: PlotProcess | None = None
     reason, error, exception = "finished", None, None
     try:
         for ev in trainer.run():
@@ -375,6 +376,8 @@ def run_job(
                 continue
             if isinstance(ev, BatchDone) and live is not None:
                 live.batch(ev.epoch, ev.batch, ev.batches, ev.loss)
+            if isinstance(ev, EpochDone) and plotter is None and distributed.is_main():
+                plotter = PlotProcess()
             if isinstance(ev, EpochDone) and live is not None:
                 # the log grows with the run: a run killed outright still has every epoch it finished
                 write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
@@ -433,7 +436,8 @@ def run_job(
     # nothing to evaluate, or torchrun is tearing the run down (a process was lost: no
     # half-written artefacts); what was measured is still written
     if trainer.best_epoch is None or isinstance(exception, distributed.PeerLost):
-        plotter.close()
+        if plotter is not None:
+            plotter.close()
         try:
             write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
         except OSError:

@@ -101,6 +101,17 @@ needs_kernels = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
+def _app_trains_in_this_process(monkeypatch):
+    """The app's runs train in a thread of the test's process, where the stand-ins below reach
+    them; tests/test_job_process.py trains in a child process on purpose."""
+    try:
+        import tui.app
+    except ImportError:  # no textual here: no app to run
+        return
+    monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", False)
+
+
+@pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(1)  # deterministic and fair on a 2-core CI box
     yield

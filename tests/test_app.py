@@ -26,8 +26,12 @@ import torch
 from textual._xterm_parser import XTermParser
 from textual.widgets import Input, ProgressBar
 
+import engine.job
+import tui.app
+from engine import job_process
 from engine.errors import NonFiniteLoss
 from engine.insight.evaluate import MAX_PROBE_WORDS, probe
+from engine.runs.status import read_status
 from engine.train.checkpoint import load_model
 from engine.train.config import Config
 from engine.train.events import BatchDone
@@ -148,6 +152,44 @@ def test_a_run_trained_in_the_app_fills_the_screens_then_probes(tmp_path):
             assert f"Output:    {' '.join(expected.output)}" in str(app.screen.query_one("#verdict").render())
 
     run(body())
+    assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == app.best_epoch()
+
+
+def test_the_apps_run_trains_in_a_process_of_its_own(tmp_path, monkeypatch):
+    """As a user's app does (tests/conftest.py turns it off for the others): the run trains
+    in a child process (engine/job_process.py), never in the app's, and its epochs and
+    results reach the screens as a thread's do."""
+    monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
+    monkeypatch.setattr(job_process, "CHILD_MODULE", "tests.lean_job_process")  # its stand-ins
+
+    def trained_here(*args, **kwargs):
+        raise AssertionError("the app's own process trained")
+
+    monkeypatch.setattr(engine.job, "Trainer", trained_here)
+    told: list[int] = []  # the losses each progress message carried
+    show_progress = ReverseApp.on_batch_progress
+
+    def on_batch_progress(self, msg):
+        told.append(len(msg.losses))
+        return show_progress(self, msg)
+
+    monkeypatch.setattr(ReverseApp, "on_batch_progress", on_batch_progress)
+    app = make_app(tmp_path, epochs=2, **{k: QUICK[k] for k in ("train_size", "val_size", "test_size")})
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.results is not None or app.results_error is not None, "the evaluation")
+            assert app.results_error is None
+            assert [e.epoch for e in app.epochs] == [1, 2]
+            await pilot.pause()
+            assert isinstance(app.screen, ResultsScreen)
+            assert "Test exact match" in str(app.screen.query_one("#summary").render())
+            # the live chart was told every batch's loss once, as the batches came
+            assert sum(told) == 2 * -(-QUICK["train_size"] // TINY["batch_size"])
+            await app.workers.wait_for_complete()
+
+    run(body())
+    assert read_status(tmp_path / "out")["state"] == "finished"
     assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == app.best_epoch()
 
 

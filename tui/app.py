@@ -1,6 +1,6 @@
-"""The Textual app: runs engine.job.run_job (the very run `--no-ui` prints) in a thread
-worker, keeps the run's state in reactive attributes that the screens watch, then lets the
-user probe the model and look at its attention.
+"""The Textual app: runs engine.job.run_job (the very run `--no-ui` prints) in a process of its
+own (engine/job_process.py), read by a thread worker, keeps the run's state in reactive
+attributes that the screens watch, then lets the user probe the model and look at its attention.
 
 The worker posts messages (tui/messages.py, made by tui/bridge.py) and never touches a widget;
 the app turns them into state on its own thread, and drops those of a run that is no longer
@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import CheckpointError, RunError
 from engine.job import describe, evaluate_run, run_job
+from engine.job_process import prestart, run_job_in_process
 from engine.runs.folders import BEST, CHECKPOINTS, RunPaths, new_run
 from engine.runs.follow import follow, is_running
 from engine.train.checkpoint import Loaded
@@ -57,6 +58,13 @@ from .screens.train import TrainScreen
 from .startup import CannotStart, FollowRun, NewRun, OpenModel, ResumeRun, decide_start
 
 __all__ = ["CannotStart", "ReverseApp", "describe"]
+
+
+# Training runs in a child process: there the app's own thread (messages, layout, painting)
+# costs it nothing, where in a thread of this process it made the training loops 10-21%
+# slower (bench/README.md). False: a thread of this process, which the tests' stand-ins
+# (tests/conftest.py) reach
+TRAIN_IN_PROCESS = True
 
 
 class ReverseApp(App):
@@ -122,6 +130,8 @@ class ReverseApp(App):
         # folders of its own. None once another run is on show
         self.first_run: NewRun | ResumeRun | None = start if isinstance(start, NewRun | ResumeRun) else None
         self.autostart = self.first_run is not None and self.first_run.autostart
+        if self.autostart and TRAIN_IN_PROCESS:
+            prestart()  # the child imports torch while the app starts up
         if isinstance(start, FollowRun):
             self.follow_folder = start.folder
             self.checkpoint, self.out = start.folder / BEST, start.folder  # until its status says
@@ -342,7 +352,7 @@ class ReverseApp(App):
         the best model."""
         worker = get_current_worker()
         post = self.post_message
-        job = run_job(
+        job = (run_job_in_process if TRAIN_IN_PROCESS else run_job)(
             cfg,
             paths.checkpoint,
             paths.out,

@@ -16,7 +16,7 @@ import torch
 
 from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded
 from engine.runs.follow import Note, Progress, RunEnded, Watching
-from engine.train.events import BatchDone, EpochDone, Snapshot
+from engine.train.events import PROGRESS_INTERVAL, BatchDone, EpochDone, Snapshot, progress_due
 
 from .messages import (
     BatchProgress,
@@ -32,15 +32,12 @@ from .messages import (
     TrainingStarted,
 )
 
-BATCH_INTERVAL = 0.25  # seconds between progress messages: 4 a second move the bars smoothly;
-# each one costs the training thread the GIL for a while (20 a second: ~10% slower epochs)
+BATCH_INTERVAL = PROGRESS_INTERVAL  # seconds between progress messages (tests set it)
 
 
 def batch_passes(ev: BatchDone, now: float, last: float) -> bool:
-    """Whether a batch's progress is posted: the last batch of an epoch always (the bar ends
-    full), any other once BATCH_INTERVAL has passed since the last one posted, at `last`
-    (-inf before the first, which therefore always passes)."""
-    return ev.batch == ev.batches or now - last >= BATCH_INTERVAL
+    """Whether a batch's progress is posted (engine/train/events.py's progress_due)."""
+    return progress_due(ev, now, last, BATCH_INTERVAL)
 
 
 def ended_by(ev) -> TrainingEnded | None:
@@ -66,14 +63,14 @@ class TrainingNews:
         """The message for an event of the training part (None: held back, or no message)."""
         run_id = self.run_id
         if isinstance(ev, BatchDone):
-            if ev.loss is not None:
-                self.pending.append(ev.loss)
+            if ev.loss is not None:  # one batch's (0-d), or from a child process those since its last (n,)
+                self.pending.append(ev.loss.reshape(-1))
             if not batch_passes(ev, now, self.last):
                 return None
             self.last = now
             # the only read of these losses: a few times a second, not per batch (each read
             # waits for the device)
-            losses = torch.stack(self.pending).tolist() if self.pending else []
+            losses = torch.cat(self.pending).tolist() if self.pending else []
             self.pending = []
             return BatchProgress(run_id, ev, losses)
         if isinstance(ev, EpochDone):
