@@ -145,13 +145,15 @@ class Config:
         "share of training sentences shown with every word <unk>, so that the model meets long runs of "
         "unknown words (0: none)",
     )
-    # words hidden one at a time almost never make a run of <unk>, where only the location term
-    # keeps the attention's place: on seed 1 its peak fades from 0.97 to 0.24 over a 32-word
-    # sentence of unknown words and the decoder stops early; on seed 10 the source's EOS gets
-    # under half the weight once 34 <unk> share the softmax and it runs on. 10% of sentences
-    # with a run hidden: every seed 1-10 reverses unknown words at every length 3-60 (from 32,
-    # 34 and 65-91 words on five seeds), test 100%, typed English >= 97% at 41-60 words, in the
-    # same training time (bench/README.md). Not measured on a --corpus text: none there.
+    # words hidden one at a time seldom make a run of <unk>, across which only the location
+    # term keeps the attention's place: without runs, on seed 1 its peak fades from 0.97 to 0.24
+    # over a 32-word sentence of unknown words and the decoder stops early; on seed 10 the
+    # source's EOS gets under half the weight once 34 <unk> share the softmax and it runs on.
+    # With a run in 10% of sentences every seed 1-10 reverses unknown words at every length
+    # 3-60 (without: seeds 1 and 10 failed from 32 and 34 words, four more from 65-91), test
+    # 100%, typed English >= 97% at 41-60 words (without: 88% on seed 1), for 0.2% more
+    # training time; known words' reach 60-180 words (without: 60-140) (bench/README.md,
+    # bench/unknown_runs.py). Not measured on a --corpus text: none there.
     unk_spans: float = setting(
         -1.0,
         "share of training sentences with a run of consecutive words shown as <unk> (its length 1 to every "
