@@ -164,12 +164,6 @@ def draw_figures(plotter: PlotProcess | None, jobs: list[dict], submitted: bool)
 def _serve() -> None:
     """The child: import first (that is the point), then draw what arrives on stdin, each
     figure by itself (one that raises is reported by its path; the others are drawn)."""
-    # its imports wait for the figures' data, which come after training: on a machine busy
-    # with the training and a face, the training's thread and the face go first
-    try:
-        os.nice(10)
-    except (AttributeError, OSError):  # no nice here (Windows), or not allowed
-        pass
     from . import plots
 
     plots.warm_up()
