@@ -85,7 +85,8 @@ def worker(mode: str, size: str, epochs: int, threads: int) -> dict:
             t.model.train()
             t0 = time.perf_counter()
             for batch in t.train_set.batches(cfg.batch_size, shuffle=True, generator=t.rng):
-                batch = with_unknown_words(batch, cfg.unk_rate, t.rng)
+                # as Trainer.train_epoch hides words (no copy mechanism on the built-in words)
+                batch = with_unknown_words(batch, cfg.unk_rate, t.rng, 0, cfg.unk_sentences, cfg.span_share)
                 forcing = torch.rand(batch.tgt.size(1), generator=t.rng) < cfg.teacher_forcing
                 mine, share = group.shard(batch, int(batch.src_len.sum()))
                 assert len(mine.index), "DDP needs rows on every rank (its reducer waits for each)"

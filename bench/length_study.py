@@ -126,8 +126,8 @@ def all_unk_wrapper(share: float):
     """with_unknown_words, plus a share of sentences shown entirely as <unk>."""
     base = train_mod.with_unknown_words
 
-    def wrapped(batch: Batch, rate: float, rng: torch.Generator) -> Batch:
-        batch = base(batch, rate, rng)
+    def wrapped(batch: Batch, rate: float, rng: torch.Generator, *rest) -> Batch:
+        batch = base(batch, rate, rng, *rest)  # rest: the trainer's copy_from, whole, spans
         rows = torch.rand(batch.src.size(0), generator=rng) < share  # (B,)
         S = batch.src.size(1)
         is_word = torch.arange(S)[None, :] < (batch.src_len - 1)[:, None]  # (B, S)
@@ -299,6 +299,12 @@ def parse_spec(spec: str) -> tuple[dict, dict]:
     overrides, proto = {}, {}
     for item in spec.split(","):
         key, value = item.split("=")
+        if key in ("marker", "no_eos"):
+            # its dataset predates the extended ids that validation and copying read
+            raise SystemExit(
+                "length_study: the marker prototype runs as it was measured, at commit 57e2e26 "
+                "(git show 57e2e26:bench/length_study.py); its rows are in bench/README.md"
+            )
         if key == "unk_sentences":
             proto[key] = float(value)
         elif key in ("marker", "no_eos", "eos_from_context"):
