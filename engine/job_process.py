@@ -174,7 +174,7 @@ def run_job_in_process(
                 asked_to_stop = True
             if ev is None:
                 continue
-            if ev == "end":
+            if isinstance(ev, str) and ev == "end":
                 return
             if isinstance(ev, EpochDone):
                 epochs.append(ev)
@@ -187,6 +187,8 @@ def run_job_in_process(
         if not ended:
             best = max((e.epoch for e in epochs if e.best), default=None)
             yield TrainingEnded("failed", len(epochs), best, [], time.perf_counter() - t0, error)
+            if best is None:
+                return  # nothing saved, nothing to evaluate
         # a best model is on disk (its checkpoint is written before its epoch is told), but the
         # child that held its test set is gone: not evaluated, and said so
         yield Failed("evaluate", f"not evaluated: {error}")

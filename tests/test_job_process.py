@@ -124,3 +124,15 @@ def test_a_child_started_ahead_takes_the_first_run(tmp_path, children):
     )
     assert children == [spare] and job_process._spare is None  # no second start
     assert isinstance(events[-1], Finished)
+
+
+def test_a_child_that_cannot_start_ends_the_run_as_failed_in_one_line(tmp_path, monkeypatch, children):
+    monkeypatch.setattr(job_process, "CHILD_MODULE", "engine.no_such_module")
+    events = list(
+        run_job_in_process(Config(**QUICK), tmp_path / "best.pt", tmp_path / "out", should_stop=lambda: False)
+    )
+    assert len(events) == 1  # no epoch, so nothing to evaluate either
+    ended = events[0]
+    assert isinstance(ended, TrainingEnded) and ended.reason == "failed" and ended.best_epoch is None
+    assert ended.error.startswith("the training process ended unexpectedly (exit code 1)")
+    assert "No module named engine.no_such_module" in ended.error  # its last line of stderr
