@@ -11,7 +11,9 @@ import torch
 from engine.insight import lengths
 from engine.insight.evaluate import EvalResult, SentenceResult
 from engine.insight.lengths import (
+    FAR_SENTENCES_PER_LENGTH,
     REPEATED_PER_LENGTH,
+    SENTENCES_PER_LENGTH,
     LengthCurve,
     describe_limit,
     failure_kind,
@@ -113,6 +115,27 @@ def test_made_up_words_are_unknown(trained_checkpoint):
     assert len(words) == 400 and not any(w in vocab for w in words)
 
 
+def test_one_sentence_of_unknown_words_answers_for_every_one_of_its_length(reversing_checkpoint):
+    """What sweep_sentences decodes one of: every sentence of n distinct made-up words is the
+    same input, n <unk>, so 20 of them at each length come back all right or all wrong, as
+    the one does; on a model that holds some lengths and loses others (3-12 and 13-24 here)."""
+    loaded = load_model(reversing_checkpoint)
+    sweep = lengths.sweep_sentences(loaded.vocab, 3, 6, random.Random(3))
+    assert all(len(s) == 1 and len(set(s[0])) == n for n, s in sweep.unknown.items())  # distinct words
+    pool = made_up_words(loaded.vocab, random.Random(4))
+    rng = random.Random(5)
+    twenty = {n: [rng.sample(pool, n) for _ in range(20)] for n in range(3, 25)}
+    one = {n: s[:1] for n, s in twenty.items()}
+    cpu = torch.device("cpu")
+    many = lengths.length_curve(loaded.model, loaded.vocab, twenty, cpu, stop_when_lost=False)
+    single = lengths.length_curve(loaded.model, loaded.vocab, one, cpu, stop_when_lost=False)
+    assert set(many.per_length.values()) == {0.0, 1.0}  # all of a length alike, and both kinds
+    assert many.per_length == single.per_length
+    assert {n: max(f, key=f.get) for n, f in many.failures.items() if many.per_length[n] < 1} == {
+        n: max(f, key=f.get) for n, f in single.failures.items() if single.per_length[n] < 1
+    }
+
+
 @pytest.mark.evaluation
 def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoint, tmp_path):
     loaded = load_model(trained_checkpoint)
@@ -137,9 +160,11 @@ def test_finish_run_reports_lengths_to_sixty_known_and_unknown(trained_checkpoin
         for n, f in limits["failures"].items():  # every wrong answer is classified once
             assert sum(f.values()) == round((1 - per[int(n)]) * limits["sentences"][n])
         far = max(60, 2 * cfg.max_len)  # fewer sentences past it, where each costs the most
-        assert {int(n): t for n, t in limits["sentences"].items()} == {
-            n: 100 if n <= far else 50 for n in curve_.per_length
-        }
+        per_length = {
+            n: 1 if kind == "unknown_words" else SENTENCES_PER_LENGTH if n <= far else FAR_SENTENCES_PER_LENGTH
+            for n in curve_.per_length
+        }  # one sentence of unknown words a length: each is the same input (sweep_sentences)
+        assert {int(n): t for n, t in limits["sentences"].items()} == per_length
     # sentences of 2-3 distinct words repeated, 21-40 words, pooled
     repeated = report["repeated_words"]
     counts = {int(n): t for n, t in repeated["sentences"].items()}

@@ -184,7 +184,7 @@ def _counts_text(counts: dict[int, tuple[int, int]]) -> str:
         else:
             runs.append((total, n, n))
     if len(runs) == 1:
-        return f"{runs[0][0]} sentences per length"
+        return f"{runs[0][0]} sentence{'s' if runs[0][0] != 1 else ''} per length"
     return "sentences per length: " + ", ".join(
         f"{t} at {a}" + (f"-{b}" if b != a else "") + " words" for t, a, b in runs
     )
@@ -389,9 +389,10 @@ def write_analysis(
         k, u = {**(per_length or {}), **known.per_length}, unknown.per_length  # known: the test set, then beyond
         lines += [
             "How far it goes, on words it knows and on words it never saw (every word <unk>, "
-            "copied back through the attention), greedy decoding, "
-            f"{_counts_text(unknown.evaluation.counts)} (known words at the training lengths: "
-            "the test set):",
+            "copied back through the attention), greedy decoding; known words: "
+            f"{_counts_text(known.evaluation.counts)} (at the training lengths: the test set); every word "
+            f"unknown: {_counts_text(unknown.evaluation.counts)} (every such sentence of n words is the same "
+            "input to the model, n <unk>, so one of distinct words answers for all):",
             "",
             "| length | known words | every word unknown |",
             "|---:|---:|---:|",

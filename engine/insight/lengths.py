@@ -129,17 +129,22 @@ class SweepSentences:
 def sweep_sentences(
     vocab: Vocab, min_len: int, max_len: int, rng: random.Random, per_length: int = SENTENCES_PER_LENGTH
 ) -> SweepSentences:
+    """per_length sentences of known words a length (FAR_SENTENCES_PER_LENGTH past twice the
+    training length), and one of unknown words: every sentence of n made-up words reaches the
+    model as the same n <unk> and EOS, so it is decoded the same way; with distinct words, one
+    that the attention copies from the wrong place cannot come out right by chance, and the
+    one answers for every such sentence (tests/test_lengths.py holds 20 to the one)."""
     beyond, every = sweep_lengths(min_len, max_len)
-    known_words, pool = vocab.words(), made_up_words(vocab, rng)
+    known_words, pool = vocab.words(), made_up_words(vocab, rng, max(400, every[-1]))
     far = max(60, 2 * max_len)
 
-    def of_length(n: int, words: list[str]) -> list[list[str]]:  # words drawn uniformly
+    def of_length(n: int) -> list[list[str]]:  # known words drawn uniformly
         count = per_length if n <= far else min(per_length, FAR_SENTENCES_PER_LENGTH)
-        return [rng.choices(words, k=n) for _ in range(count)]
+        return [rng.choices(known_words, k=n) for _ in range(count)]
 
     return SweepSentences(
-        known={n: of_length(n, known_words) for n in beyond},
-        unknown={n: of_length(n, pool) for n in every},
+        known={n: of_length(n) for n in beyond},
+        unknown={n: [rng.sample(pool, n)] for n in every},
         held_from=held_from(max_len),
     )
 
