@@ -376,9 +376,9 @@ def run_job(
                 continue
             if isinstance(ev, BatchDone) and live is not None:
                 live.batch(ev.epoch, ev.batch, ev.batches, ev.loss)
-            if isinstance(ev, EpochDone) and plotter is None and distributed.is_main():
-                plotter = PlotProcess()
-            if isinstance(ev, EpochDone) and live is not None:
+            if isinstance(ev, EpochDone) and live is not None:  # rank 0's
+                if plotter is None:
+                    plotter = PlotProcess()
                 # the log grows with the run: a run killed outright still has every epoch it finished
                 write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
                 live.epoch(ev.as_dict())

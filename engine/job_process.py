@@ -3,7 +3,7 @@ the training down.
 
 Why: Python runs one thread at a time. In the app, Textual's thread (messages, styles, layout,
 painting) holds that lock whenever it works, and the training thread, which takes it between
-torch calls, waits for it: the training loops ran 10-21% slower in the app than headless
+torch calls, waits for it: epochs trained in the app's process ran 5-11% slower than headless
 (bench/README.md, "The app against a headless run"). A child process trains with an
 interpreter of its own, as `reverse-tui --no-ui` does; the face only reads its events.
 
@@ -13,8 +13,8 @@ the job's arguments from its stdin and writes the job's events on its stdout, ea
 a frame of multiprocessing.connection's; the parent's words go the other way: "stop" (read
 after every batch, as the headless run reads its signal flag), and after TrainingEnded "go"
 (evaluate) or "close" (end, as a consumer that stops iterating ends run_job). Batches come back
-at most engine/train/events.py's PROGRESS_INTERVAL apart, each carrying the losses of the batches since the one before
-as a 1-D tensor: one read of them from the device a message, as the app's bridge does.
+as engine/train/events.py's ProgressBuffer tells them, a few a second, each with the losses of
+the batches since the one before: one read from the device a message, as in the app's bridge.
 A child that dies (killed, out of memory) ends the run as failed, with its last line of stderr.
 
     prestart()              # optional: the child imports torch now, while the face starts up
@@ -27,7 +27,6 @@ Where a child cannot start (no interpreter to run), the job runs in this process
 from __future__ import annotations
 
 import collections
-import math
 import os
 import pickle
 import signal
@@ -42,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from .train.events import BatchDone, EpochDone, progress_due
+from .train.events import BatchDone, EpochDone, ProgressBuffer
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 CHILD_MODULE = "engine.job_process"  # what the child runs (tests: the same with their stand-ins)
@@ -109,13 +108,12 @@ class _Child:
         except subprocess.TimeoutExpired:
             code = None
         last = next((line for line in reversed(self.stderr) if line.strip()), "")
-        how = (
-            f"killed by signal {-code}"
-            if code is not None and code < 0
-            else f"exit code {code}"
-            if code is not None
-            else "no exit"
-        )
+        if code is None:
+            how = "no exit"
+        elif code < 0:
+            how = f"killed by signal {-code}"
+        else:
+            how = f"exit code {code}"
         return f"the training process ended unexpectedly ({how})" + (f": {last}" if last else "")
 
     def close(self) -> None:
@@ -243,7 +241,7 @@ def serve() -> None:
         return
     torch.set_num_threads(args["threads"])
     job = run_job(args["cfg"], args["checkpoint"], args["out"], should_stop=should_stop, **args["kwargs"])
-    progress = _Progress()
+    progress = ProgressBuffer()
     try:
         for ev in job:
             if isinstance(ev, BatchDone):
@@ -266,25 +264,6 @@ def _go_on(read, state) -> bool:
         if word in ("go", "close"):
             return word == "go"
     return False
-
-
-class _Progress:
-    """Batches at most engine/train/events.py's PROGRESS_INTERVAL apart (the epoch's last always), each with the losses
-    of every batch since the one before: (n,), read from the device in one go."""
-
-    def __init__(self) -> None:
-        self.last = -math.inf
-        self.pending: list[torch.Tensor] = []
-
-    def batch(self, ev: BatchDone, now: float) -> BatchDone | None:
-        if ev.loss is not None:
-            self.pending.append(ev.loss.detach().reshape(-1))
-        if not progress_due(ev, now, self.last):
-            return None
-        self.last = now
-        losses = torch.cat(self.pending).float().cpu() if self.pending else None
-        self.pending = []
-        return replace(ev, loss=losses)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from engine.job import Failed, Finished, Started, TrainingEnded, run_job
 from engine.job_process import run_job_in_process
 from engine.runs.status import read_status
 from engine.train.config import Config
-from engine.train.events import PROGRESS_INTERVAL, BatchDone, EpochDone
+from engine.train.events import PROGRESS_INTERVAL, BatchDone, EpochDone, ProgressBuffer
 from tests.conftest import QUICK
 
 
@@ -106,7 +106,7 @@ def batch(epoch: int, n: int, of: int = 5) -> BatchDone:
 
 
 def test_progress_tells_a_batch_a_while_and_every_loss_once():
-    progress = job_process._Progress()
+    progress = ProgressBuffer()  # the child's, as the app's bridge has one too
     times = [0.0, 0.01, 0.02, PROGRESS_INTERVAL + 0.01, PROGRESS_INTERVAL + 0.02]
     told = [progress.batch(batch(1, n), t) for n, t in zip(range(1, 6), times)]
     # the first batch, the first after the interval, and the epoch's last: the bar ends full

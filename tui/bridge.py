@@ -8,15 +8,12 @@ the time as an argument, so tests give it times instead of reading a clock."""
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from engine.job import ControlEpoch, ControlStarted, Evaluating, Failed, Finished, Started, TrainingEnded
 from engine.runs.follow import Note, Progress, RunEnded, Watching
-from engine.train.events import PROGRESS_INTERVAL, BatchDone, EpochDone, Snapshot, progress_due
+from engine.train.events import PROGRESS_INTERVAL, BatchDone, EpochDone, ProgressBuffer, Snapshot, progress_due
 
 from .messages import (
     BatchProgress,
@@ -56,23 +53,17 @@ class TrainingNews:
     def __init__(self, run_id: int, epochs: int) -> None:
         self.run_id = run_id
         self.epochs = epochs  # the no-attention control's epochs, for its status line
-        self.last = -math.inf  # when the last batch was posted
-        self.pending: list[torch.Tensor] = []  # the losses of the batches since, on the device
+        # a batch's loss (0-d), or from a child process those since its last told (n,)
+        self.progress = ProgressBuffer(batch_passes)
 
     def training(self, ev, now: float) -> RunMessage | None:
         """The message for an event of the training part (None: held back, or no message)."""
         run_id = self.run_id
         if isinstance(ev, BatchDone):
-            if ev.loss is not None:  # one batch's (0-d), or from a child process those since its last (n,)
-                self.pending.append(ev.loss.reshape(-1))
-            if not batch_passes(ev, now, self.last):
+            told = self.progress.batch(ev, now)
+            if told is None:
                 return None
-            self.last = now
-            # the only read of these losses: a few times a second, not per batch (each read
-            # waits for the device)
-            losses = torch.cat(self.pending).tolist() if self.pending else []
-            self.pending = []
-            return BatchProgress(run_id, ev, losses)
+            return BatchProgress(run_id, told, told.loss.tolist() if told.loss is not None else [])
         if isinstance(ev, EpochDone):
             return EpochFinished(run_id, ev)
         if isinstance(ev, Snapshot):

@@ -7,8 +7,9 @@ trainer, so that what only reads them imports no torch and no training loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import MISSING, asdict, dataclass, field, fields
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +25,31 @@ def progress_due(ev: BatchDone, now: float, last: float, interval: float = PROGR
     full), any other once `interval` has passed since the last one told, at `last` (-inf
     before the first, which therefore always passes)."""
     return ev.batch == ev.batches or now - last >= interval
+
+
+class ProgressBuffer:
+    """Batches as a face tells them (`due`: progress_due's rule), each carrying the losses of
+    every batch since the one told before as (n,), on the CPU: held-back losses ride on the
+    next one, so a live chart misses none, and the device is read once a message, not once a
+    batch. The time is an argument, so tests need no clock."""
+
+    def __init__(self, due: Callable[[BatchDone, float, float], bool] = progress_due) -> None:
+        self.due = due
+        self.last = -math.inf  # when the last batch was told
+        self.pending: list[torch.Tensor] = []  # the losses since, on the device
+
+    def batch(self, ev: BatchDone, now: float) -> BatchDone | None:
+        """ev with the losses since the last one told, or None: held back."""
+        import torch  # here: what only reads events imports no torch
+
+        if ev.loss is not None:
+            self.pending.append(ev.loss.detach().reshape(-1))
+        if not self.due(ev, now, self.last):
+            return None
+        self.last = now
+        losses = torch.cat(self.pending).float().cpu() if self.pending else None
+        self.pending = []
+        return replace(ev, loss=losses)
 
 
 DIGITS = 3  # a snapshot's weights are kept to 3 decimals: the grid and the GIF show two
