@@ -96,16 +96,3 @@ def test_dropout_is_drawn_in_training_and_off_in_evaluation():
     c, _ = model(src, src_len, tgt_in, forcing)
     d, _ = model(src, src_len, tgt_in, forcing)
     assert torch.equal(c, d)
-
-
-@pytest.mark.parametrize("S, k", [(1, 5), (7, 3), (12, 5), (181, 7)])
-def test_decoding_location_windows_equal_the_training_band(S, k):
-    """Decoding computes the location term from each position's k neighbours; training from
-    the banded matrix. Same numbers (the band's extra terms are exact zeros)."""
-    from engine.fast.decoder_loop import location_band, location_term
-
-    torch.manual_seed(S)
-    W = torch.randn(16, k, dtype=torch.float64)
-    prev = torch.rand(4, S, dtype=torch.float64)
-    band = (prev @ location_band(W, S)).view(4, S, 16)
-    assert torch.allclose(location_term(prev, W), band, rtol=0, atol=1e-12)

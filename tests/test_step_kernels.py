@@ -7,12 +7,9 @@ import torch
 
 from engine.fast import native
 from engine.fast.decoder_loop import LoopSpec, decoder_loop
-from engine.fast.step_kernels import NativeSteps, TorchSteps, steps_for
+from engine.fast.step_kernels import BAND_UP_TO, NativeSteps, TorchSteps, steps_for
+from engine.model.seq2seq import location_band
 from tests.conftest import loop_args, needs_kernels
-
-
-def both(enc_out, v, mask, keys=None):
-    return TorchSteps(enc_out, v, mask, keys), NativeSteps(native.kernels(), enc_out, v, mask, keys)
 
 
 def close(a, b, tol=2e-6):
@@ -52,7 +49,7 @@ def test_gru_kernels_equal_torch(threads, extra):
 
 @needs_kernels
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("loc,extra", [(False, False), (True, True)])
+@pytest.mark.parametrize("loc,extra", [(0, False), (5, True), (3, False)])
 def test_attention_kernels_equal_torch(threads, loc, extra):
     torch.set_num_threads(threads)
     torch.manual_seed(1)
@@ -61,12 +58,13 @@ def test_attention_kernels_equal_torch(threads, loc, extra):
     lengths = torch.randint(1, S + 1, (B,))
     lengths[:2] = torch.tensor([1, S])  # a one-word source beside a full one: padding is always there
     mask = torch.arange(S)[None, :] < lengths[:, None]
-    ref, nat = both(enc_out, v, mask, keys)
+    W_loc = torch.randn(A, loc) if loc else None
+    ref, nat = TorchSteps(enc_out, v, mask, keys, W_loc), NativeSteps(native.kernels(), enc_out, v, mask, keys, W_loc)
     q = torch.randn(B, 3 * A)[:, A : 2 * A]  # a strided view, as the decoder passes it
-    loc2 = torch.randn(B, S, A) if loc else None
+    prev = torch.softmax(torch.randn(B, S).masked_fill(~mask, float("-inf")), 1) if loc else None
     outs = [[torch.full(s, float("nan")) for s in ((B, S, A), (B, S), (B, K))] for _ in range(2)]
-    ref.attend(q, loc2, *outs[0])
-    nat.attend(q, loc2, *outs[1])
+    ref.attend(q, prev, *outs[0])
+    nat.attend(q, prev, *outs[1])
     for a, b in zip(*outs):
         close(a, b)
     for _, weights, _ in outs:  # no weight on padding, on either side
@@ -80,12 +78,63 @@ def test_attention_kernels_equal_torch(threads, loc, extra):
     got = []
     for steps in (ref, nat):
         dscore, d_keys = torch.full((B, S), float("nan")), d_keys0.clone()
-        den = torch.full((B, S, A), float("nan")) if loc else None
         dq = torch.full((B, 2 * A), float("nan"))[:, :A]
-        steps.attend_backward(dc, dw_extra, w, sig, dscore, d_keys, den, dq)
-        got.append([dscore, d_keys, dq] + ([den] if loc else []))
+        d_prev = steps.attend_backward(dc, dw_extra, w, prev, sig, dscore, d_keys, dq)
+        # twice, as two decoder steps: the location weights' gradient adds up over steps
+        d_prev2 = steps.attend_backward(dc * 0.5, dw_extra, w, prev, sig, dscore.clone(), d_keys, dq.clone())
+        got.append([dscore, d_keys, dq] + ([d_prev, d_prev2, steps.location_grad()] if loc else []))
+        assert (d_prev is None) == (not loc)
     for a, b in zip(*got):
         close(a, b, 1e-5)
+
+
+@pytest.mark.parametrize("S, k", [(1, 5), (7, 3), (12, 5), (30, 5), (70, 5), (181, 7)])
+def test_the_location_term_and_its_gradients_equal_autograd_on_the_band(S, k, monkeypatch):
+    """The steps compute the location term from the previous weights themselves (the torch
+    ops: the band up to BAND_UP_TO positions, windows past it; the C kernels: tap by tap).
+    Each path's weights, and its gradients to the keys, the query, the previous weights and
+    the location weights, against autograd through the reference's band, in float64 (the
+    torch ops) and float32 (the kernels)."""
+    torch.manual_seed(S * 10 + k)
+    B, A, K = 3, 16, 8
+    lengths = torch.randint(1, S + 1, (B,))
+    lengths[0] = S
+    mask = torch.arange(S)[None, :] < lengths[:, None]
+    f64 = dict(dtype=torch.float64)
+    keys, q, W_loc = torch.randn(B, S, A, **f64), torch.randn(B, A, **f64), torch.randn(A, k, **f64)
+    v, enc = torch.randn(1, A, **f64), torch.randn(B, S, K, **f64)
+    prev = torch.softmax(torch.randn(B, S, **f64).masked_fill(~mask, float("-inf")), 1)
+    d_ctx, d_w = torch.randn(B, K, **f64), torch.randn(B, S, **f64)
+
+    leaves = [x.clone().requires_grad_() for x in (keys, q, prev, W_loc)]
+    k_, q_, p_, W_ = leaves
+    energy = k_ + q_[:, None] + (p_ @ location_band(W_, S)).view(B, S, A)
+    score = (torch.tanh(energy) @ v.t()).squeeze(2).masked_fill(~mask, float("-inf"))
+    w_ref = torch.softmax(score, 1)
+    ctx_ref = (w_ref.unsqueeze(1) @ enc).squeeze(1)
+    ((ctx_ref * d_ctx).sum() + (w_ref * d_w).sum()).backward()
+    want = [w_ref.detach(), ctx_ref.detach()] + [x.grad for x in leaves]
+
+    paths = [("torch, band" if S <= BAND_UP_TO else "torch, windows", TorchSteps, torch.float64)]
+    if S <= BAND_UP_TO:
+        paths.append(("torch, windows", TorchSteps, torch.float64))
+    if native.kernels() is not None:
+        paths.append(("C kernels", lambda *a: NativeSteps(native.kernels(), *a), torch.float32))
+    for name, make, dtype in paths:
+        if name == "torch, windows":
+            monkeypatch.setattr("engine.fast.step_kernels.BAND_UP_TO", 0)
+        x = [t.to(dtype) for t in (keys, q, prev, W_loc, v, enc, d_ctx, d_w)]
+        steps = make(x[5], x[4], mask, x[0], x[3])
+        sig, w, ctx = torch.empty(B, S, A, dtype=dtype), torch.empty(B, S, dtype=dtype), torch.empty(B, K, dtype=dtype)
+        steps.attend(x[1], x[2], sig, w, ctx)
+        d_keys, dq, dscore = torch.zeros(B, S, A, dtype=dtype), torch.empty(B, A, dtype=dtype), torch.empty_like(w)
+        d_prev = steps.attend_backward(x[6], x[7], w, x[2], sig, dscore, d_keys, dq)
+        tol = 1e-10 if dtype == torch.float64 else 2e-5
+        got = (w, ctx, d_keys, dq, d_prev, steps.location_grad())
+        for label, a, b in zip(("w", "ctx", "d_keys", "d_q", "d_prev", "d_W_loc"), want, got):
+            scale = max(1.0, float(a.abs().max()))
+            assert float((a.detach() - b.double()).abs().max()) <= tol * scale, (name, label)
+        monkeypatch.undo()
 
 
 @needs_kernels

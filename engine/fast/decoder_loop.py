@@ -10,8 +10,9 @@ gradient is one large matmul over all steps at the end. Two exact rewrites save 
 slow tanh:
   - v . tanh(e) ranks positions as (2v) . sigmoid(2e) does (tanh(e) = 2 sigmoid(2e) - 1,
     and the constant -sum(v) cancels in the softmax), and sigmoid is ~3x cheaper here;
-  - the location term conv(prev weights) is one matmul with a banded (S, S*A) matrix
-    (location_band, which the reference's attention uses too).
+  - the location term conv(prev weights) is computed by the steps (step_kernels.py) from the
+    previous step's weights: tap by tap in the C kernels, else one matmul with the banded
+    (S, S*A) matrix that the reference's attention uses (location_band).
 The equations are those of engine/model/seq2seq.py (Decoder.step: the same steps, plainly, under
 autograd); tests/test_decoder_loop.py holds the outputs and every gradient equal to autograd's,
 and checks them against finite differences.
@@ -32,7 +33,6 @@ from dataclasses import dataclass, fields
 import torch
 
 from ..model.copy import copy_mixture, extended_size
-from ..model.seq2seq import band_taps, location_band
 from ..model.tokens import PAD, UNK
 from .step_kernels import steps_for
 
@@ -137,18 +137,19 @@ def decoder_step(
     W: DecoderWeights,
     gi: torch.Tensor,
     h: Sequence[torch.Tensor],
-    loc2: torch.Tensor | None,
+    prev: torch.Tensor | None,
     out: StepOut,
     drop: torch.Tensor | None = None,
 ) -> None:
     """One decoder step, forward, for training and decoding alike: attend with the previous
     top state, then advance the GRU layers bottom to top. steps: engine/fast/step_kernels.py's
-    TorchSteps or NativeSteps; gi (B, 3H) the embedding half of the first layer's input
-    projection; h per layer (B, H) the previous states; loc2 (B, S, A) twice the location
-    term, or None; drop (L-1, B, H) dropout masks between layers, or None."""
+    TorchSteps or NativeSteps (holding the location weights, if any); gi (B, 3H) the embedding
+    half of the first layer's input projection; h per layer (B, H) the previous states; prev
+    (B, S) the previous step's attention weights, which the location term reads (None at the
+    first step); drop (L-1, B, H) dropout masks between layers, or None."""
     L, H = len(h), h[0].size(1)
     g = torch.addmm(W.b_top, h[-1], W.W_top.t(), out=out.G)  # (B, 3H + A)
-    steps.attend(g[:, 3 * H :], loc2, out.sig, out.w, out.c)  # weights, context
+    steps.attend(g[:, 3 * H :], prev, out.sig, out.w, out.c)  # weights, context
     x = torch.addmm(gi, out.c, W.W_ic.t())  # (B, 3H)
     for l in range(L):
         gh = (
@@ -257,35 +258,6 @@ def decoder_loop(spec: LoopSpec, args: LoopArgs):
     return DecoderLoop.apply(spec, layout, *flat)
 
 
-def location_term(prev: torch.Tensor, W_loc: torch.Tensor) -> torch.Tensor:
-    """prev (B, S) @ location_band(W_loc, S), computed as windows for decoding: each position
-    reads only its k neighbours, B*S*k*A work instead of the band's B*S*S*A, which is what
-    long sentences need (a 180-word sweep took 14 s with the band, most of it here). Training
-    keeps the band: at its lengths (S <= ~30) the band's one matmul and the one of its
-    gradient measured as fast or faster than windows; tests hold the two equal.
-    W_loc (A, k) -> (B, S, A)"""
-    B, S = prev.shape
-    A, k = W_loc.shape
-    windows = torch.nn.functional.pad(prev, (k // 2, k // 2)).unfold(1, k, 1)  # (B, S, k), a view
-    # one plain (B*S, k) @ (k, A) matmul on a copy of the windows: a batched matmul on the
-    # strided view measured ~6x slower
-    return (windows.reshape(B * S, k) @ W_loc.t()).view(B, S, A)
-
-
-def location_band_grad(dM: torch.Tensor, A: int, k: int) -> torch.Tensor:
-    """The gradient of W_loc (A, k) from that of its band dM (S, S*A): sum along each band."""
-    S = dM.size(0)
-    offset, inside = band_taps(S, k, dM.device)
-    # dense: taps outside the band add zeros at a clamped index (a boolean index would be a
-    # nonzero, i.e. a host sync, on a GPU); adding 0.0 leaves every sum exactly as it was
-    dM = dM.view(S, S, A) * inside[..., None]
-    return (
-        torch.zeros(k, A, dtype=dM.dtype, device=dM.device)
-        .index_add_(0, offset.clamp(0, k - 1).reshape(-1), dM.reshape(S * S, A))
-        .t()
-    )
-
-
 class DecoderLoop(torch.autograd.Function):
     """Called through decoder_loop(spec, LoopArgs): apply() takes tensors positionally (that is
     how autograd tracks them), so LoopArgs is flattened there with a layout that names each
@@ -299,8 +271,8 @@ class DecoderLoop(torch.autograd.Function):
         B, S, A = a.keys.shape
         H = a.h0.size(2)
         new = a.keys.new_empty
-        steps = steps_for(a.keys, spec.native, enc_out=a.enc_out, v=W.v, mask=a.mask, keys=a.keys)
-        M2 = location_band(W.W_loc * 2, S) if spec.location_kernel else None
+        W_loc = W.W_loc if spec.location_kernel else None
+        steps = steps_for(a.keys, spec.native, enc_out=a.enc_out, v=W.v, mask=a.mask, keys=a.keys, W_loc=W_loc)
         drop_emb, drop_between = a.drop_emb, a.drop_between
 
         # the embedding half of the first layer's input, for every teacher-forced step at once
@@ -344,8 +316,6 @@ class DecoderLoop(torch.autograd.Function):
                 x = W.emb[y] if drop_emb is None else W.emb[y] * drop_emb[:, t]
                 gi = torch.addmm(W.b_i0, x, W.W_ie.t())
             x_prev = x
-            # the location term reads the previous weights (none before the first step)
-            loc2 = (w_all[t - 1] @ M2).view(B, S, A) if M2 is not None and t > 0 else None
             out = StepOut(
                 G[t],
                 sig[t],
@@ -357,8 +327,10 @@ class DecoderLoop(torch.autograd.Function):
                 [g[t] for g in gh_lower],
                 [x[t] for x in x_in] if drop_between is not None else None,
             )
+            # the location term reads the previous step's weights (none before the first step)
+            prev = w_all[t - 1] if t > 0 else None
             decoder_step(
-                steps, W, gi, [h[t] for h in hs], loc2, out, drop_between[:, t] if drop_between is not None else None
+                steps, W, gi, [h[t] for h in hs], prev, out, drop_between[:, t] if drop_between is not None else None
             )
 
         ctx.spec, ctx.arg_layout = spec, layout
@@ -384,8 +356,7 @@ class DecoderLoop(torch.autograd.Function):
         T, B, S, A = sig.shape
         H = hs[0].size(2)
         loc = spec.location_kernel
-        M = location_band(W.W_loc, S) if loc else None
-        steps = steps_for(sig, spec.native, enc_out=a.enc_out, v=W.v)
+        steps = steps_for(sig, spec.native, enc_out=a.enc_out, v=W.v, W_loc=W.W_loc if loc else None)
         new = sig.new_empty
         # (B, T, H), rows of unit stride for the kernels (autograd may hand in any strides)
         d_states = sig.new_zeros(B, T, H) if d_states is None else d_states.contiguous()
@@ -403,7 +374,6 @@ class DecoderLoop(torch.autograd.Function):
         dG = new(T, B, 3 * H + A)
         d_c = new(T, B, a.enc_out.size(2))
         d_score = new(T, B, S)
-        d_energy = new(T, B, S, A) if loc else None  # kept for the location weights' gradient
         for t in range(T - 1, -1, -1):
             # the GRU layers, top to bottom; the top one also gets this step's output gradient
             for l in range(L - 1, -1, -1):
@@ -429,15 +399,13 @@ class DecoderLoop(torch.autograd.Function):
                     dh[l - 1] = dh[l - 1] + d_below
             # attention
             dc = torch.addmm(d_contexts[:, t], d_x[0][t], W.W_ic, out=d_c[t])  # (B, K)
-            # dL/dscore, dL/denergy (into d_keys, and d_energy[t] when kept), dL/dquery
+            # dL/dscore, dL/denergy (into d_keys), dL/dquery, and through the location term
+            # dL/d(the previous step's weights) (None at the first step or without it)
             dw_extra = dw_next
             if d_w_out is not None:
                 dw_extra = d_w_out[t] if dw_extra is None else dw_extra + d_w_out[t]
-            steps.attend_backward(
-                dc, dw_extra, w_all[t], sig[t], d_score[t], d_keys, d_energy[t] if loc else None, dG[t, :, 3 * H :]
-            )
-            if loc:
-                dw_next = d_energy[t].view(B, S * A) @ M.t()  # (B, S): the previous step's weights
+            prev = w_all[t - 1] if t > 0 else None
+            dw_next = steps.attend_backward(dc, dw_extra, w_all[t], prev, sig[t], d_score[t], d_keys, dG[t, :, 3 * H :])
             dh[L - 1] = torch.addmm(direct_top, dG[t], W.W_top)
 
         # every weight's gradient: one matmul over all steps
@@ -464,9 +432,7 @@ class DecoderLoop(torch.autograd.Function):
         # v . tanh(e) = 2 v . sigmoid(2e) - const
         dW["v"] = ((d_score.view(1, -1) @ sig.view(-1, A)) * 2).view_as(W.v)
         if loc:
-            prev = torch.cat([torch.zeros_like(w_all[:1]), w_all[:-1]])  # (T, B, S) weights read
-            dM = prev.view(TB, S).t() @ d_energy.view(TB, S * A)  # (S, S*A)
-            dW["W_loc"] = location_band_grad(dM, A, loc)
+            dW["W_loc"] = steps.location_grad()
         d_gh_rows = [d.view(TB, -1) for d in d_gh]
         d_x_rows = [d.view(TB, -1) for d in d_x[1:]]
         dW["lower_W_hh"] = [d.t() @ h[:-1].reshape(TB, H) for d, h in zip(d_gh_rows, hs)]

@@ -30,7 +30,6 @@ from .decoder_loop import (
     StepOut,
     decoder_loop,
     decoder_step,
-    location_term,
     next_words,
 )
 from .gru_scan import GRUScan
@@ -106,8 +105,8 @@ class FastPath:
         dec = model.decoder
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = model.encode(src, src_len)
-        W, W_loc2 = decoding_weights(dec, attend)
-        steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys)
+        W = decoding_weights(dec, attend)
+        steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys, W_loc=W.W_loc)
         hidden = list(hidden.unbind(0))  # per layer (B, H)
         B = src.size(0)
         on_cpu = src.device.type == "cpu"
@@ -126,7 +125,7 @@ class FastPath:
         stop = StopCheck(src.device)
         for t in range(max_len):
             out.w, out.h = attn[t], spare
-            decode_step(W, steps, y, hidden, w, W_loc2, out)
+            decode_step(W, steps, y, hidden, w, out)
             spare, hidden, w = hidden, out.h, out.w
             y = next_words(W, hidden[-1], out.c)  # (B,)
             if B > 1 or not on_cpu:
@@ -257,13 +256,13 @@ def loop_weights(dec: Decoder) -> DecoderWeights:
     )
 
 
-def decoding_weights(dec: Decoder, attend: bool | None = None) -> tuple[DecoderWeights, torch.Tensor | None]:
-    """The decoder's weights for a decoding call, and twice the location weights (the loop's
-    sigmoid form) or None. attend=False: a zero score vector, i.e. uniform attention."""
+def decoding_weights(dec: Decoder, attend: bool | None = None) -> DecoderWeights:
+    """The decoder's weights for a decoding call. attend=False: a zero score vector, i.e.
+    uniform attention."""
     W = loop_weights(dec)
     if attend is False:
         W.v = torch.zeros_like(W.v)
-    return W, (W.W_loc * 2 if W.W_loc is not None else None)
+    return W
 
 
 def decode_step(
@@ -272,13 +271,11 @@ def decode_step(
     y: torch.Tensor,
     h: list[torch.Tensor],
     prev: torch.Tensor | None,
-    W_loc2: torch.Tensor | None,
     out: StepOut,
 ) -> None:
     """One decoding step (no dropout, no gradients) through the training loop's own step,
     written into out (out.h the new states, out.w the weights (B, S), out.c the context):
     y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
-    (None at the first step); W_loc2 (A, k) twice the location weights, or None."""
+    (None at the first step), which the steps' location term reads."""
     gi = torch.addmm(W.b_i0, W.emb[y], W.W_ie.t())  # (B, 3H)
-    loc2 = location_term(prev, W_loc2) if W_loc2 is not None and prev is not None else None
-    decoder_step(steps, W, gi, h, loc2, out)
+    decoder_step(steps, W, gi, h, prev, out)

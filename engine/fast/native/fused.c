@@ -114,15 +114,29 @@ void gru_backward(int threads, int B, int H, const float *dh, int dh_rs, const f
     }
 }
 
-/* One source position's score, (2v) . sigmoid(keys2 + 2q [+ loc]), keeping the sigmoids.
- * loc is a pointer or a literal NULL (see gru_backward_row). */
-ROW score_row(int A, const float *restrict keys2, const float *restrict q,
-              const float *restrict loc, const float *restrict v2, float *restrict sig,
-              float *restrict score) {
+/* One source position's score, (2v) . sigmoid(keys2 + 2q [+ loc]), keeping the sigmoids. The
+ * location term is computed here from the previous step's weights: loc_a = sum_j
+ * wloc2[j][a] prev[s + j - k/2] over the taps inside the sentence, k FMAs a component where
+ * the band matrix's matmul spent S. prev is a pointer or a literal NULL (see gru_backward_row). */
+ROW score_row(int S, int s, int A, int k, const float *restrict keys2, const float *restrict q,
+              const float *restrict prev, const float *restrict wloc2, const float *restrict v2,
+              float *restrict sig, float *restrict score) {
+    for (int a = 0; a < A; a++)
+        sig[a] = keys2[a] + 2.0f * q[a];
+    if (prev)
+        for (int j = 0; j < k; j++) {
+            int at = s + j - k / 2;
+            if (at < 0 || at >= S)
+                continue;
+            float p = prev[at];
+            const float *restrict wj = wloc2 + (int64_t)j * A;
+            for (int a = 0; a < A; a++)
+                sig[a] += p * wj[a];
+        }
     float total = 0.0f;
 #pragma omp simd reduction(+ : total)
     for (int a = 0; a < A; a++) {
-        float g = sigmoid_(keys2[a] + 2.0f * q[a] + (loc ? loc[a] : 0.0f));
+        float g = sigmoid_(sig[a]);
         sig[a] = g;
         total += v2[a] * g;
     }
@@ -140,15 +154,16 @@ ROW context_row(int S, int K, const float *restrict w, const float *restrict enc
 }
 
 /* Additive attention for one decoder step, in the decoder loop's sigmoid form:
- *   sig = sigmoid(keys2 + 2 q [+ loc]);  score_s = v2 . sig_s;  w = softmax over real s;
+ *   sig = sigmoid(keys2 + 2 q [+ 2 loc]);  score_s = v2 . sig_s;  w = softmax over real s;
  *   ctx = sum_s w_s enc_s
- * keys2 (B, S, A) = 2 W_h h; q (B, A) with row stride; loc (B, S, A) or NULL, already
- * doubled; v2 (A) = 2 v; mask (B, S) nonzero on real positions; enc (B, S, K).
+ * keys2 (B, S, A) = 2 W_h h; q (B, A) with row stride; prev (B, S) the previous step's
+ * weights or NULL (no location term), wloc2 (k, A) twice the location weights, transposed;
+ * v2 (A) = 2 v; mask (B, S) nonzero on real positions; enc (B, S, K).
  * Writes sig (B, S, A), w (B, S), ctx (B, K). Every sig is written (padding too), so that
  * the backward pass's matmuls over it never read garbage. */
 void attend_forward(int threads, int B, int S, int A, int K, const float *keys2, const float *q, int q_rs,
-                    const float *loc, const float *v2, const uint8_t *mask, const float *enc,
-                    float *sig, float *w, float *ctx) {
+                    const float *prev, const float *wloc2, int k, const float *v2, const uint8_t *mask,
+                    const float *enc, float *sig, float *w, float *ctx) {
 #pragma omp parallel for num_threads(threads) if (PARALLEL(B * S * A))
     for (int b = 0; b < B; b++) {
         const float *q_b = q + (int64_t)b * q_rs;
@@ -157,10 +172,10 @@ void attend_forward(int threads, int B, int S, int A, int K, const float *keys2,
         float top = -3.0e38f;
         for (int s = 0; s < S; s++) {
             int64_t row = ((int64_t)b * S + s) * A;
-            if (loc)
-                score_row(A, keys2 + row, q_b, loc + row, v2, sig + row, w_b + s);
+            if (prev)
+                score_row(S, s, A, k, keys2 + row, q_b, prev + (int64_t)b * S, wloc2, v2, sig + row, w_b + s);
             else
-                score_row(A, keys2 + row, q_b, 0, v2, sig + row, w_b + s);
+                score_row(S, s, A, k, keys2 + row, q_b, 0, wloc2, v2, sig + row, w_b + s);
             if (m_b[s] && !(w_b[s] <= top)) /* NaN wins, so that it propagates */
                 top = w_b[s];
         }
@@ -187,30 +202,53 @@ ROW weight_grad_row(int S, int K, const float *restrict dc, const float *restric
     }
 }
 
-/* dL/denergy for one source position from dL/dscore d: added to d_keys and dq, and stored
- * into den when den is not NULL (a literal NULL, see gru_backward_row) */
+/* dL/denergy for one source position from dL/dscore d, into x (A), and added to d_keys and dq */
 ROW energy_grad_row(int A, float d, const float *restrict v4, const float *restrict sig,
-                    float *restrict d_keys, float *restrict dq, float *restrict den) {
+                    float *restrict d_keys, float *restrict dq, float *restrict x) {
     for (int a = 0; a < A; a++) {
-        float x = d * v4[a] * sig[a] * (1.0f - sig[a]);
-        if (den)
-            den[a] = x;
-        d_keys[a] += x;
-        dq[a] += x;
+        float xa = d * v4[a] * sig[a] * (1.0f - sig[a]);
+        x[a] = xa;
+        d_keys[a] += xa;
+        dq[a] += xa;
+    }
+}
+
+/* The location term's gradients at one source position s, from its dL/denergy x (A): to the
+ * previous step's weights, dprev[s + j - k/2] += wloc[j] . x, and to the weights, per
+ * sentence, dwloc[j] += prev[s + j - k/2] x (each row its own, so threads never share one). */
+ROW location_grad_row(int S, int s, int A, int k, const float *restrict x, const float *restrict prev,
+                      const float *restrict wloc, float *restrict dprev, float *restrict dwloc) {
+    for (int j = 0; j < k; j++) {
+        int at = s + j - k / 2;
+        if (at < 0 || at >= S)
+            continue;
+        const float *restrict wj = wloc + (int64_t)j * A;
+        float *restrict dj = dwloc + (int64_t)j * A;
+        float p = prev[at], total = 0.0f;
+#pragma omp simd reduction(+ : total)
+        for (int a = 0; a < A; a++) {
+            total += wj[a] * x[a];
+            dj[a] += p * x[a];
+        }
+        dprev[at] += total;
     }
 }
 
 /* Its gradients. dc (B, K) = dL/dctx; dw_extra (B, S) or NULL: more dL/dw (through the
  * next step's location term). Writes dL/dscore into dscore (B, S); adds dL/denergy to
- * d_keys (B, S, A) and also stores it into den (B, S, A) when den is not NULL; writes
- * dL/dq (the sum over s) into dq (B, A, row stride). v4 (A) = 4 v: d/de of (2v).sigmoid(2e). */
+ * d_keys (B, S, A); writes dL/dq (the sum over s) into dq (B, A, row stride). v4 (A) = 4 v:
+ * d/de of (2v).sigmoid(2e). With the location term (prev (B, S) the previous step's
+ * weights, not NULL; wloc (k, A) its weights, transposed): writes dL/dprev into dprev
+ * (B, S) and adds each sentence's dL/dwloc into dwloc (B, k, A). */
 void attend_backward(int threads, int B, int S, int A, int K, const float *dc, const float *enc,
                      const float *dw_extra, const float *w, const float *sig, const float *v4,
-                     float *dscore, float *d_keys, float *den, float *dq, int dq_rs) {
+                     const float *prev, const float *wloc, int k, float *dscore, float *d_keys,
+                     float *dq, int dq_rs, float *dprev, float *dwloc) {
 #pragma omp parallel for num_threads(threads) if (PARALLEL(B * S * A))
     for (int b = 0; b < B; b++) {
         const float *w_b = w + (int64_t)b * S;
         float *ds_b = dscore + (int64_t)b * S, *dq_b = dq + (int64_t)b * dq_rs;
+        float x[A]; /* dL/denergy at one position */
         if (dw_extra)
             weight_grad_row(S, K, dc + (int64_t)b * K, enc + (int64_t)b * S * K,
                             dw_extra + (int64_t)b * S, ds_b);
@@ -221,13 +259,16 @@ void attend_backward(int threads, int B, int S, int A, int K, const float *dc, c
             dot += w_b[s] * ds_b[s];
         for (int a = 0; a < A; a++)
             dq_b[a] = 0.0f;
+        if (prev)
+            for (int s = 0; s < S; s++)
+                dprev[(int64_t)b * S + s] = 0.0f;
         for (int s = 0; s < S; s++) {
             ds_b[s] = w_b[s] * (ds_b[s] - dot); /* softmax backward */
             int64_t row = ((int64_t)b * S + s) * A;
-            if (den)
-                energy_grad_row(A, ds_b[s], v4, sig + row, d_keys + row, dq_b, den + row);
-            else
-                energy_grad_row(A, ds_b[s], v4, sig + row, d_keys + row, dq_b, 0);
+            energy_grad_row(A, ds_b[s], v4, sig + row, d_keys + row, dq_b, x);
+            if (prev)
+                location_grad_row(S, s, A, k, x, prev + (int64_t)b * S, wloc, dprev + (int64_t)b * S,
+                                  dwloc + (int64_t)b * k * A);
         }
     }
 }
