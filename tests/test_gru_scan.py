@@ -39,7 +39,30 @@ def test_encoder_scan_equals_torch_gru(layers, bidirectional):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6)
 
 
-def test_encoder_takes_the_scan_only_to_train_a_batch_without_padding(monkeypatch):
+@pytest.mark.parametrize("layers,bidirectional", [(1, True), (2, True), (2, False)])
+def test_a_padded_batch_on_the_scan_equals_packed_sequences(layers, bidirectional):
+    """With padding, the scan gives what torch.nn.GRU over packed sequences gives: outputs
+    (zeros past each end), each sentence's own final states, and every parameter's and the
+    embeddings' gradient, a one-word sentence and a full one among them."""
+    torch.manual_seed(4)
+    enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=layers, dropout=0.0, bidirectional=bidirectional)
+    B, S = 6, 7
+    src_len = torch.tensor([7, 1, 5, 7, 3, 6])
+    src = torch.randint(1, 13, (B, S)).masked_fill(torch.arange(S)[None, :] >= src_len[:, None], 0)
+    seeds = torch.randn(B, S, enc.out_dim), torch.randn(layers * (2 if bidirectional else 1), B, 10)
+    results = []
+    for run in (enc.packed, lambda x, n: scan(enc, x, n)):
+        enc.zero_grad()
+        x = enc.embedding(src).detach().requires_grad_()
+        out, hidden = run(x, src_len)
+        ((out * seeds[0]).sum() + (hidden * seeds[1]).sum()).backward()
+        results.append([out.detach(), hidden.detach(), x.grad] + [p.grad.clone() for p in enc.gru.parameters()])
+    assert torch.equal(results[1][0][1, 1:], torch.zeros(S - 1, enc.out_dim))  # past the one word: zeros
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-6)
+
+
+def test_the_encoder_trains_every_batch_on_the_scan(monkeypatch):
     enc = Encoder(vocab_size=13, embed_dim=6, hidden_dim=10, layers=2, dropout=0.1, bidirectional=True)
     calls = []
     real = GRUScan.apply
@@ -48,10 +71,12 @@ def test_encoder_takes_the_scan_only_to_train_a_batch_without_padding(monkeypatc
     src = torch.randint(1, 13, (4, 6))
     enc(src, torch.full((4,), 6), gru=encoder_gru)  # what the fast layer's training pass passes
     assert len(calls) == 4  # 2 layers x 2 directions
+    enc(src, torch.tensor([6, 5, 6, 3]), gru=encoder_gru)  # padding too
+    assert len(calls) == 8
     calls.clear()
     with torch.no_grad():  # validation and decoding: torch.nn.GRU, no backward to save
         enc(src, torch.full((4,), 6), gru=encoder_gru)
-    enc(src, torch.tensor([6, 5, 6, 3]), gru=encoder_gru)  # padding: packed sequences through torch.nn.GRU
+        enc(src, torch.tensor([6, 5, 6, 3]), gru=encoder_gru)
     enc(src, torch.full((4,), 6))  # the reference (--impl reference): torch.nn.GRU
     assert calls == []
 

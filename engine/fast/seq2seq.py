@@ -5,7 +5,7 @@ the defaults, and a probe a third of the reference's wait).
 engine/impl.py attaches a FastPath to a model (Seq2Seq.fast) where `lacks` is empty; the model
 then hands its training pass and its greedy decoding to it:
 
-  forward  the encoder (through the GRU scan on a batch without padding, in training on a CPU
+  forward  the encoder (through the GRU scan, in training on a CPU
            with the C kernels built), then every decoder step at once through decoder_loop.py,
            with its hand-written backward pass;
   greedy   the decoder step of that loop, one step at a time, without gradients.
@@ -142,24 +142,56 @@ class FastPath:
         return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length)
 
 
-def encoder_gru(encoder: Encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """encoder.gru(x) for a batch without padding (Encoder.forward's `gru`): through scan in
-    training on a CPU with the C kernels built, else torch.nn.GRU itself (written with torch
-    ops alone, the scan measured no faster). x (B, S, E) -> (B, S, K), (layers * dirs, B, H)"""
+def encoder_gru(encoder: Encoder, x: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder.forward's `gru`: through scan in training on a CPU with the C kernels built,
+    else torch.nn.GRU itself, packed where there is padding (written with torch ops alone,
+    the scan measured no faster). x (B, S, E), src_len (B,) on the host
+    -> (B, S, K), (layers * dirs, B, H)"""
     if torch.is_grad_enabled() and kernels_for(x) is not None:
-        return scan(encoder, x)
-    return encoder.gru(x)
+        return scan(encoder, x, src_len)
+    return encoder.torch_gru(x, src_len)
 
 
-def scan(encoder: Encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """encoder.gru(x) for a batch without padding, layer by layer through GRUScan (its backward
-    pass is written by hand; the encoder's forward and backward measured ~1.2x faster than
-    torch.nn.GRU's under autograd, in an A/B at the notebook's sizes; tests/test_gru_scan.py
-    holds the two equal), with the same dropout between layers.
+def scan(encoder: Encoder, x: torch.Tensor, src_len: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """encoder.gru(x) layer by layer through GRUScan (its backward pass is written by hand;
+    the encoder's forward and backward measured ~1.2x faster than torch.nn.GRU's under
+    autograd, in an A/B at the notebook's sizes; tests/test_gru_scan.py holds the two equal),
+    with the same dropout between layers.
+
+    A batch with padding (src_len (B,) on the host; None: none) gives what packed sequences
+    give: each sentence's backward direction reads it from its own last word (its words
+    reversed in place, the padding left after them), its final states are those at its own
+    end, and its outputs past the end are zeros. The steps over padding that each direction
+    runs after a sentence's end are never read, so they add exactly nothing to a gradient.
+    (Packed batches through torch.nn.GRU's autograd cost ~3x the scan: at the defaults,
+    more than half the batches mix two lengths.)
     x (B, S, E) -> (B, S, K), (layers * dirs, B, H)"""
     g = encoder.gru
-    B, H = x.size(0), g.hidden_size
+    (B, S, _), H = x.shape, g.hidden_size
     x = x.transpose(0, 1)  # (S, B, E) time-major
+    padded = src_len is not None and not bool((src_len == S).all())
+    if padded:
+        steps = torch.arange(S)[:, None]  # (S, 1)
+        ends = src_len.to(torch.int64)[None, :]  # (1, B)
+        # where each step of a sentence's backward direction reads: its words last to first,
+        # then the padding in place (an involution: the same gather puts the outputs back)
+        order = torch.where(steps < ends, ends - 1 - steps, steps).to(x.device)  # (S, B)
+        last = (ends - 1).to(x.device)  # (1, B) each sentence's final step, in either direction
+        real = (steps < ends).to(x.device, x.dtype).unsqueeze(2)  # (S, B, 1)
+
+        def reverse(y: torch.Tensor) -> torch.Tensor:
+            return y.gather(0, order.unsqueeze(2).expand_as(y))
+
+        def final(states: torch.Tensor) -> torch.Tensor:
+            return states.gather(0, last.unsqueeze(2).expand(1, B, H)).squeeze(0)  # (B, H)
+    else:
+
+        def reverse(y: torch.Tensor) -> torch.Tensor:
+            return y.flip(0)
+
+        def final(states: torch.Tensor) -> torch.Tensor:
+            return states[-1]
+
     finals = []
     for layer in range(g.num_layers):
         outs = []
@@ -167,12 +199,14 @@ def scan(encoder: Encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
             W_ih, W_hh, b_ih, b_hh = (
                 getattr(g, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
             )
-            reverse = suffix.endswith("reverse")
-            gi = F.linear(x.flip(0) if reverse else x, W_ih, b_ih)  # (S, B, 3H): all steps at once
+            backward = suffix.endswith("reverse")
+            gi = F.linear(reverse(x) if backward else x, W_ih, b_ih)  # (S, B, 3H): all steps at once
             states = GRUScan.apply(gi, x.new_zeros(B, H), W_hh, b_hh)  # (S, B, H)
-            finals.append(states[-1])
-            outs.append(states.flip(0) if reverse else states)
+            finals.append(final(states))
+            outs.append(reverse(states) if backward else states)
         x = torch.cat(outs, 2) if len(outs) > 1 else outs[0]  # (S, B, K)
+        if padded:
+            x = x * real  # zeros past each sentence's end, as packed sequences give
         if layer < g.num_layers - 1:
             x = dropped(x, g.dropout, encoder.training)
     return x.transpose(0, 1), torch.stack(finals)

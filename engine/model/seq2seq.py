@@ -92,9 +92,10 @@ def dropped(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * dropout_mask(x.shape, p, x.device) if training and p > 0 else x
 
 
-# runs an encoder's GRU over a batch without padding: (encoder, x (B, S, E)) ->
-# (B, S, K), (layers * dirs, B, H), as encoder.gru(x) does
-EncoderGRU = Callable[["Encoder", torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# runs an encoder's GRU over a batch: (encoder, x (B, S, E), src_len (B,) on the host) ->
+# (B, S, K) with zeros past each sentence's end, (layers * dirs, B, H), as
+# encoder.gru(x) does without padding and Encoder.packed does with it
+EncoderGRU = Callable[["Encoder", torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class Encoder(nn.Module):
@@ -102,8 +103,8 @@ class Encoder(nn.Module):
     length, so most have no padding; where lengths differ, the GRU runs packed sequences, so
     a sentence's states never see the padding after it.
 
-    A batch without padding may run the same weights through another GRU (forward's `gru`):
-    engine/fast's scan, in training on a CPU with the C kernels built."""
+    A batch may run the same weights through another GRU (forward's `gru`): engine/fast's
+    scan, in training on a CPU with the C kernels built."""
 
     def __init__(
         self, vocab_size: int, embed_dim: int, hidden_dim: int, layers: int, dropout: float, bidirectional: bool
@@ -124,15 +125,20 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, gru: EncoderGRU | None = None):
         """src (B, S) on the model's device; src_len (B,) best the host copy: whether a batch
         has padding, and the packing, are decided from it (host_lengths). gru: runs
-        self.gru over a batch without padding in its place (engine/fast's scan); None:
-        self.gru itself."""
+        self.gru's weights over the batch in its place (engine/fast's encoder_gru); None:
+        self.gru itself, packed where there is padding."""
         src_len = host_lengths(src_len)
         x = dropped(self.embedding(src), self.dropout.p, self.training)  # (B, S, E)
-        if bool((src_len == src.size(1)).all()):  # no padding in this batch: no packing
-            out, hidden = gru(self, x) if gru is not None else self.gru(x)
-        else:
-            out, hidden = self.packed(x, src_len)
-        return out, hidden  # (B, S, K), (layers * dirs, B, H)
+        if gru is not None:
+            return gru(self, x, src_len)
+        return self.torch_gru(x, src_len)  # (B, S, K), (layers * dirs, B, H)
+
+    def torch_gru(self, x: torch.Tensor, src_len: torch.Tensor):
+        """self.gru over x (B, S, E), packed where src_len (B,) (on the host) has padding.
+        -> (B, S, K), (layers * dirs, B, H)"""
+        if bool((src_len == x.size(1)).all()):  # no padding in this batch: no packing
+            return self.gru(x)
+        return self.packed(x, src_len)
 
     def packed(self, x: torch.Tensor, src_len: torch.Tensor):
         """self.gru over packed sequences, rows sorted longest first on the host. What
