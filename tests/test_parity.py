@@ -120,6 +120,32 @@ def test_greedy_words_and_attention_are_the_reference_ones(name):
             torch.testing.assert_close(f.attention[j, :n], r.attention[j, :n], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("name", list(COPY_CONFIGS))
+def test_copy_greedy_words_attention_and_copy_shares_are_the_reference_ones(name):
+    """A copying model greedy-decodes through the fast step too: the mixture's argmax on
+    extended ids (unknown words copied by position, read back as <unk>), the attention and each
+    step's p_copy, as the reference's, on trained-looking weights where copying wins."""
+    fast, reference = pair(COPY_CONFIGS[name], seed=5)
+    with torch.no_grad():  # a gate that mostly copies, so that unknown words come out
+        for m in (fast, reference):
+            m.decoder.copy_gate.bias.fill_(-6.0)
+    sentences = [  # unknown words (zebra, piano, moon, kite) beside known ones, one sentence all unknown
+        "zebra piano moon kite zebra".split(),
+        "the zebra sat on a piano mat".split(),
+        "big red dog".split(),
+        "moon ran over the hill".split(),
+    ]
+    ds = PairDataset(sentences, Vocab.build([WORDS], 1), extended=True)
+    V = len(WORDS) + 4
+    for attend in (None, False):
+        f, r = (m.eval().greedy(ds.src, ds.src_len, attend=attend, src_ext=ds.src_ext) for m in (fast, reference))
+        assert f.tokens.tolist() == r.tokens.tolist() and f.length.tolist() == r.length.tolist()
+        for j, n in enumerate(f.length.tolist()):
+            torch.testing.assert_close(f.attention[j, :n], r.attention[j, :n], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(f.copy[j, :n], r.copy[j, :n], atol=1e-5, rtol=1e-4)
+    assert int(f.tokens.max()) >= V  # an unknown word was copied
+
+
 def test_auto_picks_the_fast_layer_where_it_implements_the_configuration():
     for cfg in [*CONFIGS.values(), *COPY_CONFIGS.values()]:
         assert fast_lacks(cfg) == [] and choose_impl(cfg) == "fast"

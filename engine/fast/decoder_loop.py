@@ -176,14 +176,15 @@ def next_words_copying(
     emb: torch.Tensor,
     src_ext: torch.Tensor,
     n_ext: int,
-) -> torch.Tensor:
-    """The greedy choice of the copy mixture (engine/model/copy.py, Decoder.step's): state (B, H),
-    context (B, K), weights (B, S), emb (B, E) the embedded word this step read, src_ext
-    (B, S) and the extended vocabulary's size n_ext -> extended ids (B,)"""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The greedy choice of the copy mixture (engine/model/copy.py, Decoder.step's), for training
+    and decoding alike: state (B, H), context (B, K), weights (B, S), emb (B, E) the embedded
+    word this step read, src_ext (B, S) and the extended vocabulary's size n_ext -> extended
+    ids (B,), p_copy (B,)"""
     logits = torch.addmm(W.b_out, torch.cat([state, context], 1), W.W_out.t())  # (B, V)
     gate = torch.addmm(W.b_gate, torch.cat([context, state, emb], 1), W.W_gate.t())  # (B, 1)
-    logp, _ = copy_mixture(logits, gate, weights, src_ext, n_ext)
-    return logp.argmax(1)
+    logp, p_copy = copy_mixture(logits, gate, weights, src_ext, n_ext)
+    return logp.argmax(1), p_copy
 
 
 @dataclass
@@ -306,7 +307,7 @@ class DecoderLoop(torch.autograd.Function):
                 x = x_emb[t]
             else:  # the model's own previous guess (or, selecting, the true word where forced)
                 if spec.copy:
-                    y = next_words_copying(W, hs[-1][t], c_all[t - 1], w_all[t - 1], x_prev, a.src_ext, n_ext)
+                    y, _ = next_words_copying(W, hs[-1][t], c_all[t - 1], w_all[t - 1], x_prev, a.src_ext, n_ext)
                     y = y.masked_fill(y >= V, UNK)  # an unknown word copied is read as <unk>
                 else:
                     y = next_words(W, hs[-1][t], c_all[t - 1])  # (B,)

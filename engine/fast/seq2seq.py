@@ -10,8 +10,8 @@ then hands its training pass and its greedy decoding to it:
            with its hand-written backward pass;
   greedy   the decoder step of that loop, one step at a time, without gradients.
 
-A copying model trains here and decodes through the reference's steps. Beam search has one
-implementation, the model's own (Seq2Seq.beam).
+A copying model trains and greedy-decodes here too. Beam search has one implementation, the
+model's own (Seq2Seq.beam).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..model.copy import copy_mixture
 from ..model.seq2seq import Decoded, Decoder, Encoder, Seq2Seq, dropout_mask, dropped, host_lengths
-from ..model.tokens import EOS, PAD, SOS
+from ..model.tokens import EOS, PAD, SOS, UNK
 from ..model.transfer import StopCheck, upload
 from .decoder_loop import (
     DecoderWeights,
@@ -31,6 +31,7 @@ from .decoder_loop import (
     decoder_loop,
     decoder_step,
     next_words,
+    next_words_copying,
 )
 from .gru_scan import GRUScan
 from .native import kernels_for
@@ -99,16 +100,18 @@ class FastPath:
         n_ext: int | None,
     ) -> Decoded:
         """Seq2Seq.greedy_reference's answer (see Seq2Seq.greedy), through the training loop's
-        decoder step, its buffers written in place; a copying model decodes there itself."""
-        if model.copy:
-            return model.greedy_reference(src, src_len, max_steps, attend, src_ext, n_ext=n_ext)
+        decoder step, its buffers written in place. With copy the words are extended ids
+        chosen by the mixture's argmax, as the reference's are (an unknown word copied is read
+        back as <unk>), and each step's p_copy is kept."""
         dec = model.decoder
+        if model.copy:
+            src_ext, n_ext = model.extended(src, src_ext, n_ext)
         src_len = host_lengths(src_len)
         enc_out, hidden, keys, mask = model.encode(src, src_len)
         W = decoding_weights(dec, attend)
         steps = steps_for(keys, enc_out=enc_out, v=W.v, mask=mask, keys=keys, W_loc=W.W_loc)
         hidden = list(hidden.unbind(0))  # per layer (B, H)
-        B = src.size(0)
+        B, V = src.size(0), W.emb.size(0)
         on_cpu = src.device.type == "cpu"
         budget = 2 * src_len + 5 if max_steps is None else torch.clamp(2 * src_len + 5, max=max_steps)
         max_len = int(budget.max())  # the host copy: no sync
@@ -116,7 +119,7 @@ class FastPath:
         y = torch.full((B,), SOS, dtype=torch.long, device=src.device)
         done = torch.zeros(B, dtype=torch.bool, device=src.device)
         length = budget.clone()
-        tokens = []
+        tokens, copies = [], []
         # written in place: each step's weights into its row, the states into two alternating sets
         out = StepOut.empty(keys, enc_out, model.layers, dec.hidden_dim)
         attn = keys.new_empty(max_len, B, src.size(1))  # (T, B, S)
@@ -125,9 +128,14 @@ class FastPath:
         stop = StopCheck(src.device)
         for t in range(max_len):
             out.w, out.h = attn[t], spare
-            decode_step(W, steps, y, hidden, w, out)
+            read = y.masked_fill(y >= V, UNK) if model.copy else y  # a copied unknown word is read as <unk>
+            decode_step(W, steps, read, hidden, w, out)
             spare, hidden, w = hidden, out.h, out.w
-            y = next_words(W, hidden[-1], out.c)  # (B,)
+            if model.copy:
+                y, p_copy = next_words_copying(W, hidden[-1], out.c, w, W.emb[read], src_ext, max(n_ext, V))
+                copies.append(p_copy)
+            else:
+                y = next_words(W, hidden[-1], out.c)  # (B,)
             if B > 1 or not on_cpu:
                 y = y.masked_fill(done, PAD)
                 newly = (y == EOS) & ~done
@@ -139,7 +147,8 @@ class FastPath:
             tokens.append(y)
             if stop(done):
                 break
-        return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length)
+        copy = torch.stack(copies, 1) if model.copy else None
+        return Decoded(torch.stack(tokens, 1), attn[: len(tokens)].transpose(0, 1).contiguous(), length, copy)
 
 
 def encoder_gru(encoder: Encoder, x: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
