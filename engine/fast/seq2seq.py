@@ -1,5 +1,5 @@
 """engine/model's Seq2Seq, trained and greedy-decoded through this package: the same weights,
-the same answers (tests/test_parity.py), faster on a CPU (bench/README.md: 1.46x an epoch at
+the same answers (tests/test_parity.py), faster on a CPU (bench/README.md: 2.2x an epoch at
 the defaults, and a probe a third of the reference's wait).
 
 engine/impl.py attaches a FastPath to a model (Seq2Seq.fast) where `lacks` is empty; the model
