@@ -32,7 +32,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..model.copy import copy_mixture, extended_size
+from ..model.copy import copy_probs, extended_size
 from ..model.tokens import PAD, UNK
 from .step_kernels import steps_for
 
@@ -183,8 +183,8 @@ def next_words_copying(
     ids (B,), p_copy (B,)"""
     logits = torch.addmm(W.b_out, torch.cat([state, context], 1), W.W_out.t())  # (B, V)
     gate = torch.addmm(W.b_gate, torch.cat([context, state, emb], 1), W.W_gate.t())  # (B, 1)
-    logp, p_copy = copy_mixture(logits, gate, weights, src_ext, n_ext)
-    return logp.argmax(1), p_copy
+    p, p_copy = copy_probs(logits, gate, weights, src_ext, n_ext)  # its argmax is log p's: no log
+    return p.argmax(1), p_copy
 
 
 @dataclass

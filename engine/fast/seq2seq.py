@@ -19,10 +19,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..model.copy import copy_mixture
 from ..model.seq2seq import Decoded, Decoder, Encoder, Seq2Seq, dropout_mask, dropped, host_lengths
 from ..model.tokens import EOS, PAD, SOS, UNK
 from ..model.transfer import StopCheck, upload
+from .copy_mixture import copy_mixture_log_probs
 from .decoder_loop import (
     DecoderWeights,
     LoopArgs,
@@ -79,7 +79,7 @@ class FastPath:
         # the copy mixture of every step at once, as Decoder.step mixes one
         (B, T, V), S = logits.shape, attn.size(2)
         gate = dec.copy_gate(torch.cat([contexts, states, emb], -1))  # (B, T, 1)
-        logp, _ = copy_mixture(
+        logp = copy_mixture_log_probs(
             logits.reshape(B * T, V),
             gate.reshape(B * T, 1),
             attn.reshape(B * T, S),

@@ -21,15 +21,24 @@ def extended_size(vocab_size: int, src_ext: torch.Tensor) -> int:
     return max(vocab_size, int(src_ext.max()) + 1) if src_ext.numel() else vocab_size
 
 
-def copy_mixture(
+def copy_probs(
     logits: torch.Tensor, gate_logit: torch.Tensor, weights: torch.Tensor, src_ext: torch.Tensor, n_ext: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """logits (B, V) the output layer's; gate_logit (B, 1), p_gen = sigmoid of it; weights
     (B, S) the attention (exactly 0 on padding, so PAD's column gains nothing); src_ext (B, S)
-    the source's extended ids, each < n_ext -> log p (B, n_ext) over the extended vocabulary
-    (log-probabilities: cross-entropy and argmax read them as logits), p_copy (B,)."""
+    the source's extended ids, each < n_ext -> p (B, n_ext) over the extended vocabulary,
+    p_copy (B,). A greedy choice reads p itself: its argmax is log p's."""
     p_gen = torch.sigmoid(gate_logit)  # (B, 1)
     p = F.pad(F.softmax(logits, -1) * p_gen, (0, n_ext - logits.size(-1)))  # (B, n_ext)
     p = p.scatter_add(1, src_ext, weights * (1 - p_gen))  # a repeated word's weights add up
+    return p, (1 - p_gen).squeeze(-1)
+
+
+def copy_mixture(
+    logits: torch.Tensor, gate_logit: torch.Tensor, weights: torch.Tensor, src_ext: torch.Tensor, n_ext: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """copy_probs as log-probabilities (cross-entropy and argmax read them as logits), log p
+    (B, n_ext), and p_copy (B,)."""
+    p, p_copy = copy_probs(logits, gate_logit, weights, src_ext, n_ext)
     # a word neither generated nor looked at has p = 0 in exact arithmetic; its log stays finite
-    return torch.log(p.clamp_min(torch.finfo(p.dtype).tiny)), (1 - p_gen).squeeze(-1)
+    return torch.log(p.clamp_min(torch.finfo(p.dtype).tiny)), p_copy

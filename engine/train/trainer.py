@@ -78,9 +78,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def masked_loss(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over real target tokens; PAD positions give zero loss and gradient."""
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=PAD)
+def masked_loss(scores: torch.Tensor, tgt: torch.Tensor, log_probs: bool = False) -> torch.Tensor:
+    """Mean cross-entropy over real target tokens; PAD positions give zero loss and gradient.
+    scores (..., V): logits, or with log_probs log-probabilities already (a copy model's mixture,
+    which sums to 1: its cross-entropy is the negative log-likelihood itself, and a softmax over
+    it again would add two passes over tokens x vocabulary each way for a term that is 0)."""
+    flat, target = scores.reshape(-1, scores.size(-1)), tgt.reshape(-1)
+    if log_probs:
+        return F.nll_loss(flat, target, ignore_index=PAD)
+    return F.cross_entropy(flat, target, ignore_index=PAD)
 
 
 def with_unknown_words(
@@ -196,7 +202,7 @@ class Trainer:
                 src_ext = b.source_ext if model.copy else None
                 n_ext = batch.extended_size(len(self.vocab)) if model.copy else None
                 logits, _ = model(b.src, batch.src_len, b.tgt_in, forcing[: b.tgt.size(1)], src_ext, n_ext)  # (B, T, V)
-                loss = masked_loss(logits, b.target_ext if model.copy else b.tgt)
+                loss = masked_loss(logits, b.target_ext if model.copy else b.tgt, log_probs=model.copy)
                 if dp:
                     loss = loss * share  # its token losses / the global batch's tokens
                 loss.backward()
@@ -260,7 +266,7 @@ class Trainer:
             logits, attention = self.model(b.src, batch.src_len, b.tgt_in, forcing, src_ext, n_ext)
             tgt = b.target_ext if copy else b.tgt  # copy: unknown words at their extended ids
             n_tok = int((batch.tgt != PAD).sum())  # the CPU copy: no device sync
-            loss_sum += masked_loss(logits, tgt) * n_tok
+            loss_sum += masked_loss(logits, tgt, log_probs=copy) * n_tok
             tokens += n_tok
             words = upload(batch.src_len - 1, self.device)  # (B,)
             match = exact_match_batch(logits.argmax(-1), attention, b.source_ext, b.target_ext, words)  # (B,)
