@@ -34,6 +34,27 @@ def test_padded_targets_give_zero_loss_and_zero_gradient():
     torch.testing.assert_close(loss.detach(), per_token[tgt.reshape(-1) != PAD].mean())
 
 
+def test_log_probabilities_give_the_cross_entropy_of_the_distribution_they_are():
+    """A copy model's mixture is already a log-distribution: masked_loss(log_probs=True) is its
+    masked negative log-likelihood, the same loss and gradient as the cross-entropy over it
+    (whose softmax adds a term that is 0), PAD masked as before."""
+    torch.manual_seed(1)
+    raw = torch.randn(2, 5, 9, requires_grad=True)
+    tgt = torch.tensor([[4, 5, 2, PAD, PAD], [4, 6, 8, 5, 2]])
+    grads = []
+    for log_probs in (False, True):
+        raw.grad = None
+        loss = masked_loss(torch.log_softmax(raw * 3, -1), tgt, log_probs=log_probs)
+        loss.backward()
+        grads.append((loss.detach(), raw.grad.clone()))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-7, rtol=1e-5)
+    assert torch.all(grads[1][1][0, 3:] == 0)
+    # and on scores that are not normalised it is not the cross-entropy: the flag matters
+    scores = torch.randn(2, 5, 9)
+    assert not torch.allclose(masked_loss(scores, tgt, log_probs=True), masked_loss(scores, tgt))
+
+
 def test_unknown_word_masking_mirrors_source_into_target():
     from engine.train.data import UNK
     from engine.train.trainer import with_unknown_words
