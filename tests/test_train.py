@@ -192,9 +192,9 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_the_best(tmp_path, monkey
     batches_per_epoch = trainer.train_set.num_batches(TINY["batch_size"])
     val_batches = trainer.val_set.num_batches(TINY["batch_size"])
 
-    def poisoned(logits, tgt):
+    def poisoned(logits, tgt, **how):
         calls["n"] += 1
-        loss = real(logits, tgt)
+        loss = real(logits, tgt, **how)
         # epoch 2, batch 3 (epoch 1 = its batches + validation batches)
         return loss * float("nan") if calls["n"] == batches_per_epoch + val_batches + 3 else loss
 
