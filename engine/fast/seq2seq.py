@@ -129,10 +129,11 @@ class FastPath:
         for t in range(max_len):
             out.w, out.h = attn[t], spare
             read = y.masked_fill(y >= V, UNK) if model.copy else y  # a copied unknown word is read as <unk>
-            decode_step(W, steps, read, hidden, w, out)
+            x = W.emb[read]  # (B, E) the word this step reads, embedded
+            decode_step(W, steps, x, hidden, w, out)
             spare, hidden, w = hidden, out.h, out.w
-            if model.copy:
-                y, p_copy = next_words_copying(W, hidden[-1], out.c, w, W.emb[read], src_ext, max(n_ext, V))
+            if model.copy:  # the copy gate reads the embedded word too
+                y, p_copy = next_words_copying(W, hidden[-1], out.c, w, x, src_ext, max(n_ext, V))
                 copies.append(p_copy)
             else:
                 y = next_words(W, hidden[-1], out.c)  # (B,)
@@ -311,14 +312,14 @@ def decoding_weights(dec: Decoder, attend: bool | None = None) -> DecoderWeights
 def decode_step(
     W: DecoderWeights,
     steps,
-    y: torch.Tensor,
+    x: torch.Tensor,
     h: list[torch.Tensor],
     prev: torch.Tensor | None,
     out: StepOut,
 ) -> None:
     """One decoding step (no dropout, no gradients) through the training loop's own step,
     written into out (out.h the new states, out.w the weights (B, S), out.c the context):
-    y (B,) previous word ids; h per layer (B, H); prev (B, S) the previous step's weights
-    (None at the first step), which the steps' location term reads."""
-    gi = torch.addmm(W.b_i0, W.emb[y], W.W_ie.t())  # (B, 3H)
+    x (B, E) the embedded previous words; h per layer (B, H); prev (B, S) the previous step's
+    weights (None at the first step), which the steps' location term reads."""
+    gi = torch.addmm(W.b_i0, x, W.W_ie.t())  # (B, 3H)
     decoder_step(steps, W, gi, h, prev, out)
