@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.insight.exact_match import exact_match, exact_match_batch, output_words
-from engine.train.data import EOS, PAD, SOS, UNK, PairDataset, Vocab
+from engine.train.data import EOS, PAD, SOS, UNK, PairDataset, Vocab, random_sentences
 
 VOCAB = Vocab(["the", "cat", "sat", "on", "mat"])
 V = len(VOCAB)
@@ -187,6 +187,27 @@ def test_validation_counts_by_the_one_rule(reversing_checkpoint, monkeypatch):
                 right += exact_match(ids, attention[j, :, : n + 1].numpy(), source, source[::-1], trainer.vocab)
     assert len(trainer.splits.val) // 2 < right < len(ds)  # the known words' sentences, not every one
     assert val.exact_match == right / len(ds)
+
+
+def test_unseen_words_are_decoded_once_and_read_both_ways(reversing_checkpoint):
+    """The unseen-words figures come from one decoding: read without <unk> replacement, it
+    gives what a second decoding with replace_unk=False gives, sentence by sentence."""
+    from engine.insight.evaluate import evaluate
+    from engine.insight.report import UnseenWords
+    from engine.train.checkpoint import load_model
+    from engine.train.data import with_unseen_words
+
+    loaded = load_model(reversing_checkpoint)
+    model, vocab, cpu = loaded.model, loaded.vocab, torch.device("cpu")
+    sentences = with_unseen_words(random_sentences(60, 3, 8, random.Random(4), vocab.words()), random.Random(5), vocab)
+    both = evaluate(model, vocab, sentences, cpu)
+    raw = evaluate(model, vocab, sentences, cpu, replace_unk=False)
+    assert [r.ids for r in both.results] == [r.ids for r in raw.results]  # one decoding either way
+    unseen = UnseenWords.of(both, vocab)
+    assert unseen.with_replacement == both.exact_match
+    assert unseen.without_replacement == raw.exact_match
+    assert unseen.without_replacement < unseen.with_replacement  # the replacement was read: copies count
+    assert UnseenWords.of(None, vocab) == UnseenWords(None, None)  # the part failed
 
 
 def test_every_figure_follows_the_one_function(trained_checkpoint, tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ class SentenceResult:
     attention: np.ndarray  # (steps, n + 1): a row per decoder step up to EOS, a column per input word and EOS
     steps: int  # decoder steps taken (including the EOS step)
     copy: np.ndarray | None = None  # (steps,) p_copy per step, for a model with the copy mechanism
+    ids: list[int] = field(default_factory=list)  # the ids emitted, one per step (the last: EOS when it stopped)
     # whether the decoding is right: exact_match of its ids, decided where they were decoded
     match: bool = field(kw_only=True)
 
@@ -47,6 +48,12 @@ class EvalResult:
     @property
     def exact_match(self) -> float:
         return sum(r.match for r in self.results) / max(1, len(self.results))
+
+    def exact_match_without_replacement(self, vocab: Vocab) -> float:
+        """Exact match of the same decodings with an emitted <unk> left as <unk> (replace_unk
+        only reads the words, never changes what was decoded: no second decoding needed)."""
+        right = (exact_match(r.ids, r.attention, r.source, r.reference, vocab, replace_unk=False) for r in self.results)
+        return sum(right) / max(1, len(self.results))
 
     @property
     def per_length(self) -> dict[int, float]:
@@ -105,6 +112,7 @@ def decode(
                 attention=a,
                 steps=steps,
                 copy=gates[j, :steps].numpy() if gates is not None else None,
+                ids=ids,
                 match=exact_match(ids, a, src, reference, vocab, replace_unk),
             )
     return results  # type: ignore[return-value]

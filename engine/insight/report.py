@@ -26,7 +26,7 @@ from ..errors import CheckpointError, one_line
 from ..runs.folders import last_path
 from ..train.checkpoint import Loaded, load, load_model
 from ..train.config import Config
-from ..train.data import splits_for, with_unseen_words
+from ..train.data import Vocab, splits_for, with_unseen_words
 from ..train.events import EPOCH_FIELDS, Snapshot, by_length_of
 from ..train.threads import evaluation_workers, in_parallel
 from .analysis import attention_stats, attention_variant, write_analysis
@@ -49,6 +49,13 @@ class UnseenWords:
     @property
     def complete(self) -> bool:
         return self.with_replacement is not None and self.without_replacement is not None
+
+    @classmethod
+    def of(cls, decoded: EvalResult | None, vocab: Vocab) -> UnseenWords:
+        """Both figures from one decoding of the set (None: it failed)."""
+        if decoded is None:
+            return cls(None, None)
+        return cls(decoded.exact_match, decoded.exact_match_without_replacement(vocab))
 
 
 @dataclass
@@ -144,8 +151,7 @@ class EvalPhase:
 PHASE_NAMES = {
     "test": "the test set",
     "uniform": "the uniform-attention ablation",
-    "unseen": "unseen words with <unk> replacement",
-    "unseen_raw": "unseen words without replacement",
+    "unseen": "unseen words, with and without <unk> replacement",
     "known": "known words past the training lengths",
     "unknown": "every word unknown, by length",
     "repeated": f"repeated words, {REPEATED_LENGTHS[0]}-{REPEATED_LENGTHS[1]} words",
@@ -403,8 +409,7 @@ def _finish_run(
         "known": lambda: length_curve(model, vocab, sweep.known, device, held_from=sweep.held_from),
         # the ablation: the same model decoding with uniform attention
         "uniform": lambda: evaluate(model, vocab, test_sentences, device, attend=False),
-        "unseen": lambda: evaluate(model, vocab, unseen_set, device),
-        "unseen_raw": lambda: evaluate(model, vocab, unseen_set, device, replace_unk=False),
+        "unseen": lambda: evaluate(model, vocab, unseen_set, device),  # read both ways (UnseenWords.of)
         "repeated": lambda: length_curve(model, vocab, repeated_set, device, stop_when_lost=False),
         # attention as an explanation: a few hundred test sentences, every word step knocked out and pinned
         "faithfulness": lambda: measure_faithfulness(model, vocab, test_sentences, device, seed=cfg.seed),
@@ -430,7 +435,7 @@ def _finish_run(
     if done.get("beam") is not None:
         bev = done["beam"]
         beam = BeamSearch(cfg.beam, bev.exact_match, bev.seconds, dict(bev.per_length))
-    unseen = UnseenWords(*(done[k].exact_match if done[k] is not None else None for k in ("unseen", "unseen_raw")))
+    unseen = UnseenWords.of(done["unseen"], vocab)
     beyond = known.evaluation if known is not None else None
     control = notebook = None
     if done.get("notebook_test") is not None:
