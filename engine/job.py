@@ -43,7 +43,7 @@ from .train.checkpoint import load
 from .train.config import Config
 from .train.data import splits_for
 from .train.events import BatchDone, EpochDone, Snapshot
-from .train.threads import busy_note
+from .train.threads import busy_note, core_left_free, default_threads
 from .train.trainer import Trainer, resolve_device
 
 
@@ -283,13 +283,16 @@ def run_job(
     run: dict | None = None,
     watch: list[str] | None = None,
     tensorboard: bool = False,
+    choose_threads: bool = False,
 ) -> Iterator[Event]:
     """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
     `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json.
     run: where the run's files live (engine.runs.folders.RunPaths.record()), kept in its checkpoints
     and report.json. watch: sentences to decode as it learns (engine/insight/watch.py; default a
     test sentence of typical length). tensorboard: log every epoch in OUT/tensorboard/ too
-    (engine/insight/tensorboard_log.py; the caller has checked that the package is there)."""
+    (engine/insight/tensorboard_log.py; the caller has checked that the package is there).
+    choose_threads: set the CPU threads for training once the vocabulary is known
+    (engine/train/threads.py's default_threads; False: the caller's --threads stands)."""
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
@@ -299,6 +302,9 @@ def run_job(
         else:
             trainer = Trainer(cfg, checkpoint, device=resolve_device(cfg.device))
         device = trainer.device
+        if choose_threads and device.type == "cpu":  # the output layer's size is known now
+            threads = default_threads(trainer.cfg.hidden_dim, len(trainer.vocab))
+            torch.set_num_threads(distributed.threads_per_process(threads) if distributed.current() else threads)
     except Exception as e:
         text = str(e) if isinstance(e, (ValueError, CheckpointError)) else describe(e)
         yield Failed("start", f"cannot resume: {text}" if resume is not None else text, e)
@@ -362,8 +368,12 @@ def run_job(
 
     # the process that draws the PNGs at the end (engine/insight/plot_process.py): it imports
     # matplotlib and seaborn on the core that training leaves free, from the end of the first
-    # epoch, when the face has drawn its screens
+    # epoch, when the face has drawn its screens. Training on every core leaves none free: its
+    # imports stalled a two-thread epoch by 1.7 s (each op's threads wait for the one the
+    # import held up), so that run starts it when training ends, beside the evaluation.
     plotter: PlotProcess | None = None
+    group = distributed.current()
+    plot_early = core_left_free(device, group.local_world if group else 1)
     reason, error, exception = "finished", None, None
     try:
         for ev in trainer.run():
@@ -377,7 +387,7 @@ def run_job(
             if isinstance(ev, BatchDone) and live is not None:
                 live.batch(ev.epoch, ev.batch, ev.batches, ev.loss)
             if isinstance(ev, EpochDone) and live is not None:  # rank 0's
-                if plotter is None:
+                if plotter is None and plot_early:
                     plotter = PlotProcess()
                 # the log grows with the run: a run killed outright still has every epoch it finished
                 write_metrics_csv(trainer.history, out / "metrics.csv", trainer.best_epoch)
@@ -443,6 +453,8 @@ def run_job(
         except OSError:
             pass
         return
+    if plotter is None:  # a run on every core, or a resumed one stopped before an epoch ended
+        plotter = PlotProcess()
     extra = {
         "interrupted": reason == "stopped",
         "failure": error,

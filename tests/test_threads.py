@@ -5,22 +5,67 @@ import io
 import json
 import os
 import subprocess
+import threading
 
 import pytest
+import torch
 
 import engine.train.machine as machine
 import engine.train.threads as threads
-from tests.conftest import LEAN_TUI, QUICK_FLAGS, ROOT
+from tests.conftest import LEAN_TUI, QUICK_FLAGS, ROOT, write_corpus
 from tests.fake_machine import LinuxTimes, MacTimes, fake_proc, fake_psutil, no_psutil
 
 
 def test_small_models_take_one_thread_larger_ones_the_usable_cores(monkeypatch):
-    assert threads.default_threads(64) == 1 and threads.default_threads(127) == 1
     monkeypatch.setattr(threads, "usable_cores", lambda: 3)
-    monkeypatch.setattr(threads.torch, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(threads, "TORCH_THREADS", 8)
+    assert threads.default_threads(64) == 1 and threads.default_threads(127, vocab_size=127) == 1
     assert threads.default_threads(256) == 3  # a taskset or cpuset of 3 cores
-    monkeypatch.setattr(threads.torch, "get_num_threads", lambda: 2)
+    assert threads.default_threads(64, vocab_size=128) == 3  # a large output layer: your own text
+    monkeypatch.setattr(threads, "TORCH_THREADS", 2)  # OMP_NUM_THREADS=2
     assert threads.default_threads(256) == 2
+
+
+def test_a_core_is_free_while_training_takes_fewer_threads_than_there_are_cores(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    cpu = torch.device("cpu")
+    assert threads.core_left_free(cpu)  # the tests run on one thread
+    assert not threads.core_left_free(cpu, processes=2)  # torchrun: two processes of one thread
+    assert threads.core_left_free(torch.device("cuda"), processes=2)  # the GPU trains
+    monkeypatch.setattr(threads, "usable_cores", lambda: 1)
+    assert not threads.core_left_free(cpu)
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_the_evaluation_runs_its_parts_side_by_side_on_one_thread_each(monkeypatch, cores):
+    monkeypatch.setattr(threads, "usable_cores", lambda: cores)
+    seen = []  # (worker, its intra-op threads), from inside each part
+    jobs = {
+        name: (lambda name=name: seen.append((threading.current_thread().name, torch.get_num_threads())) or name)
+        for name in "abcd"
+    }
+    set_to = []
+    real_set = torch.set_num_threads
+    monkeypatch.setattr(threads.torch, "set_num_threads", lambda n: (set_to.append(n), real_set(n)))
+    with threads.evaluation_threads(torch.device("cpu")) as workers:
+        assert workers == cores
+        assert threads.in_parallel(jobs, workers) == {n: n for n in "abcd"}
+    assert {n for _, n in seen} == {1}
+    assert set_to == ([1, 1] if cores > 1 else [])  # one thread for the parts, then the run's own (1 here)
+    assert len({w for w, _ in seen}) <= cores
+    with threads.evaluation_threads(torch.device("cuda")) as workers:
+        assert workers == 1  # a GPU runs them one after another anyway
+
+
+def test_the_evaluation_gives_the_run_its_threads_back(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    calls = []
+    monkeypatch.setattr(threads.torch, "get_num_threads", lambda: 2)  # training used two
+    monkeypatch.setattr(threads.torch, "set_num_threads", calls.append)
+    with pytest.raises(RuntimeError):
+        with threads.evaluation_threads(torch.device("cpu")):
+            raise RuntimeError("a part failed")
+    assert calls == [1, 2]
 
 
 def test_the_busy_note_only_for_several_threads_on_a_busy_machine(monkeypatch):
@@ -94,8 +139,15 @@ def test_busy_cores_stays_in_range_when_float_times_round_past_it(monkeypatch):
 @pytest.mark.slow
 def test_headless_runs_pick_the_thread_count(tmp_path):
     # in a process of its own: two threads set in this one cost seconds of spinning cores
-    for extra, expected in (([], 1), (["--threads", "2"], 2)):
-        out = tmp_path / f"out{expected}"
+    corpus = write_corpus(tmp_path / "text.txt", 300, vocab_size=300)  # ~300 words seen twice or more
+    every_core = threads.default_threads(threads.SMALL_HIDDEN)
+    for name, extra, expected in (
+        ("built-in", [], 1),
+        ("asked", ["--threads", "2"], 2),
+        ("own text", ["--corpus", str(corpus)], every_core),  # its output layer is large
+        ("own text, asked", ["--corpus", str(corpus), "--threads", "1"], 1),
+    ):
+        out = tmp_path / name
         p = subprocess.run(
             [
                 *LEAN_TUI,
@@ -116,4 +168,5 @@ def test_headless_runs_pick_the_thread_count(tmp_path):
         )
         assert p.returncode == 0, p.stderr
         assert json.loads((out / "report.json").read_text())["threads"] == expected
-        assert f"{expected} thread" in p.stdout.splitlines()[0]
+        header = next(line for line in p.stdout.splitlines() if line.startswith("reverse-tui:"))
+        assert f"{expected} thread" in header

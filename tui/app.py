@@ -364,6 +364,7 @@ class ReverseApp(App):
             run=paths.record(),
             watch=list(self.opts.watch),
             tensorboard=self.opts.tensorboard,
+            choose_threads=self.opts.threads is None,
         )
         news = TrainingNews(run_id, cfg.epochs)
         ended = None

@@ -151,6 +151,7 @@ def _run(
             run=paths.record(),
             watch=list(opts.watch),
             tensorboard=opts.tensorboard,
+            choose_threads=opts.threads is None,
         )
         while True:
             try:

@@ -28,7 +28,7 @@ from ..train.checkpoint import Loaded, load, load_model
 from ..train.config import Config
 from ..train.data import Vocab, splits_for, with_unseen_words
 from ..train.events import EPOCH_FIELDS, Snapshot, by_length_of
-from ..train.threads import evaluation_workers, in_parallel
+from ..train.threads import evaluation_threads, in_parallel
 from .analysis import attention_stats, attention_variant, write_analysis
 from .evaluate import EvalResult, SentenceResult, evaluate, format_example
 from .faithfulness import measure_faithfulness
@@ -425,7 +425,8 @@ def _finish_run(
         jobs["control_beyond"] = lambda: length_curve(c_model, c_vocab, sweep.known, device).evaluation
         jobs["control_faithfulness"] = lambda: measure_faithfulness(c_model, c_vocab, test_sentences, device, cfg.seed)
     progress.total = len(jobs) + 1  # the evaluations, then the files
-    done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()}, evaluation_workers(device))
+    with evaluation_threads(device) as workers:
+        done = in_parallel({name: progress.timed(name, job) for name, job in jobs.items()}, workers)
     ev, known, unknown, repeated = done["test"], done["known"], done["unknown"], done["repeated"]
     uniform = done["uniform"].exact_match if done["uniform"] is not None else None
     if ev is None:
