@@ -210,6 +210,33 @@ def test_unseen_words_are_decoded_once_and_read_both_ways(reversing_checkpoint):
     assert UnseenWords.of(None, vocab) == UnseenWords(None, None)  # the part failed
 
 
+def test_a_decoding_stopped_at_n_plus_two_steps_has_the_same_exact_match(reversing_checkpoint):
+    """exact_match_only (the uniform-attention ablation's decoding) stops each sentence of n
+    words at n + 2 steps: every verdict is the full decoding's, in fewer steps."""
+    from engine.insight.evaluate import evaluate
+    from engine.train.checkpoint import load_model
+
+    loaded = load_model(reversing_checkpoint)
+    model, vocab, cpu = loaded.model, loaded.vocab, torch.device("cpu")
+    sentences = random_sentences(80, 3, 9, random.Random(6), vocab.words())
+
+    def both_ways(attend):
+        full = evaluate(model, vocab, sentences, cpu, attend=attend)
+        capped = evaluate(model, vocab, sentences, cpu, attend=attend, exact_match_only=True)
+        assert [r.match for r in capped.results] == [r.match for r in full.results]
+        assert all(r.steps <= len(r.source) + 2 for r in capped.results)
+        return full, capped
+
+    full, _ = both_ways(None)  # learned attention: right
+    assert full.exact_match > 0.9
+    both_ways(False)  # uniform: wrong, stopping early
+    with torch.no_grad():
+        model.decoder.out.bias[EOS] = -1e4  # a model that never stops: every sentence runs on
+    full, capped = both_ways(None)
+    assert all(r.steps == 2 * (len(r.source) + 1) + 5 for r in full.results)
+    assert all(r.steps == len(r.source) + 2 and not r.match for r in capped.results)
+
+
 def test_every_figure_follows_the_one_function(trained_checkpoint, tmp_path, monkeypatch):
     """With exact_match swapped for a rule of its own (right: the sentences of an even number
     of words), the test set, its lengths, the sweeps, report.json, the runs table, the watch

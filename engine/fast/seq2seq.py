@@ -94,7 +94,7 @@ class FastPath:
         model: Seq2Seq,
         src: torch.Tensor,
         src_len: torch.Tensor,
-        max_steps: int | None,
+        max_steps: int | torch.Tensor | None,
         attend: bool | None,
         src_ext: torch.Tensor | None,
         n_ext: int | None,

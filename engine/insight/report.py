@@ -407,8 +407,8 @@ def _finish_run(
         "test": test_set_then_figures,
         "unknown": lambda: length_curve(model, vocab, sweep.unknown, device, held_from=sweep.held_from),
         "known": lambda: length_curve(model, vocab, sweep.known, device, held_from=sweep.held_from),
-        # the ablation: the same model decoding with uniform attention
-        "uniform": lambda: evaluate(model, vocab, test_sentences, device, attend=False),
+        # the ablation: the same model decoding with uniform attention (only its exact match is read)
+        "uniform": lambda: evaluate(model, vocab, test_sentences, device, attend=False, exact_match_only=True),
         "unseen": lambda: evaluate(model, vocab, unseen_set, device),  # read both ways (UnseenWords.of)
         "repeated": lambda: length_curve(model, vocab, repeated_set, device, stop_when_lost=False),
         # attention as an explanation: a few hundred test sentences, every word step knocked out and pinned

@@ -704,7 +704,7 @@ class Seq2Seq(nn.Module):
         self,
         src: torch.Tensor,
         src_len: torch.Tensor,
-        max_steps: int | None = None,
+        max_steps: int | torch.Tensor | None = None,
         attend: bool | None = None,
         src_ext: torch.Tensor | None = None,
         trace: list | None = None,
@@ -712,7 +712,8 @@ class Seq2Seq(nn.Module):
         intervene: Interventions | None = None,
     ) -> Decoded:
         """greedy, one Decoder.step at a time: each sentence takes its argmax word until EOS
-        or its budget of 2n + 5 steps (capped at max_steps); PAD after that. With copy the
+        or its budget of 2n + 5 steps (capped at max_steps: one cap, or one a sentence, (B,) on the
+        host); PAD after that. With copy the
         words are extended ids: an unknown word copied is its extended id. trace: a list that
         gets each step's Traced record (engine/model/intervene.py), for engine/insight.
         intervene: knock-outs, pins, a temperature and forced words, the decoding going on
@@ -812,7 +813,7 @@ class Seq2Seq(nn.Module):
         self,
         src: torch.Tensor,
         src_len: torch.Tensor,
-        max_steps: int | None = None,
+        max_steps: int | torch.Tensor | None = None,
         attend: bool | None = None,
         src_ext: torch.Tensor | None = None,
         n_ext: int | None = None,
@@ -853,7 +854,7 @@ class FastPath(Protocol):
         model: Seq2Seq,
         src: torch.Tensor,
         src_len: torch.Tensor,
-        max_steps: int | None,
+        max_steps: int | torch.Tensor | None,
         attend: bool | None,
         src_ext: torch.Tensor | None,
         n_ext: int | None,
