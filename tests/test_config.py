@@ -50,6 +50,29 @@ def test_corpus_defaults_drop_words_seen_once_and_a_flag_overrides(tmp_path):
     assert any(c == 1 for c in counts.values())  # the rule had something to drop
 
 
+def test_epochs_are_auto_unless_given_six_on_your_own_text_nine_on_the_built_in(tmp_path):
+    """Epochs that neither the preset, --config nor a flag gives are worked out with --corpus;
+    whatever gives them wins, and a run's config.toml repeats the number it trained."""
+    from tui.cli import config_from_args, main_parser
+
+    def epochs(*flags: str) -> int:
+        return config_from_args(main_parser().parse_args(list(flags))).epochs
+
+    text = str(write_corpus(tmp_path / "c.txt", 40))
+    assert (Config().epochs, Config(corpus=text).epochs, Config(corpus=text, epochs=9).epochs) == (9, 6, 9)
+    assert epochs() == 9 and epochs("--corpus", text) == 6
+    assert epochs("--corpus", text, "--epochs", "9") == 9 and epochs("--epochs", "auto", "--corpus", text) == 6
+    assert epochs("--preset", "notebook", "--corpus", text) == 30  # the notebook's own
+    assert epochs("--preset", "long", "--corpus", text) == 6
+    repeat = tmp_path / "config.toml"
+    repeat.write_text(Config(epochs=9).to_toml())
+    assert epochs("--config", str(repeat), "--corpus", text) == 9  # the file gives them
+    repeat.write_text(Config(corpus=text).to_toml())
+    assert "epochs = 6" in repeat.read_text() and epochs("--config", str(repeat)) == 6
+    with pytest.raises(ValueError, match="--epochs must be at least 1"):
+        Config(epochs=-1).validate()
+
+
 def test_the_notebook_preset_keeps_the_notebooks_data():
     """The defaults train on 3-30 words; --preset notebook is still the notebook's baseline."""
     from engine.train.config import Config

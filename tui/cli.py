@@ -53,6 +53,7 @@ def _type_name(t) -> str:
 
 # --preset's configurations, each before --config and the flags given
 PRESETS = {"default": Config, "notebook": Config.notebook, "long": Config.long}
+PRESET_EPOCHS = {"notebook": ("epochs",)}  # the presets that give their own epochs
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -89,11 +90,16 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset, then --config FILE, then the flags given on the command line."""
+    """The preset, then --config FILE, then the flags given on the command line. The epochs
+    that none of them gives are auto: worked out with --corpus (Config.epochs)."""
     base = PRESETS[args.preset]()
+    given = set(PRESET_EPOCHS.get(args.preset, ()))
     if getattr(args, "config", None) is not None:
-        base = replace(base, **Config.read_toml(args.config))  # ValueError: one line
+        from_file = Config.read_toml(args.config)  # ValueError: one line
+        base, given = replace(base, **from_file), given | set(from_file)
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
+    if "epochs" not in given | set(overrides):
+        overrides["epochs"] = 0
     if isinstance(overrides.get("copy"), bool):  # --copy / --no-copy
         overrides["copy"] = "on" if overrides["copy"] else "off"
     return replace(base, **overrides)
