@@ -2,7 +2,7 @@
 trained by the app (headless, through Textual's test driver, drawing every screen update as
 it would on a terminal) with its watch sentence, against the same run with none, alternating (ABBA).
 
-    python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--json bench/results/app-watch-cost.json]
+    python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--corpus FILE] [--json bench/results/app-watch-cost.json]
 
 An epoch's seconds run from one epoch's row reaching the app to the next (the first: from
 the run's start), so they hold everything the app does for it: the batches, the snapshots
@@ -79,7 +79,8 @@ def headless_epochs(cfg: Config, tmp: Path) -> list[float]:
     folder = Path(tempfile.mkdtemp(dir=tmp))
     subprocess.run(
         [sys.executable, "-m", "tui", "--no-ui", "--device", "cpu", "--epochs", str(cfg.epochs)]
-        + ["--seed", str(cfg.seed), "--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")],
+        + ["--seed", str(cfg.seed), "--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")]
+        + (["--corpus", cfg.corpus] if cfg.corpus else []),
         cwd=ROOT,
         check=True,
         stdout=subprocess.DEVNULL,
@@ -185,9 +186,12 @@ def main() -> None:
         action="store_true",
         help="also the same run headless, and as the app trains it in a child process: what the app costs",
     )
+    p.add_argument(
+        "--corpus", default="", metavar="FILE", help="your own text (its model trains on every core) instead"
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
-    cfg = replace(Config(device="cpu"), epochs=args.epochs)
+    cfg = replace(Config(device="cpu", corpus=str(Path(args.corpus).resolve()) if args.corpus else ""), epochs=args.epochs)
     runs: dict[bool, list[list[float]]] = {False: [], True: []}
     headless: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -127,7 +127,7 @@ class Config:
     # a text of your own holds 5,000 sentences (4,000 and 1,000 joined) against the built-in
     # 3,000: 6 epochs give it more updates than 9 give the built-in sentences, and on three texts
     # x three seeds they kept every figure 9 epochs gave, a third sooner (4 lost unknown
-    # words from 41 on one of them) (bench/README.md, "Your own text")
+    # words from 41 on one of them) (bench/README.md, "Where a run's time goes")
     epochs: int = setting(
         0,
         "training epochs, the most (see --patience) (auto, or 0: 9 on the built-in sentences, 6 on a --corpus text)",
