@@ -2,7 +2,8 @@
 trained by the app (headless, through Textual's test driver, drawing every screen update as
 it would on a terminal) with its watch sentence, against the same run with none, alternating (ABBA).
 
-    python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--corpus FILE] [--json bench/results/app-watch-cost.json]
+    python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--corpus FILE]
+                                    [--json bench/results/app-watch-cost.json]
 
 An epoch's seconds run from one epoch's row reaching the app to the next (the first: from
 the run's start), so they hold everything the app does for it: the batches, the snapshots
@@ -191,7 +192,8 @@ def main() -> None:
     )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
-    cfg = replace(Config(device="cpu", corpus=str(Path(args.corpus).resolve()) if args.corpus else ""), epochs=args.epochs)
+    corpus = str(Path(args.corpus).resolve()) if args.corpus else ""
+    cfg = replace(Config(device="cpu", corpus=corpus), epochs=args.epochs)
     runs: dict[bool, list[list[float]]] = {False: [], True: []}
     headless: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp:
