@@ -3,6 +3,7 @@ notebook's data; with --corpus the vocabulary drops words seen once unless a fla
 
 import pytest
 
+from engine.model.tokens import SPECIALS
 from engine.train.config import Config
 from engine.train.data import Vocab, read_corpus
 from tests.conftest import write_corpus
@@ -71,6 +72,54 @@ def test_epochs_are_auto_unless_given_six_on_your_own_text_nine_on_the_built_in(
     assert "epochs = 6" in repeat.read_text() and epochs("--config", str(repeat)) == 6
     with pytest.raises(ValueError, match="--epochs must be at least 1"):
         Config(epochs=-1).validate()
+
+
+def test_the_vocabulary_cap_is_auto_unless_given_a_thousand_words_where_the_model_copies(tmp_path):
+    """A copying model (a --corpus text's) keeps the 1,000 most frequent words and copies the
+    rest; one that cannot copy keeps 10,000. Whatever gives a cap wins, and a run's config.toml
+    repeats the cap it trained with."""
+    from tui.cli import config_from_args, main_parser
+
+    def cap(*flags: str) -> int:
+        return config_from_args(main_parser().parse_args(list(flags))).max_vocab
+
+    text = str(write_corpus(tmp_path / "c.txt", 40))
+    assert (Config().max_vocab, Config(corpus=text).max_vocab, Config(corpus=text, copy="off").max_vocab) == (
+        10000,
+        1000,
+        10000,
+    )
+    assert Config(copy="on").max_vocab == 1000 and Config(corpus=text, max_vocab=0).max_vocab == 0
+    assert cap() == 10000 and cap("--corpus", text) == 1000 and cap("--corpus", text, "--no-copy") == 10000
+    assert cap("--max-vocab", "auto", "--corpus", text) == 1000 and cap("--corpus", text, "--max-vocab", "0") == 0
+    assert cap("--preset", "notebook", "--corpus", text) == 1000  # the notebook gives no cap of its own
+    repeat = tmp_path / "config.toml"
+    repeat.write_text(Config().to_toml())  # the built-in words' 10,000, given by the file
+    assert cap("--config", str(repeat), "--corpus", text) == 10000
+    repeat.write_text(Config(corpus=text).to_toml())
+    assert "max_vocab = 1000" in repeat.read_text() and cap("--config", str(repeat), "--no-copy") == 1000
+    with pytest.raises(ValueError, match="--max-vocab must be auto, 0"):
+        Config(max_vocab=-2).validate()
+
+
+def test_a_text_trains_on_its_most_frequent_words_up_to_the_cap(tmp_path):
+    """The cap bites: a text of more words seen twice than the cap trains an output layer of
+    the cap's most frequent words (and the specials), each of them seen at least as often as
+    any word left out."""
+    from engine.train.trainer import Trainer
+
+    text = write_corpus(tmp_path / "c.txt", 3000, vocab_size=1500)
+    cfg = Config(corpus=str(text), epochs=1, hidden_dim=8, embed_dim=4, device="cpu")
+    trainer = Trainer(cfg, tmp_path / "m.pt")
+    counts: dict[str, int] = {}
+    for s in trainer.splits.train:
+        for w in s:
+            counts[w] = counts.get(w, 0) + 1
+    kept = set(trainer.vocab.words())
+    seen_twice = {w for w, c in counts.items() if c >= 2}
+    assert len(seen_twice) > cfg.max_vocab == len(kept)
+    assert trainer.model.decoder.out.out_features == len(trainer.vocab) == len(kept) + len(SPECIALS)
+    assert min(counts[w] for w in kept) >= max(counts[w] for w in seen_twice - kept)
 
 
 def test_the_notebook_preset_keeps_the_notebooks_data():

@@ -53,7 +53,7 @@ def _type_name(t) -> str:
 
 # --preset's configurations, each before --config and the flags given
 PRESETS = {"default": Config, "notebook": Config.notebook, "long": Config.long}
-PRESET_EPOCHS = {"notebook": ("epochs",)}  # the presets that give their own epochs
+PRESET_GIVES = {"notebook": ("epochs",)}  # what of Config.RESOLVED a preset gives as its own
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -90,16 +90,18 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset, then --config FILE, then the flags given on the command line. The epochs
-    that none of them gives are auto: worked out with --corpus (Config.epochs)."""
+    """The preset, then --config FILE, then the flags given on the command line. Of the fields
+    worked out as a Config is made (Config.RESOLVED: the epochs, the vocabulary's cap), those
+    that none of them gives are auto, worked out with --corpus and --copy."""
     base = PRESETS[args.preset]()
-    given = set(PRESET_EPOCHS.get(args.preset, ()))
+    given = set(PRESET_GIVES.get(args.preset, ()))
     if getattr(args, "config", None) is not None:
         from_file = Config.read_toml(args.config)  # ValueError: one line
         base, given = replace(base, **from_file), given | set(from_file)
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
-    if "epochs" not in given | set(overrides):
-        overrides["epochs"] = 0
+    for name, auto in Config.RESOLVED.items():
+        if name not in given | set(overrides):
+            overrides[name] = auto
     if isinstance(overrides.get("copy"), bool):  # --copy / --no-copy
         overrides["copy"] = "on" if overrides["copy"] else "off"
     return replace(base, **overrides)

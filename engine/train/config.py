@@ -46,9 +46,16 @@ class Config:
     min_freq: int = setting(
         0, "words seen fewer times in training become <unk> (auto, or 0: 2 with --corpus, else 1)", auto=0
     )
-    # the output layer's cost grows with the vocabulary (bench/vocab_scaling.py)
+    # the output layer's cost grows with the vocabulary (bench/vocab_scaling.py); a model that
+    # copies gets a word past the cap back as itself, so a text's cap is lower: on three texts of
+    # 1,500-2,200 words it kept test exact match and unknown words and cut the run by a quarter
+    # (bench/README.md, "Your own text under 30 s")
     max_vocab: int = setting(
-        10000, "keep at most this many words, the most frequent; the rest become <unk> and are copied (0: no cap)"
+        -1,
+        "keep at most this many words, the most frequent; the rest become <unk> and are copied (auto, or -1: "
+        "1,000 where the model copies, as on a --corpus text, else 10,000; 0: no cap)",
+        auto=-1,
+        shown="auto",
     )
     lowercase: bool = setting(True, "lower-case the text (--no-lowercase keeps its case)")
     train_size: int = setting(
@@ -218,10 +225,16 @@ class Config:
 
     BUILTIN_TRAIN_SIZE = 3000  # 3-30 words in 9 epochs: every goal on 6 of 6 seeds (bench/length_study.py)
     BUILTIN_EPOCHS, TEXT_EPOCHS = 9, 6  # epochs' auto (see epochs)
+    COPYING_VOCAB, VOCAB = 1000, 10000  # max_vocab's auto (see max_vocab)
+    # the fields whose auto is worked out once, as the configuration is made, and kept as a
+    # number (config.toml and a checkpoint repeat what the run did); the others stay auto
+    RESOLVED = {"epochs": 0, "max_vocab": -1}
 
     def __post_init__(self) -> None:
-        if self.epochs == 0:  # auto, worked out once, as the configuration is made
+        if self.epochs == 0:
             object.__setattr__(self, "epochs", self.TEXT_EPOCHS if self.corpus else self.BUILTIN_EPOCHS)
+        if self.max_vocab == -1:
+            object.__setattr__(self, "max_vocab", self.COPYING_VOCAB if self.copy_on else self.VOCAB)
 
     @property
     def training_sentences(self) -> int | None:
@@ -373,7 +386,7 @@ class Config:
         if self.min_freq < 0:
             raise ValueError(f"--min-freq must be 0 (auto) or more, got {self.min_freq}")
         if self.max_vocab < 0:
-            raise ValueError(f"--max-vocab must be 0 (no cap) or more, got {self.max_vocab}")
+            raise ValueError(f"--max-vocab must be auto, 0 (no cap) or more, got {self.max_vocab}")
         if self.join_len < 2:
             raise ValueError(f"--join-len must be at least 2, got {self.join_len}")
         if not 0 <= self.unk_sentences <= 1:
