@@ -18,7 +18,8 @@ so is the app thread's whole CPU time over the run, painting included, with agai
 The two arms above train in a thread of the app's process (tui/app.py's TRAIN_IN_PROCESS off),
 where this process can count the decoding and turn the watching off. --headless adds two
 arms, both watching: the same run as `reverse-tui --no-ui` makes it (a process of its own), and
-the run as a user's app trains it, in a child process (engine/job_process.py).
+the run trained by the app in a child process (engine/job_process.py), as a user's app trains
+one unless it takes every core (child_pays: a text's run on two cores trains as the thread arm).
 Every arm's epochs are timed where they train (EpochDone.seconds: the training loop, the
 consumer's work between batches included, and validation), so that the app thread's hold on
 Python's lock shows in the thread arm, and its absence in the process arm.
@@ -94,6 +95,7 @@ def epochs(cfg: Config, watch: bool, tmp: Path, in_process: bool = False) -> lis
     """One run in the app, trained in a thread of its process or (in_process, watching) in a
     child; the wall seconds of each epoch as the app saw them."""
     tui.app.TRAIN_IN_PROCESS = in_process
+    tui.app.child_pays = lambda cfg, threads=None: True  # the child arm is a child, whatever the run
     engine.job.watch_sentences = WATCH_SENTENCES if watch else (lambda texts, test: [])
     folder = Path(tempfile.mkdtemp(dir=tmp))
     arrivals: list[float] = []

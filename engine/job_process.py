@@ -22,6 +22,13 @@ A child that dies (killed, out of memory) ends the run as failed, with its last 
         ...
 
 Where a child cannot start (no interpreter to run), the job runs in this process instead.
+
+When not: a run that trains on every core of a CPU (child_pays). There the face's thread has
+no core of its own, and in a child each burst of its work takes a core from one of the
+training's threads while the other waits for it at the op's end: the app's epochs on a text
+of its own ran 27.5% slower than headless in a child and 4.9% in a thread of the app (medians
+of 8), where the training's thread waits for the lock with its cores idle and the app's work
+fits into those waits (bench/README.md, "The app against a headless run").
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from pathlib import Path
 import torch
 
 from .train.events import BatchDone, EpochDone, ProgressBuffer
+from .train.threads import SMALL_VOCAB, default_threads, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 CHILD_MODULE = "engine.job_process"  # what the child runs (tests: the same with their stand-ins)
@@ -122,6 +130,19 @@ class _Child:
         self.send("close")
         for conn in (self.to_child, self.from_child):
             conn.close()
+
+
+def child_pays(cfg, threads: int | None = None) -> bool:
+    """Whether a face should train this run in a child process (else in a thread of its own
+    process): yes, unless it trains on a CPU with a thread on every usable core, which the
+    face's thread would then take from it (see above). threads: the face's --threads, or None
+    for the run's default, told before the data is read: a text of one's own is taken to have
+    the large vocabulary that gives it every core (every text measured had over 1,000 words)."""
+    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    if not on_cpu:
+        return True
+    expected = threads or default_threads(cfg.hidden_dim, SMALL_VOCAB if cfg.corpus else 0)
+    return expected < usable_cores()
 
 
 def prestart() -> None:

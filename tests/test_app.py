@@ -161,6 +161,7 @@ def test_the_apps_run_trains_in_a_process_of_its_own(tmp_path, monkeypatch):
     results reach the screens as a thread's do."""
     monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
     monkeypatch.setattr(job_process, "CHILD_MODULE", "tests.lean_job_process")  # its stand-ins
+    monkeypatch.setattr(job_process, "usable_cores", lambda: 2)  # one thread of two: a core left for the app
 
     def trained_here(*args, **kwargs):
         raise AssertionError("the app's own process trained")
@@ -191,6 +192,32 @@ def test_the_apps_run_trains_in_a_process_of_its_own(tmp_path, monkeypatch):
     run(body())
     assert read_status(tmp_path / "out")["state"] == "finished"
     assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == app.best_epoch()
+
+
+def test_a_run_on_every_core_trains_in_a_thread_of_the_app(tmp_path, canned, monkeypatch):
+    """Where the run takes every core of the CPU (here its one thread on one core), a child's
+    training would lose a core to the app's thread at each of its bursts: the app trains it in
+    a thread of its own process instead, and starts no child ahead for it."""
+    monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
+    monkeypatch.setattr(job_process, "usable_cores", lambda: 1)
+    started: list[str] = []
+    monkeypatch.setattr(tui.app, "prestart", lambda: started.append("ahead"))
+
+    def in_a_child(*args, **kwargs):
+        started.append("child")
+        raise AssertionError("the run trained in a child")
+
+    monkeypatch.setattr(tui.app, "run_job_in_process", in_a_child)
+    app = make_app(tmp_path, epochs=2)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.results is not None or app.results_error is not None, "the evaluation")
+            assert app.results_error is None and [e.epoch for e in app.epochs] == [1, 2]
+            await app.workers.wait_for_complete()
+
+    run(body())
+    assert started == [] and canned.trained  # the test's stand-in trained it, in this process
 
 
 def test_stop_mid_run_ends_the_worker_and_still_evaluates(tmp_path, canned):

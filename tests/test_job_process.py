@@ -136,3 +136,27 @@ def test_a_child_that_cannot_start_ends_the_run_as_failed_in_one_line(tmp_path, 
     assert isinstance(ended, TrainingEnded) and ended.reason == "failed" and ended.best_epoch is None
     assert ended.error.startswith("the training process ended unexpectedly (exit code 1)")
     assert "No module named engine.no_such_module" in ended.error  # its last line of stderr
+
+
+@pytest.mark.parametrize(
+    "cfg, threads, cores, child",
+    [
+        (Config(device="cpu"), None, 2, True),  # the defaults: one thread, a core left for the face
+        (Config(device="cpu", corpus="text.txt"), None, 2, False),  # a text's run takes both cores
+        (Config(device="cpu", corpus="text.txt"), 1, 2, True),  # --threads 1 leaves one
+        (Config(device="cpu", corpus="text.txt"), None, 16, True),  # 8 of 16: cores left
+        (Config.notebook(device="cpu"), None, 2, False),  # hidden 256: every core
+        (Config(device="cpu"), 2, 2, False),  # --threads 2 on two cores
+        (Config(device="cuda", corpus="text.txt"), None, 2, True),  # a GPU trains it
+    ],
+)
+def test_a_run_trains_in_a_child_unless_it_takes_every_core_of_a_cpu(cfg, threads, cores, child, monkeypatch):
+    """In a child the face's thread takes a core from a run on every core (one training thread
+    waits for it at each op's end), where in a thread of the face it fits into the training's
+    own waits for Python's lock: such a run trains in the face's process."""
+    from engine.train import threads as thread_rules
+
+    for module in (job_process, thread_rules):
+        monkeypatch.setattr(module, "usable_cores", lambda: cores)
+    monkeypatch.setattr(thread_rules, "TORCH_THREADS", 8)  # what torch would take on a 16-core box
+    assert job_process.child_pays(cfg, threads) is child

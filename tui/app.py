@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import CheckpointError, RunError
 from engine.job import describe, evaluate_run, run_job
-from engine.job_process import prestart, run_job_in_process
+from engine.job_process import child_pays, prestart, run_job_in_process
 from engine.runs.folders import BEST, CHECKPOINTS, RunPaths, new_run
 from engine.runs.follow import follow, is_running
 from engine.train.checkpoint import Loaded
@@ -60,10 +60,11 @@ from .startup import CannotStart, FollowRun, NewRun, OpenModel, ResumeRun, decid
 __all__ = ["CannotStart", "ReverseApp", "describe"]
 
 
-# Training runs in a child process: there the app's own thread (messages, layout, painting)
-# costs it nothing, where in a thread of this process it made the training loops 10-21%
-# slower (bench/README.md). False: a thread of this process, which the tests' stand-ins
-# (tests/conftest.py) reach
+# Training runs in a child process where that pays (engine/job_process.py's child_pays): there
+# the app's own thread (messages, layout, painting) costs it nothing, where in a thread of this
+# process it made the training loops 10-21% slower; a run on every core of a CPU is the other
+# way round (bench/README.md). False: always a thread of this process, which the tests'
+# stand-ins (tests/conftest.py) reach
 TRAIN_IN_PROCESS = True
 
 
@@ -130,7 +131,7 @@ class ReverseApp(App):
         # folders of its own. None once another run is on show
         self.first_run: NewRun | ResumeRun | None = start if isinstance(start, NewRun | ResumeRun) else None
         self.autostart = self.first_run is not None and self.first_run.autostart
-        if self.autostart and TRAIN_IN_PROCESS:
+        if self.autostart and self.trains_in_child(cfg):
             prestart()  # the child imports torch while the app starts up
         if isinstance(start, FollowRun):
             self.follow_folder = start.folder
@@ -340,6 +341,10 @@ class ReverseApp(App):
         self.status = ("Preparing data and model...", "info")
         self._train(self.run_id, self.cfg, resume.payload if resume else None, self._stop, paths)
 
+    def trains_in_child(self, cfg: Config) -> bool:
+        """Whether a run of cfg trains in a child process (see TRAIN_IN_PROCESS)."""
+        return TRAIN_IN_PROCESS and child_pays(cfg, self.opts.threads)
+
     def stop_training(self) -> None:
         if self.training:
             self._stop.set()
@@ -352,7 +357,7 @@ class ReverseApp(App):
         the best model."""
         worker = get_current_worker()
         post = self.post_message
-        job = (run_job_in_process if TRAIN_IN_PROCESS else run_job)(
+        job = (run_job_in_process if self.trains_in_child(cfg) else run_job)(
             cfg,
             paths.checkpoint,
             paths.out,
