@@ -112,6 +112,27 @@ def test_a_run_that_would_write_over_another_is_refused_with_nothing_written(her
     assert snapshot(here) == before
 
 
+def test_torchruns_other_processes_take_the_paths_rank_0_has_begun_writing(here):
+    """Rank 0 reserves the run's folders and starts its files; a slower rank that looks only
+    then must work out the same paths, not refuse them as another run's (its silent exit 2
+    ended a torchrun launch), and writes nothing. Rank 0 itself still refuses."""
+    rank0 = new_run(checkpoint=Path("ck/best.pt"), out=Path("out"))
+    rank0.checkpoint.write_bytes(b"model")
+    (rank0.out / "config.toml").write_text("")
+    named = new_run("named")
+    (named.out / "report.json").write_text("{}")
+    before = snapshot(here)
+    other = new_run(checkpoint=rank0.checkpoint, out=rank0.out, reserve=False)
+    assert (other.checkpoint, other.out) == (rank0.checkpoint, rank0.out)
+    other = new_run("named", reserve=False)
+    assert (other.name, other.checkpoint, other.out) == ("named", named.checkpoint, named.out)
+    assert snapshot(here) == before
+    with pytest.raises(RunError, match="already holds a model"):
+        new_run(checkpoint=rank0.checkpoint, out=rank0.out)
+    with pytest.raises(RunError, match="run 'named' exists"):
+        new_run("named")
+
+
 def test_overwrite_replaces_the_old_runs_files(here):
     old = new_run("again")
     old.checkpoint.write_bytes(b"old model")

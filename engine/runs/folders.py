@@ -126,8 +126,10 @@ def new_run(
 ) -> RunPaths:
     """The paths of a new run, checked and (reserve) taken: its folders made, `latest`
     pointed at it. RunError, with nothing written, when it would write over another run.
-    reserve=False (torchrun's other processes) only works the paths out. group: the seed
-    group the run belongs to (engine/runs/groups.py)."""
+    reserve=False (torchrun's other processes) only works the paths out, refusing nothing:
+    rank 0 checks and refuses (its exit 2 ends the others), and by the time a slower rank
+    looks, rank 0 may already have taken the folders and begun the run's files there. group:
+    the seed group the run belongs to (engine/runs/groups.py)."""
     explicit_name = name is not None
     if explicit_name:
         check_name(name)
@@ -136,11 +138,11 @@ def new_run(
             raise RunError(f"{what} {path}: 'latest' points at the newest run; give a run a name with --name")
     if checkpoint is not None and checkpoint.is_dir():
         raise RunError(f"--checkpoint {checkpoint}: is a folder; give the file to write, e.g. {checkpoint / BEST}")
-    if checkpoint is not None and not overwrite:
+    if checkpoint is not None and not overwrite and reserve:
         taken = [p for p in (checkpoint, last_path(checkpoint)) if p.exists()]
         if taken:
             raise _refuse(f"--checkpoint {checkpoint}: {taken[0]} already holds a model")
-    if out is not None and not overwrite and holds_artefacts(out):
+    if out is not None and not overwrite and reserve and holds_artefacts(out):
         raise _refuse(f"--out {out}: already holds a run's files ({', '.join(holds_artefacts(out)[:3])})")
     if checkpoint is not None and out is not None and not explicit_name:
         return _taken(RunPaths(None, checkpoint, out, group), overwrite, reserve)  # the user's own layout
@@ -157,7 +159,7 @@ def new_run(
             )
             if d is not None
         ]
-        if any(d.exists() for d in mine):
+        if reserve and any(d.exists() for d in mine):
             if explicit_name and not overwrite:
                 taken = next(d for d in mine if d.exists())
                 raise _refuse(f"--name {name}: run {name!r} exists ({taken})")
@@ -314,9 +316,10 @@ def resumed_run(
     if name is None and own_checkpoint.parent.parent == checkpoints and own_checkpoint.name == BEST:
         name = own_checkpoint.parent.name
     own_out = Path(record["out"]) if isinstance(record.get("out"), str) else (runs / name if name else None)
-    if checkpoint is not None and checkpoint != own_checkpoint and checkpoint.exists():
+    # reserve=False (torchrun's other processes): no refusals, as in new_run
+    if reserve and checkpoint is not None and checkpoint != own_checkpoint and checkpoint.exists():
         raise _refuse(f"--checkpoint {checkpoint}: already holds another model than the run resumed")
-    if out is not None and out != own_out and holds_artefacts(out):
+    if reserve and out is not None and out != own_out and holds_artefacts(out):
         raise _refuse(f"--out {out}: already holds another run's files")
     if own_out is None and out is None:  # an earlier version's flat run: a folder of its own
         return _fresh_out(checkpoint or own_checkpoint, runs, reserve)
