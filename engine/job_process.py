@@ -26,9 +26,10 @@ Where a child cannot start (no interpreter to run), the job runs in this process
 When not: a run that trains on every core of a CPU (child_pays). There the face's thread has
 no core of its own, and in a child each burst of its work takes a core from one of the
 training's threads while the other waits for it at the op's end: the app's epochs on a text
-of its own ran 27.5% slower than headless in a child and 4.9% in a thread of the app (medians
-of 8), where the training's thread waits for the lock with its cores idle and the app's work
-fits into those waits (bench/README.md, "The app against a headless run").
+of its own ran 30.5% slower than headless in a child and 15.1% in a thread of the app (medians
+of 12; the thread ahead in two bench runs of three), where the training's thread waits for the
+lock with its cores idle and the app's work fits into those waits (bench/README.md, "The app
+against a headless run").
 """
 
 from __future__ import annotations
