@@ -48,8 +48,8 @@ class Config:
     )
     # the output layer's cost grows with the vocabulary (bench/vocab_scaling.py); a model that
     # copies gets a word past the cap back as itself, so a text's cap is lower: on three texts of
-    # 1,500-2,200 words it kept test exact match and unknown words and cut the run by a quarter
-    # (bench/README.md, "Your own text under 30 s")
+    # 1,500-2,200 words it kept test exact match and unknown words, and a run took 0.61-0.82 of
+    # its time (bench/README.md, "Your own text under 30 s")
     max_vocab: int = setting(
         -1,
         "keep at most this many words, the most frequent; the rest become <unk> and are copied (auto, or -1: "
