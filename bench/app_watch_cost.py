@@ -4,6 +4,7 @@ it would on a terminal) with its watch sentence, against the same run with none,
 
     python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--corpus FILE]
                                     [--json bench/results/app-watch-cost.json]
+    python3 bench/app_watch_cost.py --to-results [--repeats 2] [--epochs 2] [--corpus FILE]
 
 An epoch's seconds run from one epoch's row reaching the app to the next (the first: from
 the run's start), so they hold everything the app does for it: the batches, the snapshots
@@ -147,6 +148,47 @@ def epochs(cfg: Config, watch: bool, tmp: Path, in_process: bool = False) -> lis
     return [b - a for a, b in zip(arrivals, arrivals[1:])]
 
 
+def to_results(cfg: Config, in_child: bool, tmp: Path) -> dict[str, float]:
+    """--to-results: one run in the app, as a user waits for it, its training in a child or
+    in a thread of the app: seconds from the app's start to its last epoch and to its results
+    (the evaluation included), read every 50 ms (the same for both arms)."""
+    tui.app.TRAIN_IN_PROCESS = True
+    tui.app.child_pays = lambda cfg, threads=None: in_child
+    engine.job.watch_sentences = WATCH_SENTENCES
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    t0 = time.perf_counter()
+    app = ReverseApp(cfg, RunOptions(checkpoint=folder / "best.pt", out=folder / "out", threads=None))
+    marks: dict[str, float] = {}
+
+    async def body() -> None:
+        async with app.run_test(size=(100, 32)):
+            while app.results is None and app.results_error is None:
+                assert app._exception is None, app._exception
+                if len(app.epochs) == cfg.epochs and "trained" not in marks:
+                    marks["trained"] = time.perf_counter() - t0
+                await asyncio.sleep(0.05)
+            marks["results"] = time.perf_counter() - t0
+            await app.workers.wait_for_complete()
+
+    asyncio.run(body())
+    assert app.results_error is None, app.results_error
+    return marks
+
+
+def placements(cfg: Config, repeats: int) -> dict:
+    """--to-results: the two placements alternating (ABBA), each run's marks and the medians."""
+    runs: dict[str, list[dict[str, float]]] = {"child": [], "thread": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            for arm in ("thread", "child") if r % 2 == 0 else ("child", "thread"):
+                runs[arm].append(to_results(cfg, arm == "child", Path(tmp)))
+                print(f"{arm}: {runs[arm][-1]}", flush=True)
+    medians = {arm: {k: round(statistics.median(m[k] for m in ms), 2) for k in ms[0]} for arm, ms in runs.items()}
+    for arm, m in medians.items():
+        print(f"{arm}: trained {m['trained']:.2f}s, results {m['results']:.2f}s from the app's start (medians)")
+    return {"repeats": repeats, "epochs": cfg.epochs, "medians": medians, "runs": runs}
+
+
 def app_against_headless(n: int, headless: list[list[float]]) -> dict:
     """Per epoch, the medians of each arm's epochs as timed where they trained (all watching):
     headless, the app training in a thread of its own process, the app training in a child;
@@ -192,10 +234,20 @@ def main() -> None:
     p.add_argument(
         "--corpus", default="", metavar="FILE", help="your own text (its model trains on every core) instead"
     )
+    p.add_argument(
+        "--to-results",
+        action="store_true",
+        help="instead: the app's start to its results, training in a child against in a thread of the app",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     corpus = str(Path(args.corpus).resolve()) if args.corpus else ""
     cfg = replace(Config(device="cpu", corpus=corpus), epochs=args.epochs)
+    if args.to_results:
+        found = placements(cfg, args.repeats)
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=1) + "\n")
+        return
     runs: dict[bool, list[list[float]]] = {False: [], True: []}
     headless: list[list[float]] = []
     with tempfile.TemporaryDirectory() as tmp:
