@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 
 from .train.events import BatchDone, EpochDone, ProgressBuffer
-from .train.threads import SMALL_VOCAB, default_threads, usable_cores
+from .train.threads import SMALL_VOCAB, core_left_free, default_threads
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 CHILD_MODULE = "engine.job_process"  # what the child runs (tests: the same with their stand-ins)
@@ -140,10 +140,9 @@ def child_pays(cfg, threads: int | None = None) -> bool:
     for the run's default, told before the data is read: a text of one's own is taken to have
     the large vocabulary that gives it every core (every text measured had over 1,000 words)."""
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    if not on_cpu:
-        return True
+    device = torch.device("cpu" if on_cpu else "cuda")
     expected = threads or default_threads(cfg.hidden_dim, SMALL_VOCAB if cfg.corpus else 0)
-    return expected < usable_cores()
+    return core_left_free(device, threads=expected)
 
 
 def prestart() -> None:

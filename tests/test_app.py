@@ -32,6 +32,7 @@ from engine import job_process
 from engine.errors import NonFiniteLoss
 from engine.insight.evaluate import MAX_PROBE_WORDS, probe
 from engine.runs.status import read_status
+from engine.train import threads as thread_rules
 from engine.train.checkpoint import load_model
 from engine.train.config import Config
 from engine.train.events import BatchDone
@@ -161,7 +162,7 @@ def test_the_apps_run_trains_in_a_process_of_its_own(tmp_path, monkeypatch):
     results reach the screens as a thread's do."""
     monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
     monkeypatch.setattr(job_process, "CHILD_MODULE", "tests.lean_job_process")  # its stand-ins
-    monkeypatch.setattr(job_process, "usable_cores", lambda: 2)  # one thread of two: a core left for the app
+    monkeypatch.setattr(thread_rules, "usable_cores", lambda: 2)  # one thread of two: a core left for the app
 
     def trained_here(*args, **kwargs):
         raise AssertionError("the app's own process trained")
@@ -199,7 +200,7 @@ def test_a_run_on_every_core_trains_in_a_thread_of_the_app(tmp_path, canned, mon
     training would lose a core to the app's thread at each of its bursts: the app trains it in
     a thread of its own process instead, and starts no child ahead for it."""
     monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
-    monkeypatch.setattr(job_process, "usable_cores", lambda: 1)
+    monkeypatch.setattr(thread_rules, "usable_cores", lambda: 1)
     started: list[str] = []
     monkeypatch.setattr(tui.app, "prestart", lambda: started.append("ahead"))
 

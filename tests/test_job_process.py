@@ -156,7 +156,6 @@ def test_a_run_trains_in_a_child_unless_it_takes_every_core_of_a_cpu(cfg, thread
     own waits for Python's lock: such a run trains in the face's process."""
     from engine.train import threads as thread_rules
 
-    for module in (job_process, thread_rules):
-        monkeypatch.setattr(module, "usable_cores", lambda: cores)
+    monkeypatch.setattr(thread_rules, "usable_cores", lambda: cores)
     monkeypatch.setattr(thread_rules, "TORCH_THREADS", 8)  # what torch would take on a 16-core box
     assert job_process.child_pays(cfg, threads) is child

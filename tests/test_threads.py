@@ -32,6 +32,7 @@ def test_a_core_is_free_while_training_takes_fewer_threads_than_there_are_cores(
     assert threads.core_left_free(cpu)  # the tests run on one thread
     assert not threads.core_left_free(cpu, processes=2)  # torchrun: two processes of one thread
     assert threads.core_left_free(torch.device("cuda"), processes=2)  # the GPU trains
+    assert not threads.core_left_free(cpu, threads=2)  # a run about to take both cores
     monkeypatch.setattr(threads, "usable_cores", lambda: 1)
     assert not threads.core_left_free(cpu)
 

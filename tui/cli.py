@@ -99,7 +99,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         from_file = Config.read_toml(args.config)  # ValueError: one line
         base, given = replace(base, **from_file), given | set(from_file)
     overrides = {f.name: getattr(args, f.name) for f in fields(Config) if getattr(args, f.name) is not None}
-    for name, auto in Config.RESOLVED.items():
+    autos = {f.name: f.metadata["auto"] for f in fields(Config) if f.name in Config.RESOLVED}
+    for name, auto in autos.items():
         if name not in given | set(overrides):
             overrides[name] = auto
     if isinstance(overrides.get("copy"), bool):  # --copy / --no-copy

@@ -228,7 +228,7 @@ class Config:
     COPYING_VOCAB, VOCAB = 1000, 10000  # max_vocab's auto (see max_vocab)
     # the fields whose auto is worked out once, as the configuration is made, and kept as a
     # number (config.toml and a checkpoint repeat what the run did); the others stay auto
-    RESOLVED = {"epochs": 0, "max_vocab": -1}
+    RESOLVED = ("epochs", "max_vocab")
 
     def __post_init__(self) -> None:
         if self.epochs == 0:

@@ -96,10 +96,11 @@ def busy_note(threads: int) -> str | None:
     )
 
 
-def core_left_free(device: torch.device, processes: int = 1) -> bool:
-    """Whether training (`processes` of this run on this box, each on this process's thread
-    count) leaves a core free for other work."""
-    return device.type != "cpu" or torch.get_num_threads() * processes < usable_cores()
+def core_left_free(device: torch.device, processes: int = 1, threads: int | None = None) -> bool:
+    """Whether training (`processes` of this run on this box, each on `threads`, by default
+    this process's thread count) leaves a core free for other work."""
+    threads = torch.get_num_threads() if threads is None else threads
+    return device.type != "cpu" or threads * processes < usable_cores()
 
 
 @contextmanager
