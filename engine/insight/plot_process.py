@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import one_line
 
-ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
+ROOT = Path(__file__).resolve().parents[2]  # the folder that holds engine/
 
 
 def heatmap_job(
