@@ -50,10 +50,11 @@ def test_gru_kernels_equal_torch(threads, extra):
 @needs_kernels
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("loc,extra", [(0, False), (5, True), (3, False)])
-def test_attention_kernels_equal_torch(threads, loc, extra):
+@pytest.mark.parametrize("A", [40, 36])  # whole eight-lane vectors (their own path on AVX2), and not
+def test_attention_kernels_equal_torch(threads, loc, extra, A):
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    B, S, A, K = 29, 7, 40, 24
+    B, S, K = 29, 7, 24
     enc_out, keys, v = torch.randn(B, S, K), torch.randn(B, S, A), torch.randn(1, A)
     lengths = torch.randint(1, S + 1, (B,))
     lengths[:2] = torch.tensor([1, S])  # a one-word source beside a full one: padding is always there
@@ -138,9 +139,10 @@ def test_the_location_term_and_its_gradients_equal_autograd_on_the_band(S, k, mo
 
 
 @needs_kernels
-def test_a_nan_comes_out_of_the_kernels_as_nan():
+@pytest.mark.parametrize("A", [8, 6])  # the attention's eight-lane path and its plain loop
+def test_a_nan_comes_out_of_the_kernels_as_nan(A):
     """A diverging run must show a non-finite loss, not a clamped finite one."""
-    B, H, S, A, K = 4, 16, 5, 8, 8
+    B, H, S, K = 4, 16, 5, 8
     nat = NativeSteps(
         native.kernels(),
         torch.randn(B, S, K),
