@@ -48,6 +48,7 @@ import engine.job  # noqa: E402
 import engine.train.trainer  # noqa: E402
 import tui.app  # noqa: E402
 from engine.train.config import Config  # noqa: E402
+from engine.train.threads import SMALL_HIDDEN, SMALL_VOCAB, default_threads  # noqa: E402
 from tui.app import ReverseApp  # noqa: E402
 from tui.common import RunOptions  # noqa: E402
 from tui.widgets.watch_view import WatchView  # noqa: E402
@@ -80,8 +81,12 @@ def headless_epochs(cfg: Config, tmp: Path) -> list[float]:
     child is (the first epoch of each pays the same warm-up), watching as it does by default:
     each epoch as timed where it trained (its metrics.csv)."""
     folder = Path(tempfile.mkdtemp(dir=tmp))
+    # the app's own count (a text's large output layer: every core, else one): with none given
+    # a headless run follows the load instead (ThreadsByLoad), which the app does not
+    threads = default_threads(SMALL_HIDDEN, SMALL_VOCAB) if cfg.corpus else 1
     subprocess.run(
         [sys.executable, "-m", "tui", "--no-ui", "--device", "cpu", "--epochs", str(cfg.epochs)]
+        + ["--threads", str(threads)]
         + ["--seed", str(cfg.seed), "--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")]
         + (["--corpus", cfg.corpus] if cfg.corpus else []),
         cwd=ROOT,

@@ -43,7 +43,7 @@ from .train.checkpoint import load
 from .train.config import Config
 from .train.data import splits_for
 from .train.events import BatchDone, EpochDone, Snapshot
-from .train.threads import busy_note, core_left_free, default_threads
+from .train.threads import TORCH_THREADS, ThreadsByLoad, busy_note, core_left_free, default_threads, usable_cores
 from .train.trainer import Trainer, resolve_device
 
 
@@ -94,6 +94,7 @@ class Started:
     watch: list[list[str]] = field(default_factory=list)  # decoded as it learns (engine/insight/watch.py)
     joined: int = 0  # training sentences joined from the text's (Config.join)
     rewritten: int = 0  # training sentences rewritten as repeated words (Config.repeat_rate)
+    most_threads: int | None = None  # threads by load (ThreadsByLoad): the most; `threads` is the start
 
     def line(self) -> str:
         """The headless run's first facts."""
@@ -107,12 +108,13 @@ class Started:
             f"reverse-tui: {train} train{added_text} / {val} val / {test} test sentences of "
             f"{cfg.min_len}-{cfg.max_len} words, vocabulary {self.vocab}, {self.params:,} "
             f"parameters, device {self.device}"
-            + (
-                f", {self.threads} thread{'s' if self.threads != 1 else ''}, {self.native}"
-                if self.device.type == "cpu"
-                else ""
-            )
+            + (f", {self.thread_words()}, {self.native}" if self.device.type == "cpu" else "")
         )
+
+    def thread_words(self) -> str:
+        if self.most_threads:
+            return f"1-{self.most_threads} threads as other work leaves the cores free"
+        return f"{self.threads} thread{'s' if self.threads != 1 else ''}"
 
     def impl_line(self) -> str:
         line = describe_impl(self.impl, self.cfg)
@@ -284,6 +286,7 @@ def run_job(
     watch: list[str] | None = None,
     tensorboard: bool = False,
     choose_threads: bool = False,
+    threads_by_load: bool = False,
 ) -> Iterator[Event]:
     """cfg: the command line's configuration (a resumed run keeps its checkpoint's, with
     `epochs` when given and cfg.device: one rule for both faces). extra: added to report.json.
@@ -292,7 +295,10 @@ def run_job(
     test sentence of typical length). tensorboard: log every epoch in OUT/tensorboard/ too
     (engine/insight/tensorboard_log.py; the caller has checked that the package is there).
     choose_threads: set the CPU threads for training once the vocabulary is known
-    (engine/train/threads.py's default_threads; False: the caller's --threads stands)."""
+    (engine/train/threads.py's default_threads; False: the caller's --threads stands).
+    threads_by_load: with choose_threads, on a CPU and in one process, let the count follow
+    the cores that other work leaves free as it trains (engine/train/threads.py's ThreadsByLoad)
+    instead: a headless run's choice. The app's own drawing needs a core, so it keeps its count."""
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
@@ -302,9 +308,16 @@ def run_job(
         else:
             trainer = Trainer(cfg, checkpoint, device=resolve_device(cfg.device))
         device = trainer.device
+        governor = None
         if choose_threads and device.type == "cpu":  # the output layer's size is known now
             threads = default_threads(trainer.cfg.hidden_dim, len(trainer.vocab))
             torch.set_num_threads(distributed.threads_per_process(threads) if distributed.current() else threads)
+            most = min(usable_cores(), TORCH_THREADS)
+            if threads_by_load and not distributed.current() and most > 1:
+                governor = ThreadsByLoad(most)  # starts on one thread
+                if governor.mark is None:  # the cores cannot be read: the fixed choice stands
+                    governor = None
+                    torch.set_num_threads(threads)
     except Exception as e:
         text = str(e) if isinstance(e, (ValueError, CheckpointError)) else describe(e)
         yield Failed("start", f"cannot resume: {text}" if resume is not None else text, e)
@@ -353,6 +366,7 @@ def run_job(
         [list(w) for w in trainer.watch],
         len(trainer.joined),
         trainer.rewritten,
+        most_threads=governor.most if governor is not None else None,
     )
     # what a follower reads (engine/runs/follow.py): rank 0 writes it, as it writes the rest
     live = None
@@ -374,6 +388,8 @@ def run_job(
     plotter: PlotProcess | None = None
     group = distributed.current()
     plot_early = core_left_free(device, group.local_world if group else 1)
+    if governor is not None:  # it imports while training is on one thread, and the threads wait for it
+        plotter = PlotProcess()
     reason, error, exception = "finished", None, None
     try:
         for ev in trainer.run():
@@ -384,8 +400,11 @@ def run_job(
                     live.snapshot(ev.as_dict())
                 yield ev
                 continue
-            if isinstance(ev, BatchDone) and live is not None:
-                live.batch(ev.epoch, ev.batch, ev.batches, ev.loss)
+            if isinstance(ev, BatchDone):
+                if governor is not None:
+                    governor.after_batch()
+                if live is not None:
+                    live.batch(ev.epoch, ev.batch, ev.batches, ev.loss)
             if isinstance(ev, EpochDone) and live is not None:  # rank 0's
                 if plotter is None and plot_early:
                     plotter = PlotProcess()
@@ -459,7 +478,9 @@ def run_job(
         "interrupted": reason == "stopped",
         "failure": error,
         "train_seconds": seconds,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if governor is None else governor.most,
+        # governed: (batches trained, threads from then on) at each change, from one thread
+        "threads_by_load": governor.changes if governor is not None else None,
         "native_kernels": kernels_summary(device.type),
         "run": (run or {}).get("name"),
         "group": (run or {}).get("group"),  # the seed group it is one run of (--seeds)

@@ -113,8 +113,14 @@ def _app_trains_in_this_process(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
+def _few_threads(monkeypatch):
     torch.set_num_threads(1)  # deterministic and fair on a 2-core CI box
+    # and a headless run in a test's process stays on it: ThreadsByLoad, which follows the
+    # machine's load, is tested on readings of its own and in runs of their own process
+    # (tests/test_threads.py)
+    import engine.train.threads as threads
+
+    monkeypatch.setattr(threads, "cores_times", lambda cpus: None)
     yield
 
 

@@ -142,8 +142,10 @@ def test_headless_runs_pick_the_thread_count(tmp_path):
     # in a process of its own: two threads set in this one cost seconds of spinning cores
     corpus = write_corpus(tmp_path / "text.txt", 300, vocab_size=300)  # ~300 words seen twice or more
     every_core = threads.default_threads(threads.SMALL_HIDDEN)
+    # with no --threads a run follows the load, up to every core (report.json's threads: the most)
+    by_load = every_core > 1 and machine.cores_times(frozenset(threads._affinity())) is not None
     for name, extra, expected in (
-        ("built-in", [], 1),
+        ("built-in", [], every_core if by_load else 1),
         ("asked", ["--threads", "2"], 2),
         ("own text", ["--corpus", str(corpus)], every_core),  # its output layer is large
         ("own text, asked", ["--corpus", str(corpus), "--threads", "1"], 1),
@@ -168,6 +170,130 @@ def test_headless_runs_pick_the_thread_count(tmp_path):
             timeout=300,
         )
         assert p.returncode == 0, p.stderr
-        assert json.loads((out / "report.json").read_text())["threads"] == expected
+        report = json.loads((out / "report.json").read_text())
+        assert report["threads"] == expected
         header = next(line for line in p.stdout.splitlines() if line.startswith("reverse-tui:"))
-        assert f"{expected} thread" in header
+        governed = by_load and "--threads" not in extra
+        assert (
+            f"1-{expected} threads as other work leaves the cores free" in header
+            if governed
+            else (f"{expected} thread" in header)
+        )
+        assert (report["threads_by_load"] is not None) == governed
+
+
+class Cores:
+    """Readings of a machine of n cores on which this run uses `ours` of them and other work
+    `others`; each look at it is `window` seconds after the last."""
+
+    def __init__(self, n, others=0.0, window=0.3):
+        self.n, self.others, self.window = n, others, window
+        self.total = self.idle = self.own = 0.0
+        self.governor = None
+
+    def read(self, cpus):
+        assert len(cpus) == self.n
+        ours = self.governor.threads if self.governor else 1
+        demand = ours + self.others
+        busy = min(self.n, demand)  # more demand than cores: each gets its share of them
+        self.total += self.n * self.window
+        self.idle += (self.n - busy) * self.window
+        self.own += ours * busy / demand * self.window
+        return self.total, self.idle
+
+    def governed(self, most):
+        applied = []
+        self.governor = threads.ThreadsByLoad(
+            most, frozenset(range(self.n)), read=self.read, own=lambda: self.own, apply=applied.append
+        )
+        return self.governor, applied
+
+
+def batches(governor, n):
+    for _ in range(n):
+        governor.after_batch()
+
+
+def test_threads_by_load_take_the_cores_other_work_leaves_free():
+    cores = Cores(2)
+    g, applied = cores.governed(most=2)
+    assert g.threads == 1 and applied == [1]  # it starts on one thread
+    batches(g, g.CHECK_EVERY - 1)
+    assert g.threads == 1  # no look before CHECK_EVERY batches
+    batches(g, 1)
+    assert g.threads == 2 and applied == [1, 2] and g.changes == [(g.CHECK_EVERY, 2)]  # an idle machine
+    cores.others = 1.0  # another run takes a core: back to one thread at the next look
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 1 and g.changes[-1] == (2 * g.CHECK_EVERY, 1)
+    batches(g, 3 * g.CHECK_EVERY)
+    assert g.threads == 1  # while it stays, so does the run
+    cores.others = 0.3  # more than a quarter of a core: still shared
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 1
+    cores.others = 0.2  # a terminal's worth: the core counts as free
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 2
+
+
+def test_threads_by_load_on_more_cores_keep_to_the_free_ones_and_to_the_most():
+    cores = Cores(4, others=1.5)
+    g, _ = cores.governed(most=4)
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 2  # 2.5 cores free
+    cores.others = 0.0
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 4
+    g, _ = Cores(4).governed(most=3)  # OMP_NUM_THREADS=3
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 3
+
+
+def test_threads_by_load_wait_for_a_window_long_enough_to_read():
+    cores = Cores(2, window=0.12)  # looks closer than WINDOW seconds a core
+    g, _ = cores.governed(most=2)
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 1  # 0.12 s: too few ticks to tell
+    batches(g, g.CHECK_EVERY)
+    assert g.threads == 2  # 0.24 s since the last decision
+
+
+def test_threads_by_load_stay_on_one_where_the_cores_cannot_be_read():
+    applied = []
+    g = threads.ThreadsByLoad(2, frozenset({0, 1}), read=lambda cpus: None, own=lambda: 0.0, apply=applied.append)
+    batches(g, 10 * g.CHECK_EVERY)
+    assert g.mark is None and g.threads == 1 and applied == [1]
+
+
+def test_the_cores_times_are_this_runs_cores_from_proc_stat(monkeypatch):
+    stat = "cpu  300 0 100 500 20 0 0 0 0 0\ncpu0 100 0 50 200 10 0 0 0 0 0\ncpu1 200 0 50 300 10 0 0 0 0 0\nintr 1\n"
+    fake_proc(monkeypatch, {"/proc/stat": stat})
+    hz = os.sysconf("SC_CLK_TCK")
+    assert machine.cores_times(frozenset({1})) == (560 / hz, 310 / hz)
+    assert machine.cores_times(frozenset({0, 1})) == (920 / hz, 520 / hz)
+    assert machine.cores_times(frozenset({2})) is None  # a core it cannot see
+    fake_proc(monkeypatch, {})
+    assert machine.cores_times(frozenset({0})) is None
+
+
+def test_the_thread_count_changes_none_of_a_runs_numbers():
+    """Why ThreadsByLoad may change the count mid-run: the same seed gives the same losses and
+    weights on one thread, or on two from the third batch on (at the default's sizes, where
+    the C kernels and the matrix products split their work over the threads)."""
+    from engine.train.config import Config
+    from engine.train.trainer import Trainer
+
+    cfg = Config(train_size=320, val_size=10, test_size=10, max_len=12, epochs=1, device="cpu")
+    results = []
+    for switch in (False, True):
+        torch.set_num_threads(1)
+        trainer = Trainer(cfg, "/nonexistent/unused.pt")
+        losses = []
+        for i, done in enumerate(trainer.train_epoch(1)):
+            losses.append(float(done.loss))
+            if switch and i == 1:
+                torch.set_num_threads(2)
+        results.append((losses, {k: v.clone() for k, v in trainer.model.state_dict().items()}))
+    torch.set_num_threads(1)
+    (one, w_one), (two, w_two) = results
+    assert len(one) > 2 and one == two
+    assert all(torch.equal(w_one[k], w_two[k]) for k in w_one)

@@ -228,7 +228,8 @@ def main_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=helped(
             "CPU threads for PyTorch and the C kernels; for two jobs on one box give each its share",
-            "1 for a model with --hidden-dim under 128, which a second thread does not speed up; else all usable cores",
+            "--no-ui: every usable core while other work leaves them free, one thread while it shares them, "
+            "looked at as it trains; the app: 1 for a model with --hidden-dim under 128, else all usable cores",
         ),
     )
     add_config_flags(p)

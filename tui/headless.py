@@ -152,6 +152,7 @@ def _run(
             watch=list(opts.watch),
             tensorboard=opts.tensorboard,
             choose_threads=opts.threads is None,
+            threads_by_load=opts.threads is None,
         )
         while True:
             try:

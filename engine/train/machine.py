@@ -87,6 +87,30 @@ def cpu_times() -> tuple[float, float] | None:
         return None
 
 
+def cores_times(cpus: frozenset[int]) -> tuple[float, float] | None:
+    """The seconds the given cores have spent so far, in all and idle (waiting for input or
+    output counts as idle), summed over them, from /proc/stat's line for each core (Linux);
+    None where it cannot be read. Only this run's cores: other work on other cores of a
+    shared box (a container's cpuset, a taskset) leaves them free."""
+    try:
+        with open("/proc/stat") as f:
+            lines = [line.split() for line in f if line.startswith("cpu") and line[3:4].isdigit()]
+        total = idle = 0.0
+        seen = 0
+        for fields in lines:
+            if int(fields[0][3:]) in cpus:
+                ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+                total += sum(ticks)
+                idle += ticks[3] + ticks[4]
+                seen += 1
+        if seen != len(cpus):
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        return total / hz, idle / hz
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def process_start(pid: int) -> float | None:
     """When a process started, so that a process id the system has since given to another
     process is not taken for the first one's; only ever compared with this same figure read
