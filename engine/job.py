@@ -32,7 +32,7 @@ import torch
 from .errors import CheckpointError, NonFiniteLoss
 from .impl import describe_impl, kernels_summary
 from .insight import tensorboard_log
-from .insight.plot_process import PlotProcess
+from .insight.plot_process import PlotProcess, take_prestarted
 from .insight.report import EvalPhase, Results, finish_run, write_metrics_csv, write_text_atomic
 from .insight.tensorboard_log import TensorBoardLog
 from .insight.watch import watch_sentences
@@ -385,10 +385,10 @@ def run_job(
     # epoch, when the face has drawn its screens. Training on every core leaves none free: its
     # imports stalled a two-thread epoch by 1.7 s (each op's threads wait for the one the
     # import held up), so that run starts it when training ends, beside the evaluation.
-    plotter: PlotProcess | None = None
+    plotter: PlotProcess | None = take_prestarted()  # a headless run's, started before its imports
     group = distributed.current()
     plot_early = core_left_free(device, group.local_world if group else 1)
-    if governor is not None:  # it imports while training is on one thread, and the threads wait for it
+    if plotter is None and governor is not None:  # it imports while training is on one thread
         plotter = PlotProcess()
     reason, error, exception = "finished", None, None
     try:

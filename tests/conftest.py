@@ -180,12 +180,13 @@ class NoPlotProcess:
 
 def stand_in_figures(monkeypatch) -> StandInFigures:
     from engine import job
-    from engine.insight import plots
+    from engine.insight import plot_process, plots
 
     figures = StandInFigures()
     for kind in figures.KINDS:
         monkeypatch.setattr(plots, kind, figures.stand_in(kind, getattr(plots, kind)))
     monkeypatch.setattr(job, "PlotProcess", NoPlotProcess)
+    monkeypatch.setattr(plot_process, "prestart", lambda: None)  # a headless run's, before its imports
     return figures
 
 

@@ -297,3 +297,64 @@ def test_the_thread_count_changes_none_of_a_runs_numbers():
     (one, w_one), (two, w_two) = results
     assert len(one) > 2 and one == two
     assert all(torch.equal(w_one[k], w_two[k]) for k in w_one)
+
+
+def test_a_headless_run_follows_the_load_with_its_figures_process_prestarted(tmp_path, monkeypatch):
+    """run_job(threads_by_load=True) on a machine otherwise idle: one thread, then both cores
+    at the first look; the figures' process prestarted by the command line is the one it uses."""
+    import time
+
+    from engine import job
+    from engine.insight import plot_process
+    from engine.train.config import Config
+    from tests.conftest import QUICK, NoPlotProcess
+
+    clock = {"total": 0.0, "idle": 0.0, "own": time.process_time()}
+
+    def idle_but_us(cpus):  # each look 0.3 s later; the cores busy with this process alone
+        own = time.process_time()
+        clock["total"] += len(cpus) * 0.3
+        clock["idle"] += len(cpus) * 0.3 - (own - clock["own"])
+        clock["own"] = own
+        return clock["total"], clock["idle"]
+
+    monkeypatch.setattr(threads, "cores_times", idle_but_us)
+    monkeypatch.setattr(job, "usable_cores", lambda: 2)
+    monkeypatch.setattr(job, "TORCH_THREADS", 2)
+    monkeypatch.setattr(threads, "_affinity", lambda: {0, 1})
+    made = []
+    monkeypatch.setattr(job, "PlotProcess", lambda: made.append(1) or NoPlotProcess())
+    monkeypatch.setattr(plot_process, "_prestarted", NoPlotProcess())
+    out = tmp_path / "out"
+    try:
+        events = list(
+            job.run_job(
+                Config(**{**QUICK, "epochs": 4}), tmp_path / "b.pt", out, choose_threads=True, threads_by_load=True
+            )
+        )
+    finally:
+        torch.set_num_threads(1)
+    started = next(e for e in events if isinstance(e, job.Started))
+    assert started.threads == 1 and started.most_threads == 2
+    assert "1-2 threads as other work leaves the cores free" in started.line()
+    report = json.loads((out / "report.json").read_text())
+    assert report["threads"] == 2 and report["threads_by_load"] == [[threads.ThreadsByLoad.CHECK_EVERY, 2]]
+    assert made == [] and plot_process._prestarted is None  # the prestarted process, taken once
+
+
+@pytest.mark.parametrize(
+    "flags, env, prestarts",
+    [([], {}, True), (["--threads", "2"], {}, False), ([], {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, False)],
+)
+def test_the_command_line_prestarts_the_figures_of_a_run_that_follows_the_load(monkeypatch, flags, env, prestarts):
+    from engine.insight import plot_process
+    from tui import cli
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    called = []
+    monkeypatch.setattr(plot_process, "prestart", lambda: called.append(1))
+    cli.prestart_figures(cli.main_parser().parse_args(["--no-ui", *flags]))
+    assert called == ([1] if prestarts else [])

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import Field, fields, replace
 from pathlib import Path
@@ -301,6 +302,19 @@ def probe_parser() -> argparse.ArgumentParser:
     return p
 
 
+def prestart_figures(args: argparse.Namespace) -> None:
+    """A headless run that follows the load (no --threads) starts its figures' process here,
+    before the import of torch that the run's own start is mostly made of
+    (engine/insight/plot_process.py's prestart); one on a fixed count starts it as before (a run
+    on every core: when training ends). Under torchrun rank 0 starts its own as it trains. A
+    run refused below leaves it unused: it is stopped as this process exits."""
+    launched = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))  # distributed.launched
+    if args.threads is None and not launched:
+        from engine.insight import plot_process
+
+        plot_process.prestart()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["probe"]:
@@ -321,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_compare(compare_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
+    if args.seeds is None and (args.no_ui or not (isatty(sys.stdin) and isatty(sys.stdout))):
+        prestart_figures(args)  # a headless run: before torch's import below
     from engine.train import distributed  # imports torch: after --help and --version
 
     if not args.no_ui and distributed.launched():
