@@ -43,7 +43,7 @@ from .train.checkpoint import load
 from .train.config import Config
 from .train.data import splits_for
 from .train.events import BatchDone, EpochDone, Snapshot
-from .train.threads import TORCH_THREADS, ThreadsByLoad, busy_note, core_left_free, default_threads, usable_cores
+from .train.threads import ThreadsByLoad, busy_note, core_left_free, default_threads, most_threads
 from .train.trainer import Trainer, resolve_device
 
 
@@ -124,7 +124,8 @@ class Started:
 
     def brief(self) -> str:
         """The same facts in a few words, for the app's configuration line."""
-        where = f"{self.device} x{self.threads}" if self.device.type == "cpu" else str(self.device)
+        threads = f"1-{self.most_threads}" if self.most_threads else str(self.threads)  # by load: its range
+        where = f"{self.device} x{threads}" if self.device.type == "cpu" else str(self.device)
         if self.impl == "reference":
             where += " · reference model"
         if self.cfg.copy_on:
@@ -298,7 +299,7 @@ def run_job(
     (engine/train/threads.py's default_threads; False: the caller's --threads stands).
     threads_by_load: with choose_threads, on a CPU and in one process, let the count follow
     the cores that other work leaves free as it trains (engine/train/threads.py's ThreadsByLoad)
-    instead: a headless run's choice. The app's own drawing needs a core, so it keeps its count."""
+    instead: the choice of a face given no --threads."""
     checkpoint, out = Path(checkpoint), Path(out)
     t0 = time.perf_counter()
     try:
@@ -312,7 +313,7 @@ def run_job(
         if choose_threads and device.type == "cpu":  # the output layer's size is known now
             threads = default_threads(trainer.cfg.hidden_dim, len(trainer.vocab))
             torch.set_num_threads(distributed.threads_per_process(threads) if distributed.current() else threads)
-            most = min(usable_cores(), TORCH_THREADS)
+            most = most_threads()
             if threads_by_load and not distributed.current() and most > 1:
                 governor = ThreadsByLoad(most)  # starts on one thread
                 if governor.mark is None:  # the cores cannot be read: the fixed choice stands

@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 
 from .train.events import BatchDone, EpochDone, ProgressBuffer
-from .train.threads import SMALL_VOCAB, core_left_free, default_threads
+from .train.threads import SMALL_VOCAB, core_left_free, default_threads, most_threads
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 CHILD_MODULE = "engine.job_process"  # what the child runs (tests: the same with their stand-ins)
@@ -133,15 +133,22 @@ class _Child:
             conn.close()
 
 
-def child_pays(cfg, threads: int | None = None) -> bool:
+def child_pays(cfg, threads: int | None = None, by_load: bool = False) -> bool:
     """Whether a face should train this run in a child process (else in a thread of its own
     process): yes, unless it trains on a CPU with a thread on every usable core, which the
     face's thread would then take from it (see above). threads: the face's --threads, or None
     for the run's default, told before the data is read: a text of one's own is taken to have
-    the large vocabulary that gives it every core (every text measured had over 1,000 words)."""
+    the large vocabulary that gives it every core (every text measured had over 1,000 words).
+    by_load: with no --threads, the run follows the load (engine/train/threads.py's
+    ThreadsByLoad), so it is planned for the most it may take, every usable core."""
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
     device = torch.device("cpu" if on_cpu else "cuda")
-    expected = threads or default_threads(cfg.hidden_dim, SMALL_VOCAB if cfg.corpus else 0)
+    if threads:
+        expected = threads
+    elif by_load:
+        expected = most_threads()
+    else:
+        expected = default_threads(cfg.hidden_dim, SMALL_VOCAB if cfg.corpus else 0)
     return core_left_free(device, threads=expected)
 
 

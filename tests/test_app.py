@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -162,7 +163,9 @@ def test_the_apps_run_trains_in_a_process_of_its_own(tmp_path, monkeypatch):
     results reach the screens as a thread's do."""
     monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
     monkeypatch.setattr(job_process, "CHILD_MODULE", "tests.lean_job_process")  # its stand-ins
-    monkeypatch.setattr(thread_rules, "usable_cores", lambda: 2)  # one thread of two: a core left for the app
+    # 8 threads at most of 16 cores (OMP_NUM_THREADS=8): cores left for the app
+    monkeypatch.setattr(thread_rules, "usable_cores", lambda: 16)
+    monkeypatch.setattr(thread_rules, "TORCH_THREADS", 8)
 
     def trained_here(*args, **kwargs):
         raise AssertionError("the app's own process trained")
@@ -193,6 +196,31 @@ def test_the_apps_run_trains_in_a_process_of_its_own(tmp_path, monkeypatch):
     run(body())
     assert read_status(tmp_path / "out")["state"] == "finished"
     assert load_model(tmp_path / "ck" / "best.pt").payload["best_epoch"] == app.best_epoch()
+
+
+def test_a_run_given_no_threads_follows_the_load_in_a_thread_of_the_app(tmp_path, canned, monkeypatch):
+    """On two cores the app's run may take both (engine/train/threads.py's ThreadsByLoad), so it
+    trains in a thread of the app, told to follow the load; given --threads 1 it leaves the
+    app a core and trains in a child."""
+    monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
+    monkeypatch.setattr(thread_rules, "usable_cores", lambda: 2)
+    monkeypatch.setattr(thread_rules, "TORCH_THREADS", 2)
+    monkeypatch.setattr(tui.app, "prestart", lambda: None)
+    told: list[dict] = []
+    real = tui.app.run_job
+    monkeypatch.setattr(tui.app, "run_job", lambda *a, **kw: told.append(kw) or real(*a, **kw))
+    app = make_app(tmp_path, epochs=1)
+    assert not app.trains_in_child(app.cfg)
+    assert ReverseApp(app.cfg, replace(app.opts, threads=1)).trains_in_child(app.cfg)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.results is not None or app.results_error is not None, "the evaluation")
+            assert app.results_error is None
+            await app.workers.wait_for_complete()
+
+    run(body())
+    assert told and told[0]["threads_by_load"] and told[0]["choose_threads"] and canned.trained
 
 
 def test_a_run_on_every_core_trains_in_a_thread_of_the_app(tmp_path, canned, monkeypatch):

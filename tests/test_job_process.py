@@ -150,7 +150,8 @@ def test_a_child_that_cannot_start_ends_the_run_as_failed_in_one_line(tmp_path, 
         (Config(device="cuda", corpus="text.txt"), None, 2, True),  # a GPU trains it
     ],
 )
-def test_a_run_trains_in_a_child_unless_it_takes_every_core_of_a_cpu(cfg, threads, cores, child, monkeypatch):
+@pytest.mark.parametrize("by_load", [False, True])
+def test_a_run_trains_in_a_child_unless_it_takes_every_core_of_a_cpu(cfg, threads, cores, child, by_load, monkeypatch):
     """In a child the face's thread takes a core from a run on every core (one training thread
     waits for it at each op's end), where in a thread of the face it fits into the training's
     own waits for Python's lock: such a run trains in the face's process."""
@@ -158,4 +159,8 @@ def test_a_run_trains_in_a_child_unless_it_takes_every_core_of_a_cpu(cfg, thread
 
     monkeypatch.setattr(thread_rules, "usable_cores", lambda: cores)
     monkeypatch.setattr(thread_rules, "TORCH_THREADS", 8)  # what torch would take on a 16-core box
-    assert job_process.child_pays(cfg, threads) is child
+    # a run that follows the load (no --threads) is planned for every core it may take: the
+    # defaults on two cores then train in the face's thread; on 16, 8 threads leave cores free
+    if by_load and threads is None and cfg.device == "cpu":
+        child = cores > 8
+    assert job_process.child_pays(cfg, threads, by_load=by_load) is child

@@ -319,8 +319,8 @@ def test_a_headless_run_follows_the_load_with_its_figures_process_prestarted(tmp
         return clock["total"], clock["idle"]
 
     monkeypatch.setattr(threads, "cores_times", idle_but_us)
-    monkeypatch.setattr(job, "usable_cores", lambda: 2)
-    monkeypatch.setattr(job, "TORCH_THREADS", 2)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "TORCH_THREADS", 2)
     monkeypatch.setattr(threads, "_affinity", lambda: {0, 1})
     made = []
     monkeypatch.setattr(job, "PlotProcess", lambda: made.append(1) or NoPlotProcess())
@@ -336,7 +336,7 @@ def test_a_headless_run_follows_the_load_with_its_figures_process_prestarted(tmp
         torch.set_num_threads(1)
     started = next(e for e in events if isinstance(e, job.Started))
     assert started.threads == 1 and started.most_threads == 2
-    assert "1-2 threads as other work leaves the cores free" in started.line()
+    assert "1-2 threads as other work leaves the cores free" in started.line() and "cpu x1-2" in started.brief()
     report = json.loads((out / "report.json").read_text())
     assert report["threads"] == 2 and report["threads_by_load"] == [[threads.ThreadsByLoad.CHECK_EVERY, 2]]
     assert made == [] and plot_process._prestarted is None  # the prestarted process, taken once

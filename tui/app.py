@@ -62,9 +62,10 @@ __all__ = ["CannotStart", "ReverseApp", "describe"]
 
 # Training runs in a child process where that pays (engine/job_process.py's child_pays): there
 # the app's own thread (messages, layout, painting) costs it nothing, where in a thread of this
-# process it made the training loops 10-21% slower; a run on every core of a CPU is the other
-# way round (bench/README.md). False: always a thread of this process, which the tests'
-# stand-ins (tests/conftest.py) reach
+# process it made the training loops 10-21% slower; a run that may take every core of a CPU
+# (given no --threads it follows the load, engine/train/threads.py) is the other way round
+# (bench/README.md). False: always a thread of this process, which the tests' stand-ins
+# (tests/conftest.py) reach
 TRAIN_IN_PROCESS = True
 
 
@@ -343,7 +344,7 @@ class ReverseApp(App):
 
     def trains_in_child(self, cfg: Config) -> bool:
         """Whether a run of cfg trains in a child process (see TRAIN_IN_PROCESS)."""
-        return TRAIN_IN_PROCESS and child_pays(cfg, self.opts.threads)
+        return TRAIN_IN_PROCESS and child_pays(cfg, self.opts.threads, by_load=self.opts.threads is None)
 
     def stop_training(self) -> None:
         if self.training:
@@ -370,6 +371,7 @@ class ReverseApp(App):
             watch=list(self.opts.watch),
             tensorboard=self.opts.tensorboard,
             choose_threads=self.opts.threads is None,
+            threads_by_load=self.opts.threads is None,
         )
         news = TrainingNews(run_id, cfg.epochs)
         ended = None

@@ -229,8 +229,8 @@ def main_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=helped(
             "CPU threads for PyTorch and the C kernels; for two jobs on one box give each its share",
-            "--no-ui: every usable core while other work leaves them free, one thread while it shares them, "
-            "looked at as it trains; the app: 1 for a model with --hidden-dim under 128, else all usable cores",
+            "every usable core while other work leaves them free, one thread while it shares them, looked at as "
+            "it trains (where the cores cannot be read: 1 for a model with --hidden-dim under 128, else all)",
         ),
     )
     add_config_flags(p)

@@ -60,12 +60,18 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def most_threads() -> int:
+    """Every usable core, up to what torch would take unasked (OMP_NUM_THREADS): the most a
+    run on every core, or one that follows the load (ThreadsByLoad), trains on."""
+    return max(1, min(usable_cores(), TORCH_THREADS))
+
+
 def default_threads(hidden_dim: int, vocab_size: int = 0) -> int:
     """The threads a run trains on: one for a small model, else every usable core. The
     vocabulary is known only once the data is read (run_job asks again then; 0: not yet)."""
     if hidden_dim < SMALL_HIDDEN and vocab_size < SMALL_VOCAB:
         return 1
-    return max(1, min(usable_cores(), TORCH_THREADS))
+    return most_threads()
 
 
 class ThreadsByLoad:
