@@ -48,7 +48,6 @@ import engine.job  # noqa: E402
 import engine.train.trainer  # noqa: E402
 import tui.app  # noqa: E402
 from engine.train.config import Config  # noqa: E402
-from engine.train.threads import SMALL_HIDDEN, SMALL_VOCAB, default_threads  # noqa: E402
 from tui.app import ReverseApp  # noqa: E402
 from tui.common import RunOptions  # noqa: E402
 from tui.widgets.watch_view import WatchView  # noqa: E402
@@ -81,12 +80,8 @@ def headless_epochs(cfg: Config, tmp: Path) -> list[float]:
     child is (the first epoch of each pays the same warm-up), watching as it does by default:
     each epoch as timed where it trained (its metrics.csv)."""
     folder = Path(tempfile.mkdtemp(dir=tmp))
-    # the app's own count (a text's large output layer: every core, else one): with none given
-    # a headless run follows the load instead (ThreadsByLoad), which the app does not
-    threads = default_threads(SMALL_HIDDEN, SMALL_VOCAB) if cfg.corpus else 1
     subprocess.run(
         [sys.executable, "-m", "tui", "--no-ui", "--device", "cpu", "--epochs", str(cfg.epochs)]
-        + ["--threads", str(threads)]
         + ["--seed", str(cfg.seed), "--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")]
         + (["--corpus", cfg.corpus] if cfg.corpus else []),
         cwd=ROOT,
@@ -101,7 +96,7 @@ def epochs(cfg: Config, watch: bool, tmp: Path, in_process: bool = False) -> lis
     """One run in the app, trained in a thread of its process or (in_process, watching) in a
     child; the wall seconds of each epoch as the app saw them."""
     tui.app.TRAIN_IN_PROCESS = in_process
-    tui.app.child_pays = lambda cfg, threads=None: True  # the child arm is a child, whatever the run
+    tui.app.child_pays = lambda cfg, threads=None, by_load=False: True  # the child arm is a child, whatever the run
     engine.job.watch_sentences = WATCH_SENTENCES if watch else (lambda texts, test: [])
     folder = Path(tempfile.mkdtemp(dir=tmp))
     arrivals: list[float] = []
@@ -158,7 +153,7 @@ def to_results(cfg: Config, in_child: bool, tmp: Path) -> dict[str, float]:
     in a thread of the app: seconds from the app's start to its last epoch and to its results
     (the evaluation included), read every 50 ms (the same for both arms)."""
     tui.app.TRAIN_IN_PROCESS = True
-    tui.app.child_pays = lambda cfg, threads=None: in_child
+    tui.app.child_pays = lambda cfg, threads=None, by_load=False: in_child
     engine.job.watch_sentences = WATCH_SENTENCES
     folder = Path(tempfile.mkdtemp(dir=tmp))
     t0 = time.perf_counter()

@@ -206,12 +206,15 @@ def test_a_run_given_no_threads_follows_the_load_in_a_thread_of_the_app(tmp_path
     monkeypatch.setattr(thread_rules, "usable_cores", lambda: 2)
     monkeypatch.setattr(thread_rules, "TORCH_THREADS", 2)
     monkeypatch.setattr(tui.app, "prestart", lambda: None)
+    figures_ahead: list[int] = []  # the figures' process, started as the app starts up
+    monkeypatch.setattr(tui.app.plot_process, "prestart", lambda: figures_ahead.append(1))
     told: list[dict] = []
     real = tui.app.run_job
     monkeypatch.setattr(tui.app, "run_job", lambda *a, **kw: told.append(kw) or real(*a, **kw))
     app = make_app(tmp_path, epochs=1)
-    assert not app.trains_in_child(app.cfg)
+    assert not app.trains_in_child(app.cfg) and figures_ahead == [1]
     assert ReverseApp(app.cfg, replace(app.opts, threads=1)).trains_in_child(app.cfg)
+    assert figures_ahead == [1]  # one that trains in a child starts the child ahead instead
 
     async def body():
         async with app.run_test(size=SIZE) as pilot:

@@ -343,10 +343,18 @@ def test_a_headless_run_follows_the_load_with_its_figures_process_prestarted(tmp
 
 
 @pytest.mark.parametrize(
-    "flags, env, prestarts",
-    [([], {}, True), (["--threads", "2"], {}, False), ([], {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, False)],
+    "flags, env, cores, prestarts",
+    [
+        (["--no-ui"], {}, 2, True),
+        ([], {}, 2, True),  # the app's run
+        (["--no-ui", "--threads", "2"], {}, 2, False),  # a fixed count: as before
+        (["--no-ui"], {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, 2, False),  # torchrun
+        (["--no-ui"], {}, 1, False),  # one core: no idle one to import on
+    ],
 )
-def test_the_command_line_prestarts_the_figures_of_a_run_that_follows_the_load(monkeypatch, flags, env, prestarts):
+def test_the_command_line_prestarts_the_figures_of_a_run_that_follows_the_load(
+    monkeypatch, flags, env, cores, prestarts
+):
     from engine.insight import plot_process
     from tui import cli
 
@@ -354,7 +362,8 @@ def test_the_command_line_prestarts_the_figures_of_a_run_that_follows_the_load(m
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     called = []
     monkeypatch.setattr(plot_process, "prestart", lambda: called.append(1))
-    cli.prestart_figures(cli.main_parser().parse_args(["--no-ui", *flags]))
+    cli.prestart_figures(cli.main_parser().parse_args(flags))
     assert called == ([1] if prestarts else [])

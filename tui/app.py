@@ -22,6 +22,7 @@ from textual.reactive import var
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import CheckpointError, RunError
+from engine.insight import plot_process
 from engine.job import describe, evaluate_run, run_job
 from engine.job_process import child_pays, prestart, run_job_in_process
 from engine.runs.folders import BEST, CHECKPOINTS, RunPaths, new_run
@@ -134,6 +135,8 @@ class ReverseApp(App):
         self.autostart = self.first_run is not None and self.first_run.autostart
         if self.autostart and self.trains_in_child(cfg):
             prestart()  # the child imports torch while the app starts up
+        elif self.autostart and opts.threads is None:  # it follows the load, here: the figures'
+            plot_process.prestart()  # process imports while the app starts up, not in epoch 1
         if isinstance(start, FollowRun):
             self.follow_folder = start.folder
             self.checkpoint, self.out = start.folder / BEST, start.folder  # until its status says

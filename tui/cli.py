@@ -303,13 +303,18 @@ def probe_parser() -> argparse.ArgumentParser:
 
 
 def prestart_figures(args: argparse.Namespace) -> None:
-    """A headless run that follows the load (no --threads) starts its figures' process here,
-    before the import of torch that the run's own start is mostly made of
-    (engine/insight/plot_process.py's prestart); one on a fixed count starts it as before (a run
-    on every core: when training ends). Under torchrun rank 0 starts its own as it trains. A
-    run refused below leaves it unused: it is stopped as this process exits."""
+    """A run that follows the load (no --threads), headless or in the app, starts its figures'
+    process here, before the import of torch that the run's own start is mostly made of
+    (engine/insight/plot_process.py's prestart), on a core that start leaves idle; one on a
+    fixed count starts it as before (a run on every core: when training ends). Under torchrun
+    rank 0 starts its own as it trains. A run refused below, or an app that opens a model
+    without training, leaves it unused: it is stopped as this process exits."""
     launched = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))  # distributed.launched
-    if args.threads is None and not launched:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    if args.threads is None and not launched and cores > 1:
         from engine.insight import plot_process
 
         plot_process.prestart()
@@ -335,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_compare(compare_parser(), argv[1:])
     parser = main_parser()
     args = parser.parse_args(argv)
-    if args.seeds is None and (args.no_ui or not (isatty(sys.stdin) and isatty(sys.stdout))):
-        prestart_figures(args)  # a headless run: before torch's import below
+    if args.seeds is None:
+        prestart_figures(args)  # before torch's import below
     from engine.train import distributed  # imports torch: after --help and --version
 
     if not args.no_ui and distributed.launched():
