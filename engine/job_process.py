@@ -50,7 +50,7 @@ from pathlib import Path
 import torch
 
 from .train.events import BatchDone, EpochDone, ProgressBuffer
-from .train.threads import SMALL_VOCAB, core_left_free, default_threads, most_threads
+from .train.threads import SMALL_VOCAB, core_left_free, default_threads, load_is_readable, most_threads
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds engine/
 CHILD_MODULE = "engine.job_process"  # what the child runs (tests: the same with their stand-ins)
@@ -140,12 +140,13 @@ def child_pays(cfg, threads: int | None = None, by_load: bool = False) -> bool:
     for the run's default, told before the data is read: a text of one's own is taken to have
     the large vocabulary that gives it every core (every text measured had over 1,000 words).
     by_load: with no --threads, the run follows the load (engine/train/threads.py's
-    ThreadsByLoad), so it is planned for the most it may take, every usable core."""
+    ThreadsByLoad) where the cores' load can be read, so it is planned for the most it may
+    take, every usable core; elsewhere for the fixed choice."""
     on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
     device = torch.device("cpu" if on_cpu else "cuda")
     if threads:
         expected = threads
-    elif by_load:
+    elif by_load and load_is_readable():
         expected = most_threads()
     else:
         expected = default_threads(cfg.hidden_dim, SMALL_VOCAB if cfg.corpus else 0)

@@ -205,6 +205,7 @@ def test_a_run_given_no_threads_follows_the_load_in_a_thread_of_the_app(tmp_path
     monkeypatch.setattr(tui.app, "TRAIN_IN_PROCESS", True)
     monkeypatch.setattr(thread_rules, "usable_cores", lambda: 2)
     monkeypatch.setattr(thread_rules, "TORCH_THREADS", 2)
+    monkeypatch.setattr(thread_rules, "cores_times", lambda cpus: (100.0, 50.0))  # readable, never changing
     monkeypatch.setattr(tui.app, "prestart", lambda: None)
     figures_ahead: list[int] = []  # the figures' process, started as the app starts up
     monkeypatch.setattr(tui.app.plot_process, "prestart", lambda: figures_ahead.append(1))

@@ -161,6 +161,18 @@ def test_a_run_trains_in_a_child_unless_it_takes_every_core_of_a_cpu(cfg, thread
     monkeypatch.setattr(thread_rules, "TORCH_THREADS", 8)  # what torch would take on a 16-core box
     # a run that follows the load (no --threads) is planned for every core it may take: the
     # defaults on two cores then train in the face's thread; on 16, 8 threads leave cores free
+    monkeypatch.setattr(thread_rules, "cores_times", lambda cpus: (100.0, 50.0))  # readable
     if by_load and threads is None and cfg.device == "cpu":
         child = cores > 8
     assert job_process.child_pays(cfg, threads, by_load=by_load) is child
+
+
+def test_where_the_load_cannot_be_read_a_run_is_planned_for_the_fixed_choice(monkeypatch):
+    from engine.train import threads as thread_rules
+
+    monkeypatch.setattr(thread_rules, "usable_cores", lambda: 2)
+    monkeypatch.setattr(thread_rules, "TORCH_THREADS", 2)
+    monkeypatch.setattr(thread_rules, "cores_times", lambda cpus: None)  # no /proc/stat (macOS)
+    assert job_process.child_pays(Config(device="cpu"), None, by_load=True)  # one thread: a child
+    monkeypatch.setattr(thread_rules, "cores_times", lambda cpus: (100.0, 50.0))
+    assert not job_process.child_pays(Config(device="cpu"), None, by_load=True)

@@ -363,6 +363,7 @@ def test_the_command_line_prestarts_the_figures_of_a_run_that_follows_the_load(
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os.path, "exists", lambda path: path == "/proc/stat")  # a Linux box
     called = []
     monkeypatch.setattr(plot_process, "prestart", lambda: called.append(1))
     cli.prestart_figures(cli.main_parser().parse_args(flags))

@@ -30,7 +30,7 @@ from engine.runs.follow import follow, is_running
 from engine.train.checkpoint import Loaded
 from engine.train.config import Config
 from engine.train.events import BatchDone, EpochDone, Snapshot
-from engine.train.threads import default_threads
+from engine.train.threads import default_threads, load_is_readable
 from engine.train.trainer import resolve_device
 
 from .bridge import TrainingNews, ended_by, follow_news, of_the_run_on_show
@@ -135,8 +135,8 @@ class ReverseApp(App):
         self.autostart = self.first_run is not None and self.first_run.autostart
         if self.autostart and self.trains_in_child(cfg):
             prestart()  # the child imports torch while the app starts up
-        elif self.autostart and opts.threads is None:  # it follows the load, here: the figures'
-            plot_process.prestart()  # process imports while the app starts up, not in epoch 1
+        elif self.autostart and opts.threads is None and load_is_readable():  # it follows the load,
+            plot_process.prestart()  # here: the figures' process imports as the app starts, not in epoch 1
         if isinstance(start, FollowRun):
             self.follow_folder = start.folder
             self.checkpoint, self.out = start.folder / BEST, start.folder  # until its status says

@@ -314,7 +314,8 @@ def prestart_figures(args: argparse.Namespace) -> None:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    if args.threads is None and not launched and cores > 1:
+    # the load is read from /proc/stat (engine/train/threads.py's load_is_readable, which imports torch)
+    if args.threads is None and not launched and cores > 1 and os.path.exists("/proc/stat"):
         from engine.insight import plot_process
 
         plot_process.prestart()

@@ -135,6 +135,12 @@ class ThreadsByLoad:
         return want
 
 
+def load_is_readable() -> bool:
+    """Whether ThreadsByLoad can follow the load here: more than one core to take, and their
+    times readable (Linux's /proc/stat). Elsewhere a run keeps the fixed choice (default_threads)."""
+    return most_threads() > 1 and cores_times(frozenset(_affinity())) is not None
+
+
 def _affinity() -> set[int]:
     try:
         return os.sched_getaffinity(0)
