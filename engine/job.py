@@ -385,11 +385,13 @@ def run_job(
     # matplotlib and seaborn on the core that training leaves free, from the end of the first
     # epoch, when the face has drawn its screens. Training on every core leaves none free: its
     # imports stalled a two-thread epoch by 1.7 s (each op's threads wait for the one the
-    # import held up), so that run starts it when training ends, beside the evaluation.
-    plotter: PlotProcess | None = take_prestarted()  # a headless run's, started before its imports
+    # import held up), so that run starts it when training ends, beside the evaluation. A run
+    # that follows the load has it from the command line, started before torch's import
+    # (prestart), or starts it now, while it trains on one thread and waits for it.
+    plotter: PlotProcess | None = take_prestarted()
     group = distributed.current()
     plot_early = core_left_free(device, group.local_world if group else 1)
-    if plotter is None and governor is not None:  # it imports while training is on one thread
+    if plotter is None and governor is not None:
         plotter = PlotProcess()
     reason, error, exception = "finished", None, None
     try:

@@ -24,7 +24,7 @@ The evaluation after training runs its parts side by side, one thread each, what
 training used: on licenses.txt's model that took 3.2-3.75 s against 4.2-4.6 s for the parts
 one after another on two threads each.
 
-A headless run with no --threads does better than either fixed choice: ThreadsByLoad watches
+A run given no --threads does better than either fixed choice: ThreadsByLoad watches
 what other work takes of this run's cores as it trains and uses every core while they are
 otherwise idle, one thread while they are shared. With the C kernels' attention split over
 rows, two threads alone made the default model's epoch 1.2-1.3x faster (1.2-1.3 s against
