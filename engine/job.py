@@ -43,7 +43,7 @@ from .train.checkpoint import load
 from .train.config import Config
 from .train.data import splits_for
 from .train.events import BatchDone, EpochDone, Snapshot
-from .train.threads import ThreadsByLoad, busy_note, core_left_free, default_threads, most_threads
+from .train.threads import ThreadsByLoad, busy_note, core_left_free, default_threads, load_is_readable, most_threads
 from .train.trainer import Trainer, resolve_device
 
 
@@ -313,12 +313,8 @@ def run_job(
         if choose_threads and device.type == "cpu":  # the output layer's size is known now
             threads = default_threads(trainer.cfg.hidden_dim, len(trainer.vocab))
             torch.set_num_threads(distributed.threads_per_process(threads) if distributed.current() else threads)
-            most = most_threads()
-            if threads_by_load and not distributed.current() and most > 1:
-                governor = ThreadsByLoad(most)  # starts on one thread
-                if governor.mark is None:  # the cores cannot be read: the fixed choice stands
-                    governor = None
-                    torch.set_num_threads(threads)
+            if threads_by_load and not distributed.current() and load_is_readable():  # else the fixed choice
+                governor = ThreadsByLoad(most_threads())  # starts on one thread
     except Exception as e:
         text = str(e) if isinstance(e, (ValueError, CheckpointError)) else describe(e)
         yield Failed("start", f"cannot resume: {text}" if resume is not None else text, e)

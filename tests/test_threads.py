@@ -142,8 +142,9 @@ def test_headless_runs_pick_the_thread_count(tmp_path):
     # in a process of its own: two threads set in this one cost seconds of spinning cores
     corpus = write_corpus(tmp_path / "text.txt", 300, vocab_size=300)  # ~300 words seen twice or more
     every_core = threads.default_threads(threads.SMALL_HIDDEN)
-    # with no --threads a run follows the load, up to every core (report.json's threads: the most)
-    by_load = every_core > 1 and machine.cores_times(frozenset(threads._affinity())) is not None
+    # with no --threads a run follows the load, up to every core (report.json's threads: the
+    # most); machine's own reading, which the run's process reads unpatched
+    by_load = every_core > 1 and machine.cores_times(machine.usable_cpus()) is not None
     for name, extra, expected in (
         ("built-in", [], every_core if by_load else 1),
         ("asked", ["--threads", "2"], 2),
@@ -302,26 +303,21 @@ def test_the_thread_count_changes_none_of_a_runs_numbers():
 def test_a_headless_run_follows_the_load_with_its_figures_process_prestarted(tmp_path, monkeypatch):
     """run_job(threads_by_load=True) on a machine otherwise idle: one thread, then both cores
     at the first look; the figures' process prestarted by the command line is the one it uses."""
-    import time
 
     from engine import job
     from engine.insight import plot_process
     from engine.train.config import Config
     from tests.conftest import QUICK, NoPlotProcess
 
-    clock = {"total": 0.0, "idle": 0.0, "own": time.process_time()}
+    clock = {"total": 0.0}
 
-    def idle_but_us(cpus):  # each look 0.3 s later; the cores busy with this process alone
-        own = time.process_time()
+    def idle(cpus):  # each look 0.3 s later, the cores idle: no other work on them
         clock["total"] += len(cpus) * 0.3
-        clock["idle"] += len(cpus) * 0.3 - (own - clock["own"])
-        clock["own"] = own
-        return clock["total"], clock["idle"]
+        return clock["total"], clock["total"]
 
-    monkeypatch.setattr(threads, "cores_times", idle_but_us)
-    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "cores_times", idle)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: frozenset({0, 1}))
     monkeypatch.setattr(threads, "TORCH_THREADS", 2)
-    monkeypatch.setattr(threads, "_affinity", lambda: {0, 1})
     made = []
     monkeypatch.setattr(job, "PlotProcess", lambda: made.append(1) or NoPlotProcess())
     monkeypatch.setattr(plot_process, "_prestarted", NoPlotProcess())

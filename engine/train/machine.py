@@ -87,6 +87,14 @@ def cpu_times() -> tuple[float, float] | None:
         return None
 
 
+def usable_cpus() -> frozenset[int]:
+    """The cores this process may run on (a taskset or a container's cpuset counts)."""
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity to read (macOS): every core
+        return frozenset(range(os.cpu_count() or 1))
+
+
 def cores_times(cpus: frozenset[int]) -> tuple[float, float] | None:
     """The seconds the given cores have spent so far, in all and idle (waiting for input or
     output counts as idle), summed over them, from /proc/stat's line for each core (Linux);

@@ -41,7 +41,7 @@ from typing import TypeVar
 
 import torch
 
-from .machine import cores_times, cpu_times
+from .machine import cores_times, cpu_times, usable_cpus
 
 T = TypeVar("T")
 
@@ -54,10 +54,7 @@ TORCH_THREADS = torch.get_num_threads()
 
 def usable_cores() -> int:
     """Cores this process may run on (a taskset or a container's cpuset counts)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return len(usable_cpus())
 
 
 def most_threads() -> int:
@@ -100,7 +97,7 @@ class ThreadsByLoad:
         apply: Callable[[int], None] = torch.set_num_threads,
     ):
         self.most = most
-        self.cpus = cpus if cpus is not None else frozenset(_affinity())
+        self.cpus = cpus if cpus is not None else usable_cpus()
         self.read, self.own, self.apply = read or cores_times, own, apply
         self.threads = 1
         apply(1)
@@ -138,14 +135,7 @@ class ThreadsByLoad:
 def load_is_readable() -> bool:
     """Whether ThreadsByLoad can follow the load here: more than one core to take, and their
     times readable (Linux's /proc/stat). Elsewhere a run keeps the fixed choice (default_threads)."""
-    return most_threads() > 1 and cores_times(frozenset(_affinity())) is not None
-
-
-def _affinity() -> set[int]:
-    try:
-        return os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        return set(range(os.cpu_count() or 1))
+    return most_threads() > 1 and cores_times(usable_cpus()) is not None
 
 
 def busy_cores(window: float = 0.2) -> float | None:
