@@ -165,7 +165,7 @@ class NoPlotProcess:
     def __init__(self) -> None:
         self.failed: dict[str, str] = {}
 
-    def submit(self, jobs) -> bool:
+    def submit(self, jobs, more: bool = False) -> bool:
         return False
 
     def draw(self, jobs, timeout: float = 120.0) -> None:

@@ -158,3 +158,17 @@ def test_without_a_terminal_the_app_runs_headless_and_says_so(tmp_path):
     )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "exists" in r.stderr
     assert (tmp_path / "c.pt").read_bytes() == before
+
+
+def test_a_run_leaves_what_the_imports_made_out_of_the_collectors_sight(monkeypatch, capsys):
+    """torch's ~170k module objects live as long as the process: main freezes them once
+    torch is imported, before anything is trained, so no full collection of the run
+    traverses them (a --threads 0 run is refused just after, without training)."""
+    import gc
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    with pytest.raises(SystemExit):
+        main(["--no-ui", "--threads", "0"])
+    assert frozen == [True]
+    assert "--threads must be at least 1" in capsys.readouterr().err

@@ -48,6 +48,19 @@ def test_the_child_draws_both_figures(tmp_path):
     assert plotter.proc.returncode == 0
 
 
+def test_the_child_draws_the_figures_of_every_submit(tmp_path):
+    """The figures that need only the history go first (more=True), the heatmap after the test
+    set: the child draws both submits and answers for all of them."""
+    plotter = PlotProcess()
+    heatmap, curve = jobs(tmp_path)
+    assert plotter.submit([curve], more=True)
+    assert plotter.submit([heatmap])
+    paths = plotter.collect()
+    assert paths == [(tmp_path / "l.png").resolve(), (tmp_path / "h.png").resolve()]
+    assert all(is_png(p) for p in paths)
+    assert not plotter.submit([curve])  # the last submit closed it
+
+
 def test_a_failing_child_is_replaced_by_drawing_here(tmp_path, monkeypatch):
     real = subprocess.Popen
     # a child that dies at once, as one without matplotlib would

@@ -104,21 +104,23 @@ def decode(
         # the batch's results in one read
         gates = out.copy.float() if out.copy is not None else out.length.new_zeros(0)
         tokens, attn, length, gates = download(out.tokens, out.attention.float(), out.length, gates)
-        gates = gates if out.copy is not None else None
-        for j, row in enumerate(batch.index.tolist()):
-            n_src, steps = int(batch.src_len[j]), int(length[j])
-            src = ds.sentences[row]
-            a = attn[j, :steps, :n_src].numpy()
-            ids, reference = tokens[j, :steps].tolist(), ds.references(row)
+        # each sentence's part of them sliced in NumPy and Python, not as torch ops
+        attn, gates = attn.numpy(), gates.numpy() if out.copy is not None else None
+        for j, (row, n_src, steps, ids) in enumerate(
+            zip(batch.index.tolist(), batch.src_len.tolist(), length.tolist(), tokens.tolist())
+        ):
+            src, ids = ds.sentences[row], ids[:steps]
+            a, reference = attn[j, :steps, :n_src], ds.references(row)
+            words = output_words(ids, a, src, vocab, replace_unk)  # read once: shown and matched
             results[row] = SentenceResult(
                 source=list(src),
-                output=output_words(ids, a, src, vocab, replace_unk),
+                output=words,
                 reference=reference,
                 attention=a,
                 steps=steps,
-                copy=gates[j, :steps].numpy() if gates is not None else None,
+                copy=gates[j, :steps] if gates is not None else None,
                 ids=ids,
-                match=exact_match(ids, a, src, reference, vocab, replace_unk),
+                match=exact_match(ids, a, src, reference, vocab, replace_unk, words=words),
             )
     return results  # type: ignore[return-value]
 

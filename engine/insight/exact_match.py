@@ -60,19 +60,23 @@ def exact_match(
     reference: Sequence[str],
     vocab: Vocab,
     replace_unk: bool = True,
+    words: Sequence[str] | None = None,
 ) -> bool:
     """Whether a decoding is right, the one rule every figure counts by: the ids up to the
     first EOS, as output_words reads them, equal the reference word for word, and EOS was
     emitted. A PAD, SOS or an extended id past the source's unknown words before EOS is
     wrong, whatever word it would be shown as. attention: (steps, n + 1), read for an
-    emitted <unk> when replace_unk."""
+    emitted <unk> when replace_unk. words: output_words of these ids, where the caller has
+    read them already (a decoding shown and counted reads them once)."""
     end = next((t for t, i in enumerate(ids) if i == EOS), None)
     if end is None:
         return False
     top = len(vocab) + len(vocab.source_unknowns(source))  # one past the last id that is a word
     if any(i in (PAD, SOS) or i >= top for i in ids[:end]):
         return False
-    return output_words(ids[:end], attention, source, vocab, replace_unk) == list(reference)
+    if words is None:
+        words = output_words(ids[:end], attention, source, vocab, replace_unk)
+    return list(words) == list(reference)
 
 
 def exact_match_batch(

@@ -98,15 +98,20 @@ class PlotProcess:
         missing, failed or took longer than timeout (the caller then draws them itself)."""
         return self.collect(timeout) if self.submit(jobs) else None
 
-    def submit(self, jobs: list[dict]) -> bool:
+    def submit(self, jobs: list[dict], more: bool = False) -> bool:
         """Hand the figures over and go on: the child draws them while the caller works.
-        False when the child is missing or gone (the caller draws them itself)."""
+        more: others follow in a later submit (the child starts on these now); the last
+        submit has more=False. False when the child is missing or gone (the caller draws
+        them itself)."""
         if self.proc is None or self.proc.stdin is None:  # no child, or figures already handed over
             return False
         try:
-            self.proc.stdin.write(json.dumps(jobs))
-            self.proc.stdin.close()
-            self.proc.stdin = None  # handed over: communicate() then only reads
+            self.proc.stdin.write(json.dumps(jobs) + "\n")  # one line a submit
+            if more:
+                self.proc.stdin.flush()
+            else:
+                self.proc.stdin.close()
+                self.proc.stdin = None  # handed over: communicate() then only reads
         except OSError:
             self.close()
             return False
@@ -187,13 +192,13 @@ def _serve() -> None:
     from . import plots
 
     plots.warm_up()
-    jobs = json.loads(sys.stdin.read() or "[]")
     written, failed = [], {}
-    for job in jobs:
-        try:
-            written.append(str(draw_here(job)))
-        except Exception as e:  # reported; the next figure is still drawn
-            failed[job["path"]] = one_line(e)
+    for line in sys.stdin:  # a submit a line, drawn as it arrives, until the last one closes stdin
+        for job in json.loads(line):
+            try:
+                written.append(str(draw_here(job)))
+            except Exception as e:  # reported; the next figure is still drawn
+                failed[job["path"]] = one_line(e)
     print(json.dumps({"written": written, "failed": failed}))
 
 

@@ -363,6 +363,13 @@ def _finish_run(
     best_epoch, best_val_loss = loaded.payload.get("best_epoch"), loaded.payload.get("best_val_loss")
     model, vocab = loaded.model, loaded.vocab
     progress = _Progress(on_phase)  # every part below that raises is kept here, and the others go on
+    # the figures that need only the history go to the plot process now, to be drawn while
+    # the sentence sets are made; the heatmap follows once the test set is decoded
+    early = [loss_curve_job(history, out / "loss_curve.png", best_epoch)]
+    if snapshots:  # the first watch sentence's attention, frame by frame
+        early.append(timeline_job([s.as_dict() for s in snapshots], out / "attention_timeline.gif"))
+    sent_early = plotter is not None and plotter.submit(early, more=True)
+    figures: dict = {"jobs": list(early), "sent": sent_early, "example": None}
     # every sentence set first, from one seeded generator, so the evaluations below are
     # independent of one another and of the order they run in
     rng = random.Random(cfg.seed + 2)
@@ -379,29 +386,27 @@ def _finish_run(
     control_model = None
     if control_checkpoint is not None:
         control_model = progress.attempt("control", load_model, control_checkpoint, device)
-    figures: dict = {"jobs": [], "sent": False, "example": None}
 
-    def figure_jobs(ev: EvalResult | None) -> list[dict]:
-        jobs = [loss_curve_job(history, out / "loss_curve.png", best_epoch)]
-        if ev is not None:  # without it, the heatmap is said to be missing after the test set
-            figures["example"] = example = progress.attempt("attention_heatmap", typical_example, ev.results)
-            if example is not None:
-                path = out / "attention_heatmap.png"
-                jobs.insert(0, heatmap_job(example.attention, example.source_tokens, example.output_tokens, path))
-        if snapshots:  # the first watch sentence's attention, frame by frame
-            jobs.append(timeline_job([s.as_dict() for s in snapshots], out / "attention_timeline.gif"))
-        return jobs
+    def heatmap_jobs(ev: EvalResult | None) -> list[dict]:
+        if ev is None:  # without it, the heatmap is said to be missing after the test set
+            return []
+        figures["example"] = example = progress.attempt("attention_heatmap", typical_example, ev.results)
+        if example is None:
+            return []
+        path = out / "attention_heatmap.png"
+        return [heatmap_job(example.attention, example.source_tokens, example.output_tokens, path)]
 
     def test_set_then_figures() -> EvalResult:
-        # the figures need only the test set's decoding and the history: the plot process
-        # draws them while the sweeps run (those that do not need the test set also when it fails)
+        # the heatmap needs only the test set's decoding: the plot process draws it while the
+        # sweeps run (the other figures also when the test set fails)
         ev = None
         try:
             ev = evaluate(model, vocab, test_sentences, device)
             return ev
         finally:
-            figures["jobs"] = figure_jobs(ev)
-            figures["sent"] = plotter is not None and plotter.submit(figures["jobs"])
+            last = heatmap_jobs(ev)
+            figures["jobs"] = last + figures["jobs"]
+            figures["sent"] = plotter is not None and plotter.submit(last) or figures["sent"]
 
     jobs = {  # the test set first (the figures wait on it), then the longest, so two workers finish together
         "test": test_set_then_figures,
