@@ -74,6 +74,30 @@ def test_epochs_are_auto_unless_given_six_on_your_own_text_nine_on_the_built_in(
         Config(epochs=-1).validate()
 
 
+def test_validation_sentences_are_auto_unless_given_250_built_in_500_on_your_own_text(tmp_path):
+    """A text's training sentences are what its test and validation sentences leave, so it
+    keeps 500 (its model is the one 500 gave); the built-in sentences validate on 250, which
+    leaves their training as it was. Whatever gives the count wins; config.toml repeats it."""
+    from engine.train.data import splits_for
+    from tui.cli import config_from_args, main_parser
+
+    def val(*flags: str) -> int:
+        return config_from_args(main_parser().parse_args(list(flags))).val_size
+
+    text = str(write_corpus(tmp_path / "c.txt", 40))
+    assert (Config().val_size, Config(corpus=text).val_size, Config(val_size=300).val_size) == (250, 500, 300)
+    assert val() == 250 and val("--corpus", text) == 500 and val("--val-size", "auto") == 250
+    assert val("--corpus", text, "--val-size", "300") == 300
+    assert val("--preset", "notebook") == 1000  # the notebook's own
+    built_in = splits_for(Config())[0]
+    assert len(built_in.val) == 250 and built_in.train == splits_for(Config(val_size=500))[0].train
+    repeat = tmp_path / "config.toml"
+    repeat.write_text(Config(val_size=500).to_toml())
+    assert val("--config", str(repeat)) == 500  # the file gives it
+    with pytest.raises(ValueError, match="--val-size"):
+        Config(val_size=-1).validate()
+
+
 def test_the_vocabulary_cap_is_auto_unless_given_a_thousand_words_where_the_model_copies(tmp_path):
     """A copying model (a --corpus text's) keeps the 1,000 most frequent words and copies the
     rest; one that cannot copy keeps 10,000. Whatever gives a cap wins, and a run's config.toml

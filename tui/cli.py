@@ -55,7 +55,7 @@ def _type_name(t) -> str:
 
 # --preset's configurations, each before --config and the flags given
 PRESETS = {"default": Config, "notebook": Config.notebook, "long": Config.long}
-PRESET_GIVES = {"notebook": ("epochs",)}  # what of Config.RESOLVED a preset gives as its own
+PRESET_GIVES = {"notebook": ("epochs", "val_size")}  # what of Config.RESOLVED a preset gives as its own
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -93,8 +93,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The preset, then --config FILE, then the flags given on the command line. Of the fields
-    worked out as a Config is made (Config.RESOLVED: the epochs, the vocabulary's cap), those
-    that none of them gives are auto, worked out with --corpus and --copy."""
+    worked out as a Config is made (Config.RESOLVED: the epochs, the vocabulary's cap, the
+    validation sentences), those that none of them gives are auto, worked out with --corpus
+    and --copy."""
     base = PRESETS[args.preset]()
     given = set(PRESET_GIVES.get(args.preset, ()))
     if getattr(args, "config", None) is not None:

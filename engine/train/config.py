@@ -84,10 +84,16 @@ class Config:
         "none with --no-copy or on the built-in words; 0: none)",
         auto=-1.0,
     )
-    # picks the best epoch by its loss over ~4,400 target words (the built-in sentences), in a
-    # quarter of the time of 1,000: seeds 1-10 chose the same epoch as with 500 (bench/README.md)
+    # picks the best epoch by its loss over ~4,400 target words on the built-in sentences, in
+    # half the time of 500: seeds 1-10 chose the same epoch with either (bench/README.md). A
+    # text keeps 500: its training sentences are what the others leave, so fewer validation
+    # sentences would change its model
     val_size: int = setting(
-        250, "validation sentences: they pick the best model and stop early (with --corpus, at most a tenth of it)"
+        0,
+        "validation sentences: they pick the best model and stop early (auto, or 0: 250 on the built-in "
+        "sentences, 500 with --corpus; with --corpus at most a tenth of it)",
+        auto=0,
+        shown="auto",
     )
     test_size: int = setting(
         1000, "test sentences: exact match, examples, analysis (with --corpus, at most a tenth of it)"
@@ -226,14 +232,17 @@ class Config:
 
     BUILTIN_TRAIN_SIZE = 3000  # 3-30 words in 9 epochs: every goal on 6 of 6 seeds (bench/length_study.py)
     BUILTIN_EPOCHS, TEXT_EPOCHS = 9, 6  # epochs' auto (see epochs)
+    BUILTIN_VAL, TEXT_VAL = 250, 500  # val_size's auto (see val_size)
     COPYING_VOCAB, VOCAB = 1000, 10000  # max_vocab's auto (see max_vocab)
     # the fields whose auto is worked out once, as the configuration is made, and kept as a
     # number (config.toml and a checkpoint repeat what the run did); the others stay auto
-    RESOLVED = ("epochs", "max_vocab")
+    RESOLVED = ("epochs", "max_vocab", "val_size")
 
     def __post_init__(self) -> None:
         if self.epochs == 0:
             object.__setattr__(self, "epochs", self.TEXT_EPOCHS if self.corpus else self.BUILTIN_EPOCHS)
+        if self.val_size == 0:
+            object.__setattr__(self, "val_size", self.TEXT_VAL if self.corpus else self.BUILTIN_VAL)
         if self.max_vocab == -1:
             object.__setattr__(self, "max_vocab", self.COPYING_VOCAB if self.copy_on else self.VOCAB)
 
