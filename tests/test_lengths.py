@@ -267,3 +267,20 @@ def test_past_six_times_the_sweep_goes_on_only_while_the_model_holds(monkeypatch
     assert seen == decoded and curve.not_measured == [n for n in accuracy if n not in decoded]
     if curve.not_measured:
         assert curve.held_stop and "only while exact match stays at 99%" in lengths.describe_limit(curve, "x")
+
+
+def test_a_sweep_given_a_floor_stops_after_the_first_length_under_it(monkeypatch):
+    """The known-word sweep's stop (stop_below=0.5): both limits the report names are found
+    by then, the longer lengths are listed as not measured, and the report says why."""
+    accuracy = {3: 1.0, 4: 0.95, 5: 0.6, 6: 0.45, 7: 0.7, 8: 0.0}
+    decoded = []
+    monkeypatch.setattr(lengths, "evaluate", evaluating_at(accuracy, decoded))
+    by_length = {n: [[f"w{k}-{i}" for i in range(n)] for k in range(20)] for n in accuracy}
+    curve = lengths.length_curve(None, None, by_length, torch.device("cpu"), stop_below=0.5)
+    assert decoded == [3, 4, 5, 6] and curve.not_measured == [7, 8]
+    assert curve.first_below(0.99) == 4 and curve.first_below(0.5) == 6 and curve.stopped_below == 0.5
+    assert curve.why_stopped == "below 50%"
+    assert "were not decoded: the sweep stops once exact match is below 50%" in describe_limit(curve, "x")
+    decoded.clear()  # without the floor it goes on to the lengths under 1%
+    full = lengths.length_curve(None, None, by_length, torch.device("cpu"))
+    assert decoded == [3, 4, 5, 6, 7, 8] and full.stopped_below is None and full.why_stopped == ""

@@ -82,6 +82,8 @@ class LengthCurve:
     not_measured: list[int] = field(default_factory=list)  # past where the kind was lost
     # not_measured because the lengths past held_from are decoded only while the model holds
     held_stop: bool = False
+    # not_measured because exact match had fallen below this (length_curve's stop_below)
+    stopped_below: float | None = None
 
     @classmethod
     def of(cls, ev: EvalResult) -> LengthCurve:
@@ -96,6 +98,17 @@ class LengthCurve:
     @property
     def per_length(self) -> dict[int, float]:
         return self.evaluation.per_length
+
+    @property
+    def why_stopped(self) -> str:
+        """Why the longer lengths were not decoded, in a few words ("" when every one was)."""
+        if not self.not_measured:
+            return ""
+        if self.held_stop:
+            return "below 99%"  # past held_from, the longer lengths only follow one at 99% or more
+        if self.stopped_below is not None:
+            return f"below {self.stopped_below:.0%}"
+        return "lost"
 
     def first_below(self, level: float) -> int | None:
         """The shortest measured length whose exact match is below level (None: none is)."""
@@ -184,6 +197,7 @@ def length_curve(
     device: torch.device,
     stop_when_lost: bool = True,
     held_from: int | None = None,
+    stop_below: float | None = None,
 ) -> LengthCurve:
     """Greedy exact match, one length at a time, shortest first: a batch never pads a short
     sentence to a long one, and decoding stops at n + 2 steps for n words (n words, EOS, and
@@ -191,14 +205,17 @@ def length_curve(
     stop_when_lost: once LOST_RUN lengths in a row are under LOST, the longer ones are left
     out (LengthCurve.not_measured); where exact match first falls below 99% and 50% is
     found by then, since a length under 1% is under both. held_from: the lengths above it are
-    decoded only while the length before held at 99% or more; the rest are not_measured."""
+    decoded only while the length before held at 99% or more; the rest are not_measured.
+    stop_below: the sweep also stops after the first length under it (where exact match first
+    falls below 50%, say: that figure and the 99% one are found by then), leaving out the
+    longest lengths, which cost the most, once the model is mostly wrong there."""
     done: list[EvalResult] = []
     lost = 0
     lengths = sorted(by_length)
 
-    def measured(not_measured: list[int], held_stop: bool = False) -> LengthCurve:
+    def measured(not_measured: list[int], held_stop: bool = False, below: float | None = None) -> LengthCurve:
         curve = LengthCurve.of(EvalResult.merged(done))
-        curve.not_measured, curve.held_stop = not_measured, held_stop
+        curve.not_measured, curve.held_stop, curve.stopped_below = not_measured, held_stop, below
         return curve
 
     for k, n in enumerate(lengths):
@@ -206,6 +223,8 @@ def length_curve(
             return measured(lengths[k:], held_stop=True)
         ev = evaluate(model, vocab, by_length[n], device, max_steps=n + 2)
         done.append(ev)
+        if stop_below is not None and ev.exact_match < stop_below and k + 1 < len(lengths):
+            return measured(lengths[k + 1 :], below=stop_below)
         lost = lost + 1 if ev.exact_match < LOST else 0
         if stop_when_lost and lost >= LOST_RUN:
             return measured(lengths[k + 1 :])
@@ -226,11 +245,12 @@ def describe_limit(curve: LengthCurve, what: str) -> str:
 
     below99, below50 = curve.first_below(0.99), curve.first_below(0.5)
     longest = max(curve.per_length)
-    why = (
-        "the sweep goes past 6x the training length only while exact match stays at 99% or more"
-        if curve.held_stop
-        else f"under {LOST:.0%} at {LOST_RUN} lengths in a row"
-    )
+    if curve.held_stop:
+        why = "the sweep goes past 6x the training length only while exact match stays at 99% or more"
+    elif curve.stopped_below is not None:
+        why = f"the sweep stops once exact match is below {curve.stopped_below:.0%}"
+    else:
+        why = f"under {LOST:.0%} at {LOST_RUN} lengths in a row"
     skipped = (
         f" Longer sentences ({curve.not_measured[0]}-{curve.not_measured[-1]} words) were not decoded: {why}."
         if curve.not_measured
