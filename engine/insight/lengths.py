@@ -79,7 +79,7 @@ class LengthCurve:
 
     evaluation: EvalResult
     failures: dict[int, dict[str, int]] = field(default_factory=dict)
-    not_measured: list[int] = field(default_factory=list)  # past where the kind was lost
+    not_measured: list[int] = field(default_factory=list)  # the lengths left out (why_stopped says why)
     # not_measured because the lengths past held_from are decoded only while the model holds
     held_stop: bool = False
     # not_measured because exact match had fallen below this (length_curve's stop_below)
