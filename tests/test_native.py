@@ -104,10 +104,27 @@ def test_a_changed_c_prototype_is_reported(old, new):
 def test_a_kernel_takes_every_argument_by_name_exactly_once():
     k = native.kernels().adam_step
     args = {name: 0 for name in k.names}
-    with pytest.raises(TypeError, match="missing \\['eps'\\]"):
+    with pytest.raises(TypeError, match="adam_step\\(\\) missing 1 required keyword-only argument: 'eps'"):
         k(**{n: v for n, v in args.items() if n != "eps"})
-    with pytest.raises(TypeError, match="unexpected \\['epsilon'\\]"):
+    with pytest.raises(TypeError, match="adam_step\\(\\) got an unexpected keyword argument 'epsilon'"):
         k(**args, epsilon=0)
+    with pytest.raises(TypeError, match="takes 0 positional arguments"):
+        k(*args.values())  # by name only
+
+
+def test_a_kernels_python_side_is_made_from_names_alone():
+    """kernel_call writes a function from the declaration's names: one that is not a Python
+    name is refused before any source is made of it."""
+    import ctypes
+    import types
+
+    fn = types.SimpleNamespace()
+    with pytest.raises(ValueError, match="not a declaration of Python names"):
+        native.kernel_call(fn, "adam_step", (("n", ctypes.c_int), ("x): pass\nimport os\n(", ctypes.c_int)))
+    with pytest.raises(ValueError, match="not a declaration of Python names"):
+        native.kernel_call(fn, "adam_step", (("lambda", ctypes.c_int),))
+    call = native.kernel_call(fn, "scale", (("n", ctypes.c_int), ("x", ctypes.c_void_p)))
+    assert call.names == ("n", "x") and fn.argtypes == [ctypes.c_int, ctypes.c_void_p]
 
 
 # -- building the kernels, and the torch path where they cannot be built ---------------------

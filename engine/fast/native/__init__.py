@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import keyword
 import os
 import platform
 import shutil
@@ -27,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -138,29 +140,30 @@ DECLARATIONS: dict[str, tuple[tuple[str, type], ...]] = {
 }
 
 
-class Kernel:
-    """One C function, called with every declared argument by name, each exactly once."""
-
-    def __init__(self, fn, name: str, declaration: tuple[tuple[str, type], ...]):
-        self.name, self.fn = name, fn
-        self.names = tuple(arg for arg, _ in declaration)
-        self.expected = frozenset(self.names)
-        fn.argtypes, fn.restype = [ctype for _, ctype in declaration], None
-
-    def __call__(self, **args) -> None:
-        if args.keys() != self.expected:
-            missing, extra = self.expected - args.keys(), args.keys() - self.expected
-            raise TypeError(f"{self.name}: missing {sorted(missing)}, unexpected {sorted(extra)}")
-        self.fn(*[args[name] for name in self.names])
+def kernel_call(fn, name: str, declaration: tuple[tuple[str, type], ...]) -> Callable[..., None]:
+    """One C function, called with every declared argument by name, each exactly once: a
+    Python function of those arguments, keyword-only, so that Python's own argument binding
+    refuses a missing or an unexpected one. (A dict of them checked by hand cost 4.7 us a
+    call against 2.5 us, ~8,000 calls an epoch.) Its source is made from DECLARATIONS alone;
+    `.names` and `.fn` are the arguments' names and the ctypes function."""
+    names = tuple(arg for arg, _ in declaration)
+    if not all(a.isidentifier() and not keyword.iskeyword(a) for a in (name, *names)):
+        raise ValueError(f"{name}: not a declaration of Python names: {names}")
+    fn.argtypes, fn.restype = [ctype for _, ctype in declaration], None
+    scope = {"fn": fn}
+    exec(f"def {name}(*, {', '.join(names)}):\n    fn({', '.join(names)})\n", scope)
+    call = scope[name]
+    call.names, call.fn = names, fn
+    return call
 
 
 class Kernels:
-    """The loaded library: one Kernel attribute per declared C function."""
+    """The loaded library: one attribute per declared C function (kernel_call)."""
 
     def __init__(self, dll: ctypes.CDLL):
         self.dll = dll  # kept alive: the functions point into it
         for name, declaration in DECLARATIONS.items():
-            setattr(self, name, Kernel(getattr(dll, name), name, declaration))
+            setattr(self, name, kernel_call(getattr(dll, name), name, declaration))
 
 
 _state: dict = {}  # "dll" and "why", once kernels() has run
