@@ -311,11 +311,10 @@ def prestart_figures(args: argparse.Namespace) -> None:
     fixed count starts it as before (a run on every core: when training ends). Under torchrun
     rank 0 starts its own as it trains. A run refused below, or an app that opens a model
     without training, leaves it unused: it is stopped as this process exits."""
-    from engine.train.machine import usable_cpus  # no torch
+    from engine.train.machine import launched, usable_cpus  # no torch
 
-    launched = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))  # distributed.launched
     # the load is read from /proc/stat (engine/train/threads.py's load_is_readable, which imports torch)
-    if args.threads is None and not launched and len(usable_cpus()) > 1 and os.path.exists("/proc/stat"):
+    if args.threads is None and not launched() and len(usable_cpus()) > 1 and os.path.exists("/proc/stat"):
         from engine.insight import plot_process
 
         plot_process.prestart()

@@ -46,6 +46,7 @@ from datetime import timedelta
 import torch
 
 from ..errors import PeerLost
+from . import machine
 
 DEFAULT_TIMEOUT_S = 300  # a collective waits at most this long for a stuck peer
 FINAL_TIMEOUT = timedelta(hours=24)  # ranks > 0 wait this long for rank 0's evaluation
@@ -58,7 +59,7 @@ def _first_line(e: BaseException) -> str:
 
 def launched() -> bool:
     """Started by torchrun (or any launcher that sets the env:// variables)."""
-    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    return machine.launched()
 
 
 def env_rank() -> int:

@@ -87,6 +87,13 @@ def cpu_times() -> tuple[float, float] | None:
         return None
 
 
+def launched() -> bool:
+    """Started by torchrun (or any launcher that sets the env:// variables). Here, without
+    torch, so that the command line can ask before it imports it (engine/train/distributed.py
+    answers with this)."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
 def usable_cpus() -> frozenset[int]:
     """The cores this process may run on (a taskset or a container's cpuset counts)."""
     try:
