@@ -234,3 +234,25 @@ def test_a_tensor_of_the_wrong_shape_is_refused_before_the_kernel_runs():
         bad[i] = wrong
         with pytest.raises(ValueError, match="native kernels need"):
             nat.gru_forward(*bad)
+
+
+@needs_kernels
+def test_the_attentions_own_tensors_are_checked_when_the_steps_are_made():
+    """The encoder outputs, keys, mask and weights are checked once, when a NativeSteps is
+    made: a wrong one is refused there; steps made without keys or mask (the backward pass's)
+    refuse to run the forward kernel rather than hand it a null pointer."""
+    B, S, A, K, k = 2, 5, 4, 6, 3
+    good = dict(
+        enc_out=torch.randn(B, S, K),
+        v=torch.randn(1, A),
+        mask=torch.ones(B, S, dtype=torch.bool),
+        keys=torch.randn(B, S, A),
+        W_loc=torch.randn(A, k),
+    )
+    NativeSteps(native.kernels(), **good)
+    for name, wrong in [("keys", torch.randn(B, S + 1, A)), ("mask", torch.ones(B, S - 1, dtype=torch.bool))]:
+        with pytest.raises(ValueError, match="native kernels need"):
+            NativeSteps(native.kernels(), **{**good, name: wrong})
+    backward_only = NativeSteps(native.kernels(), enc_out=good["enc_out"], v=good["v"], W_loc=good["W_loc"])
+    with pytest.raises(ValueError, match="needs the keys and the mask"):
+        backward_only.attend(torch.randn(B, A), None, torch.empty(B, S, A), torch.empty(B, S), torch.empty(B, K))

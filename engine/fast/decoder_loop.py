@@ -144,23 +144,29 @@ def decoder_step(
     """One decoder step, forward, for training and decoding alike: attend with the previous
     top state, then advance the GRU layers bottom to top. steps: engine/fast/step_kernels.py's
     TorchSteps or NativeSteps (holding the location weights, if any); gi (B, 3H) the embedding
-    half of the first layer's input projection; h per layer (B, H) the previous states; prev
-    (B, S) the previous step's attention weights, which the location term reads (None at the
-    first step); drop (L-1, B, H) dropout masks between layers, or None."""
+    half of the first layer's input projection, overwritten with the whole of it; h per layer
+    (B, H) the previous states; prev (B, S) the previous step's attention weights, which the
+    location term reads (None at the first step); drop (L-1, B, H) dropout masks between
+    layers, or None. out.G and out.gh_lower hold their biases on entry (fill_biases): each
+    step's matmuls add into them in place, which spares a copy of the bias per matmul."""
     L, H = len(h), h[0].size(1)
-    g = torch.addmm(W.b_top, h[-1], W.W_top.t(), out=out.G)  # (B, 3H + A)
+    g = out.G.addmm_(h[-1], W.W_top.t())  # (B, 3H + A)
     steps.attend(g[:, 3 * H :], prev, out.sig, out.w, out.c)  # weights, context
-    x = torch.addmm(gi, out.c, W.W_ic.t())  # (B, 3H)
+    x = gi.addmm_(out.c, W.W_ic.t())  # (B, 3H)
     for l in range(L):
-        gh = (
-            g[:, : 3 * H]
-            if l == L - 1
-            else torch.addmm(W.lower_b_hh[l], h[l], W.lower_W_hh[l].t(), out=out.gh_lower[l])
-        )
+        gh = g[:, : 3 * H] if l == L - 1 else out.gh_lower[l].addmm_(h[l], W.lower_W_hh[l].t())
         steps.gru_forward(x, gh, h[l], out.h[l], out.rz[l], out.n[l])
         if l < L - 1:
             below = out.h[l] if drop is None else torch.mul(out.h[l], drop[l], out=out.x_in[l])
             x = torch.addmm(W.lower_b_ih[l], below, W.lower_W_ih[l].t())
+
+
+def fill_biases(W: DecoderWeights, G: torch.Tensor, gh_lower: Sequence[torch.Tensor]) -> None:
+    """Writes the biases decoder_step's matmuls add to: b_top into G (..., B, 3H + A), each
+    lower layer's recurrent bias into gh_lower (..., B, 3H), for one step or every step at once."""
+    G.copy_(W.b_top.expand_as(G))
+    for g, b in zip(gh_lower, W.lower_b_hh):
+        g.copy_(b.expand_as(g))
 
 
 def next_words(W: DecoderWeights, state: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -295,6 +301,7 @@ class DecoderLoop(torch.autograd.Function):
         gh_lower = [new(T, B, 3 * H) for _ in range(L - 1)]
         x_in = [new(T, B, H) for _ in range(L - 1)] if drop_between is not None else [hs[l][1:] for l in range(L - 1)]
         G = new(T, B, 3 * H + A)  # the top layer's recurrent projection and the query
+        fill_biases(W, G, gh_lower)
         sig = new(T, B, S, A)
         w_all = new(T, B, S)
         c_all = new(T, B, a.enc_out.size(2))
@@ -367,8 +374,6 @@ class DecoderLoop(torch.autograd.Function):
         new = sig.new_empty
         # (B, T, H), rows of unit stride for the kernels (autograd may hand in any strides)
         d_states = sig.new_zeros(B, T, H) if d_states is None else d_states.contiguous()
-        if d_contexts is None:
-            d_contexts = torch.zeros_like(c_all).transpose(0, 1)
         # copy: dL/dw_t from the mixture, (T, B, S) rows of unit stride
         d_w_out = d_attn.transpose(0, 1).contiguous() if d_attn is not None else None
 
@@ -379,10 +384,12 @@ class DecoderLoop(torch.autograd.Function):
         d_x = [new(T, B, 3 * H) for _ in range(L)]
         d_gh = [new(T, B, 3 * H) for _ in range(L - 1)]
         dG = new(T, B, 3 * H + A)
-        d_c = new(T, B, a.enc_out.size(2))
+        # dL/dc per step: the output's share now, each step's matmul adds the GRU's in place
+        # (a buffer of its own: the incoming gradient is autograd's, never written)
+        d_c = torch.zeros_like(c_all) if d_contexts is None else new(c_all.shape).copy_(d_contexts.transpose(0, 1))
         d_score = new(T, B, S)
         # every step's views at once, as in forward
-        d_states_, d_contexts_ = d_states.unbind(1), d_contexts.unbind(1)
+        d_states_ = d_states.unbind(1)
         hs_, rz_, n_ = [h.unbind(0) for h in hs], [r.unbind(0) for r in rz], [x.unbind(0) for x in n]
         gh_n = [g[:, :, 2 * H :].unbind(0) for g in gh_lower] + [G[:, :, 2 * H : 3 * H].unbind(0)]  # per layer
         d_x_, d_gh_ = [d.unbind(0) for d in d_x], [d.unbind(0) for d in d_gh] + [dG[:, :, : 3 * H].unbind(0)]
@@ -406,14 +413,14 @@ class DecoderLoop(torch.autograd.Function):
                 if top:
                     direct_top = direct
                 else:
-                    dh[l] = torch.addmm(direct, d_gh_[l][t], W.lower_W_hh[l])
-                if l > 0:
-                    d_below = d_x_[l][t] @ W.lower_W_ih[l - 1]
-                    if drop_between is not None:
-                        d_below *= drop_between[l - 1, t]
-                    dh[l - 1] = dh[l - 1] + d_below
+                    dh[l] = direct.addmm_(d_gh_[l][t], W.lower_W_hh[l])
+                if l > 0:  # dh[l - 1] is this loop's own tensor: added to in place
+                    if drop_between is None:
+                        dh[l - 1].addmm_(d_x_[l][t], W.lower_W_ih[l - 1])
+                    else:
+                        dh[l - 1].add_((d_x_[l][t] @ W.lower_W_ih[l - 1]).mul_(drop_between[l - 1, t]))
             # attention
-            dc = torch.addmm(d_contexts_[t], d_x_[0][t], W.W_ic, out=d_c_[t])  # (B, K)
+            dc = d_c_[t].addmm_(d_x_[0][t], W.W_ic)  # (B, K), onto the output's own dL/dc
             # dL/dscore, dL/denergy (into d_keys), dL/dquery, and through the location term
             # dL/d(the previous step's weights) (None at the first step or without it)
             dw_extra = dw_next
@@ -421,7 +428,7 @@ class DecoderLoop(torch.autograd.Function):
                 dw_extra = d_w_out_[t] if dw_extra is None else dw_extra + d_w_out_[t]
             prev = w_[t - 1] if t > 0 else None
             dw_next = steps.attend_backward(dc, dw_extra, w_[t], prev, sig_[t], d_score_[t], d_keys, dG_query[t])
-            dh[L - 1] = torch.addmm(direct_top, dG_[t], W.W_top)
+            dh[L - 1] = direct_top.addmm_(dG_[t], W.W_top)
 
         # every weight's gradient: one matmul over all steps
         TB = T * B

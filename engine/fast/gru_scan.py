@@ -32,11 +32,12 @@ class GRUScan(torch.autograd.Function):
         hs = new(S + 1, B, H)  # h0, then the state after each step
         hs[0] = h0
         gh, rz, n = new(S, B, 3 * H), new(S, B, 2 * H), new(S, B, H)
+        gh.copy_(b_hh.expand(S, B, 3 * H))  # every step's bias at once: each step's matmul adds in place
         W_t = W_hh.t()
         # every step's views made at once: unbind costs half of indexing a step at a time
         gi_, gh_, hs_, rz_, n_ = gi.unbind(0), gh.unbind(0), hs.unbind(0), rz.unbind(0), n.unbind(0)
         for t in range(S):
-            torch.addmm(b_hh, hs_[t], W_t, out=gh_[t])  # (B, 3H)
+            gh_[t].addmm_(hs_[t], W_t)  # (B, 3H)
             steps.gru_forward(gi_[t], gh_[t], hs_[t], hs_[t + 1], rz_[t], n_[t])
         ctx.native = native
         ctx.save_for_backward(W_hh, hs, gh, rz, n)
@@ -54,7 +55,7 @@ class GRUScan(torch.autograd.Function):
         gh_n, d_gi_, d_gh_ = gh[:, :, 2 * H :].unbind(0), d_gi.unbind(0), d_gh.unbind(0)
         for t in range(S - 1, -1, -1):
             direct = steps.gru_backward(dh, d_states_[t], hs_[t], rz_[t], n_[t], gh_n[t], d_gi_[t], d_gh_[t])
-            dh = torch.addmm(direct, d_gh_[t], W_hh)  # (B, H)
+            dh = direct.addmm_(d_gh_[t], W_hh)  # (B, H)
         d_gh_rows = d_gh.view(S * B, 3 * H)
         d_W_hh = d_gh_rows.t() @ hs[:-1].reshape(S * B, H)  # every step's share in one matmul
         return d_gi, dh, d_W_hh, d_gh_rows.sum(0), None

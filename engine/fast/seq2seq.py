@@ -30,6 +30,7 @@ from .decoder_loop import (
     StepOut,
     decoder_loop,
     decoder_step,
+    fill_biases,
     next_words,
     next_words_copying,
 )
@@ -322,4 +323,5 @@ def decode_step(
     x (B, E) the embedded previous words; h per layer (B, H); prev (B, S) the previous step's
     weights (None at the first step), which the steps' location term reads."""
     gi = torch.addmm(W.b_i0, x, W.W_ie.t())  # (B, 3H)
+    fill_biases(W, out.G, out.gh_lower)
     decoder_step(steps, W, gi, h, prev, out)

@@ -214,6 +214,14 @@ class NativeSteps:
             self.wloc = W_loc.t().contiguous()
             self.wloc2 = self.wloc * 2
             self.d_loc = None  # (B, k, A) each sentence's share of dL/dW_loc, once a backward ran
+        # the pointers of the tensors held here, checked once (a step makes a few calls)
+        B, S, A, K, k = self.B, self.S, self.A, self.K, self.k
+        self.p_enc = _dense(self.enc_out, B, S, K)
+        self.p_keys2 = _dense(self.keys2, B, S, A) if self.keys2 is not None else None
+        self.p_v2, self.p_v4 = _dense(self.v2, A), _dense(self.v4, A)
+        self.p_mask = _dense(self.mask, B, S, dtype=torch.uint8) if self.mask is not None else None
+        self.p_wloc = _dense(self.wloc, k, A) if k else None
+        self.p_wloc2 = _dense(self.wloc2, k, A) if k else None
 
     def gru_forward(self, gi, gh, h, out, rz, n) -> None:
         B, H = h.shape
@@ -262,6 +270,8 @@ class NativeSteps:
 
     def attend(self, q, prev, sig, w, ctx) -> None:
         B, S, A, K = self.B, self.S, self.A, self.K
+        if self.p_keys2 is None or self.p_mask is None:  # a null pointer would crash the kernel
+            raise ValueError("the attention's forward kernel needs the keys and the mask")
         q_p, q_rs = _rows(q, B, A)
         located = prev is not None and self.k > 0
         self.dll.attend_forward(
@@ -270,15 +280,15 @@ class NativeSteps:
             S=S,
             A=A,
             K=K,
-            keys2=_dense(self.keys2, B, S, A),
+            keys2=self.p_keys2,
             q=q_p,
             q_rs=q_rs,
             prev=_dense(prev, B, S) if located else None,
-            wloc2=_dense(self.wloc2, self.k, A) if located else None,
+            wloc2=self.p_wloc2 if located else None,
             k=self.k,
-            v2=_dense(self.v2, A),
-            mask=_dense(self.mask, B, S, dtype=torch.uint8),
-            enc=_dense(self.enc_out, B, S, K),
+            v2=self.p_v2,
+            mask=self.p_mask,
+            enc=self.p_enc,
             sig=_dense(sig, B, S, A),
             w=_dense(w, B, S),
             ctx=_dense(ctx, B, K),
@@ -300,13 +310,13 @@ class NativeSteps:
             A=A,
             K=K,
             dc=_dense(dc, B, K),
-            enc=_dense(self.enc_out, B, S, K),
+            enc=self.p_enc,
             dw_extra=_dense(dw_extra, B, S) if dw_extra is not None else None,
             w=_dense(w, B, S),
             sig=_dense(sig, B, S, A),
-            v4=_dense(self.v4, A),
+            v4=self.p_v4,
             prev=_dense(prev, B, S) if located else None,
-            wloc=_dense(self.wloc, self.k, A) if located else None,
+            wloc=self.p_wloc if located else None,
             k=self.k,
             dscore=_dense(dscore, B, S),
             d_keys=_dense(d_keys, B, S, A),
