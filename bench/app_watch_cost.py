@@ -5,6 +5,7 @@ it would on a terminal) with its watch sentence, against the same run with none,
     python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--corpus FILE]
                                     [--json bench/results/app-watch-cost.json]
     python3 bench/app_watch_cost.py --to-results [--repeats 2] [--epochs 2] [--corpus FILE]
+    python3 bench/app_watch_cost.py --as-user [--repeats 4] [--epochs 9] [--corpus FILE]
 
 An epoch's seconds run from one epoch's row reaching the app to the next (the first: from
 the run's start), so they hold everything the app does for it: the batches, the snapshots
@@ -24,6 +25,13 @@ one unless it takes every core (child_pays: a text's run on two cores trains as 
 Every arm's epochs are timed where they train (EpochDone.seconds: the training loop, the
 consumer's work between batches included, and validation), so that the app thread's hold on
 Python's lock shows in the thread arm, and its absence in the process arm.
+
+--as-user runs both faces as a user starts them, from the command line, each a process of its
+own: `reverse-tui --no-ui` against `reverse-tui` in a terminal of 100x32 (a pseudo-terminal,
+read and discarded as fast as the app writes), alternating (ABBA). The app is the user's
+whole app: its figures' process started before torch's import, its training placed by
+child_pays. Each epoch's seconds come from the run's own metrics.csv (timed where it
+trained), the wall from the start to the run's status.json saying it was evaluated.
 """
 
 from __future__ import annotations
@@ -31,11 +39,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import fcntl
 import json
+import os
+import pty
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -189,6 +203,121 @@ def placements(cfg: Config, repeats: int) -> dict:
     return {"repeats": repeats, "epochs": cfg.epochs, "medians": medians, "runs": runs}
 
 
+def thread_cpu(pid: int) -> float:
+    """CPU seconds (user and system) of a process's main thread, the app's own, from /proc."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def epochs_written(metrics: Path) -> int:
+    try:
+        return max(0, len(metrics.read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+def as_user(cfg: Config, app: bool, tmp: Path) -> dict:
+    """--as-user: one run as a user starts it, headless or the app in a 100x32 terminal; its
+    epochs' seconds (metrics.csv) and the wall from its start to its status saying evaluated;
+    for the app, its own thread's CPU seconds from the first epoch's end to the last's (what
+    its drawing took from the cores while epochs 2 to N trained)."""
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    argv = [sys.executable, "-m", "tui", *([] if app else ["--no-ui"]), "--epochs", str(cfg.epochs)]
+    argv += ["--seed", str(cfg.seed), "--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")]
+    argv += ["--corpus", cfg.corpus] if cfg.corpus else []
+    status, metrics = folder / "out" / "status.json", folder / "out" / "metrics.csv"
+    app_cpu: dict[int, float] = {}  # the app thread's CPU seconds when epoch 1 and the last were written
+    t0 = time.perf_counter()
+    if not app:
+        subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    else:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 32, 100, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color"}
+        term = dict(stdin=slave, stdout=slave, stderr=slave)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, **term)
+        os.close(slave)
+
+        def drain() -> None:  # a terminal that takes whatever the app draws, at once
+            try:
+                while os.read(master, 65536):
+                    pass
+            except OSError:  # the app closed its side
+                pass
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        while True:  # the run's own record of its end (the results screen follows it)
+            written = epochs_written(metrics)
+            for mark in (1, cfg.epochs):
+                if written >= mark and mark not in app_cpu:
+                    app_cpu[mark] = thread_cpu(proc.pid)
+            if proc.poll() is not None:
+                raise SystemExit(f"the app ended before its run was evaluated: exit {proc.returncode}")
+            try:
+                done = json.loads(status.read_text()).get("evaluated")
+            except (OSError, ValueError):  # not written yet, or being replaced
+                done = False
+            if done:
+                break
+            time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    if app:
+        os.write(master, b"\x11")  # ctrl+q
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+        os.close(master)
+    with open(metrics, newline="") as f:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
+    found = {"epochs": seconds, "wall": wall}
+    if app:
+        found["app_thread_cpu_after_epoch_1"] = app_cpu[cfg.epochs] - app_cpu[1]
+    return found
+
+
+def users(cfg: Config, repeats: int) -> dict:
+    """--as-user: headless and the app alternating (ABBA); per epoch the medians of each, and
+    what the app adds, over every epoch and over the epochs after the first."""
+    runs: dict[str, list[dict]] = {"headless": [], "app": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            for arm in ("headless", "app") if r % 2 == 0 else ("app", "headless"):
+                runs[arm].append(as_user(cfg, arm == "app", Path(tmp)))
+                found = runs[arm][-1]
+                print(f"{arm}: wall {found['wall']:.2f}s, epochs {[round(x, 3) for x in found['epochs']]}", flush=True)
+    n = min(len(r["epochs"]) for rs in runs.values() for r in rs)
+    med = {arm: [statistics.median(r["epochs"][k] for r in rs) for k in range(n)] for arm, rs in runs.items()}
+    rows = {}
+    for k in range(n):
+        cost = med["app"][k] / med["headless"][k] - 1
+        rows[k + 1] = {"headless": round(med["headless"][k], 3), "app": round(med["app"][k], 3), "cost": round(cost, 4)}
+        print(f"epoch {k + 1}: headless {med['headless'][k]:.3f}s, the app {med['app'][k]:.3f}s ({100 * cost:+.1f}%)")
+    cost_all = sum(med["app"]) / sum(med["headless"]) - 1
+    cost_later = sum(med["app"][1:]) / sum(med["headless"][1:]) - 1 if n > 1 else None
+    walls = {arm: round(statistics.median(r["wall"] for r in rs), 2) for arm, rs in runs.items()}
+    later = f", epochs 2-{n}: {100 * cost_later:+.1f}%" if cost_later is not None else ""
+    print(f"all {n} epochs: the app {100 * cost_all:+.1f}%{later}")
+    drawing = statistics.median(r["app_thread_cpu_after_epoch_1"] for r in runs["app"])
+    share = drawing / sum(med["app"][1:]) if n > 1 else None
+    if share is not None:
+        print(f"the app thread's CPU over epochs 2-{n}: {drawing:.3f}s, {100 * share:.1f}% of their seconds (medians)")
+    print(f"start to evaluated (medians): headless {walls['headless']:.2f}s, the app {walls['app']:.2f}s")
+    return {
+        "repeats": repeats,
+        "seed": cfg.seed,
+        "epochs": rows,
+        "cost_all_epochs": round(cost_all, 4),
+        "cost_after_the_first": None if cost_later is None else round(cost_later, 4),
+        "wall_medians": walls,
+        "app_thread_cpu_share_after_epoch_1": None if share is None else round(share, 4),
+        "runs": runs,
+    }
+
+
 def app_against_headless(n: int, headless: list[list[float]]) -> dict:
     """Per epoch, the medians of each arm's epochs as timed where they trained (all watching):
     headless, the app training in a thread of its own process, the app training in a child;
@@ -239,10 +368,21 @@ def main() -> None:
         action="store_true",
         help="instead: the app's start to its results, training in a child against in a thread of the app",
     )
+    p.add_argument(
+        "--as-user",
+        action="store_true",
+        help="instead: `reverse-tui` in a terminal against `reverse-tui --no-ui`, each started as a user does",
+    )
+    p.add_argument("--seed", type=int, default=42, help="the runs' seed (--as-user)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     corpus = str(Path(args.corpus).resolve()) if args.corpus else ""
-    cfg = replace(Config(device="cpu", corpus=corpus), epochs=args.epochs)
+    cfg = replace(Config(device="cpu", corpus=corpus, seed=args.seed), epochs=args.epochs)
+    if args.as_user:
+        found = users(cfg, args.repeats)
+        if args.json:
+            args.json.write_text(json.dumps(found, indent=1) + "\n")
+        return
     if args.to_results:
         found = placements(cfg, args.repeats)
         if args.json:

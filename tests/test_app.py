@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 from textual._xterm_parser import XTermParser
-from textual.widgets import Input, ProgressBar
+from textual.widgets import Input, Label, ProgressBar
 
 import engine.job
 import tui.app
@@ -42,6 +42,7 @@ from tests.conftest import HOSTILE_STRINGS, QUICK, TINY
 from tui import cli
 from tui.app import CannotStart, ReverseApp, describe
 from tui.common import RunOptions
+from tui.messages import BatchProgress
 from tui.screens.help import HelpScreen
 from tui.screens.probe import ProbeScreen
 from tui.screens.results import ResultsScreen
@@ -418,6 +419,35 @@ def test_a_run_opened_from_its_files_shows_still_full_bars(tmp_path, trained_che
             assert not app.training and app.epochs
             for bar in app.screen.query(ProgressBar):
                 assert bar.total is not None and bar.progress == bar.total, bar.id
+
+    run(body())
+
+
+def test_a_batchs_progress_repaints_its_line_without_laying_out_the_screen(tmp_path):
+    """A few times a second while training: a new layout of the whole screen for each was
+    most of what the app's thread did while training (sampled), and a run trained in the
+    app's process waits for that thread."""
+    args = RunOptions(checkpoint=tmp_path / "ck" / "best.pt", out=tmp_path / "out", threads=None)
+    app = ReverseApp(Config(**TINY), args, autostart=False)
+
+    async def body():
+        async with app.run_test(size=SIZE) as pilot:
+            app.training = True
+            await pilot.pause()
+            label = app.screen.query_one("#batch-label", Label)
+            refreshed: list[bool] = []
+            plain = label.refresh
+
+            def refresh(*regions, layout=False, **kwargs):
+                refreshed.append(layout)
+                return plain(*regions, layout=layout, **kwargs)
+
+            label.refresh = refresh
+            for batch in (1, 12, 123):
+                app.post_message(BatchProgress(app.run_id, BatchDone(3, batch, 123), [0.5]))
+                await pilot.pause()
+                assert str(label.render()) == f"epoch 3 batch {batch}/123"
+            assert refreshed and not any(refreshed), refreshed
 
     run(body())
 

@@ -175,7 +175,8 @@ class TrainScreen(Screen):
             label.update("epoch")
             return
         bar.update(total=ev.batches, progress=ev.batch)
-        label.update(f"epoch {ev.epoch} batch {ev.batch}/{ev.batches}")
+        # the label's width is fixed (app.tcss): no new layout of the screen a few times a second
+        label.update(f"epoch {ev.epoch} batch {ev.batch}/{ev.batches}", layout=False)
 
     def _draw_status(self) -> None:
         text, kind = self.app.status
