@@ -306,7 +306,12 @@ def users(cfg: Config, repeats: int) -> dict:
     if share is not None:
         print(f"the app thread's CPU over epochs 2-{n}: {drawing:.3f}s, {100 * share:.1f}% of their seconds (medians)")
     print(f"start to evaluated (medians): headless {walls['headless']:.2f}s, the app {walls['app']:.2f}s")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return {
+        "command": " ".join(sys.argv),
+        "commit": commit.stdout.strip()[:7],
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu_count": os.cpu_count(),
         "repeats": repeats,
         "seed": cfg.seed,
         "epochs": rows,
