@@ -193,6 +193,34 @@ ROW score_row(int A, int k, const float *restrict keys2, const float *restrict q
     *score = total;
 }
 
+#ifdef LANES8
+/* score_row for two neighbouring positions at once (A % 8 == 0): their two chains of
+ * dependent operations (the taps' FMAs, exp's polynomial) interleave, which a single row's
+ * eight-lane loop left the FMA units waiting on. keys2 and sig are two rows apart by A,
+ * taps by one. */
+ROW score_row2(int A, int k, const float *restrict keys2, const float *restrict q, const float *restrict taps,
+               const float *restrict wloc2, const float *restrict v2, float *restrict sig, float *restrict score) {
+    __m256 total0 = _mm256_setzero_ps(), total1 = _mm256_setzero_ps(), two = _mm256_set1_ps(2.0f);
+    for (int a = 0; a < A; a += 8) {
+        __m256 q2 = _mm256_mul_ps(two, _mm256_loadu_ps(q + a));
+        __m256 e0 = _mm256_add_ps(q2, _mm256_loadu_ps(keys2 + a));
+        __m256 e1 = _mm256_add_ps(q2, _mm256_loadu_ps(keys2 + A + a));
+        for (int j = 0; j < k; j++) {
+            __m256 wj = _mm256_loadu_ps(wloc2 + (int64_t)j * A + a);
+            e0 = _mm256_fmadd_ps(_mm256_set1_ps(taps[j]), wj, e0);
+            e1 = _mm256_fmadd_ps(_mm256_set1_ps(taps[j + 1]), wj, e1);
+        }
+        __m256 g0 = sigmoid8(e0), g1 = sigmoid8(e1);
+        _mm256_storeu_ps(sig + a, g0);
+        _mm256_storeu_ps(sig + A + a, g1);
+        __m256 v = _mm256_loadu_ps(v2 + a);
+        total0 = _mm256_fmadd_ps(v, g0, total0);
+        total1 = _mm256_fmadd_ps(v, g1, total1);
+    }
+    score[0] = sum8(total0);
+    score[1] = sum8(total1);
+}
+#endif
 /* ctx = sum_s w_s enc_s for one sentence */
 ROW context_row(int S, int K, const float *restrict w, const float *restrict enc,
                 float *restrict ctx) {
@@ -225,13 +253,22 @@ void attend_forward(int threads, int B, int S, int A, int K, const float *keys2,
             int at = i - taps / 2;
             padded[i] = taps && at >= 0 && at < S ? prev[(int64_t)b * S + at] : 0.0f;
         }
-        float top = -3.0e38f;
-        for (int s = 0; s < S; s++) {
+        int s = 0;
+#ifdef LANES8
+        if (A % 8 == 0)
+            for (; s + 1 < S; s += 2) {
+                int64_t row = ((int64_t)b * S + s) * A;
+                score_row2(A, taps, keys2 + row, q_b, padded + s, wloc2, v2, sig + row, w_b + s);
+            }
+#endif
+        for (; s < S; s++) {
             int64_t row = ((int64_t)b * S + s) * A;
             score_row(A, taps, keys2 + row, q_b, padded + s, wloc2, v2, sig + row, w_b + s);
+        }
+        float top = -3.0e38f;
+        for (s = 0; s < S; s++)
             if (m_b[s] && !(w_b[s] <= top)) /* NaN wins, so that it propagates */
                 top = w_b[s];
-        }
         float total = 0.0f;
         for (int s = 0; s < S; s++) {
             w_b[s] = m_b[s] ? exp_(w_b[s] - top) : 0.0f;
