@@ -5,7 +5,7 @@ it would on a terminal) with its watch sentence, against the same run with none,
     python3 bench/app_watch_cost.py [--repeats 3] [--epochs 3] [--headless] [--corpus FILE]
                                     [--json bench/results/app-watch-cost.json]
     python3 bench/app_watch_cost.py --to-results [--repeats 2] [--epochs 2] [--corpus FILE]
-    python3 bench/app_watch_cost.py --as-user [--repeats 4] [--epochs 9] [--corpus FILE]
+    python3 bench/app_watch_cost.py --as-user [--repeats 4] [--epochs 9] [--seed S] [--corpus FILE]
 
 An epoch's seconds run from one epoch's row reaching the app to the next (the first: from
 the run's start), so they hold everything the app does for it: the batches, the snapshots
