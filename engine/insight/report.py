@@ -408,7 +408,8 @@ def _finish_run(
         finally:
             last = heatmap_jobs(ev)
             figures["jobs"] = last + figures["jobs"]
-            figures["sent"] = plotter is not None and plotter.submit(last) or figures["sent"]
+            sent_last = plotter is not None and plotter.submit(last)  # the last submit: the child's stdin closes
+            figures["sent"] = figures["sent"] or sent_last
 
     jobs = {  # the test set first (the figures wait on it), then the longest, so two workers finish together
         "test": test_set_then_figures,

@@ -46,7 +46,7 @@ from datetime import timedelta
 import torch
 
 from ..errors import PeerLost
-from . import machine
+from .machine import launched  # noqa: F401  distributed.launched: started by torchrun (torch-free, there)
 
 DEFAULT_TIMEOUT_S = 300  # a collective waits at most this long for a stuck peer
 FINAL_TIMEOUT = timedelta(hours=24)  # ranks > 0 wait this long for rank 0's evaluation
@@ -55,11 +55,6 @@ FINAL_TIMEOUT = timedelta(hours=24)  # ranks > 0 wait this long for rank 0's eva
 def _first_line(e: BaseException) -> str:
     """An exception's first line, short enough for a one-line message."""
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-
-
-def launched() -> bool:
-    """Started by torchrun (or any launcher that sets the env:// variables)."""
-    return machine.launched()
 
 
 def env_rank() -> int:
