@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 from textual._xterm_parser import XTermParser
-from textual.widgets import Input, Label, ProgressBar
+from textual.widgets import Input
 
 import engine.job
 import tui.app
@@ -51,6 +51,7 @@ from tui.widgets.attention_grid import AttentionGrid
 from tui.widgets.epoch_table import EpochTable
 from tui.widgets.length_chart import LengthChart
 from tui.widgets.loss_chart import LossChart
+from tui.widgets.progress_line import ProgressLine
 
 SIZE = (100, 32)
 
@@ -417,8 +418,11 @@ def test_a_run_opened_from_its_files_shows_still_full_bars(tmp_path, trained_che
             await pilot.press("ctrl+t")
             await pilot.pause()
             assert not app.training and app.epochs
-            for bar in app.screen.query(ProgressBar):
-                assert bar.total is not None and bar.progress == bar.total, bar.id
+            lines = list(app.screen.query(ProgressLine))
+            assert lines
+            for line in lines:
+                assert line.progress == line.total > 0, line.id
+                assert str(line.render()).rstrip().endswith("100%"), line.id
 
     run(body())
 
@@ -434,20 +438,24 @@ def test_a_batchs_progress_repaints_its_line_without_laying_out_the_screen(tmp_p
         async with app.run_test(size=SIZE) as pilot:
             app.training = True
             await pilot.pause()
-            label = app.screen.query_one("#batch-label", Label)
-            refreshed: list[bool] = []
-            plain = label.refresh
+            line = app.screen.query_one("#batch-line", ProgressLine)
+            refreshed: list[tuple[str, bool]] = []
+            for widget in app.screen.walk_children():
+                plain = widget.refresh
 
-            def refresh(*regions, layout=False, **kwargs):
-                refreshed.append(layout)
-                return plain(*regions, layout=layout, **kwargs)
+                def refresh(*regions, layout=False, _plain=plain, _widget=widget, **kwargs):
+                    refreshed.append((type(_widget).__name__, layout))
+                    return _plain(*regions, layout=layout, **kwargs)
 
-            label.refresh = refresh
+                widget.refresh = refresh
             for batch in (1, 12, 123):
                 app.post_message(BatchProgress(app.run_id, BatchDone(3, batch, 123), [0.5]))
                 await pilot.pause()
-                assert str(label.render()) == f"epoch 3 batch {batch}/123"
-            assert refreshed and not any(refreshed), refreshed
+                shown = str(line.render())
+                assert shown.startswith(f"epoch 3 batch {batch}/123 ")
+                assert shown.endswith(f"{round(100 * batch / 123)}%")
+            assert ("ProgressLine", False) in refreshed
+            assert not [name for name, layout in refreshed if layout], refreshed
 
     run(body())
 

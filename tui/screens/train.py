@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Label, ProgressBar, Static
+from textual.widgets import Footer, Static
 
 from engine.train.config import Config
 from engine.train.events import BatchDone, EpochDone
@@ -21,6 +21,7 @@ from .. import units
 from ..widgets.epoch_table import EpochTable
 from ..widgets.length_chart import LengthChart
 from ..widgets.loss_chart import LossChart
+from ..widgets.progress_line import ProgressLine
 from ..widgets.title_bar import TitleBar
 from ..widgets.watch_view import WatchView
 from .timeline import TimelineScreen
@@ -91,12 +92,8 @@ class TrainScreen(Screen):
         yield TitleBar()
         yield Static(id="config")
         yield Static(id="run-status")
-        with Horizontal(classes="bar-row"):
-            yield Label("run", id="epoch-label")
-            yield ProgressBar(id="epoch-bar", show_eta=False)
-        with Horizontal(classes="bar-row"):
-            yield Label("epoch", id="batch-label")
-            yield ProgressBar(id="batch-bar", show_eta=False)
+        yield ProgressLine("run", id="epoch-line")
+        yield ProgressLine("epoch", id="batch-line")
         with Horizontal(id="epochs-row"):
             yield EpochTable(id="epochs")
             yield LengthChart(id="by-length")
@@ -166,17 +163,12 @@ class TrainScreen(Screen):
 
     def _draw_progress(self) -> None:
         ev: BatchDone | None = self.app.progress
-        bar = self.query_one("#batch-bar", ProgressBar)
-        label = self.query_one("#batch-label", Label)
+        line = self.query_one("#batch-line", ProgressLine)
         if ev is None:
-            # no batch yet, or a run opened from its files: a still bar (an indeterminate one
-            # pulses, which reads as work going on and repaints the screen for nothing)
-            bar.update(total=1, progress=1 if self.app.epochs and not self.app.training else 0)
-            label.update("epoch")
+            # no batch yet, or a run opened from its files: a bar still, empty or full
+            line.update("epoch", total=1, progress=1 if self.app.epochs and not self.app.training else 0)
             return
-        bar.update(total=ev.batches, progress=ev.batch)
-        # the label's width is fixed (app.tcss): no new layout of the screen a few times a second
-        label.update(f"epoch {ev.epoch} batch {ev.batch}/{ev.batches}", layout=False)
+        line.update(f"epoch {ev.epoch} batch {ev.batch}/{ev.batches}", total=ev.batches, progress=ev.batch)
 
     def _draw_status(self) -> None:
         text, kind = self.app.status
@@ -188,7 +180,6 @@ class TrainScreen(Screen):
     def _epoch_bar(self) -> None:
         app = self.app
         done, total = len(app.epochs), app.run_cfg.epochs
-        self.query_one("#epoch-bar", ProgressBar).update(total=total, progress=done)
         if self.app.progress is None:
             self._draw_progress()  # its still bar follows whether a run is on and has epochs
         going = app.training or app.following
@@ -202,4 +193,4 @@ class TrainScreen(Screen):
         if going and app.epochs and (brief := machine_brief(app.epochs[-1])):
             title += f" · {brief}"
         self.query_one(TitleBar).show(title)
-        self.query_one("#epoch-label", Label).update(text)
+        self.query_one("#epoch-line", ProgressLine).update(text, total=total, progress=done)

@@ -22,4 +22,5 @@ class TitleBar(Static):
     """
 
     def show(self, what: str) -> None:
-        self.update(f"[b]reverse-tui[/b] — {what}")
+        # one line the screen's width whatever it says: a repaint, not a new layout
+        self.update(f"[b]reverse-tui[/b] — {what}", layout=False)
