@@ -65,3 +65,74 @@ def test_the_chart_hands_plotext_at_most_two_points_a_column(monkeypatch):
             assert "train loss" in str(chart.border_title)
 
     asyncio.run(body())
+
+
+def _cells(segments) -> list[tuple[str, object]]:
+    """(character, style) per cell."""
+    return [(ch, seg.style) for seg in segments for ch in seg.text]
+
+
+def test_a_figures_lines_read_as_rich_reads_them():
+    """The chart turns plotext's text into lines itself: every cell must carry the character
+    and the style that Rich's own reading of the escapes gives it, on the widget's style."""
+    from rich.console import Console
+    from rich.style import Style
+    from rich.text import Text
+    from textual_plotext.plot import Plot
+
+    from tui.widgets.loss_chart import ansi_strip
+
+    plt = Plot()
+    points = [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(200)]
+    LossChart._draw(plt, thinned(points, 80), [(1.0, 2.0), (2.0, 0.9), (3.0, 0.3)])
+    plt.plotsize(40, 12)
+    plt.theme("pro")
+    figure = plt.build()
+    assert "\x1b[" in figure  # coloured: the escapes are read, not just passed over
+    base = Style(color="white", bgcolor="black")
+    console = Console(width=200)
+    for line in figure.split("\n"):
+        ours = ansi_strip(line, 40, base)
+        theirs = Text.from_ansi(line)
+        theirs.pad_right(40 - theirs.cell_len)
+        expected = [(ch, base + style) for ch, style in _cells(theirs.render(console))]
+        assert _cells(ours) == expected
+    with_bold = ansi_strip("a\x1b[1mb\x1b[38;5;6mc\x1b[0md", 4, base)
+    assert [style.bold for _, style in _cells(with_bold)] == [None, True, True, None]
+    assert _cells(with_bold)[2][1].color.number == 6
+
+
+def test_the_figure_is_built_once_a_redraw(monkeypatch):
+    """Painting the chart again (another widget's change, a screen's return) reuses its lines;
+    a redraw builds them anew, with the new data."""
+    monkeypatch.setattr(LossChart, "INTERVAL", 0.0)
+    builds: list[int] = []
+    plain = LossChart._figure_lines
+
+    def counted(self):
+        builds.append(len(self.live))
+        return plain(self)
+
+    monkeypatch.setattr(LossChart, "_figure_lines", counted)
+
+    class One(App):
+        def compose(self):
+            yield LossChart()
+
+    async def body():
+        app = One()
+        async with app.run_test(size=(60, 20)) as pilot:
+            chart = app.query_one(LossChart)
+            chart.show([], [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(10)])
+            await pilot.pause()
+            first = len(builds)
+            assert builds and builds[-1] == 10
+            for y in range(chart.size.height):
+                chart.render_line(y)
+            assert len(builds) == first
+            chart.show([], [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(20)])
+            await pilot.pause()
+            assert builds[-1] == 20 and len(builds) == first + 1
+            assert any("⠀" < ch <= "⣿" for y in range(chart.size.height) for ch in chart.render_line(y).text)
+
+    asyncio.run(body())

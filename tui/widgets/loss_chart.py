@@ -6,11 +6,15 @@ orders of magnitude, and on a linear axis every epoch after the second would sit
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
-from textual.app import RenderResult
+from textual.strip import Strip
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
@@ -32,10 +36,12 @@ class LossChart(PlotextPlot):
     SHORT_LEGEND = "[cyan]━[/] train loss  [orange1]●[/] val loss  (log)"  # a narrow chart
 
     # Redraws at most this often (seconds): building and painting a plotext figure holds the
-    # GIL that the training thread needs. Default run, 1 training thread, seconds per epoch
-    # (--no-ui 1.82-1.86): redrawn at 20 a second 2.5-2.7, twice a second 2.0-2.4, once a
-    # second 2.0-2.2, never 1.8-2.0.
-    INTERVAL = 1.0
+    # GIL that the training thread needs, 10-25 ms a redraw on the app's thread at the
+    # defaults on two cores. Default run, 1 training thread, seconds per epoch (--no-ui
+    # 1.82-1.86): redrawn at 20 a second 2.5-2.7, twice a second 2.0-2.4, once a second
+    # 2.0-2.2, never 1.8-2.0. Every 2 s instead of every second took the app's thread from
+    # 6.2% to 5.3% of the seconds of a default run's epochs (bench/README.md).
+    INTERVAL = 2.0
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -43,6 +49,9 @@ class LossChart(PlotextPlot):
         self.live: Sequence[tuple[float, float]] = []
         self._last = -math.inf  # monotonic time of the last redraw: the first is at once
         self._pending = None
+        self._drawn = 0  # redraws asked for; the lines below are those of redraw `_lines_key[0]`
+        self._lines: list[Strip] = []
+        self._lines_key: tuple = ()
         self.border_title = self.LEGEND
 
     def on_resize(self) -> None:
@@ -66,6 +75,7 @@ class LossChart(PlotextPlot):
     def _redraw(self) -> None:
         self._pending = None
         self._last = time.monotonic()
+        self._drawn += 1
         self.refresh()
 
     def points(self) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -75,13 +85,28 @@ class LossChart(PlotextPlot):
         val = [(float(e.epoch), e.val_loss) for e in self.epochs if 0 < e.val_loss < math.inf]
         return train, val
 
-    def render(self) -> RenderResult:
-        # A fresh figure for every render: plotext keeps state from one build to the next
+    def render_line(self, y: int) -> Strip:
+        # The figure's lines straight from plotext's text: Rich's reading of its escape codes
+        # and Textual's of the Text that makes took as long as plotext's own drawing.
+        key = (self._drawn, self.size, self.app.theme, self.rich_style)
+        if key != self._lines_key:
+            self._lines, self._lines_key = self._figure_lines(), key
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(self.size.width, self.rich_style)
+
+    def _figure_lines(self) -> list[Strip]:
+        width, height = self.size
+        # A fresh figure for every build: plotext keeps state from one build to the next
         # that makes a rebuild at another size fail (IndexError, math domain error).
-        self._plot = Plot()
+        plt = self._plot = Plot()
         train, val = self.points()
-        self._draw(self._plot, thinned(train, BRAILLE_DOTS * max(1, self.size.width)), val)
-        return super().render()
+        self._draw(plt, thinned(train, BRAILLE_DOTS * max(1, width)), val)
+        plt.plotsize(width, height)
+        plt._set_size(width, height)  # textual-plotext's own belt and braces for resizing
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        base = self.rich_style
+        return [ansi_strip(line, width, base) for line in plt.build().split("\n")[:height]]
 
     @staticmethod
     def _draw(plt: Plot, train: Sequence[tuple[float, float]], val: Sequence[tuple[float, float]]) -> None:
@@ -119,6 +144,32 @@ def thinned(points: Sequence[tuple[float, float]], most: int) -> list[tuple[floa
         y = math.exp(sum(math.log(p[1]) for p in run) / len(run))
         out.append((x, y))
     return out
+
+
+ESCAPE = re.compile(r"\x1b\[([0-9;]*)m")
+
+
+@lru_cache(maxsize=64)
+def _sgr_style(codes: str) -> Style | None:
+    """The style an SGR escape's codes set (None: back to plain), as Rich reads them."""
+    if codes in ("", "0"):
+        return None
+    spans = Text.from_ansi(f"\x1b[{codes}mx").spans
+    return Style.parse(str(spans[0].style)) if spans else None
+
+
+def ansi_strip(line: str, width: int, base: Style) -> Strip:
+    """One line of plotext's text as a strip of `width` cells on the widget's own style:
+    the same cells as Rich's reading of the line gives, at a fraction of its cost."""
+    segments = []
+    style = None
+    for k, part in enumerate(ESCAPE.split(line)):
+        if k % 2:  # an escape's codes: they add to the style so far, or end it
+            new = _sgr_style(part)
+            style = None if new is None else style + new if style else new
+        elif part:
+            segments.append(Segment(part, base + style if style else base))
+    return Strip(segments).adjust_cell_length(width, base)
 
 
 def _ticks(last: int) -> list[int]:
