@@ -1,0 +1,194 @@
+"""What the training screen's drawing costs the training, epoch against epoch in one run.
+
+    python3 bench/app_drawing_cost.py [--repeats 10] [--epochs 9] [--seed 1] [--corpus FILE]
+                                      [--json bench/results/app-drawing-cost.json]
+
+Why not the app against a headless run (app_watch_cost.py --as-user): on a shared host two
+runs a minute apart differ by more than what is measured (pairs of the same run from -17% to
++52%). Here each run is the user's app, started from the command line in a 100x32
+pseudo-terminal, that draws the training screen in every other epoch only: epochs that
+alternate a second apart share the host's moment, and the runs alternate which epochs draw.
+What a drawing epoch adds to one that does not draw is what the drawing costs the training
+(the app's other work, its messages and state, goes on in both).
+
+"Drawing" is what the training screen does with the run's events as it trains
+(tui/screens/train.py: the progress lines, the table, the chart, the attention); an epoch
+that does not draw leaves the screen as it was, and the next drawing epoch catches up (the
+table adds two rows). Epochs are counted from the second (the first starts torch's threads
+and the figures' process). The app thread's CPU is read from /proc at each epoch's end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fcntl
+import json
+import os
+import pty
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# what the screen draws from a run's events as it trains (its configuration and status lines,
+# drawn once or twice a run, are drawn in every epoch)
+DRAWS = ("_draw_epochs", "_draw_chart", "_draw_watch", "_draw_progress", "_epoch_bar")
+
+
+def child(parity: int, argv: list[str]) -> None:
+    """The app, with its training screen drawing only while an epoch of this parity trains."""
+    from tui import cli
+    from tui.screens.train import TrainScreen
+
+    def only_some_epochs(draw):
+        def maybe(self) -> None:
+            if (len(self.app.epochs) + 1) % 2 == parity:  # the epoch training now
+                draw(self)
+
+        return maybe
+
+    for name in DRAWS:
+        setattr(TrainScreen, name, only_some_epochs(getattr(TrainScreen, name)))
+    sys.argv = ["reverse-tui", *argv]
+    cli.entry()
+
+
+def thread_cpu(pid: int) -> float:
+    """CPU seconds (user and system) of a process's main thread, the app's own, from /proc."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rows(metrics: Path) -> int:
+    try:
+        return max(0, len(metrics.read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+def one_run(parity: int, args: argparse.Namespace, tmp: Path) -> dict:
+    """One app run drawing in the epochs of `parity`: each epoch's seconds (metrics.csv), whether
+    it drew, and the app thread's CPU seconds over it."""
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    argv = ["--epochs", str(args.epochs), "--seed", str(args.seed)]
+    argv += ["--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")]
+    argv += ["--corpus", args.corpus] if args.corpus else []
+    metrics = folder / "out" / "metrics.csv"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 32, 100, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color"}
+    command = [sys.executable, __file__, "--child", str(parity), "--", *argv]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+
+    def drain() -> None:  # a terminal that takes whatever the app draws, at once
+        try:
+            while os.read(master, 65536):
+                pass
+        except OSError:  # the app closed its side
+            pass
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    cpu = [0.0]  # the app thread's CPU at the end of each epoch (index 0: the start)
+    try:
+        while len(cpu) <= args.epochs:
+            if rows(metrics) >= len(cpu):
+                cpu.append(thread_cpu(proc.pid))
+                continue
+            if proc.poll() is not None:
+                raise SystemExit(f"the app ended before its last epoch: exit {proc.returncode}")
+            time.sleep(0.01)
+    finally:
+        os.write(master, b"\x11")  # ctrl+q
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+        os.close(master)
+    with open(metrics, newline="") as f:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
+    return {
+        "parity": parity,
+        "seconds": seconds,
+        "drew": [(k + 1) % 2 == parity for k in range(len(seconds))],
+        "app_thread_cpu": [round(b - a, 3) for a, b in zip(cpu, cpu[1:])],
+    }
+
+
+def summary(runs: list[dict]) -> dict:
+    """Per run, the drawing epochs' mean seconds against the others' (epochs 2 on); over runs,
+    the median of that and of the app thread's share of a drawing epoch's seconds."""
+    costs, shares, idle_shares = [], [], []
+    for run in runs:
+        later = list(zip(run["seconds"], run["drew"], run["app_thread_cpu"]))[1:]
+        on = [s for s, drew, _ in later if drew]
+        off = [s for s, drew, _ in later if not drew]
+        costs.append(statistics.mean(on) / statistics.mean(off) - 1)
+        shares.append(sum(c for _, drew, c in later if drew) / sum(on))
+        idle_shares.append(sum(c for _, drew, c in later if not drew) / sum(off))
+    return {
+        "cost_per_run": [round(c, 4) for c in costs],
+        "cost_median": round(statistics.median(costs), 4),
+        "cost_mean": round(statistics.mean(costs), 4),
+        "app_thread_share_drawing": round(statistics.median(shares), 4),
+        "app_thread_share_not_drawing": round(statistics.median(idle_shares), 4),
+    }
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        child(int(sys.argv[2]), sys.argv[4:])
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=10, help="runs, half drawing in odd epochs, half in even")
+    p.add_argument("--epochs", type=int, default=9)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--corpus", default="")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    if args.epochs < 3:
+        raise SystemExit("--epochs: at least 3 (epoch 1 is not counted, and both kinds of epoch are needed)")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            run = one_run(r % 2, args, Path(tmp))
+            runs.append(run)
+            marks = " ".join(f"{s:.2f}{'*' if d else ''}" for s, d in zip(run["seconds"], run["drew"]))
+            print(f"run {r + 1} (* drew): {marks}", flush=True)
+    found = summary(runs)
+    print(
+        f"a drawing epoch against one that does not draw (epochs 2-{args.epochs}): median "
+        f"{100 * found['cost_median']:+.1f}%, mean {100 * found['cost_mean']:+.1f}% "
+        f"(runs: {', '.join(f'{100 * c:+.1f}%' for c in found['cost_per_run'])})"
+    )
+    print(
+        f"the app thread's CPU: {100 * found['app_thread_share_drawing']:.1f}% of a drawing epoch's "
+        f"seconds, {100 * found['app_thread_share_not_drawing']:.1f}% of the others'"
+    )
+    if args.json:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        found = {
+            "command": " ".join(["python3", "bench/app_drawing_cost.py", *sys.argv[1:]]),
+            "commit": commit.stdout.strip()[:7],
+            "date": time.strftime("%Y-%m-%d"),
+            "cpu_count": os.cpu_count(),
+            **found,
+            "runs": runs,
+        }
+        args.json.write_text(json.dumps(found, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
