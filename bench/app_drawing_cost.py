@@ -22,22 +22,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import json
 import os
-import pty
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from terminal import AppInTerminal, rows_written, thread_cpu  # noqa: E402  (bench/terminal.py)
 
 # what the screen draws from a run's events as it trains (its configuration and status lines,
 # drawn once or twice a run, are drawn in every epoch)
@@ -62,19 +59,6 @@ def child(parity: int, argv: list[str]) -> None:
     cli.entry()
 
 
-def thread_cpu(pid: int) -> float:
-    """CPU seconds (user and system) of a process's main thread, the app's own, from /proc."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rows(metrics: Path) -> int:
-    try:
-        return max(0, len(metrics.read_text().splitlines()) - 1)
-    except OSError:
-        return 0
-
-
 def one_run(parity: int, args: argparse.Namespace, tmp: Path) -> dict:
     """One app run drawing in the epochs of `parity`: each epoch's seconds (metrics.csv), whether
     it drew, and the app thread's CPU seconds over it."""
@@ -83,40 +67,15 @@ def one_run(parity: int, args: argparse.Namespace, tmp: Path) -> dict:
     argv += ["--checkpoint", str(folder / "best.pt"), "--out", str(folder / "out")]
     argv += ["--corpus", args.corpus] if args.corpus else []
     metrics = folder / "out" / "metrics.csv"
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 32, 100, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color"}
-    command = [sys.executable, __file__, "--child", str(parity), "--", *argv]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-
-    def drain() -> None:  # a terminal that takes whatever the app draws, at once
-        try:
-            while os.read(master, 65536):
-                pass
-        except OSError:  # the app closed its side
-            pass
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
     cpu = [0.0]  # the app thread's CPU at the end of each epoch (index 0: the start)
-    try:
+    with AppInTerminal([sys.executable, str(Path(__file__).resolve()), "--child", str(parity), "--", *argv]) as term:
         while len(cpu) <= args.epochs:
-            if rows(metrics) >= len(cpu):
-                cpu.append(thread_cpu(proc.pid))
+            if rows_written(metrics) >= len(cpu):
+                cpu.append(thread_cpu(term.proc.pid))
                 continue
-            if proc.poll() is not None:
-                raise SystemExit(f"the app ended before its last epoch: exit {proc.returncode}")
+            if term.proc.poll() is not None:
+                raise SystemExit(f"the app ended before its last epoch: exit {term.proc.returncode}")
             time.sleep(0.01)
-    finally:
-        os.write(master, b"\x11")  # ctrl+q
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
-        os.close(master)
     with open(metrics, newline="") as f:
         seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
     return {

@@ -39,17 +39,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import fcntl
 import json
 import os
-import pty
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -57,6 +52,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+
+from terminal import AppInTerminal, rows_written, thread_cpu  # noqa: E402  (bench/terminal.py)
 
 import engine.job  # noqa: E402
 import engine.train.trainer  # noqa: E402
@@ -203,19 +200,6 @@ def placements(cfg: Config, repeats: int) -> dict:
     return {"repeats": repeats, "epochs": cfg.epochs, "medians": medians, "runs": runs}
 
 
-def thread_cpu(pid: int) -> float:
-    """CPU seconds (user and system) of a process's main thread, the app's own, from /proc."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def epochs_written(metrics: Path) -> int:
-    try:
-        return max(0, len(metrics.read_text().splitlines()) - 1)
-    except OSError:
-        return 0
-
-
 def as_user(cfg: Config, app: bool, tmp: Path) -> dict:
     """--as-user: one run as a user starts it, headless or the app in a 100x32 terminal; its
     epochs' seconds (metrics.csv) and the wall from its start to its status saying evaluated;
@@ -230,47 +214,24 @@ def as_user(cfg: Config, app: bool, tmp: Path) -> dict:
     t0 = time.perf_counter()
     if not app:
         subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
     else:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 32, 100, 0, 0))
-        env = {**os.environ, "TERM": "xterm-256color"}
-        term = dict(stdin=slave, stdout=slave, stderr=slave)
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, **term)
-        os.close(slave)
-
-        def drain() -> None:  # a terminal that takes whatever the app draws, at once
-            try:
-                while os.read(master, 65536):
-                    pass
-            except OSError:  # the app closed its side
-                pass
-
-        reader = threading.Thread(target=drain, daemon=True)
-        reader.start()
-        while True:  # the run's own record of its end (the results screen follows it)
-            written = epochs_written(metrics)
-            for mark in (1, cfg.epochs):
-                if written >= mark and mark not in app_cpu:
-                    app_cpu[mark] = thread_cpu(proc.pid)
-            if proc.poll() is not None:
-                raise SystemExit(f"the app ended before its run was evaluated: exit {proc.returncode}")
-            try:
-                done = json.loads(status.read_text()).get("evaluated")
-            except (OSError, ValueError):  # not written yet, or being replaced
-                done = False
-            if done:
-                break
-            time.sleep(0.05)
-    wall = time.perf_counter() - t0
-    if app:
-        os.write(master, b"\x11")  # ctrl+q
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
-        os.close(master)
+        with AppInTerminal(argv) as term:
+            while True:  # the run's own record of its end (the results screen follows it)
+                written = rows_written(metrics)
+                for mark in (1, cfg.epochs):
+                    if written >= mark and mark not in app_cpu:
+                        app_cpu[mark] = thread_cpu(term.proc.pid)
+                if term.proc.poll() is not None:
+                    raise SystemExit(f"the app ended before its run was evaluated: exit {term.proc.returncode}")
+                try:
+                    done = json.loads(status.read_text()).get("evaluated")
+                except (OSError, ValueError):  # not written yet, or being replaced
+                    done = False
+                if done:
+                    break
+                time.sleep(0.05)
+            wall = time.perf_counter() - t0
     with open(metrics, newline="") as f:
         seconds = [float(row["seconds"]) for row in csv.DictReader(f)]
     found = {"epochs": seconds, "wall": wall}

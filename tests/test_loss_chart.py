@@ -20,7 +20,7 @@ def test_a_curve_of_no_more_points_than_asked_passes_as_it_is():
 def test_a_longer_curve_is_averaged_in_runs_on_the_log_scale():
     ((x, y),) = thinned([(0.0, 1.0), (1.0, 100.0)], 1)
     assert x == 0.5 and math.isclose(y, 10.0)  # the geometric mean
-    points = [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(1000)]
+    points = falling(1000)
     out = thinned(points, 90)
     assert len(out) == 90
     xs = [x for x, _ in out]
@@ -36,6 +36,18 @@ def _runs(n: int, most: int) -> list[range]:
     return [range(k * n // most, (k + 1) * n // most) for k in range(most)]
 
 
+class OneChart(App):
+    """A loss chart alone on a screen."""
+
+    def compose(self):
+        yield LossChart()
+
+
+def falling(n: int) -> list[tuple[float, float]]:
+    """n batches' losses of a falling curve, x in epochs of 47 batches."""
+    return [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(n)]
+
+
 def test_the_chart_hands_plotext_at_most_two_points_a_column(monkeypatch):
     drawn: list[int] = []
     plain = LossChart._draw
@@ -47,15 +59,11 @@ def test_the_chart_hands_plotext_at_most_two_points_a_column(monkeypatch):
     monkeypatch.setattr(LossChart, "_draw", staticmethod(counted))
     monkeypatch.setattr(LossChart, "INTERVAL", 0.0)
 
-    class One(App):
-        def compose(self):
-            yield LossChart()
-
     async def body():
-        app = One()
+        app = OneChart()
         async with app.run_test(size=(60, 20)) as pilot:
             chart = app.query_one(LossChart)
-            chart.show([], [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(1000)])
+            chart.show([], falling(1000))
             for _ in range(50):  # until the screen has drawn the curve (an empty chart draws none)
                 await pilot.pause()
                 if any(drawn):
@@ -83,8 +91,7 @@ def test_a_figures_lines_read_as_rich_reads_them():
     from tui.widgets.loss_chart import ansi_strip
 
     plt = Plot()
-    points = [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(200)]
-    LossChart._draw(plt, thinned(points, 80), [(1.0, 2.0), (2.0, 0.9), (3.0, 0.3)])
+    LossChart._draw(plt, thinned(falling(200), 80), [(1.0, 2.0), (2.0, 0.9), (3.0, 0.3)])
     plt.plotsize(40, 12)
     plt.theme("pro")
     figure = plt.build()
@@ -115,22 +122,18 @@ def test_the_figure_is_built_once_a_redraw(monkeypatch):
 
     monkeypatch.setattr(LossChart, "_figure_lines", counted)
 
-    class One(App):
-        def compose(self):
-            yield LossChart()
-
     async def body():
-        app = One()
+        app = OneChart()
         async with app.run_test(size=(60, 20)) as pilot:
             chart = app.query_one(LossChart)
-            chart.show([], [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(10)])
+            chart.show([], falling(10))
             await pilot.pause()
             first = len(builds)
             assert builds and builds[-1] == 10
             for y in range(chart.size.height):
                 chart.render_line(y)
             assert len(builds) == first
-            chart.show([], [(i / 47, 3.0 * math.exp(-i / 60)) for i in range(20)])
+            chart.show([], falling(20))
             await pilot.pause()
             assert builds[-1] == 20 and len(builds) == first + 1
             assert any("⠀" < ch <= "⣿" for y in range(chart.size.height) for ch in chart.render_line(y).text)
