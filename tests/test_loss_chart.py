@@ -8,6 +8,7 @@ import math
 
 from textual.app import App
 
+from engine.train.events import EpochDone
 from tui.widgets.loss_chart import BRAILLE_DOTS, LossChart, thinned
 
 
@@ -137,5 +138,31 @@ def test_the_figure_is_built_once_a_redraw(monkeypatch):
             await pilot.pause()
             assert builds[-1] == 20 and len(builds) == first + 1
             assert any("⠀" < ch <= "⣿" for y in range(chart.size.height) for ch in chart.render_line(y).text)
+
+    asyncio.run(body())
+
+
+def test_a_finished_epoch_is_drawn_at_once_and_batches_wait_their_turn(monkeypatch):
+    """Between redraws (INTERVAL) new batches wait; an epoch's end draws at once, its
+    validation point beside the table's new row, and takes the place of the waiting redraw."""
+    monkeypatch.setattr(LossChart, "INTERVAL", 1000.0)  # no redraw falls due by the clock here
+
+    async def body():
+        app = OneChart()
+        async with app.run_test(size=(60, 20)) as pilot:
+            chart = app.query_one(LossChart)
+            chart.show([], falling(5))
+            drawn = chart._drawn
+            assert drawn >= 1 and chart._pending is None  # the first is at once
+            chart.show([], falling(10))
+            assert chart._drawn == drawn and chart._pending is not None  # waits
+            await pilot.pause()
+            losses = [loss for _, loss in falling(47)]
+            epoch = EpochDone(1, 1.0, 0.9, 0.0, 1.0, 1.0, 1.0, 100, True, batch_losses=losses)
+            chart.show([epoch], [])
+            assert chart._drawn == drawn + 1 and chart._pending is None
+            await pilot.pause()
+            chart.show([epoch], falling(3))  # the next epoch's first batches wait again
+            assert chart._drawn == drawn + 1 and chart._pending is not None
 
     asyncio.run(body())

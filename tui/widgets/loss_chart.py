@@ -40,7 +40,8 @@ class LossChart(PlotextPlot):
     # defaults on two cores. Default run, 1 training thread, seconds per epoch (--no-ui
     # 1.82-1.86): redrawn at 20 a second 2.5-2.7, twice a second 2.0-2.4, once a second
     # 2.0-2.2, never 1.8-2.0. Every 2 s instead of every second took the app's thread from
-    # 6.2% to 5.3% of the seconds of a default run's epochs (bench/README.md).
+    # 6.2% to 5.3% of the seconds of a default run's epochs (bench/README.md). An epoch's end
+    # redraws at once (show).
     INTERVAL = 2.0
 
     def __init__(self, **kwargs) -> None:
@@ -64,10 +65,15 @@ class LossChart(PlotextPlot):
         return len(self.epochs)
 
     def show(self, epochs: Sequence[EpochDone], live: Sequence[tuple[float, float]] = ()) -> None:
-        """New data; drawn now, or when INTERVAL has passed since the last redraw."""
+        """New data; drawn now when it brings a finished epoch (its validation point shows
+        with the epoch's row in the table) or INTERVAL has passed since the last redraw, else
+        when it has. An epoch shorter than INTERVAL therefore redraws the chart once, at its end."""
+        new_epoch = len(epochs) != len(self.epochs)
         self.epochs, self.live = epochs, live
         wait = self._last + self.INTERVAL - time.monotonic()
-        if wait <= 0:
+        if wait <= 0 or new_epoch:
+            if self._pending is not None:
+                self._pending.stop()
             self._redraw()
         elif self._pending is None:
             self._pending = self.set_timer(wait, self._redraw)
