@@ -108,6 +108,8 @@ def test_a_figures_lines_read_as_rich_reads_them():
     with_bold = ansi_strip("a\x1b[1mb\x1b[38;5;6mc\x1b[0md", 4, base)
     assert [style.bold for _, style in _cells(with_bold)] == [None, True, True, None]
     assert _cells(with_bold)[2][1].color.number == 6
+    unknown = ansi_strip("\x1b[38;5;6ma\x1b[999mb", 2, base)  # a code Rich does not read: kept as is
+    assert _cells(unknown)[1][1] == _cells(unknown)[0][1]
 
 
 def test_the_figure_is_built_once_a_redraw(monkeypatch):

@@ -157,11 +157,12 @@ ESCAPE = re.compile(r"\x1b\[([0-9;]*)m")
 
 @lru_cache(maxsize=64)
 def _sgr_style(codes: str) -> Style | None:
-    """The style an SGR escape's codes set (None: back to plain), as Rich reads them."""
+    """The style an SGR escape's codes add, as Rich reads them (None: back to plain; a code
+    Rich does not read adds nothing)."""
     if codes in ("", "0"):
         return None
     spans = Text.from_ansi(f"\x1b[{codes}mx").spans
-    return Style.parse(str(spans[0].style)) if spans else None
+    return Style.parse(str(spans[0].style)) if spans else Style()
 
 
 def ansi_strip(line: str, width: int, base: Style) -> Strip:
