@@ -41,8 +41,10 @@ class LossChart(PlotextPlot):
     # 1.82-1.86): redrawn at 20 a second 2.5-2.7, twice a second 2.0-2.4, once a second
     # 2.0-2.2, never 1.8-2.0. Every 2 s instead of every second took the app's thread from
     # 6.2% to 5.3% of the seconds of a default run's epochs (bench/README.md). An epoch's end
-    # redraws at once (show).
+    # redraws at once (show), unless the last redraw was less than EPOCH_GAP ago: a run of
+    # tiny epochs would otherwise redraw the chart many times a second.
     INTERVAL = 2.0
+    EPOCH_GAP = 0.5
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -65,18 +67,19 @@ class LossChart(PlotextPlot):
         return len(self.epochs)
 
     def show(self, epochs: Sequence[EpochDone], live: Sequence[tuple[float, float]] = ()) -> None:
-        """New data; drawn now when it brings a finished epoch (its validation point shows
-        with the epoch's row in the table) or INTERVAL has passed since the last redraw, else
-        when it has. An epoch shorter than INTERVAL therefore redraws the chart once, at its end."""
+        """New data; drawn now when INTERVAL has passed since the last redraw, or when it
+        brings a finished epoch (its validation point shows with the epoch's row in the table)
+        and EPOCH_GAP has; else when INTERVAL has. An epoch shorter than INTERVAL (and longer
+        than EPOCH_GAP) therefore redraws the chart once, at its end."""
         new_epoch = len(epochs) != len(self.epochs)
         self.epochs, self.live = epochs, live
-        wait = self._last + self.INTERVAL - time.monotonic()
-        if wait <= 0 or new_epoch:
+        since = time.monotonic() - self._last
+        if since >= self.INTERVAL or (new_epoch and since >= self.EPOCH_GAP):
             if self._pending is not None:
                 self._pending.stop()
             self._redraw()
         elif self._pending is None:
-            self._pending = self.set_timer(wait, self._redraw)
+            self._pending = self.set_timer(self.INTERVAL - since, self._redraw)
 
     def _redraw(self) -> None:
         self._pending = None

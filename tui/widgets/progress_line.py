@@ -1,8 +1,8 @@
 """A progress line: a label, a bar and its percentage, drawn by one widget.
 
 Why not Textual's ProgressBar beside a Label: the batch line changes a few times a second
-while training, and there each change set three reactive widgets (the bar, its percentage,
-the label) to refresh, and the percentage's label asked for a new layout of the screen. On
+while training, and there each change set four widgets to refresh (the bar, its bar and its
+percentage, the label), each through Textual's own path from text to lines. On
 a run that trains in the app's process the app's thread holds Python's lock while it does
 that, and the training thread waits (bench/README.md, "The app against a headless run").
 One widget of a fixed height and width repaints its own line and nothing else.
