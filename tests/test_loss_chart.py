@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 
+import pytest
 from textual.app import App
 
 from engine.train.events import EpochDone
@@ -144,11 +145,13 @@ def test_the_figure_is_built_once_a_redraw(monkeypatch):
     asyncio.run(body())
 
 
-def test_a_finished_epoch_is_drawn_at_once_and_batches_wait_their_turn(monkeypatch):
+@pytest.mark.parametrize("gap", [0.0, 1000.0])
+def test_a_finished_epoch_is_drawn_at_once_and_batches_wait_their_turn(monkeypatch, gap):
     """Between redraws (INTERVAL) new batches wait; an epoch's end draws at once, its
-    validation point beside the table's new row, and takes the place of the waiting redraw."""
+    validation point beside the table's new row, and takes the place of the waiting redraw;
+    but not within EPOCH_GAP of the last redraw (a run of tiny epochs), where it waits too."""
     monkeypatch.setattr(LossChart, "INTERVAL", 1000.0)  # no redraw falls due by the clock here
-    monkeypatch.setattr(LossChart, "EPOCH_GAP", 0.0)
+    monkeypatch.setattr(LossChart, "EPOCH_GAP", gap)
 
     async def body():
         app = OneChart()
@@ -163,28 +166,12 @@ def test_a_finished_epoch_is_drawn_at_once_and_batches_wait_their_turn(monkeypat
             losses = [loss for _, loss in falling(47)]
             epoch = EpochDone(1, 1.0, 0.9, 0.0, 1.0, 1.0, 1.0, 100, True, batch_losses=losses)
             chart.show([epoch], [])
+            if gap:
+                assert chart._drawn == drawn and chart._pending is not None
+                return
             assert chart._drawn == drawn + 1 and chart._pending is None
             await pilot.pause()
             chart.show([epoch], falling(3))  # the next epoch's first batches wait again
             assert chart._drawn == drawn + 1 and chart._pending is not None
-
-    asyncio.run(body())
-
-
-def test_epochs_that_end_close_together_redraw_no_more_often_than_the_gap(monkeypatch):
-    """A run of tiny epochs: an epoch's end within EPOCH_GAP of the last redraw waits its turn."""
-    monkeypatch.setattr(LossChart, "INTERVAL", 1000.0)
-    monkeypatch.setattr(LossChart, "EPOCH_GAP", 1000.0)
-
-    async def body():
-        app = OneChart()
-        async with app.run_test(size=(60, 20)) as pilot:
-            chart = app.query_one(LossChart)
-            chart.show([], falling(5))
-            drawn = chart._drawn
-            await pilot.pause()
-            epoch = EpochDone(1, 1.0, 0.9, 0.0, 1.0, 1.0, 1.0, 100, True, batch_losses=[1.0] * 47)
-            chart.show([epoch], [])
-            assert chart._drawn == drawn and chart._pending is not None
 
     asyncio.run(body())
