@@ -175,3 +175,33 @@ def test_a_finished_epoch_is_drawn_at_once_and_batches_wait_their_turn(monkeypat
             assert chart._drawn == drawn + 1 and chart._pending is not None
 
     asyncio.run(body())
+
+
+def test_the_legend_shows_each_mark_in_its_curves_colour(monkeypatch):
+    """The legend in the top border: the train loss's line and the val loss's dot in the
+    colours the chart draws them in, as the screen paints them."""
+    from textual.geometry import Region
+
+    from tests.canned import epoch_done
+
+    monkeypatch.setattr(LossChart, "INTERVAL", 0.0)
+
+    async def body():
+        app = OneChart()
+        async with app.run_test(size=(100, 20)) as pilot:
+            chart = app.query_one(LossChart)
+            chart.show([epoch_done(1), epoch_done(2)], falling(94))
+            await pilot.pause()
+            rows = [_cells(line) for line in chart.render_lines(Region(0, 0, *chart.outer_size))]
+            legend, figure = rows[0], [cell for row in rows[1:] for cell in row]
+
+            def colours(cells, drawn) -> set:
+                return {style.color for ch, style in cells if drawn(ch)}
+
+            dot = colours(legend, lambda ch: ch == "●")
+            assert len(dot) == 1 and dot == colours(figure, lambda ch: ch == "●")
+            line = colours(legend, lambda ch: ch == "━")
+            assert len(line) == 1 and line == colours(figure, lambda ch: "⠀" < ch <= "⣿")
+            assert line != dot
+
+    asyncio.run(body())

@@ -11,15 +11,27 @@ import time
 from collections.abc import Sequence
 from functools import lru_cache
 
+from plotext import colorize
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.content import Content
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
 from engine.insight.plots import batch_points, smooth
 from engine.train.events import EpochDone
+
+TRAIN_COLOR, VAL_COLOR = "cyan", "orange"  # plotext's names, for the curves and the legend
+
+
+def legend(train: str, val: str) -> Content:
+    """The chart's legend, its marks in the colours plotext gives the curves: the same escape
+    codes, read as the figure's are. Content rather than markup, which the border would parse
+    again at every repaint."""
+    line = f"{colorize('━', TRAIN_COLOR)} {train}  {colorize('●', VAL_COLOR)} {val}  (log)"
+    return Content.from_rich_text(Text.from_ansi(line))
 
 
 class LossChart(PlotextPlot):
@@ -32,8 +44,8 @@ class LossChart(PlotextPlot):
     }
     """
     # the legend sits in the top border: plotext's own would cover the first points
-    LEGEND = "[cyan]━[/] train loss per batch, smoothed  [orange1]●[/] val loss per epoch  (log)"
-    SHORT_LEGEND = "[cyan]━[/] train loss  [orange1]●[/] val loss  (log)"  # a narrow chart
+    LEGEND = legend("train loss per batch, smoothed", "val loss per epoch")
+    SHORT_LEGEND = legend("train loss", "val loss")  # a narrow chart
 
     # Redraws at most this often (seconds): building and painting a plotext figure holds the
     # GIL that the training thread needs, 10-25 ms a redraw on the app's thread at the
@@ -58,7 +70,7 @@ class LossChart(PlotextPlot):
         self.border_title = self.LEGEND
 
     def on_resize(self) -> None:
-        long = len(Text.from_markup(self.LEGEND)) + 4 <= self.size.width
+        long = self.LEGEND.cell_length + 4 <= self.size.width
         self.border_title = self.LEGEND if long else self.SHORT_LEGEND
 
     @property
@@ -124,9 +136,9 @@ class LossChart(PlotextPlot):
             return
         plt.yscale("log")
         if train:
-            plt.plot(*zip(*train), marker="braille", color="cyan")
+            plt.plot(*zip(*train), marker="braille", color=TRAIN_COLOR)
         if val:
-            plt.scatter(*zip(*val), marker="●", color="orange")
+            plt.scatter(*zip(*val), marker="●", color=VAL_COLOR)
         last = max(1, math.ceil(max(x for x, _ in [*train, *val]) - 1e-9))
         plt.xlim(0, last + 0.05)
         plt.xticks(_ticks(last))
