@@ -205,3 +205,36 @@ def test_the_legend_shows_each_mark_in_its_curves_colour(monkeypatch):
             assert line != dot
 
     asyncio.run(body())
+
+
+@pytest.mark.parametrize("last_epoch_seconds", [2.0, 10.0])
+def test_batches_leave_the_redraw_to_an_epoch_about_to_end(monkeypatch, last_epoch_seconds):
+    """A redraw that batches bring due by the clock waits when, at the pace of the epoch
+    before, the epoch should end within SOON: its end redraws the chart anyway. Further from
+    the end, or at a slower pace, the batches redraw it."""
+    monkeypatch.setattr(LossChart, "INTERVAL", 1000.0)  # due by the clock only where a test says so
+
+    async def body():
+        app = OneChart()
+        async with app.run_test(size=(60, 20)):
+            chart = app.query_one(LossChart)
+            first = EpochDone(1, 1.0, 0.9, 0.0, last_epoch_seconds, 1.0, 1.0, 100, True, batch_losses=[1.0, 0.8])
+            second = EpochDone(2, 0.7, 0.6, 0.0, last_epoch_seconds, 1.0, 1.0, 100, True, batch_losses=[0.7, 0.6])
+
+            def due_by_the_clock(epochs, into_the_second_epoch: float) -> int:
+                chart._last = -math.inf
+                chart.show(epochs, [(1 + into_the_second_epoch, 0.5)])
+                return chart._drawn
+
+            drawn = due_by_the_clock([first], 0.2)  # 80% of the epoch to go
+            assert chart._pending is None
+            near_the_end = due_by_the_clock([first], 0.7)  # 30% to go: 0.6 s at 2 s an epoch
+            if last_epoch_seconds * 0.3 <= LossChart.SOON:
+                assert near_the_end == drawn and chart._pending is not None  # waits (a fallback timer)
+                chart._last = -math.inf
+                chart.show([first, second], [])  # the epoch's end
+                assert chart._drawn == drawn + 1 and chart._pending is None
+            else:
+                assert near_the_end == drawn + 1 and chart._pending is None
+
+    asyncio.run(body())

@@ -54,9 +54,12 @@ class LossChart(PlotextPlot):
     # 2.0-2.2, never 1.8-2.0. Every 2 s instead of every second took the app's thread from
     # 6.2% to 5.3% of the seconds of a default run's epochs (bench/README.md). An epoch's end
     # redraws at once (show), unless the last redraw was less than EPOCH_GAP ago: a run of
-    # tiny epochs would otherwise redraw the chart many times a second.
+    # tiny epochs would otherwise redraw the chart many times a second. A redraw for batches
+    # alone waits when the epoch should end within SOON at the pace of the one before: its
+    # end redraws anyway, so epochs of 2-3 s (the defaults on two cores) redraw once, not twice.
     INTERVAL = 2.0
     EPOCH_GAP = 0.5
+    SOON = 1.0
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -79,19 +82,34 @@ class LossChart(PlotextPlot):
         return len(self.epochs)
 
     def show(self, epochs: Sequence[EpochDone], live: Sequence[tuple[float, float]] = ()) -> None:
-        """New data; drawn now when INTERVAL has passed since the last redraw, or when it
-        brings a finished epoch (its validation point shows with the epoch's row in the table)
-        and EPOCH_GAP has; else when INTERVAL has. An epoch shorter than INTERVAL (and longer
-        than EPOCH_GAP) therefore redraws the chart once, at its end."""
+        """New data; drawn now when INTERVAL has passed since the last redraw and the epoch
+        is not about to end, or when it brings a finished epoch (its validation point shows
+        with the epoch's row in the table) and EPOCH_GAP has; else later. An epoch shorter than
+        INTERVAL + SOON (and longer than EPOCH_GAP) therefore redraws the chart once, at its end."""
         new_epoch = len(epochs) != len(self.epochs)
         self.epochs, self.live = epochs, live
         since = time.monotonic() - self._last
-        if since >= self.INTERVAL or (new_epoch and since >= self.EPOCH_GAP):
+        if (new_epoch and since >= self.EPOCH_GAP) or (since >= self.INTERVAL and not self.epoch_ends_soon()):
             if self._pending is not None:
                 self._pending.stop()
             self._redraw()
         elif self._pending is None:
-            self._pending = self.set_timer(self.INTERVAL - since, self._redraw)
+            wait = self.INTERVAL - since
+            self._pending = self.set_timer(wait if wait > 0 else self.INTERVAL, self._when_due)
+
+    def epoch_ends_soon(self) -> bool:
+        """Whether the epoch training now should end within SOON seconds, at the pace of the
+        epoch before it (its seconds, and how far the batches on the chart have gone)."""
+        if not (self.epochs and self.live):
+            return False
+        done = self.live[-1][0] - len(self.epochs)  # of the epoch now training: x is in epochs
+        return 0 <= done <= 1 and (1 - done) * self.epochs[-1].seconds <= self.SOON
+
+    def _when_due(self) -> None:
+        if self.epoch_ends_soon():  # its end draws first; this stays as a fallback (a run stopped)
+            self._pending = self.set_timer(self.INTERVAL, self._when_due)
+            return
+        self._redraw()
 
     def _redraw(self) -> None:
         self._pending = None
