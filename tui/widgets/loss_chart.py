@@ -89,13 +89,16 @@ class LossChart(PlotextPlot):
         new_epoch = len(epochs) != len(self.epochs)
         self.epochs, self.live = epochs, live
         since = time.monotonic() - self._last
-        if (new_epoch and since >= self.EPOCH_GAP) or (since >= self.INTERVAL and not self.epoch_ends_soon()):
+        waits_for_the_end = self.INTERVAL > 0 and self.epoch_ends_soon()  # an INTERVAL of 0 draws every update
+        if (new_epoch and since >= self.EPOCH_GAP) or (since >= self.INTERVAL and not waits_for_the_end):
             if self._pending is not None:
                 self._pending.stop()
             self._redraw()
         elif self._pending is None:
             wait = self.INTERVAL - since
-            self._pending = self.set_timer(wait if wait > 0 else self.INTERVAL, self._when_due)
+            self._pending = (
+                self.set_timer(wait, self._when_due) if wait > 0 else self.set_timer(self.SOON, self._redraw)
+            )
 
     def epoch_ends_soon(self) -> bool:
         """Whether the epoch training now should end within SOON seconds, at the pace of the
@@ -106,8 +109,9 @@ class LossChart(PlotextPlot):
         return 0 <= done <= 1 and (1 - done) * self.epochs[-1].seconds <= self.SOON
 
     def _when_due(self) -> None:
-        if self.epoch_ends_soon():  # its end draws first; this stays as a fallback (a run stopped)
-            self._pending = self.set_timer(self.INTERVAL, self._when_due)
+        if self.epoch_ends_soon():
+            # its end draws first; should it not come (a run stopped), this does
+            self._pending = self.set_timer(self.SOON, self._redraw)
             return
         self._redraw()
 
