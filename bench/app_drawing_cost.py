@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from terminal import AppInTerminal, rows_written, thread_cpu  # noqa: E402  (bench/terminal.py)
+from terminal import AppInTerminal, provenance, rows_written, thread_cpu  # noqa: E402  (bench/terminal.py)
 
 # what the screen draws from a run's events as it trains (its configuration and status lines,
 # drawn once or twice a run, are drawn in every epoch)
@@ -137,15 +135,7 @@ def main() -> None:
         f"seconds, {100 * found['app_thread_share_not_drawing']:.1f}% of the others'"
     )
     if args.json:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        found = {
-            "command": " ".join(["python3", "bench/app_drawing_cost.py", *sys.argv[1:]]),
-            "commit": commit.stdout.strip()[:7],
-            "date": time.strftime("%Y-%m-%d"),
-            "cpu_count": os.cpu_count(),
-            **found,
-            "runs": runs,
-        }
+        found = {**provenance("app_drawing_cost.py"), **found, "runs": runs}
         args.json.write_text(json.dumps(found, indent=1) + "\n")
 
 

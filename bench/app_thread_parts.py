@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from terminal import AppInTerminal  # noqa: E402  (bench/terminal.py)
+from terminal import AppInTerminal, provenance  # noqa: E402  (bench/terminal.py)
 
 HANDLERS = ("_draw_epochs", "_draw_chart", "_draw_watch", "_draw_progress", "_epoch_bar", "_draw_status")
 
@@ -145,14 +143,7 @@ def main() -> None:
         n = statistics.median(r["parts"].get(name, {"calls": 0})["calls"] for r in runs)
         print(f"| {name} | {100 * s:.2f}% | {ms:.2f} | {n:g} |")
     if args.json:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        found = {
-            "command": " ".join(["python3", "bench/app_thread_parts.py", *sys.argv[1:]]),
-            "commit": commit.stdout.strip()[:7],
-            "date": time.strftime("%Y-%m-%d"),
-            "cpu_count": os.cpu_count(),
-            "runs": runs,
-        }
+        found = {**provenance("app_thread_parts.py"), "runs": runs}
         args.json.write_text(json.dumps(found, indent=1) + "\n")
 
 

@@ -13,11 +13,25 @@ import os
 import pty
 import struct
 import subprocess
+import sys
 import termios
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def provenance(script: str) -> dict:
+    """What an app bench's JSON says of where its figures came from: the command that made
+    them, the commit, the day and the cores."""
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "command": " ".join(["python3", f"bench/{script}", *sys.argv[1:]]),
+        "commit": commit.stdout.strip()[:7],
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def thread_cpu(pid: int) -> float:
