@@ -160,6 +160,7 @@ class EpochTable(ScrollView, can_focus=True):
         self.scroll_to(y=self.max_scroll_y, animate=False)
 
     def on_resize(self) -> None:
+        self._strips.clear()  # rows drawn at the old width are not drawn again
         self.follow_newest()
 
     def _set_best(self, epoch: int, mark: Text | str) -> None:
@@ -192,8 +193,8 @@ class EpochTable(ScrollView, can_focus=True):
             style = base + self.get_component_styles(look).rich_style if look else base
             # the highlight's colours win over a cell's own (the star's green), as a cursor's do
             over = style if look == "epoch-table--newest" else None
-            labels = [Text(label) for label in self.labels()]
-            self._strips[key] = self._line(labels if index < 0 else self._rows[index], style, over, width, base)
+            row = [Text(label) for label in self.labels()] if index < 0 else self._rows[index]
+            self._strips[key] = self._line(row, style, over, width, base)
         return self._strips[key]
 
     def _line(self, row: list[Text | str], style: Style, over: Style | None, width: int, base: Style) -> Strip:
