@@ -70,6 +70,35 @@ def test_the_training_screen_draws_each_new_epoch_by_length(tmp_path, monkeypatc
     asyncio.run(body())
 
 
+def test_the_bars_are_drawn_once_an_epoch_and_again_in_a_new_style(tmp_path, monkeypatch):
+    """Painting the chart again (another widget's change) reuses its lines; a new epoch, size
+    or style draws them anew."""
+    app = make_app(tmp_path, monkeypatch)
+    app.stylesheet.add_source("LengthChart.-night { background: darkblue; }", read_from=("test", ""))
+    draws: list[int] = []
+    plain = LengthChart._draw
+    monkeypatch.setattr(LengthChart, "_draw", lambda self: draws.append(1) or plain(self))
+
+    async def body():
+        async with app.run_test(size=(100, 32)) as pilot:
+            chart = app.screen.query_one(LengthChart)
+            app.post_message(EpochFinished(app.run_id, epoch(*EPOCHS[2])))
+            await pilot.pause()
+            drawn = len(draws)
+            painted = [chart.render_line(y) for y in range(chart.size.height)]
+            assert len(draws) == drawn and drawn >= 1
+            assert "by length, epoch 3" in "".join(seg.text for seg in painted[0])
+            chart.add_class("-night")
+            await pilot.pause()
+            assert len(draws) == drawn + 1
+            assert {seg.style.bgcolor for seg in chart.render_line(1)} == {chart.rich_style.bgcolor}
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause()
+            assert len(chart.render_line(0).text) == chart.size.width
+
+    asyncio.run(body())
+
+
 @pytest.mark.parametrize("size", [(100, 32), (80, 24)])
 def test_the_results_screen_charts_the_length_sweep(tmp_path, monkeypatch, size):
     app = make_app(tmp_path, monkeypatch)

@@ -41,6 +41,8 @@ def _runs(n: int, most: int) -> list[range]:
 class OneChart(App):
     """A loss chart alone on a screen."""
 
+    CSS = "LossChart.-night { background: darkblue; }"
+
     def compose(self):
         yield LossChart()
 
@@ -141,6 +143,10 @@ def test_the_figure_is_built_once_a_redraw(monkeypatch):
             await pilot.pause()
             assert builds[-1] == 20 and len(builds) == first + 1
             assert any("⠀" < ch <= "⣿" for y in range(chart.size.height) for ch in chart.render_line(y).text)
+            # a new style (here the widget's background) is the base of the lines' cells: built anew
+            chart.add_class("-night")
+            await pilot.pause()
+            assert len(builds) == first + 2
 
     asyncio.run(body())
 

@@ -6,25 +6,23 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from rich.console import Console
 from rich.style import Style
+from rich.text import Text
 from textual.app import App
 
-from tui.widgets.progress_line import BAR, HALF_LEFT, HALF_RIGHT, ProgressLine, bar_text
+from tui.widgets.progress_line import BAR, HALF_LEFT, HALF_RIGHT, ProgressLine, bar_pieces
 
 LIT, UNLIT = Style(color="green"), Style(color="grey37")
-CONSOLE = Console(width=200)
+
+
+def bar_text(width: int, fraction: float, lit: Style, unlit: Style) -> Text:
+    return Text.assemble(*bar_pieces(width, fraction, lit, unlit), end="")
 
 
 def lit_halves(width: int, fraction: float) -> float:
-    text = bar_text(width, fraction, LIT, UNLIT)
-    assert text.cell_len == width
-    return sum((0.5 if ch == HALF_RIGHT else 1.0) for ch, style in _cells(text) if style == LIT)
-
-
-def _cells(text):
-    """(character, style) per cell, as the line is drawn."""
-    return [(ch, seg.style) for seg in text.render(CONSOLE) for ch in seg.text]
+    cells = [(ch, style) for text, style in bar_pieces(width, fraction, LIT, UNLIT) for ch in text]
+    assert len(cells) == width
+    return sum((0.5 if ch == HALF_RIGHT else 1.0) for ch, style in cells if style == LIT)
 
 
 @pytest.mark.parametrize("width", [1, 7, 43])
@@ -68,5 +66,46 @@ def test_the_line_shows_its_label_bar_and_percentage_in_its_width():
             line.update(progress=40, total=40)  # nothing new: no repaint
             line.update("epoch 3", progress=1)
             assert repaints == [False]
+
+    asyncio.run(body())
+
+
+def _lit_colour(line: ProgressLine):
+    """The colour of the bar's first cell, as painted."""
+    strip = line.render_line(0)
+    at = ProgressLine.LABEL_WIDTH
+    for seg in strip:
+        if at < len(seg.text):
+            assert seg.text[at] == BAR
+            return seg.style.color
+        at -= len(seg.text)
+    raise AssertionError("no bar painted")
+
+
+def test_the_painted_line_has_the_cells_of_its_text_and_follows_a_new_theme():
+    class One(App):
+        def compose(self):
+            yield ProgressLine("epoch", id="line")
+
+    async def body():
+        app = One()
+        async with app.run_test(size=(60, 5)) as pilot:
+            line = app.query_one(ProgressLine)
+            line.update("epoch 2 batch 33/40", progress=33, total=40)
+            await pilot.pause()
+            base = line.rich_style
+            # the same cells as Rich's own reading of the line's Text on the widget's style
+            expected = [
+                (ch, base + seg.style if seg.style else base)
+                for seg in line.render().render(app.console)
+                for ch in seg.text
+            ]
+            painted = [(ch, seg.style) for seg in line.render_line(0) for ch in seg.text]
+            assert painted == expected
+            before = _lit_colour(line)
+            app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+            await pilot.pause()
+            lit = line.get_component_rich_style("progress-line--bar").color
+            assert lit != before and _lit_colour(line) == lit  # the styles are read again
 
     asyncio.run(body())

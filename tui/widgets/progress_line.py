@@ -21,21 +21,23 @@ HALF_RIGHT = "╸"  # the bar's last half cell, lit
 HALF_LEFT = "╺"  # the gap after a bar that ends on a whole cell
 
 
-def bar_text(width: int, fraction: float, lit: Style, unlit: Style) -> Text:
-    """A bar `width` cells long, lit from the left for `fraction` of it in whole half cells
-    (rounded down, so a bar is never full before its work is): Textual's own bar's glyphs."""
+def bar_pieces(width: int, fraction: float, lit: Style, unlit: Style) -> list[tuple[str, Style]]:
+    """A bar `width` cells long as (text, style) pieces, lit from the left for `fraction` of it
+    in whole half cells (rounded down, so a bar is never full before its work is): Textual's
+    own bar's glyphs."""
     if width <= 0:
-        return Text()
+        return []
     halves = int(max(0.0, min(1.0, fraction)) * width * 2)
     whole, half = divmod(halves, 2)
-    text = Text(end="")
-    text.append(BAR * whole, lit)
+    pieces = [(BAR * whole, lit)] if whole else []
     if half:
-        text.append(HALF_RIGHT, lit)
+        pieces.append((HALF_RIGHT, lit))
     elif whole < width and whole:
-        text.append(HALF_LEFT, unlit)
-    text.append(BAR * (width - len(text)), unlit)
-    return text
+        pieces.append((HALF_LEFT, unlit))
+    rest = width - sum(len(text) for text, _ in pieces)
+    if rest:
+        pieces.append((BAR * rest, unlit))
+    return pieces
 
 
 class ProgressLine(Widget, can_focus=False):
@@ -66,6 +68,7 @@ class ProgressLine(Widget, can_focus=False):
         self.label = label
         self.progress = 0.0
         self.total = 1.0
+        self._looks: dict[str, Style] | None = None
 
     @property
     def fraction(self) -> float:
@@ -84,25 +87,41 @@ class ProgressLine(Widget, can_focus=False):
         if (self.label, self.progress, self.total) != before:
             self.refresh()
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._looks = None  # the CSS or the theme changed: read the styles again at the next paint
+
+    def _styles(self) -> dict[str, Style]:
+        """The line's styles, read once until the CSS changes: working them out from the CSS
+        (the widget's own through its ancestors', and each component's) took most of a repaint."""
+        if self._looks is None:
+            looks = {"base": self.rich_style}
+            for part in ("bar", "complete"):
+                style = self.get_component_rich_style(f"progress-line--{part}")
+                looks[f"{part} lit"] = Style.from_color(style.color)
+                looks[f"{part} unlit"] = Style.from_color(style.bgcolor)
+            self._looks = looks
+        return self._looks
+
+    def pieces(self) -> list[tuple[str, Style | None]]:
+        """The line as (text, style) pieces: the label, the bar, the percentage."""
+        width = self.size.width  # the content's: padding excluded
+        fraction = self.fraction
+        looks = self._styles()
+        part = "complete" if fraction >= 1 else "bar"
+        label = self.label[: self.LABEL_WIDTH].ljust(self.LABEL_WIDTH)
+        bar_width = max(0, width - self.LABEL_WIDTH - self.PERCENT_WIDTH)
+        bar = bar_pieces(bar_width, fraction, looks[f"{part} lit"], looks[f"{part} unlit"])
+        return [(label, None), *bar, (f"{round(100 * fraction)}%".rjust(self.PERCENT_WIDTH), None)]
+
     def render_line(self, y: int) -> Strip:
-        # the line's segments on the widget's style, straight: Textual's own path from a Text
-        # (its content, then its strips) took most of the ~1 ms a repaint of this line cost
-        base = self.rich_style
+        # segments straight from the pieces, on the widget's style: Textual's own path from a
+        # Text (its content, then its strips) took most of the ~1 ms a repaint of this line cost
+        base = self._styles()["base"]
         if y:
             return Strip.blank(self.size.width, base)
-        segments = [
-            Segment(seg.text, base + seg.style if seg.style else base) for seg in self.render().render(self.app.console)
-        ]
+        segments = [Segment(text, base + style if style else base) for text, style in self.pieces() if text]
         return Strip(segments).adjust_cell_length(self.size.width, base)
 
     def render(self) -> Text:
-        width = self.size.width  # the content's: padding excluded
-        fraction = self.fraction
-        style = self.get_component_rich_style("progress-line--complete" if fraction >= 1 else "progress-line--bar")
-        lit, unlit = Style.from_color(style.color), Style.from_color(style.bgcolor)
-        label = self.label[: self.LABEL_WIDTH].ljust(self.LABEL_WIDTH)
-        bar_width = max(0, width - self.LABEL_WIDTH - self.PERCENT_WIDTH)
-        line = Text(label, end="")
-        line.append_text(bar_text(bar_width, fraction, lit, unlit))
-        line.append(f"{round(100 * fraction)}%".rjust(self.PERCENT_WIDTH))
-        return line
+        return Text.assemble(*self.pieces(), end="")
