@@ -29,7 +29,12 @@ from .messages import (
     TrainingStarted,
 )
 
-BATCH_INTERVAL = PROGRESS_INTERVAL  # seconds between progress messages (tests set it)
+# Seconds between the app's progress messages (tests set it): twice a second, half the
+# headless run's rate. Each message makes the app's thread handle it and paint a frame, and a
+# run trained in the app's process waits for that thread: at four a second the progress frames
+# were a third of the app thread's work while training (bench/README.md, "The app against a
+# headless run").
+BATCH_INTERVAL = 2 * PROGRESS_INTERVAL
 
 
 def batch_passes(ev: BatchDone, now: float, last: float) -> bool:
