@@ -42,13 +42,16 @@ def test_a_bar_that_ends_on_a_whole_cell_leaves_a_gap_before_the_rest():
     assert bar_text(0, 0.5, LIT, UNLIT).plain == ""
 
 
-def test_the_line_shows_its_label_bar_and_percentage_in_its_width():
-    class One(App):
-        def compose(self):
-            yield ProgressLine("epoch", id="line")
+class OneLine(App):
+    """A progress line alone on a screen."""
 
+    def compose(self):
+        yield ProgressLine("epoch", id="line")
+
+
+def test_the_line_shows_its_label_bar_and_percentage_in_its_width():
     async def body():
-        app = One()
+        app = OneLine()
         async with app.run_test(size=(60, 5)) as pilot:
             line = app.query_one(ProgressLine)
             line.update("epoch 2 batch 5/40 and a label longer than its room", progress=5, total=40)
@@ -83,12 +86,8 @@ def _lit_colour(line: ProgressLine):
 
 
 def test_the_painted_line_has_the_cells_of_its_text_and_follows_a_new_theme():
-    class One(App):
-        def compose(self):
-            yield ProgressLine("epoch", id="line")
-
     async def body():
-        app = One()
+        app = OneLine()
         async with app.run_test(size=(60, 5)) as pilot:
             line = app.query_one(ProgressLine)
             line.update("epoch 2 batch 33/40", progress=33, total=40)

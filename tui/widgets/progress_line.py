@@ -124,4 +124,5 @@ class ProgressLine(Widget, can_focus=False):
         return Strip(segments).adjust_cell_length(self.size.width, base)
 
     def render(self) -> Text:
+        """The line as a Text (what it says, for tests and screenshots); render_line paints it."""
         return Text.assemble(*self.pieces(), end="")
