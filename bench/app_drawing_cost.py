@@ -2,6 +2,10 @@
 
     python3 bench/app_drawing_cost.py [--repeats 10] [--epochs 9] [--seed 1] [--corpus FILE]
                                       [--json bench/results/app-drawing-cost.json]
+    python3 bench/app_drawing_cost.py --pool bench/results/app-drawing-cost-seed{1,2,3}-a73a678.json
+
+--pool reads the runs of several such files (seeds, sittings) as one sample: the median, the
+mean and its standard error over every run.
 
 Why not the app against a headless run (app_watch_cost.py --as-user): on a shared host two
 runs a minute apart differ by more than what is measured (pairs of the same run from -17% to
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -104,9 +109,35 @@ def summary(runs: list[dict]) -> dict:
     }
 
 
+def pooled(files: list[Path]) -> str:
+    """The runs of several benches' JSON files as one sample, in a line."""
+    costs, drawing, other = [], [], []
+    for f in files:
+        try:
+            found = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--pool: {f}: {e}") from None
+        costs += found["cost_per_run"]
+        drawing.append(found["app_thread_share_drawing"])
+        other.append(found["app_thread_share_not_drawing"])
+    error = statistics.stdev(costs) / len(costs) ** 0.5 if len(costs) > 1 else math.nan
+    return (
+        f"{len(costs)} runs from {len(files)} files: a drawing epoch against one that does not draw, median "
+        f"{100 * statistics.median(costs):+.1f}%, mean {100 * statistics.mean(costs):+.1f}% "
+        f"(standard error {100 * error:.1f} points); the app thread's CPU {100 * min(drawing):.1f}-"
+        f"{100 * max(drawing):.1f}% of a drawing epoch's seconds, {100 * min(other):.1f}-{100 * max(other):.1f}% "
+        "of the others' (the files' medians)"
+    )
+
+
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         child(int(sys.argv[2]), sys.argv[4:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--pool":
+        if len(sys.argv) < 3:
+            raise SystemExit("--pool: name the benches' JSON files")
+        print(pooled([Path(a) for a in sys.argv[2:]]))
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=10, help="runs, half drawing in odd epochs, half in even")
