@@ -4,8 +4,8 @@
                                       [--json bench/results/app-drawing-cost.json]
     python3 bench/app_drawing_cost.py --pool bench/results/app-drawing-cost-seed{1,2,3}-a73a678.json
 
---pool reads the runs of several such files (seeds, sittings) as one sample: the median, the
-mean and its standard error over every run.
+--pool runs nothing: it reads the runs of several such files (seeds, sittings) as one sample,
+the median, the mean and its standard error over every run.
 
 Why not the app against a headless run (app_watch_cost.py --as-user): on a shared host two
 runs a minute apart differ by more than what is measured (pairs of the same run from -17% to
@@ -134,18 +134,17 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         child(int(sys.argv[2]), sys.argv[4:])
         return
-    if len(sys.argv) > 1 and sys.argv[1] == "--pool":
-        if len(sys.argv) < 3:
-            raise SystemExit("--pool: name the benches' JSON files")
-        print(pooled([Path(a) for a in sys.argv[2:]]))
-        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=10, help="runs, half drawing in odd epochs, half in even")
     p.add_argument("--epochs", type=int, default=9)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--corpus", default="")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--pool", nargs="+", type=Path, metavar="JSON", help="no runs: these files' runs as one sample")
     args = p.parse_args()
+    if args.pool:
+        print(pooled(args.pool))
+        return
     if args.epochs < 3:
         raise SystemExit("--epochs: at least 3 (epoch 1 is not counted, and both kinds of epoch are needed)")
     runs = []
