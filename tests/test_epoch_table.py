@@ -99,6 +99,11 @@ async def _test_a_narrower_screen_leaves_the_machine_figures_to_the_title_bar():
         assert table.row_count == 2
 
 
+def painted(table: EpochTable) -> list[str]:
+    """The table's lines as it paints them."""
+    return [table.render_line(y).text for y in range(table.size.height)]
+
+
 def test_the_table_draws_a_header_and_a_row_an_epoch_with_the_star_on_the_best():
     asyncio.run(_test_the_table_draws_a_header_and_a_row_an_epoch_with_the_star_on_the_best())
 
@@ -109,7 +114,7 @@ async def _test_the_table_draws_a_header_and_a_row_an_epoch_with_the_star_on_the
         table = app.query_one(EpochTable)
         table.show([epoch(1), epoch(2), epoch(3, best=False)])
         await pilot.pause()
-        lines = [table.render_line(y).text for y in range(table.size.height)]
+        lines = painted(table)
         assert lines[0].split() == ["epoch", "train", "loss", "val", "loss", "val", "exact", "time", "best"]
         assert [line.split()[0] for line in lines[1:4]] == ["1", "2", "3"]
         assert ["★" in line for line in lines[1:4]] == [False, True, False]  # moved from epoch 1 to 2
@@ -133,7 +138,7 @@ async def _test_a_long_run_keeps_its_newest_epoch_in_view_under_the_header():
         for n in range(1, 21):
             table.show(epochs[:n])
             await pilot.pause()
-        lines = [table.render_line(y).text for y in range(table.size.height)]
+        lines = painted(table)
         assert lines[0].split()[0] == "epoch"
         assert [line.split()[0] for line in lines[1:]] == [str(n) for n in range(22 - table.size.height, 21)]
 
@@ -161,3 +166,21 @@ async def _test_a_new_epoch_draws_its_own_row_and_restyles_the_one_before_it(mon
         table.show(epochs)  # epoch 6 takes the star and the highlight from epoch 5
         await pilot.pause()
         assert sorted(row[0] for row in drawn) == ["5", "6"]
+
+
+def test_the_rows_are_drawn_again_in_a_new_theme():
+    asyncio.run(_test_the_rows_are_drawn_again_in_a_new_theme())
+
+
+async def _test_the_rows_are_drawn_again_in_a_new_theme():
+    app = TableApp()
+    async with app.run_test(size=(100, 12)) as pilot:
+        table = app.query_one(EpochTable)
+        table.show([epoch(1), epoch(2)])
+        await pilot.pause()
+        before = list(table.render_line(1))[0].style.bgcolor  # epoch 1's row
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        after = list(table.render_line(1))[0].style.bgcolor
+        expected = (table.rich_style + table.get_component_styles("epoch-table--even-row").rich_style).bgcolor
+        assert after != before and after == expected
